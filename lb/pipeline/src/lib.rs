@@ -1,0 +1,36 @@
+//! The clua packet pipeline: everything an alias router does to a packet, with no DPDK in sight.
+//!
+//! `RX -> classify -> select -> encap -> TX`, one stage per module, each run over a whole burst
+//! (at most [`BURST`] packets). The pipeline works on any [`PacketBuf`]: the DPDK mbuf
+//! (`clua-dpdk`) and the heap-backed [`VecBuf`] used by unit tests, golden fixtures, fuzzing and
+//! benches.
+//!
+//! Invariants:
+//! - Nothing on the per-packet path allocates, locks, logs or panics. Every packet ends with a
+//!   [`Verdict`]; drops carry a [`DropReason`] that bumps a per-core counter.
+//! - Configuration arrives as an immutable [`Snapshot`] built by the control plane (crate
+//!   `clua-ctl`); a worker swaps to a new one between bursts. Established flows survive a swap
+//!   because the connection table stores stable [`MemberId`]s.
+#![forbid(unsafe_code)]
+
+pub mod buf;
+pub mod classify;
+pub mod conntrack;
+pub mod encap;
+pub mod hash;
+pub mod select;
+pub mod snapshot;
+pub mod verdict;
+pub mod wire;
+pub mod worker;
+
+pub use buf::{PacketBuf, VecBuf};
+pub use snapshot::{
+    Alias, AliasId, AliasMember, Encap, Member, MemberId, PortId, PortInfo, PortRole, ServiceMode,
+    Snapshot,
+};
+pub use verdict::{CoreCounters, DropReason, PuntReason, Verdict};
+// pub use worker::{Pipeline, PipelineConfig};
+
+/// Packets per burst: the unit every stage iterates over (DPDK l3fwd's MAX_PKT_BURST).
+pub const BURST: usize = 32;

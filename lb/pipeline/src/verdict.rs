@@ -1,0 +1,189 @@
+//! What happens to each packet, and the per-core counters those outcomes bump.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::snapshot::PortId;
+
+/// The outcome of the pipeline for one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the (rewritten) packet on this port.
+    Forward(PortId),
+    /// Free the packet; the reason has been counted.
+    Drop(DropReason),
+    /// Hand the packet, unchanged, to the control thread.
+    Punt(PuntReason),
+}
+
+/// Why the control thread gets a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PuntReason {
+    /// An ARP packet (requests for alias addresses are answered by the proxy-ARP master, CA4).
+    Arp = 0,
+    /// An ICMP echo request to an alias or to one of the router's own addresses (CA7: ICMP is
+    /// handled in alias context).
+    IcmpEcho = 1,
+}
+
+impl PuntReason {
+    /// Number of variants, for counter arrays.
+    pub const COUNT: usize = 2;
+    /// Every variant, in counter-index order.
+    pub const ALL: [PuntReason; Self::COUNT] = [PuntReason::Arp, PuntReason::IcmpEcho];
+    /// The metric label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PuntReason::Arp => "arp",
+            PuntReason::IcmpEcho => "icmp_echo",
+        }
+    }
+}
+
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// Why a packet was dropped. Each reason indexes a per-core counter.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl DropReason {
+            /// Every variant, in counter-index order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// Number of variants, for counter arrays.
+            pub const COUNT: usize = Self::ALL.len();
+            /// The metric label (snake_case).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Shorter than an Ethernet header, or than a header it claims to carry.
+    Truncated = "truncated",
+    /// An EtherType the router does not handle (IPv6, LLDP, ...), or a stacked VLAN tag.
+    UnsupportedEthertype = "unsupported_ethertype",
+    /// IPv4 header invalid: version, header length, total length or checksum.
+    BadIpv4Header = "bad_ipv4_header",
+    /// IPv4 to an address that is neither an alias nor one of the router's own.
+    NotAlias = "not_alias",
+    /// An IPv4 fragment: without ports it cannot be mapped to a flow.
+    Fragment = "fragment",
+    /// A transport protocol that aliases do not carry (anything but TCP, UDP and ICMP).
+    UnsupportedProtocol = "unsupported_protocol",
+    /// A TCP or UDP header that is truncated or has an invalid length field.
+    BadL4Header = "bad_l4_header",
+    /// ICMP that is not handled in alias context.
+    UnsupportedIcmp = "unsupported_icmp",
+    /// The alias has no member that is up in any selp tier.
+    NoMember = "no_member",
+    /// The port is in_noalias: it refuses traffic to alias addresses (CA9).
+    InNoalias = "in_noalias",
+    /// Not enough headroom in the buffer for the encapsulation headers.
+    NoHeadroom = "no_headroom",
+    /// The encapsulated packet would exceed the egress port's MTU.
+    TooBig = "too_big",
+    /// The control thread's punt queue was full.
+    PuntQueueFull = "punt_queue_full",
+    /// The egress port's transmit queue was full.
+    TxFull = "tx_full",
+    /// Received on a port the snapshot does not know, or addressed to another MAC.
+    WrongPort = "wrong_port",
+}
+
+/// Counters for one worker core. Only that core writes them (relaxed load + store, no atomic
+/// read-modify-write on the hot path); anyone may read them at any time.
+#[derive(Debug)]
+pub struct CoreCounters {
+    /// Packets received.
+    pub rx: AtomicU64,
+    /// Packets handed to a port for transmission (before the PMD accepted them).
+    pub forwarded: AtomicU64,
+    /// Drops by reason, indexed by `DropReason as usize`.
+    pub drops: [AtomicU64; DropReason::COUNT],
+    /// Punts by reason, indexed by `PuntReason as usize`.
+    pub punts: [AtomicU64; PuntReason::COUNT],
+    /// Packets forwarded to each member, indexed by `MemberId`.
+    pub member_packets: Box<[AtomicU64]>,
+    /// New flows (connection-table inserts, or in_multi UDP datagrams) per member.
+    pub member_flows: Box<[AtomicU64]>,
+    /// Connection-table hits.
+    pub conn_hits: AtomicU64,
+    /// Connection-table entries created.
+    pub conn_inserts: AtomicU64,
+    /// Live entries evicted because their bucket was full.
+    pub conn_evictions: AtomicU64,
+}
+
+impl CoreCounters {
+    /// Counters for up to `max_members` member ids.
+    pub fn new(max_members: usize) -> Self {
+        let zeros = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect::<Box<[_]>>();
+        CoreCounters {
+            rx: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
+            drops: core::array::from_fn(|_| AtomicU64::new(0)),
+            punts: core::array::from_fn(|_| AtomicU64::new(0)),
+            member_packets: zeros(max_members),
+            member_flows: zeros(max_members),
+            conn_hits: AtomicU64::new(0),
+            conn_inserts: AtomicU64::new(0),
+            conn_evictions: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds `n` to a counter owned by this core.
+    #[inline(always)]
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Counts one drop.
+    #[inline(always)]
+    pub fn drop(&self, reason: DropReason) {
+        Self::add(&self.drops[reason as usize], 1);
+    }
+
+    /// Reads a counter.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    /// Drops for one reason.
+    pub fn drops_for(&self, reason: DropReason) -> u64 {
+        Self::get(&self.drops[reason as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_reason_names_are_unique_and_indexed_in_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn counters_count() {
+        let c = CoreCounters::new(4);
+        c.drop(DropReason::Fragment);
+        c.drop(DropReason::Fragment);
+        CoreCounters::add(&c.member_flows[3], 5);
+        assert_eq!(c.drops_for(DropReason::Fragment), 2);
+        assert_eq!(c.drops_for(DropReason::Truncated), 0);
+        assert_eq!(CoreCounters::get(&c.member_flows[3]), 5);
+    }
+}
