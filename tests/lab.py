@@ -1,0 +1,756 @@
+"""clua network-namespace lab.
+
+Builds a small cluster-alias network out of network namespaces, veth pairs and Linux bridges,
+without ever touching the root namespace's interfaces, routes or sysctls:
+
+    P-cli  198.51.100.10/24 ----+
+                                |  P-bc (client LAN bridge, MTU 1500)          in P-sw
+    P-gw   198.51.100.1/24 -----+-------------------- P-rc  (02:00:00:00:00:01)  in P-rtr
+           192.0.2.1/25   ----- P-b0 (ic0 bridge) --- P-r0  (02:00:00:00:00:02)  in P-rtr
+           192.0.2.129/25 ----- P-b1 (ic1 bridge) --- P-r1  (02:00:00:00:00:03)  in P-rtr
+    P-m1..mN 192.0.2.11.. on P-b0   (l2 members)
+    P-v1..vK 192.0.2.141.. on P-b1  (vxlan members, VXLAN device P-vx id 42, dstport 4789)
+
+P is a per-run prefix ("cl" + 4 hex digits).  aliasd runs in P-rtr and takes P-rc/P-r0/P-r1 with
+the AF_XDP PMD (or AF_PACKET when CLUA_PMD=af_packet).  Members hold the aliases on lo and reply
+straight to the client through P-gw (direct server return).
+
+Use as a context manager (``with Lab(members=3) as lab: ...``); everything the lab created is
+removed on exit, at interpreter exit (atexit) and on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
+SERVER = TESTS / "servers" / "member_server.py"
+CLIENT = TESTS / "clients" / "client.py"
+STATE_DIR = Path(os.environ.get("CLUA_LAB_STATE", "/tmp/clua-lab"))
+
+CLIENT_IP = "198.51.100.10"
+CLIENT_MAC = "02:00:00:00:00:10"
+GW_CLI_IP = "198.51.100.1"
+GW_IC0_IP = "192.0.2.1"
+GW_IC1_IP = "192.0.2.129"
+RTR_CLI_IP = "198.51.100.2"  # aliasd's own address on the client port (not a kernel address)
+RTR_IC0_IP = "192.0.2.2"
+RTR_IC1_IP = "192.0.2.130"
+RTR_MACS = {"client": "02:00:00:00:00:01", "ic0": "02:00:00:00:00:02", "ic1": "02:00:00:00:00:03"}
+IC_MTU = 1600
+CLI_MTU = 1500
+VXLAN_VNI = 42
+VXLAN_PORT = 4789
+PREFIX_RE = re.compile(r"^cl[0-9a-f]{4}$")
+
+_ALLOWED_NETS = ("198.51.100.", "192.0.2.", "203.0.113.")
+
+
+def _check_addr(addr: str) -> str:
+    if not addr.split("/")[0].startswith(_ALLOWED_NETS):
+        raise ValueError(f"lab address {addr} outside the documentation ranges")
+    return addr
+
+
+class LabError(RuntimeError):
+    pass
+
+
+@dataclass
+class Member:
+    name: str  # m1, v1 (also the aliasd member name)
+    ns: str  # full namespace name
+    ifname: str  # its interconnect interface (inside ns)
+    address: str
+    mac: str
+    port: str  # aliasd port name: ic0 | ic1
+    encap: str  # l2 | vxlan
+    vx_ifname: str | None = None
+    inner_mac: str | None = None
+    server: subprocess.Popen | None = field(default=None, repr=False)
+
+
+class AliasdError(LabError):
+    pass
+
+
+class Aliasd:
+    """A running aliasd in P-rtr; stderr is captured line by line into ``lines``."""
+
+    def __init__(self, lab: "Lab", proc: subprocess.Popen, config: str):
+        self.lab = lab
+        self.proc = proc
+        self.config = config
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip("\n")
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def stderr(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float) -> bool:
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if any(rx.search(l) for l in self.lines):
+                    return True
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.5))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10) -> int | None:
+        rc = self.lab.stop(self.proc, timeout=timeout)
+        self._reader.join(2)
+        return rc
+
+
+# ---------------------------------------------------------------- cleanup of every live lab
+_LIVE: "set[Lab]" = set()
+_HANDLERS_INSTALLED = False
+
+
+def _cleanup_all():
+    for lab in list(_LIVE):
+        try:
+            lab.down()
+        except Exception as e:  # pragma: no cover - best effort at exit
+            print(f"lab: cleanup of {lab.prefix} failed: {e}", file=sys.stderr)
+
+
+def _on_signal(signum, frame):
+    _cleanup_all()
+    prev = _PREV_HANDLERS.get(signum)
+    if callable(prev):
+        prev(signum, frame)
+        return
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+_PREV_HANDLERS: dict = {}
+
+
+def _install_handlers():
+    global _HANDLERS_INSTALLED
+    if _HANDLERS_INSTALLED:
+        return
+    atexit.register(_cleanup_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            try:
+                _PREV_HANDLERS[sig] = signal.getsignal(sig)
+                signal.signal(sig, _on_signal)
+            except (ValueError, OSError):
+                pass
+    _HANDLERS_INSTALLED = True
+
+
+def new_prefix() -> str:
+    existing = set(netns_list())
+    while True:
+        p = "cl" + secrets.token_hex(2)
+        if not any(n.startswith(p + "-") for n in existing):
+            return p
+
+
+def netns_list() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [l.split()[0] for l in out.splitlines() if l.strip()]
+
+
+def pmd_kind() -> str:
+    kind = os.environ.get("CLUA_PMD", "af_xdp").strip().lower()
+    if kind not in ("af_xdp", "af_packet"):
+        raise LabError(f"CLUA_PMD must be af_xdp or af_packet, not {kind!r}")
+    return kind
+
+
+def devargs(kind: str, index: int, iface: str) -> str:
+    if kind == "af_xdp":
+        return f"net_af_xdp{index},iface={iface}"
+    return f"net_af_packet{index},iface={iface}"
+
+
+def _toml_str(s: str) -> str:
+    return json.dumps(s)  # JSON strings are valid TOML basic strings
+
+
+def _toml_val(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, str):
+        return _toml_str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_val(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_val(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def toml_dumps(doc: dict) -> str:
+    """A tiny TOML writer for aliasd configs: top-level tables and arrays of tables."""
+    out: list[str] = []
+    for key, val in doc.items():
+        if isinstance(val, dict):
+            out.append(f"[{key}]")
+            out += [f"{k} = {_toml_val(v)}" for k, v in val.items()]
+            out.append("")
+        elif isinstance(val, list) and val and all(isinstance(x, dict) for x in val):
+            for tbl in val:
+                out.append(f"[[{key}]]")
+                out += [f"{k} = {_toml_val(v)}" for k, v in tbl.items()]
+                out.append("")
+        else:
+            out.insert(0, f"{key} = {_toml_val(val)}")
+    return "\n".join(out)
+
+
+class Lab:
+    """The namespace lab.  Parameters:
+
+    members         number of l2 members on ic0 (m1..mN, 192.0.2.11.., 02:00:00:00:01:0X)
+    vxlan_members   number of vxlan members on ic1 (v1..vK, 192.0.2.141.., 02:00:00:00:02:0X)
+    aliases         alias addresses put on every member's lo (/32)
+    member_aliases  optional {member_name: [addresses]} overriding ``aliases`` per member
+    tcp_ports, udp_ports, hold_ports   ports of the member servers (tests/servers/member_server.py)
+    servers         start member servers (default True)
+    prefix          force a prefix (default: random cl + 4 hex)
+    """
+
+    def __init__(self, members: int = 3, vxlan_members: int = 0,
+                 aliases: Iterable[str] = ("198.51.100.100",),
+                 member_aliases: dict | None = None,
+                 tcp_ports: Sequence[int] = (80, 22), udp_ports: Sequence[int] = (53,),
+                 hold_ports: Sequence[int] = (), servers: bool = True,
+                 prefix: str | None = None, out_dir: str | os.PathLike | None = None,
+                 verbose: bool = False):
+        if not 0 <= members <= 9 or not 0 <= vxlan_members <= 9:
+            raise ValueError("members and vxlan_members must be 0..9")
+        self.n_members = members
+        self.n_vxlan = vxlan_members
+        self.aliases = [_check_addr(a) for a in aliases]
+        self.member_aliases = member_aliases or {}
+        self.tcp_ports = list(tcp_ports)
+        self.udp_ports = list(udp_ports)
+        self.hold_ports = list(hold_ports)
+        self.start_servers = servers
+        self.prefix = prefix or new_prefix()
+        if not PREFIX_RE.match(self.prefix):
+            raise ValueError(f"bad prefix {self.prefix!r}")
+        self.verbose = verbose
+        self.out_dir = Path(out_dir) if out_dir else ROOT / "lab-out" / self.prefix
+        self.pmd = pmd_kind()
+        self.created_ns: list[str] = []
+        self.procs: list[subprocess.Popen] = []
+        self.members: list[Member] = []
+        self.is_up = False
+        self._down_lock = threading.RLock()
+        P = self.prefix
+        # names ------------------------------------------------------------------------------
+        self.sw, self.cli, self.gw, self.rtr = (f"{P}-sw", f"{P}-cli", f"{P}-gw", f"{P}-rtr")
+        self.br_cli, self.br_ic0, self.br_ic1 = f"{P}-bc", f"{P}-b0", f"{P}-b1"
+        self.cli_if = f"{P}-c"
+        self.gw_cli_if, self.gw_ic0_if, self.gw_ic1_if = f"{P}-gc", f"{P}-g0", f"{P}-g1"
+        self.rtr_cli_if, self.rtr_ic0_if, self.rtr_ic1_if = f"{P}-rc", f"{P}-r0", f"{P}-r1"
+        for i in range(1, members + 1):
+            self.members.append(Member(
+                name=f"m{i}", ns=f"{P}-m{i}", ifname=f"{P}-m{i}", address=f"192.0.2.{10 + i}",
+                mac=f"02:00:00:00:01:{i:02x}", port="ic0", encap="l2"))
+        for i in range(1, vxlan_members + 1):
+            self.members.append(Member(
+                name=f"v{i}", ns=f"{P}-v{i}", ifname=f"{P}-v{i}", address=f"192.0.2.{140 + i}",
+                mac=f"02:00:00:00:02:{i:02x}", port="ic1", encap="vxlan",
+                vx_ifname=f"{P}-vx{i}", inner_mac=f"02:00:00:00:02:{0x80 + i:02x}"))
+
+    # ------------------------------------------------------------------------------- helpers
+    def ns(self, name: str) -> str:
+        """Full namespace name for a short name (sw, cli, gw, rtr, m1, v1) or a full name."""
+        if name.startswith(self.prefix + "-"):
+            return name
+        return f"{self.prefix}-{name}"
+
+    def member(self, name: str) -> Member:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    @property
+    def l2_members(self) -> list[Member]:
+        return [m for m in self.members if m.encap == "l2"]
+
+    @property
+    def vxlan_member_list(self) -> list[Member]:
+        return [m for m in self.members if m.encap == "vxlan"]
+
+    def all_namespaces(self) -> list[str]:
+        return [self.sw, self.cli, self.gw, self.rtr] + [m.ns for m in self.members]
+
+    def link_names(self) -> list[str]:
+        names = [self.br_cli, self.br_ic0, self.br_ic1, self.cli_if, self.gw_cli_if,
+                 self.gw_ic0_if, self.gw_ic1_if, self.rtr_cli_if, self.rtr_ic0_if,
+                 self.rtr_ic1_if]
+        for m in self.members:
+            names.append(m.ifname)
+            if m.vx_ifname:
+                names.append(m.vx_ifname)
+        names += [n + "s" for n in (self.cli_if, self.gw_cli_if, self.gw_ic0_if, self.gw_ic1_if,
+                                    self.rtr_cli_if, self.rtr_ic0_if, self.rtr_ic1_if)]
+        names += [m.ifname + "s" for m in self.members]
+        return names
+
+    def _log(self, msg: str):
+        if self.verbose:
+            print(f"lab[{self.prefix}]: {msg}", file=sys.stderr)
+
+    @staticmethod
+    def _sh(cmd: Sequence[str], check: bool = True, timeout: float = 30,
+            input: str | None = None) -> subprocess.CompletedProcess:
+        r = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout,
+                           input=input)
+        if check and r.returncode != 0:
+            raise LabError(f"command failed ({r.returncode}): {shlex.join(cmd)}\n"
+                           f"{r.stdout}{r.stderr}")
+        return r
+
+    def run(self, ns: str, *cmd: str, check: bool = True, timeout: float = 30,
+            input: str | None = None) -> subprocess.CompletedProcess:
+        """Run ``cmd`` inside namespace ``ns`` (short or full name); text output captured."""
+        if len(cmd) == 1 and " " in cmd[0]:
+            cmd = ("sh", "-c", cmd[0])
+        return self._sh(["ip", "netns", "exec", self.ns(ns), *cmd], check=check,
+                        timeout=timeout, input=input)
+
+    def ip(self, ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self._sh(["ip", "-n", self.ns(ns), *args], check=check)
+
+    def sysctl(self, ns: str, *settings: str, check: bool = True):
+        return self.run(ns, "sysctl", "-q", "-w", *settings, check=check)
+
+    def popen(self, ns: str, *cmd: str, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+              stderr=subprocess.PIPE, env: dict | None = None, **kw) -> subprocess.Popen:
+        """Start ``cmd`` in ``ns`` in its own process group; stopped (by pgid) at teardown."""
+        if len(cmd) == 1 and " " in cmd[0]:
+            cmd = ("sh", "-c", cmd[0])
+        full = ["ip", "netns", "exec", self.ns(ns), *cmd]
+        p = subprocess.Popen(full, stdin=stdin, stdout=stdout, stderr=stderr,
+                             start_new_session=True, env=env, **kw)
+        self.procs.append(p)
+        self._save_state()
+        return p
+
+    def stop(self, p: subprocess.Popen, timeout: float = 5, sig=signal.SIGTERM) -> int | None:
+        """Stop a process started by popen(): signal its process group, then SIGKILL."""
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(5)
+        else:
+            # the leader is gone; kill whatever is left in its group
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if p in self.procs:
+            self.procs.remove(p)
+        return p.returncode
+
+    # ---------------------------------------------------------------------------- building
+    def _veth(self, ns_a: str, name_a: str, ns_b: str, name_b: str, mtu: int,
+              mac_a: str | None = None):
+        assert len(name_a) <= 15 and len(name_b) <= 15, (name_a, name_b)
+        cmd = ["link", "add", name_a]
+        if mac_a:
+            cmd += ["address", mac_a]
+        cmd += ["mtu", str(mtu), "type", "veth", "peer", "name", name_b, "mtu", str(mtu),
+                "netns", ns_b]
+        self.ip(ns_a, *cmd)
+
+    def _switch_port(self, ns: str, ifname: str, bridge: str, mtu: int,
+                     mac: str | None = None):
+        """A veth ``ifname`` in ``ns`` whose peer ``ifname``+s is a port of ``bridge`` in sw."""
+        peer = ifname + "s"
+        self._veth(ns, ifname, self.sw, peer, mtu, mac)
+        self.run(self.sw, "sysctl", "-q", "-w", f"net.ipv6.conf.{peer}.disable_ipv6=1",
+                 check=False)
+        self.ip(self.sw, "link", "set", peer, "master", bridge, "up")
+
+    def _ns_base(self, ns: str):
+        self._sh(["ip", "netns", "add", ns])
+        self.created_ns.append(ns)
+        self._save_state()
+        self.ip(ns, "link", "set", "lo", "up")
+        self.sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+                    check=False)
+
+    def _no_offload(self, ns: str, ifname: str):
+        # veth hands CHECKSUM_PARTIAL skbs to the peer; once a frame leaves through AF_XDP /
+        # AF_PACKET and is re-sent by the router, a never-computed checksum would reach the
+        # member.  Compute checksums in software on every host-side veth.
+        self.run(ns, "ethtool", "-K", ifname, "tx", "off", check=False)
+
+    def up(self) -> "Lab":
+        if self.is_up:
+            return self
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces)")
+        _install_handlers()
+        _LIVE.add(self)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._build()
+        except BaseException:
+            self.down()
+            raise
+        self.is_up = True
+        self._save_state()
+        return self
+
+    def _build(self):
+        t0 = time.monotonic()
+        for ns in self.all_namespaces():
+            self._ns_base(ns)
+        sw = self.sw
+        self.sysctl(sw, "net.bridge.bridge-nf-call-iptables=0",
+                    "net.bridge.bridge-nf-call-ip6tables=0",
+                    "net.bridge.bridge-nf-call-arptables=0", check=False)
+        for br, mtu in ((self.br_cli, CLI_MTU), (self.br_ic0, IC_MTU), (self.br_ic1, IC_MTU)):
+            self.ip(sw, "link", "add", br, "mtu", str(mtu), "type", "bridge", "stp_state", "0",
+                    "forward_delay", "0", "mcast_snooping", "0")
+            self.run(sw, "sysctl", "-q", "-w", f"net.ipv6.conf.{br}.disable_ipv6=1",
+                     check=False)
+            self.ip(sw, "link", "set", br, "up")
+
+        # client
+        cli = self.cli
+        self._switch_port(cli, self.cli_if, self.br_cli, CLI_MTU, CLIENT_MAC)
+        self.ip(cli, "addr", "add", f"{CLIENT_IP}/24", "dev", self.cli_if)
+        self.ip(cli, "link", "set", self.cli_if, "up")
+        self.ip(cli, "route", "add", "default", "via", GW_CLI_IP)
+        self.sysctl(cli, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+                    f"net.ipv4.conf.{self.cli_if}.rp_filter=0")
+        self._no_offload(cli, self.cli_if)
+
+        # gateway
+        gw = self.gw
+        self._switch_port(gw, self.gw_cli_if, self.br_cli, CLI_MTU)
+        self._switch_port(gw, self.gw_ic0_if, self.br_ic0, IC_MTU)
+        self._switch_port(gw, self.gw_ic1_if, self.br_ic1, IC_MTU)
+        for ifn, addr in ((self.gw_cli_if, f"{GW_CLI_IP}/24"), (self.gw_ic0_if, f"{GW_IC0_IP}/25"),
+                          (self.gw_ic1_if, f"{GW_IC1_IP}/25")):
+            self.ip(gw, "addr", "add", addr, "dev", ifn)
+            self.ip(gw, "link", "set", ifn, "up")
+            self._no_offload(gw, ifn)
+        self.sysctl(gw, "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
+                    "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.all.send_redirects=0",
+                    *[f"net.ipv4.conf.{i}.rp_filter=0"
+                      for i in (self.gw_cli_if, self.gw_ic0_if, self.gw_ic1_if)])
+
+        # alias router: three ports, no kernel addresses, no IPv6
+        rtr = self.rtr
+        for ifn, br, mtu, role in ((self.rtr_cli_if, self.br_cli, CLI_MTU, "client"),
+                                   (self.rtr_ic0_if, self.br_ic0, IC_MTU, "ic0"),
+                                   (self.rtr_ic1_if, self.br_ic1, IC_MTU, "ic1")):
+            self._switch_port(rtr, ifn, br, mtu, RTR_MACS[role])
+            self.sysctl(rtr, f"net.ipv6.conf.{ifn}.disable_ipv6=1", check=False)
+            self.ip(rtr, "link", "set", ifn, "up")
+
+        # members
+        for m in self.members:
+            br, gw_ip = (self.br_ic0, GW_IC0_IP) if m.port == "ic0" else (self.br_ic1, GW_IC1_IP)
+            self._switch_port(m.ns, m.ifname, br, IC_MTU, m.mac)
+            self.ip(m.ns, "addr", "add", f"{m.address}/25", "dev", m.ifname)
+            self.ip(m.ns, "link", "set", m.ifname, "up")
+            self.ip(m.ns, "route", "add", "default", "via", gw_ip)
+            self._no_offload(m.ns, m.ifname)
+            ifaces = [m.ifname]
+            if m.encap == "vxlan":
+                self.ip(m.ns, "link", "add", m.vx_ifname, "address", m.inner_mac, "type", "vxlan",
+                        "id", str(VXLAN_VNI), "local", m.address, "dstport", str(VXLAN_PORT),
+                        "nolearning")
+                self.ip(m.ns, "link", "set", m.vx_ifname, "up")
+                ifaces.append(m.vx_ifname)
+            for a in self.member_aliases.get(m.name, self.aliases):
+                self.ip(m.ns, "addr", "add", f"{_check_addr(a)}/32", "dev", "lo")
+            self.sysctl(m.ns, "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2",
+                        "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+                        "net.ipv4.conf.lo.rp_filter=0",
+                        *[f"net.ipv4.conf.{i}.rp_filter=0" for i in ifaces])
+        if self.start_servers:
+            self.start_member_servers()
+        self._log(f"up in {time.monotonic() - t0:.1f}s")
+
+    def start_member_servers(self, timeout: float = 10):
+        for m in self.members:
+            if m.server is not None and m.server.poll() is None:
+                continue
+            cmd = [sys.executable, "-u", str(SERVER), "--name", m.name]
+            for p in self.tcp_ports:
+                cmd += ["--tcp", str(p)]
+            for p in self.udp_ports:
+                cmd += ["--udp", str(p)]
+            for p in self.hold_ports:
+                cmd += ["--hold-tcp", str(p)]
+            m.server = self.popen(m.ns, *cmd, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        for m in self.members:
+            line = self._readline(m.server, deadline)
+            if "member_server: ready" not in line:
+                raise LabError(f"member server {m.name} did not start: {line!r}")
+
+    @staticmethod
+    def _readline(p: subprocess.Popen, deadline: float) -> str:
+        import selectors
+        sel = selectors.DefaultSelector()
+        sel.register(p.stdout, selectors.EVENT_READ)
+        buf = b""
+        try:
+            while time.monotonic() < deadline and not buf.endswith(b"\n"):
+                if not sel.select(max(0.0, deadline - time.monotonic())):
+                    break
+                ch = os.read(p.stdout.fileno(), 1)
+                if not ch:
+                    break
+                buf += ch
+        finally:
+            sel.close()
+        return buf.decode(errors="replace")
+
+    # ---------------------------------------------------------------------------- teardown
+    def down(self):
+        with self._down_lock:
+            for p in list(self.procs):
+                try:
+                    self.stop(p, timeout=5)
+                except Exception as e:
+                    print(f"lab: stopping pid {p.pid}: {e}", file=sys.stderr)
+            for m in self.members:
+                m.server = None
+            # any stray process still inside one of our namespaces (started by us) goes too
+            for ns in list(self.created_ns):
+                r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+                for pid in r.stdout.split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except (ProcessLookupError, ValueError):
+                        pass
+            for ns in reversed(self.created_ns):
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            remaining = [n for n in netns_list() if n in self.created_ns]
+            for ns in remaining:
+                time.sleep(0.2)
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            self.created_ns = [n for n in netns_list() if n in self.created_ns]
+            self.is_up = False
+            _LIVE.discard(self)
+            self._clear_state()
+            if self.created_ns:
+                raise LabError(f"namespaces left behind: {self.created_ns}")
+
+    def __enter__(self) -> "Lab":
+        return self.up()
+
+    def __exit__(self, *exc):
+        self.down()
+        return False
+
+    # ------------------------------------------------------------------ state for scripts/lab
+    def _state_file(self) -> Path:
+        return STATE_DIR / f"{self.prefix}.json"
+
+    def _save_state(self):
+        if not getattr(self, "persist", False):
+            return
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        st = {"prefix": self.prefix, "namespaces": self.created_ns,
+              "pids": [p.pid for p in self.procs], "members": self.n_members,
+              "vxlan_members": self.n_vxlan, "aliases": self.aliases, "pmd": self.pmd}
+        self._state_file().write_text(json.dumps(st, indent=1))
+
+    def _clear_state(self):
+        try:
+            self._state_file().unlink()
+        except FileNotFoundError:
+            pass
+
+    # ----------------------------------------------------------------------- aliasd support
+    def ports(self, kind: str | None = None) -> list[dict]:
+        kind = kind or self.pmd
+        return [
+            {"name": "client", "devargs": devargs(kind, 0, self.rtr_cli_if), "role": "client",
+             "address": f"{RTR_CLI_IP}/24", "mtu": CLI_MTU, "mac": RTR_MACS["client"]},
+            {"name": "ic0", "devargs": devargs(kind, 1, self.rtr_ic0_if), "role": "interconnect",
+             "address": f"{RTR_IC0_IP}/25", "mtu": IC_MTU, "mac": RTR_MACS["ic0"]},
+            {"name": "ic1", "devargs": devargs(kind, 2, self.rtr_ic1_if), "role": "interconnect",
+             "address": f"{RTR_IC1_IP}/25", "mtu": IC_MTU, "mac": RTR_MACS["ic1"]},
+        ]
+
+    def member_entries(self) -> list[dict]:
+        out = []
+        for m in self.members:
+            e = {"name": m.name, "port": m.port, "address": m.address, "mac": m.mac,
+                 "encap": m.encap}
+            if m.encap == "vxlan":
+                e.update({"vni": VXLAN_VNI, "inner_mac": m.inner_mac, "vxlan_port": VXLAN_PORT})
+            out.append(e)
+        return out
+
+    def aliasd_config_dict(self, aliases: Sequence[dict], services: Sequence[dict] = (),
+                           metrics: str | None = "127.0.0.1:9470", pmd: str | None = None,
+                           default_alias: str | None = None, cluster_name: str = "lab",
+                           extra: dict | None = None) -> dict:
+        """aliases: [{"name": "web", "address": "198.51.100.100",
+                       "members": [{"name": "m1", "selw": 3}, "m2", ...]}]
+        services: [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]}]"""
+        cluster = {"name": cluster_name}
+        if default_alias:
+            cluster["default_alias"] = default_alias
+        doc: dict = {
+            "cluster": cluster,
+            "dpdk": {"main_lcore": 0, "worker_lcores": [1], "memory_mb": 256,
+                     "hugepages": False, "idle_sleep_us": 20},
+        }
+        if metrics:
+            doc["metrics"] = {"listen": metrics}
+        doc["port"] = self.ports(pmd)
+        doc["member"] = self.member_entries()
+        al = []
+        for a in aliases:
+            a = dict(a)
+            _check_addr(a["address"])
+            a["members"] = [{"name": x} if isinstance(x, str) else dict(x)
+                            for x in a.get("members", [])]
+            al.append(a)
+        doc["alias"] = al
+        if services:
+            doc["service"] = [dict(s) for s in services]
+        for k, v in (extra or {}).items():
+            if isinstance(v, dict) and isinstance(doc.get(k), dict):
+                doc[k].update(v)
+            else:
+                doc[k] = v
+        return doc
+
+    def write_aliasd_config(self, aliases: Sequence[dict], services: Sequence[dict] = (),
+                            path: str | os.PathLike | None = None, **kw) -> Path:
+        """Write an aliasd TOML for this lab and return its path (default lab-out/P/aliasd.toml)."""
+        text = toml_dumps(self.aliasd_config_dict(aliases, services, **kw))
+        path = Path(path) if path else self.out_dir / "aliasd.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def start_aliasd(self, config: str | os.PathLike, binary: str | os.PathLike | None = None,
+                     timeout: float = 30, args: Sequence[str] = ()) -> Aliasd:
+        """Start aliasd in P-rtr (bpffs mounted first) and wait for 'aliasd: ready' on stderr."""
+        binary = str(binary or os.environ.get("CLUA_ALIASD") or ROOT / "target/release/aliasd")
+        script = ('mount -t bpf bpf /sys/fs/bpf 2>/dev/null; ulimit -l unlimited 2>/dev/null; '
+                  'exec "$@"')
+        p = self.popen(self.rtr, "sh", "-c", script, "aliasd", binary, "--config", str(config),
+                       *args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        d = Aliasd(self, p, str(config))
+        if not d.wait_for(r"aliasd: ready", timeout):
+            rc = p.poll()
+            d.stop(timeout=5)
+            state = f"exited with {rc}" if rc is not None else f"not ready after {timeout:.0f}s"
+            (self.out_dir / "aliasd.stderr").write_text(d.stderr)
+            raise AliasdError(f"aliasd {state}; stderr:\n{d.stderr}")
+        return d
+
+    # ------------------------------------------------------------------------ client helpers
+    def client(self, mode: str, to: str, count: int, timeout: float = 2,
+               extra: Sequence[str] = (), ns: str | None = None) -> dict:
+        """Run tests/clients/client.py in the client namespace and return its JSON summary."""
+        cmd = [sys.executable, str(CLIENT), mode, "--to", to, "--count", str(count),
+               "--timeout", str(timeout), *extra]
+        r = self.run(ns or self.cli, *cmd, check=False, timeout=count * timeout + 60)
+        try:
+            return json.loads(r.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            raise LabError(f"client.py gave no JSON (rc {r.returncode}):\n{r.stdout}{r.stderr}")
+
+    def ping(self, ns: str, addr: str, count: int = 2, wait: float = 1) -> bool:
+        r = self.run(ns, "ping", "-n", "-c", str(count), "-W", str(wait), "-i", "0.2", addr,
+                     check=False, timeout=count * (wait + 1) + 5)
+        return r.returncode == 0
+
+    def status(self) -> dict:
+        return {"prefix": self.prefix, "namespaces": [n for n in netns_list()
+                                                       if n.startswith(self.prefix + "-")],
+                "members": [(m.name, m.address, m.mac, m.encap) for m in self.members],
+                "aliases": self.aliases, "pmd": self.pmd}
+
+
+def down_prefix(prefix: str) -> list[str]:
+    """Remove a lab left by scripts/lab (state file) or by a crashed run: kill the processes
+    recorded for it, then every namespace named ``prefix-*``."""
+    if not PREFIX_RE.match(prefix):
+        raise ValueError(f"bad prefix {prefix!r}")
+    sf = STATE_DIR / f"{prefix}.json"
+    if sf.exists():
+        st = json.loads(sf.read_text())
+        for pid in st.get("pids", []):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+    removed = []
+    for ns in netns_list():
+        if ns.startswith(prefix + "-"):
+            r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+            for pid in r.stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            removed.append(ns)
+    try:
+        sf.unlink()
+    except FileNotFoundError:
+        pass
+    return removed
