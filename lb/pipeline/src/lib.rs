@@ -30,7 +30,7 @@ pub use snapshot::{
     Snapshot,
 };
 pub use verdict::{CoreCounters, DropReason, PuntReason, Verdict};
-// pub use worker::{Pipeline, PipelineConfig};
+pub use worker::{Pipeline, PipelineConfig};
 
 /// Packets per burst: the unit every stage iterates over (DPDK l3fwd's MAX_PKT_BURST).
 pub const BURST: usize = 32;

@@ -1,1 +1,195 @@
-//! (being written)
+//! Select: which member gets a classified packet (CA7, CA8, CA9; seed 000 §6.6.5–6.9).
+//!
+//! The service mode comes from [`Snapshot::service_mode`] for the packet's protocol and
+//! destination port:
+//!
+//! - **in_noalias**: dropped ([`DropReason::InNoalias`]).
+//! - **TCP** (in_single and in_multi): a connection-table hit whose member still exists and is
+//!   up keeps that member ("existing TCP/IP connection: forward to the owning member") and
+//!   refreshes the entry's expiry (the idle timeout, or the closing timeout once FIN or RST has
+//!   been seen on the flow). Otherwise a member is picked — in_multi: the alias's weighted
+//!   round-robin schedule at the alias's cursor, which then advances (each member gets `selw`
+//!   consecutive connections per turn, only the highest selp tier with an up member is in the
+//!   schedule); in_single: the alias's `single_active` member — and the flow is inserted into
+//!   the table. A **non-SYN miss is selected and inserted too**: after a router restart (or a
+//!   table eviction) established flows are re-spread by the round robin and may land on a
+//!   member that does not know them (it answers RST). Consistent hashing (Maglev) over the
+//!   schedule would keep most of them; that is a later step.
+//! - **UDP**: in_multi is per-datagram weighted round robin with no table entry (seed 002:
+//!   "each packet might go to a different alias member"); in_single goes to `single_active`.
+//!
+//! No member (empty schedule, no active member) → [`DropReason::NoMember`].
+//!
+//! Round-robin cursors are per core and per alias; the schedules are per alias, so every core
+//! gives the same proportions. They survive snapshot swaps that keep the alias set (a member
+//! going up or down only changes the schedule) and are reset when aliases are added, removed or
+//! renumbered.
+
+use crate::classify::{PacketMeta, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::conntrack::{ConnTable, InsertOutcome};
+use crate::snapshot::{MemberId, ServiceMode, Snapshot};
+use crate::verdict::{CoreCounters, DropReason};
+use crate::wire::ipv4::protocol;
+
+/// Connection-table timeouts, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// An established TCP flow with no packets for this long is forgotten.
+    pub tcp_idle_ms: u64,
+    /// A TCP flow that has seen FIN or RST is forgotten after this long without packets.
+    pub tcp_closing_ms: u64,
+    /// Reserved for UDP flows in the table (UDP is not tracked today).
+    pub udp_idle_ms: u64,
+}
+
+/// The outcome of selecting one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// The packet goes to this member. `new_flow` is true when the member was chosen now
+    /// rather than found in the connection table.
+    Member { member: MemberId, new_flow: bool },
+    /// The packet is dropped.
+    Drop(DropReason),
+}
+
+/// Per-core selection state: the connection table and the per-alias round-robin cursors.
+#[derive(Debug)]
+pub struct Selector {
+    conns: ConnTable,
+    cursors: Vec<u32>,
+    timeouts: Timeouts,
+}
+
+impl Selector {
+    /// A selector with a table of `conn_capacity` entries (rounded up, see [`ConnTable::new`])
+    /// and cursors for `snapshot`'s aliases.
+    pub fn new(conn_capacity: usize, timeouts: Timeouts, snapshot: &Snapshot) -> Self {
+        Selector {
+            conns: ConnTable::new(conn_capacity),
+            cursors: vec![0; snapshot.aliases.len()],
+            timeouts,
+        }
+    }
+
+    /// The connection table.
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    /// The connection table, writable (tests, flushing).
+    pub fn conns_mut(&mut self) -> &mut ConnTable {
+        &mut self.conns
+    }
+
+    /// The round-robin cursor of each alias (index into its `multi_schedule`).
+    pub fn cursors(&self) -> &[u32] {
+        &self.cursors
+    }
+
+    /// Adapts to a new snapshot (between bursts; may allocate). Keeps the connection table.
+    /// Cursors are kept when the aliases are the same (name and address, in order) and reset
+    /// otherwise.
+    pub fn on_snapshot(&mut self, old: &Snapshot, new: &Snapshot) {
+        let same = old.aliases.len() == new.aliases.len()
+            && old
+                .aliases
+                .iter()
+                .zip(&new.aliases)
+                .all(|(a, b)| a.addr == b.addr && a.name == b.name);
+        if !same {
+            self.cursors.clear();
+            self.cursors.resize(new.aliases.len(), 0);
+        }
+    }
+
+    /// The next member of an alias's in_multi schedule; advances the cursor.
+    #[inline]
+    fn next_multi(&mut self, snap: &Snapshot, alias: usize) -> Option<MemberId> {
+        let schedule = &snap.aliases.get(alias)?.multi_schedule;
+        let cursor = self.cursors.get_mut(alias)?;
+        let len = schedule.len() as u32;
+        if len == 0 {
+            return None;
+        }
+        // The schedule may have shrunk since the cursor last moved.
+        let idx = if *cursor < len {
+            *cursor
+        } else {
+            *cursor % len
+        };
+        *cursor = if idx + 1 == len { 0 } else { idx + 1 };
+        Some(schedule[idx as usize])
+    }
+
+    /// Selects a member for one classified TCP or UDP packet and updates the table.
+    #[inline]
+    pub fn select(
+        &mut self,
+        snap: &Snapshot,
+        meta: &PacketMeta,
+        now_ms: u64,
+        counters: &CoreCounters,
+    ) -> Selection {
+        let key = &meta.key;
+        let alias = meta.alias.0 as usize;
+        let mode = snap.service_mode(key.proto, key.dst_port);
+        if mode == ServiceMode::InNoalias {
+            return Selection::Drop(DropReason::InNoalias);
+        }
+        if key.proto != protocol::TCP {
+            let pick = match mode {
+                ServiceMode::InMulti => self.next_multi(snap, alias),
+                _ => snap.aliases.get(alias).and_then(|a| a.single_active),
+            };
+            return match pick {
+                Some(member) => Selection::Member {
+                    member,
+                    new_flow: mode == ServiceMode::InMulti,
+                },
+                None => Selection::Drop(DropReason::NoMember),
+            };
+        }
+        let fin_rst = meta.tcp_flags & (TCP_FIN | TCP_RST) != 0;
+        if let Some(slot) = self.conns.find(key, meta.hash, now_ms) {
+            if snap.member(slot.member).is_some_and(|m| m.up) {
+                // A new SYN on a closing entry is a new incarnation of the 4-tuple: back to idle.
+                let syn_only = meta.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == TCP_SYN;
+                let closing = fin_rst || (slot.closing && !syn_only);
+                let timeout = if closing {
+                    self.timeouts.tcp_closing_ms
+                } else {
+                    self.timeouts.tcp_idle_ms
+                };
+                self.conns.refresh(slot, now_ms, timeout, closing);
+                CoreCounters::add(&counters.conn_hits, 1);
+                return Selection::Member {
+                    member: slot.member,
+                    new_flow: false,
+                };
+            }
+        }
+        let pick = match mode {
+            ServiceMode::InMulti => self.next_multi(snap, alias),
+            _ => snap.aliases.get(alias).and_then(|a| a.single_active),
+        };
+        let Some(member) = pick else {
+            return Selection::Drop(DropReason::NoMember);
+        };
+        let timeout = if fin_rst {
+            self.timeouts.tcp_closing_ms
+        } else {
+            self.timeouts.tcp_idle_ms
+        };
+        let outcome = self
+            .conns
+            .insert_hashed(key, meta.hash, member, now_ms, timeout, fin_rst);
+        CoreCounters::add(&counters.conn_inserts, 1);
+        if outcome == InsertOutcome::Evicted {
+            CoreCounters::add(&counters.conn_evictions, 1);
+        }
+        Selection::Member {
+            member,
+            new_flow: true,
+        }
+    }
+}

@@ -95,6 +95,8 @@ drop_reasons! {
     TxFull = "tx_full",
     /// Received on a port the snapshot does not know, or addressed to another MAC.
     WrongPort = "wrong_port",
+    /// ipip/vxlan out of a port that has neither an IPv4 address nor a `flow_source`.
+    NoSourceAddress = "no_source_address",
 }
 
 /// Counters for one worker core. Only that core writes them (relaxed load + store, no atomic
