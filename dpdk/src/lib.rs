@@ -1,1 +1,35 @@
-//! placeholder
+//! Safe RAII types over DPDK: [`Eal`], [`Mempool`], [`Mbuf`] (implementing
+//! [`clua_pipeline::PacketBuf`]), fixed-size [`Burst`]s, ethdev [`Port`]s, [`Ring`]s and lcore
+//! [`launch`].
+//!
+//! All of clua's DPDK `unsafe` code lives in this crate, each block with a `// SAFETY:` note;
+//! the raw bindings are in `clua-dpdk-sys`.
+//!
+//! Lifetimes DPDK does not let the type system see, which callers must respect:
+//! - [`Eal`] is dropped last (its drop runs `rte_eal_cleanup`);
+//! - a [`Port`] is stopped and closed before the [`Mempool`] it receives into, and before the
+//!   [`Ring`]s it was made from, are dropped (a pool with mbufs still out is leaked rather than
+//!   freed);
+//! - each RX/TX queue is used by one thread at a time (see [`Port`]).
+//!
+//! Constructors return [`Error::NotInitialized`] until [`Eal::init`] succeeds.
+
+mod eal;
+mod error;
+mod lcore;
+mod mbuf;
+mod mempool;
+mod port;
+mod ring;
+
+pub use eal::{
+    is_initialized, lcore_id, pause, restricts_devices, rte_errno, socket_id, tsc, Eal, ARGV0,
+};
+pub use error::Error;
+pub use lcore::{launch, Launched};
+pub use mbuf::{Burst, Drain, Mbuf};
+pub use mempool::Mempool;
+pub use port::{probe_vdev, Port, PortConf, PortStats};
+pub use ring::Ring;
+
+pub use clua_dpdk_sys as sys;

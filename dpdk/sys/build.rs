@@ -28,7 +28,11 @@ fn main() {
     let cflags = pkg_config_cflags();
 
     let mut build = cc::Build::new();
-    build.file("shim.c").include(".").warnings(true).opt_level(3);
+    build
+        .file("shim.c")
+        .include(".")
+        .warnings(true)
+        .opt_level(3);
     for flag in &cflags {
         build.flag(flag);
     }
@@ -43,6 +47,8 @@ fn main() {
         .allowlist_function("rte_eth_.*")
         .allowlist_function("rte_pktmbuf_pool_create")
         .allowlist_function("rte_mempool_free")
+        .allowlist_function("rte_mempool_avail_count")
+        .allowlist_function("rte_mempool_in_use_count")
         .allowlist_function("rte_ring_create")
         .allowlist_function("rte_ring_free")
         .allowlist_function("rte_lcore_.*")
@@ -64,6 +70,9 @@ fn main() {
         .allowlist_type("rte_eth_txconf")
         .allowlist_type("rte_eth_link")
         .allowlist_var("RTE_.*")
+        .allowlist_var("RING_F_.*")
+        .allowlist_var("SOCKET_ID_ANY")
+        .allowlist_var("LCORE_ID_ANY")
         // Rust never touches mbuf, mempool or ring fields: the shim has accessors.
         .opaque_type("rte_mbuf")
         .opaque_type("rte_mempool")

@@ -10,7 +10,12 @@
 //! `rte_eth_from_rings`. Other PMDs (net_null, net_pcap, NIC drivers) are plugins that EAL loads
 //! at start-up from its plugin directory.
 
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code
+)]
 #![allow(clippy::all)]
 #![allow(rustdoc::all)]
 
