@@ -1,0 +1,120 @@
+//! The Internet checksum (RFC 1071): one's complement sum of big-endian 16-bit words.
+//!
+//! Partial sums are `u32` values congruent (mod 0xffff) to the one's complement sum; combine them
+//! with [`combine`], finish with [`fold`] and complement (or call [`checksum`] for one slice).
+//! Nothing here panics or allocates.
+
+use core::net::Ipv4Addr;
+
+/// Reduces a 64-bit accumulator to 32 bits without changing its value mod 0xffff
+/// (2^32 ≡ 1 mod 0xffff).
+#[inline]
+fn reduce(mut acc: u64) -> u32 {
+    while acc > u64::from(u32::MAX) {
+        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    }
+    acc as u32
+}
+
+/// The 16-bit one's complement partial sum of `data`, read as big-endian words; an odd final
+/// byte is padded with a zero byte on the right.
+pub fn sum(data: &[u8]) -> u32 {
+    let mut acc: u64 = 0;
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        acc += u64::from(*last) << 8;
+    }
+    reduce(acc)
+}
+
+/// Folds the carries of a partial sum into its low 16 bits.
+pub fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The Internet checksum of `data`: `!fold(sum(data))`. A buffer holding a correct checksum
+/// field yields 0.
+pub fn checksum(data: &[u8]) -> u16 {
+    !fold(sum(data))
+}
+
+/// The partial sum of the IPv4 pseudo-header used by TCP and UDP (RFC 793 §3.1, RFC 768):
+/// source, destination, zero, protocol, and the upper-layer length `len`.
+pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: u16) -> u32 {
+    let s = src.octets();
+    let d = dst.octets();
+    let words = [
+        u16::from_be_bytes([s[0], s[1]]),
+        u16::from_be_bytes([s[2], s[3]]),
+        u16::from_be_bytes([d[0], d[1]]),
+        u16::from_be_bytes([d[2], d[3]]),
+        u16::from(proto),
+        len,
+    ];
+    words.iter().map(|&w| u32::from(w)).sum()
+}
+
+/// Adds partial sums together (still a partial sum; [`fold`] it to finish).
+pub fn combine(sums: &[u32]) -> u32 {
+    reduce(sums.iter().map(|&s| u64::from(s)).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3: bytes 00 01 f2 03 f4 f5 f6 f7 sum to 0xddf2 (after folding).
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum(&data)), 0xddf2);
+        assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_right() {
+        assert_eq!(sum(&[0x12]), 0x1200);
+        assert_eq!(sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+        assert_eq!(sum(&[]), 0);
+        assert_eq!(checksum(&[]), 0xffff);
+    }
+
+    #[test]
+    fn fold_carries() {
+        assert_eq!(fold(0x0001_ffff), 0x0001);
+        assert_eq!(fold(0xffff_ffff), 0xffff);
+        assert_eq!(fold(0x1_0000), 0x0001);
+    }
+
+    #[test]
+    fn combine_equals_sum_of_concatenation() {
+        let a = [0xde, 0xad, 0xbe, 0xef];
+        let b = [0x01, 0x02, 0x03];
+        let whole = [0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03];
+        assert_eq!(fold(combine(&[sum(&a), sum(&b)])), fold(sum(&whole)));
+        assert_eq!(
+            fold(combine(&[u32::MAX, u32::MAX, 5])),
+            fold(combine(&[fold(u32::MAX).into(), fold(u32::MAX).into(), 5]))
+        );
+    }
+
+    #[test]
+    fn large_buffer_does_not_overflow() {
+        let data = [0xffu8; 200_000];
+        assert_eq!(fold(sum(&data)), 0xffff);
+    }
+
+    #[test]
+    fn pseudo_header_words() {
+        let src = Ipv4Addr::new(198, 51, 100, 10);
+        let dst = Ipv4Addr::new(198, 51, 100, 100);
+        let expect = 0xc633 + 0x640a + 0xc633 + 0x6464 + 6 + 20;
+        assert_eq!(pseudo_header(src, dst, 6, 20), expect);
+    }
+}
