@@ -585,6 +585,7 @@ class Lab:
                 time.sleep(0.2)
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True)
             self.created_ns = [n for n in netns_list() if n in self.created_ns]
+            _rm_dpdk_runtime(self.prefix)
             self.is_up = False
             _LIVE.discard(self)
             self._clear_state()
@@ -718,11 +719,73 @@ class Lab:
                      check=False, timeout=count * (wait + 1) + 5)
         return r.returncode == 0
 
+    def testpmd(self, kind: str, ifaces: Sequence[str], traffic, seconds: float = 4,
+                settle: float = 3, fwd: str = "io") -> tuple[list[int], str]:
+        """Run dpdk-testpmd in P-rtr on ``ifaces`` with the ``kind`` PMD (af_xdp | af_packet),
+        call ``traffic()`` once its ports are up, stop it after ``seconds`` more and return
+        ([RX-packets per port], full output)."""
+        vdevs = []
+        for i, ifn in enumerate(ifaces):
+            vdevs += ["--vdev", devargs(kind, i, ifn)]
+        cores = "0,1" if (os.cpu_count() or 1) > 1 else "0"
+        eal = ["--no-pci", "--no-huge", "-m", "256", "--file-prefix", f"{self.prefix}-tp",
+               "-l", cores, *vdevs]
+        app = [f"--forward-mode={fwd}", "--stats-period", "1", "--total-num-mbufs", "16384"]
+        # testpmd quits when stdin closes: feed it a bounded sleep
+        script = ('mount -t bpf bpf /sys/fs/bpf 2>/dev/null; '
+                  f'sleep {int(settle + seconds + 20)} | exec dpdk-testpmd "$@"')
+        p = self.popen(self.rtr, "sh", "-c", script, "testpmd", *eal, "--", *app,
+                       stderr=subprocess.STDOUT)
+        chunks: list[bytes] = []
+
+        def reader():
+            while True:
+                b = p.stdout.read1(4096)
+                if not b:
+                    return
+                chunks.append(b)
+
+        rd = threading.Thread(target=reader, daemon=True)
+        rd.start()
+        deadline = time.monotonic() + settle + 15
+        while time.monotonic() < deadline and p.poll() is None:
+            if b"Port statistics" in b"".join(chunks):
+                break
+            time.sleep(0.2)
+        if p.poll() is None:
+            time.sleep(0.5)
+            traffic()
+            time.sleep(seconds)
+        self.stop(p, timeout=10, sig=signal.SIGINT)
+        rd.join(5)
+        out = b"".join(chunks).decode(errors="replace")
+        (self.out_dir / f"testpmd-{kind}.log").write_text(out)
+        rx = [0] * len(ifaces)
+        for m in re.finditer(r"NIC statistics for port (\d+)\s+#+\s+RX-packets:\s+(\d+)", out):
+            port, n = int(m.group(1)), int(m.group(2))
+            if port < len(rx):
+                rx[port] = max(rx[port], n)
+        for m in re.finditer(r"Forward statistics for port (\d+)\s+-+\s+RX-packets:\s+(\d+)",
+                             out):
+            port, n = int(m.group(1)), int(m.group(2))
+            if port < len(rx):
+                rx[port] = max(rx[port], n)
+        return rx, out
+
     def status(self) -> dict:
         return {"prefix": self.prefix, "namespaces": [n for n in netns_list()
                                                        if n.startswith(self.prefix + "-")],
                 "members": [(m.name, m.address, m.mac, m.encap) for m in self.members],
                 "aliases": self.aliases, "pmd": self.pmd}
+
+
+def _rm_dpdk_runtime(prefix: str):
+    """DPDK with --file-prefix P-x leaves /var/run/dpdk/P-x (ip netns exec keeps /var/run)."""
+    import shutil
+    base = Path("/var/run/dpdk")
+    if base.is_dir():
+        for d in base.glob(f"{prefix}-*"):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def down_prefix(prefix: str) -> list[str]:
@@ -749,6 +812,7 @@ def down_prefix(prefix: str) -> list[str]:
                     pass
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
             removed.append(ns)
+    _rm_dpdk_runtime(prefix)
     try:
         sf.unlink()
     except FileNotFoundError:

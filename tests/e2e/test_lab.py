@@ -1,0 +1,138 @@
+"""The lab itself (no aliasd): reachability, direct-server-return plumbing, naming, teardown and
+that a DPDK PMD can take the router's veths inside P-rtr."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import lab as labmod
+
+LAB = dict(members=2, vxlan_members=1, aliases=["198.51.100.100", "198.51.100.102"])
+
+
+def test_client_pings_gateway(lab):
+    assert lab.ping("cli", labmod.GW_CLI_IP), "client cannot ping its gateway"
+
+
+def test_member_reaches_client_via_gw(lab):
+    for m in lab.members:
+        assert lab.ping(m.ns, labmod.CLIENT_IP), f"{m.name} cannot reach the client"
+        r = lab.run(m.ns, "ip", "route", "get", labmod.CLIENT_IP)
+        gw = labmod.GW_IC0_IP if m.port == "ic0" else labmod.GW_IC1_IP
+        assert f"via {gw}" in r.stdout, r.stdout
+
+
+def test_member_answers_direct_tcp_udp(lab):
+    for m in lab.members:
+        r = lab.client("tcp", f"{m.address}:80", count=5)
+        assert r["ok"] == 5 and r["failed"] == 0, r
+        assert r["by_member"] == {m.name: 5}, r
+        r = lab.client("udp", f"{m.address}:53", count=5)
+        assert r["ok"] == 5 and r["by_member"] == {m.name: 5}, r
+
+
+def test_member_answers_curl(lab):
+    m = lab.members[0]
+    r = lab.run("cli", "curl", "-s", "-m", "5", f"http://{m.address}/")
+    assert f"member={m.name} port=80 local={m.address}" in r.stdout, r.stdout
+
+
+def test_udp_reply_comes_from_destination_address(lab):
+    """IP_PKTINFO: a datagram sent to an alias on lo is answered from the alias, not from the
+    member's interface address (this is what DSR needs; tested from inside the member)."""
+    m = lab.members[0]
+    r = lab.run(m.ns, "python3", str(labmod.CLIENT), "udp", "--to", "198.51.100.100:53",
+                "--count", "3", "--src", m.address, check=False)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["ok"] == 3 and res["failed"] == 0, res
+
+
+def test_member_config(lab):
+    for m in lab.members:
+        addrs = lab.run(m.ns, "ip", "-4", "-o", "addr", "show", "dev", "lo").stdout
+        for a in lab.aliases:
+            assert f"{a}/32" in addrs, addrs
+        link = lab.run(m.ns, "ip", "-o", "link", "show", m.ifname).stdout
+        assert m.mac in link and "mtu 1600" in link, link
+        for key, want in (("net.ipv4.conf.all.arp_ignore", "1"),
+                          ("net.ipv4.conf.all.arp_announce", "2"),
+                          ("net.ipv4.conf.all.rp_filter", "0")):
+            assert lab.run(m.ns, "sysctl", "-n", key).stdout.strip() == want, key
+        if m.encap == "vxlan":
+            vx = lab.run(m.ns, "ip", "-d", "-o", "link", "show", m.vx_ifname).stdout
+            assert "vxlan id 42" in vx and "dstport 4789" in vx and m.inner_mac in vx, vx
+    rtr = lab.run("rtr", "ip", "-o", "addr", "show").stdout
+    for ifn in (lab.rtr_cli_if, lab.rtr_ic0_if, lab.rtr_ic1_if):
+        assert ifn not in rtr, f"router port {ifn} must carry no kernel address:\n{rtr}"
+    links = lab.run("rtr", "ip", "-o", "link", "show").stdout
+    for ifn, mac in ((lab.rtr_cli_if, "02:00:00:00:00:01"), (lab.rtr_ic0_if, "02:00:00:00:00:02"),
+                     (lab.rtr_ic1_if, "02:00:00:00:00:03")):
+        assert re.search(rf"{re.escape(ifn)}@\S+: .*link/ether {mac}", links), links
+
+
+def test_alias_not_reachable_without_aliasd(lab):
+    """Nothing answers ARP for the alias until aliasd runs (the members' arp_ignore works):
+    otherwise the aliasd tests would pass without aliasd."""
+    r = lab.run("cli", "python3", str(labmod.CLIENT), "tcp", "--to", "198.51.100.100:80",
+                "--count", "1", "--timeout", "2", check=False)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["ok"] == 0, res
+
+
+def test_names_prefixed_and_teardown(make_lab):
+    before = set(labmod.netns_list())
+    lb = make_lab(members=1, vxlan_members=1)
+    assert labmod.PREFIX_RE.match(lb.prefix)
+    created = set(labmod.netns_list()) - before
+    assert created == set(lb.all_namespaces()), created
+    assert all(n.startswith(lb.prefix + "-") for n in created)
+    for n in lb.link_names():
+        assert n.startswith(lb.prefix + "-") and len(n) <= 15, n
+    # every link in every lab namespace carries the prefix (lo aside)
+    for ns in created:
+        out = lb.run(ns, "ip", "-o", "link", "show").stdout
+        for name in re.findall(r"^\d+: ([^:@]+)", out, re.M):
+            assert name == "lo" or name.startswith(lb.prefix + "-"), (ns, name)
+    server = lb.members[0].server
+    assert server.poll() is None
+    lb.down()
+    assert server.poll() is not None, "member server survived teardown"
+    after = set(labmod.netns_list())
+    assert not (after & created), f"left behind: {after & created}"
+    lb.down()  # idempotent
+
+
+def test_two_labs_do_not_collide(make_lab):
+    a = make_lab(members=1, servers=False)
+    b = make_lab(members=1, servers=False)
+    assert a.prefix != b.prefix
+    assert a.ping("cli", labmod.GW_CLI_IP) and b.ping("cli", labmod.GW_CLI_IP)
+
+
+PMD_UNAVAILABLE = re.compile(r"(No probed ethernet devices|failed to (probe|find)|"
+                             r"Cannot find driver|Driver cannot attach|xsk.*not supported|"
+                             r"AF_XDP.*not (supported|available))", re.I)
+
+
+@pytest.mark.parametrize("kind", ["af_xdp", "af_packet"])
+def test_pmd_receives_client_pings(lab, kind):
+    """dpdk-testpmd in P-rtr (io forwarding between P-rc and P-r0) sees the client's pings."""
+    if shutil.which("dpdk-testpmd") is None:
+        pytest.skip("dpdk-testpmd not installed (Debian package dpdk-dev)")
+    target = "198.51.100.99"  # no host: a static neighbour sends the pings to P-rc's MAC
+    lab.run("cli", "ip", "neigh", "replace", target, "lladdr", labmod.RTR_MACS["client"],
+            "dev", lab.cli_if, "nud", "permanent")
+
+    def traffic():
+        lab.run("cli", "ping", "-n", "-c", "5", "-i", "0.2", "-W", "1", target, check=False)
+
+    try:
+        rx, out = lab.testpmd(kind, [lab.rtr_cli_if, lab.rtr_ic0_if], traffic)
+    finally:
+        lab.run("cli", "ip", "neigh", "del", target, "dev", lab.cli_if, check=False)
+    if rx[0] == 0 and PMD_UNAVAILABLE.search(out) and "Port 0:" not in out:
+        pytest.skip(f"{kind} PMD unavailable here: {PMD_UNAVAILABLE.search(out).group(0)}")
+    assert rx[0] >= 5, f"{kind}: testpmd port 0 RX={rx[0]} (want >= 5)\n{out[-3000:]}"
