@@ -117,7 +117,7 @@ impl Port {
         unsafe { sys::rte_eth_dev_count_avail() }
     }
 
-    /// A net_ring port named `name` whose RX queue `i` dequeues from `rx[i]` and TX queue `i`
+    /// A net_ring port whose ethdev name is `net_ring_<name>` (the PMD adds the prefix), whose RX queue `i` dequeues from `rx[i]` and TX queue `i`
     /// enqueues into `tx[i]` (`rte_eth_from_rings`), on NUMA `socket` (`-1`: any).
     ///
     /// The rings must outlive the port: close the port before dropping them. The ring PMD
