@@ -153,13 +153,7 @@ pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<Packet
         },
         _ => return Err(drop(DropReason::UnsupportedProtocol)),
     };
-    let key = FlowKey {
-        src: u32::from(ip.src_addr()),
-        dst,
-        src_port,
-        dst_port,
-        proto,
-    };
+    let key = FlowKey { src: u32::from(ip.src_addr()), dst, src_port, dst_port, proto };
     Ok(PacketMeta {
         key,
         hash: key.hash(),

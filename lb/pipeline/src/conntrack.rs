@@ -81,10 +81,7 @@ impl ConnTable {
     pub fn new(capacity: usize) -> Self {
         let cap = capacity.max(MIN_CAPACITY).next_power_of_two();
         let buckets = cap / WAYS;
-        assert!(
-            buckets <= 1 << 32,
-            "connection table capacity {cap} too large"
-        );
+        assert!(buckets <= 1 << 32, "connection table capacity {cap} too large");
         ConnTable {
             entries: vec![Entry::default(); cap].into_boxed_slice(),
             mask: (buckets - 1) as u32,
@@ -132,11 +129,7 @@ impl ConnTable {
     pub fn refresh(&mut self, slot: Slot, now_ms: u64, timeout_ms: u64, closing: bool) {
         if let Some(e) = self.entries.get_mut(slot.index as usize) {
             e.expiry = now_ms.saturating_add(timeout_ms).max(1);
-            e.flags = if closing {
-                e.flags | CLOSING
-            } else {
-                e.flags & !CLOSING
-            };
+            e.flags = if closing { e.flags | CLOSING } else { e.flags & !CLOSING };
         }
     }
 
@@ -257,10 +250,7 @@ mod tests {
         let mut t = ConnTable::new(64);
         let k = key(1);
         assert_eq!(t.lookup(&k, 0), None);
-        assert_eq!(
-            t.insert(&k, MemberId(3), 1000, 500),
-            InsertOutcome::Inserted
-        );
+        assert_eq!(t.insert(&k, MemberId(3), 1000, 500), InsertOutcome::Inserted);
         assert_eq!(t.lookup(&k, 1000), Some(MemberId(3)));
         assert_eq!(t.lookup(&k, 1499), Some(MemberId(3)));
         assert_eq!(t.lookup(&k, 1500), None, "expired entries are misses");
@@ -276,10 +266,7 @@ mod tests {
         let s = t.find(&k, k.hash(), 1805).unwrap();
         assert!(s.closing);
         assert_eq!(t.lookup(&k, 1810), None);
-        assert!(
-            !t.touch(&k, 1810, 500),
-            "touch does not revive a dead entry"
-        );
+        assert!(!t.touch(&k, 1810, 500), "touch does not revive a dead entry");
         t.clear();
         assert_eq!(t.live(0), 0);
     }
@@ -292,20 +279,14 @@ mod tests {
             let out = t.insert(&key(i), MemberId(i), 0, 1000 + i as u64);
             assert_eq!(out, InsertOutcome::Inserted);
         }
-        assert_eq!(
-            t.insert(&key(100), MemberId(100), 0, 5000),
-            InsertOutcome::Evicted
-        );
+        assert_eq!(t.insert(&key(100), MemberId(100), 0, 5000), InsertOutcome::Evicted);
         assert_eq!(t.lookup(&key(0), 0), None, "key 0 expired soonest");
         assert_eq!(t.lookup(&key(100), 0), Some(MemberId(100)));
         for i in 1..8 {
             assert_eq!(t.lookup(&key(i), 0), Some(MemberId(i)));
         }
         // Once some expire, their slots are reused without eviction.
-        assert_eq!(
-            t.insert(&key(200), MemberId(7), 1002, 10),
-            InsertOutcome::Inserted
-        );
+        assert_eq!(t.insert(&key(200), MemberId(7), 1002, 10), InsertOutcome::Inserted);
         assert_eq!(t.live(1002), 7);
     }
 
@@ -323,9 +304,7 @@ mod tests {
         }
         assert!(evictions < n as usize / 100, "{evictions} evictions");
         assert_eq!(t.live(0), n as usize - evictions);
-        let hits = (0..n)
-            .filter(|&i| t.lookup(&key(i), 1) == Some(MemberId(i & 1023)))
-            .count();
+        let hits = (0..n).filter(|&i| t.lookup(&key(i), 1) == Some(MemberId(i & 1023))).count();
         assert_eq!(hits, n as usize - evictions);
         // Filling past capacity evicts and keeps the table full.
         for i in n..(cap as u32 * 2) {

@@ -164,11 +164,7 @@ pub fn encap<B: PacketBuf>(
                 u32::from(member.ipv4),
             );
         }
-        Encap::Vxlan {
-            vni,
-            inner_mac,
-            udp_port,
-        } => {
+        Encap::Vxlan { vni, inner_mac, udp_port } => {
             let inner_frame = ETH_LEN + ip_len;
             let outer_len = IP_LEN + UDP_LEN + VXLAN_LEN + inner_frame;
             if outer_len > mtu {

@@ -112,11 +112,7 @@ impl Selector {
             return None;
         }
         // The schedule may have shrunk since the cursor last moved.
-        let idx = if *cursor < len {
-            *cursor
-        } else {
-            *cursor % len
-        };
+        let idx = if *cursor < len { *cursor } else { *cursor % len };
         *cursor = if idx + 1 == len { 0 } else { idx + 1 };
         Some(schedule[idx as usize])
     }
@@ -142,10 +138,9 @@ impl Selector {
                 _ => snap.aliases.get(alias).and_then(|a| a.single_active),
             };
             return match pick {
-                Some(member) => Selection::Member {
-                    member,
-                    new_flow: mode == ServiceMode::InMulti,
-                },
+                Some(member) => {
+                    Selection::Member { member, new_flow: mode == ServiceMode::InMulti }
+                }
                 None => Selection::Drop(DropReason::NoMember),
             };
         }
@@ -155,17 +150,11 @@ impl Selector {
                 // A new SYN on a closing entry is a new incarnation of the 4-tuple: back to idle.
                 let syn_only = meta.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == TCP_SYN;
                 let closing = fin_rst || (slot.closing && !syn_only);
-                let timeout = if closing {
-                    self.timeouts.tcp_closing_ms
-                } else {
-                    self.timeouts.tcp_idle_ms
-                };
+                let timeout =
+                    if closing { self.timeouts.tcp_closing_ms } else { self.timeouts.tcp_idle_ms };
                 self.conns.refresh(slot, now_ms, timeout, closing);
                 CoreCounters::add(&counters.conn_hits, 1);
-                return Selection::Member {
-                    member: slot.member,
-                    new_flow: false,
-                };
+                return Selection::Member { member: slot.member, new_flow: false };
             }
         }
         let pick = match mode {
@@ -175,21 +164,13 @@ impl Selector {
         let Some(member) = pick else {
             return Selection::Drop(DropReason::NoMember);
         };
-        let timeout = if fin_rst {
-            self.timeouts.tcp_closing_ms
-        } else {
-            self.timeouts.tcp_idle_ms
-        };
-        let outcome = self
-            .conns
-            .insert_hashed(key, meta.hash, member, now_ms, timeout, fin_rst);
+        let timeout =
+            if fin_rst { self.timeouts.tcp_closing_ms } else { self.timeouts.tcp_idle_ms };
+        let outcome = self.conns.insert_hashed(key, meta.hash, member, now_ms, timeout, fin_rst);
         CoreCounters::add(&counters.conn_inserts, 1);
         if outcome == InsertOutcome::Evicted {
             CoreCounters::add(&counters.conn_evictions, 1);
         }
-        Selection::Member {
-            member,
-            new_flow: true,
-        }
+        Selection::Member { member, new_flow: true }
     }
 }

@@ -3,116 +3,15 @@
 //! through one real [`Pipeline`]. The file documents its own format. The topology built here
 //! is the one described at the top of golden.txt (aliasd's test TOML mirrors it).
 
-use std::net::Ipv4Addr;
+mod common;
+
 use std::sync::Arc;
 
-use clua_pipeline::snapshot::ServiceSpec;
 use clua_pipeline::{
-    AliasMember, CoreCounters, DropReason, Encap, Member, MemberId, PacketBuf, Pipeline,
-    PipelineConfig, PortInfo, PortRole, PuntReason, ServiceMode, Snapshot, VecBuf, Verdict,
+    CoreCounters, DropReason, PacketBuf, Pipeline, PipelineConfig, PuntReason, Snapshot, VecBuf,
+    Verdict,
 };
-
-fn port(name: &str, role: PortRole, mac_last: u8, ip: [u8; 4], plen: u8, mtu: u16) -> PortInfo {
-    PortInfo {
-        name: name.into(),
-        role,
-        mac: [0x02, 0, 0, 0, 0, mac_last],
-        ipv4: Some(Ipv4Addr::from(ip)),
-        prefix_len: plen,
-        mtu,
-        flow_source: None,
-    }
-}
-
-fn member(id: u32, port: u16, ip: [u8; 4], mac: [u8; 6], encap: Encap) -> Option<Member> {
-    Some(Member {
-        id: MemberId(id),
-        name: format!("m{}", id + 1),
-        port,
-        mac,
-        ipv4: Ipv4Addr::from(ip),
-        encap,
-        up: true,
-    })
-}
-
-fn am(id: u32, selw: u32) -> AliasMember {
-    AliasMember {
-        member: MemberId(id),
-        selw,
-        selp: 1,
-    }
-}
-
-/// The golden topology (see golden.txt).
-pub fn topology() -> Snapshot {
-    let ports = vec![
-        port("client", PortRole::Client, 1, [198, 51, 100, 2], 24, 1500),
-        port("ic0", PortRole::Interconnect, 2, [192, 0, 2, 2], 25, 1600),
-        port("ic1", PortRole::Interconnect, 3, [192, 0, 2, 130], 25, 1600),
-    ];
-    let members = vec![
-        member(0, 1, [192, 0, 2, 11], [2, 0, 0, 0, 1, 1], Encap::L2),
-        member(1, 1, [192, 0, 2, 12], [2, 0, 0, 0, 1, 2], Encap::L2),
-        member(2, 1, [192, 0, 2, 13], [2, 0, 0, 0, 1, 3], Encap::Ipip),
-        member(
-            3,
-            2,
-            [192, 0, 2, 141],
-            [2, 0, 0, 0, 2, 1],
-            Encap::Vxlan {
-                vni: 42,
-                inner_mac: [2, 0, 0, 0, 2, 0x81],
-                udp_port: 4789,
-            },
-        ),
-    ];
-    let aliases = vec![
-        (
-            "cluster".to_string(),
-            Ipv4Addr::new(198, 51, 100, 99),
-            vec![am(0, 1), am(1, 1), am(2, 1), am(3, 1)],
-        ),
-        (
-            "web".to_string(),
-            Ipv4Addr::new(198, 51, 100, 100),
-            vec![am(0, 3), am(1, 2), am(2, 1)],
-        ),
-        (
-            "tun".to_string(),
-            Ipv4Addr::new(198, 51, 100, 101),
-            vec![am(2, 1)],
-        ),
-        (
-            "vx".to_string(),
-            Ipv4Addr::new(198, 51, 100, 102),
-            vec![am(3, 1)],
-        ),
-    ];
-    let services = [
-        ServiceSpec {
-            proto: 6,
-            port: 80,
-            mode: ServiceMode::InMulti,
-        },
-        ServiceSpec {
-            proto: 17,
-            port: 53,
-            mode: ServiceMode::InMulti,
-        },
-        ServiceSpec {
-            proto: 6,
-            port: 513,
-            mode: ServiceMode::InNoalias,
-        },
-        ServiceSpec {
-            proto: 17,
-            port: 513,
-            mode: ServiceMode::InNoalias,
-        },
-    ];
-    Snapshot::build(1, ports, members, aliases, &services).expect("golden topology")
-}
+use common::topology;
 
 #[derive(Debug, Default, Clone)]
 struct Case {
@@ -130,9 +29,7 @@ struct Case {
 fn parse_hex(line: usize, text: &str, out: &mut Vec<u8>) {
     for tok in text.split_whitespace() {
         if let Some((n, b)) = tok.split_once('*') {
-            let n: usize = n
-                .parse()
-                .unwrap_or_else(|_| panic!("line {line}: bad repeat {tok}"));
+            let n: usize = n.parse().unwrap_or_else(|_| panic!("line {line}: bad repeat {tok}"));
             let b =
                 u8::from_str_radix(b, 16).unwrap_or_else(|_| panic!("line {line}: bad byte {tok}"));
             out.extend(std::iter::repeat(b).take(n));
@@ -157,29 +54,18 @@ fn parse_fixtures(text: &str) -> Vec<Case> {
         if content.is_empty() {
             continue;
         }
-        let (word, rest) = content
-            .split_once(char::is_whitespace)
-            .unwrap_or((content, ""));
+        let (word, rest) = content.split_once(char::is_whitespace).unwrap_or((content, ""));
         let rest = rest.trim();
         if word == "case" {
             assert!(cur.is_none(), "line {line}: case inside a case");
-            cur = Some(Case {
-                name: rest.into(),
-                line,
-                time,
-                ..Default::default()
-            });
+            cur = Some(Case { name: rest.into(), line, time, ..Default::default() });
             continue;
         }
-        let c = cur
-            .as_mut()
-            .unwrap_or_else(|| panic!("line {line}: `{word}` outside a case"));
+        let c = cur.as_mut().unwrap_or_else(|| panic!("line {line}: `{word}` outside a case"));
         match word {
             "port" => c.port = rest.into(),
             "time" => {
-                time = rest
-                    .parse()
-                    .unwrap_or_else(|_| panic!("line {line}: bad time"));
+                time = rest.parse().unwrap_or_else(|_| panic!("line {line}: bad time"));
                 c.time = time;
             }
             "rss" => c.rss = Some(u32::from_str_radix(rest, 16).expect("rss hex")),
@@ -189,11 +75,7 @@ fn parse_fixtures(text: &str) -> Vec<Case> {
             "member" => c.member = Some(rest.into()),
             "end" => {
                 let c = cur.take().unwrap();
-                assert!(
-                    !c.port.is_empty() && !c.verdict.is_empty(),
-                    "case {} incomplete",
-                    c.name
-                );
+                assert!(!c.port.is_empty() && !c.verdict.is_empty(), "case {} incomplete", c.name);
                 assert_eq!(
                     c.verdict.starts_with("forward"),
                     !c.output.is_empty(),
@@ -215,10 +97,8 @@ fn fixtures() -> Vec<Case> {
 }
 
 fn expected_verdict(snap: &Snapshot, c: &Case) -> Verdict {
-    let (kind, arg) = c
-        .verdict
-        .split_once(' ')
-        .unwrap_or_else(|| panic!("case {}: verdict", c.name));
+    let (kind, arg) =
+        c.verdict.split_once(' ').unwrap_or_else(|| panic!("case {}: verdict", c.name));
     match kind {
         "forward" => Verdict::Forward(port_id(snap, arg)),
         "drop" => Verdict::Drop(
@@ -238,10 +118,8 @@ fn expected_verdict(snap: &Snapshot, c: &Case) -> Verdict {
 }
 
 fn port_id(snap: &Snapshot, name: &str) -> u16 {
-    snap.ports
-        .iter()
-        .position(|p| p.name == name)
-        .unwrap_or_else(|| panic!("no port {name}")) as u16
+    snap.ports.iter().position(|p| p.name == name).unwrap_or_else(|| panic!("no port {name}"))
+        as u16
 }
 
 fn member_id(snap: &Snapshot, name: &str) -> usize {
@@ -272,22 +150,14 @@ fn counts(c: &CoreCounters) -> Counts {
 }
 
 fn new_pipeline() -> Pipeline {
-    let cfg = PipelineConfig {
-        conn_capacity: 1024,
-        ..Default::default()
-    };
+    let cfg = PipelineConfig { conn_capacity: 1024, ..Default::default() };
     let counters = Arc::new(cfg.new_counters());
     Pipeline::new(&cfg, Arc::new(topology()), counters)
 }
 
 fn hex(b: &[u8]) -> String {
     b.chunks(16)
-        .map(|c| {
-            c.iter()
-                .map(|x| format!("{x:02x}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map(|c| c.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" "))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -305,12 +175,7 @@ fn check_result(c: &Case, snap: &Snapshot, verdict: Verdict, buf: &VecBuf) {
             hex(&c.output)
         );
     } else if let Verdict::Punt(_) = want {
-        assert_eq!(
-            buf.data(),
-            c.input.as_slice(),
-            "case {}: punted packets are unchanged",
-            c.name
-        );
+        assert_eq!(buf.data(), c.input.as_slice(), "case {}: punted packets are unchanged", c.name);
     }
 }
 
@@ -336,10 +201,8 @@ fn golden_cases_one_per_burst() {
         match verdicts[0] {
             Verdict::Forward(_) => {
                 expect.forwarded += 1;
-                let m = member_id(
-                    &snap,
-                    c.member.as_deref().expect("forward cases name the member"),
-                );
+                let m =
+                    member_id(&snap, c.member.as_deref().expect("forward cases name the member"));
                 expect.member_packets[m] += 1;
             }
             Verdict::Drop(r) => expect.drops[r as usize] += 1,
@@ -376,12 +239,7 @@ fn golden_cases_in_bursts() {
             })
             .collect();
         let mut verdicts = vec![Verdict::Drop(DropReason::TxFull); group.len()];
-        p.process_burst(
-            port_id(&snap, &group[0].port),
-            group[0].time,
-            &mut bufs,
-            &mut verdicts,
-        );
+        p.process_burst(port_id(&snap, &group[0].port), group[0].time, &mut bufs, &mut verdicts);
         for (k, c) in group.iter().enumerate() {
             check_result(c, &snap, verdicts[k], &bufs[k]);
         }
@@ -410,17 +268,9 @@ fn golden_covers_reasons() {
         DropReason::TooBig,
         DropReason::WrongPort,
     ] {
-        assert!(
-            seen.contains(&Verdict::Drop(r)),
-            "no golden case for drop {}",
-            r.name()
-        );
+        assert!(seen.contains(&Verdict::Drop(r)), "no golden case for drop {}", r.name());
     }
     for r in PuntReason::ALL {
-        assert!(
-            seen.contains(&Verdict::Punt(r)),
-            "no golden case for punt {}",
-            r.name()
-        );
+        assert!(seen.contains(&Verdict::Punt(r)), "no golden case for punt {}", r.name());
     }
 }

@@ -1,0 +1,231 @@
+//! Property-style tests of selection over the real pipeline: weighted shares (CA7, CA8), selp
+//! tiers (seed 000 §6.8), established flows across snapshot swaps, member failure (CA3), and
+//! connection-table timeouts.
+
+mod common;
+
+use std::sync::Arc;
+
+use clua_pipeline::{
+    CoreCounters, DropReason, PacketBuf, Pipeline, PipelineConfig, Snapshot, VecBuf, Verdict, BURST,
+};
+use common::*;
+
+fn pipeline(cfg: PipelineConfig, snap: Snapshot) -> Pipeline {
+    let counters = Arc::new(cfg.new_counters());
+    Pipeline::new(&cfg, Arc::new(snap), counters)
+}
+
+/// Sends `frames` (received on the client port at `now`) in bursts; returns, per frame, the
+/// member it went to (by the outer destination MAC) or the verdict if it was not forwarded.
+fn send(p: &mut Pipeline, now: u64, frames: &[Vec<u8>]) -> Vec<Result<u32, Verdict>> {
+    let mut out = Vec::with_capacity(frames.len());
+    for chunk in frames.chunks(BURST) {
+        let mut bufs: Vec<VecBuf> = chunk.iter().map(|f| VecBuf::new(f)).collect();
+        let mut verdicts = vec![Verdict::Drop(DropReason::TxFull); chunk.len()];
+        p.process_burst(0, now, &mut bufs, &mut verdicts);
+        let snap = p.snapshot().clone();
+        for (b, v) in bufs.iter().zip(verdicts) {
+            out.push(match v {
+                Verdict::Forward(_) => {
+                    let mac = &b.data()[0..6];
+                    let m = snap
+                        .members
+                        .iter()
+                        .flatten()
+                        .find(|m| m.mac == mac)
+                        .expect("forwarded to a member's MAC");
+                    Ok(m.id.0)
+                }
+                v => Err(v),
+            });
+        }
+    }
+    out
+}
+
+fn syns(dport: u16, ports: std::ops::Range<u32>) -> Vec<Vec<u8>> {
+    ports
+        .map(|i| {
+            // Vary the client address too so that more than 64k flows are possible.
+            let src = [198, 51, (i >> 16) as u8, 10 + (i >> 8 & 0x3f) as u8];
+            tcp_frame(src, (i & 0xffff) as u16 | 1024, WEB, dport, SYN)
+        })
+        .collect()
+}
+
+fn acks(dport: u16, ports: std::ops::Range<u32>, flags: u8) -> Vec<Vec<u8>> {
+    ports
+        .map(|i| {
+            let src = [198, 51, (i >> 16) as u8, 10 + (i >> 8 & 0x3f) as u8];
+            tcp_frame(src, (i & 0xffff) as u16 | 1024, WEB, dport, flags)
+        })
+        .collect()
+}
+
+fn members(r: &[Result<u32, Verdict>]) -> Vec<u32> {
+    r.iter().map(|x| *x.as_ref().expect("forwarded")).collect()
+}
+
+#[test]
+fn in_multi_shares_are_exactly_proportional_to_selw_in_every_turn() {
+    // web: m1 selw 3, m2 selw 2, m3 selw 1 -> one turn is 6 connections.
+    let mut p = pipeline(PipelineConfig::default(), topology());
+    let got = members(&send(&mut p, 1000, &syns(80, 0..6000)));
+    for (t, turn) in got.chunks(6).enumerate() {
+        let mut n = [0; 4];
+        for &m in turn {
+            n[m as usize] += 1;
+        }
+        assert_eq!(n, [3, 2, 1, 0], "turn {t}: {turn:?}");
+    }
+    let c = p.counters();
+    let flows: Vec<u64> = (0..4).map(|i| CoreCounters::get(&c.member_flows[i])).collect();
+    assert_eq!(flows, vec![3000, 2000, 1000, 0]);
+    assert_eq!(CoreCounters::get(&c.conn_inserts), 6000);
+    assert_eq!(CoreCounters::get(&c.conn_evictions), 0);
+}
+
+#[test]
+fn in_multi_udp_is_round_robin_per_datagram_without_table_entries() {
+    let mut p = pipeline(PipelineConfig::default(), topology());
+    let frames: Vec<Vec<u8>> = (0..12).map(|_| udp_frame(CLIENT, 5353, WEB, 53, b"q")).collect();
+    let got = members(&send(&mut p, 1000, &frames));
+    assert_eq!(got, vec![0, 0, 0, 1, 1, 2, 0, 0, 0, 1, 1, 2]);
+    assert_eq!(p.selector().conns().live(1000), 0);
+    assert_eq!(CoreCounters::get(&p.counters().member_flows[0]), 6);
+    // in_single UDP (port 54) always goes to the active member, and is not a new flow.
+    let frames: Vec<Vec<u8>> = (0..5).map(|i| udp_frame(CLIENT, 5000 + i, WEB, 54, b"q")).collect();
+    assert_eq!(members(&send(&mut p, 1000, &frames)), vec![0; 5]);
+    assert_eq!(CoreCounters::get(&p.counters().member_flows[0]), 6);
+}
+
+#[test]
+fn selp_tiers_lower_tier_only_when_the_higher_is_all_down() {
+    // Seed 000 §6.8: two members selp=10 and one selp=5.
+    let web = || vec![amp(0, 1, 10), amp(1, 1, 10), amp(2, 1, 5)];
+    let mut p = pipeline(PipelineConfig::default(), topology_with(1, [true; 4], web()));
+    let got = members(&send(&mut p, 1000, &syns(80, 0..300)));
+    assert!(!got.contains(&2), "selp=5 member got a connection while selp=10 members are up");
+    assert_eq!(got.iter().filter(|&&m| m == 0).count(), 150);
+
+    // One selp=10 member down: the other takes all new connections.
+    p.set_snapshot(Arc::new(topology_with(2, [false, true, true, true], web())));
+    let got = members(&send(&mut p, 1000, &syns(80, 1000..1300)));
+    assert!(got.iter().all(|&m| m == 1), "{got:?}");
+
+    // Both selp=10 members down: everything goes to selp=5, including established flows of
+    // the members that went down.
+    p.set_snapshot(Arc::new(topology_with(3, [false, false, true, true], web())));
+    let got = members(&send(&mut p, 1000, &syns(80, 2000..2300)));
+    assert!(got.iter().all(|&m| m == 2), "{got:?}");
+    let got = members(&send(&mut p, 1000, &acks(80, 0..300, ACK)));
+    assert!(got.iter().all(|&m| m == 2), "{got:?}");
+
+    // A selp=10 member returns: new connections go back to it, m3's flows stay on m3.
+    p.set_snapshot(Arc::new(topology_with(4, [true, false, true, true], web())));
+    let got = members(&send(&mut p, 1000, &syns(80, 3000..3100)));
+    assert!(got.iter().all(|&m| m == 0), "{got:?}");
+    let got = members(&send(&mut p, 1000, &acks(80, 0..300, ACK)));
+    assert!(got.iter().all(|&m| m == 2), "{got:?}");
+
+    // Nobody up at all: no_member.
+    p.set_snapshot(Arc::new(topology_with(5, [false; 4], web())));
+    let got = send(&mut p, 1000, &syns(80, 4000..4010));
+    assert!(got.iter().all(|r| *r == Err(Verdict::Drop(DropReason::NoMember))));
+}
+
+#[test]
+fn established_flows_keep_their_member_across_weight_changes() {
+    let mut p = pipeline(PipelineConfig::default(), topology());
+    let first = members(&send(&mut p, 1000, &syns(80, 0..600)));
+    // Reverse the weights: m1 1, m2 2, m3 3.
+    p.set_snapshot(Arc::new(topology_with(2, [true; 4], vec![am(0, 1), am(1, 2), am(2, 3)])));
+    let again = members(&send(&mut p, 2000, &acks(80, 0..600, ACK)));
+    assert_eq!(first, again, "established flows moved");
+    // New connections follow the new weights (the alias set is unchanged, so the cursor is kept
+    // at the start of a turn).
+    let new = members(&send(&mut p, 2000, &syns(80, 10_000..10_600)));
+    for turn in new.chunks(6) {
+        let mut n = [0; 4];
+        for &m in turn {
+            n[m as usize] += 1;
+        }
+        assert_eq!(n, [1, 2, 3, 0]);
+    }
+}
+
+#[test]
+fn a_member_going_down_has_its_flows_reselected() {
+    let mut p = pipeline(PipelineConfig::default(), topology());
+    let first = members(&send(&mut p, 1000, &syns(80, 0..60)));
+    p.set_snapshot(Arc::new(topology_with(
+        2,
+        [true, false, true, true],
+        vec![am(0, 3), am(1, 2), am(2, 1)],
+    )));
+    let flows_before = CoreCounters::get(&p.counters().member_flows[0]);
+    let again = members(&send(&mut p, 2000, &acks(80, 0..60, ACK)));
+    let mut moved = 0;
+    for (a, b) in first.iter().zip(&again) {
+        if *a == 1 {
+            assert_ne!(*b, 1, "a down member got traffic");
+            moved += 1;
+        } else {
+            assert_eq!(a, b, "a flow of an up member moved");
+        }
+    }
+    assert_eq!(moved, 20);
+    // The moved flows are new flows for their new members.
+    let flows_after: u64 = (0..4).map(|i| CoreCounters::get(&p.counters().member_flows[i])).sum();
+    assert_eq!(flows_after, 60 + 20);
+    assert!(CoreCounters::get(&p.counters().member_flows[0]) >= flows_before);
+    // And they stay where they moved.
+    let third = members(&send(&mut p, 3000, &acks(80, 0..60, ACK)));
+    assert_eq!(again, third);
+}
+
+#[test]
+fn fin_and_rst_shorten_the_entry_timeout() {
+    let cfg = PipelineConfig { tcp_idle_ms: 100_000, tcp_closing_ms: 1_000, ..Default::default() };
+    let mut p = pipeline(cfg, topology());
+    send(&mut p, 0, &syns(80, 0..3));
+    send(&mut p, 10, &acks(80, 0..1, FIN | ACK));
+    send(&mut p, 10, &acks(80, 1..2, RST));
+    let conns = p.selector().conns();
+    assert_eq!(conns.live(500), 3);
+    assert_eq!(conns.live(1_010), 1, "FIN and RST flows expire after the closing timeout");
+    assert_eq!(conns.live(100_000), 0);
+    // A later ACK on a closing flow keeps the closing timeout.
+    send(&mut p, 500, &acks(80, 0..1, ACK));
+    assert_eq!(p.selector().conns().live(1_499), 2);
+    assert_eq!(p.selector().conns().live(1_500), 1);
+    // Packets refresh the idle timeout.
+    send(&mut p, 90_000, &acks(80, 2..3, ACK));
+    assert_eq!(p.selector().conns().live(150_000), 1);
+}
+
+#[test]
+fn expired_flows_are_reselected_as_new_flows() {
+    let cfg = PipelineConfig { tcp_idle_ms: 1_000, ..Default::default() };
+    let mut p = pipeline(cfg, topology());
+    send(&mut p, 0, &syns(80, 0..6));
+    let hits = CoreCounters::get(&p.counters().conn_hits);
+    send(&mut p, 999, &acks(80, 0..6, ACK));
+    assert_eq!(CoreCounters::get(&p.counters().conn_hits), hits + 6);
+    send(&mut p, 1_999 + 1_000, &acks(80, 0..6, ACK));
+    assert_eq!(CoreCounters::get(&p.counters().conn_hits), hits + 6, "expired: misses");
+    assert_eq!(CoreCounters::get(&p.counters().conn_inserts), 12);
+}
+
+#[test]
+fn bursts_longer_than_burst_are_processed_in_chunks() {
+    let mut p = pipeline(PipelineConfig::default(), topology());
+    let frames = syns(80, 0..100);
+    let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::new(f)).collect();
+    let mut verdicts = vec![Verdict::Drop(DropReason::TxFull); 100];
+    p.process_burst(0, 1, &mut bufs, &mut verdicts);
+    assert!(verdicts.iter().all(|v| *v == Verdict::Forward(1)));
+    assert_eq!(CoreCounters::get(&p.counters().rx), 100);
+    assert_eq!(CoreCounters::get(&p.counters().forwarded), 100);
+}
