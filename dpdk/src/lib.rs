@@ -14,6 +14,8 @@
 //!
 //! Constructors return [`Error::NotInitialized`] until [`Eal::init`] succeeds.
 
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
 mod eal;
 mod error;
 mod lcore;

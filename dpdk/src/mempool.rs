@@ -79,6 +79,9 @@ impl Mempool {
 
 impl Drop for Mempool {
     fn drop(&mut self) {
+        if !crate::is_initialized() {
+            return; // EAL is gone and took its memory with it
+        }
         let in_use = self.in_use();
         if in_use != 0 {
             eprintln!("clua-dpdk: leaking a mempool with {in_use} mbufs still in use");

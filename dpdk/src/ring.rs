@@ -116,6 +116,9 @@ impl Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        if !crate::is_initialized() {
+            return; // EAL is gone and took its memory with it
+        }
         let mut b = Burst::new();
         while self.dequeue_burst(&mut b) > 0 {
             b.clear();
