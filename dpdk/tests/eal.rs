@@ -82,6 +82,7 @@ fn main() {
         // not compatible with --in-memory": no-huge implies legacy memory). `--no-shconf` plus
         // a per-process file prefix gives the same isolation between parallel runs.
         "--no-shconf",
+        "--no-telemetry",
         "-l",
         "0,1",
         "--vdev",
@@ -362,12 +363,15 @@ fn main() {
     });
     drop(pool);
     drop(eal);
-    // rte_eal_cleanup leaves the (empty, with --no-shconf) runtime directory behind.
+    // rte_eal_cleanup leaves the runtime directory behind (empty with --no-shconf and
+    // --no-telemetry, which would otherwise keep its socket there until exit).
     let runtime = std::env::var("XDG_RUNTIME_DIR")
         .ok()
         .filter(|_| not_root())
         .unwrap_or_else(|| "/var/run".to_string());
-    let _ = std::fs::remove_dir(format!("{runtime}/dpdk/{prefix}"));
+    if let Err(e) = std::fs::remove_dir(format!("{runtime}/dpdk/{prefix}")) {
+        eprintln!("note: could not remove the EAL runtime dir: {e}");
+    }
 
     println!("{} passed, {} failed", c.passed, c.failed);
     if c.failed > 0 {
