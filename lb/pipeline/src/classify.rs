@@ -164,3 +164,182 @@ pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<Packet
         member: MemberId(0),
     })
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::snapshot::tests::{member, port};
+    use crate::snapshot::{AliasMember, PortRole, ServiceSpec};
+    use crate::wire::checksum::checksum;
+    use std::net::Ipv4Addr;
+
+    pub(crate) const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    pub(crate) const ALIAS: [u8; 4] = [198, 51, 100, 100];
+    pub(crate) const CLIENT: [u8; 4] = [198, 51, 100, 10];
+
+    /// client, ic0 (router .2 and 192.0.2.2); alias web = 198.51.100.100 with members 0, 1.
+    pub(crate) fn snap() -> Snapshot {
+        let ports = vec![
+            port("client", PortRole::Client, 1, Some([198, 51, 100, 2])),
+            port("ic0", PortRole::Interconnect, 2, Some([192, 0, 2, 2])),
+        ];
+        let ams = vec![
+            AliasMember { member: MemberId(0), selw: 2, selp: 1 },
+            AliasMember { member: MemberId(1), selw: 1, selp: 1 },
+        ];
+        Snapshot::build(
+            1,
+            ports,
+            vec![member(0, true), member(1, true)],
+            vec![("web".into(), Ipv4Addr::from(ALIAS), ams)],
+            &[
+                ServiceSpec { proto: 6, port: 80, mode: crate::ServiceMode::InMulti },
+                ServiceSpec { proto: 17, port: 53, mode: crate::ServiceMode::InMulti },
+                ServiceSpec { proto: 6, port: 513, mode: crate::ServiceMode::InNoalias },
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Ethernet (to the router's client MAC) + IPv4 (`flags_frag` in bytes 6..8) + `l4`.
+    pub(crate) fn frame(dst: [u8; 4], proto: u8, flags_frag: u16, l4: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&ROUTER_MAC);
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 0x10, 0x08, 0x00]);
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+        ip[6..8].copy_from_slice(&flags_frag.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = proto;
+        ip[12..16].copy_from_slice(&CLIENT);
+        ip[16..20].copy_from_slice(&dst);
+        let c = checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(l4);
+        f
+    }
+
+    pub(crate) fn tcp(sport: u16, dport: u16, flags: u8) -> [u8; 20] {
+        let mut t = [0u8; 20];
+        t[0..2].copy_from_slice(&sport.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[12] = 0x50;
+        t[13] = flags;
+        t
+    }
+
+    fn udp(sport: u16, dport: u16) -> [u8; 8] {
+        let mut u = [0u8; 8];
+        u[0..2].copy_from_slice(&sport.to_be_bytes());
+        u[2..4].copy_from_slice(&dport.to_be_bytes());
+        u[4..6].copy_from_slice(&8u16.to_be_bytes());
+        u
+    }
+
+    fn dropped(r: Result<PacketMeta, Verdict>) -> DropReason {
+        match r {
+            Err(Verdict::Drop(d)) => d,
+            other => panic!("expected a drop, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tcp_and_udp_to_an_alias_yield_the_flow() {
+        let s = snap();
+        let m = classify(&s, 0, &frame(ALIAS, 6, 0x4000, &tcp(40001, 80, TCP_SYN))).unwrap();
+        let key = FlowKey {
+            src: u32::from(Ipv4Addr::from(CLIENT)),
+            dst: u32::from(Ipv4Addr::from(ALIAS)),
+            src_port: 40001,
+            dst_port: 80,
+            proto: 6,
+        };
+        assert_eq!(m.key, key);
+        assert_eq!(m.hash, key.hash());
+        assert_eq!((m.tcp_flags, m.l3_offset, m.ip_len, m.alias), (TCP_SYN, 14, 40, AliasId(0)));
+        let m = classify(&s, 0, &frame(ALIAS, 17, 0, &udp(5353, 53))).unwrap();
+        assert_eq!((m.key.src_port, m.key.dst_port, m.key.proto, m.tcp_flags), (5353, 53, 17, 0));
+    }
+
+    #[test]
+    fn vlan_tagged_frames_report_the_l3_offset() {
+        let mut f = frame(ALIAS, 6, 0, &tcp(1, 80, TCP_SYN));
+        f.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
+        let m = classify(&snap(), 0, &f).unwrap();
+        assert_eq!(m.l3_offset, 18);
+        // Two tags: refused.
+        f.splice(12..12, [0x81, 0x00, 0x00, 0x65]);
+        assert_eq!(dropped(classify(&snap(), 0, &f)), DropReason::UnsupportedEthertype);
+    }
+
+    #[test]
+    fn every_rule_has_its_verdict() {
+        let s = snap();
+        let good = frame(ALIAS, 6, 0, &tcp(1, 80, TCP_SYN));
+        assert_eq!(dropped(classify(&s, 9, &good)), DropReason::WrongPort);
+        assert_eq!(dropped(classify(&s, 1, &good)), DropReason::WrongPort, "ic0 has another MAC");
+        assert_eq!(dropped(classify(&s, 0, &good[..13])), DropReason::Truncated);
+        assert_eq!(dropped(classify(&s, 0, &good[..14 + 19])), DropReason::Truncated);
+        assert_eq!(dropped(classify(&s, 0, &good[..14 + 30])), DropReason::Truncated);
+        let mut bad = good.clone();
+        bad[24] ^= 1; // checksum
+        assert_eq!(dropped(classify(&s, 0, &bad)), DropReason::BadIpv4Header);
+        let mut bad = good.clone();
+        bad[14] = 0x65; // version 6
+        assert_eq!(dropped(classify(&s, 0, &bad)), DropReason::BadIpv4Header);
+        let mut v6 = good.clone();
+        v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(dropped(classify(&s, 0, &v6)), DropReason::UnsupportedEthertype);
+        let mut bcast = good.clone();
+        bcast[0..6].fill(0xff);
+        assert_eq!(dropped(classify(&s, 0, &bcast)), DropReason::NotAlias);
+        let other = frame([198, 51, 100, 200], 6, 0, &tcp(1, 80, TCP_SYN));
+        assert_eq!(dropped(classify(&s, 0, &other)), DropReason::NotAlias);
+        let to_router = frame([192, 0, 2, 2], 6, 0, &tcp(1, 80, TCP_SYN));
+        assert_eq!(dropped(classify(&s, 0, &to_router)), DropReason::NotAlias);
+        let frag = frame(ALIAS, 6, 0x2000, &tcp(1, 80, TCP_SYN));
+        assert_eq!(dropped(classify(&s, 0, &frag)), DropReason::Fragment);
+        let frag = frame(ALIAS, 6, 0x0010, &tcp(1, 80, TCP_SYN));
+        assert_eq!(dropped(classify(&s, 0, &frag)), DropReason::Fragment);
+        let gre = frame(ALIAS, 47, 0, &[0; 8]);
+        assert_eq!(dropped(classify(&s, 0, &gre)), DropReason::UnsupportedProtocol);
+        let short_tcp = frame(ALIAS, 6, 0, &[0; 12]);
+        assert_eq!(dropped(classify(&s, 0, &short_tcp)), DropReason::BadL4Header);
+        let mut bad_udp = udp(1, 53);
+        bad_udp[4..6].copy_from_slice(&100u16.to_be_bytes());
+        assert_eq!(
+            dropped(classify(&s, 0, &frame(ALIAS, 17, 0, &bad_udp))),
+            DropReason::BadL4Header
+        );
+        let unreach = frame(ALIAS, 1, 0, &[3, 3, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(dropped(classify(&s, 0, &unreach)), DropReason::UnsupportedIcmp);
+        let unreach = frame([198, 51, 100, 2], 1, 0, &[3, 3, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(dropped(classify(&s, 0, &unreach)), DropReason::NotAlias);
+        assert_eq!(dropped(classify(&s, 0, &frame(ALIAS, 1, 0, &[8]))), DropReason::BadL4Header);
+    }
+
+    #[test]
+    fn arp_and_echo_requests_are_punted() {
+        let s = snap();
+        let echo = [8, 0, 0, 0, 0, 1, 0, 1];
+        assert_eq!(
+            classify(&s, 0, &frame(ALIAS, 1, 0, &echo)),
+            Err(Verdict::Punt(PuntReason::IcmpEcho))
+        );
+        assert_eq!(
+            classify(&s, 0, &frame([198, 51, 100, 2], 1, 0, &echo)),
+            Err(Verdict::Punt(PuntReason::IcmpEcho))
+        );
+        assert_eq!(
+            classify(&s, 0, &frame([192, 0, 2, 2], 1, 0, &echo)),
+            Err(Verdict::Punt(PuntReason::IcmpEcho)),
+            "any of the router's addresses"
+        );
+        let mut arp = vec![0xff; 6];
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 0x10, 0x08, 0x06]);
+        arp.extend_from_slice(&[0; 28]);
+        assert_eq!(classify(&s, 0, &arp), Err(Verdict::Punt(PuntReason::Arp)));
+    }
+}

@@ -209,3 +209,121 @@ pub fn encap<B: PacketBuf>(
     }
     Ok(member.port)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::VecBuf;
+    use crate::classify::tests::{frame, snap, tcp, ALIAS};
+    use crate::classify::{classify, TCP_SYN};
+    use crate::snapshot::MemberId;
+    use crate::wire::ipv4::Ipv4Packet;
+    use std::net::Ipv4Addr;
+
+    fn setup(mut f: Vec<u8>, vlan: bool) -> (VecBuf, PacketMeta, Member, PortInfo) {
+        if vlan {
+            f.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+        }
+        let s = snap();
+        let meta = classify(&s, 0, &f).unwrap();
+        let m = s.member(MemberId(0)).unwrap().clone();
+        let port = s.ports[1].clone();
+        (VecBuf::new(&f), meta, m, port)
+    }
+
+    fn syn() -> Vec<u8> {
+        frame(ALIAS, 6, 0x4000, &tcp(40001, 80, TCP_SYN))
+    }
+
+    #[test]
+    fn l2_rewrites_macs_and_removes_the_tag() {
+        let plain = syn();
+        let (mut b, meta, m, port) = setup(plain.clone(), true);
+        assert_eq!(encap(&mut b, &meta, &m, &port), Ok(1));
+        assert_eq!(&b.data()[0..6], &m.mac);
+        assert_eq!(&b.data()[6..12], &port.mac);
+        assert_eq!(&b.data()[12..], &plain[12..]);
+    }
+
+    #[test]
+    fn ipip_outer_header_is_valid_and_uses_the_flow_source() {
+        let (mut b, meta, mut m, mut port) = setup(syn(), true);
+        m.encap = Encap::Ipip;
+        port.flow_source = Some((Ipv4Addr::new(192, 0, 2, 64), 26));
+        b.set_rss_hash(Some(0xffff_ff05));
+        assert_eq!(encap(&mut b, &meta, &m, &port), Ok(1));
+        let d = b.data();
+        assert_eq!(d.len(), 14 + 20 + 40);
+        let outer = Ipv4Packet::new_checked(&d[14..]).unwrap();
+        assert!(outer.verify_checksum());
+        assert_eq!(outer.next_header(), 4);
+        assert_eq!(outer.src_addr(), Ipv4Addr::new(192, 0, 2, 64 + 5));
+        assert_eq!(outer.dst_addr(), m.ipv4);
+        assert!(outer.dont_frag());
+        assert_eq!(outer.total_len(), 60);
+        assert_eq!(&d[34..], &syn()[14..]);
+    }
+
+    #[test]
+    fn outer_source_masks_the_hash_into_the_host_bits() {
+        let mut port = snap().ports[1].clone();
+        assert_eq!(outer_source(&port, 0x1234_5678), Some(u32::from(Ipv4Addr::new(192, 0, 2, 2))));
+        port.flow_source = Some((Ipv4Addr::new(10, 1, 2, 3), 24));
+        assert_eq!(
+            outer_source(&port, 0xaabb_ccdd),
+            Some(u32::from(Ipv4Addr::new(10, 1, 2, 0xdd)))
+        );
+        port.flow_source = Some((Ipv4Addr::new(10, 1, 2, 3), 32));
+        assert_eq!(outer_source(&port, 0xaabb_ccdd), Some(u32::from(Ipv4Addr::new(10, 1, 2, 3))));
+        port.flow_source = Some((Ipv4Addr::new(10, 1, 2, 3), 0));
+        assert_eq!(outer_source(&port, 0xaabb_ccdd), Some(0xaabb_ccdd));
+        port.flow_source = None;
+        port.ipv4 = None;
+        assert_eq!(outer_source(&port, 1), None);
+    }
+
+    #[test]
+    fn vxlan_masks_the_vni_and_spreads_source_ports() {
+        let (mut b, meta, mut m, port) = setup(syn(), false);
+        m.encap = Encap::Vxlan { vni: 0xff12_3456, inner_mac: [2, 0, 0, 0, 9, 9], udp_port: 8472 };
+        b.set_rss_hash(Some(16384 * 7 + 3));
+        assert_eq!(encap(&mut b, &meta, &m, &port), Ok(1));
+        let d = b.data();
+        assert_eq!(d.len(), 50 + 54);
+        assert_eq!(&d[34..36], &(49152u16 + 3).to_be_bytes());
+        assert_eq!(&d[36..38], &8472u16.to_be_bytes());
+        assert_eq!(&d[38..40], &(8u16 + 8 + 54).to_be_bytes());
+        assert_eq!(&d[42..50], &[0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0]);
+        assert_eq!(&d[50..56], &[2, 0, 0, 0, 9, 9]);
+        assert_eq!(&d[56..62], &port.mac);
+        assert!(Ipv4Packet::new_checked(&d[14..]).unwrap().verify_checksum());
+    }
+
+    #[test]
+    fn failures_have_their_reasons() {
+        // No source address.
+        let (mut b, meta, mut m, mut port) = setup(syn(), false);
+        m.encap = Encap::Ipip;
+        port.ipv4 = None;
+        assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::NoSourceAddress));
+        // No headroom: ipip needs 20 bytes in front of the frame.
+        let (_, meta, mut m, port) = setup(syn(), false);
+        m.encap = Encap::Ipip;
+        let mut b = VecBuf::with_headroom(&syn(), 19);
+        assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::NoHeadroom));
+        let mut b = VecBuf::with_headroom(&syn(), 20);
+        assert_eq!(encap(&mut b, &meta, &m, &port), Ok(1));
+        // MTU: 40-byte packet, ipip 60, vxlan 90.
+        let (mut b, meta, mut m, mut port) = setup(syn(), false);
+        port.mtu = 59;
+        m.encap = Encap::Ipip;
+        assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::TooBig));
+        port.mtu = 89;
+        m.encap = Encap::Vxlan { vni: 1, inner_mac: [0; 6], udp_port: 4789 };
+        assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::TooBig));
+        port.mtu = 39;
+        m.encap = Encap::L2;
+        assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::TooBig));
+        assert_eq!(b.data(), syn().as_slice(), "too_big is decided before writing");
+    }
+}

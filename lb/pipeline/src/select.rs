@@ -174,3 +174,147 @@ impl Selector {
         Selection::Member { member, new_flow: true }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::tests::{frame, snap, tcp, ALIAS};
+    use crate::classify::{classify, TCP_ACK};
+    use crate::snapshot::tests::{member, port};
+    use crate::snapshot::{AliasMember, PortRole};
+    use std::net::Ipv4Addr;
+
+    const T: Timeouts = Timeouts { tcp_idle_ms: 1000, tcp_closing_ms: 100, udp_idle_ms: 500 };
+
+    fn meta(s: &Snapshot, proto: u8, sport: u16, dport: u16, flags: u8) -> PacketMeta {
+        let l4: Vec<u8> = if proto == 6 {
+            tcp(sport, dport, flags).to_vec()
+        } else {
+            let mut u = vec![0u8; 8];
+            u[0..2].copy_from_slice(&sport.to_be_bytes());
+            u[2..4].copy_from_slice(&dport.to_be_bytes());
+            u[5] = 8;
+            u
+        };
+        classify(s, 0, &frame(ALIAS, proto, 0, &l4)).unwrap()
+    }
+
+    fn pick(sel: &mut Selector, s: &Snapshot, m: &PacketMeta, now: u64) -> Selection {
+        sel.select(s, m, now, &CoreCounters::new(8))
+    }
+
+    fn member_of(r: Selection) -> u32 {
+        match r {
+            Selection::Member { member, .. } => member.0,
+            Selection::Drop(d) => panic!("dropped: {d:?}"),
+        }
+    }
+
+    #[test]
+    fn in_noalias_is_dropped() {
+        let s = snap();
+        let mut sel = Selector::new(64, T, &s);
+        let m = meta(&s, 6, 1, 513, TCP_SYN);
+        assert_eq!(pick(&mut sel, &s, &m, 0), Selection::Drop(DropReason::InNoalias));
+    }
+
+    #[test]
+    fn tcp_in_multi_walks_the_schedule_and_remembers_flows() {
+        let s = snap(); // schedule: m0 m0 m1
+        let mut sel = Selector::new(64, T, &s);
+        let got: Vec<u32> = (0..6)
+            .map(|p| member_of(pick(&mut sel, &s, &meta(&s, 6, p, 80, TCP_SYN), 0)))
+            .collect();
+        assert_eq!(got, vec![0, 0, 1, 0, 0, 1]);
+        assert_eq!(sel.cursors(), &[0]);
+        // The third flow is on m1; its next packet too, and it is not a new flow.
+        let r = pick(&mut sel, &s, &meta(&s, 6, 2, 80, TCP_ACK), 10);
+        assert_eq!(r, Selection::Member { member: MemberId(1), new_flow: false });
+        assert_eq!(sel.cursors(), &[0], "hits do not move the cursor");
+        // in_single TCP: the active member, remembered too.
+        let r = pick(&mut sel, &s, &meta(&s, 6, 9, 22, TCP_SYN), 10);
+        assert_eq!(r, Selection::Member { member: MemberId(0), new_flow: true });
+        assert_eq!(sel.conns().live(10), 7);
+    }
+
+    #[test]
+    fn a_syn_on_a_closing_entry_reopens_it() {
+        let s = snap();
+        let mut sel = Selector::new(64, T, &s);
+        let m = meta(&s, 6, 7, 80, TCP_SYN);
+        pick(&mut sel, &s, &m, 0);
+        pick(&mut sel, &s, &meta(&s, 6, 7, 80, TCP_ACK | crate::classify::TCP_FIN), 0);
+        assert!(sel.conns().find(&m.key, m.hash, 0).unwrap().closing);
+        assert_eq!(sel.conns().live(100), 0);
+        pick(&mut sel, &s, &meta(&s, 6, 7, 80, TCP_SYN), 50);
+        let slot = sel.conns().find(&m.key, m.hash, 50).unwrap();
+        assert!(!slot.closing);
+        assert_eq!(sel.conns().live(1049), 1);
+    }
+
+    #[test]
+    fn no_member_when_nobody_is_up() {
+        let ports = vec![
+            port("client", PortRole::Client, 1, Some([198, 51, 100, 2])),
+            port("ic0", PortRole::Interconnect, 2, Some([192, 0, 2, 2])),
+        ];
+        let s = Snapshot::build(
+            1,
+            ports,
+            vec![member(0, false)],
+            vec![(
+                "web".into(),
+                Ipv4Addr::from(ALIAS),
+                vec![AliasMember { member: MemberId(0), selw: 1, selp: 1 }],
+            )],
+            &[],
+        )
+        .unwrap();
+        let mut sel = Selector::new(64, T, &s);
+        for (proto, port) in [(6, 80), (6, 22), (17, 53)] {
+            let m = meta(&s, proto, 1, port, TCP_SYN);
+            assert_eq!(pick(&mut sel, &s, &m, 0), Selection::Drop(DropReason::NoMember));
+        }
+    }
+
+    #[test]
+    fn cursors_survive_member_changes_and_reset_on_alias_changes() {
+        let s = snap();
+        let mut sel = Selector::new(64, T, &s);
+        pick(&mut sel, &s, &meta(&s, 17, 1, 53, 0), 0);
+        pick(&mut sel, &s, &meta(&s, 17, 1, 53, 0), 0);
+        assert_eq!(sel.cursors(), &[2]);
+        // Same aliases (a rebuilt snapshot): cursor kept.
+        let s2 = snap();
+        sel.on_snapshot(&s, &s2);
+        assert_eq!(sel.cursors(), &[2]);
+        // A member down shrinks the schedule to [m0, m0]: the cursor wraps into it.
+        let ports = s.ports.clone();
+        let ams = s.aliases[0].members.clone();
+        let s3 = Snapshot::build(
+            3,
+            ports.clone(),
+            vec![member(0, true), member(1, false)],
+            vec![("web".into(), Ipv4Addr::from(ALIAS), ams.clone())],
+            &[crate::snapshot::ServiceSpec { proto: 17, port: 53, mode: ServiceMode::InMulti }],
+        )
+        .unwrap();
+        sel.on_snapshot(&s2, &s3);
+        assert_eq!(member_of(pick(&mut sel, &s3, &meta(&s3, 17, 1, 53, 0), 0)), 0);
+        assert_eq!(sel.cursors(), &[1]);
+        // Another alias set: reset (and resized).
+        let s4 = Snapshot::build(
+            4,
+            ports,
+            vec![member(0, true), member(1, true)],
+            vec![
+                ("web".into(), Ipv4Addr::from(ALIAS), ams.clone()),
+                ("new".into(), Ipv4Addr::new(198, 51, 100, 120), ams),
+            ],
+            &[],
+        )
+        .unwrap();
+        sel.on_snapshot(&s3, &s4);
+        assert_eq!(sel.cursors(), &[0, 0]);
+    }
+}
