@@ -59,7 +59,8 @@ impl Drop for Launched {
 
 /// Runs `f` on worker lcore `lcore` (`rte_eal_remote_launch`). Call from the main lcore.
 ///
-/// A panic in `f` is caught and reported as the value `-1`.
+/// A panic in `f` is caught and reported as the value `-1` (with `panic = "abort"`, as in
+/// the release profile, it aborts the process instead).
 ///
 /// # Errors
 /// [`Error::NotInitialized`]; [`Error::InvalidArgument`] when not called from the main lcore or
