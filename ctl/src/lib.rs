@@ -1,1 +1,7 @@
-//! placeholder
+//! The clua control plane: the cluster model and the snapshots it builds for the workers, and
+//! the packets the router answers itself (ARP for aliases, ICMP echo in alias context).
+#![forbid(unsafe_code)]
+
+pub mod arp;
+pub mod icmp;
+pub mod model;

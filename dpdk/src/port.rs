@@ -310,6 +310,17 @@ impl Port {
         addr.addr_bytes
     }
 
+    /// Sets the port's MAC address (`rte_eth_dev_default_mac_addr_set`). Not every PMD can.
+    ///
+    /// # Errors
+    /// [`Error::Dpdk`] when the driver refuses (e.g. `ENOTSUP`).
+    pub fn set_mac(&self, mac: [u8; 6]) -> Result<(), Error> {
+        let mut addr = sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: valid port id and a valid rte_ether_addr that outlives the call.
+        let ret = unsafe { sys::rte_eth_dev_default_mac_addr_set(self.id, &mut addr) };
+        Error::check("rte_eth_dev_default_mac_addr_set", ret).map(drop)
+    }
+
     /// The name of the port's driver, e.g. `net_null`.
     pub fn driver_name(&self) -> String {
         match self.dev_info() {

@@ -1,1 +1,42 @@
-fn main(){}
+//! `aliasd`: the clua alias router daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use clua_lb::config::Config;
+
+/// The clua alias router: answers ARP for aliases and spreads their traffic over members.
+#[derive(Parser, Debug)]
+#[command(name = "aliasd", version)]
+struct Args {
+    /// Configuration file (TOML, see docs/aliasd.toml.md).
+    #[arg(short, long)]
+    config: PathBuf,
+    /// Validate the configuration, print a summary and exit (like `nginx -t`).
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("aliasd: configuration rejected:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        print!("{}", clua_lb::daemon::summary(&config));
+        println!("{}: configuration ok", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    match clua_lb::daemon::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aliasd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

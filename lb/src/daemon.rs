@@ -1,0 +1,441 @@
+//! Start-up, the control thread and shutdown.
+//!
+//! Order matters and is kept in one place: EAL -> mempool -> ports (configured, started) ->
+//! snapshot (needs the ports' MACs) -> workers launched -> gratuitous ARP -> `aliasd: ready` ->
+//! control loop until SIGTERM/SIGINT -> workers stopped -> ports stopped and closed -> mempool
+//! freed -> EAL cleaned up.
+
+use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use clua_ctl::arp::{self, ArpOutcome};
+use clua_ctl::icmp::{self, IcmpOutcome};
+use clua_ctl::model::fmt_mac;
+use clua_dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortConf};
+use clua_pipeline::snapshot::{Encap, PortRole};
+use clua_pipeline::{CoreCounters, Pipeline, Snapshot};
+use crossbeam_queue::ArrayQueue;
+
+use crate::config::{port_name, Config};
+use crate::metrics::{self, ControlCounters, MetricsServer, PortCounters};
+use crate::worker::{Punted, Worker};
+
+/// Why aliasd could not run.
+#[derive(Debug)]
+pub enum DaemonError {
+    /// A DPDK call failed.
+    Dpdk(&'static str, clua_dpdk::Error),
+    /// A port the configuration names did not appear.
+    MissingPort {
+        port: String,
+        device: String,
+        error: clua_dpdk::Error,
+    },
+    /// A port's MAC is not the one the configuration expects.
+    MacMismatch {
+        port: String,
+        expected: [u8; 6],
+        actual: [u8; 6],
+    },
+    /// A configured worker lcore is not available.
+    Lcore(u32),
+    /// The snapshot could not be built.
+    Snapshot(clua_pipeline::snapshot::SnapshotError),
+    /// The metrics endpoint could not be bound.
+    Metrics(std::io::Error),
+    /// Installing the signal handlers failed.
+    Signals(std::io::Error),
+}
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonError::Dpdk(what, e) => write!(f, "{what}: {e}"),
+            DaemonError::MissingPort {
+                port,
+                device,
+                error,
+            } => {
+                write!(f, "port \"{port}\": DPDK device `{device}` not found ({error}); check its devargs")
+            }
+            DaemonError::MacMismatch {
+                port,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "port \"{port}\": the device's MAC is {} but the configuration expects {}",
+                fmt_mac(actual),
+                fmt_mac(expected)
+            ),
+            DaemonError::Lcore(l) => {
+                write!(f, "dpdk.worker_lcores: lcore {l} is not available to EAL")
+            }
+            DaemonError::Snapshot(e) => write!(f, "building the configuration snapshot: {e}"),
+            DaemonError::Metrics(e) => write!(f, "metrics.listen: {e}"),
+            DaemonError::Signals(e) => write!(f, "installing signal handlers: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+/// A human-readable summary of a validated configuration (for `--check`).
+pub fn summary(c: &Config) -> String {
+    let mut o = String::new();
+    let cl = &c.cluster;
+    let _ = writeln!(
+        o,
+        "cluster {} (default alias {}, up to {} aliases)",
+        cl.name, cl.default_alias, cl.max_aliases
+    );
+    for (p, d) in cl.ports.iter().zip(&c.port_devargs) {
+        let role = if p.role == PortRole::Client {
+            "client"
+        } else {
+            "interconnect"
+        };
+        let addr = p
+            .address
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            o,
+            "port   {:<10} {:<12} {:<18} mtu {:<5} {}",
+            p.name, role, addr, p.mtu, d
+        );
+    }
+    for m in &cl.members {
+        let encap = match m.encap {
+            Encap::L2 => "l2".to_string(),
+            Encap::Ipip => "ipip".to_string(),
+            Encap::Vxlan {
+                vni,
+                inner_mac,
+                udp_port,
+            } => format!(
+                "vxlan vni {vni} inner {} port {udp_port}",
+                fmt_mac(&inner_mac)
+            ),
+        };
+        let _ = writeln!(
+            o,
+            "member {:<10} via {:<8} {:<15} {} {}",
+            m.name,
+            m.port,
+            m.address,
+            fmt_mac(&m.mac),
+            encap
+        );
+    }
+    for a in &cl.aliases {
+        let joins: Vec<String> = cl
+            .effective_joins(a)
+            .iter()
+            .map(|j| format!("{}(selw={},selp={})", j.member, j.selw, j.selp))
+            .collect();
+        let _ = writeln!(
+            o,
+            "alias  {:<10} {:<15} {}",
+            a.name,
+            a.address,
+            joins.join(" ")
+        );
+    }
+    for s in &cl.services {
+        let mut opts = vec![];
+        let so = &s.options;
+        for (on, n) in [
+            (so.in_single, "in_single"),
+            (so.in_multi, "in_multi"),
+            (so.in_noalias, "in_noalias"),
+            (so.in_nolocal, "in_nolocal"),
+            (so.out_alias, "out_alias"),
+            (so.static_port, "static"),
+        ] {
+            if on {
+                opts.push(n);
+            }
+        }
+        let _ = writeln!(
+            o,
+            "service {:<10} {}/{} {}",
+            s.name,
+            s.port,
+            s.proto.name(),
+            opts.join(",")
+        );
+    }
+    o
+}
+
+/// Runs aliasd until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signals)?;
+    }
+    let metrics_server = match config.metrics_listen {
+        Some(a) => Some(MetricsServer::bind(a).map_err(DaemonError::Metrics)?),
+        None => None,
+    };
+
+    let eal = Eal::init(&config.dpdk.eal_args(&config.port_devargs))
+        .map_err(|e| DaemonError::Dpdk("EAL init", e))?;
+    let available = eal.worker_lcores();
+    for l in &config.dpdk.worker_lcores {
+        if !available.contains(l) {
+            return Err(DaemonError::Lcore(*l));
+        }
+    }
+    let workers = config.dpdk.worker_lcores.len() as u16;
+    let pool = Mempool::new("clua_mbufs", config.dpdk.mbufs, 256, 2048 + 128, -1)
+        .map_err(|e| DaemonError::Dpdk("creating the mbuf pool", e))?;
+
+    let mut ports = Vec::new();
+    for (spec, devargs) in config.cluster.ports.iter().zip(&config.port_devargs) {
+        let device = port_name(devargs).to_string();
+        let port = Port::by_name(&device).map_err(|error| DaemonError::MissingPort {
+            port: spec.name.clone(),
+            device: device.clone(),
+            error,
+        })?;
+        let conf = PortConf {
+            rx_queues: workers,
+            tx_queues: workers + 1,
+            rx_desc: config.dpdk.descriptors,
+            tx_desc: config.dpdk.descriptors,
+            rss: workers > 1,
+            mtu: None,
+        };
+        port.configure(&conf, &pool)
+            .map_err(|e| DaemonError::Dpdk("configuring a port", e))?;
+        let _ = port.set_promiscuous(true);
+        port.start()
+            .map_err(|e| DaemonError::Dpdk("starting a port", e))?;
+        if let Some(expected) = spec.mac {
+            // The configuration pins the MAC: set it where the PMD allows (net_pcap, net_ring),
+            // otherwise the device must already have it (AF_XDP takes the interface's MAC).
+            if port.mac() != expected {
+                let _ = port.set_mac(expected);
+            }
+            let actual = port.mac();
+            if actual != expected {
+                return Err(DaemonError::MacMismatch {
+                    port: spec.name.clone(),
+                    expected,
+                    actual,
+                });
+            }
+        }
+        ports.push(port);
+    }
+    let macs: Vec<[u8; 6]> = ports.iter().map(|p| p.mac()).collect();
+    let snapshot = Arc::new(
+        config
+            .cluster
+            .snapshot(1, &macs)
+            .map_err(DaemonError::Snapshot)?,
+    );
+    let shared = Arc::new(ArcSwap::new(snapshot.clone()));
+    let punt = Arc::new(ArrayQueue::new(1024));
+    let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
+
+    let mut cores = Vec::new();
+    let mut launched = Vec::new();
+    for (i, lcore) in config.dpdk.worker_lcores.iter().enumerate() {
+        let counters = Arc::new(CoreCounters::new(config.pipeline.max_members));
+        cores.push(counters.clone());
+        let worker = Worker {
+            queue: i as u16,
+            ports: ports
+                .iter()
+                .map(|p| Port::from_id(p.id()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?,
+            pipeline: Pipeline::new(&config.pipeline, snapshot.clone(), counters),
+            punt: punt.clone(),
+            snapshot: shared.clone(),
+            stop: stop.clone(),
+            idle_sleep_us: config.dpdk.idle_sleep_us,
+            tsc_per_ms,
+        };
+        launched.push(
+            clua_dpdk::launch(*lcore, move || worker.run())
+                .map_err(|e| DaemonError::Dpdk("launching a worker", e))?,
+        );
+    }
+
+    let control = ControlCounters::default();
+    let control_queue = workers;
+    announce(&ports, &snapshot, &pool, control_queue, &control);
+    eprintln!(
+        "aliasd: ready: cluster {} with {} ports, {} members, {} aliases, {} workers",
+        config.cluster.name,
+        ports.len(),
+        config.cluster.members.len(),
+        config.cluster.aliases.len(),
+        workers
+    );
+
+    let mut out = Burst::new();
+    while !stop.load(Ordering::Relaxed) {
+        let mut busy = false;
+        while let Some(Punted { port, mut mbuf }) = punt.pop() {
+            busy = true;
+            let snap = shared.load();
+            let reply = {
+                let data = mbuf_data(&mut mbuf);
+                match arp::respond(data, &snap, port) {
+                    ArpOutcome::Reply => {
+                        bump(&control.arp_replies);
+                        true
+                    }
+                    ArpOutcome::Ignored => {
+                        bump(&control.arp_ignored);
+                        false
+                    }
+                    ArpOutcome::Malformed => match icmp::respond_echo(data, &snap, port) {
+                        IcmpOutcome::Reply => {
+                            bump(&control.icmp_replies);
+                            true
+                        }
+                        IcmpOutcome::Ignored => {
+                            bump(&control.icmp_ignored);
+                            false
+                        }
+                        IcmpOutcome::Malformed => {
+                            // Neither well-formed ARP nor ICMP: count it as malformed ARP if it
+                            // claimed to be ARP, else as ignored ICMP.
+                            if is_arp(data) {
+                                bump(&control.arp_malformed);
+                            } else {
+                                bump(&control.icmp_ignored);
+                            }
+                            false
+                        }
+                    },
+                }
+            };
+            if reply {
+                send(
+                    &ports[port as usize],
+                    control_queue,
+                    &mut out,
+                    mbuf,
+                    &control,
+                );
+            }
+        }
+        if let Some(m) = &metrics_server {
+            busy |= m.poll(|| {
+                let pc: Vec<PortCounters> = config
+                    .cluster
+                    .ports
+                    .iter()
+                    .zip(&ports)
+                    .map(|(spec, p)| {
+                        let s = p.stats();
+                        PortCounters {
+                            name: spec.name.clone(),
+                            ipackets: s.ipackets,
+                            opackets: s.opackets,
+                            imissed: s.imissed,
+                            ierrors: s.ierrors,
+                            oerrors: s.oerrors,
+                            rx_nombuf: s.rx_nombuf,
+                        }
+                    })
+                    .collect();
+                metrics::render(&shared.load(), &cores, &control, &pc)
+            }) > 0;
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    eprintln!("aliasd: stopping");
+    for l in launched {
+        l.wait();
+    }
+    while let Some(p) = punt.pop() {
+        drop(p.mbuf);
+    }
+    let final_snapshot = shared.load_full();
+    eprint!(
+        "{}",
+        metrics::render(&final_snapshot, &cores, &control, &[])
+    );
+    for p in ports {
+        let _ = p.stop();
+        let _ = p.close();
+    }
+    drop(pool);
+    drop(eal);
+    // EAL leaves its (empty, thanks to --no-shconf) runtime directory behind.
+    let _ = std::fs::remove_dir(format!("/var/run/dpdk/clua-{}", std::process::id()));
+    Ok(())
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+fn is_arp(frame: &[u8]) -> bool {
+    clua_pipeline::wire::ethernet::parse_l2(frame)
+        .is_ok_and(|l2| l2.ethertype == clua_pipeline::wire::ethernet::EtherType::ARP)
+}
+
+fn mbuf_data(m: &mut Mbuf) -> &mut [u8] {
+    use clua_pipeline::PacketBuf;
+    m.data_mut()
+}
+
+fn send(port: &Port, queue: u16, out: &mut Burst, mbuf: Mbuf, control: &ControlCounters) {
+    if out.push(mbuf).is_err() {
+        bump(&control.tx_failed);
+        return;
+    }
+    port.tx_burst(queue, out);
+    if !out.is_empty() {
+        control
+            .tx_failed
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        out.clear();
+    }
+}
+
+/// Gratuitous ARP for every alias answered on each client port (CA4: a new proxy-ARP master
+/// announces itself so neighbours update their caches at once).
+fn announce(
+    ports: &[Port],
+    snapshot: &Snapshot,
+    pool: &Mempool,
+    queue: u16,
+    control: &ControlCounters,
+) {
+    let mut out = Burst::new();
+    for (i, info) in snapshot.ports.iter().enumerate() {
+        if info.role != PortRole::Client {
+            continue;
+        }
+        for alias in &snapshot.aliases {
+            if !arp::answers_for(snapshot, i as u16, alias.addr) {
+                continue;
+            }
+            let mut frame = [0u8; arp::ARP_FRAME_LEN];
+            arp::gratuitous(&mut frame, info.mac, alias.addr);
+            match Mbuf::from_bytes(pool, &frame) {
+                Some(m) => {
+                    send(&ports[i], queue, &mut out, m, control);
+                    bump(&control.garp_sent);
+                }
+                None => bump(&control.tx_failed),
+            }
+        }
+    }
+}

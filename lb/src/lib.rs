@@ -1,0 +1,7 @@
+//! aliasd, the clua alias router: configuration, the per-core worker loop over DPDK ports, the
+//! control thread (ARP, ICMP, snapshots) and metrics.
+
+pub mod config;
+pub mod daemon;
+pub mod metrics;
+pub mod worker;

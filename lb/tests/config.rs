@@ -1,0 +1,236 @@
+//! aliasd configuration: the golden world loads, and every kind of bad input is rejected with a
+//! message naming the field (issue: "bad config exits non-zero with a message naming the
+//! problem"; CA1 alias address rules; CA9 option exclusions).
+
+use clua_lb::config::Config;
+use clua_pipeline::snapshot::{Encap, MemberId, ServiceMode};
+
+const GOLDEN: &str = include_str!("fixtures/golden.toml");
+
+fn errors(text: &str) -> String {
+    match Config::parse(text, "test.toml") {
+        Ok(_) => panic!("configuration unexpectedly accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_rejected(text: &str, needles: &[&str]) {
+    let e = errors(text);
+    for n in needles {
+        assert!(e.contains(n), "error does not mention `{n}`:\n{e}");
+    }
+    assert!(
+        e.starts_with("test.toml: "),
+        "error does not name the file:\n{e}"
+    );
+}
+
+#[test]
+fn golden_config_loads_and_builds_the_expected_snapshot() {
+    let c = Config::parse(GOLDEN, "golden.toml").unwrap();
+    assert_eq!(c.cluster.ports.len(), 3);
+    assert_eq!(c.port_devargs[1], "net_null1");
+    let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]];
+    let s = c.cluster.snapshot(1, &macs).unwrap();
+    // CA1: every member joins the default alias.
+    let cluster = &s.aliases[0];
+    assert_eq!(cluster.name, "cluster");
+    assert_eq!(
+        cluster
+            .members
+            .iter()
+            .map(|m| m.member.0)
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    // CA8: selw 3:2:1 on web.
+    let web = &s.aliases[1];
+    assert_eq!(
+        web.multi_schedule.iter().map(|m| m.0).collect::<Vec<_>>(),
+        vec![0, 0, 0, 1, 1, 2]
+    );
+    assert_eq!(web.single_active, Some(MemberId(0)));
+    assert_eq!(s.service_mode(6, 80), ServiceMode::InMulti);
+    assert_eq!(s.service_mode(17, 513), ServiceMode::InNoalias);
+    assert_eq!(s.service_mode(6, 22), ServiceMode::InSingle);
+    assert_eq!(
+        s.member(MemberId(3)).unwrap().encap,
+        Encap::Vxlan {
+            vni: 42,
+            inner_mac: [2, 0, 0, 0, 2, 0x81],
+            udp_port: 4789
+        }
+    );
+    assert_eq!(c.pipeline.conn_capacity, 4096);
+    let args = c.dpdk.eal_args(&c.port_devargs);
+    assert!(args.contains(&"--no-pci".to_string()), "{args:?}");
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--vdev" && w[1] == "net_null2"),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn unknown_field_is_named_with_its_line() {
+    let text = GOLDEN.replace("mtu = 1500", "mtu = 1500\nspeed = 10");
+    assert_rejected(&text, &["unknown field `speed`", "line"]);
+    let text = GOLDEN.replace("[tables]", "[tables]\nconections = 5");
+    assert_rejected(&text, &["unknown field `conections`"]);
+}
+
+#[test]
+fn broadcast_multicast_and_reserved_alias_addresses_are_rejected() {
+    for (addr, needle) in [
+        ("255.255.255.255", "limited broadcast"),
+        ("198.51.100.255", "broadcast address of port \"client\""),
+        ("198.51.100.0", "network address of port \"client\""),
+        ("224.0.0.5", "multicast"),
+        ("127.0.0.1", "loopback"),
+        ("0.0.0.0", "0.0.0.0 cannot be an alias"),
+        ("240.0.0.1", "class E"),
+        ("192.0.2.50", "interconnect subnet"),
+        ("198.51.100.2", "router's own address"),
+    ] {
+        let text = GOLDEN.replace(
+            "address = \"198.51.100.101\"",
+            &format!("address = \"{addr}\""),
+        );
+        assert_rejected(&text, &["alias \"tun\" address", needle]);
+    }
+    let text = GOLDEN.replace(
+        "address = \"198.51.100.101\"",
+        "address = \"198.51.100.100\"",
+    );
+    assert_rejected(&text, &["alias \"tun\" address", "already alias \"web\""]);
+    let text = GOLDEN.replace(
+        "address = \"198.51.100.101\"",
+        "address = \"198.51.100.300\"",
+    );
+    assert_rejected(&text, &["not an IPv4 address"]);
+}
+
+#[test]
+fn duplicate_member_and_unknown_port_are_rejected() {
+    let text = GOLDEN.replace("name = \"m2\"\nport", "name = \"m1\"\nport");
+    assert_rejected(&text, &["member \"m1\"", "duplicate member name"]);
+    let text = GOLDEN.replace(
+        "name = \"m2\"\nport = \"ic0\"",
+        "name = \"m2\"\nport = \"ic9\"",
+    );
+    assert_rejected(
+        &text,
+        &["member \"m2\" port", "port \"ic9\" does not exist"],
+    );
+    let text = GOLDEN.replace(
+        "name = \"m2\"\nport = \"ic0\"",
+        "name = \"m2\"\nport = \"client\"",
+    );
+    assert_rejected(&text, &["member \"m2\" port", "not an interconnect"]);
+    let text = GOLDEN.replace("{ name = \"m3\" }", "{ name = \"m9\" }");
+    assert_rejected(&text, &["alias \"tun\" member \"m9\"", "no such member"]);
+    let text = GOLDEN.replace(
+        "{ name = \"m3\", selw = 1 },",
+        "{ name = \"m1\", selw = 1 },",
+    );
+    assert_rejected(&text, &["alias \"web\" member \"m1\"", "joined twice"]);
+}
+
+#[test]
+fn attribute_ranges_are_enforced() {
+    let text = GOLDEN.replace("{ name = \"m1\", selw = 3 }", "{ name = \"m1\", selw = 0 }");
+    assert_rejected(
+        &text,
+        &["alias \"web\" member \"m1\" selw", "0 is out of range"],
+    );
+    let text = GOLDEN.replace(
+        "{ name = \"m1\", selw = 3 }",
+        "{ name = \"m1\", selw = 101 }",
+    );
+    assert_rejected(&text, &["selw", "101 is out of range"]);
+    let text = GOLDEN.replace("[cluster]\n", "[cluster]\nmax_aliases = 3\n");
+    assert_rejected(
+        &text,
+        &["4 aliases configured but cluster.max_aliases is 3"],
+    );
+    let text = GOLDEN.replace("[cluster]\n", "[cluster]\nmax_aliases = 102401\n");
+    assert_rejected(&text, &["cluster.max_aliases", "out of range"]);
+    let text = GOLDEN.replace("default_alias = \"cluster\"", "default_alias = \"nope\"");
+    assert_rejected(
+        &text,
+        &["cluster.default_alias", "no alias is named \"nope\""],
+    );
+    let text = GOLDEN.replace("vni = 42", "vni = 16777216");
+    assert_rejected(&text, &["member \"m4\" vni", "24 bits"]);
+    let text = GOLDEN.replace("vni = 42\n", "");
+    assert_rejected(&text, &["member[3] \"m4\" vni", "required"]);
+    let text = GOLDEN.replace("encap = \"ipip\"", "encap = \"gre\"");
+    assert_rejected(
+        &text,
+        &["member[2] \"m3\" encap", "`gre` is not l2, ipip or vxlan"],
+    );
+    let text = GOLDEN.replace("mac = \"02:00:00:00:01:01\"", "mac = \"02:00:00:00:01\"");
+    assert_rejected(&text, &["member[0] \"m1\" mac", "not a MAC address"]);
+}
+
+#[test]
+fn service_options_obey_ca9_exclusions() {
+    let text = GOLDEN.replace(
+        "options = [\"in_multi\"]\n\n[[service]]\nname = \"domain\"",
+        "options = [\"in_multi\", \"in_single\"]\n\n[[service]]\nname = \"domain\"",
+    );
+    assert_rejected(
+        &text,
+        &[
+            "service \"http\" (80/tcp) options",
+            "in_single and in_multi are mutually exclusive",
+        ],
+    );
+    let text = GOLDEN.replace(
+        "options = [\"in_noalias\", \"static\"]",
+        "options = [\"in_noalias\", \"in_nolocal\"]",
+    );
+    assert_rejected(
+        &text,
+        &[
+            "service \"who\" (513/udp) options",
+            "in_nolocal and in_noalias",
+        ],
+    );
+    let text = GOLDEN.replace(
+        "options = [\"in_noalias\", \"static\"]",
+        "options = [\"in_fast\"]",
+    );
+    assert_rejected(
+        &text,
+        &[
+            "service[3] \"who\" options",
+            "unknown service option `in_fast`",
+        ],
+    );
+    let text = GOLDEN.replace("port = 513\nproto = \"udp\"", "port = 513\nproto = \"tcp\"");
+    assert_rejected(&text, &["service \"who\" (513/tcp)", "listed twice"]);
+    let text = GOLDEN.replace("port = 53\nproto = \"udp\"", "port = 53\nproto = \"sctp\"");
+    assert_rejected(
+        &text,
+        &["service[1] \"domain\" proto", "`sctp` is not tcp or udp"],
+    );
+}
+
+#[test]
+fn dpdk_safety_and_sizes() {
+    let text = GOLDEN.replace("devargs = \"net_null1\"", "devargs = \"0000:00:1f.6\"");
+    assert_rejected(&text, &["port[1] \"ic0\" devargs", "not in dpdk.pci_allow"]);
+    let text = GOLDEN.replace("devargs = \"net_null1\"", "devargs = \"net_null0\"");
+    assert_rejected(&text, &["device `net_null0` is already port \"client\""]);
+    let text = GOLDEN.replace("worker_lcores = [1]", "worker_lcores = [0]");
+    assert_rejected(&text, &["dpdk.worker_lcores", "already dpdk.main_lcore"]);
+    let text = GOLDEN.replace("connections = 4096", "connections = 2");
+    assert_rejected(&text, &["tables.connections", "out of range"]);
+    // Every problem is reported, not just the first.
+    let text = GOLDEN
+        .replace("connections = 4096", "connections = 2")
+        .replace("vni = 42", "vni = 16777216");
+    let e = errors(&text);
+    assert!(e.contains("tables.connections") && e.contains("vni"), "{e}");
+}
