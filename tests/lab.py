@@ -279,6 +279,7 @@ class Lab:
         self.procs: list[subprocess.Popen] = []
         self.members: list[Member] = []
         self.is_up = False
+        self.persist = False  # scripts/lab: record state, outlive this process
         self._down_lock = threading.RLock()
         P = self.prefix
         # names ------------------------------------------------------------------------------
@@ -525,6 +526,8 @@ class Lab:
         self._log(f"up in {time.monotonic() - t0:.1f}s")
 
     def start_member_servers(self, timeout: float = 10):
+        """Start tests/servers/member_server.py in every member; output in out_dir/NAME.log."""
+        logs = {}
         for m in self.members:
             if m.server is not None and m.server.poll() is None:
                 continue
@@ -535,15 +538,21 @@ class Lab:
                 cmd += ["--udp", str(p)]
             for p in self.hold_ports:
                 cmd += ["--hold-tcp", str(p)]
-            m.server = self.popen(m.ns, *cmd, stderr=subprocess.STDOUT)
+            log = self.out_dir / f"{m.name}.log"
+            with open(log, "wb") as f:
+                m.server = self.popen(m.ns, *cmd, stdout=f, stderr=subprocess.STDOUT)
+            logs[m.name] = (m, log)
         deadline = time.monotonic() + timeout
-        for m in self.members:
-            line = self._readline(m.server, deadline)
-            if "member_server: ready" not in line:
-                raise LabError(f"member server {m.name} did not start: {line!r}")
+        for name, (m, log) in logs.items():
+            while "member_server: ready" not in log.read_text(errors="replace"):
+                if m.server.poll() is not None or time.monotonic() > deadline:
+                    raise LabError(f"member server {name} did not start:\n"
+                                   f"{log.read_text(errors='replace')}")
+                time.sleep(0.05)
 
     @staticmethod
     def _readline(p: subprocess.Popen, deadline: float) -> str:
+        """One line of a popen()ed process's stdout, or what arrived before ``deadline``."""
         import selectors
         sel = selectors.DefaultSelector()
         sel.register(p.stdout, selectors.EVENT_READ)
@@ -592,6 +601,13 @@ class Lab:
             if self.created_ns:
                 raise LabError(f"namespaces left behind: {self.created_ns}")
 
+    def detach(self):
+        """Leave the lab running after this process exits (scripts/lab up): no cleanup at exit;
+        ``scripts/lab down PREFIX`` (down_prefix) removes it later."""
+        self.persist = True
+        self._save_state()
+        _LIVE.discard(self)
+
     def __enter__(self) -> "Lab":
         return self.up()
 
@@ -604,7 +620,7 @@ class Lab:
         return STATE_DIR / f"{self.prefix}.json"
 
     def _save_state(self):
-        if not getattr(self, "persist", False):
+        if not self.persist:
             return
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         st = {"prefix": self.prefix, "namespaces": self.created_ns,
@@ -704,10 +720,12 @@ class Lab:
 
     # ------------------------------------------------------------------------ client helpers
     def client(self, mode: str, to: str, count: int, timeout: float = 2,
-               extra: Sequence[str] = (), ns: str | None = None) -> dict:
-        """Run tests/clients/client.py in the client namespace and return its JSON summary."""
+               extra: Sequence[str] = (), ns: str | None = None,
+               max_failures: int = 10) -> dict:
+        """Run tests/clients/client.py in the client namespace and return its JSON summary
+        (gives up after ``max_failures`` consecutive failures; 0: never)."""
         cmd = [sys.executable, str(CLIENT), mode, "--to", to, "--count", str(count),
-               "--timeout", str(timeout), *extra]
+               "--timeout", str(timeout), "--max-failures", str(max_failures), *extra]
         r = self.run(ns or self.cli, *cmd, check=False, timeout=count * timeout + 60)
         try:
             return json.loads(r.stdout.strip().splitlines()[-1])

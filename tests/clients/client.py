@@ -42,13 +42,16 @@ class Summary:
         self.t0 = time.monotonic()
         self.attempts = 0
         self.stopped_early = False
+        self.consecutive_failures = 0
 
     def good(self, member):
+        self.consecutive_failures = 0
         self.ok += 1
         self.by_member[member] += 1
         self.sequence.append(member)
 
     def bad(self, err):
+        self.consecutive_failures += 1
         self.failed += 1
         self.errors[str(err)[:200]] += 1
 
@@ -91,15 +94,28 @@ def tcp_once(addr, timeout, payload, src):
         s.close()
 
 
+def give_up(a, summ, i) -> bool:
+    """Stop at the overall time cap or after --max-failures consecutive failures; the attempts
+    not made count as failures."""
+    cap = min(a.count * a.timeout, a.max_time)
+    why = None
+    if time.monotonic() - summ.t0 > cap:
+        why = "overall time cap reached"
+    elif a.max_failures and summ.consecutive_failures >= a.max_failures:
+        why = f"{a.max_failures} consecutive failures"
+    if why is None:
+        return False
+    summ.stopped_early = True
+    for _ in range(a.count - i):
+        summ.bad(f"not attempted: {why}")
+    return True
+
+
 def run_tcp(a, summ):
     addr = parse_to(a.to)
     payload = f"GET / HTTP/1.0\r\nHost: {addr[0]}\r\n\r\n".encode()
-    cap = min(a.count * a.timeout, a.max_time)
     for i in range(a.count):
-        if time.monotonic() - summ.t0 > cap:
-            summ.stopped_early = True
-            for _ in range(a.count - i):
-                summ.bad("not attempted: overall time cap reached")
+        if give_up(a, summ, i):
             break
         summ.attempts += 1
         try:
@@ -115,13 +131,9 @@ def run_udp(a, summ):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # unconnected: see every reply source
     if a.src:
         s.bind((a.src, 0))
-    cap = min(a.count * a.timeout, a.max_time)
     try:
         for i in range(a.count):
-            if time.monotonic() - summ.t0 > cap:
-                summ.stopped_early = True
-                for _ in range(a.count - i):
-                    summ.bad("not attempted: overall time cap reached")
+            if give_up(a, summ, i):
                 break
             summ.attempts += 1
             token = f"q{i}-{int(time.time() * 1000) % 100000}"
@@ -161,6 +173,8 @@ def main():
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=2.0, help="per attempt, seconds")
     ap.add_argument("--max-time", type=float, default=600.0, help="overall cap, seconds")
+    ap.add_argument("--max-failures", type=int, default=0,
+                    help="give up after this many consecutive failures (0: never)")
     ap.add_argument("--interval", type=float, default=0.0, help="pause between attempts")
     ap.add_argument("--src", help="bind to this source address")
     ap.add_argument("--sequence", action="store_true", help="include the member sequence")
