@@ -225,7 +225,9 @@ fn ipv4(data: &[u8]) {
     m.set_src_addr(p.src_addr());
     m.set_dst_addr(p.dst_addr());
     let _ = m.payload_mut();
-    if p.verify_checksum() {
+    // A correct checksum refills to itself, except 0xffff (one's complement -0), which
+    // `fill_checksum` writes as 0x0000.
+    if p.verify_checksum() && p.checksum() != 0xffff {
         m.fill_checksum();
     }
     assert_eq!(copy, data);
@@ -279,7 +281,9 @@ fn tcp(data: &[u8]) {
     m.set_urgent_at(p.urgent_at());
     m.set_checksum(p.checksum());
     let _ = m.payload_mut();
-    if data.len() <= usize::from(u16::MAX) && p.verify_checksum(SRC, DST) {
+    // As for IPv4: a correct checksum other than 0xffff refills to itself.
+    if data.len() <= usize::from(u16::MAX) && p.verify_checksum(SRC, DST) && p.checksum() != 0xffff
+    {
         m.fill_checksum(SRC, DST);
     }
     assert_eq!(copy, data);
@@ -391,6 +395,24 @@ mod tests {
     use crate::wire::ethernet::EtherType;
     use crate::wire::ipv4::protocol;
     use crate::wire::vxlan::VXLAN_PORT;
+
+    /// Regression (found by cargo-fuzz): a checksum field of 0xffff where the computed checksum
+    /// is 0x0000 is correct (one's complement -0) and refills as 0x0000.
+    #[test]
+    fn negative_zero_checksums() {
+        // The SYN's TCP header with the urgent pointer chosen so the sum is exactly 0xffff.
+        let mut tcp = [0u8; 20];
+        tcp.copy_from_slice(&super::super::ipv4::tests::SYN_BYTES[20..]);
+        tcp[16..20].copy_from_slice(&[0xff, 0xff, 0x1f, 0xfc]);
+        let p = TcpPacket::new_checked(&tcp[..]).unwrap();
+        assert!(p.verify_checksum(SRC, DST));
+        exercise(&tcp);
+        let mut m = TcpPacket::new_checked(&mut tcp[..]).unwrap();
+        m.fill_checksum(SRC, DST);
+        assert_eq!(m.checksum(), 0);
+        assert!(m.verify_checksum(SRC, DST));
+        exercise(&tcp);
+    }
 
     /// The hand-assembled encapsulated sample equals what the Reprs emit, and every layer parses
     /// with correct checksums.
