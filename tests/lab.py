@@ -669,7 +669,8 @@ class Lab:
         doc: dict = {
             "cluster": cluster,
             "dpdk": {"main_lcore": 0, "worker_lcores": [1], "memory_mb": 256,
-                     "hugepages": False, "idle_sleep_us": 20},
+                     "hugepages": False, "idle_sleep_us": 20,
+                     "mbufs": 16383},  # AF_XDP fill rings need many: see tests/README.md
         }
         if metrics:
             doc["metrics"] = {"listen": metrics}
