@@ -16,12 +16,14 @@ import lab as labmod
 
 WEB = "198.51.100.100"
 VX = "198.51.100.102"
-LAB = dict(members=3, vxlan_members=1, aliases=[WEB, VX])
+CLUSTER = "198.51.100.101"  # the default alias every member joins (CA1)
+LAB = dict(members=3, vxlan_members=1, aliases=[WEB, CLUSTER, VX])
 
 ALIASES = [
     {"name": "web", "address": WEB,
      "members": [{"name": "m1", "selw": 3}, {"name": "m2", "selw": 2}, {"name": "m3", "selw": 1}]},
     {"name": "vx", "address": VX, "members": [{"name": "v1"}]},
+    {"name": "cluster", "address": CLUSTER},
 ]
 SERVICES = [
     {"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]},
@@ -35,12 +37,13 @@ SHARE_TOLERANCE = 5.0  # percentage points
 def lab_config(pmd=None) -> dict:
     """The lab's aliasd config as a dict (needs no running lab)."""
     lb = labmod.Lab(prefix="cl0000", **LAB)
-    return lb.aliasd_config_dict(ALIASES, SERVICES, metrics=METRICS, pmd=pmd)
+    return lb.aliasd_config_dict(ALIASES, SERVICES, metrics=METRICS, pmd=pmd,
+                                 default_alias="cluster")
 
 
 @pytest.fixture(scope="module")
 def aliasd(aliasd_bin, lab):
-    cfg = lab.write_aliasd_config(ALIASES, SERVICES, metrics=METRICS)
+    cfg = lab.write_aliasd_config(ALIASES, SERVICES, metrics=METRICS, default_alias="cluster")
     d = lab.start_aliasd(cfg, aliasd_bin, timeout=30)
     yield d
     if d.alive():
