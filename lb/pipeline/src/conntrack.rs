@@ -116,6 +116,18 @@ impl ConnTable {
         None
     }
 
+    /// Reads the bucket `hash` maps to (one word per cache line) so that its lines are on
+    /// their way into the cache before [`find`](Self::find) needs them. Issuing this for a whole
+    /// burst first lets the CPU overlap the misses (a safe stand-in for `rte_prefetch0`; the
+    /// crate has no `unsafe` for the intrinsic). Returns a value the caller should fold into
+    /// something observable so that the reads are not optimised away.
+    #[inline]
+    pub fn touch_bucket(&self, hash: u32) -> u64 {
+        let base = self.bucket(hash);
+        let b = &self.entries[base..base + WAYS];
+        b[0].expiry ^ b[2].expiry ^ b[4].expiry ^ b[6].expiry
+    }
+
     /// The member owning `key`, if its entry is live. Expired entries are misses.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, now_ms: u64) -> Option<MemberId> {

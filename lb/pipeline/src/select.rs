@@ -58,6 +58,8 @@ pub struct Selector {
     conns: ConnTable,
     cursors: Vec<u32>,
     timeouts: Timeouts,
+    /// Where [`touch_buckets`](Self::touch_buckets) leaves its reads.
+    sink: u64,
 }
 
 impl Selector {
@@ -68,6 +70,7 @@ impl Selector {
             conns: ConnTable::new(conn_capacity),
             cursors: vec![0; snapshot.aliases.len()],
             timeouts,
+            sink: 0,
         }
     }
 
@@ -100,6 +103,23 @@ impl Selector {
             self.cursors.clear();
             self.cursors.resize(new.aliases.len(), 0);
         }
+    }
+
+    /// Starts loading the connection-table bucket of every TCP packet in `live` (a bit mask
+    /// over `meta`), so that the misses of a burst overlap. See [`ConnTable::touch_bucket`].
+    #[inline]
+    pub fn touch_buckets(&mut self, meta: &[PacketMeta], mut live: u32) {
+        let mut sink = 0;
+        while live != 0 {
+            let i = live.trailing_zeros() as usize;
+            live &= live - 1;
+            if let Some(m) = meta.get(i) {
+                if m.key.proto == protocol::TCP {
+                    sink ^= self.conns.touch_bucket(m.hash);
+                }
+            }
+        }
+        self.sink = core::hint::black_box(sink);
     }
 
     /// The next member of an alias's in_multi schedule; advances the cursor.

@@ -163,7 +163,8 @@ impl Pipeline {
             }
         }
 
-        // Stage 2: select.
+        // Stage 2: select. Start every connection-table load of the burst first.
+        self.selector.touch_buckets(&meta[..], live);
         let mut bits = live;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;

@@ -32,7 +32,7 @@ fn parse_hex(line: usize, text: &str, out: &mut Vec<u8>) {
             let n: usize = n.parse().unwrap_or_else(|_| panic!("line {line}: bad repeat {tok}"));
             let b =
                 u8::from_str_radix(b, 16).unwrap_or_else(|_| panic!("line {line}: bad byte {tok}"));
-            out.extend(std::iter::repeat(b).take(n));
+            out.resize(out.len() + n, b);
             continue;
         }
         assert!(tok.len() % 2 == 0, "line {line}: odd hex group {tok}");
