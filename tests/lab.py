@@ -134,6 +134,10 @@ class Aliasd:
     def stop(self, timeout: float = 10) -> int | None:
         rc = self.lab.stop(self.proc, timeout=timeout)
         self._reader.join(2)
+        # `ip netns exec` and `sh -c 'exec ...'` both exec, so aliasd kept our child's pid; its
+        # EAL runtime dir (--file-prefix clua-<pid>) is left in /var/run/dpdk: remove it
+        import shutil
+        shutil.rmtree(f"/var/run/dpdk/clua-{self.proc.pid}", ignore_errors=True)
         return rc
 
 
