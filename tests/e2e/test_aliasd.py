@@ -74,6 +74,7 @@ def test_web_tcp_in_multi_weighted(lab, aliasd):
     50 / 33.3 / 16.7 % (CA1, CA7, CA8, CA12)."""
     n = 300
     res = lab.client("tcp", f"{WEB}:80", count=n, timeout=2)
+    print("web tcp/80:", res)
     assert res["ok"] == n and res["failed"] == 0, f"{res}" + tail(aliasd)
     assert_shares(res, {"m1": 50.0, "m2": 100 / 3, "m3": 100 / 6}, n, aliasd)
 
