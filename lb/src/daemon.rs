@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use clua_ctl::arp::{self, ArpOutcome};
 use clua_ctl::icmp::{self, IcmpOutcome};
 use clua_ctl::model::fmt_mac;
-use clua_dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortConf};
+use clua_dpdk::{Eal, Mbuf, Mempool, Port, PortConf};
 use clua_pipeline::snapshot::{Encap, PortRole};
 use clua_pipeline::{CoreCounters, Pipeline, Snapshot};
 use crossbeam_queue::ArrayQueue;
@@ -34,7 +34,8 @@ pub enum DaemonError {
         device: String,
         error: clua_dpdk::Error,
     },
-    /// A port's MAC is not the one the configuration expects.
+    /// The configuration gives a port a MAC the device can neither take nor receive for
+    /// (no promiscuous mode).
     MacMismatch {
         port: String,
         expected: [u8; 6],
@@ -67,7 +68,7 @@ impl fmt::Display for DaemonError {
                 actual,
             } => write!(
                 f,
-                "port \"{port}\": the device's MAC is {} but the configuration expects {}",
+                "port \"{port}\": the device's MAC is {} and it can neither be set to {} nor be made promiscuous",
                 fmt_mac(actual),
                 fmt_mac(expected)
             ),
@@ -196,6 +197,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::Dpdk("creating the mbuf pool", e))?;
 
     let mut ports = Vec::new();
+    let mut macs = Vec::new();
     for (spec, devargs) in config.cluster.ports.iter().zip(&config.port_devargs) {
         let device = port_name(devargs).to_string();
         let port = Port::by_name(&device).map_err(|error| DaemonError::MissingPort {
@@ -205,7 +207,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         })?;
         let conf = PortConf {
             rx_queues: workers,
-            tx_queues: workers + 1,
+            tx_queues: workers,
             rx_desc: config.dpdk.descriptors,
             tx_desc: config.dpdk.descriptors,
             rss: workers > 1,
@@ -213,27 +215,27 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         };
         port.configure(&conf, &pool)
             .map_err(|e| DaemonError::Dpdk("configuring a port", e))?;
-        let _ = port.set_promiscuous(true);
+        let promiscuous = port.set_promiscuous(true).is_ok();
         port.start()
             .map_err(|e| DaemonError::Dpdk("starting a port", e))?;
-        if let Some(expected) = spec.mac {
-            // The configuration pins the MAC: set it where the PMD allows (net_pcap, net_ring),
-            // otherwise the device must already have it (AF_XDP takes the interface's MAC).
-            if port.mac() != expected {
-                let _ = port.set_mac(expected);
-            }
-            let actual = port.mac();
-            if actual != expected {
+        let mut mac = port.mac();
+        if let Some(wanted) = spec.mac {
+            // The configured MAC is the port's MAC as far as aliasd is concerned (the source of
+            // everything it sends, the destination it accepts). Program the device if it lets
+            // us; otherwise promiscuous mode delivers the frames and the MAC lives in software,
+            // as a vMAC will (CA5).
+            if mac != wanted && port.set_mac(wanted).is_err() && !promiscuous {
                 return Err(DaemonError::MacMismatch {
                     port: spec.name.clone(),
-                    expected,
-                    actual,
+                    expected: wanted,
+                    actual: mac,
                 });
             }
+            mac = wanted;
         }
+        macs.push(mac);
         ports.push(port);
     }
-    let macs: Vec<[u8; 6]> = ports.iter().map(|p| p.mac()).collect();
     let snapshot = Arc::new(
         config
             .cluster
@@ -242,6 +244,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     );
     let shared = Arc::new(ArcSwap::new(snapshot.clone()));
     let punt = Arc::new(ArrayQueue::new(1024));
+    let inject: Arc<ArrayQueue<Punted>> = Arc::new(ArrayQueue::new(1024));
     let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
 
     let mut cores = Vec::new();
@@ -258,6 +261,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?,
             pipeline: Pipeline::new(&config.pipeline, snapshot.clone(), counters),
             punt: punt.clone(),
+            inject: (i == 0).then(|| inject.clone()),
             snapshot: shared.clone(),
             stop: stop.clone(),
             idle_sleep_us: config.dpdk.idle_sleep_us,
@@ -270,8 +274,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
 
     let control = ControlCounters::default();
-    let control_queue = workers;
-    announce(&ports, &snapshot, &pool, control_queue, &control);
+    announce(&snapshot, &pool, &inject, &control);
     eprintln!(
         "aliasd: ready: cluster {} with {} ports, {} members, {} aliases, {} workers",
         config.cluster.name,
@@ -281,7 +284,6 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         workers
     );
 
-    let mut out = Burst::new();
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         while let Some(Punted { port, mut mbuf }) = punt.pop() {
@@ -321,13 +323,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 }
             };
             if reply {
-                send(
-                    &ports[port as usize],
-                    control_queue,
-                    &mut out,
-                    mbuf,
-                    &control,
-                );
+                send(&inject, port, mbuf, &control);
             }
         }
         if let Some(m) = &metrics_server {
@@ -395,30 +391,21 @@ fn mbuf_data(m: &mut Mbuf) -> &mut [u8] {
     m.data_mut()
 }
 
-fn send(port: &Port, queue: u16, out: &mut Burst, mbuf: Mbuf, control: &ControlCounters) {
-    if out.push(mbuf).is_err() {
+/// Queues a control packet for worker 0 to transmit on `port`.
+fn send(inject: &ArrayQueue<Punted>, port: u16, mbuf: Mbuf, control: &ControlCounters) {
+    if inject.push(Punted { port, mbuf }).is_err() {
         bump(&control.tx_failed);
-        return;
-    }
-    port.tx_burst(queue, out);
-    if !out.is_empty() {
-        control
-            .tx_failed
-            .fetch_add(out.len() as u64, Ordering::Relaxed);
-        out.clear();
     }
 }
 
 /// Gratuitous ARP for every alias answered on each client port (CA4: a new proxy-ARP master
 /// announces itself so neighbours update their caches at once).
 fn announce(
-    ports: &[Port],
     snapshot: &Snapshot,
     pool: &Mempool,
-    queue: u16,
+    inject: &ArrayQueue<Punted>,
     control: &ControlCounters,
 ) {
-    let mut out = Burst::new();
     for (i, info) in snapshot.ports.iter().enumerate() {
         if info.role != PortRole::Client {
             continue;
@@ -431,7 +418,7 @@ fn announce(
             arp::gratuitous(&mut frame, info.mac, alias.addr);
             match Mbuf::from_bytes(pool, &frame) {
                 Some(m) => {
-                    send(&ports[i], queue, &mut out, m, control);
+                    send(inject, i as u16, m, control);
                     bump(&control.garp_sent);
                 }
                 None => bump(&control.tx_failed),

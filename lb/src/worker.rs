@@ -35,6 +35,10 @@ pub struct Worker {
     pub pipeline: Pipeline,
     /// Where punted packets go.
     pub punt: Arc<ArrayQueue<Punted>>,
+    /// Packets the control thread wants sent (ARP replies, gratuitous ARP, echo replies): PMDs
+    /// may have no spare TX queue for the control thread, so worker 0 transmits them on its own.
+    /// `port` is the egress port.
+    pub inject: Option<Arc<ArrayQueue<Punted>>>,
     /// The control plane's current snapshot.
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// Set to stop.
@@ -63,6 +67,20 @@ impl Worker {
                 if current.generation != self.pipeline.snapshot().generation {
                     self.pipeline
                         .set_snapshot(arc_swap::Guard::into_inner(current));
+                }
+            }
+            if let Some(inject) = &self.inject {
+                if !inject.is_empty() {
+                    while let Some(p) = inject.pop() {
+                        let buf = &mut tx[p.port as usize];
+                        if buf.is_full() {
+                            flush(&self.ports[p.port as usize], self.queue, buf, &counters);
+                        }
+                        let _ = buf.push(p.mbuf);
+                    }
+                    for (out, buf) in tx.iter_mut().enumerate() {
+                        flush(&self.ports[out], self.queue, buf, &counters);
+                    }
                 }
             }
             let mut received = 0;
@@ -122,5 +140,19 @@ impl Worker {
             }
         }
         0
+    }
+}
+
+/// Sends a TX buffer; what the PMD does not take is freed and counted as `TxFull`.
+#[inline]
+fn flush(port: &Port, queue: u16, buf: &mut Burst, counters: &CoreCounters) {
+    if buf.is_empty() {
+        return;
+    }
+    port.tx_burst(queue, buf);
+    let unsent = buf.len();
+    if unsent > 0 {
+        CoreCounters::add(&counters.drops[DropReason::TxFull as usize], unsent as u64);
+        buf.clear();
     }
 }
