@@ -153,7 +153,7 @@ fn bench(c: &mut Criterion) {
         (
             "vxlan",
             Encap::Vxlan { vni: 42, inner_mac: [2, 0, 0, 0, 2, 0x81], udp_port: 4789 },
-            1 << 20,
+            1 << 16,
         ),
     ] {
         let mut s = Setup::new(encap, flows);

@@ -20,6 +20,10 @@
 //!
 //! No member (empty schedule, no active member) → [`DropReason::NoMember`].
 //!
+//! A table hit is honoured while the member exists in the snapshot and is up; membership of
+//! the alias is not re-checked per packet, so a member that leaves an alias but stays up keeps
+//! its established flows until they go idle (SC4-style graceful drain).
+//!
 //! Round-robin cursors are per core and per alias; the schedules are per alias, so every core
 //! gives the same proportions. They survive snapshot swaps that keep the alias set (a member
 //! going up or down only changes the schedule) and are reset when aliases are added, removed or
