@@ -64,7 +64,7 @@ impl Default for DpdkConfig {
             hugepages: false,
             pci_allow: vec![],
             extra_args: vec![],
-            mbufs: 8191,
+            mbufs: 32767,
             idle_sleep_us: 0,
             descriptors: 1024,
         }

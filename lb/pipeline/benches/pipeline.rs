@@ -52,14 +52,23 @@ fn snapshot(encap: Encap) -> Snapshot {
             })
         })
         .collect();
-    let ams =
-        (0..8).map(|i| AliasMember { member: MemberId(i), selw: 1 + i % 3, selp: 1 }).collect();
+    let ams = (0..8)
+        .map(|i| AliasMember {
+            member: MemberId(i),
+            selw: 1 + i % 3,
+            selp: 1,
+        })
+        .collect();
     Snapshot::build(
         1,
         ports,
         members,
         vec![("web".into(), Ipv4Addr::from(ALIAS), ams)],
-        &[ServiceSpec { proto: 6, port: 80, mode: ServiceMode::InMulti }],
+        &[ServiceSpec {
+            proto: 6,
+            port: 80,
+            mode: ServiceMode::InMulti,
+        }],
     )
     .expect("bench snapshot")
 }
@@ -105,7 +114,10 @@ impl Setup {
     /// A pipeline with `flows` (a power of two) established flows in its table.
     fn new(encap: Encap, flows: u32) -> Setup {
         assert!(flows.is_power_of_two());
-        let cfg = PipelineConfig { conn_capacity: flows as usize * 2, ..Default::default() };
+        let cfg = PipelineConfig {
+            conn_capacity: flows as usize * 2,
+            ..Default::default()
+        };
         let counters = Arc::new(CoreCounters::new(cfg.max_members));
         let mut pipeline = Pipeline::new(&cfg, Arc::new(snapshot(encap)), counters);
         let mut frames = Vec::with_capacity(flows as usize * FRAME_LEN);
@@ -124,8 +136,19 @@ impl Setup {
             pipeline.process_burst(0, 0, &mut bufs, &mut verdicts);
         }
         let c = pipeline.counters();
-        assert_eq!(CoreCounters::get(&c.forwarded), flows as u64, "setup flows forwarded");
-        Setup { pipeline, frames, flows, bufs, verdicts, next: 0 }
+        assert_eq!(
+            CoreCounters::get(&c.forwarded),
+            flows as u64,
+            "setup flows forwarded"
+        );
+        Setup {
+            pipeline,
+            frames,
+            flows,
+            bufs,
+            verdicts,
+            next: 0,
+        }
     }
 
     /// One burst of 32 established flows, scattered over the whole set.
@@ -138,7 +161,8 @@ impl Setup {
             self.next = self.next.wrapping_add(1);
             b.reset(&self.frames[i * FRAME_LEN..(i + 1) * FRAME_LEN], 128);
         }
-        self.pipeline.process_burst(0, 1_000, &mut self.bufs, &mut self.verdicts);
+        self.pipeline
+            .process_burst(0, 1_000, &mut self.bufs, &mut self.verdicts);
         black_box(&self.verdicts);
     }
 }
@@ -152,13 +176,21 @@ fn bench(c: &mut Criterion) {
         ("ipip", Encap::Ipip, 1 << 20),
         (
             "vxlan",
-            Encap::Vxlan { vni: 42, inner_mac: [2, 0, 0, 0, 2, 0x81], udp_port: 4789 },
+            Encap::Vxlan {
+                vni: 42,
+                inner_mac: [2, 0, 0, 0, 2, 0x81],
+                udp_port: 4789,
+            },
             1 << 16,
         ),
     ] {
         let mut s = Setup::new(encap, flows);
         s.burst();
-        assert!(s.verdicts.iter().all(|v| *v == Verdict::Forward(1)), "{:?}", s.verdicts[0]);
+        assert!(
+            s.verdicts.iter().all(|v| *v == Verdict::Forward(1)),
+            "{:?}",
+            s.verdicts[0]
+        );
         g.bench_function(BenchmarkId::new(name, format!("{flows}_flows")), |b| {
             b.iter(|| s.burst())
         });

@@ -46,7 +46,11 @@ impl VecBuf {
     pub fn with_headroom(packet: &[u8], headroom: usize) -> Self {
         let mut buf = vec![0u8; headroom + packet.len()];
         buf[headroom..].copy_from_slice(packet);
-        VecBuf { buf, start: headroom, rss: None }
+        VecBuf {
+            buf,
+            start: headroom,
+            rss: None,
+        }
     }
 
     /// Sets the RSS hash the buffer reports, as a NIC would.

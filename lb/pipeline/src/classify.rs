@@ -153,7 +153,13 @@ pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<Packet
         },
         _ => return Err(drop(DropReason::UnsupportedProtocol)),
     };
-    let key = FlowKey { src: u32::from(ip.src_addr()), dst, src_port, dst_port, proto };
+    let key = FlowKey {
+        src: u32::from(ip.src_addr()),
+        dst,
+        src_port,
+        dst_port,
+        proto,
+    };
     Ok(PacketMeta {
         key,
         hash: key.hash(),
@@ -184,8 +190,16 @@ pub(crate) mod tests {
             port("ic0", PortRole::Interconnect, 2, Some([192, 0, 2, 2])),
         ];
         let ams = vec![
-            AliasMember { member: MemberId(0), selw: 2, selp: 1 },
-            AliasMember { member: MemberId(1), selw: 1, selp: 1 },
+            AliasMember {
+                member: MemberId(0),
+                selw: 2,
+                selp: 1,
+            },
+            AliasMember {
+                member: MemberId(1),
+                selw: 1,
+                selp: 1,
+            },
         ];
         Snapshot::build(
             1,
@@ -193,9 +207,21 @@ pub(crate) mod tests {
             vec![member(0, true), member(1, true)],
             vec![("web".into(), Ipv4Addr::from(ALIAS), ams)],
             &[
-                ServiceSpec { proto: 6, port: 80, mode: crate::ServiceMode::InMulti },
-                ServiceSpec { proto: 17, port: 53, mode: crate::ServiceMode::InMulti },
-                ServiceSpec { proto: 6, port: 513, mode: crate::ServiceMode::InNoalias },
+                ServiceSpec {
+                    proto: 6,
+                    port: 80,
+                    mode: crate::ServiceMode::InMulti,
+                },
+                ServiceSpec {
+                    proto: 17,
+                    port: 53,
+                    mode: crate::ServiceMode::InMulti,
+                },
+                ServiceSpec {
+                    proto: 6,
+                    port: 513,
+                    mode: crate::ServiceMode::InNoalias,
+                },
             ],
         )
         .unwrap()
@@ -258,9 +284,15 @@ pub(crate) mod tests {
         };
         assert_eq!(m.key, key);
         assert_eq!(m.hash, key.hash());
-        assert_eq!((m.tcp_flags, m.l3_offset, m.ip_len, m.alias), (TCP_SYN, 14, 40, AliasId(0)));
+        assert_eq!(
+            (m.tcp_flags, m.l3_offset, m.ip_len, m.alias),
+            (TCP_SYN, 14, 40, AliasId(0))
+        );
         let m = classify(&s, 0, &frame(ALIAS, 17, 0, &udp(5353, 53))).unwrap();
-        assert_eq!((m.key.src_port, m.key.dst_port, m.key.proto, m.tcp_flags), (5353, 53, 17, 0));
+        assert_eq!(
+            (m.key.src_port, m.key.dst_port, m.key.proto, m.tcp_flags),
+            (5353, 53, 17, 0)
+        );
     }
 
     #[test]
@@ -271,7 +303,10 @@ pub(crate) mod tests {
         assert_eq!(m.l3_offset, 18);
         // Two tags: refused.
         f.splice(12..12, [0x81, 0x00, 0x00, 0x65]);
-        assert_eq!(dropped(classify(&snap(), 0, &f)), DropReason::UnsupportedEthertype);
+        assert_eq!(
+            dropped(classify(&snap(), 0, &f)),
+            DropReason::UnsupportedEthertype
+        );
     }
 
     #[test]
@@ -279,10 +314,20 @@ pub(crate) mod tests {
         let s = snap();
         let good = frame(ALIAS, 6, 0, &tcp(1, 80, TCP_SYN));
         assert_eq!(dropped(classify(&s, 9, &good)), DropReason::WrongPort);
-        assert_eq!(dropped(classify(&s, 1, &good)), DropReason::WrongPort, "ic0 has another MAC");
+        assert_eq!(
+            dropped(classify(&s, 1, &good)),
+            DropReason::WrongPort,
+            "ic0 has another MAC"
+        );
         assert_eq!(dropped(classify(&s, 0, &good[..13])), DropReason::Truncated);
-        assert_eq!(dropped(classify(&s, 0, &good[..14 + 19])), DropReason::Truncated);
-        assert_eq!(dropped(classify(&s, 0, &good[..14 + 30])), DropReason::Truncated);
+        assert_eq!(
+            dropped(classify(&s, 0, &good[..14 + 19])),
+            DropReason::Truncated
+        );
+        assert_eq!(
+            dropped(classify(&s, 0, &good[..14 + 30])),
+            DropReason::Truncated
+        );
         let mut bad = good.clone();
         bad[24] ^= 1; // checksum
         assert_eq!(dropped(classify(&s, 0, &bad)), DropReason::BadIpv4Header);
@@ -291,7 +336,10 @@ pub(crate) mod tests {
         assert_eq!(dropped(classify(&s, 0, &bad)), DropReason::BadIpv4Header);
         let mut v6 = good.clone();
         v6[12..14].copy_from_slice(&[0x86, 0xdd]);
-        assert_eq!(dropped(classify(&s, 0, &v6)), DropReason::UnsupportedEthertype);
+        assert_eq!(
+            dropped(classify(&s, 0, &v6)),
+            DropReason::UnsupportedEthertype
+        );
         let mut bcast = good.clone();
         bcast[0..6].fill(0xff);
         assert_eq!(dropped(classify(&s, 0, &bcast)), DropReason::NotAlias);
@@ -304,9 +352,15 @@ pub(crate) mod tests {
         let frag = frame(ALIAS, 6, 0x0010, &tcp(1, 80, TCP_SYN));
         assert_eq!(dropped(classify(&s, 0, &frag)), DropReason::Fragment);
         let gre = frame(ALIAS, 47, 0, &[0; 8]);
-        assert_eq!(dropped(classify(&s, 0, &gre)), DropReason::UnsupportedProtocol);
+        assert_eq!(
+            dropped(classify(&s, 0, &gre)),
+            DropReason::UnsupportedProtocol
+        );
         let short_tcp = frame(ALIAS, 6, 0, &[0; 12]);
-        assert_eq!(dropped(classify(&s, 0, &short_tcp)), DropReason::BadL4Header);
+        assert_eq!(
+            dropped(classify(&s, 0, &short_tcp)),
+            DropReason::BadL4Header
+        );
         let mut bad_udp = udp(1, 53);
         bad_udp[4..6].copy_from_slice(&100u16.to_be_bytes());
         assert_eq!(
@@ -314,10 +368,16 @@ pub(crate) mod tests {
             DropReason::BadL4Header
         );
         let unreach = frame(ALIAS, 1, 0, &[3, 3, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(dropped(classify(&s, 0, &unreach)), DropReason::UnsupportedIcmp);
+        assert_eq!(
+            dropped(classify(&s, 0, &unreach)),
+            DropReason::UnsupportedIcmp
+        );
         let unreach = frame([198, 51, 100, 2], 1, 0, &[3, 3, 0, 0, 0, 0, 0, 0]);
         assert_eq!(dropped(classify(&s, 0, &unreach)), DropReason::NotAlias);
-        assert_eq!(dropped(classify(&s, 0, &frame(ALIAS, 1, 0, &[8]))), DropReason::BadL4Header);
+        assert_eq!(
+            dropped(classify(&s, 0, &frame(ALIAS, 1, 0, &[8]))),
+            DropReason::BadL4Header
+        );
     }
 
     #[test]

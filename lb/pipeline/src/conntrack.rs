@@ -81,7 +81,10 @@ impl ConnTable {
     pub fn new(capacity: usize) -> Self {
         let cap = capacity.max(MIN_CAPACITY).next_power_of_two();
         let buckets = cap / WAYS;
-        assert!(buckets <= 1 << 32, "connection table capacity {cap} too large");
+        assert!(
+            buckets <= 1 << 32,
+            "connection table capacity {cap} too large"
+        );
         ConnTable {
             entries: vec![Entry::default(); cap].into_boxed_slice(),
             mask: (buckets - 1) as u32,
@@ -141,7 +144,11 @@ impl ConnTable {
     pub fn refresh(&mut self, slot: Slot, now_ms: u64, timeout_ms: u64, closing: bool) {
         if let Some(e) = self.entries.get_mut(slot.index as usize) {
             e.expiry = now_ms.saturating_add(timeout_ms).max(1);
-            e.flags = if closing { e.flags | CLOSING } else { e.flags & !CLOSING };
+            e.flags = if closing {
+                e.flags | CLOSING
+            } else {
+                e.flags & !CLOSING
+            };
         }
     }
 
@@ -262,7 +269,10 @@ mod tests {
         let mut t = ConnTable::new(64);
         let k = key(1);
         assert_eq!(t.lookup(&k, 0), None);
-        assert_eq!(t.insert(&k, MemberId(3), 1000, 500), InsertOutcome::Inserted);
+        assert_eq!(
+            t.insert(&k, MemberId(3), 1000, 500),
+            InsertOutcome::Inserted
+        );
         assert_eq!(t.lookup(&k, 1000), Some(MemberId(3)));
         assert_eq!(t.lookup(&k, 1499), Some(MemberId(3)));
         assert_eq!(t.lookup(&k, 1500), None, "expired entries are misses");
@@ -278,7 +288,10 @@ mod tests {
         let s = t.find(&k, k.hash(), 1805).unwrap();
         assert!(s.closing);
         assert_eq!(t.lookup(&k, 1810), None);
-        assert!(!t.touch(&k, 1810, 500), "touch does not revive a dead entry");
+        assert!(
+            !t.touch(&k, 1810, 500),
+            "touch does not revive a dead entry"
+        );
         t.clear();
         assert_eq!(t.live(0), 0);
     }
@@ -291,14 +304,20 @@ mod tests {
             let out = t.insert(&key(i), MemberId(i), 0, 1000 + i as u64);
             assert_eq!(out, InsertOutcome::Inserted);
         }
-        assert_eq!(t.insert(&key(100), MemberId(100), 0, 5000), InsertOutcome::Evicted);
+        assert_eq!(
+            t.insert(&key(100), MemberId(100), 0, 5000),
+            InsertOutcome::Evicted
+        );
         assert_eq!(t.lookup(&key(0), 0), None, "key 0 expired soonest");
         assert_eq!(t.lookup(&key(100), 0), Some(MemberId(100)));
         for i in 1..8 {
             assert_eq!(t.lookup(&key(i), 0), Some(MemberId(i)));
         }
         // Once some expire, their slots are reused without eviction.
-        assert_eq!(t.insert(&key(200), MemberId(7), 1002, 10), InsertOutcome::Inserted);
+        assert_eq!(
+            t.insert(&key(200), MemberId(7), 1002, 10),
+            InsertOutcome::Inserted
+        );
         assert_eq!(t.live(1002), 7);
     }
 
@@ -317,14 +336,22 @@ mod tests {
         // Half full: with 8-way buckets (Poisson mean 4 per bucket) overflow is rare.
         let half = cap as u32 / 2;
         let mut evictions = fill(&mut t, 0..half);
-        assert!(evictions < half as usize / 100, "{evictions} evictions at 50 % load");
+        assert!(
+            evictions < half as usize / 100,
+            "{evictions} evictions at 50 % load"
+        );
         // 90 % full: about a tenth of inserts find their bucket full.
         let n = cap as u32 / 10 * 9;
         evictions += fill(&mut t, half..n);
-        assert!(evictions < n as usize / 8, "{evictions} evictions at 90 % load");
+        assert!(
+            evictions < n as usize / 8,
+            "{evictions} evictions at 90 % load"
+        );
         // Every insert is either live or was evicted, and every live entry is found.
         assert_eq!(t.live(0), n as usize - evictions);
-        let hits = (0..n).filter(|&i| t.lookup(&key(i), 1) == Some(MemberId(i & 1023))).count();
+        let hits = (0..n)
+            .filter(|&i| t.lookup(&key(i), 1) == Some(MemberId(i & 1023)))
+            .count();
         assert_eq!(hits, n as usize - evictions);
         // Filling far past capacity evicts and keeps every slot in use.
         fill(&mut t, n..cap as u32 * 4);

@@ -164,7 +164,11 @@ pub fn encap<B: PacketBuf>(
                 u32::from(member.ipv4),
             );
         }
-        Encap::Vxlan { vni, inner_mac, udp_port } => {
+        Encap::Vxlan {
+            vni,
+            inner_mac,
+            udp_port,
+        } => {
             let inner_frame = ETH_LEN + ip_len;
             let outer_len = IP_LEN + UDP_LEN + VXLAN_LEN + inner_frame;
             if outer_len > mtu {
@@ -267,14 +271,20 @@ mod tests {
     #[test]
     fn outer_source_masks_the_hash_into_the_host_bits() {
         let mut port = snap().ports[1].clone();
-        assert_eq!(outer_source(&port, 0x1234_5678), Some(u32::from(Ipv4Addr::new(192, 0, 2, 2))));
+        assert_eq!(
+            outer_source(&port, 0x1234_5678),
+            Some(u32::from(Ipv4Addr::new(192, 0, 2, 2)))
+        );
         port.flow_source = Some((Ipv4Addr::new(10, 1, 2, 3), 24));
         assert_eq!(
             outer_source(&port, 0xaabb_ccdd),
             Some(u32::from(Ipv4Addr::new(10, 1, 2, 0xdd)))
         );
         port.flow_source = Some((Ipv4Addr::new(10, 1, 2, 3), 32));
-        assert_eq!(outer_source(&port, 0xaabb_ccdd), Some(u32::from(Ipv4Addr::new(10, 1, 2, 3))));
+        assert_eq!(
+            outer_source(&port, 0xaabb_ccdd),
+            Some(u32::from(Ipv4Addr::new(10, 1, 2, 3)))
+        );
         port.flow_source = Some((Ipv4Addr::new(10, 1, 2, 3), 0));
         assert_eq!(outer_source(&port, 0xaabb_ccdd), Some(0xaabb_ccdd));
         port.flow_source = None;
@@ -285,7 +295,11 @@ mod tests {
     #[test]
     fn vxlan_masks_the_vni_and_spreads_source_ports() {
         let (mut b, meta, mut m, port) = setup(syn(), false);
-        m.encap = Encap::Vxlan { vni: 0xff12_3456, inner_mac: [2, 0, 0, 0, 9, 9], udp_port: 8472 };
+        m.encap = Encap::Vxlan {
+            vni: 0xff12_3456,
+            inner_mac: [2, 0, 0, 0, 9, 9],
+            udp_port: 8472,
+        };
         b.set_rss_hash(Some(16384 * 7 + 3));
         assert_eq!(encap(&mut b, &meta, &m, &port), Ok(1));
         let d = b.data();
@@ -305,7 +319,10 @@ mod tests {
         let (mut b, meta, mut m, mut port) = setup(syn(), false);
         m.encap = Encap::Ipip;
         port.ipv4 = None;
-        assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::NoSourceAddress));
+        assert_eq!(
+            encap(&mut b, &meta, &m, &port),
+            Err(DropReason::NoSourceAddress)
+        );
         // No headroom: ipip needs 20 bytes in front of the frame.
         let (_, meta, mut m, port) = setup(syn(), false);
         m.encap = Encap::Ipip;
@@ -319,11 +336,19 @@ mod tests {
         m.encap = Encap::Ipip;
         assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::TooBig));
         port.mtu = 89;
-        m.encap = Encap::Vxlan { vni: 1, inner_mac: [0; 6], udp_port: 4789 };
+        m.encap = Encap::Vxlan {
+            vni: 1,
+            inner_mac: [0; 6],
+            udp_port: 4789,
+        };
         assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::TooBig));
         port.mtu = 39;
         m.encap = Encap::L2;
         assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::TooBig));
-        assert_eq!(b.data(), syn().as_slice(), "too_big is decided before writing");
+        assert_eq!(
+            b.data(),
+            syn().as_slice(),
+            "too_big is decided before writing"
+        );
     }
 }

@@ -68,7 +68,13 @@ mod tests {
 
     #[test]
     fn hash_depends_on_every_field() {
-        let k = FlowKey { src: 1, dst: 2, src_port: 3, dst_port: 4, proto: 6 };
+        let k = FlowKey {
+            src: 1,
+            dst: 2,
+            src_port: 3,
+            dst_port: 4,
+            proto: 6,
+        };
         let h = k.hash();
         assert_ne!(h, FlowKey { src: 9, ..k }.hash());
         assert_ne!(h, FlowKey { dst: 9, ..k }.hash());
@@ -82,7 +88,13 @@ mod tests {
     fn hash_spreads_sequential_ports_over_buckets() {
         let mut buckets = [0u32; 16];
         for p in 0..16_000u16 {
-            let k = FlowKey { src: 0xc633_640a, dst: 0xc633_6464, src_port: p, dst_port: 80, proto: 6 };
+            let k = FlowKey {
+                src: 0xc633_640a,
+                dst: 0xc633_6464,
+                src_port: p,
+                dst_port: 80,
+                proto: 6,
+            };
             buckets[(k.hash() & 15) as usize] += 1;
         }
         for b in buckets {

@@ -136,7 +136,11 @@ impl Selector {
             return None;
         }
         // The schedule may have shrunk since the cursor last moved.
-        let idx = if *cursor < len { *cursor } else { *cursor % len };
+        let idx = if *cursor < len {
+            *cursor
+        } else {
+            *cursor % len
+        };
         *cursor = if idx + 1 == len { 0 } else { idx + 1 };
         Some(schedule[idx as usize])
     }
@@ -162,9 +166,10 @@ impl Selector {
                 _ => snap.aliases.get(alias).and_then(|a| a.single_active),
             };
             return match pick {
-                Some(member) => {
-                    Selection::Member { member, new_flow: mode == ServiceMode::InMulti }
-                }
+                Some(member) => Selection::Member {
+                    member,
+                    new_flow: mode == ServiceMode::InMulti,
+                },
                 None => Selection::Drop(DropReason::NoMember),
             };
         }
@@ -174,11 +179,17 @@ impl Selector {
                 // A new SYN on a closing entry is a new incarnation of the 4-tuple: back to idle.
                 let syn_only = meta.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == TCP_SYN;
                 let closing = fin_rst || (slot.closing && !syn_only);
-                let timeout =
-                    if closing { self.timeouts.tcp_closing_ms } else { self.timeouts.tcp_idle_ms };
+                let timeout = if closing {
+                    self.timeouts.tcp_closing_ms
+                } else {
+                    self.timeouts.tcp_idle_ms
+                };
                 self.conns.refresh(slot, now_ms, timeout, closing);
                 CoreCounters::add(&counters.conn_hits, 1);
-                return Selection::Member { member: slot.member, new_flow: false };
+                return Selection::Member {
+                    member: slot.member,
+                    new_flow: false,
+                };
             }
         }
         let pick = match mode {
@@ -188,14 +199,22 @@ impl Selector {
         let Some(member) = pick else {
             return Selection::Drop(DropReason::NoMember);
         };
-        let timeout =
-            if fin_rst { self.timeouts.tcp_closing_ms } else { self.timeouts.tcp_idle_ms };
-        let outcome = self.conns.insert_hashed(key, meta.hash, member, now_ms, timeout, fin_rst);
+        let timeout = if fin_rst {
+            self.timeouts.tcp_closing_ms
+        } else {
+            self.timeouts.tcp_idle_ms
+        };
+        let outcome = self
+            .conns
+            .insert_hashed(key, meta.hash, member, now_ms, timeout, fin_rst);
         CoreCounters::add(&counters.conn_inserts, 1);
         if outcome == InsertOutcome::Evicted {
             CoreCounters::add(&counters.conn_evictions, 1);
         }
-        Selection::Member { member, new_flow: true }
+        Selection::Member {
+            member,
+            new_flow: true,
+        }
     }
 }
 
@@ -208,7 +227,11 @@ mod tests {
     use crate::snapshot::{AliasMember, PortRole};
     use std::net::Ipv4Addr;
 
-    const T: Timeouts = Timeouts { tcp_idle_ms: 1000, tcp_closing_ms: 100, udp_idle_ms: 500 };
+    const T: Timeouts = Timeouts {
+        tcp_idle_ms: 1000,
+        tcp_closing_ms: 100,
+        udp_idle_ms: 500,
+    };
 
     fn meta(s: &Snapshot, proto: u8, sport: u16, dport: u16, flags: u8) -> PacketMeta {
         let l4: Vec<u8> = if proto == 6 {
@@ -239,7 +262,10 @@ mod tests {
         let s = snap();
         let mut sel = Selector::new(64, T, &s);
         let m = meta(&s, 6, 1, 513, TCP_SYN);
-        assert_eq!(pick(&mut sel, &s, &m, 0), Selection::Drop(DropReason::InNoalias));
+        assert_eq!(
+            pick(&mut sel, &s, &m, 0),
+            Selection::Drop(DropReason::InNoalias)
+        );
     }
 
     #[test]
@@ -253,11 +279,23 @@ mod tests {
         assert_eq!(sel.cursors(), &[0]);
         // The third flow is on m1; its next packet too, and it is not a new flow.
         let r = pick(&mut sel, &s, &meta(&s, 6, 2, 80, TCP_ACK), 10);
-        assert_eq!(r, Selection::Member { member: MemberId(1), new_flow: false });
+        assert_eq!(
+            r,
+            Selection::Member {
+                member: MemberId(1),
+                new_flow: false
+            }
+        );
         assert_eq!(sel.cursors(), &[0], "hits do not move the cursor");
         // in_single TCP: the active member, remembered too.
         let r = pick(&mut sel, &s, &meta(&s, 6, 9, 22, TCP_SYN), 10);
-        assert_eq!(r, Selection::Member { member: MemberId(0), new_flow: true });
+        assert_eq!(
+            r,
+            Selection::Member {
+                member: MemberId(0),
+                new_flow: true
+            }
+        );
         assert_eq!(sel.conns().live(10), 7);
     }
 
@@ -267,7 +305,12 @@ mod tests {
         let mut sel = Selector::new(64, T, &s);
         let m = meta(&s, 6, 7, 80, TCP_SYN);
         pick(&mut sel, &s, &m, 0);
-        pick(&mut sel, &s, &meta(&s, 6, 7, 80, TCP_ACK | crate::classify::TCP_FIN), 0);
+        pick(
+            &mut sel,
+            &s,
+            &meta(&s, 6, 7, 80, TCP_ACK | crate::classify::TCP_FIN),
+            0,
+        );
         assert!(sel.conns().find(&m.key, m.hash, 0).unwrap().closing);
         assert_eq!(sel.conns().live(100), 0);
         pick(&mut sel, &s, &meta(&s, 6, 7, 80, TCP_SYN), 50);
@@ -289,7 +332,11 @@ mod tests {
             vec![(
                 "web".into(),
                 Ipv4Addr::from(ALIAS),
-                vec![AliasMember { member: MemberId(0), selw: 1, selp: 1 }],
+                vec![AliasMember {
+                    member: MemberId(0),
+                    selw: 1,
+                    selp: 1,
+                }],
             )],
             &[],
         )
@@ -297,7 +344,10 @@ mod tests {
         let mut sel = Selector::new(64, T, &s);
         for (proto, port) in [(6, 80), (6, 22), (17, 53)] {
             let m = meta(&s, proto, 1, port, TCP_SYN);
-            assert_eq!(pick(&mut sel, &s, &m, 0), Selection::Drop(DropReason::NoMember));
+            assert_eq!(
+                pick(&mut sel, &s, &m, 0),
+                Selection::Drop(DropReason::NoMember)
+            );
         }
     }
 
@@ -320,11 +370,18 @@ mod tests {
             ports.clone(),
             vec![member(0, true), member(1, false)],
             vec![("web".into(), Ipv4Addr::from(ALIAS), ams.clone())],
-            &[crate::snapshot::ServiceSpec { proto: 17, port: 53, mode: ServiceMode::InMulti }],
+            &[crate::snapshot::ServiceSpec {
+                proto: 17,
+                port: 53,
+                mode: ServiceMode::InMulti,
+            }],
         )
         .unwrap();
         sel.on_snapshot(&s2, &s3);
-        assert_eq!(member_of(pick(&mut sel, &s3, &meta(&s3, 17, 1, 53, 0), 0)), 0);
+        assert_eq!(
+            member_of(pick(&mut sel, &s3, &meta(&s3, 17, 1, 53, 0), 0)),
+            0
+        );
         assert_eq!(sel.cursors(), &[1]);
         // Another alias set: reset (and resized).
         let s4 = Snapshot::build(

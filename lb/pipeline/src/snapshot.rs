@@ -214,29 +214,48 @@ impl Snapshot {
         for (i, m) in members.iter().enumerate() {
             if let Some(m) = m {
                 if m.id.0 as usize != i {
-                    return Err(SnapshotError::MemberId { member: m.name.clone() });
+                    return Err(SnapshotError::MemberId {
+                        member: m.name.clone(),
+                    });
                 }
                 if m.port as usize >= ports.len() {
-                    return Err(SnapshotError::MemberPort { member: m.name.clone(), port: m.port });
+                    return Err(SnapshotError::MemberPort {
+                        member: m.name.clone(),
+                        port: m.port,
+                    });
                 }
             }
         }
-        let mut alias_by_addr = HashMap::with_capacity_and_hasher(aliases.len(), Default::default());
+        let mut alias_by_addr =
+            HashMap::with_capacity_and_hasher(aliases.len(), Default::default());
         let mut built = Vec::with_capacity(aliases.len());
         for (idx, (name, addr, alias_members)) in aliases.into_iter().enumerate() {
             for am in &alias_members {
                 if !matches!(members.get(am.member.0 as usize), Some(Some(_))) {
-                    return Err(SnapshotError::AliasMember { alias: name, member: am.member });
+                    return Err(SnapshotError::AliasMember {
+                        alias: name,
+                        member: am.member,
+                    });
                 }
                 if am.selw == 0 {
-                    return Err(SnapshotError::ZeroSelw { alias: name, member: am.member });
+                    return Err(SnapshotError::ZeroSelw {
+                        alias: name,
+                        member: am.member,
+                    });
                 }
             }
-            if alias_by_addr.insert(u32::from(addr), AliasId(idx as u32)).is_some() {
+            if alias_by_addr
+                .insert(u32::from(addr), AliasId(idx as u32))
+                .is_some()
+            {
                 return Err(SnapshotError::DuplicateAlias { addr });
             }
             let is_up = |id: MemberId| members[id.0 as usize].as_ref().is_some_and(|m| m.up);
-            let top = alias_members.iter().filter(|am| is_up(am.member)).map(|am| am.selp).max();
+            let top = alias_members
+                .iter()
+                .filter(|am| is_up(am.member))
+                .map(|am| am.selp)
+                .max();
             let tier: Vec<&AliasMember> = match top {
                 Some(top) => alias_members
                     .iter()
@@ -249,7 +268,13 @@ impl Snapshot {
                 .flat_map(|am| core::iter::repeat(am.member).take(am.selw as usize))
                 .collect();
             let single_active = tier.first().map(|am| am.member);
-            built.push(Alias { name, addr, members: alias_members, multi_schedule, single_active });
+            built.push(Alias {
+                name,
+                addr,
+                members: alias_members,
+                multi_schedule,
+                single_active,
+            });
         }
         let mut tcp_services = vec![ServiceMode::InSingle; 65536].into_boxed_slice();
         let mut udp_services = vec![ServiceMode::InSingle; 65536].into_boxed_slice();
@@ -301,7 +326,9 @@ impl Snapshot {
 
     /// Whether `addr` (host order) is one of the router's own port addresses.
     pub fn is_router_addr(&self, addr: u32) -> bool {
-        self.ports.iter().any(|p| p.ipv4.map(u32::from) == Some(addr))
+        self.ports
+            .iter()
+            .any(|p| p.ipv4.map(u32::from) == Some(addr))
     }
 }
 
@@ -334,7 +361,11 @@ pub(crate) mod tests {
     }
 
     fn am(id: u32, selw: u32, selp: u32) -> AliasMember {
-        AliasMember { member: MemberId(id), selw, selp }
+        AliasMember {
+            member: MemberId(id),
+            selw,
+            selp,
+        }
     }
 
     fn build(members: Vec<Option<Member>>, ams: Vec<AliasMember>) -> Snapshot {
@@ -342,14 +373,23 @@ pub(crate) mod tests {
             port("client", PortRole::Client, 1, Some([198, 51, 100, 2])),
             port("ic0", PortRole::Interconnect, 2, Some([192, 0, 2, 2])),
         ];
-        Snapshot::build(1, ports, members, vec![("web".into(), Ipv4Addr::new(198, 51, 100, 100), ams)], &[])
-            .unwrap()
+        Snapshot::build(
+            1,
+            ports,
+            members,
+            vec![("web".into(), Ipv4Addr::new(198, 51, 100, 100), ams)],
+            &[],
+        )
+        .unwrap()
     }
 
     #[test]
     fn schedule_repeats_each_member_selw_times_in_join_order() {
         // CA8: selw = connections per turn.
-        let s = build(vec![member(0, true), member(1, true), member(2, true)], vec![am(0, 3, 1), am(1, 2, 1), am(2, 1, 1)]);
+        let s = build(
+            vec![member(0, true), member(1, true), member(2, true)],
+            vec![am(0, 3, 1), am(1, 2, 1), am(2, 1, 1)],
+        );
         let ids: Vec<u32> = s.aliases[0].multi_schedule.iter().map(|m| m.0).collect();
         assert_eq!(ids, vec![0, 0, 0, 1, 1, 2]);
         assert_eq!(s.aliases[0].single_active, Some(MemberId(0)));
@@ -359,17 +399,29 @@ pub(crate) mod tests {
     fn only_highest_selp_tier_with_an_up_member_is_scheduled() {
         // CA8, seed 000 §6.8: two members selp=10, one selp=5.
         let ams = vec![am(0, 1, 10), am(1, 1, 10), am(2, 1, 5)];
-        let s = build(vec![member(0, true), member(1, true), member(2, true)], ams.clone());
+        let s = build(
+            vec![member(0, true), member(1, true), member(2, true)],
+            ams.clone(),
+        );
         let ids: Vec<u32> = s.aliases[0].multi_schedule.iter().map(|m| m.0).collect();
         assert_eq!(ids, vec![0, 1]);
-        let s = build(vec![member(0, false), member(1, true), member(2, true)], ams.clone());
+        let s = build(
+            vec![member(0, false), member(1, true), member(2, true)],
+            ams.clone(),
+        );
         let ids: Vec<u32> = s.aliases[0].multi_schedule.iter().map(|m| m.0).collect();
         assert_eq!(ids, vec![1]);
         assert_eq!(s.aliases[0].single_active, Some(MemberId(1)));
-        let s = build(vec![member(0, false), member(1, false), member(2, true)], ams.clone());
+        let s = build(
+            vec![member(0, false), member(1, false), member(2, true)],
+            ams.clone(),
+        );
         let ids: Vec<u32> = s.aliases[0].multi_schedule.iter().map(|m| m.0).collect();
         assert_eq!(ids, vec![2]);
-        let s = build(vec![member(0, false), member(1, false), member(2, false)], ams);
+        let s = build(
+            vec![member(0, false), member(1, false), member(2, false)],
+            ams,
+        );
         assert!(s.aliases[0].multi_schedule.is_empty());
         assert_eq!(s.aliases[0].single_active, None);
     }
@@ -385,11 +437,21 @@ pub(crate) mod tests {
                 ("a".into(), Ipv4Addr::new(198, 51, 100, 100), vec![]),
                 ("b".into(), Ipv4Addr::new(203, 0, 113, 5), vec![]),
             ],
-            &[ServiceSpec { proto: 17, port: 53, mode: ServiceMode::InMulti }],
+            &[ServiceSpec {
+                proto: 17,
+                port: 53,
+                mode: ServiceMode::InMulti,
+            }],
         )
         .unwrap();
-        assert_eq!(s.alias_by_addr(u32::from(Ipv4Addr::new(203, 0, 113, 5))), Some(AliasId(1)));
-        assert_eq!(s.alias_by_addr(u32::from(Ipv4Addr::new(203, 0, 113, 6))), None);
+        assert_eq!(
+            s.alias_by_addr(u32::from(Ipv4Addr::new(203, 0, 113, 5))),
+            Some(AliasId(1))
+        );
+        assert_eq!(
+            s.alias_by_addr(u32::from(Ipv4Addr::new(203, 0, 113, 6))),
+            None
+        );
         assert_eq!(s.service_mode(17, 53), ServiceMode::InMulti);
         assert_eq!(s.service_mode(6, 53), ServiceMode::InSingle);
         assert!(s.is_router_addr(u32::from(Ipv4Addr::new(198, 51, 100, 2))));

@@ -84,7 +84,12 @@ impl Pipeline {
     /// A pipeline for one core. Allocates the connection table.
     pub fn new(cfg: &PipelineConfig, snapshot: Arc<Snapshot>, counters: Arc<CoreCounters>) -> Self {
         let selector = Selector::new(cfg.conn_capacity, cfg.timeouts(), &snapshot);
-        Pipeline { snapshot, counters, selector, meta: [PacketMeta::default(); BURST] }
+        Pipeline {
+            snapshot,
+            counters,
+            selector,
+            meta: [PacketMeta::default(); BURST],
+        }
     }
 
     /// The snapshot in use.
@@ -128,7 +133,10 @@ impl Pipeline {
         verdicts: &mut [Verdict],
     ) {
         let n = pkts.len().min(verdicts.len());
-        for (p, v) in pkts[..n].chunks_mut(BURST).zip(verdicts[..n].chunks_mut(BURST)) {
+        for (p, v) in pkts[..n]
+            .chunks_mut(BURST)
+            .zip(verdicts[..n].chunks_mut(BURST))
+        {
             self.process_chunk(rx_port, now_ms, p, v);
         }
     }

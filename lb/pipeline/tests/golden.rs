@@ -29,7 +29,9 @@ struct Case {
 fn parse_hex(line: usize, text: &str, out: &mut Vec<u8>) {
     for tok in text.split_whitespace() {
         if let Some((n, b)) = tok.split_once('*') {
-            let n: usize = n.parse().unwrap_or_else(|_| panic!("line {line}: bad repeat {tok}"));
+            let n: usize = n
+                .parse()
+                .unwrap_or_else(|_| panic!("line {line}: bad repeat {tok}"));
             let b =
                 u8::from_str_radix(b, 16).unwrap_or_else(|_| panic!("line {line}: bad byte {tok}"));
             out.resize(out.len() + n, b);
@@ -54,18 +56,29 @@ fn parse_fixtures(text: &str) -> Vec<Case> {
         if content.is_empty() {
             continue;
         }
-        let (word, rest) = content.split_once(char::is_whitespace).unwrap_or((content, ""));
+        let (word, rest) = content
+            .split_once(char::is_whitespace)
+            .unwrap_or((content, ""));
         let rest = rest.trim();
         if word == "case" {
             assert!(cur.is_none(), "line {line}: case inside a case");
-            cur = Some(Case { name: rest.into(), line, time, ..Default::default() });
+            cur = Some(Case {
+                name: rest.into(),
+                line,
+                time,
+                ..Default::default()
+            });
             continue;
         }
-        let c = cur.as_mut().unwrap_or_else(|| panic!("line {line}: `{word}` outside a case"));
+        let c = cur
+            .as_mut()
+            .unwrap_or_else(|| panic!("line {line}: `{word}` outside a case"));
         match word {
             "port" => c.port = rest.into(),
             "time" => {
-                time = rest.parse().unwrap_or_else(|_| panic!("line {line}: bad time"));
+                time = rest
+                    .parse()
+                    .unwrap_or_else(|_| panic!("line {line}: bad time"));
                 c.time = time;
             }
             "rss" => c.rss = Some(u32::from_str_radix(rest, 16).expect("rss hex")),
@@ -75,7 +88,11 @@ fn parse_fixtures(text: &str) -> Vec<Case> {
             "member" => c.member = Some(rest.into()),
             "end" => {
                 let c = cur.take().unwrap();
-                assert!(!c.port.is_empty() && !c.verdict.is_empty(), "case {} incomplete", c.name);
+                assert!(
+                    !c.port.is_empty() && !c.verdict.is_empty(),
+                    "case {} incomplete",
+                    c.name
+                );
                 assert_eq!(
                     c.verdict.starts_with("forward"),
                     !c.output.is_empty(),
@@ -97,8 +114,10 @@ fn fixtures() -> Vec<Case> {
 }
 
 fn expected_verdict(snap: &Snapshot, c: &Case) -> Verdict {
-    let (kind, arg) =
-        c.verdict.split_once(' ').unwrap_or_else(|| panic!("case {}: verdict", c.name));
+    let (kind, arg) = c
+        .verdict
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("case {}: verdict", c.name));
     match kind {
         "forward" => Verdict::Forward(port_id(snap, arg)),
         "drop" => Verdict::Drop(
@@ -118,8 +137,10 @@ fn expected_verdict(snap: &Snapshot, c: &Case) -> Verdict {
 }
 
 fn port_id(snap: &Snapshot, name: &str) -> u16 {
-    snap.ports.iter().position(|p| p.name == name).unwrap_or_else(|| panic!("no port {name}"))
-        as u16
+    snap.ports
+        .iter()
+        .position(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no port {name}")) as u16
 }
 
 fn member_id(snap: &Snapshot, name: &str) -> usize {
@@ -150,14 +171,22 @@ fn counts(c: &CoreCounters) -> Counts {
 }
 
 fn new_pipeline() -> Pipeline {
-    let cfg = PipelineConfig { conn_capacity: 1024, ..Default::default() };
+    let cfg = PipelineConfig {
+        conn_capacity: 1024,
+        ..Default::default()
+    };
     let counters = Arc::new(cfg.new_counters());
     Pipeline::new(&cfg, Arc::new(topology()), counters)
 }
 
 fn hex(b: &[u8]) -> String {
     b.chunks(16)
-        .map(|c| c.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" "))
+        .map(|c| {
+            c.iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -175,7 +204,12 @@ fn check_result(c: &Case, snap: &Snapshot, verdict: Verdict, buf: &VecBuf) {
             hex(&c.output)
         );
     } else if let Verdict::Punt(_) = want {
-        assert_eq!(buf.data(), c.input.as_slice(), "case {}: punted packets are unchanged", c.name);
+        assert_eq!(
+            buf.data(),
+            c.input.as_slice(),
+            "case {}: punted packets are unchanged",
+            c.name
+        );
     }
 }
 
@@ -201,8 +235,10 @@ fn golden_cases_one_per_burst() {
         match verdicts[0] {
             Verdict::Forward(_) => {
                 expect.forwarded += 1;
-                let m =
-                    member_id(&snap, c.member.as_deref().expect("forward cases name the member"));
+                let m = member_id(
+                    &snap,
+                    c.member.as_deref().expect("forward cases name the member"),
+                );
                 expect.member_packets[m] += 1;
             }
             Verdict::Drop(r) => expect.drops[r as usize] += 1,
@@ -239,7 +275,12 @@ fn golden_cases_in_bursts() {
             })
             .collect();
         let mut verdicts = vec![Verdict::Drop(DropReason::TxFull); group.len()];
-        p.process_burst(port_id(&snap, &group[0].port), group[0].time, &mut bufs, &mut verdicts);
+        p.process_burst(
+            port_id(&snap, &group[0].port),
+            group[0].time,
+            &mut bufs,
+            &mut verdicts,
+        );
         for (k, c) in group.iter().enumerate() {
             check_result(c, &snap, verdicts[k], &bufs[k]);
         }
@@ -268,9 +309,17 @@ fn golden_covers_reasons() {
         DropReason::TooBig,
         DropReason::WrongPort,
     ] {
-        assert!(seen.contains(&Verdict::Drop(r)), "no golden case for drop {}", r.name());
+        assert!(
+            seen.contains(&Verdict::Drop(r)),
+            "no golden case for drop {}",
+            r.name()
+        );
     }
     for r in PuntReason::ALL {
-        assert!(seen.contains(&Verdict::Punt(r)), "no golden case for punt {}", r.name());
+        assert!(
+            seen.contains(&Verdict::Punt(r)),
+            "no golden case for punt {}",
+            r.name()
+        );
     }
 }

@@ -80,7 +80,9 @@ fn in_multi_shares_are_exactly_proportional_to_selw_in_every_turn() {
         assert_eq!(n, [3, 2, 1, 0], "turn {t}: {turn:?}");
     }
     let c = p.counters();
-    let flows: Vec<u64> = (0..4).map(|i| CoreCounters::get(&c.member_flows[i])).collect();
+    let flows: Vec<u64> = (0..4)
+        .map(|i| CoreCounters::get(&c.member_flows[i]))
+        .collect();
     assert_eq!(flows, vec![3000, 2000, 1000, 0]);
     assert_eq!(CoreCounters::get(&c.conn_inserts), 6000);
     assert_eq!(CoreCounters::get(&c.conn_evictions), 0);
@@ -89,13 +91,17 @@ fn in_multi_shares_are_exactly_proportional_to_selw_in_every_turn() {
 #[test]
 fn in_multi_udp_is_round_robin_per_datagram_without_table_entries() {
     let mut p = pipeline(PipelineConfig::default(), topology());
-    let frames: Vec<Vec<u8>> = (0..12).map(|_| udp_frame(CLIENT, 5353, WEB, 53, b"q")).collect();
+    let frames: Vec<Vec<u8>> = (0..12)
+        .map(|_| udp_frame(CLIENT, 5353, WEB, 53, b"q"))
+        .collect();
     let got = members(&send(&mut p, 1000, &frames));
     assert_eq!(got, vec![0, 0, 0, 1, 1, 2, 0, 0, 0, 1, 1, 2]);
     assert_eq!(p.selector().conns().live(1000), 0);
     assert_eq!(CoreCounters::get(&p.counters().member_flows[0]), 6);
     // in_single UDP (port 54) always goes to the active member, and is not a new flow.
-    let frames: Vec<Vec<u8>> = (0..5).map(|i| udp_frame(CLIENT, 5000 + i, WEB, 54, b"q")).collect();
+    let frames: Vec<Vec<u8>> = (0..5)
+        .map(|i| udp_frame(CLIENT, 5000 + i, WEB, 54, b"q"))
+        .collect();
     assert_eq!(members(&send(&mut p, 1000, &frames)), vec![0; 5]);
     assert_eq!(CoreCounters::get(&p.counters().member_flows[0]), 6);
 }
@@ -104,9 +110,15 @@ fn in_multi_udp_is_round_robin_per_datagram_without_table_entries() {
 fn selp_tiers_lower_tier_only_when_the_higher_is_all_down() {
     // Seed 000 §6.8: two members selp=10 and one selp=5.
     let web = || vec![amp(0, 1, 10), amp(1, 1, 10), amp(2, 1, 5)];
-    let mut p = pipeline(PipelineConfig::default(), topology_with(1, [true; 4], web()));
+    let mut p = pipeline(
+        PipelineConfig::default(),
+        topology_with(1, [true; 4], web()),
+    );
     let got = members(&send(&mut p, 1000, &syns(80, 0..300)));
-    assert!(!got.contains(&2), "selp=5 member got a connection while selp=10 members are up");
+    assert!(
+        !got.contains(&2),
+        "selp=5 member got a connection while selp=10 members are up"
+    );
     assert_eq!(got.iter().filter(|&&m| m == 0).count(), 150);
 
     // One selp=10 member down: the other takes all new connections.
@@ -116,7 +128,11 @@ fn selp_tiers_lower_tier_only_when_the_higher_is_all_down() {
 
     // Both selp=10 members down: everything goes to selp=5, including established flows of
     // the members that went down.
-    p.set_snapshot(Arc::new(topology_with(3, [false, false, true, true], web())));
+    p.set_snapshot(Arc::new(topology_with(
+        3,
+        [false, false, true, true],
+        web(),
+    )));
     let got = members(&send(&mut p, 1000, &syns(80, 2000..2300)));
     assert!(got.iter().all(|&m| m == 2), "{got:?}");
     let got = members(&send(&mut p, 1000, &acks(80, 0..300, ACK)));
@@ -132,7 +148,9 @@ fn selp_tiers_lower_tier_only_when_the_higher_is_all_down() {
     // Nobody up at all: no_member.
     p.set_snapshot(Arc::new(topology_with(5, [false; 4], web())));
     let got = send(&mut p, 1000, &syns(80, 4000..4010));
-    assert!(got.iter().all(|r| *r == Err(Verdict::Drop(DropReason::NoMember))));
+    assert!(got
+        .iter()
+        .all(|r| *r == Err(Verdict::Drop(DropReason::NoMember))));
 }
 
 #[test]
@@ -140,7 +158,11 @@ fn established_flows_keep_their_member_across_weight_changes() {
     let mut p = pipeline(PipelineConfig::default(), topology());
     let first = members(&send(&mut p, 1000, &syns(80, 0..600)));
     // Reverse the weights: m1 1, m2 2, m3 3.
-    p.set_snapshot(Arc::new(topology_with(2, [true; 4], vec![am(0, 1), am(1, 2), am(2, 3)])));
+    p.set_snapshot(Arc::new(topology_with(
+        2,
+        [true; 4],
+        vec![am(0, 1), am(1, 2), am(2, 3)],
+    )));
     let again = members(&send(&mut p, 2000, &acks(80, 0..600, ACK)));
     assert_eq!(first, again, "established flows moved");
     // New connections follow the new weights (the alias set is unchanged, so the cursor is kept
@@ -177,7 +199,9 @@ fn a_member_going_down_has_its_flows_reselected() {
     }
     assert_eq!(moved, 20);
     // The moved flows are new flows for their new members.
-    let flows_after: u64 = (0..4).map(|i| CoreCounters::get(&p.counters().member_flows[i])).sum();
+    let flows_after: u64 = (0..4)
+        .map(|i| CoreCounters::get(&p.counters().member_flows[i]))
+        .sum();
     assert_eq!(flows_after, 60 + 20);
     assert!(CoreCounters::get(&p.counters().member_flows[0]) >= flows_before);
     // And they stay where they moved.
@@ -187,14 +211,22 @@ fn a_member_going_down_has_its_flows_reselected() {
 
 #[test]
 fn fin_and_rst_shorten_the_entry_timeout() {
-    let cfg = PipelineConfig { tcp_idle_ms: 100_000, tcp_closing_ms: 1_000, ..Default::default() };
+    let cfg = PipelineConfig {
+        tcp_idle_ms: 100_000,
+        tcp_closing_ms: 1_000,
+        ..Default::default()
+    };
     let mut p = pipeline(cfg, topology());
     send(&mut p, 0, &syns(80, 0..3));
     send(&mut p, 10, &acks(80, 0..1, FIN | ACK));
     send(&mut p, 10, &acks(80, 1..2, RST));
     let conns = p.selector().conns();
     assert_eq!(conns.live(500), 3);
-    assert_eq!(conns.live(1_010), 1, "FIN and RST flows expire after the closing timeout");
+    assert_eq!(
+        conns.live(1_010),
+        1,
+        "FIN and RST flows expire after the closing timeout"
+    );
     assert_eq!(conns.live(100_000), 0);
     // A later ACK on a closing flow keeps the closing timeout.
     send(&mut p, 500, &acks(80, 0..1, ACK));
@@ -207,14 +239,21 @@ fn fin_and_rst_shorten_the_entry_timeout() {
 
 #[test]
 fn expired_flows_are_reselected_as_new_flows() {
-    let cfg = PipelineConfig { tcp_idle_ms: 1_000, ..Default::default() };
+    let cfg = PipelineConfig {
+        tcp_idle_ms: 1_000,
+        ..Default::default()
+    };
     let mut p = pipeline(cfg, topology());
     send(&mut p, 0, &syns(80, 0..6));
     let hits = CoreCounters::get(&p.counters().conn_hits);
     send(&mut p, 999, &acks(80, 0..6, ACK));
     assert_eq!(CoreCounters::get(&p.counters().conn_hits), hits + 6);
     send(&mut p, 1_999 + 1_000, &acks(80, 0..6, ACK));
-    assert_eq!(CoreCounters::get(&p.counters().conn_hits), hits + 6, "expired: misses");
+    assert_eq!(
+        CoreCounters::get(&p.counters().conn_hits),
+        hits + 6,
+        "expired: misses"
+    );
     assert_eq!(CoreCounters::get(&p.counters().conn_inserts), 12);
 }
 

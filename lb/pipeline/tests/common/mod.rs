@@ -34,11 +34,19 @@ pub fn member(id: u32, port: u16, ip: [u8; 4], mac: [u8; 6], encap: Encap) -> Op
 }
 
 pub fn am(id: u32, selw: u32) -> AliasMember {
-    AliasMember { member: MemberId(id), selw, selp: 1 }
+    AliasMember {
+        member: MemberId(id),
+        selw,
+        selp: 1,
+    }
 }
 
 pub fn amp(id: u32, selw: u32, selp: u32) -> AliasMember {
-    AliasMember { member: MemberId(id), selw, selp }
+    AliasMember {
+        member: MemberId(id),
+        selw,
+        selp,
+    }
 }
 
 /// The golden topology (see golden.txt).
@@ -62,7 +70,11 @@ pub fn topology_with(generation: u64, up: [bool; 4], web: Vec<AliasMember>) -> S
             2,
             [192, 0, 2, 141],
             [2, 0, 0, 0, 2, 1],
-            Encap::Vxlan { vni: 42, inner_mac: [2, 0, 0, 0, 2, 0x81], udp_port: 4789 },
+            Encap::Vxlan {
+                vni: 42,
+                inner_mac: [2, 0, 0, 0, 2, 0x81],
+                udp_port: 4789,
+            },
         ),
     ];
     let mut members = members;
@@ -76,14 +88,38 @@ pub fn topology_with(generation: u64, up: [bool; 4], web: Vec<AliasMember>) -> S
             vec![am(0, 1), am(1, 1), am(2, 1), am(3, 1)],
         ),
         ("web".to_string(), Ipv4Addr::new(198, 51, 100, 100), web),
-        ("tun".to_string(), Ipv4Addr::new(198, 51, 100, 101), vec![am(2, 1)]),
-        ("vx".to_string(), Ipv4Addr::new(198, 51, 100, 102), vec![am(3, 1)]),
+        (
+            "tun".to_string(),
+            Ipv4Addr::new(198, 51, 100, 101),
+            vec![am(2, 1)],
+        ),
+        (
+            "vx".to_string(),
+            Ipv4Addr::new(198, 51, 100, 102),
+            vec![am(3, 1)],
+        ),
     ];
     let services = [
-        ServiceSpec { proto: 6, port: 80, mode: ServiceMode::InMulti },
-        ServiceSpec { proto: 17, port: 53, mode: ServiceMode::InMulti },
-        ServiceSpec { proto: 6, port: 513, mode: ServiceMode::InNoalias },
-        ServiceSpec { proto: 17, port: 513, mode: ServiceMode::InNoalias },
+        ServiceSpec {
+            proto: 6,
+            port: 80,
+            mode: ServiceMode::InMulti,
+        },
+        ServiceSpec {
+            proto: 17,
+            port: 53,
+            mode: ServiceMode::InMulti,
+        },
+        ServiceSpec {
+            proto: 6,
+            port: 513,
+            mode: ServiceMode::InNoalias,
+        },
+        ServiceSpec {
+            proto: 17,
+            port: 513,
+            mode: ServiceMode::InNoalias,
+        },
     ];
     Snapshot::build(generation, ports, members, aliases, &services).expect("golden topology")
 }
