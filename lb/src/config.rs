@@ -189,7 +189,6 @@ struct RawTables {
     connections: usize,
     tcp_idle_secs: u64,
     tcp_closing_secs: u64,
-    udp_idle_secs: u64,
 }
 
 impl Default for RawTables {
@@ -199,7 +198,6 @@ impl Default for RawTables {
             connections: d.conn_capacity,
             tcp_idle_secs: d.tcp_idle_ms / 1000,
             tcp_closing_secs: d.tcp_closing_ms / 1000,
-            udp_idle_secs: d.udp_idle_ms / 1000,
         }
     }
 }
@@ -526,7 +524,6 @@ impl Config {
         for (name, v) in [
             ("tcp_idle_secs", t.tcp_idle_secs),
             ("tcp_closing_secs", t.tcp_closing_secs),
-            ("udp_idle_secs", t.udp_idle_secs),
         ] {
             if !(1..=86_400).contains(&v) {
                 p(
@@ -604,7 +601,6 @@ impl Config {
             conn_capacity: t.connections,
             tcp_idle_ms: t.tcp_idle_secs * 1000,
             tcp_closing_ms: t.tcp_closing_secs * 1000,
-            udp_idle_ms: t.udp_idle_secs * 1000,
             max_members: cluster.members.len().max(1),
         };
         Ok(Config {

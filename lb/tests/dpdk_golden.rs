@@ -17,65 +17,14 @@ use std::time::{Duration, Instant};
 const GOLDEN_TXT: &str = include_str!("../pipeline/tests/fixtures/golden.txt");
 const GOLDEN_TOML: &str = include_str!("fixtures/golden.toml");
 
-#[derive(Debug, Default, Clone)]
-struct Case {
-    name: String,
-    port: String,
-    input: Vec<u8>,
-    verdict: String,
-    out: Vec<u8>,
-    rss: bool,
-}
-
-fn hex(s: &str, into: &mut Vec<u8>) {
-    for tok in s.split_whitespace() {
-        let (n, h) = match tok.split_once('*') {
-            Some((n, h)) => (n.parse::<usize>().unwrap(), h),
-            None => (1, tok),
-        };
-        assert!(h.len() % 2 == 0, "odd hex `{tok}`");
-        let bytes: Vec<u8> = (0..h.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-            .collect();
-        for _ in 0..n {
-            into.extend_from_slice(&bytes);
-        }
-    }
-}
+#[path = "../pipeline/tests/fixtures/golden_format.rs"]
+mod golden_format;
+use golden_format::{parse_fixtures, Case};
 
 fn cases() -> Vec<Case> {
-    let mut out = Vec::new();
-    let mut c = Case::default();
-    for raw in GOLDEN_TXT.lines() {
-        let line = raw.split('#').next().unwrap().trim();
-        let Some((word, rest)) = line.split_once(char::is_whitespace).or(if line.is_empty() {
-            None
-        } else {
-            Some((line, ""))
-        }) else {
-            continue;
-        };
-        let rest = rest.trim();
-        match word {
-            "case" => {
-                c = Case {
-                    name: rest.into(),
-                    ..Default::default()
-                }
-            }
-            "port" => c.port = rest.into(),
-            "in" => hex(rest, &mut c.input),
-            "out" => hex(rest, &mut c.out),
-            "verdict" => c.verdict = rest.into(),
-            "rss" => c.rss = true,
-            "time" | "member" => {}
-            "end" => out.push(std::mem::take(&mut c)),
-            other => panic!("golden.txt: unknown directive `{other}`"),
-        }
-    }
-    assert!(out.len() >= 20, "golden.txt has only {} cases", out.len());
-    out
+    let all = parse_fixtures(GOLDEN_TXT);
+    assert!(all.len() >= 20, "golden.txt has only {} cases", all.len());
+    all
 }
 
 fn write_pcap(path: &Path, frames: &[&[u8]]) {
@@ -149,7 +98,7 @@ fn golden_fixtures_through_aliasd_on_net_pcap() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let all = cases();
-    let used: Vec<&Case> = all.iter().filter(|c| !c.rss).collect();
+    let used: Vec<&Case> = all.iter().filter(|c| c.rss.is_none()).collect();
     assert!(
         used.iter().all(|c| c.port == "client"),
         "this test feeds only the client port"
@@ -230,7 +179,7 @@ fn golden_fixtures_through_aliasd_on_net_pcap() {
     let mut expected: BTreeMap<&str, Vec<&[u8]>> = BTreeMap::new();
     for c in &used {
         if let Some(port) = c.verdict.strip_prefix("forward ") {
-            expected.entry(port).or_default().push(&c.out);
+            expected.entry(port).or_default().push(&c.output);
         }
     }
     for (port, want) in &expected {

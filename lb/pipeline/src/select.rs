@@ -42,8 +42,6 @@ pub struct Timeouts {
     pub tcp_idle_ms: u64,
     /// A TCP flow that has seen FIN or RST is forgotten after this long without packets.
     pub tcp_closing_ms: u64,
-    /// Reserved for UDP flows in the table (UDP is not tracked today).
-    pub udp_idle_ms: u64,
 }
 
 /// The outcome of selecting one packet.
@@ -230,7 +228,6 @@ mod tests {
     const T: Timeouts = Timeouts {
         tcp_idle_ms: 1000,
         tcp_closing_ms: 100,
-        udp_idle_ms: 500,
     };
 
     fn meta(s: &Snapshot, proto: u8, sport: u16, dport: u16, flags: u8) -> PacketMeta {

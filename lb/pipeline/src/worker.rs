@@ -27,9 +27,6 @@ pub struct PipelineConfig {
     /// Milliseconds a TCP flow that has seen FIN or RST may be idle before its entry expires.
     /// Default 10 000.
     pub tcp_closing_ms: u64,
-    /// Milliseconds a UDP flow may be idle (reserved: UDP is not tracked in the table today;
-    /// in_multi UDP is per datagram, in_single UDP follows the active member). Default 30 000.
-    pub udp_idle_ms: u64,
     /// Member ids the per-member counters cover (create them with
     /// [`PipelineConfig::new_counters`]); packets to larger ids are forwarded but not counted
     /// per member. Default 1024.
@@ -42,7 +39,6 @@ impl Default for PipelineConfig {
             conn_capacity: 65536,
             tcp_idle_ms: 300_000,
             tcp_closing_ms: 10_000,
-            udp_idle_ms: 30_000,
             max_members: 1024,
         }
     }
@@ -58,7 +54,6 @@ impl PipelineConfig {
         Timeouts {
             tcp_idle_ms: self.tcp_idle_ms,
             tcp_closing_ms: self.tcp_closing_ms,
-            udp_idle_ms: self.udp_idle_ms,
         }
     }
 }
