@@ -1,0 +1,518 @@
+//! `clua-bench`: helpers for `scripts/bench` (see docs/performance.md).
+//!
+//! - `clua-bench pcap --flows N [--ppf K] --out FILE`: the benchmark traffic as a pcap.
+//! - `clua-bench config --flows N --client DEVARGS --ic DEVARGS [--metrics ADDR]
+//!   [--mbufs M] [--memory-mb MB]`: the aliasd configuration (TOML on stdout).
+//! - `clua-bench ring --flows N [--ppf K] [--warmup S] [--secs S] [--memory-mb MB]`: the real
+//!   `clua_lb::worker::Worker` on lcore 1 between two net_ring ports, fed by a generator on
+//!   the main lcore 0 from the same traffic (in memory), with every flow established in the
+//!   connection table before the measured window. Prints a `RESULT` line.
+//!
+//! Traffic: flow `i` is client 10.a.b.c (unique per flow) to the alias 198.51.100.100; 7 flows
+//! in 8 are TCP to port 80 (in_multi), 1 in 8 UDP to port 53 (in_multi). No SYNs: a non-SYN
+//! miss is selected and inserted (lb/pipeline/src/select.rs), so the first pass over the flows
+//! fills the table and every later packet is a connection-table hit (TCP) or a selection (UDP
+//! in_multi datagrams are per-packet selections by design). Frames are 60..=124 bytes (64..=128
+//! on the wire with the FCS): ~40% pure 60-byte ACKs, the rest PSH|ACK / UDP with a payload.
+//! Packet order: `ppf` passes, each over all flows in a scattered order (an odd-multiplier
+//! permutation), so consecutive packets belong to distant flows, as on a loaded link.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use clua_dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortConf, Ring};
+use clua_lb::config::Config;
+use clua_lb::worker::Worker;
+use clua_pipeline::{CoreCounters, Pipeline};
+use crossbeam_queue::ArrayQueue;
+
+const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
+const ALIAS: [u8; 4] = [198, 51, 100, 100];
+
+fn mix(mut x: u64) -> u64 {
+    // splitmix64 finaliser
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [b] = chunks.remainder() {
+        sum += u32::from(*b) << 8;
+    }
+    sum
+}
+
+fn csum_fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Client address and source port of flow `i` (unique per flow up to 2^24 flows).
+fn flow_src(i: u32) -> ([u8; 4], u16) {
+    let ip = [10, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+    let sport = 1024 + (mix(u64::from(i)) % 60000) as u16;
+    (ip, sport)
+}
+
+/// Appends packet `k` of flow `i` to `out`.
+fn frame(i: u32, k: u32, out: &mut Vec<u8>) {
+    let h = mix(u64::from(i) << 32 | u64::from(k));
+    let udp = i % 8 == 7;
+    let pure_ack = !udp && h % 10 < 4;
+    let len: usize = if pure_ack {
+        60
+    } else {
+        60 + (h >> 8) as usize % 65
+    };
+    let (src, sport) = flow_src(i);
+    let start = out.len();
+    out.extend_from_slice(&ROUTER_MAC);
+    out.extend_from_slice(&PEER_MAC);
+    out.extend_from_slice(&[0x08, 0x00]);
+    let (proto, l4_len) = if udp {
+        (17u8, len - 34)
+    } else if pure_ack {
+        (6, 20)
+    } else {
+        (6, len - 34)
+    };
+    let ip_len = 20 + l4_len;
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+    ip[4..6].copy_from_slice(&(k as u16).to_be_bytes());
+    ip[6] = 0x40;
+    ip[8] = 64;
+    ip[9] = proto;
+    ip[12..16].copy_from_slice(&src);
+    ip[16..20].copy_from_slice(&ALIAS);
+    let c = csum_fold(csum_add(0, &ip));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    out.extend_from_slice(&ip);
+    let l4_start = out.len();
+    if udp {
+        out.extend_from_slice(&sport.to_be_bytes());
+        out.extend_from_slice(&53u16.to_be_bytes());
+        out.extend_from_slice(&(l4_len as u16).to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
+    } else {
+        let mut tcp = [0u8; 20];
+        tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&(1000 + k * 1448).to_be_bytes());
+        tcp[8..12].copy_from_slice(&(h as u32).to_be_bytes());
+        tcp[12] = 0x50;
+        tcp[13] = if pure_ack { 0x10 } else { 0x18 };
+        tcp[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
+        out.extend_from_slice(&tcp);
+    }
+    let payload = l4_len - if udp { 8 } else { 20 };
+    out.extend((0..payload).map(|b| (b as u8) ^ (h as u8)));
+    // L4 checksum over the pseudo-header.
+    let mut sum = csum_add(0, &src);
+    sum = csum_add(sum, &ALIAS);
+    sum += u32::from(proto) + l4_len as u32;
+    let c = csum_fold(csum_add(sum, &out[l4_start..]));
+    let off = l4_start + if udp { 6 } else { 16 };
+    out[off..off + 2].copy_from_slice(&c.to_be_bytes());
+    out.resize(start + len, 0); // Ethernet padding for the 54-byte ACK
+}
+
+/// All frames in replay order: `(offset, len)` into one byte vector.
+struct Traffic {
+    bytes: Vec<u8>,
+    index: Vec<(u32, u16)>,
+}
+
+fn traffic(flows: u32, ppf: u32) -> Traffic {
+    assert!(flows.is_power_of_two(), "--flows must be a power of two");
+    let mask = flows - 1;
+    let mut bytes = Vec::with_capacity(flows as usize * ppf as usize * 96);
+    let mut index = Vec::with_capacity(flows as usize * ppf as usize);
+    for k in 0..ppf {
+        for j in 0..flows {
+            let i = j
+                .wrapping_mul(0x9e37_79b1)
+                .wrapping_add(k.wrapping_mul(0x51))
+                & mask;
+            let off = bytes.len();
+            frame(i, k, &mut bytes);
+            index.push((off as u32, (bytes.len() - off) as u16));
+        }
+    }
+    Traffic { bytes, index }
+}
+
+fn write_pcap(path: &str, t: &Traffic) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
+    w.write_all(&2u16.to_le_bytes())?;
+    w.write_all(&4u16.to_le_bytes())?;
+    w.write_all(&[0; 8])?;
+    w.write_all(&65535u32.to_le_bytes())?;
+    w.write_all(&1u32.to_le_bytes())?;
+    for (n, &(off, len)) in t.index.iter().enumerate() {
+        let len = u32::from(len);
+        for v in [1u32 + n as u32 / 1_000_000, n as u32 % 1_000_000, len, len] {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        w.write_all(&t.bytes[off as usize..off as usize + len as usize])?;
+    }
+    w.flush()
+}
+
+/// The aliasd configuration of the benchmark: a client port, an interconnect port, three l2
+/// members behind it, alias `web` with all three (tcp/80 and udp/53 in_multi).
+fn config_toml(
+    client: &str,
+    ic: &str,
+    flows: u32,
+    mbufs: u32,
+    memory_mb: u32,
+    metrics: Option<&str>,
+) -> String {
+    let connections = (u64::from(flows) * 2).next_power_of_two().max(65536);
+    let mut s = format!(
+        r#"# aliasd configuration generated by `clua-bench config` for scripts/bench.
+[cluster]
+name = "bench"
+default_alias = "cluster"
+
+[dpdk]
+main_lcore = 0
+worker_lcores = [1]
+memory_mb = {memory_mb}
+mbufs = {mbufs}
+idle_sleep_us = 0
+
+[tables]
+connections = {connections}
+
+[[port]]
+name = "client"
+devargs = "{client}"
+role = "client"
+address = "198.51.100.2/24"
+mac = "02:00:00:00:00:01"
+
+[[port]]
+name = "ic0"
+devargs = "{ic}"
+role = "interconnect"
+address = "192.0.2.2/24"
+mac = "02:00:00:00:00:02"
+
+[[member]]
+name = "m1"
+port = "ic0"
+address = "192.0.2.11"
+mac = "02:00:00:00:01:01"
+encap = "l2"
+
+[[member]]
+name = "m2"
+port = "ic0"
+address = "192.0.2.12"
+mac = "02:00:00:00:01:02"
+encap = "l2"
+
+[[member]]
+name = "m3"
+port = "ic0"
+address = "192.0.2.13"
+mac = "02:00:00:00:01:03"
+encap = "l2"
+
+[[alias]]
+name = "cluster"
+address = "198.51.100.99"
+
+[[alias]]
+name = "web"
+address = "{alias}"
+members = [{{ name = "m1", selw = 3 }}, {{ name = "m2", selw = 2 }}, {{ name = "m3" }}]
+
+[[service]]
+name = "http"
+port = 80
+proto = "tcp"
+options = ["in_multi"]
+
+[[service]]
+name = "domain"
+port = 53
+proto = "udp"
+options = ["in_multi"]
+"#,
+        alias = Ipv4Addr::from(ALIAS),
+    );
+    if let Some(m) = metrics {
+        s += &format!("\n[metrics]\nlisten = \"{m}\"\n");
+    }
+    s
+}
+
+struct Args(Vec<String>);
+
+impl Args {
+    fn get(&self, name: &str) -> Option<&str> {
+        let i = self.0.iter().position(|a| a == name)?;
+        Some(
+            self.0
+                .get(i + 1)
+                .unwrap_or_else(|| die(&format!("{name} needs a value"))),
+        )
+    }
+    fn num(&self, name: &str, default: u32) -> u32 {
+        self.get(name)
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| die(&format!("{name}: bad number {v}")))
+            })
+            .unwrap_or(default)
+    }
+    fn req(&self, name: &str) -> &str {
+        self.get(name)
+            .unwrap_or_else(|| die(&format!("{name} is required")))
+    }
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("clua-bench: {msg}");
+    std::process::exit(2)
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = argv.first().cloned() else {
+        die("usage: clua-bench pcap|config|ring ... (see benches/src/main.rs)")
+    };
+    let a = Args(argv[1..].to_vec());
+    match cmd.as_str() {
+        "pcap" => {
+            let t = traffic(a.num("--flows", 65536), a.num("--ppf", 2));
+            write_pcap(a.req("--out"), &t).unwrap_or_else(|e| die(&e.to_string()));
+            eprintln!(
+                "clua-bench: wrote {} frames ({} bytes of frames) to {}",
+                t.index.len(),
+                t.bytes.len(),
+                a.req("--out")
+            );
+        }
+        "config" => print!(
+            "{}",
+            config_toml(
+                a.req("--client"),
+                a.req("--ic"),
+                a.num("--flows", 65536),
+                a.num("--mbufs", 32767),
+                a.num("--memory-mb", 1024),
+                a.get("--metrics"),
+            )
+        ),
+        "ring" => ring(&a),
+        other => die(&format!("unknown command {other}")),
+    }
+}
+
+/// In-flight packets the generator keeps queued in front of the worker.
+const IN_FLIGHT: u32 = 4096;
+
+fn ring(a: &Args) {
+    let flows = a.num("--flows", 1 << 20);
+    let ppf = a.num("--ppf", 1);
+    let warmup = Duration::from_secs(a.num("--warmup", 2).into());
+    let window = Duration::from_secs(a.num("--secs", 10).into());
+    let memory_mb = a.num("--memory-mb", 512);
+    let t = traffic(flows, ppf);
+    let pid = std::process::id();
+    let prefix = format!("clua-bench-{pid}");
+    let eal_args: Vec<String> = [
+        "-l",
+        "0,1",
+        "--main-lcore",
+        "0",
+        "--no-pci",
+        "--no-huge",
+        "-m",
+        &memory_mb.to_string(),
+        "--no-shconf",
+        "--no-telemetry",
+        "--file-prefix",
+        &prefix,
+        "--log-level",
+        "*:warning",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let eal = Eal::init(&eal_args).unwrap_or_else(|e| die(&format!("EAL init: {e}")));
+    let config = Config::parse(
+        &config_toml(
+            "net_ring_client",
+            "net_ring_ic0",
+            flows,
+            32767,
+            memory_mb,
+            None,
+        ),
+        "clua-bench ring config",
+    )
+    .unwrap_or_else(|e| die(&e.to_string()));
+    let pool = Mempool::new("bench_mbufs", 32767, 256, Mempool::DEFAULT_DATA_ROOM, -1)
+        .unwrap_or_else(|e| die(&format!("mempool: {e}")));
+    let flags = Ring::SP_ENQ | Ring::SC_DEQ;
+    let mk =
+        |n: &str| Ring::new(n, 16384, flags).unwrap_or_else(|e| die(&format!("ring {n}: {e}")));
+    let (c_rx, c_tx, i_rx, i_tx) = (mk("b_c_rx"), mk("b_c_tx"), mk("b_i_rx"), mk("b_i_tx"));
+    let client = Port::from_rings("client", &[&c_rx], &[&c_tx], -1)
+        .unwrap_or_else(|e| die(&format!("client port: {e}")));
+    let ic = Port::from_rings("ic0", &[&i_rx], &[&i_tx], -1)
+        .unwrap_or_else(|e| die(&format!("ic0 port: {e}")));
+    let mut macs = Vec::new();
+    for (p, spec) in [&client, &ic].into_iter().zip(&config.cluster.ports) {
+        p.configure(&PortConf::default(), &pool)
+            .unwrap_or_else(|e| die(&format!("configure: {e}")));
+        let _ = p.set_promiscuous(true);
+        p.start().unwrap_or_else(|e| die(&format!("start: {e}")));
+        macs.push(spec.mac.unwrap_or_else(|| p.mac()));
+    }
+    let snapshot = Arc::new(
+        config
+            .cluster
+            .snapshot(1, &macs)
+            .unwrap_or_else(|e| die(&format!("snapshot: {e}"))),
+    );
+    let counters = Arc::new(CoreCounters::new(config.pipeline.max_members));
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = Worker {
+        queue: 0,
+        ports: vec![
+            Port::from_id(client.id()).unwrap(),
+            Port::from_id(ic.id()).unwrap(),
+        ],
+        pipeline: Pipeline::new(&config.pipeline, snapshot.clone(), counters.clone()),
+        punt: Arc::new(ArrayQueue::new(1024)),
+        inject: None,
+        snapshot: Arc::new(ArcSwap::new(snapshot)),
+        stop: stop.clone(),
+        idle_sleep_us: 0,
+        tsc_per_ms: (eal.tsc_hz() / 1000).max(1),
+    };
+    let launched =
+        clua_dpdk::launch(1, move || worker.run()).unwrap_or_else(|e| die(&format!("launch: {e}")));
+
+    // The generator: frees what the worker sent (ic0 TX, client TX), keeps IN_FLIGHT frames
+    // queued on the client RX ring, in replay order, wrapping around.
+    let get = |c: &std::sync::atomic::AtomicU64| CoreCounters::get(c);
+    let total = t.index.len();
+    let mut next = 0usize;
+    let mut sink = Burst::new();
+    let mut fill = Burst::new();
+    let mut polls = 0u64;
+    let mut empty_polls = 0u64;
+    let started = Instant::now();
+    let mut mark: Option<(Instant, u64, u64, u64, u64)> = None;
+    let mut established_at = None;
+    let result = loop {
+        for r in [&i_tx, &c_tx] {
+            while r.dequeue_burst(&mut sink) > 0 {
+                sink.clear();
+            }
+        }
+        let queued = c_rx.count();
+        if mark.is_some() {
+            polls += 1;
+            if queued == 0 {
+                empty_polls += 1;
+            }
+        }
+        let mut want = IN_FLIGHT.saturating_sub(queued);
+        while want > 0 {
+            while !fill.is_full() && want > 0 {
+                let (off, len) = t.index[next];
+                next += 1;
+                if next == total {
+                    next = 0;
+                }
+                match Mbuf::from_bytes(&pool, &t.bytes[off as usize..off as usize + len as usize]) {
+                    Some(m) => {
+                        let _ = fill.push(m);
+                    }
+                    None => break,
+                }
+                want -= 1;
+            }
+            c_rx.enqueue_burst(&mut fill);
+            fill.clear();
+            if fill.is_empty() && want > 0 && pool.available() == 0 {
+                break;
+            }
+        }
+        let now = Instant::now();
+        let rx = get(&counters.rx);
+        if established_at.is_none() && rx >= total as u64 {
+            established_at = Some(now);
+        }
+        match mark {
+            None if established_at.is_some() && now - started >= warmup => {
+                mark = Some((
+                    now,
+                    rx,
+                    get(&counters.forwarded),
+                    get(&counters.conn_hits),
+                    get(&counters.conn_inserts),
+                ));
+            }
+            Some((t0, rx0, fwd0, hits0, ins0)) if now - t0 >= window => {
+                break (
+                    (now - t0).as_secs_f64(),
+                    rx - rx0,
+                    get(&counters.forwarded) - fwd0,
+                    get(&counters.conn_hits) - hits0,
+                    get(&counters.conn_inserts) - ins0,
+                );
+            }
+            _ => {}
+        }
+        if now - started > warmup + window + Duration::from_secs(60) {
+            die("the worker did not get through one pass over the flows in 60 s");
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    launched.wait();
+    let (secs, rx, fwd, hits, inserts) = result;
+    let drops: u64 = counters.drops.iter().map(|d| get(d)).sum();
+    println!(
+        "RESULT engine=aliasd-ring flows={flows} packets_in_file={total} secs={secs:.3} rx={rx} \
+         forwarded={fwd} mpps={:.3} fwd_mpps={:.3} conn_hits={hits} conn_inserts={inserts} \
+         drops_total={drops} table_entries={} generator_empty_polls={:.2}%",
+        rx as f64 / secs / 1e6,
+        fwd as f64 / secs / 1e6,
+        get(&counters.conn_inserts),
+        100.0 * empty_polls as f64 / polls.max(1) as f64,
+    );
+    for p in [client, ic] {
+        let _ = p.stop();
+        let _ = p.close();
+    }
+    drop(sink);
+    drop(fill);
+    drop((c_rx, c_tx, i_rx, i_tx));
+    drop(pool);
+    drop(eal);
+    let _ = std::fs::remove_dir(format!("/var/run/dpdk/{prefix}"));
+}
