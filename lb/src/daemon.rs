@@ -184,6 +184,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         None => None,
     };
 
+    // Declared before the EAL so that it is dropped after it, on every exit path.
+    let _runtime_dir = RuntimeDir(format!("/var/run/dpdk/clua-{}", std::process::id()));
     let eal = Eal::init(&config.dpdk.eal_args(&config.port_devargs))
         .map_err(|e| DaemonError::Dpdk("EAL init", e))?;
     let available = eal.worker_lcores();
@@ -372,8 +374,6 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     drop(pool);
     drop(eal);
-    // EAL leaves its (empty, thanks to --no-shconf) runtime directory behind.
-    let _ = std::fs::remove_dir(format!("/var/run/dpdk/clua-{}", std::process::id()));
     Ok(())
 }
 
@@ -424,5 +424,15 @@ fn announce(
                 None => bump(&control.tx_failed),
             }
         }
+    }
+}
+
+/// EAL's runtime directory for this process (`--file-prefix clua-PID`), which EAL leaves behind
+/// (empty, thanks to `--no-shconf`): removed when aliasd exits, however it exits.
+struct RuntimeDir(String);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
     }
 }
