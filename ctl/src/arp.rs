@@ -113,3 +113,141 @@ pub fn gratuitous(buf: &mut [u8; ARP_FRAME_LEN], mac: [u8; 6], addr: Ipv4Addr) {
     };
     repr.emit(&mut ArpPacket::new_unchecked(&mut buf[14..]));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clua_pipeline::snapshot::PortInfo;
+
+    const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
+
+    fn snapshot() -> Snapshot {
+        let port = |name: &str, role, mac_last, ip: [u8; 4], plen| PortInfo {
+            name: name.into(),
+            role,
+            mac: [2, 0, 0, 0, 0, mac_last],
+            ipv4: Some(Ipv4Addr::from(ip)),
+            prefix_len: plen,
+            mtu: 1500,
+            flow_source: None,
+        };
+        Snapshot::build(
+            1,
+            vec![
+                port("client", PortRole::Client, 1, [198, 51, 100, 2], 24),
+                port("ic0", PortRole::Interconnect, 2, [192, 0, 2, 2], 25),
+            ],
+            vec![],
+            vec![
+                ("web".into(), Ipv4Addr::new(198, 51, 100, 100), vec![]),
+                // An alias on the virtual subnet: routed (RIP), never proxy-ARPed (Table 6-1).
+                ("virt".into(), Ipv4Addr::new(203, 0, 113, 5), vec![]),
+            ],
+            &[],
+        )
+        .unwrap()
+    }
+
+    /// An ARP request from the client, by hand: Ethernet broadcast, ARP who-has `target`.
+    fn request(target: [u8; 4]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&[0xff; 6]);
+        f.extend_from_slice(&CLIENT_MAC);
+        f.extend_from_slice(&[0x08, 0x06]);
+        f.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]); // Ethernet/IPv4, request
+        f.extend_from_slice(&CLIENT_MAC);
+        f.extend_from_slice(&[198, 51, 100, 10]);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&target);
+        f
+    }
+
+    #[test]
+    fn request_for_alias_becomes_the_reply_byte_for_byte() {
+        let s = snapshot();
+        let mut f = request([198, 51, 100, 100]);
+        f.extend_from_slice(&[0; 18]); // Ethernet padding to 60 bytes stays untouched
+        assert_eq!(respond(&mut f, &s, 0), ArpOutcome::Reply);
+        let mut want = Vec::new();
+        want.extend_from_slice(&CLIENT_MAC); // to the requester
+        want.extend_from_slice(&ROUTER_MAC);
+        want.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]); // reply
+        want.extend_from_slice(&ROUTER_MAC);
+        want.extend_from_slice(&[198, 51, 100, 100]); // the alias is at the router's MAC
+        want.extend_from_slice(&CLIENT_MAC);
+        want.extend_from_slice(&[198, 51, 100, 10]);
+        want.extend_from_slice(&[0; 18]);
+        assert_eq!(f, want);
+    }
+
+    #[test]
+    fn vlan_tag_is_kept_in_the_reply() {
+        let s = snapshot();
+        let plain = request([198, 51, 100, 100]);
+        let mut f = plain[..12].to_vec();
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]); // VLAN 100
+        f.extend_from_slice(&plain[12..]);
+        assert_eq!(respond(&mut f, &s, 0), ArpOutcome::Reply);
+        assert_eq!(&f[12..16], &[0x81, 0x00, 0x00, 0x64]);
+        assert_eq!(&f[16..18], &[0x08, 0x06]);
+        assert_eq!(&f[24..26], &[0, 2]);
+        assert_eq!(&f[..6], &CLIENT_MAC);
+    }
+
+    #[test]
+    fn only_client_subnet_aliases_and_own_addresses_are_answered() {
+        let s = snapshot();
+        // CA4 / Table 6-1: the virtual-subnet alias is not proxy-ARPed.
+        let mut f = request([203, 0, 113, 5]);
+        assert_eq!(respond(&mut f, &s, 0), ArpOutcome::Ignored);
+        assert_eq!(
+            f,
+            request([203, 0, 113, 5]),
+            "ignored requests are left untouched"
+        );
+        // Another host on the LAN.
+        assert_eq!(
+            respond(&mut request([198, 51, 100, 7]), &s, 0),
+            ArpOutcome::Ignored
+        );
+        // Aliases are not answered on the interconnect (members must not learn them there)...
+        assert_eq!(
+            respond(&mut request([198, 51, 100, 100]), &s, 1),
+            ArpOutcome::Ignored
+        );
+        // ...but the router's own address is answered on its port.
+        let mut own = request([192, 0, 2, 2]);
+        assert_eq!(respond(&mut own, &s, 1), ArpOutcome::Reply);
+        assert_eq!(&own[22..28], &[2, 0, 0, 0, 0, 2]);
+        // A reply is not answered; unknown port ignored; garbage is malformed.
+        let mut reply = request([198, 51, 100, 100]);
+        reply[21] = 2;
+        assert_eq!(respond(&mut reply, &s, 0), ArpOutcome::Ignored);
+        assert_eq!(
+            respond(&mut request([198, 51, 100, 100]), &s, 9),
+            ArpOutcome::Ignored
+        );
+        assert_eq!(
+            respond(&mut request([198, 51, 100, 100])[..30].to_vec(), &s, 0),
+            ArpOutcome::Malformed
+        );
+        let mut bad_hlen = request([198, 51, 100, 100]);
+        bad_hlen[18] = 8;
+        assert_eq!(respond(&mut bad_hlen, &s, 0), ArpOutcome::Malformed);
+    }
+
+    #[test]
+    fn gratuitous_arp_is_an_rfc5227_announcement() {
+        let mut f = [0u8; ARP_FRAME_LEN];
+        gratuitous(&mut f, ROUTER_MAC, Ipv4Addr::new(198, 51, 100, 100));
+        let mut want = vec![0xff; 6];
+        want.extend_from_slice(&ROUTER_MAC);
+        want.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        want.extend_from_slice(&ROUTER_MAC);
+        want.extend_from_slice(&[198, 51, 100, 100]);
+        want.extend_from_slice(&[0; 6]);
+        want.extend_from_slice(&[198, 51, 100, 100]);
+        assert_eq!(f.to_vec(), want);
+    }
+}

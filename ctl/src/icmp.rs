@@ -67,3 +67,102 @@ pub fn respond_echo(frame: &mut [u8], snapshot: &Snapshot, port: PortId) -> Icmp
     icmp.fill_checksum();
     IcmpOutcome::Reply
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clua_pipeline::snapshot::{PortInfo, PortRole};
+    use clua_pipeline::wire::checksum;
+    use std::net::Ipv4Addr;
+
+    fn snapshot() -> Snapshot {
+        Snapshot::build(
+            1,
+            vec![PortInfo {
+                name: "client".into(),
+                role: PortRole::Client,
+                mac: [2, 0, 0, 0, 0, 1],
+                ipv4: Some(Ipv4Addr::new(198, 51, 100, 2)),
+                prefix_len: 24,
+                mtu: 1500,
+                flow_source: None,
+            }],
+            vec![],
+            vec![("web".into(), Ipv4Addr::new(198, 51, 100, 100), vec![])],
+            &[],
+        )
+        .unwrap()
+    }
+
+    /// An echo request built by hand, checksums computed with the RFC 1071 sum.
+    fn echo(dst: [u8; 4], icmp_type: u8) -> Vec<u8> {
+        let mut icmp = vec![icmp_type, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'i', b'n', b'g'];
+        let c = checksum::checksum(&icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        let mut ip = vec![
+            0x45,
+            0,
+            0,
+            20 + icmp.len() as u8,
+            0,
+            7,
+            0x40,
+            0,
+            64,
+            1,
+            0,
+            0,
+        ];
+        ip.extend_from_slice(&[198, 51, 100, 10]);
+        ip.extend_from_slice(&dst);
+        let c = checksum::checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0x10, 0x08, 0x00];
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&icmp);
+        f
+    }
+
+    #[test]
+    fn echo_to_alias_is_answered_from_the_alias() {
+        let s = snapshot();
+        let mut f = echo([198, 51, 100, 100], 8);
+        assert_eq!(respond_echo(&mut f, &s, 0), IcmpOutcome::Reply);
+        assert_eq!(&f[0..6], &[2, 0, 0, 0, 0, 0x10]);
+        assert_eq!(&f[6..12], &[2, 0, 0, 0, 0, 1]);
+        assert_eq!(&f[26..30], &[198, 51, 100, 100], "source is the alias");
+        assert_eq!(&f[30..34], &[198, 51, 100, 10]);
+        assert_eq!(f[34], 0, "echo reply");
+        assert_eq!(
+            &f[38..],
+            &[0x12, 0x34, 0, 1, b'p', b'i', b'n', b'g'],
+            "ident, seq, data kept"
+        );
+        assert_eq!(checksum::checksum(&f[14..34]), 0, "IPv4 checksum valid");
+        assert_eq!(checksum::checksum(&f[34..]), 0, "ICMP checksum valid");
+        // The router's own address is answered too.
+        assert_eq!(
+            respond_echo(&mut echo([198, 51, 100, 2], 8), &s, 0),
+            IcmpOutcome::Reply
+        );
+    }
+
+    #[test]
+    fn other_icmp_and_other_hosts_are_ignored_and_bad_checksums_malformed() {
+        let s = snapshot();
+        assert_eq!(
+            respond_echo(&mut echo([198, 51, 100, 7], 8), &s, 0),
+            IcmpOutcome::Ignored
+        );
+        assert_eq!(
+            respond_echo(&mut echo([198, 51, 100, 100], 13), &s, 0),
+            IcmpOutcome::Ignored
+        );
+        let mut bad = echo([198, 51, 100, 100], 8);
+        bad[40] ^= 0xff;
+        assert_eq!(respond_echo(&mut bad, &s, 0), IcmpOutcome::Malformed);
+        let mut short = echo([198, 51, 100, 100], 8);
+        short.truncate(36);
+        assert_eq!(respond_echo(&mut short, &s, 0), IcmpOutcome::Malformed);
+    }
+}
