@@ -59,7 +59,7 @@ impl Worker {
         let mut loops: u32 = 0;
         loop {
             loops = loops.wrapping_add(1);
-            if loops % SNAPSHOT_POLL == 0 {
+            if loops.is_multiple_of(SNAPSHOT_POLL) {
                 if self.stop.load(Ordering::Relaxed) {
                     break;
                 }

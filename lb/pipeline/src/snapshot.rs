@@ -265,7 +265,7 @@ impl Snapshot {
             };
             let multi_schedule = tier
                 .iter()
-                .flat_map(|am| core::iter::repeat(am.member).take(am.selw as usize))
+                .flat_map(|am| std::iter::repeat_n(am.member, am.selw as usize))
                 .collect();
             let single_active = tier.first().map(|am| am.member);
             built.push(Alias {
