@@ -497,7 +497,7 @@ fn ring(a: &Args) {
     stop.store(true, Ordering::Relaxed);
     launched.wait();
     let (secs, rx, fwd, hits, inserts, evictions) = result;
-    let drops: u64 = counters.drops.iter().map(|d| get(d)).sum();
+    let drops: u64 = counters.drops.iter().map(get).sum();
     println!(
         "RESULT engine=aliasd-ring flows={flows} packets_in_file={total} secs={secs:.3} rx={rx} \
          forwarded={fwd} mpps={:.3} fwd_mpps={:.3} conn_hits={hits} conn_inserts={inserts} conn_evictions={evictions} \
