@@ -174,7 +174,20 @@ pub struct AliasSpec {
     pub address: Ipv4Addr,
     /// Members that joined it, in join order.
     pub members: Vec<JoinSpec>,
+    /// This router's priority for being the alias's proxy-ARP master (CA4, CA8). Stored; the
+    /// election among several routers comes with the router protocol.
+    pub rpri: u32,
+    /// Whether the alias is on a virtual subnet (advertised by a network route, never
+    /// proxy-ARPed; seed 000 Table 6-1). Stored; RIP comes later.
+    pub virtual_subnet: bool,
+    /// The alias's subnet mask (cluamgr `mask=`), if given.
+    pub mask: Option<Ipv4Addr>,
 }
+
+/// cluamgr's default router priority.
+pub const DEFAULT_RPRI: u32 = 1;
+/// Allowed router priorities.
+pub const RPRI_RANGE: core::ops::RangeInclusive<u32> = 0..=100_000;
 
 /// Transport protocol of a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -520,6 +533,17 @@ impl Cluster {
             if let Some(problem) = alias_address_problem(a.address, &self.ports) {
                 errs.push(err(format!("{at} address"), problem));
             }
+            if !RPRI_RANGE.contains(&a.rpri) {
+                errs.push(err(
+                    format!("{at} rpri"),
+                    format!(
+                        "{} is out of range {}..={}",
+                        a.rpri,
+                        RPRI_RANGE.start(),
+                        RPRI_RANGE.end()
+                    ),
+                ));
+            }
             for (j, jn) in a.members.iter().enumerate() {
                 let jat = format!("{at} member \"{}\"", jn.member);
                 if self.member_id(&jn.member).is_none() {
@@ -580,22 +604,23 @@ impl Cluster {
         }
     }
 
-    /// The joins of an alias with the default-alias rule applied (CA1): every member not listed
-    /// explicitly joins the default alias with selw=1, selp=1.
-    pub fn effective_joins(&self, alias: &AliasSpec) -> Vec<JoinSpec> {
-        let mut joins = alias.members.clone();
-        if alias.name == self.default_alias {
-            for m in &self.members {
-                if !joins.iter().any(|j| j.member == m.name) {
-                    joins.push(JoinSpec {
-                        member: m.name.clone(),
+    /// CA1: every member joins the default alias, with selw=1, selp=1 unless the alias lists it
+    /// explicitly. Done once when the configuration is loaded, so that a member can later
+    /// `leave` the default alias like any other.
+    pub fn join_default_alias(&mut self) {
+        let names: Vec<String> = self.members.iter().map(|m| m.name.clone()).collect();
+        let default = self.default_alias.clone();
+        if let Some(alias) = self.aliases.iter_mut().find(|a| a.name == default) {
+            for name in names {
+                if !alias.members.iter().any(|j| j.member == name) {
+                    alias.members.push(JoinSpec {
+                        member: name,
                         selw: 1,
                         selp: 1,
                     });
                 }
             }
         }
-        joins
     }
 
     /// Builds the workers' snapshot. `port_macs[i]` is the MAC the PMD reports for port `i`.
@@ -635,8 +660,8 @@ impl Cluster {
             .aliases
             .iter()
             .map(|a| {
-                let joins = self
-                    .effective_joins(a)
+                let joins = a
+                    .members
                     .iter()
                     .filter_map(|j| {
                         self.member_id(&j.member).map(|id| AliasMember {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use clua_ctl::model::{
     parse_mac, AliasSpec, Cluster, JoinSpec, MemberSpec, PortSpec, Prefix, Proto, ServiceOptions,
-    ServiceSpec, DEFAULT_MAX_ALIASES,
+    ServiceSpec, DEFAULT_MAX_ALIASES, DEFAULT_RPRI,
 };
 use clua_pipeline::snapshot::{Encap, PortRole};
 use clua_pipeline::PipelineConfig;
@@ -245,6 +245,9 @@ struct RawAlias {
     address: String,
     #[serde(default)]
     members: Vec<RawJoin>,
+    rpri: Option<u32>,
+    #[serde(default)]
+    r#virtual: bool,
 }
 
 #[derive(Deserialize)]
@@ -483,6 +486,9 @@ impl Config {
                 name: ra.name.clone(),
                 address,
                 members,
+                rpri: ra.rpri.unwrap_or(DEFAULT_RPRI),
+                virtual_subnet: ra.r#virtual,
+                mask: None,
             });
         }
 
@@ -597,6 +603,8 @@ impl Config {
         if !problems.is_empty() {
             return Err(fail(problems));
         }
+        let mut cluster = cluster;
+        cluster.join_default_alias();
         let pipeline = PipelineConfig {
             conn_capacity: t.connections,
             tcp_idle_ms: t.tcp_idle_secs * 1000,

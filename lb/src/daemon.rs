@@ -133,8 +133,8 @@ pub fn summary(c: &Config) -> String {
         );
     }
     for a in &cl.aliases {
-        let joins: Vec<String> = cl
-            .effective_joins(a)
+        let joins: Vec<String> = a
+            .members
             .iter()
             .map(|j| format!("{}(selw={},selp={})", j.member, j.selw, j.selp))
             .collect();
