@@ -5,3 +5,4 @@
 pub mod arp;
 pub mod icmp;
 pub mod model;
+pub mod services;
