@@ -610,6 +610,7 @@ impl Config {
             tcp_idle_ms: t.tcp_idle_secs * 1000,
             tcp_closing_ms: t.tcp_closing_secs * 1000,
             max_members: cluster.members.len().max(1),
+            ..Default::default()
         };
         Ok(Config {
             cluster,

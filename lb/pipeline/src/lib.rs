@@ -1,9 +1,10 @@
 //! The clua packet pipeline: everything an alias router does to a packet, with no DPDK in sight.
 //!
 //! `RX -> classify -> select -> encap -> TX`, one stage per module, each run over a whole burst
-//! (at most [`BURST`] packets). The pipeline works on any [`PacketBuf`]: the DPDK mbuf
-//! (`clua-dpdk`) and the heap-backed [`VecBuf`] used by unit tests, golden fixtures, fuzzing and
-//! benches.
+//! (at most [`BURST`] packets); packets to in_noalias ports go `select -> refuse -> TX` instead
+//! and leave, answered, by the port they came in on. The pipeline works on any [`PacketBuf`]:
+//! the DPDK mbuf (`clua-dpdk`) and the heap-backed [`VecBuf`] used by unit tests, golden
+//! fixtures, fuzzing and benches.
 //!
 //! Invariants:
 //! - Nothing on the per-packet path allocates, locks, logs or panics. Every packet ends with a
@@ -18,6 +19,7 @@ pub mod classify;
 pub mod conntrack;
 pub mod encap;
 pub mod hash;
+pub mod refuse;
 pub mod select;
 pub mod snapshot;
 pub mod verdict;

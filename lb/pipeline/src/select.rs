@@ -3,7 +3,9 @@
 //! The service mode comes from [`Snapshot::service_mode`] for the packet's protocol and
 //! destination port:
 //!
-//! - **in_noalias**: dropped ([`DropReason::InNoalias`]).
+//! - **in_noalias**: refused ([`Selection::Refuse`]): the worker has [`crate::refuse`] answer
+//!   it like a closed port (TCP RST, ICMP port unreachable). A TCP RST is never answered:
+//!   [`DropReason::InNoalias`]. The connection table is not touched.
 //! - **TCP** (in_single and in_multi): a connection-table hit whose member still exists and is
 //!   up keeps that member ("existing TCP/IP connection: forward to the owning member") and
 //!   refreshes the entry's expiry (the idle timeout, or the closing timeout once FIN or RST has
@@ -50,6 +52,9 @@ pub enum Selection {
     /// The packet goes to this member. `new_flow` is true when the member was chosen now
     /// rather than found in the connection table.
     Member { member: MemberId, new_flow: bool },
+    /// The packet is addressed to an in_noalias port: answer it as a closed port would
+    /// (see [`crate::refuse`]).
+    Refuse,
     /// The packet is dropped.
     Drop(DropReason),
 }
@@ -156,7 +161,12 @@ impl Selector {
         let alias = meta.alias.0 as usize;
         let mode = snap.service_mode(key.proto, key.dst_port);
         if mode == ServiceMode::InNoalias {
-            return Selection::Drop(DropReason::InNoalias);
+            // RFC 9293 §3.10.7.1: a RST is never answered with a RST.
+            return if key.proto == protocol::TCP && meta.tcp_flags & TCP_RST != 0 {
+                Selection::Drop(DropReason::InNoalias)
+            } else {
+                Selection::Refuse
+            };
         }
         if key.proto != protocol::TCP {
             let pick = match mode {
@@ -250,19 +260,26 @@ mod tests {
     fn member_of(r: Selection) -> u32 {
         match r {
             Selection::Member { member, .. } => member.0,
-            Selection::Drop(d) => panic!("dropped: {d:?}"),
+            other => panic!("not selected: {other:?}"),
         }
     }
 
     #[test]
-    fn in_noalias_is_dropped() {
+    fn in_noalias_is_refused_except_a_rst() {
         let s = snap();
         let mut sel = Selector::new(64, T, &s);
-        let m = meta(&s, 6, 1, 513, TCP_SYN);
-        assert_eq!(
-            pick(&mut sel, &s, &m, 0),
-            Selection::Drop(DropReason::InNoalias)
-        );
+        for flags in [TCP_SYN, TCP_ACK, TCP_ACK | crate::classify::TCP_FIN] {
+            let m = meta(&s, 6, 1, 513, flags);
+            assert_eq!(pick(&mut sel, &s, &m, 0), Selection::Refuse);
+        }
+        for flags in [TCP_RST, TCP_RST | TCP_ACK, TCP_SYN | TCP_RST] {
+            let m = meta(&s, 6, 1, 513, flags);
+            assert_eq!(
+                pick(&mut sel, &s, &m, 0),
+                Selection::Drop(DropReason::InNoalias)
+            );
+        }
+        assert_eq!(sel.conns().live(0), 0, "refusals leave no table entry");
     }
 
     #[test]

@@ -83,7 +83,8 @@ drop_reasons! {
     UnsupportedIcmp = "unsupported_icmp",
     /// The alias has no member that is up in any selp tier.
     NoMember = "no_member",
-    /// The port is in_noalias: it refuses traffic to alias addresses (CA9).
+    /// The port is in_noalias (CA9) and the packet was not answered: a TCP RST, a sender that
+    /// may not be answered, or over the per-core refusal rate limit.
     InNoalias = "in_noalias",
     /// Not enough headroom in the buffer for the encapsulation headers.
     NoHeadroom = "no_headroom",
@@ -105,8 +106,13 @@ drop_reasons! {
 pub struct CoreCounters {
     /// Packets received.
     pub rx: AtomicU64,
-    /// Packets handed to a port for transmission (before the PMD accepted them).
+    /// Packets handed to a port for transmission (before the PMD accepted them), refusals
+    /// included.
     pub forwarded: AtomicU64,
+    /// Refusals sent: packets to an in_noalias port answered with a TCP RST or an ICMP port
+    /// unreachable (see [`crate::refuse`]). Those not answered are counted in
+    /// `drops[InNoalias]` (or `drops[NoHeadroom]`), so each in_noalias packet counts once.
+    pub refusals_sent: AtomicU64,
     /// Drops by reason, indexed by `DropReason as usize`.
     pub drops: [AtomicU64; DropReason::COUNT],
     /// Punts by reason, indexed by `PuntReason as usize`.
@@ -130,6 +136,7 @@ impl CoreCounters {
         CoreCounters {
             rx: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
+            refusals_sent: AtomicU64::new(0),
             drops: core::array::from_fn(|_| AtomicU64::new(0)),
             punts: core::array::from_fn(|_| AtomicU64::new(0)),
             member_packets: zeros(max_members),

@@ -1,4 +1,5 @@
-//! The per-core pipeline: classify → select → encap over a burst, with this core's state.
+//! The per-core pipeline: classify → select → encap (or refuse) over a burst, with this core's
+//! state.
 //!
 //! One [`Pipeline`] per worker core (DPDK lcore); nothing in it is shared. Each stage runs over
 //! the whole burst before the next starts (DPDK l3fwd / VPP style), with per-packet metadata in
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use crate::buf::PacketBuf;
 use crate::classify::{classify, PacketMeta};
 use crate::encap::encap;
+use crate::refuse::{refuse, RefusalLimiter};
 use crate::select::{Selection, Selector, Timeouts};
 use crate::snapshot::{PortId, Snapshot};
 use crate::verdict::{CoreCounters, DropReason, Verdict};
@@ -31,6 +33,11 @@ pub struct PipelineConfig {
     /// [`PipelineConfig::new_counters`]); packets to larger ids are forwarded but not counted
     /// per member. Default 1024.
     pub max_members: usize,
+    /// Answers (TCP RSTs and ICMP port unreachables) to traffic for in_noalias ports that one
+    /// core may send per second, with a burst of the same number (a token bucket, like the
+    /// kernel's `icmp_ratelimit`); refusals over the limit are dropped and counted as
+    /// `in_noalias`. 0 never answers. Default 100.
+    pub refusals_per_sec: u32,
 }
 
 impl Default for PipelineConfig {
@@ -40,6 +47,7 @@ impl Default for PipelineConfig {
             tcp_idle_ms: 300_000,
             tcp_closing_ms: 10_000,
             max_members: 1024,
+            refusals_per_sec: 100,
         }
     }
 }
@@ -63,6 +71,7 @@ pub struct Pipeline {
     snapshot: Arc<Snapshot>,
     counters: Arc<CoreCounters>,
     selector: Selector,
+    refusals: RefusalLimiter,
     meta: [PacketMeta; BURST],
 }
 
@@ -83,6 +92,7 @@ impl Pipeline {
             snapshot,
             counters,
             selector,
+            refusals: RefusalLimiter::new(cfg.refusals_per_sec),
             meta: [PacketMeta::default(); BURST],
         }
     }
@@ -108,6 +118,11 @@ impl Pipeline {
     /// The selection state (connection table, cursors), for inspection.
     pub fn selector(&self) -> &Selector {
         &self.selector
+    }
+
+    /// The refusal rate limiter, for inspection.
+    pub fn refusals(&self) -> &RefusalLimiter {
+        &self.refusals
     }
 
     /// The selection state, writable (e.g. to flush the connection table).
@@ -148,6 +163,8 @@ impl Pipeline {
         let counters: &CoreCounters = &self.counters;
         let meta = &mut self.meta;
         let mut live: u32 = 0;
+        // Packets select refused (to in_noalias ports), for stage 4.
+        let mut refused: u32 = 0;
 
         // Stage 1: classify.
         if let Some(p) = pkts.first() {
@@ -181,6 +198,10 @@ impl Pipeline {
                         }
                     }
                 }
+                Selection::Refuse => {
+                    refused |= 1 << i;
+                    live &= !(1 << i);
+                }
                 Selection::Drop(reason) => {
                     verdicts[i] = Verdict::Drop(reason);
                     live &= !(1 << i);
@@ -210,6 +231,25 @@ impl Pipeline {
                         CoreCounters::add(c, 1);
                     }
                     Verdict::Forward(p)
+                }
+                Err(reason) => Verdict::Drop(reason),
+            };
+        }
+
+        // Stage 4: refuse (in_noalias), answering on the receiving port. Classify only passes
+        // packets from ports of the snapshot, so the port lookup cannot fail.
+        let mut bits = refused;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let Some(port) = snap.ports.get(rx_port as usize) else {
+                verdicts[i] = Verdict::Drop(DropReason::WrongPort);
+                continue;
+            };
+            verdicts[i] = match refuse(&mut pkts[i], &meta[i], port, &mut self.refusals, now_ms) {
+                Ok(()) => {
+                    CoreCounters::add(&counters.refusals_sent, 1);
+                    Verdict::Forward(rx_port)
                 }
                 Err(reason) => Verdict::Drop(reason),
             };

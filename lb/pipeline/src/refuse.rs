@@ -1,0 +1,346 @@
+//! Refuse: answer traffic to an in_noalias port the way a host answers a closed port (CA9,
+//! seed 002: in_noalias "indicates a port that will not receive inbound alias messages").
+//!
+//! Select decides ([`Selection::Refuse`](crate::select::Selection::Refuse)); this stage builds
+//! the answer **in place**, in the received buffer, and the worker transmits it on the port the
+//! packet arrived on:
+//!
+//! - **TCP** (RFC 9293 §3.10.7.1, "if the connection does not exist (CLOSED)"): a RST from the
+//!   alias. If the segment has ACK: `<SEQ=SEG.ACK><CTL=RST>`; otherwise
+//!   `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>`, where SEG.LEN counts the payload plus one for
+//!   SYN and one for FIN. The TCP header is 20 bytes (no options), window 0, urgent pointer 0,
+//!   no payload. A RST is never answered.
+//! - **UDP** (RFC 792, RFC 1122 §3.2.2 and §4.1.3.1): ICMP destination unreachable, code 3
+//!   (port unreachable), from the alias, quoting the received IP header (options included) and
+//!   the first 8 bytes of its payload (the UDP header). The new Ethernet + IPv4 + ICMP headers
+//!   (42 bytes) go in front of the quoted header, taken from headroom; not enough headroom →
+//!   [`DropReason::NoHeadroom`].
+//!
+//! Both answers: Ethernet destination = the sender's MAC, source = the receiving port's MAC,
+//! untagged (an 802.1Q tag on the received frame is removed, as [`crate::encap`] does for
+//! everything the router sends); IPv4 header of 20 bytes, TOS 0, ident 0, TTL 64 (DF set on the
+//! RST, clear on the ICMP error), source = the alias, destination = the client; IPv4 and TCP /
+//! ICMP checksums filled. The answer is not padded to 60 bytes (the NIC pads on transmit).
+//!
+//! Answers share a per-core [`RefusalLimiter`] (a token bucket, like the kernel's
+//! `icmp_ratelimit`); a refusal over the limit is dropped as [`DropReason::InNoalias`], and so
+//! is anything that does not deserve an answer: a RST, a sender whose MAC is multicast, a
+//! client address that is not a unicast host address (0/8, 127/8, 224/4, 240/4 — RFC 1122
+//! §3.2.2 for ICMP; the same for RSTs), or a packet whose headers no longer parse. Nothing here
+//! allocates or panics; a packet that is not answered may be left partly rewritten only after
+//! `NoHeadroom` (it is dropped anyway).
+
+use core::net::Ipv4Addr;
+
+use crate::buf::PacketBuf;
+use crate::classify::PacketMeta;
+use crate::snapshot::PortInfo;
+use crate::verdict::DropReason;
+use crate::wire::checksum::checksum;
+use crate::wire::ethernet::{is_multicast, EthernetFrame};
+use crate::wire::icmpv4::{Icmpv4Packet, DST_UNREACHABLE};
+use crate::wire::ipv4::{protocol, Ipv4Packet};
+use crate::wire::tcp::{TcpFlags, TcpPacket, TcpRepr};
+use crate::wire::udp::UdpPacket;
+
+/// Ethernet header length (answers are untagged).
+const ETH_LEN: usize = 14;
+/// IPv4 header length of an answer (no options).
+const IP_LEN: usize = 20;
+/// TCP header length of a RST (no options).
+const TCP_LEN: usize = 20;
+/// ICMP header length (type, code, checksum, 4 unused bytes).
+const ICMP_LEN: usize = 8;
+/// Bytes of the offending datagram's payload quoted after its IP header (RFC 792).
+const QUOTED_PAYLOAD: usize = 8;
+/// ICMP destination-unreachable code: port unreachable.
+pub const PORT_UNREACHABLE: u8 = 3;
+/// TTL of answers.
+pub const ANSWER_TTL: u8 = 64;
+/// Length of a RST frame: Ethernet + IPv4 + TCP.
+pub const RST_FRAME_LEN: usize = ETH_LEN + IP_LEN + TCP_LEN;
+/// Bytes in front of the quoted IP header in an ICMP answer: Ethernet + IPv4 + ICMP.
+pub const ICMP_PREFIX_LEN: usize = ETH_LEN + IP_LEN + ICMP_LEN;
+
+/// A token bucket limiting the answers one core sends: `per_sec` tokens a second, at most
+/// `per_sec` stored (the burst), one per answer. Starts full. Kept in thousandths of a token so
+/// that a millisecond clock refills exactly (`per_sec` thousandths per millisecond).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefusalLimiter {
+    per_sec: u64,
+    /// Thousandths of a token available.
+    milli_tokens: u64,
+    /// When `milli_tokens` was last brought up to date.
+    last_ms: u64,
+}
+
+impl RefusalLimiter {
+    /// A full bucket for `per_sec` answers a second (0: never answer).
+    pub const fn new(per_sec: u32) -> Self {
+        let per_sec = per_sec as u64;
+        RefusalLimiter {
+            per_sec,
+            milli_tokens: per_sec * 1000,
+            last_ms: 0,
+        }
+    }
+
+    /// The configured rate (and burst).
+    pub const fn per_sec(&self) -> u32 {
+        self.per_sec as u32
+    }
+
+    /// Whole tokens available at `now_ms` (without taking one).
+    pub fn available(&self, now_ms: u64) -> u64 {
+        self.refilled(now_ms) / 1000
+    }
+
+    #[inline]
+    fn refilled(&self, now_ms: u64) -> u64 {
+        let cap = self.per_sec * 1000;
+        // A clock that goes backwards refills nothing; a full second refills everything.
+        let elapsed = now_ms.saturating_sub(self.last_ms).min(1000);
+        (self.milli_tokens + elapsed * self.per_sec).min(cap)
+    }
+
+    /// Takes one token at `now_ms`; false when the bucket is empty.
+    #[inline]
+    pub fn try_take(&mut self, now_ms: u64) -> bool {
+        let tokens = self.refilled(now_ms);
+        if now_ms > self.last_ms {
+            self.last_ms = now_ms;
+        }
+        if tokens >= 1000 {
+            self.milli_tokens = tokens - 1000;
+            true
+        } else {
+            self.milli_tokens = tokens;
+            false
+        }
+    }
+}
+
+/// Whether `addr` may receive an answer: a unicast host address (not 0/8, 127/8, 224/4 or
+/// 240/4, which includes the limited broadcast).
+#[inline]
+fn answerable(addr: Ipv4Addr) -> bool {
+    let first = addr.octets()[0];
+    first != 0 && first != 127 && first < 224
+}
+
+/// What the received packet needs for its answer, read before anything is written.
+#[derive(Clone, Copy, Debug)]
+struct Received {
+    client_mac: [u8; 6],
+    client: Ipv4Addr,
+    alias: Ipv4Addr,
+    l3: usize,
+    ihl: usize,
+}
+
+/// Reads and checks the L2/L3 headers of a packet classified as `meta`.
+#[inline]
+fn received(data: &[u8], meta: &PacketMeta) -> Option<Received> {
+    let l3 = meta.l3_offset as usize;
+    if l3 < ETH_LEN {
+        return None;
+    }
+    let eth = EthernetFrame::new_checked(data).ok()?;
+    let client_mac = eth.src_addr();
+    if is_multicast(&client_mac) {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(data.get(l3..)?).ok()?;
+    if ip.next_header() != meta.key.proto || ip.is_fragment() {
+        return None;
+    }
+    let client = ip.src_addr();
+    if !answerable(client) {
+        return None;
+    }
+    Some(Received {
+        client_mac,
+        client,
+        alias: ip.dst_addr(),
+        l3,
+        ihl: usize::from(ip.header_len()),
+    })
+}
+
+/// Writes the Ethernet header of an answer at the start of `d`.
+#[inline]
+fn write_eth(d: &mut [u8], dst: &[u8; 6], src: &[u8; 6]) {
+    d[0..6].copy_from_slice(dst);
+    d[6..12].copy_from_slice(src);
+    d[12..14].copy_from_slice(&[0x08, 0x00]);
+}
+
+/// Writes the 20-byte IPv4 header of an answer (TOS 0, ident 0, TTL 64) with its checksum.
+#[inline]
+fn write_ipv4(h: &mut [u8], total_len: u16, df: bool, proto: u8, src: Ipv4Addr, dst: Ipv4Addr) {
+    h[0] = 0x45;
+    h[1] = 0;
+    h[2..4].copy_from_slice(&total_len.to_be_bytes());
+    h[4..6].copy_from_slice(&[0, 0]);
+    h[6..8].copy_from_slice(&(if df { 0x4000u16 } else { 0 }).to_be_bytes());
+    h[8] = ANSWER_TTL;
+    h[9] = proto;
+    h[10..12].copy_from_slice(&[0, 0]);
+    h[12..16].copy_from_slice(&src.octets());
+    h[16..20].copy_from_slice(&dst.octets());
+    let c = checksum(&h[..IP_LEN]);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Turns `pkt` (classified as `meta`, received on `port`, to an in_noalias port) into its
+/// refusal — a TCP RST or an ICMP port unreachable, see the module docs — if `limiter` has a
+/// token at `now_ms`. `Ok` means "transmit `pkt` on the port it came from"; `Err` carries the
+/// drop reason: [`DropReason::InNoalias`] when no answer is due or the limit is reached,
+/// [`DropReason::NoHeadroom`] when an ICMP answer does not fit. A token is taken only for an
+/// answer that is sent.
+#[inline]
+pub fn refuse<B: PacketBuf>(
+    pkt: &mut B,
+    meta: &PacketMeta,
+    port: &PortInfo,
+    limiter: &mut RefusalLimiter,
+    now_ms: u64,
+) -> Result<(), DropReason> {
+    let Some(rx) = received(pkt.data(), meta) else {
+        return Err(DropReason::InNoalias);
+    };
+    match meta.key.proto {
+        protocol::TCP => refuse_tcp(pkt, &rx, port, limiter, now_ms),
+        protocol::UDP => refuse_udp(pkt, &rx, port, limiter, now_ms),
+        _ => Err(DropReason::InNoalias),
+    }
+}
+
+fn refuse_tcp<B: PacketBuf>(
+    pkt: &mut B,
+    rx: &Received,
+    port: &PortInfo,
+    limiter: &mut RefusalLimiter,
+    now_ms: u64,
+) -> Result<(), DropReason> {
+    let d = pkt.data();
+    let Some(ip) = d.get(rx.l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()) else {
+        return Err(DropReason::InNoalias);
+    };
+    let Ok(seg) = TcpPacket::new_checked(ip.payload()) else {
+        return Err(DropReason::InNoalias);
+    };
+    let flags = seg.flags();
+    if flags & TcpFlags::RST != 0 {
+        return Err(DropReason::InNoalias);
+    }
+    // RFC 9293 §3.10.7.1, CLOSED.
+    let (seq, ack, rst_flags) = if flags & TcpFlags::ACK != 0 {
+        (seg.ack_number(), 0, TcpFlags::RST)
+    } else {
+        // SEG.LEN: payload octets plus SYN and FIN, which occupy one sequence number each.
+        // new_checked bounds header_len by the payload, so this does not underflow.
+        let payload = seg.payload().len() as u32;
+        let syn = u32::from(flags & TcpFlags::SYN != 0);
+        let fin = u32::from(flags & TcpFlags::FIN != 0);
+        let seg_len = payload.wrapping_add(syn).wrapping_add(fin);
+        (
+            0,
+            seg.seq_number().wrapping_add(seg_len),
+            TcpFlags::RST | TcpFlags::ACK,
+        )
+    };
+    let repr = TcpRepr {
+        src_port: seg.dst_port(),
+        dst_port: seg.src_port(),
+        seq_number: seq,
+        ack_number: ack,
+        flags: rst_flags,
+        window_len: 0,
+    };
+    // The RST (54 bytes) is never longer than what it answers: L2 ≥ 14, IPv4 ≥ 20, TCP ≥ 20.
+    let tag = rx.l3 - ETH_LEN;
+    if d.len() < tag + RST_FRAME_LEN {
+        return Err(DropReason::InNoalias);
+    }
+    if !limiter.try_take(now_ms) {
+        return Err(DropReason::InNoalias);
+    }
+    // Drop the 802.1Q tag, if any, then everything after the RST.
+    if tag > 0 && !pkt.adj(tag) {
+        return Err(DropReason::InNoalias);
+    }
+    let extra = pkt.data().len() - RST_FRAME_LEN;
+    if extra > 0 && !pkt.trim(extra) {
+        return Err(DropReason::InNoalias);
+    }
+    let d = pkt.data_mut();
+    let Some(frame) = d.get_mut(..RST_FRAME_LEN) else {
+        return Err(DropReason::InNoalias);
+    };
+    write_eth(frame, &rx.client_mac, &port.mac);
+    write_ipv4(
+        &mut frame[ETH_LEN..ETH_LEN + IP_LEN],
+        (IP_LEN + TCP_LEN) as u16,
+        true,
+        protocol::TCP,
+        rx.alias,
+        rx.client,
+    );
+    let mut tcp = TcpPacket::new_unchecked(&mut frame[ETH_LEN + IP_LEN..]);
+    repr.emit(&mut tcp, rx.alias, rx.client);
+    Ok(())
+}
+
+fn refuse_udp<B: PacketBuf>(
+    pkt: &mut B,
+    rx: &Received,
+    port: &PortInfo,
+    limiter: &mut RefusalLimiter,
+    now_ms: u64,
+) -> Result<(), DropReason> {
+    let d = pkt.data();
+    let Some(ip) = d.get(rx.l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()) else {
+        return Err(DropReason::InNoalias);
+    };
+    if UdpPacket::new_checked(ip.payload()).is_err() {
+        return Err(DropReason::InNoalias);
+    }
+    // The quoted datagram: its IP header and the 8-byte UDP header, which it holds.
+    let quoted = rx.ihl + QUOTED_PAYLOAD;
+    // The new headers end where the received IP header starts.
+    let Some(grow) = ICMP_PREFIX_LEN.checked_sub(rx.l3) else {
+        return Err(DropReason::InNoalias);
+    };
+    if !pkt.prepend(grow) {
+        return Err(DropReason::NoHeadroom);
+    }
+    if !limiter.try_take(now_ms) {
+        return Err(DropReason::InNoalias);
+    }
+    let frame_len = ICMP_PREFIX_LEN + quoted;
+    let extra = pkt.data().len().saturating_sub(frame_len);
+    if extra > 0 && !pkt.trim(extra) {
+        return Err(DropReason::InNoalias);
+    }
+    let d = pkt.data_mut();
+    let Some(frame) = d.get_mut(..frame_len) else {
+        return Err(DropReason::InNoalias);
+    };
+    write_eth(frame, &rx.client_mac, &port.mac);
+    write_ipv4(
+        &mut frame[ETH_LEN..ETH_LEN + IP_LEN],
+        (IP_LEN + ICMP_LEN + quoted) as u16,
+        false,
+        protocol::ICMP,
+        rx.alias,
+        rx.client,
+    );
+    let mut icmp = Icmpv4Packet::new_unchecked(&mut frame[ETH_LEN + IP_LEN..]);
+    icmp.set_msg_type(DST_UNREACHABLE);
+    icmp.set_msg_code(PORT_UNREACHABLE);
+    icmp.set_echo_ident(0); // "unused" (RFC 792), the same bytes as the echo identifier
+    icmp.set_echo_seq_no(0);
+    icmp.fill_checksum();
+    Ok(())
+}
