@@ -64,6 +64,7 @@ fn member_id(snap: &Snapshot, name: &str) -> usize {
 struct Counts {
     rx: u64,
     forwarded: u64,
+    refusals_sent: u64,
     drops: Vec<u64>,
     punts: Vec<u64>,
     member_packets: Vec<u64>,
@@ -73,6 +74,7 @@ fn counts(c: &CoreCounters) -> Counts {
     Counts {
         rx: CoreCounters::get(&c.rx),
         forwarded: CoreCounters::get(&c.forwarded),
+        refusals_sent: CoreCounters::get(&c.refusals_sent),
         drops: c.drops.iter().map(CoreCounters::get).collect(),
         punts: c.punts.iter().map(CoreCounters::get).collect(),
         member_packets: c.member_packets.iter().map(CoreCounters::get).collect(),
@@ -144,11 +146,11 @@ fn golden_cases_one_per_burst() {
         match verdicts[0] {
             Verdict::Forward(_) => {
                 expect.forwarded += 1;
-                let m = member_id(
-                    &snap,
-                    c.member.as_deref().expect("forward cases name the member"),
-                );
-                expect.member_packets[m] += 1;
+                match c.member.as_deref() {
+                    Some(name) => expect.member_packets[member_id(&snap, name)] += 1,
+                    // No member: the router's own answer (a refusal).
+                    None => expect.refusals_sent += 1,
+                }
             }
             Verdict::Drop(r) => expect.drops[r as usize] += 1,
             Verdict::Punt(r) => expect.punts[r as usize] += 1,
@@ -222,6 +224,19 @@ fn golden_covers_reasons() {
             seen.contains(&Verdict::Drop(r)),
             "no golden case for drop {}",
             r.name()
+        );
+    }
+    // Refusals: a TCP RST and an ICMP port unreachable, both sent back on the client port.
+    let refusals: Vec<&Case> = cases
+        .iter()
+        .filter(|c| c.verdict.starts_with("forward") && c.member.is_none())
+        .collect();
+    for proto in [6u8, 17] {
+        assert!(
+            refusals
+                .iter()
+                .any(|c| c.input.get(23) == Some(&proto) && c.verdict == "forward client"),
+            "no golden refusal for protocol {proto}"
         );
     }
     for r in PuntReason::ALL {
