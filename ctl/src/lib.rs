@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod arp;
+pub mod command;
 pub mod icmp;
 pub mod model;
 pub mod services;

@@ -397,8 +397,7 @@ pub fn render_table(specs: &[ServiceSpec]) -> String {
     let mut out = String::new();
     for r in &rows {
         for (c, w) in r.iter().zip(width.iter()) {
-            out.push_str(c);
-            out.extend(std::iter::repeat(' ').take(w - c.chars().count() + 2));
+            out.push_str(&format!("{c:<0$}  ", w));
         }
         out.push_str(&r[3]);
         out.push('\n');
