@@ -268,3 +268,133 @@ fn bursts_longer_than_burst_are_processed_in_chunks() {
     assert_eq!(CoreCounters::get(&p.counters().rx), 100);
     assert_eq!(CoreCounters::get(&p.counters().forwarded), 100);
 }
+
+/// Refusals (in_noalias) share one per-core token bucket: `refusals_per_sec` answers within
+/// one millisecond, then drops counted as `in_noalias`; tokens come back at `refusals_per_sec`
+/// a second (one per `1000 / refusals_per_sec` ms), never above the burst. Every in_noalias
+/// packet is counted once, as a refusal sent or as a drop.
+#[test]
+fn refusals_are_rate_limited_per_core_and_refill_with_time() {
+    use clua_pipeline::wire::checksum::checksum;
+
+    for rate in [1u32, 7, 50, 100, 250] {
+        let cfg = PipelineConfig {
+            refusals_per_sec: rate,
+            ..Default::default()
+        };
+        let mut p = pipeline(cfg, topology());
+        // Alternate TCP SYNs and UDP datagrams to the in_noalias port 513: both kinds of
+        // answer draw on the same bucket.
+        let frames: Vec<Vec<u8>> = (0..rate as u16 + 5)
+            .map(|i| {
+                if i % 2 == 0 {
+                    tcp_frame(CLIENT, 20000 + i, WEB, 513, SYN)
+                } else {
+                    udp_frame(CLIENT, 20000 + i, WEB, 513, b"who")
+                }
+            })
+            .collect();
+        let run = |p: &mut Pipeline, now: u64, frames: &[Vec<u8>]| -> Vec<Verdict> {
+            let mut out = Vec::new();
+            for chunk in frames.chunks(BURST) {
+                let mut bufs: Vec<VecBuf> = chunk.iter().map(|f| VecBuf::new(f)).collect();
+                let mut verdicts = vec![Verdict::Drop(DropReason::TxFull); chunk.len()];
+                p.process_burst(0, now, &mut bufs, &mut verdicts);
+                for (b, v) in bufs.iter().zip(&verdicts) {
+                    if *v == Verdict::Forward(0) {
+                        let d = b.data();
+                        assert_eq!(&d[0..6], &CLIENT_MAC, "answer to the sender");
+                        assert_eq!(&d[6..12], &ROUTER_MAC);
+                        assert_eq!(checksum(&d[14..34]), 0);
+                        assert_eq!((&d[26..30], &d[30..34]), (&WEB[..], &CLIENT[..]));
+                    }
+                }
+                out.extend(verdicts);
+            }
+            out
+        };
+        let answered = |v: &[Verdict]| v.iter().filter(|v| **v == Verdict::Forward(0)).count();
+        let limited = Verdict::Drop(DropReason::InNoalias);
+
+        // Within one millisecond: exactly `rate` answers, then drops.
+        let t0 = 10_000;
+        let v = run(&mut p, t0, &frames);
+        assert_eq!(answered(&v), rate as usize, "rate {rate}");
+        assert!(v[..rate as usize].iter().all(|v| *v == Verdict::Forward(0)));
+        assert!(v[rate as usize..].iter().all(|v| *v == limited));
+        let one = &frames[..1];
+        assert_eq!(
+            run(&mut p, t0, one),
+            vec![limited],
+            "rate {rate}: still empty"
+        );
+
+        // The next token is due ceil(1000 / rate) ms later, not before.
+        let due = 1000u64.div_ceil(rate as u64);
+        assert_eq!(
+            run(&mut p, t0 + due - 1, one),
+            vec![limited],
+            "rate {rate}: just before a token is due"
+        );
+        assert_eq!(
+            run(&mut p, t0 + due, one),
+            vec![Verdict::Forward(0)],
+            "rate {rate}: a token is due"
+        );
+        assert_eq!(run(&mut p, t0 + due, one), vec![limited], "rate {rate}");
+        // Past a whole second the bucket is full again, and no fuller than the burst.
+        let v = run(&mut p, t0 + 5_000, &frames);
+        assert_eq!(
+            answered(&v),
+            rate as usize,
+            "rate {rate}: refilled to the burst"
+        );
+
+        // Every in_noalias packet counted once.
+        let c = p.counters();
+        let sent = CoreCounters::get(&c.refusals_sent);
+        let dropped = c.drops_for(DropReason::InNoalias);
+        assert_eq!(sent + dropped, CoreCounters::get(&c.rx), "rate {rate}");
+        assert_eq!(sent, CoreCounters::get(&c.forwarded), "rate {rate}");
+    }
+
+    // Refills accumulate across milliseconds: at 100/s, 10 ms give exactly one token.
+    let cfg = PipelineConfig {
+        refusals_per_sec: 100,
+        ..Default::default()
+    };
+    let mut p = pipeline(cfg, topology());
+    let one = vec![tcp_frame(CLIENT, 30000, WEB, 513, SYN)];
+    let send_one = |p: &mut Pipeline, now: u64| {
+        let mut bufs = [VecBuf::new(&one[0])];
+        let mut v = [Verdict::Drop(DropReason::TxFull)];
+        p.process_burst(0, now, &mut bufs, &mut v);
+        v[0]
+    };
+    for _ in 0..100 {
+        assert_eq!(send_one(&mut p, 1), Verdict::Forward(0));
+    }
+    assert_eq!(send_one(&mut p, 1), Verdict::Drop(DropReason::InNoalias));
+    for t in 2..11 {
+        assert_eq!(
+            send_one(&mut p, t),
+            Verdict::Drop(DropReason::InNoalias),
+            "t {t}"
+        );
+    }
+    assert_eq!(send_one(&mut p, 11), Verdict::Forward(0), "10 ms later");
+    assert_eq!(send_one(&mut p, 11), Verdict::Drop(DropReason::InNoalias));
+
+    // 0 disables answers: everything is a counted drop.
+    let cfg = PipelineConfig {
+        refusals_per_sec: 0,
+        ..Default::default()
+    };
+    let mut p = pipeline(cfg, topology());
+    assert_eq!(send_one(&mut p, 0), Verdict::Drop(DropReason::InNoalias));
+    assert_eq!(
+        send_one(&mut p, 1_000_000),
+        Verdict::Drop(DropReason::InNoalias)
+    );
+    assert_eq!(CoreCounters::get(&p.counters().refusals_sent), 0);
+}
