@@ -2,6 +2,7 @@
 //! the packets the router answers itself (ARP for aliases, ICMP echo in alias context).
 #![forbid(unsafe_code)]
 
+pub mod alias_config;
 pub mod arp;
 pub mod command;
 pub mod icmp;
