@@ -1404,6 +1404,11 @@ mod tests {
             serde_json::to_string(&Command::ReloadServices).unwrap(),
             r#""ReloadServices""#
         );
+        // The form shown in docs/cluamgr.md.
+        assert_eq!(
+            serde_json::to_string(&p("-a alias=DEFAULTALIAS,selw=3,selp=1,join").unwrap()).unwrap(),
+            r#"{"Alias":{"alias":"Default","options":{"join":true,"leave":false,"selw":3,"selp":1,"rpri":null,"virtual_subnet":null,"mask":null},"member":null}}"#
+        );
         // Absent service options are false.
         let c: Command = serde_json::from_str(
             r#"{"Register":{"port":7,"proto":"tcp","options":{"in_multi":true}}}"#,
