@@ -676,6 +676,8 @@ class Lab:
                      "hugepages": False, "idle_sleep_us": 20,
                      "mbufs": 16383},  # AF_XDP fill rings need many: see tests/README.md
         }
+        # A per-run cluamgr socket: several aliasd may run on one machine (tests, demo, bench).
+        doc["control"] = {"socket": str(self.out_dir / "aliasd.sock")}
         if metrics:
             doc["metrics"] = {"listen": metrics}
         doc["port"] = self.ports(pmd)

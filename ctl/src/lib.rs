@@ -3,8 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod alias_config;
+pub mod apply;
 pub mod arp;
 pub mod command;
 pub mod icmp;
 pub mod model;
+pub mod protocol;
 pub mod services;
+pub mod show;

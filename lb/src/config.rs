@@ -6,7 +6,11 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use clua_ctl::alias_config::parse_alias_config;
+use clua_ctl::apply::{apply, Applied, ControlState};
+use clua_ctl::command::Command;
 
 use clua_ctl::model::{
     parse_mac, AliasSpec, Cluster, JoinSpec, MemberSpec, PortSpec, Prefix, Proto, ServiceOptions,
@@ -29,6 +33,33 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// Prometheus endpoint.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The `[control]` section: the cluamgr socket and the files of the cluster alias.
+    pub control: ControlConfig,
+    /// `-r resvok` was given at start-up (clu_alias.config).
+    pub resvok: bool,
+}
+
+/// The `[control]` section.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// The Unix socket cluamgr talks to (created mode 0600: root only).
+    pub socket: PathBuf,
+    /// A clua_services(4) file: the services table (instead of `[[service]]` entries); `cluamgr
+    /// -f` reloads it.
+    pub services_file: Option<PathBuf>,
+    /// A clu_alias.config(4) file: cluamgr command lines applied at start-up, in order.
+    pub alias_config: Option<PathBuf>,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: PathBuf::from(clua_ctl::protocol::DEFAULT_SOCKET),
+            services_file: None,
+            alias_config: None,
+        }
+    }
 }
 
 /// The `[dpdk]` section.
@@ -164,6 +195,8 @@ struct RawConfig {
     tables: RawTables,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    control: ControlConfig,
     #[serde(default)]
     port: Vec<RawPort>,
     #[serde(default)]
@@ -605,6 +638,53 @@ impl Config {
         }
         let mut cluster = cluster;
         cluster.join_default_alias();
+        let mut state = ControlState {
+            cluster,
+            services_file: raw.control.services_file.clone(),
+            resvok: false,
+        };
+        if let Some(path) = &raw.control.services_file {
+            if !raw.service.is_empty() {
+                return Err(fail(vec![format!(
+                    "control.services_file: the services come from {} or from [[service]] entries, not both",
+                    path.display()
+                )]));
+            }
+            match apply(&state, &Command::ReloadServices, &|p| {
+                std::fs::read_to_string(p)
+            }) {
+                Ok(Applied::Changed(next, _)) => state = *next,
+                Ok(_) => {}
+                Err(e) => return Err(fail(vec![format!("control.services_file: {e}")])),
+            }
+        }
+        if let Some(path) = &raw.control.alias_config {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                fail(vec![format!(
+                    "control.alias_config: {shown}: cannot read: {e}"
+                )])
+            })?;
+            let commands = parse_alias_config(&text, &shown)
+                .map_err(|e| fail(e.to_string().lines().map(str::to_string).collect()))?;
+            for (line, cmd) in commands {
+                match apply(&state, &cmd, &|p| std::fs::read_to_string(p)) {
+                    Ok(Applied::Changed(next, _)) => state = *next,
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(fail(
+                            e.to_string()
+                                .lines()
+                                .map(|l| format!("{shown}:{line}: {l}"))
+                                .collect(),
+                        ))
+                    }
+                }
+            }
+        }
+        let ControlState {
+            cluster, resvok, ..
+        } = state;
         let pipeline = PipelineConfig {
             conn_capacity: t.connections,
             tcp_idle_ms: t.tcp_idle_secs * 1000,
@@ -618,6 +698,8 @@ impl Config {
             port_devargs,
             pipeline,
             metrics_listen,
+            control: raw.control,
+            resvok,
         })
     }
 }

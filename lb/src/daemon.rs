@@ -19,9 +19,14 @@ use clua_pipeline::snapshot::{Encap, PortRole};
 use clua_pipeline::{CoreCounters, Pipeline, Snapshot};
 use crossbeam_queue::ArrayQueue;
 
+use crate::admin::AdminSocket;
 use crate::config::{port_name, Config};
 use crate::metrics::{self, ControlCounters, MetricsServer, PortCounters};
 use crate::worker::{Punted, Worker};
+use clua_ctl::apply::{apply, Applied, ControlState};
+use clua_ctl::command::{Command, USAGE};
+use clua_ctl::protocol::Reply;
+use clua_ctl::show::render_show;
 
 /// Why aliasd could not run.
 #[derive(Debug)]
@@ -47,6 +52,8 @@ pub enum DaemonError {
     Snapshot(clua_pipeline::snapshot::SnapshotError),
     /// The metrics endpoint could not be bound.
     Metrics(std::io::Error),
+    /// The cluamgr socket could not be bound.
+    Admin(String, std::io::Error),
     /// Installing the signal handlers failed.
     Signals(std::io::Error),
 }
@@ -77,6 +84,7 @@ impl fmt::Display for DaemonError {
             }
             DaemonError::Snapshot(e) => write!(f, "building the configuration snapshot: {e}"),
             DaemonError::Metrics(e) => write!(f, "metrics.listen: {e}"),
+            DaemonError::Admin(path, e) => write!(f, "control.socket {path}: {e}"),
             DaemonError::Signals(e) => write!(f, "installing signal handlers: {e}"),
         }
     }
@@ -182,6 +190,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let metrics_server = match config.metrics_listen {
         Some(a) => Some(MetricsServer::bind(a).map_err(DaemonError::Metrics)?),
         None => None,
+    };
+    let admin = AdminSocket::bind(&config.control.socket)
+        .map_err(|e| DaemonError::Admin(config.control.socket.display().to_string(), e))?;
+    let mut state = ControlState {
+        cluster: config.cluster.clone(),
+        services_file: config.control.services_file.clone(),
+        resvok: config.resvok,
     };
 
     // Declared before the EAL so that it is dropped after it, on every exit path.
@@ -328,6 +343,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 send(&inject, port, mbuf, &control);
             }
         }
+        busy |= admin.poll(|req| {
+            let (reply, next) = handle_command(&state, &req.command, &shared, &macs, &cores);
+            if let Some(next) = next {
+                state = next;
+            }
+            reply
+        }) > 0;
         if let Some(m) = &metrics_server {
             busy |= m.poll(|| {
                 let pc: Vec<PortCounters> = config
@@ -434,5 +456,73 @@ struct RuntimeDir(String);
 impl Drop for RuntimeDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Carries out one cluamgr command: applied to a copy of the state, validated, turned into a
+/// snapshot and published, or refused with nothing changed. Returns the reply and, if the
+/// command changed anything, the new state.
+fn handle_command(
+    state: &ControlState,
+    command: &Command,
+    shared: &ArcSwap<Snapshot>,
+    macs: &[[u8; 6]],
+    cores: &[Arc<CoreCounters>],
+) -> (Reply, Option<ControlState>) {
+    let refused = |output: String| (Reply { ok: false, output }, None);
+    match apply(state, command, &|p| std::fs::read_to_string(p)) {
+        Err(e) => refused(e.to_string()),
+        Ok(Applied::Help) => (
+            Reply {
+                ok: true,
+                output: USAGE.to_string(),
+            },
+            None,
+        ),
+        Ok(Applied::Show(what)) => {
+            let snapshot = shared.load();
+            let counters = |id: clua_pipeline::MemberId| {
+                let sum = |f: fn(&CoreCounters) -> &[AtomicU64]| -> u64 {
+                    cores
+                        .iter()
+                        .map(|c| {
+                            f(c).get(id.0 as usize)
+                                .map_or(0, |a| a.load(Ordering::Relaxed))
+                        })
+                        .sum()
+                };
+                (sum(|c| &c.member_packets), sum(|c| &c.member_flows))
+            };
+            (
+                Reply {
+                    ok: true,
+                    output: render_show(state, &snapshot, &what, &counters),
+                },
+                None,
+            )
+        }
+        Ok(Applied::Changed(next, changes)) => {
+            if changes.is_empty() {
+                return (
+                    Reply {
+                        ok: true,
+                        output: "no change".into(),
+                    },
+                    None,
+                );
+            }
+            let generation = shared.load().generation + 1;
+            match next.cluster.snapshot(generation, macs) {
+                Err(e) => refused(format!("building the new configuration: {e}")),
+                Ok(snapshot) => {
+                    shared.store(Arc::new(snapshot));
+                    let mut output = changes.join("\n");
+                    output.push_str(&format!(
+                        "\n(configuration generation {generation} in force)"
+                    ));
+                    (Reply { ok: true, output }, Some(*next))
+                }
+            }
+        }
     }
 }
