@@ -440,7 +440,6 @@ Exactly one of -a, -f, -F, -h, -r, -s, --register per call.
   --member MEMBER     with -a only (clua extension): act for configured member MEMBER
   -f                  reload the configured clua_services file
   -F FILE             load clua_services file FILE instead
-  -F FILE --check     only validate FILE: print its table, or every error; no aliasd needed
   -h                  print this help
   -r option,...       router options: resvok (advertise RFC 1918 alias addresses) or noresvok
                       (default: do not)
