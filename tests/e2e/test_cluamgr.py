@@ -173,7 +173,9 @@ def test_in_noalias_is_refused_like_a_closed_port(env):
 def test_clua_services_reload_and_runtime_registration(env):
     lab, d, cluamgr, services = env
     r = lab.client("tcp", f"{WEB}:9000", 12)
-    assert r["by_member"] == {"m1": 12}, r              # unlisted: in_single (CA9)
+    # Unlisted: in_single (CA9), one active member (which one depends on the join order that
+    # earlier tests left behind).
+    assert r["ok"] == 12 and len(r["by_member"]) == 1, r
     services.write_text(SERVICES_V1 + "app      9000/tcp  in_multi\n")
     out = cluamgr("-f").stdout
     assert "1 added" in out, out
@@ -203,7 +205,6 @@ def test_bad_commands_change_nothing(env):
     bad.write_text("http 80/tcp in_multi,in_single\n")
     r = cluamgr("-F", str(bad), check=False)
     assert r.returncode == 1 and "mutually exclusive" in r.stderr, r.stderr
-    assert cluamgr("-s").stdout.split("services")[0].replace(" ", "") != "" 
     after = cluamgr("-s").stdout
     # Counters move with traffic, so compare everything but the packet/flow columns.
     strip = lambda t: [" ".join(l.split()[:5]) for l in t.splitlines()]
