@@ -71,10 +71,12 @@ fn bad_configuration_exits_2_naming_each_problem() {
 
 #[test]
 fn missing_dpdk_device_is_named_and_nothing_is_left_behind() {
+    let sock =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{}.sock", std::process::id()));
     let text = GOLDEN.replace(
         "devargs = \"net_null1\"",
         "devargs = \"net_af_packet1,iface=nosuchif0\"",
-    );
+    ) + &format!("\n[control]\nsocket = \"{}\"\n", sock.display());
     let p = write("no-device", &text);
     let child = Command::new(env!("CARGO_BIN_EXE_aliasd"))
         .arg("--config")
@@ -92,4 +94,5 @@ fn missing_dpdk_device_is_named_and_nothing_is_left_behind() {
         err.contains("port \"ic0\": DPDK device `net_af_packet1` not found"),
         "{err}"
     );
+    assert!(!sock.exists(), "the control socket is removed on exit");
 }
