@@ -2,9 +2,9 @@
 """The clua demo (run it through ./scripts/demo, which builds aliasd first)."""
 
 import os
+import subprocess
 import sys
 import time
-import urllib.request  # noqa: F401  (metrics are fetched inside the router namespace with curl)
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,22 @@ def main() -> int:
         v = L.client("tcp", f"{VX}:80", 30)
         say(f"    {v['ok']} completed: {v['by_member']}")
 
-        say("\n6. aliasd's Prometheus endpoint (selected lines)")
+        say("\n6. cluamgr, live: `cluamgr -s web`, then m1 drops to selw=1 (new flows only)")
+        sock = str(L.out_dir / "aliasd.sock")
+        cluamgr = [str(ROOT / "target/release/cluamgr"), "--socket", sock]
+        show = subprocess.run(cluamgr + ["-s", "web"], capture_output=True, text=True)
+        for line in show.stdout.strip().splitlines():
+            say("    " + line)
+        ch = subprocess.run(cluamgr + ["-a", "alias=web,selw=1", "--member", "m1"],
+                            capture_output=True, text=True)
+        say("    $ cluamgr -a alias=web,selw=1 --member m1")
+        for line in (ch.stdout + ch.stderr).strip().splitlines():
+            say("    " + line)
+        w = L.client("tcp", f"{WEB}:80", 120)
+        say(f"    120 new connections: {w['ok']} completed")
+        table(w["by_member"], w["ok"], {"m1": 1, "m2": 2, "m3": 1})
+
+        say("\n7. aliasd's Prometheus endpoint (selected lines)")
         m = L.run(L.rtr, "curl", "-s", "127.0.0.1:9470/metrics", check=False).stdout
         for line in m.splitlines():
             if line.startswith(("clua_member_flows_total", "clua_arp_replies", "clua_icmp_echo",
@@ -84,7 +99,7 @@ def main() -> int:
                 say("    " + line)
         d.stop(timeout=10)
         ok = (r["ok"] == 300 and u["ok"] == 60 and s["ok"] == 20 and v["ok"] == 30
-              and len(s["by_member"]) == 1)
+              and len(s["by_member"]) == 1 and ch.returncode == 0 and w["ok"] == 120)
     say(f"\ndemo: lab removed. {'Everything worked.' if ok else 'SOMETHING FAILED (see above).'}")
     return 0 if ok else 1
 
