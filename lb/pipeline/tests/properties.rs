@@ -364,7 +364,7 @@ fn refusals_are_rate_limited_per_core_and_refill_with_time() {
         ..Default::default()
     };
     let mut p = pipeline(cfg, topology());
-    let one = vec![tcp_frame(CLIENT, 30000, WEB, 513, SYN)];
+    let one = [tcp_frame(CLIENT, 30000, WEB, 513, SYN)];
     let send_one = |p: &mut Pipeline, now: u64| {
         let mut bufs = [VecBuf::new(&one[0])];
         let mut v = [Verdict::Drop(DropReason::TxFull)];
