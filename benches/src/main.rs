@@ -262,6 +262,11 @@ options = ["in_multi"]
     if let Some(m) = metrics {
         s += &format!("\n[metrics]\nlisten = \"{m}\"\n");
     }
+    // A socket of its own, so a bench never collides with another aliasd on the machine.
+    s += &format!(
+        "\n[control]\nsocket = \"/tmp/clua-bench-{}-{flows}.sock\"\n",
+        std::process::id()
+    );
     s
 }
 

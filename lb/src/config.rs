@@ -198,6 +198,8 @@ struct RawConfig {
     #[serde(default)]
     control: ControlConfig,
     #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
     port: Vec<RawPort>,
     #[serde(default)]
     member: Vec<RawMember>,
@@ -231,6 +233,20 @@ impl Default for RawTables {
             connections: d.conn_capacity,
             tcp_idle_secs: d.tcp_idle_ms / 1000,
             tcp_closing_secs: d.tcp_closing_ms / 1000,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    refusals_per_sec: u32,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            refusals_per_sec: PipelineConfig::default().refusals_per_sec,
         }
     }
 }
@@ -690,7 +706,7 @@ impl Config {
             tcp_idle_ms: t.tcp_idle_secs * 1000,
             tcp_closing_ms: t.tcp_closing_secs * 1000,
             max_members: cluster.members.len().max(1),
-            ..Default::default()
+            refusals_per_sec: raw.limits.refusals_per_sec,
         };
         Ok(Config {
             cluster,

@@ -76,7 +76,7 @@ pub fn render(
     metric(
         &mut o,
         "clua_forwarded_packets_total",
-        "Packets forwarded to members.",
+        "Packets transmitted by workers: forwarded to members, plus in_noalias refusals.",
         "counter",
     );
     for (i, c) in cores.iter().enumerate() {
@@ -164,6 +164,11 @@ pub fn render(
             "clua_conn_evictions_total",
             "Live connection-table entries evicted.",
             |c| get(&c.conn_evictions),
+        ),
+        (
+            "clua_refusals_sent_total",
+            "in_noalias packets answered with a TCP RST or ICMP port unreachable.",
+            |c| get(&c.refusals_sent),
         ),
     ] {
         metric(&mut o, name, help, "counter");

@@ -234,3 +234,19 @@ fn dpdk_safety_and_sizes() {
     let e = errors(&text);
     assert!(e.contains("tables.connections") && e.contains("vni"), "{e}");
 }
+
+#[test]
+fn refusal_rate_limit_defaults_and_can_be_set() {
+    let c = Config::parse(GOLDEN, "golden.toml").unwrap();
+    assert_eq!(c.pipeline.refusals_per_sec, 100);
+    let c = Config::parse(
+        &format!("{GOLDEN}\n[limits]\nrefusals_per_sec = 0\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.pipeline.refusals_per_sec, 0);
+    assert_rejected(
+        &format!("{GOLDEN}\n[limits]\nrst_per_sec = 5\n"),
+        &["unknown field `rst_per_sec`"],
+    );
+}

@@ -140,7 +140,8 @@ fn golden_fixtures_through_aliasd_on_net_pcap() {
             "\"net_null2\"",
             &format!("\"net_pcap2,rx_pcap={d}/empty.pcap,tx_pcap={d}/ic1-out.pcap\""),
         )
-        + &format!("\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n");
+        + &format!("\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n")
+        + &format!("\n[control]\nsocket = \"{d}/aliasd.sock\"\n");
     std::fs::write(dir.join("aliasd.toml"), &config).unwrap();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_aliasd"))
