@@ -14,6 +14,7 @@
 //! Member ids are positions in `members`: members are never removed while aliasd runs (a later
 //! "gone" state keeps the slot), so connection-table entries never point at a reused id.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -516,19 +517,25 @@ impl Cluster {
             }
         }
         let mut seen_default = false;
-        for (i, a) in self.aliases.iter().enumerate() {
+        // Hash indexes keep validation linear: it runs on every cluamgr command, and a cluster
+        // may have 102,400 aliases (CA1).
+        let member_names: HashSet<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
+        let mut alias_names: HashSet<&str> = HashSet::with_capacity(self.aliases.len());
+        let mut alias_addrs: HashMap<Ipv4Addr, &str> = HashMap::with_capacity(self.aliases.len());
+        for a in self.aliases.iter() {
             let at = format!("alias \"{}\"", a.name);
             if a.name == self.default_alias {
                 seen_default = true;
             }
-            if self.aliases[..i].iter().any(|o| o.name == a.name) {
+            if !alias_names.insert(a.name.as_str()) {
                 errs.push(err(&at, "duplicate alias name"));
             }
-            if let Some(o) = self.aliases[..i].iter().find(|o| o.address == a.address) {
+            if let Some(o) = alias_addrs.insert(a.address, a.name.as_str()) {
                 errs.push(err(
                     format!("{at} address"),
-                    format!("{} is already alias \"{}\"", a.address, o.name),
+                    format!("{} is already alias \"{}\"", a.address, o),
                 ));
+                alias_addrs.insert(a.address, o);
             }
             if let Some(problem) = alias_address_problem(a.address, &self.ports) {
                 errs.push(err(format!("{at} address"), problem));
@@ -546,7 +553,7 @@ impl Cluster {
             }
             for (j, jn) in a.members.iter().enumerate() {
                 let jat = format!("{at} member \"{}\"", jn.member);
-                if self.member_id(&jn.member).is_none() {
+                if !member_names.contains(jn.member.as_str()) {
                     errs.push(err(&jat, "no such member"));
                 }
                 if a.members[..j].iter().any(|o| o.member == jn.member) {
@@ -656,6 +663,12 @@ impl Cluster {
                 })
             })
             .collect();
+        let member_ids: HashMap<&str, MemberId> = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.name.as_str(), MemberId(i as u32)))
+            .collect();
         let aliases = self
             .aliases
             .iter()
@@ -664,7 +677,7 @@ impl Cluster {
                     .members
                     .iter()
                     .filter_map(|j| {
-                        self.member_id(&j.member).map(|id| AliasMember {
+                        member_ids.get(j.member.as_str()).map(|&id| AliasMember {
                             member: id,
                             selw: j.selw,
                             selp: j.selp,

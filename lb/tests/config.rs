@@ -250,3 +250,106 @@ fn refusal_rate_limit_defaults_and_can_be_set() {
         &["unknown field `rst_per_sec`"],
     );
 }
+
+#[test]
+fn clu_alias_config_and_clua_services_files_are_applied_at_start() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let services = dir.join("clua_services");
+    std::fs::write(
+        &services,
+        "http 80/tcp in_multi\nssh 22/tcp in_single\nwho 513/udp in_noalias,static\n",
+    )
+    .unwrap();
+    let boot = dir.join("clu_alias.config");
+    std::fs::write(
+        &boot,
+        "# this router's boot-time commands\n\
+         /usr/sbin/cluamgr -a alias=web,rpri=100\n\
+         /usr/sbin/cluamgr -a alias=web,selw=5 --member m2\n\
+         cluamgr -r resvok\n",
+    )
+    .unwrap();
+    let without_services = GOLDEN.split("[[service]]").next().unwrap().to_string();
+    let text = format!(
+        "{without_services}\n[control]\nservices_file = \"{}\"\nalias_config = \"{}\"\n",
+        services.display(),
+        boot.display()
+    );
+    let c = Config::parse(&text, "t.toml").unwrap();
+    let web = c.cluster.aliases.iter().find(|a| a.name == "web").unwrap();
+    assert_eq!(web.rpri, 100);
+    assert_eq!(
+        web.members.iter().find(|j| j.member == "m2").unwrap().selw,
+        5
+    );
+    assert!(c.resvok);
+    assert_eq!(c.cluster.services.len(), 3);
+    let s = c
+        .cluster
+        .snapshot(
+            1,
+            &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]],
+        )
+        .unwrap();
+    assert_eq!(s.service_mode(6, 22), ServiceMode::InSingle);
+    assert_eq!(s.service_mode(17, 513), ServiceMode::InNoalias);
+
+    // A bad boot line stops start-up, naming the file and line.
+    std::fs::write(
+        &boot,
+        "cluamgr -a alias=web,rpri=100\ncluamgr -a alias=web,join --member m9\n",
+    )
+    .unwrap();
+    assert_rejected(&text, &[&format!("{}:2: no member \"m9\"", boot.display())]);
+    std::fs::write(&boot, "cluamgr -s\n").unwrap();
+    assert_rejected(&text, &["clu_alias.config:1", "boot-time"]);
+    // Services from the file and from [[service]] at once are ambiguous.
+    let both = format!(
+        "{GOLDEN}\n[control]\nservices_file = \"{}\"\n",
+        services.display()
+    );
+    assert_rejected(&both, &["control.services_file", "not both"]);
+    std::fs::write(&services, "http 80/tcp in_multi\nhttp 80/tcp in_single\n").unwrap();
+    let only_services = format!(
+        "{without_services}\n[control]\nservices_file = \"{}\"\n",
+        services.display()
+    );
+    assert_rejected(
+        &only_services,
+        &["clua_services:2", "80/tcp is already listed on line 1"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_alias_limit_is_102400_with_o1_lookup() {
+    // CA1: up to 102,400 aliases. Addresses from 100.64.0.0/10 are only data here: no packet is
+    // sent to them.
+    let mut text = GOLDEN.replace("[cluster]\n", "[cluster]\nmax_aliases = 102400\n");
+    for i in 0..(102_400 - 4) {
+        let a = 0x6440_0000u32 + i as u32 + 1;
+        text += &format!(
+            "\n[[alias]]\nname = \"a{i}\"\naddress = \"{}\"\n",
+            std::net::Ipv4Addr::from(a)
+        );
+    }
+    let c = Config::parse(&text, "t.toml").unwrap();
+    assert_eq!(c.cluster.aliases.len(), 102_400);
+    let s = c
+        .cluster
+        .snapshot(
+            1,
+            &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]],
+        )
+        .unwrap();
+    let last = 0x6440_0000u32 + 102_396;
+    assert_eq!(s.alias(s.alias_by_addr(last).unwrap()).name, "a102395");
+    assert!(s.alias_by_addr(last + 1).is_none());
+    let more = text + "\n[[alias]]\nname = \"one-too-many\"\naddress = \"100.66.0.1\"\n";
+    assert_rejected(
+        &more,
+        &["102401 aliases configured but cluster.max_aliases is 102400"],
+    );
+}
