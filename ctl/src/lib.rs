@@ -7,6 +7,8 @@ pub mod apply;
 pub mod arp;
 pub mod command;
 pub mod icmp;
+pub mod listen;
+pub mod member_state;
 pub mod model;
 pub mod protocol;
 pub mod services;
