@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod config;
 pub mod daemon;
+pub mod member;
 pub mod metrics;
 pub mod worker;

@@ -11,8 +11,11 @@ use clua_lb::config::Config;
 #[command(name = "aliasd", version)]
 struct Args {
     /// Configuration file (TOML, see docs/aliasd.toml.md).
-    #[arg(short, long)]
-    config: PathBuf,
+    #[arg(short, long, required_unless_present = "member_config")]
+    config: Option<PathBuf>,
+    /// Run as a member agent instead of a router (no DPDK), with this configuration.
+    #[arg(long, conflicts_with = "config")]
+    member_config: Option<PathBuf>,
     /// Validate the configuration, print a summary and exit (like `nginx -t`).
     #[arg(long)]
     check: bool,
@@ -20,7 +23,13 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match Config::load(&args.config) {
+    if let Some(path) = &args.member_config {
+        return clua_lb::member::main(path, args.check);
+    }
+    let Some(config_path) = args.config else {
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("aliasd: configuration rejected:\n{e}");
@@ -29,7 +38,7 @@ fn main() -> ExitCode {
     };
     if args.check {
         print!("{}", clua_lb::daemon::summary(&config));
-        println!("{}: configuration ok", args.config.display());
+        println!("{}: configuration ok", config_path.display());
         return ExitCode::SUCCESS;
     }
     match clua_lb::daemon::run(config) {

@@ -1,0 +1,434 @@
+//! The member agent loop: adverts every interval (and at once on a change), cluamgr on the
+//! member's socket, a goodbye and the undoing of the host preparation on SIGTERM/SIGINT.
+
+use std::fmt;
+use std::net::{SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::advert::{AdvertKind, AdvertRepr, AliasEntry};
+use clua_ctl::alias_config::parse_alias_config;
+use clua_ctl::command::Command;
+use clua_ctl::listen::read_listening_ports;
+use clua_ctl::member_state::{apply_member, MemberState};
+use clua_ctl::model::Proto;
+use clua_ctl::protocol::{Reply, Request};
+
+use super::config::MemberConfig;
+use super::host::HostGuard;
+use crate::admin::AdminSocket;
+
+/// How often the cluamgr socket and the stop flag are looked at.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Why the agent could not start (or stopped).
+#[derive(Debug)]
+pub enum AgentError {
+    /// The key file.
+    Key(String),
+    /// The clu_alias.config file.
+    AliasConfig(String),
+    /// Host preparation.
+    Host(String),
+    /// The cluamgr socket.
+    Socket(String),
+    /// The advert socket.
+    Advert(String),
+    /// Signal handlers.
+    Signals(std::io::Error),
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentError::Key(e) => write!(f, "key_file: {e}"),
+            AgentError::AliasConfig(e) => write!(f, "alias_config: {e}"),
+            AgentError::Host(e) => write!(f, "preparing the host: {e}"),
+            AgentError::Socket(e) => write!(f, "cluamgr socket: {e}"),
+            AgentError::Advert(e) => write!(f, "advert socket: {e}"),
+            AgentError::Signals(e) => write!(f, "installing signal handlers: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+/// The agent's state without any I/O: the member state, the advert sequence, cluamgr handling.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    /// The configuration.
+    pub config: MemberConfig,
+    /// The member's aliases.
+    pub state: MemberState,
+    /// Start time, ms since the epoch: tells routers a restarted agent from a late advert.
+    pub boot_id: u64,
+    /// The last sequence number sent.
+    pub seq: u64,
+}
+
+/// The member state at start: every configured alias known, the default alias joined (CA1),
+/// then the clu_alias.config commands (`text`, named `file` in errors) applied in order.
+pub fn initial_state(
+    config: &MemberConfig,
+    alias_config: Option<(&str, &str)>,
+) -> Result<MemberState, String> {
+    let mut state = MemberState::default();
+    for &addr in &config.aliases {
+        state.aliases.push(clua_ctl::member_state::MemberAlias {
+            addr,
+            joined: addr == config.default_alias,
+            selw: clua_ctl::member_state::DEFAULT_SELW,
+            selp: clua_ctl::member_state::DEFAULT_SELP,
+        });
+    }
+    if let Some((text, file)) = alias_config {
+        let cmds = parse_alias_config(text, file).map_err(|e| e.to_string())?;
+        let mut errs = Vec::new();
+        for (line, cmd) in cmds {
+            let cmd = resolve_names(cmd);
+            match apply_checked(config, &state, &cmd) {
+                Ok((s, _)) => state = s,
+                Err(e) => errs.push(format!("{file}:{line}: {e}")),
+            }
+        }
+        if !errs.is_empty() {
+            return Err(errs.join("\n"));
+        }
+    }
+    Ok(state)
+}
+
+/// A host name in a clu_alias.config line, resolved from /etc/hosts as cluamgr would.
+fn resolve_names(cmd: Command) -> Command {
+    use clua_ctl::command::{resolve_hosts, AliasRef, ShowWhat};
+    let hosts = || std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let res = |a: AliasRef| match &a {
+        AliasRef::Name(_) => resolve_hosts(&a, &hosts()).map_or(a, AliasRef::Addr),
+        _ => a,
+    };
+    match cmd {
+        Command::Alias {
+            alias,
+            options,
+            member,
+        } => Command::Alias {
+            alias: res(alias),
+            options,
+            member,
+        },
+        Command::Show(ShowWhat::Alias(a)) => Command::Show(ShowWhat::Alias(res(a))),
+        c => c,
+    }
+}
+
+/// [`apply_member`], refusing aliases that are not in the configuration's `aliases` (their
+/// addresses are not on `lo`, so this member cannot answer for them).
+fn apply_checked(
+    config: &MemberConfig,
+    state: &MemberState,
+    cmd: &Command,
+) -> Result<(MemberState, Vec<String>), String> {
+    let (next, out) = apply_member(state, cmd, config.default_alias).map_err(|e| e.to_string())?;
+    if let Some(a) = next
+        .aliases
+        .iter()
+        .find(|a| !config.aliases.contains(&a.addr))
+    {
+        return Err(format!(
+            "alias {} is not one of this member's aliases (the `aliases` of its configuration)",
+            a.addr
+        ));
+    }
+    Ok((next, out))
+}
+
+impl Agent {
+    /// An agent for `config` with `state`, booted now.
+    pub fn new(config: MemberConfig, state: MemberState) -> Agent {
+        let boot_id = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Agent {
+            config,
+            state,
+            boot_id,
+            seq: 0,
+        }
+    }
+
+    /// Handles one cluamgr request; the reply and whether the member state changed.
+    pub fn handle(&mut self, req: &Request) -> (Reply, bool) {
+        match apply_checked(&self.config, &self.state, &req.command) {
+            Ok((next, out)) => {
+                let changed = next != self.state;
+                self.state = next;
+                (
+                    Reply {
+                        ok: true,
+                        output: out.join("\n"),
+                    },
+                    changed,
+                )
+            }
+            Err(e) => (
+                Reply {
+                    ok: false,
+                    output: e,
+                },
+                false,
+            ),
+        }
+    }
+
+    /// The next advert (or goodbye) with `ports`: the sequence number goes up by one.
+    pub fn next_advert(&mut self, kind: AdvertKind, ports: Vec<(Proto, u16)>) -> AdvertRepr {
+        self.seq += 1;
+        AdvertRepr {
+            kind,
+            node: self.config.node.clone(),
+            boot_id: self.boot_id,
+            seq: self.seq,
+            interval_ms: self.config.interval_ms,
+            aliases: self
+                .state
+                .aliases
+                .iter()
+                .map(|a| AliasEntry {
+                    addr: a.addr,
+                    joined: a.joined,
+                    selw: a.selw,
+                    selp: a.selp,
+                })
+                .collect(),
+            ports,
+        }
+    }
+}
+
+struct Sender {
+    sock: UdpSocket,
+    routers: Vec<SocketAddrV4>,
+    key: Vec<u8>,
+}
+
+impl Sender {
+    fn send(&self, advert: &AdvertRepr) {
+        let bytes = match advert.emit_signed(&self.key) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("aliasd-member: cannot encode advert: {e}");
+                return;
+            }
+        };
+        for r in &self.routers {
+            if let Err(e) = self.sock.send_to(&bytes, r) {
+                eprintln!("aliasd-member: sending advert to {r}: {e}");
+            }
+        }
+    }
+}
+
+fn ports_for(agent: &Agent, last: &mut Vec<(Proto, u16)>) -> Vec<(Proto, u16)> {
+    match read_listening_ports(&agent.state.joined()) {
+        Ok(p) => {
+            *last = p.clone();
+            p
+        }
+        Err(e) => {
+            eprintln!("aliasd-member: reading listening ports: {e} (sending the last known)");
+            last.clone()
+        }
+    }
+}
+
+/// Runs the member agent until SIGTERM or SIGINT: prepares the host, sends adverts, serves
+/// cluamgr; at the end sends a goodbye and undoes the host preparation.
+pub fn run(config: MemberConfig) -> Result<(), AgentError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(AgentError::Signals)?;
+    }
+    let key = super::advert::load_key(&config.key_file)
+        .map_err(|e| AgentError::Key(format!("{}: {e}", config.key_file.display())))?;
+    let state = match &config.alias_config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| AgentError::AliasConfig(format!("{}: {e}", p.display())))?;
+            initial_state(&config, Some((&text, &p.display().to_string())))
+                .map_err(AgentError::AliasConfig)?
+        }
+        None => initial_state(&config, None).map_err(AgentError::AliasConfig)?,
+    };
+    let mut agent = Agent::new(config, state);
+    let guard = HostGuard::prepare(&agent.config).map_err(|e| AgentError::Host(e.0))?;
+    let admin = AdminSocket::bind(&agent.config.socket)
+        .map_err(|e| AgentError::Socket(format!("{}: {e}", agent.config.socket.display())))?;
+    let sock = UdpSocket::bind((agent.config.address, 0))
+        .map_err(|e| AgentError::Advert(format!("binding {}: {e}", agent.config.address)))?;
+    let sender = Sender {
+        sock,
+        routers: agent.config.routers.clone(),
+        key,
+    };
+    eprintln!(
+        "aliasd-member: node {} boot_id {} adverts every {} ms from {} to {}",
+        agent.config.node,
+        agent.boot_id,
+        agent.config.interval_ms,
+        agent.config.address,
+        agent
+            .config
+            .routers
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    eprintln!("aliasd-member: ready");
+    let interval = Duration::from_millis(agent.config.interval_ms as u64);
+    let mut last_ports = Vec::new();
+    let mut next_at = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let mut changed = false;
+        admin.poll(|req| {
+            let (reply, c) = agent.handle(&req);
+            changed |= c;
+            reply
+        });
+        if changed || Instant::now() >= next_at {
+            let ports = ports_for(&agent, &mut last_ports);
+            let a = agent.next_advert(AdvertKind::Advert, ports);
+            sender.send(&a);
+            next_at = Instant::now() + interval;
+        }
+        std::thread::sleep(POLL);
+    }
+    let a = agent.next_advert(AdvertKind::Goodbye, last_ports);
+    sender.send(&a);
+    eprintln!(
+        "aliasd-member: goodbye sent (seq {}), undoing host preparation",
+        a.seq
+    );
+    drop(admin);
+    drop(guard);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clua_ctl::command::parse_args;
+    use std::net::Ipv4Addr;
+
+    const D: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+    const G: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 101);
+
+    fn cfg() -> MemberConfig {
+        MemberConfig::parse(
+            r#"
+node = "m1"
+address = "192.0.2.141"
+routers = ["192.0.2.2"]
+key_file = "/k"
+default_alias = "198.51.100.100"
+aliases = ["198.51.100.100", "198.51.100.101"]
+"#,
+            "m.toml",
+        )
+        .unwrap()
+    }
+
+    fn req(s: &str) -> Request {
+        Request {
+            command: parse_args(s.split_whitespace()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn initial_state_joins_the_default_alias_then_applies_clu_alias_config() {
+        let s = initial_state(&cfg(), None).unwrap();
+        assert_eq!(s.joined(), vec![D]);
+        assert_eq!(s.aliases.len(), 2);
+        let s = initial_state(
+            &cfg(),
+            Some((
+                "/usr/sbin/cluamgr -a alias=DEFAULTALIAS,selw=3,selp=1,join\ncluamgr -a alias=198.51.100.101,join,selw=50\n",
+                "clu_alias.config",
+            )),
+        )
+        .unwrap();
+        assert_eq!(s.joined(), vec![D, G]);
+        assert_eq!((s.get(D).unwrap().selw, s.get(G).unwrap().selw), (3, 50));
+        let e = initial_state(
+            &cfg(),
+            Some((
+                "cluamgr -a alias=mailfeed-unknown-host,rpri=100\ncluamgr -a alias=198.51.100.7,join\n",
+                "clu_alias.config",
+            )),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "clu_alias.config:1: rpri is a router attribute; this is a member (set it on the alias routers)\n\
+             clu_alias.config:2: alias 198.51.100.7 is not one of this member's aliases (the `aliases` of its configuration)"
+        );
+    }
+
+    #[test]
+    fn cluamgr_changes_the_next_advert() {
+        let c = cfg();
+        let s = initial_state(&c, None).unwrap();
+        let mut a = Agent::new(c, s);
+        let ad = a.next_advert(AdvertKind::Advert, vec![(Proto::Tcp, 80)]);
+        assert_eq!((ad.seq, ad.node.as_str(), ad.interval_ms), (1, "m1", 1000));
+        assert_eq!(
+            ad.aliases,
+            vec![
+                AliasEntry {
+                    addr: D,
+                    joined: true,
+                    selw: 1,
+                    selp: 1
+                },
+                AliasEntry {
+                    addr: G,
+                    joined: false,
+                    selw: 1,
+                    selp: 1
+                }
+            ]
+        );
+        let (r, changed) = a.handle(&req("-a alias=198.51.100.100,selw=5"));
+        assert!(r.ok && changed, "{r:?}");
+        assert_eq!(r.output, "alias 198.51.100.100: selw 1 -> 5");
+        let (r, changed) = a.handle(&req("-a alias=198.51.100.100,selw=5"));
+        assert!(r.ok && !changed);
+        let (r, changed) = a.handle(&req("-a alias=198.51.100.100,rpri=3"));
+        assert!(!r.ok && !changed);
+        let (r, _) = a.handle(&req("-a alias=198.51.100.9,join"));
+        assert!(!r.ok);
+        assert!(r.output.contains("not one of this member's aliases"));
+        let (r, changed) = a.handle(&req("-a alias=DEFAULTALIAS,leave"));
+        assert!(r.ok && changed);
+        let ad = a.next_advert(AdvertKind::Goodbye, vec![]);
+        assert_eq!(ad.seq, 2);
+        assert_eq!(ad.kind, AdvertKind::Goodbye);
+        assert_eq!(
+            ad.aliases[0],
+            AliasEntry {
+                addr: D,
+                joined: false,
+                selw: 5,
+                selp: 1
+            },
+            "a left alias is listed, joined false"
+        );
+        let (r, changed) = a.handle(&req("-s"));
+        assert!(r.ok && !changed);
+        assert_eq!(
+            r.output,
+            "alias 198.51.100.100 not joined selw=5 selp=1\nalias 198.51.100.101 not joined selw=1 selp=1"
+        );
+    }
+}

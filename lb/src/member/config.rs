@@ -1,0 +1,431 @@
+//! The member agent's configuration file (TOML), `aliasd --member-config FILE`:
+//!
+//! ```toml
+//! node = "m1"                          # the router's [[member]] name
+//! address = "192.0.2.141"              # interconnect address: the source of adverts
+//! routers = ["192.0.2.2:9471", "192.0.2.3"]   # where adverts go (port 9471 if left out)
+//! key_file = "/etc/clua/member.key"    # shared advert key
+//! interval_ms = 1000                   # advert interval, 100..=60000 (default 1000)
+//! default_alias = "198.51.100.100"     # what DEFAULTALIAS names; joined at start (CA1)
+//! aliases = ["198.51.100.100", "198.51.100.101"]  # every alias this member may serve
+//! alias_config = "/etc/clu_alias.config"          # optional, applied at start
+//! socket = "/run/clua/member.sock"     # cluamgr socket (default)
+//! in_nolocal_ports = ["80/tcp"]        # optional, enforced with nftables
+//!
+//! [vxlan]                              # optional: the VXLAN device routers encapsulate to
+//! device = "vx0"
+//! vni = 42
+//! local = "192.0.2.141"
+//! mac = "02:00:00:00:02:01"
+//! dstport = 4789
+//! ```
+//!
+//! Unknown fields are errors; every problem is reported, each naming its field.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+use clua_ctl::model::{parse_mac, Mac, Proto};
+use clua_ctl::services::parse_port_proto;
+use serde::Deserialize;
+
+/// Where adverts go when a router entry has no port (the advert protocol's UDP port).
+pub const DEFAULT_ROUTER_PORT: u16 = 9471;
+/// The cluamgr socket of a member unless configured.
+pub const DEFAULT_MEMBER_SOCKET: &str = "/run/clua/member.sock";
+/// Allowed advert intervals.
+pub const INTERVAL_RANGE: core::ops::RangeInclusive<u32> = 100..=60_000;
+/// Default advert interval.
+pub const DEFAULT_INTERVAL_MS: u32 = 1000;
+
+/// The `[vxlan]` table: the VXLAN device the agent creates at start and deletes at exit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VxlanConfig {
+    /// Device name (at most 15 bytes).
+    pub device: String,
+    /// VXLAN network identifier, 0..2^24.
+    pub vni: u32,
+    /// Local tunnel endpoint (usually `address`).
+    pub local: Ipv4Addr,
+    /// The device's MAC (the inner destination MAC routers use).
+    pub mac: Mac,
+    /// UDP destination port (4789 unless set).
+    pub dstport: u16,
+}
+
+/// A validated member configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberConfig {
+    /// The member's name (the router's `[[member]] name`).
+    pub node: String,
+    /// Interconnect address; adverts are sent from it.
+    pub address: Ipv4Addr,
+    /// Routers to send adverts to.
+    pub routers: Vec<SocketAddrV4>,
+    /// The advert key file.
+    pub key_file: PathBuf,
+    /// Advert interval.
+    pub interval_ms: u32,
+    /// The default alias.
+    pub default_alias: Ipv4Addr,
+    /// Every alias address this member may serve (held on `lo` while the agent runs).
+    pub aliases: Vec<Ipv4Addr>,
+    /// A clu_alias.config applied at start.
+    pub alias_config: Option<PathBuf>,
+    /// The cluamgr socket.
+    pub socket: PathBuf,
+    /// The VXLAN device, if routers reach this member by VXLAN.
+    pub vxlan: Option<VxlanConfig>,
+    /// in_nolocal ports: refused unless addressed to an alias.
+    pub in_nolocal_ports: Vec<(u16, Proto)>,
+}
+
+/// A configuration error: the file and one line per problem, each naming its field.
+#[derive(Debug)]
+pub struct MemberConfigError {
+    /// The file.
+    pub file: String,
+    /// The problems.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for MemberConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {}", self.file, p)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for MemberConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    node: String,
+    address: String,
+    routers: Vec<String>,
+    key_file: PathBuf,
+    interval_ms: Option<u32>,
+    default_alias: String,
+    aliases: Vec<String>,
+    alias_config: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    vxlan: Option<RawVxlan>,
+    #[serde(default)]
+    in_nolocal_ports: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVxlan {
+    device: String,
+    vni: u32,
+    local: String,
+    mac: String,
+    dstport: Option<u16>,
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn addr(field: &str, s: &str, problems: &mut Vec<String>) -> Option<Ipv4Addr> {
+    match s.parse::<Ipv4Addr>() {
+        Ok(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => {
+            problems.push(format!(
+                "`{field}`: {a} is not a unicast address (expected a dotted quad)"
+            ));
+            None
+        }
+        Ok(a) => Some(a),
+        Err(_) => {
+            problems.push(format!(
+                "`{field}`: `{s}` is not an IPv4 address (expected a dotted quad)"
+            ));
+            None
+        }
+    }
+}
+
+impl MemberConfig {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<MemberConfig, MemberConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| MemberConfigError {
+            file: file.clone(),
+            problems: vec![format!("cannot read: {e}")],
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Validates the text of a configuration; `file` only names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<MemberConfig, MemberConfigError> {
+        let fail = |problems: Vec<String>| MemberConfigError {
+            file: file.to_string(),
+            problems,
+        };
+        let raw: Raw = toml::from_str(text)
+            .map_err(|e| fail(vec![e.to_string().trim_end().replace('\n', " ")]))?;
+        let mut p = Vec::new();
+        if !is_name(&raw.node) {
+            p.push(format!(
+                "`node`: `{}` is not a member name (1..=64 letters, digits, `-`, `_`, `.`)",
+                raw.node
+            ));
+        }
+        let address = addr("address", &raw.address, &mut p);
+        let mut routers = Vec::new();
+        if raw.routers.is_empty() {
+            p.push("`routers`: at least one router is needed (\"ADDRESS[:PORT]\")".into());
+        }
+        for r in &raw.routers {
+            let parsed = r
+                .parse::<SocketAddrV4>()
+                .ok()
+                .or_else(|| {
+                    r.parse::<Ipv4Addr>()
+                        .ok()
+                        .map(|a| SocketAddrV4::new(a, DEFAULT_ROUTER_PORT))
+                })
+                .filter(|s| s.port() != 0 && !s.ip().is_unspecified());
+            match parsed {
+                Some(s) if routers.contains(&s) => {
+                    p.push(format!("`routers`: `{r}` is listed twice"))
+                }
+                Some(s) => routers.push(s),
+                None => p.push(format!(
+                    "`routers`: `{r}` is not ADDRESS or ADDRESS:PORT (e.g. \"192.0.2.2:{DEFAULT_ROUTER_PORT}\")"
+                )),
+            }
+        }
+        let interval_ms = raw.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS);
+        if !INTERVAL_RANGE.contains(&interval_ms) {
+            p.push(format!(
+                "`interval_ms`: {interval_ms} is out of range {}..={}",
+                INTERVAL_RANGE.start(),
+                INTERVAL_RANGE.end()
+            ));
+        }
+        if raw.key_file.as_os_str().is_empty() {
+            p.push("`key_file`: empty path".into());
+        }
+        let mut aliases = Vec::new();
+        if raw.aliases.is_empty() {
+            p.push("`aliases`: at least one alias address is needed".into());
+        }
+        for a in &raw.aliases {
+            if let Some(a) = addr("aliases", a, &mut p) {
+                if aliases.contains(&a) {
+                    p.push(format!("`aliases`: {a} is listed twice"));
+                } else {
+                    aliases.push(a);
+                }
+            }
+        }
+        let default_alias = addr("default_alias", &raw.default_alias, &mut p);
+        if let Some(d) = default_alias {
+            if !raw.aliases.is_empty() && !aliases.contains(&d) {
+                p.push(format!(
+                    "`default_alias`: {d} is not one of `aliases` (every alias this member serves is listed there)"
+                ));
+            }
+        }
+        if let Some(a) = address {
+            if aliases.contains(&a) {
+                p.push(format!(
+                    "`address`: {a} is also an alias; adverts need the member's own address"
+                ));
+            }
+        }
+        let vxlan = raw.vxlan.as_ref().and_then(|v| {
+            let mut ok = true;
+            if v.device.is_empty()
+                || v.device.len() > 15
+                || !v
+                    .device
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                p.push(format!(
+                    "`vxlan.device`: `{}` is not an interface name (1..=15 letters, digits, `-`, `_`, `.`)",
+                    v.device
+                ));
+                ok = false;
+            }
+            if v.vni >= 1 << 24 {
+                p.push(format!(
+                    "`vxlan.vni`: {} is out of range 0..={}",
+                    v.vni,
+                    (1u32 << 24) - 1
+                ));
+                ok = false;
+            }
+            let local = addr("vxlan.local", &v.local, &mut p);
+            let mac = match parse_mac(&v.mac) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    p.push(format!("`vxlan.mac`: {e}"));
+                    None
+                }
+            };
+            let dstport = v.dstport.unwrap_or(4789);
+            if dstport == 0 {
+                p.push("`vxlan.dstport`: 0 is not a port (expected 1..=65535)".into());
+                ok = false;
+            }
+            Some(VxlanConfig {
+                device: v.device.clone(),
+                vni: v.vni,
+                local: local?,
+                mac: mac?,
+                dstport,
+            })
+            .filter(|_| ok)
+        });
+        let mut in_nolocal_ports = Vec::new();
+        for s in &raw.in_nolocal_ports {
+            match parse_port_proto(s) {
+                Ok(pp) if in_nolocal_ports.contains(&pp) => {
+                    p.push(format!("`in_nolocal_ports`: `{s}` is listed twice"))
+                }
+                Ok(pp) => in_nolocal_ports.push(pp),
+                Err(e) => p.push(format!("`in_nolocal_ports`: {e}")),
+            }
+        }
+        if !p.is_empty() {
+            return Err(fail(p));
+        }
+        Ok(MemberConfig {
+            node: raw.node,
+            address: address.expect("checked"),
+            routers,
+            key_file: raw.key_file,
+            interval_ms,
+            default_alias: default_alias.expect("checked"),
+            aliases,
+            alias_config: raw.alias_config,
+            socket: raw
+                .socket
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_MEMBER_SOCKET)),
+            vxlan,
+            in_nolocal_ports,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+node = "m1"
+address = "192.0.2.141"
+routers = ["192.0.2.2:9471", "192.0.2.3"]
+key_file = "/etc/clua/member.key"
+default_alias = "198.51.100.100"
+aliases = ["198.51.100.100", "198.51.100.101"]
+"#;
+
+    fn errs(extra: &str, base: &str) -> Vec<String> {
+        MemberConfig::parse(&format!("{base}{extra}"), "m.toml")
+            .unwrap_err()
+            .to_string()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn minimal_and_full() {
+        let c = MemberConfig::parse(MIN, "m.toml").unwrap();
+        assert_eq!(c.node, "m1");
+        assert_eq!(c.interval_ms, 1000);
+        assert_eq!(
+            c.routers,
+            vec![
+                "192.0.2.2:9471".parse().unwrap(),
+                "192.0.2.3:9471".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.socket, PathBuf::from("/run/clua/member.sock"));
+        assert!(c.vxlan.is_none() && c.in_nolocal_ports.is_empty() && c.alias_config.is_none());
+        let full = format!(
+            "{MIN}interval_ms = 250\nalias_config = \"/etc/clu_alias.config\"\nsocket = \"/tmp/m.sock\"\nin_nolocal_ports = [\"80/tcp\", \"53/udp\"]\n[vxlan]\ndevice = \"vx0\"\nvni = 42\nlocal = \"192.0.2.141\"\nmac = \"02:00:00:00:02:01\"\n"
+        );
+        let c = MemberConfig::parse(&full, "m.toml").unwrap();
+        assert_eq!(c.interval_ms, 250);
+        assert_eq!(c.in_nolocal_ports, vec![(80, Proto::Tcp), (53, Proto::Udp)]);
+        let v = c.vxlan.unwrap();
+        assert_eq!(
+            (v.device.as_str(), v.vni, v.dstport, v.mac),
+            ("vx0", 42, 4789, [2, 0, 0, 0, 2, 1])
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = errs("colour = 1\n", MIN);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains("unknown field `colour`"), "{e:?}");
+        let e = errs("", "node = \"m1\"\n");
+        assert!(e[0].contains("missing field `address`"), "{e:?}");
+        let e = errs(
+            "interval_ms = 50\nin_nolocal_ports = [\"80\"]\n",
+            &MIN.replace("\"m1\"", "\"m 1\"")
+                .replace("192.0.2.141", "192.0.2.300")
+                .replace("\"192.0.2.3\"", "\"192.0.2.2:9471\", \"x:1\"")
+                .replace(
+                    "default_alias = \"198.51.100.100\"",
+                    "default_alias = \"198.51.100.9\"",
+                ),
+        );
+        assert_eq!(
+            e,
+            vec![
+                "m.toml: `node`: `m 1` is not a member name (1..=64 letters, digits, `-`, `_`, `.`)",
+                "m.toml: `address`: `192.0.2.300` is not an IPv4 address (expected a dotted quad)",
+                "m.toml: `routers`: `192.0.2.2:9471` is listed twice",
+                "m.toml: `routers`: `x:1` is not ADDRESS or ADDRESS:PORT (e.g. \"192.0.2.2:9471\")",
+                "m.toml: `interval_ms`: 50 is out of range 100..=60000",
+                "m.toml: `default_alias`: 198.51.100.9 is not one of `aliases` (every alias this member serves is listed there)",
+                "m.toml: `in_nolocal_ports`: `80` is not PortNumber/ProtocolName (e.g. `7/tcp`)",
+            ]
+        );
+        let e = errs(
+            "[vxlan]\ndevice = \"a-very-long-device-name\"\nvni = 16777216\nlocal = \"x\"\nmac = \"02:00\"\ndstport = 0\n",
+            MIN,
+        );
+        assert_eq!(e.len(), 5, "{e:?}");
+        assert!(e[0].starts_with("m.toml: `vxlan.device`"), "{e:?}");
+        assert!(e[1].starts_with("m.toml: `vxlan.vni`: 16777216"), "{e:?}");
+        assert!(e[2].starts_with("m.toml: `vxlan.local`"), "{e:?}");
+        assert!(e[3].starts_with("m.toml: `vxlan.mac`"), "{e:?}");
+        assert!(e[4].starts_with("m.toml: `vxlan.dstport`"), "{e:?}");
+        let e = errs("", &MIN.replace("192.0.2.141", "198.51.100.101"));
+        assert_eq!(
+            e,
+            vec!["m.toml: `address`: 198.51.100.101 is also an alias; adverts need the member's own address"]
+        );
+        let e = errs(
+            "",
+            &MIN.replace("[\"198.51.100.100\", \"198.51.100.101\"]", "[]")
+                .replace("[\"192.0.2.2:9471\", \"192.0.2.3\"]", "[]"),
+        );
+        assert_eq!(
+            e,
+            vec![
+                "m.toml: `routers`: at least one router is needed (\"ADDRESS[:PORT]\")",
+                "m.toml: `aliases`: at least one alias address is needed"
+            ]
+        );
+    }
+}

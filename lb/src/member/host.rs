@@ -1,0 +1,265 @@
+//! Host preparation for a member: what the kernel needs so the member answers clients directly
+//! from an alias address (CA12), and its undoing.
+//!
+//! - every alias address on `lo` as a /32 (the member accepts traffic for it; routers, not the
+//!   member, answer ARP for it);
+//! - `net.ipv4.conf.all.arp_ignore=1` (answer ARP only for addresses on the receiving interface,
+//!   so never for the aliases on `lo`) and `arp_announce=2` (never use an alias as the source of
+//!   an ARP request);
+//! - with `[vxlan]`: the VXLAN device with the configured MAC, up, `rp_filter` 0 on it and on
+//!   `all` (decapsulated client packets arrive on the device while the route back to the client
+//!   leaves by another interface);
+//! - with `in_nolocal_ports`: an nftables table `clua_member` refusing those ports unless
+//!   addressed to an alias (TCP reset, UDP drop).
+//!
+//! [`HostGuard::prepare`] is idempotent (an address or device that is already there is used as
+//! it is and left in place at exit) and records what it changed; dropping the guard undoes it in
+//! reverse order, also when preparation failed half-way.
+
+use std::fmt;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use clua_ctl::model::Proto;
+
+use super::config::MemberConfig;
+
+/// The nftables table for in_nolocal ports.
+pub const NFT_TABLE: &str = "clua_member";
+
+/// A preparation step that failed.
+#[derive(Debug)]
+pub struct HostError(pub String);
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostError {}
+
+enum Undo {
+    Addr(Ipv4Addr),
+    Sysctl { path: PathBuf, old: String },
+    Link(String),
+    NftTable,
+}
+
+/// What [`HostGuard::prepare`] changed; undone on drop.
+pub struct HostGuard {
+    undo: Vec<Undo>,
+    /// Alias addresses that were on `lo` already (left there at exit).
+    pub already_present: Vec<Ipv4Addr>,
+}
+
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("`{program} {}`: {e}", args.join(" ")))?;
+    if let (Some(text), Some(mut si)) = (stdin, child.stdin.take()) {
+        let _ = si.write_all(text.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("`{program} {}`: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    run("ip", args, None)
+}
+
+/// Whether `nft` can be run here.
+pub fn nft_available() -> bool {
+    Command::new("nft")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The nftables script for in_nolocal ports: connections to those ports are refused unless
+/// addressed to one of `aliases`.
+pub fn nft_script(aliases: &[Ipv4Addr], ports: &[(u16, Proto)]) -> String {
+    let set = aliases
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut s = format!(
+        "table ip {NFT_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n"
+    );
+    for (port, proto) in ports {
+        match proto {
+            Proto::Tcp => s.push_str(&format!(
+                "    ip daddr != {{ {set} }} tcp dport {port} reject with tcp reset\n"
+            )),
+            Proto::Udp => s.push_str(&format!(
+                "    ip daddr != {{ {set} }} udp dport {port} drop\n"
+            )),
+        }
+    }
+    s.push_str("  }\n}\n");
+    s
+}
+
+fn sysctl_path(name: &str) -> PathBuf {
+    PathBuf::from("/proc/sys").join(name.replace('.', "/"))
+}
+
+impl HostGuard {
+    fn set_sysctl(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        let path = sysctl_path(name);
+        let old = std::fs::read_to_string(&path)
+            .map_err(|e| HostError(format!("reading {}: {e}", path.display())))?;
+        let old = old.trim().to_string();
+        if old == value {
+            return Ok(());
+        }
+        std::fs::write(&path, value)
+            .map_err(|e| HostError(format!("writing {value} to {}: {e}", path.display())))?;
+        self.undo.push(Undo::Sysctl { path, old });
+        Ok(())
+    }
+
+    /// Prepares the host for `cfg`. On an error, what was done so far is undone before the error
+    /// is returned.
+    pub fn prepare(cfg: &MemberConfig) -> Result<HostGuard, HostError> {
+        if !cfg.in_nolocal_ports.is_empty() && !nft_available() {
+            return Err(HostError(
+                "`in_nolocal_ports` is enforced with nftables, but `nft` cannot be run here (install the nftables package, or remove the list)".into(),
+            ));
+        }
+        let mut g = HostGuard {
+            undo: Vec::new(),
+            already_present: Vec::new(),
+        };
+        ip(&["link", "set", "lo", "up"]).map_err(HostError)?;
+        for a in &cfg.aliases {
+            let cidr = format!("{a}/32");
+            match ip(&["addr", "add", &cidr, "dev", "lo"]) {
+                Ok(()) => g.undo.push(Undo::Addr(*a)),
+                Err(e) if e.contains("File exists") => g.already_present.push(*a),
+                Err(e) => return Err(HostError(e)),
+            }
+        }
+        g.set_sysctl("net.ipv4.conf.all.arp_ignore", "1")?;
+        g.set_sysctl("net.ipv4.conf.all.arp_announce", "2")?;
+        if let Some(v) = &cfg.vxlan {
+            if ip(&["link", "show", "dev", &v.device]).is_err() {
+                let mac = clua_ctl::model::fmt_mac(&v.mac);
+                ip(&[
+                    "link",
+                    "add",
+                    &v.device,
+                    "address",
+                    &mac,
+                    "type",
+                    "vxlan",
+                    "id",
+                    &v.vni.to_string(),
+                    "local",
+                    &v.local.to_string(),
+                    "dstport",
+                    &v.dstport.to_string(),
+                    "nolearning",
+                ])
+                .map_err(HostError)?;
+                g.undo.push(Undo::Link(v.device.clone()));
+            }
+            ip(&["link", "set", &v.device, "up"]).map_err(HostError)?;
+            g.set_sysctl(&format!("net.ipv4.conf.{}.rp_filter", v.device), "0")?;
+            g.set_sysctl("net.ipv4.conf.all.rp_filter", "0")?;
+        }
+        if !cfg.in_nolocal_ports.is_empty() {
+            // Replace a table left by an agent that crashed.
+            let _ = run("nft", &["delete", "table", "ip", NFT_TABLE], None);
+            run(
+                "nft",
+                &["-f", "-"],
+                Some(&nft_script(&cfg.aliases, &cfg.in_nolocal_ports)),
+            )
+            .map_err(HostError)?;
+            g.undo.push(Undo::NftTable);
+        }
+        Ok(g)
+    }
+
+    /// Undoes everything, newest first; returns the steps that failed (it goes on after one).
+    pub fn undo(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        while let Some(u) = self.undo.pop() {
+            let r = match u {
+                Undo::Addr(a) => ip(&["addr", "del", &format!("{a}/32"), "dev", "lo"]),
+                Undo::Sysctl { path, old } => std::fs::write(&path, &old)
+                    .map_err(|e| format!("restoring {} to {old}: {e}", path.display())),
+                Undo::Link(d) => ip(&["link", "del", "dev", &d]),
+                Undo::NftTable => run("nft", &["delete", "table", "ip", NFT_TABLE], None),
+            };
+            if let Err(e) = r {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}
+
+impl Drop for HostGuard {
+    fn drop(&mut self) {
+        for e in self.undo() {
+            eprintln!("aliasd-member: undoing host preparation: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nft_script_shape() {
+        let s = nft_script(
+            &[
+                Ipv4Addr::new(198, 51, 100, 100),
+                Ipv4Addr::new(198, 51, 100, 101),
+            ],
+            &[(80, Proto::Tcp), (53, Proto::Udp)],
+        );
+        assert_eq!(
+            s,
+            "table ip clua_member {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    ip daddr != { 198.51.100.100, 198.51.100.101 } tcp dport 80 reject with tcp reset
+    ip daddr != { 198.51.100.100, 198.51.100.101 } udp dport 53 drop
+  }
+}
+"
+        );
+        assert_eq!(
+            sysctl_path("net.ipv4.conf.all.arp_ignore"),
+            PathBuf::from("/proc/sys/net/ipv4/conf/all/arp_ignore")
+        );
+    }
+}
