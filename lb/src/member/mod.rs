@@ -61,9 +61,77 @@ pub mod advert {
     }
 
     impl AdvertRepr {
-        /// Stand-in encoding: a text line.
-        pub fn emit_signed(&self, _key: &[u8]) -> Result<Vec<u8>, String> {
-            Ok(format!("{self:?}").into_bytes())
+        /// Stand-in encoding: one text line, the key appended.
+        pub fn emit_signed(&self, key: &[u8]) -> Result<Vec<u8>, String> {
+            let al: Vec<String> = self
+                .aliases
+                .iter()
+                .map(|a| format!("{},{},{},{}", a.addr, a.joined as u8, a.selw, a.selp))
+                .collect();
+            let po: Vec<String> = self
+                .ports
+                .iter()
+                .map(|(p, n)| format!("{}/{n}", p.name()))
+                .collect();
+            let mut v = format!(
+                "{} {} {} {} {} {} {}|",
+                self.kind == AdvertKind::Goodbye,
+                self.node,
+                self.boot_id,
+                self.seq,
+                self.interval_ms,
+                al.join(";"),
+                po.join(";")
+            )
+            .into_bytes();
+            v.extend_from_slice(key);
+            Ok(v)
+        }
+
+        /// Stand-in decoding.
+        pub fn parse_signed(b: &[u8], key: &[u8]) -> Result<AdvertRepr, String> {
+            let s = String::from_utf8_lossy(b).into_owned();
+            let (body, k) = s.split_once('|').ok_or("no key")?;
+            if k.as_bytes() != key {
+                return Err("bad key".into());
+            }
+            let f: Vec<&str> = body.split(' ').collect();
+            let bad = |_| "bad".to_string();
+            Ok(AdvertRepr {
+                kind: if f[0] == "true" {
+                    AdvertKind::Goodbye
+                } else {
+                    AdvertKind::Advert
+                },
+                node: f[1].into(),
+                boot_id: f[2].parse().map_err(bad)?,
+                seq: f[3].parse().map_err(bad)?,
+                interval_ms: f[4].parse().map_err(bad)?,
+                aliases: f[5]
+                    .split(';')
+                    .filter(|x| !x.is_empty())
+                    .map(|a| {
+                        let p: Vec<&str> = a.split(',').collect();
+                        AliasEntry {
+                            addr: p[0].parse().unwrap(),
+                            joined: p[1] == "1",
+                            selw: p[2].parse().unwrap(),
+                            selp: p[3].parse().unwrap(),
+                        }
+                    })
+                    .collect(),
+                ports: f[6]
+                    .split(';')
+                    .filter(|x| !x.is_empty())
+                    .map(|p| {
+                        let (a, n) = p.split_once('/').unwrap();
+                        (
+                            if a == "tcp" { Proto::Tcp } else { Proto::Udp },
+                            n.parse().unwrap(),
+                        )
+                    })
+                    .collect(),
+            })
         }
     }
 

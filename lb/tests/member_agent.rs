@@ -1,0 +1,410 @@
+//! The member agent (`aliasd --member-config FILE`): configuration errors, and an agent run in a
+//! throwaway network namespace (`clmt-<pid>-*`, deleted even when the test fails) with a UDP
+//! receiver standing in for a router at 192.0.2.2:9471.
+//!
+//! The namespace test needs root and iproute2; without them it says so and passes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use clua_ctl::model::Proto;
+
+const ALIASD: &str = env!("CARGO_BIN_EXE_aliasd");
+const ALIAS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+const ALIAS2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 101);
+const MEMBER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 141);
+const KEY: &[u8] = b"clua member agent test key, 32+ bytes long";
+
+/// What the test reads out of one advert.
+#[derive(Debug)]
+struct Seen {
+    goodbye: bool,
+    node: String,
+    seq: u64,
+    /// (addr, joined, selw, selp)
+    aliases: Vec<(Ipv4Addr, bool, u32, u32)>,
+    ports: Vec<(Proto, u16)>,
+}
+
+/// Decodes and verifies one datagram.
+fn decode(bytes: &[u8]) -> Seen {
+    use clua_lb::member::advert::{AdvertKind, AdvertRepr};
+    let a: AdvertRepr = AdvertRepr::parse_signed(bytes, KEY).expect("a valid signed advert");
+    Seen {
+        goodbye: a.kind == AdvertKind::Goodbye,
+        node: a.node.clone(),
+        seq: a.seq,
+        aliases: a
+            .aliases
+            .iter()
+            .map(|e| (e.addr, e.joined, e.selw, e.selp))
+            .collect(),
+        ports: a.ports.clone(),
+    }
+}
+
+/// Writes `key` in the key file format.
+fn write_key(path: &Path, key: &[u8]) {
+    std::fs::write(path, key).unwrap();
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("clmt-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let key = dir.join("member.key");
+    write_key(&key, KEY);
+    let p = dir.join("member.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"node = "m1"
+address = "{MEMBER}"
+routers = ["192.0.2.2:9471"]
+key_file = "{}"
+interval_ms = 200
+default_alias = "{ALIAS}"
+aliases = ["{ALIAS}", "{ALIAS2}"]
+socket = "{}"
+{extra}"#,
+            key.display(),
+            dir.join("member.sock").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn configuration_errors_name_the_field() {
+    let dir = tmpdir("cfg");
+    let p = dir.join("bad.toml");
+    std::fs::write(
+        &p,
+        "node = \"m1\"\naddress = \"192.0.2.141\"\nrouters = [\"192.0.2.2:9471\"]\nkey_file = \"/k\"\ninterval_ms = 5\ndefault_alias = \"198.51.100.100\"\naliases = [\"198.51.100.100\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(ALIASD)
+        .args(["--member-config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`interval_ms`: 5 is out of range 100..=60000"),
+        "{err}"
+    );
+    std::fs::write(&p, "node = \"m1\"\nwhatever = 1\n").unwrap();
+    let out = Command::new(ALIASD)
+        .args(["--member-config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field `whatever`"), "{err}");
+    // --check on a good file.
+    let good = write_config(&dir, "");
+    let out = Command::new(ALIASD)
+        .args(["--member-config", good.to_str().unwrap(), "--check"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // --config and --member-config exclude each other.
+    let out = Command::new(ALIASD)
+        .args(["--member-config", "a", "--config", "b"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        sh(&["ip", "netns", "add", &name]);
+        Netns(name)
+    }
+    fn exec(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).args(args);
+        c
+    }
+    fn out(&self, args: &[&str]) -> String {
+        let o = self.exec(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A child process killed on drop.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sh(args: &[&str]) {
+    let s = Command::new(args[0]).args(&args[1..]).status().unwrap();
+    assert!(s.success(), "{args:?}");
+}
+
+fn can_run() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    let tools = ["ip", "python3"].iter().all(|t| {
+        Command::new(t)
+            .arg(if *t == "ip" { "-V" } else { "--version" })
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    root && tools
+}
+
+/// Lines of a child's stream, through a channel (so reads can time out).
+fn lines(r: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(r).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_line(rx: &Receiver<String>, what: &str, mut pred: impl FnMut(&str) -> bool) -> String {
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) if pred(&l) => return l,
+            Ok(l) => seen.push(l),
+            Err(_) => break,
+        }
+    }
+    panic!("timed out waiting for {what}; saw:\n{}", seen.join("\n"));
+}
+
+/// The next advert from the receiver: (source address, content).
+fn next_advert(rx: &Receiver<String>, mut pred: impl FnMut(&Seen) -> bool) -> (String, Seen) {
+    let mut found = None;
+    wait_line(rx, "an advert", |l| {
+        let Some((src, hex)) = l.split_once(' ') else {
+            return false;
+        };
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let s = decode(&bytes);
+        if pred(&s) {
+            found = Some((src.to_string(), s));
+            true
+        } else {
+            false
+        }
+    });
+    found.unwrap()
+}
+
+const RECEIVER: &str = r#"
+import socket, sys
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.bind(("192.0.2.2", 9471))
+t = socket.socket()
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("0.0.0.0", 8080)); t.listen()
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", 9090)); l.listen()
+print("receiver ready", flush=True)
+while True:
+    d, a = r.recvfrom(65535)
+    print(a[0], d.hex(), flush=True)
+"#;
+
+fn lo_addrs(ns: &Netns) -> String {
+    ns.out(&["ip", "-4", "-o", "addr", "show", "dev", "lo"])
+}
+
+#[test]
+fn agent_in_a_namespace() {
+    if !can_run() {
+        eprintln!("skipped: needs root, iproute2 and python3");
+        return;
+    }
+    let ns = Netns::new(format!("clmt-{}", std::process::id()));
+    let dir = tmpdir("ns");
+    ns.out(&["ip", "link", "set", "lo", "up"]);
+    ns.out(&[
+        "ip", "link", "add", "name", "ic0", "type", "veth", "peer", "name", "ic1",
+    ]);
+    ns.out(&["ip", "link", "set", "ic1", "up"]);
+    ns.out(&["ip", "addr", "add", "192.0.2.141/24", "dev", "ic0"]);
+    ns.out(&["ip", "addr", "add", "192.0.2.2/24", "dev", "ic0"]);
+    ns.out(&["ip", "link", "set", "ic0", "up"]);
+    let vx = format!("clmtvx{}", std::process::id() % 100_000);
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "[vxlan]\ndevice = \"{vx}\"\nvni = 42\nlocal = \"192.0.2.141\"\nmac = \"02:00:00:00:02:01\"\ndstport = 4789\n"
+        ),
+    );
+    let before_arp_ignore = ns.out(&["cat", "/proc/sys/net/ipv4/conf/all/arp_ignore"]);
+
+    let mut recv = ns
+        .exec(&["python3", "-u", "-c", RECEIVER])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let recv_lines = lines(recv.stdout.take().unwrap());
+    let _recv = Kill(recv);
+    wait_line(&recv_lines, "the receiver", |l| l == "receiver ready");
+
+    let mut agent = ns
+        .exec(&[ALIASD, "--member-config", cfg.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let agent_pid = agent.id();
+    let agent_err = lines(agent.stderr.take().unwrap());
+    let mut agent = Kill(agent);
+    wait_line(&agent_err, "aliasd-member: ready", |l| {
+        l == "aliasd-member: ready"
+    });
+
+    // Host preparation.
+    let lo = lo_addrs(&ns);
+    assert!(lo.contains("198.51.100.100/32"), "{lo}");
+    assert!(lo.contains("198.51.100.101/32"), "{lo}");
+    assert_eq!(
+        ns.out(&["cat", "/proc/sys/net/ipv4/conf/all/arp_ignore"])
+            .trim(),
+        "1"
+    );
+    assert_eq!(
+        ns.out(&["cat", "/proc/sys/net/ipv4/conf/all/arp_announce"])
+            .trim(),
+        "2"
+    );
+    let link = ns.out(&["ip", "-d", "link", "show", "dev", &vx]);
+    assert!(link.contains("02:00:00:00:02:01"), "{link}");
+    assert!(link.contains("vxlan id 42"), "{link}");
+    assert_eq!(
+        ns.out(&["cat", &format!("/proc/sys/net/ipv4/conf/{vx}/rp_filter")])
+            .trim(),
+        "0"
+    );
+
+    // Adverts: the default alias joined, the other listed not joined; the wildcard listener on
+    // 8080 is reported, the one on 127.0.0.1:9090 is not.
+    let (src, a) = next_advert(&recv_lines, |_| true);
+    assert_eq!(src, "192.0.2.141");
+    assert_eq!(a.node, "m1");
+    assert!(!a.goodbye);
+    assert_eq!(
+        a.aliases,
+        vec![(ALIAS, true, 1, 1), (ALIAS2, false, 1, 1)],
+        "{a:?}"
+    );
+    assert!(a.ports.contains(&(Proto::Tcp, 8080)), "{a:?}");
+    assert!(!a.ports.iter().any(|&(_, p)| p == 9090), "{a:?}");
+    let (_, b) = next_advert(&recv_lines, |_| true);
+    assert!(b.seq > a.seq);
+
+    // cluamgr on the member changes the next advert at once.
+    let sock = dir.join("member.sock");
+    let cluamgr = Path::new(ALIASD).with_file_name("cluamgr");
+    let t0 = Instant::now();
+    if cluamgr.exists() {
+        let o = Command::new(&cluamgr)
+            .args([
+                "--socket",
+                sock.to_str().unwrap(),
+                "-a",
+                "alias=198.51.100.100,selw=5",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        let o = Command::new(&cluamgr)
+            .args([
+                "--socket",
+                sock.to_str().unwrap(),
+                "-a",
+                "alias=198.51.100.100,rpri=5",
+            ])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{o:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("router attribute")
+                || String::from_utf8_lossy(&o.stdout).contains("router attribute"),
+            "{o:?}"
+        );
+    } else {
+        let req = clua_ctl::protocol::Request {
+            command: clua_ctl::command::parse_args(["-a", "alias=198.51.100.100,selw=5"]).unwrap(),
+        };
+        let r = clua_ctl::protocol::call(&sock, &req, Duration::from_secs(5)).unwrap();
+        assert!(r.ok, "{r:?}");
+    }
+    let (_, c) = next_advert(&recv_lines, |s| s.aliases.first().is_some_and(|a| a.2 == 5));
+    assert_eq!(c.aliases[0], (ALIAS, true, 5, 1));
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "the change is advertised promptly"
+    );
+
+    // SIGTERM: a goodbye, then the host is as before.
+    sh(&["kill", "-TERM", &agent_pid.to_string()]);
+    let (_, g) = next_advert(&recv_lines, |s| s.goodbye);
+    assert!(g.seq > c.seq);
+    let status = agent.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let lo = lo_addrs(&ns);
+    assert!(!lo.contains("198.51.100.10"), "{lo}");
+    assert_eq!(
+        ns.out(&["cat", "/proc/sys/net/ipv4/conf/all/arp_ignore"]),
+        before_arp_ignore
+    );
+    assert!(ns
+        .exec(&["ip", "link", "show", "dev", &vx])
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| !s.success()));
+    assert!(!sock.exists(), "the cluamgr socket is removed");
+    let _ = std::io::stderr().flush();
+    drop(ns);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
