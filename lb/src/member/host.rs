@@ -262,4 +262,31 @@ mod tests {
             PathBuf::from("/proc/sys/net/ipv4/conf/all/arp_ignore")
         );
     }
+
+    #[test]
+    fn in_nolocal_without_nft_is_refused_before_touching_the_host() {
+        if nft_available() {
+            return;
+        }
+        let cfg = MemberConfig::parse(
+            r#"
+node = "m1"
+address = "192.0.2.141"
+routers = ["192.0.2.2"]
+key_file = "/k"
+default_alias = "198.51.100.100"
+aliases = ["198.51.100.100"]
+in_nolocal_ports = ["80/tcp"]
+"#,
+            "m.toml",
+        )
+        .unwrap();
+        let e = HostGuard::prepare(&cfg).err().unwrap();
+        assert!(
+            e.0.starts_with(
+                "`in_nolocal_ports` is enforced with nftables, but `nft` cannot be run here"
+            ),
+            "{e}"
+        );
+    }
 }
