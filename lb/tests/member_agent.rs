@@ -325,6 +325,20 @@ fn agent_in_a_namespace() {
         "0"
     );
 
+    // A second agent on the same configuration finds the host prepared (idempotent), fails on
+    // the busy cluamgr socket, and leaves the first agent's preparation in place.
+    let o = ns
+        .exec(&[ALIASD, "--member-config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is in use by a running aliasd"),
+        "{o:?}"
+    );
+    assert_eq!(lo_addrs(&ns), lo);
+    assert!(ns.out(&["ip", "link", "show", "dev", &vx]).contains(&vx));
+
     // Adverts: the default alias joined, the other listed not joined; the wildcard listener on
     // 8080 is reported, the one on 127.0.0.1:9090 is not.
     let (src, a) = next_advert(&recv_lines, |_| true);

@@ -89,6 +89,42 @@ fn ip(args: &[&str]) -> Result<(), String> {
     run("ip", args, None)
 }
 
+/// The IPv4 addresses on `lo` (any prefix length).
+fn lo_addrs() -> Result<Vec<Ipv4Addr>, String> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", "lo"])
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("`ip -4 -o addr show dev lo`: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`ip -4 -o addr show dev lo` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(parse_inet(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The addresses of `inet ADDR/LEN` words in `ip -o addr` output.
+fn parse_inet(text: &str) -> Vec<Ipv4Addr> {
+    let mut v = Vec::new();
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        while let Some(x) = w.next() {
+            if x == "inet" {
+                if let Some(a) = w
+                    .next()
+                    .and_then(|c| c.split('/').next())
+                    .and_then(|a| a.parse().ok())
+                {
+                    v.push(a);
+                }
+            }
+        }
+    }
+    v
+}
+
 /// Whether `nft` can be run here.
 pub fn nft_available() -> bool {
     Command::new("nft")
@@ -156,13 +192,14 @@ impl HostGuard {
             already_present: Vec::new(),
         };
         ip(&["link", "set", "lo", "up"]).map_err(HostError)?;
+        let present = lo_addrs().map_err(HostError)?;
         for a in &cfg.aliases {
-            let cidr = format!("{a}/32");
-            match ip(&["addr", "add", &cidr, "dev", "lo"]) {
-                Ok(()) => g.undo.push(Undo::Addr(*a)),
-                Err(e) if e.contains("File exists") => g.already_present.push(*a),
-                Err(e) => return Err(HostError(e)),
+            if present.contains(a) {
+                g.already_present.push(*a);
+                continue;
             }
+            ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"]).map_err(HostError)?;
+            g.undo.push(Undo::Addr(*a));
         }
         g.set_sysctl("net.ipv4.conf.all.arp_ignore", "1")?;
         g.set_sysctl("net.ipv4.conf.all.arp_announce", "2")?;
@@ -260,6 +297,17 @@ mod tests {
         assert_eq!(
             sysctl_path("net.ipv4.conf.all.arp_ignore"),
             PathBuf::from("/proc/sys/net/ipv4/conf/all/arp_ignore")
+        );
+    }
+
+    #[test]
+    fn ip_o_addr_output() {
+        let t = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever
+1: lo    inet 198.51.100.100/32 scope global lo\\       valid_lft forever preferred_lft forever
+";
+        assert_eq!(
+            parse_inet(t),
+            vec![Ipv4Addr::LOCALHOST, Ipv4Addr::new(198, 51, 100, 100)]
         );
     }
 
