@@ -398,3 +398,33 @@ fn refusals_are_rate_limited_per_core_and_refill_with_time() {
     );
     assert_eq!(CoreCounters::get(&p.counters().refusals_sent), 0);
 }
+
+/// Two-choice connection table: a table at half its capacity evicts no live flow (an eviction
+/// may re-select an established TCP connection to another member); past capacity it evicts,
+/// and every eviction is counted.
+#[test]
+fn half_full_connection_table_evicts_no_live_flow() {
+    let cfg = PipelineConfig {
+        conn_capacity: 1 << 16,
+        ..Default::default()
+    };
+    let mut p = pipeline(cfg, topology());
+    let n = 1u32 << 15;
+    let got = send(&mut p, 1000, &syns(80, 0..n));
+    assert!(got.iter().all(|r| r.is_ok()));
+    let c = p.counters().clone();
+    assert_eq!(CoreCounters::get(&c.conn_inserts), n as u64);
+    assert_eq!(CoreCounters::get(&c.conn_evictions), 0);
+    // Every flow still goes to the member it was given.
+    let again = send(&mut p, 1001, &acks(80, 0..n, ACK));
+    assert_eq!(again, got);
+    assert_eq!(CoreCounters::get(&c.conn_hits), n as u64);
+    // 150 % of capacity: evictions, each one counted.
+    send(&mut p, 1002, &syns(80, n..n * 4));
+    let evictions = CoreCounters::get(&c.conn_evictions);
+    assert!(evictions >= (n as u64) * 2, "{evictions} evictions");
+    assert_eq!(
+        p.selector().conns().live(1002) as u64,
+        CoreCounters::get(&c.conn_inserts) - evictions
+    );
+}
