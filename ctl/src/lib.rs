@@ -2,6 +2,7 @@
 //! the packets the router answers itself (ARP for aliases, ICMP echo in alias context).
 #![forbid(unsafe_code)]
 
+pub mod advert;
 pub mod alias_config;
 pub mod apply;
 pub mod arp;
