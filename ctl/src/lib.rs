@@ -8,6 +8,7 @@ pub mod apply;
 pub mod arp;
 pub mod command;
 pub mod icmp;
+pub mod keyfile;
 pub mod listen;
 pub mod member_state;
 pub mod model;
