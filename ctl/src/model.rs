@@ -660,6 +660,9 @@ impl Cluster {
                     ipv4: m.address,
                     encap: m.encap,
                     up: m.up,
+                    // Set by member adverts (issue 4); until then every member is eligible
+                    // for every port.
+                    listening: None,
                 })
             })
             .collect();

@@ -35,6 +35,8 @@ fn snapshot() -> Arc<Snapshot> {
                 ipv4: Ipv4Addr::new(192, 0, 2, 10 + id as u8),
                 encap,
                 up: id != 3,
+                // m1 reports listening on tcp/80 and udp/53 only: per-port schedules.
+                listening: (id == 1).then(|| vec![(6, 80), (17, 53)].into_boxed_slice()),
             })
         };
         let vx = Encap::Vxlan { vni: 42, inner_mac: [2, 0, 0, 0, 2, 0x81], udp_port: 4789 };

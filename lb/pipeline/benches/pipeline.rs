@@ -49,6 +49,7 @@ fn snapshot(encap: Encap) -> Snapshot {
                 ipv4: Ipv4Addr::new(192, 0, 2, 10 + i as u8),
                 encap,
                 up: true,
+                listening: None,
             })
         })
         .collect();

@@ -28,8 +28,8 @@ pub mod worker;
 
 pub use buf::{PacketBuf, VecBuf};
 pub use snapshot::{
-    Alias, AliasId, AliasMember, Encap, Member, MemberId, PortId, PortInfo, PortRole, ServiceMode,
-    Snapshot,
+    Alias, AliasId, AliasMember, Encap, Member, MemberId, PortId, PortInfo, PortRole, PortSchedule,
+    ScheduleRef, ServiceMode, Snapshot,
 };
 pub use verdict::{CoreCounters, DropReason, PuntReason, Verdict};
 pub use worker::{Pipeline, PipelineConfig};

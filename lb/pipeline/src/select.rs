@@ -9,27 +9,32 @@
 //! - **TCP** (in_single and in_multi): a connection-table hit whose member still exists and is
 //!   up keeps that member ("existing TCP/IP connection: forward to the owning member") and
 //!   refreshes the entry's expiry (the idle timeout, or the closing timeout once FIN or RST has
-//!   been seen on the flow). Otherwise a member is picked — in_multi: the alias's weighted
-//!   round-robin schedule at the alias's cursor, which then advances (each member gets `selw`
-//!   consecutive connections per turn, only the highest selp tier with an up member is in the
-//!   schedule); in_single: the alias's `single_active` member — and the flow is inserted into
-//!   the table. A **non-SYN miss is selected and inserted too**: after a router restart (or a
+//!   been seen on the flow). Otherwise a member is picked from the alias's schedule for the
+//!   packet's (proto, port) ([`Alias::schedule`](crate::snapshot::Alias::schedule): only
+//!   members that are up, listening on the port (CA7) or not reporting listens, and in the
+//!   highest selp tier among those) — in_multi: the schedule's weighted round robin at its
+//!   cursor, which then advances (each member gets `selw` consecutive connections per turn);
+//!   in_single: the schedule's `single_active` member — and the flow is inserted into the
+//!   table. A **non-SYN miss is selected and inserted too**: after a router restart (or a
 //!   table eviction) established flows are re-spread by the round robin and may land on a
 //!   member that does not know them (it answers RST). Consistent hashing (Maglev) over the
 //!   schedule would keep most of them; that is a later step.
-//! - **UDP**: in_multi is per-datagram weighted round robin with no table entry (seed 002:
-//!   "each packet might go to a different alias member"); in_single goes to `single_active`.
+//! - **UDP**: in_multi is per-datagram weighted round robin over the port's schedule with no
+//!   table entry (seed 002: "each packet might go to a different alias member"); in_single
+//!   goes to the port's `single_active`.
 //!
 //! No member (empty schedule, no active member) → [`DropReason::NoMember`].
 //!
 //! A table hit is honoured while the member exists in the snapshot and is up; membership of
-//! the alias is not re-checked per packet, so a member that leaves an alias but stays up keeps
-//! its established flows until they go idle (SC4-style graceful drain).
+//! the alias and listening on the port are not re-checked per packet, so a member that leaves
+//! an alias or stops listening but stays up keeps its established flows until they go idle
+//! (SC4-style graceful drain).
 //!
-//! Round-robin cursors are per core and per alias; the schedules are per alias, so every core
-//! gives the same proportions. They survive snapshot swaps that keep the alias set (a member
-//! going up or down only changes the schedule) and are reset when aliases are added, removed or
-//! renumbered.
+//! Round-robin cursors are per core and per schedule (one per alias for its default schedule,
+//! one per reported port schedule); the schedules are in the snapshot, so every core gives the
+//! same proportions. They survive snapshot swaps that keep the alias set (a member going up or
+//! down only changes the schedules; port-schedule cursors also need the same reported ports)
+//! and are reset when aliases are added, removed or renumbered.
 
 use crate::classify::{PacketMeta, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::conntrack::{ConnTable, InsertOutcome};
@@ -75,7 +80,7 @@ impl Selector {
     pub fn new(conn_capacity: usize, timeouts: Timeouts, snapshot: &Snapshot) -> Self {
         Selector {
             conns: ConnTable::new(conn_capacity),
-            cursors: vec![0; snapshot.aliases.len()],
+            cursors: vec![0; snapshot.cursor_count()],
             timeouts,
             sink: 0,
         }
@@ -91,14 +96,17 @@ impl Selector {
         &mut self.conns
     }
 
-    /// The round-robin cursor of each alias (index into its `multi_schedule`).
+    /// The round-robin cursors (indexes into their schedules): alias `i`'s default schedule
+    /// uses `cursors()[i]`, its port schedules those after the aliases' (see
+    /// [`Snapshot::cursor_count`]).
     pub fn cursors(&self) -> &[u32] {
         &self.cursors
     }
 
     /// Adapts to a new snapshot (between bursts; may allocate). Keeps the connection table.
-    /// Cursors are kept when the aliases are the same (name and address, in order) and reset
-    /// otherwise.
+    /// The aliases' default cursors are kept when the aliases are the same (name and address,
+    /// in order), and the port-schedule cursors when, in addition, every alias has schedules
+    /// for the same (proto, port) pairs; the others are reset.
     pub fn on_snapshot(&mut self, old: &Snapshot, new: &Snapshot) {
         let same = old.aliases.len() == new.aliases.len()
             && old
@@ -106,10 +114,20 @@ impl Selector {
                 .iter()
                 .zip(&new.aliases)
                 .all(|(a, b)| a.addr == b.addr && a.name == b.name);
+        let same_ports = same
+            && old.aliases.iter().zip(&new.aliases).all(|(a, b)| {
+                a.port_schedules.len() == b.port_schedules.len()
+                    && a.port_schedules
+                        .iter()
+                        .zip(b.port_schedules.iter())
+                        .all(|(x, y)| (x.proto, x.port) == (y.proto, y.port))
+            });
         if !same {
             self.cursors.clear();
-            self.cursors.resize(new.aliases.len(), 0);
+        } else if !same_ports {
+            self.cursors.truncate(new.aliases.len());
         }
+        self.cursors.resize(new.cursor_count(), 0);
     }
 
     /// Starts loading the connection-table bucket of every TCP packet in `live` (a bit mask
@@ -129,11 +147,23 @@ impl Selector {
         self.sink = core::hint::black_box(sink);
     }
 
-    /// The next member of an alias's in_multi schedule; advances the cursor.
+    /// The member for new traffic to `(proto, port)` of an alias: for in_multi the next one of
+    /// the port's schedule (advancing its cursor), else the port's active member.
     #[inline]
-    fn next_multi(&mut self, snap: &Snapshot, alias: usize) -> Option<MemberId> {
-        let schedule = &snap.aliases.get(alias)?.multi_schedule;
-        let cursor = self.cursors.get_mut(alias)?;
+    fn pick(
+        &mut self,
+        snap: &Snapshot,
+        alias: usize,
+        mode: ServiceMode,
+        proto: u8,
+        port: u16,
+    ) -> Option<MemberId> {
+        let s = snap.aliases.get(alias)?.schedule(proto, port);
+        if mode != ServiceMode::InMulti {
+            return s.single_active;
+        }
+        let schedule = s.multi;
+        let cursor = self.cursors.get_mut(s.cursor)?;
         let len = schedule.len() as u32;
         if len == 0 {
             return None;
@@ -169,11 +199,7 @@ impl Selector {
             };
         }
         if key.proto != protocol::TCP {
-            let pick = match mode {
-                ServiceMode::InMulti => self.next_multi(snap, alias),
-                _ => snap.aliases.get(alias).and_then(|a| a.single_active),
-            };
-            return match pick {
+            return match self.pick(snap, alias, mode, key.proto, key.dst_port) {
                 Some(member) => Selection::Member {
                     member,
                     new_flow: mode == ServiceMode::InMulti,
@@ -200,11 +226,7 @@ impl Selector {
                 };
             }
         }
-        let pick = match mode {
-            ServiceMode::InMulti => self.next_multi(snap, alias),
-            _ => snap.aliases.get(alias).and_then(|a| a.single_active),
-        };
-        let Some(member) = pick else {
+        let Some(member) = self.pick(snap, alias, mode, key.proto, key.dst_port) else {
             return Selection::Drop(DropReason::NoMember);
         };
         let timeout = if fin_rst {
@@ -411,5 +433,97 @@ mod tests {
         .unwrap();
         sel.on_snapshot(&s3, &s4);
         assert_eq!(sel.cursors(), &[0, 0]);
+    }
+
+    /// web = m0 (listens tcp/80, udp/53; selw 2), m2 (listens tcp/22), m1 (reports nothing),
+    /// joined in that order; tcp/80 and udp/53 in_multi. `m0_listens` replaces m0's list.
+    fn listening_snap(generation: u64, m0_listens: &[(u8, u16)]) -> Snapshot {
+        let ports = vec![
+            port("client", PortRole::Client, 1, Some([198, 51, 100, 2])),
+            port("ic0", PortRole::Interconnect, 2, Some([192, 0, 2, 2])),
+        ];
+        let mut members = vec![member(0, true), member(1, true), member(2, true)];
+        members[0].as_mut().unwrap().listening = Some(m0_listens.into());
+        members[2].as_mut().unwrap().listening = Some([(6, 22)].into());
+        let am = |id, selw| AliasMember {
+            member: MemberId(id),
+            selw,
+            selp: 1,
+        };
+        let multi = |proto, port| crate::snapshot::ServiceSpec {
+            proto,
+            port,
+            mode: ServiceMode::InMulti,
+        };
+        Snapshot::build(
+            generation,
+            ports,
+            members,
+            vec![(
+                "web".into(),
+                Ipv4Addr::from(ALIAS),
+                vec![am(0, 2), am(2, 1), am(1, 1)],
+            )],
+            &[multi(6, 80), multi(17, 53)],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn new_flows_go_only_to_members_listening_on_the_port() {
+        // CA7: "new TCP -> eligible members with an active listen on the port".
+        let s = listening_snap(1, &[(6, 80), (17, 53)]);
+        let mut sel = Selector::new(64, T, &s);
+        assert_eq!(sel.cursors().len(), 4, "default + tcp/22, tcp/80, udp/53");
+        let tcp80: Vec<u32> = (0..6)
+            .map(|p| member_of(pick(&mut sel, &s, &meta(&s, 6, p, 80, TCP_SYN), 0)))
+            .collect();
+        assert_eq!(
+            tcp80,
+            vec![0, 0, 1, 0, 0, 1],
+            "m2 does not listen on tcp/80"
+        );
+        // udp/53 has its own cursor: it starts at the beginning of its schedule.
+        let udp53: Vec<u32> = (0..4)
+            .map(|_| member_of(pick(&mut sel, &s, &meta(&s, 17, 9, 53, 0), 0)))
+            .collect();
+        assert_eq!(udp53, vec![0, 0, 1, 0]);
+        // in_single tcp/22: the first eligible member in join order is m2 (m0 does not
+        // listen there); any unlisted port: m1, the only member not reporting its listens.
+        assert_eq!(
+            member_of(pick(&mut sel, &s, &meta(&s, 6, 1, 22, TCP_SYN), 0)),
+            2
+        );
+        assert_eq!(
+            member_of(pick(&mut sel, &s, &meta(&s, 6, 1, 23, TCP_SYN), 0)),
+            1
+        );
+        assert_eq!(member_of(pick(&mut sel, &s, &meta(&s, 17, 1, 23, 0), 0)), 1);
+    }
+
+    #[test]
+    fn a_member_that_stops_listening_keeps_its_established_flows() {
+        let s = listening_snap(1, &[(6, 80)]);
+        let mut sel = Selector::new(64, T, &s);
+        assert_eq!(
+            member_of(pick(&mut sel, &s, &meta(&s, 6, 1, 80, TCP_SYN), 0)),
+            0
+        );
+        // m0 stops listening on tcp/80 (it still listens elsewhere): the schedule set changes,
+        // so the port cursors are reset; the established flow drains on m0.
+        let s2 = listening_snap(2, &[(17, 53)]);
+        sel.on_snapshot(&s, &s2);
+        assert_eq!(sel.cursors().len(), s2.cursor_count());
+        assert_eq!(
+            pick(&mut sel, &s2, &meta(&s2, 6, 1, 80, TCP_ACK), 10),
+            Selection::Member {
+                member: MemberId(0),
+                new_flow: false
+            }
+        );
+        let new: Vec<u32> = (2..6)
+            .map(|p| member_of(pick(&mut sel, &s2, &meta(&s2, 6, p, 80, TCP_SYN), 10)))
+            .collect();
+        assert_eq!(new, vec![1; 4]);
     }
 }

@@ -5,9 +5,21 @@
 //! - every `MemberId` in an alias refers to a member present in `members`;
 //! - every member's `port` indexes `ports`;
 //! - alias addresses are unique and `alias_by_addr` finds each one in O(1);
-//! - each alias's `multi_schedule` holds, in join order, the up members of the highest selp tier
-//!   that has any up member, each repeated `selw` times (CA7, CA8), and `single_active` is the
-//!   first up member of that tier (in_single, CA9).
+//! - every member's `listening` list, when reported, is sorted, free of duplicates and names only
+//!   TCP (6) and UDP (17);
+//! - each alias has a schedule per (proto, port) (CA7, CA8, CA9): the **eligible** members for
+//!   a (proto, port) are the alias's members that are up and either have not reported their
+//!   listens (`listening == None`: eligible for every port) or listen on it. The port's tier is
+//!   the highest selp among them; its `multi_schedule` holds, in join order, the eligible
+//!   members of that tier, each repeated `selw` times, and its `single_active` is the first of
+//!   them. The alias stores this for every (proto, port) that some up member of it lists in
+//!   [`Alias::port_schedules`] (sorted, found by binary search); every other port has the
+//!   alias's default `multi_schedule` / `single_active`, computed the same way with only the
+//!   members whose listening is not reported (nobody else listens there). With no member
+//!   reporting listens this is the plain rule: the up members of the highest selp tier that
+//!   has any up member;
+//! - every schedule's round-robin cursor has an index below [`Snapshot::cursor_count`]: alias
+//!   `i`'s default schedule uses cursor `i`, port schedules [`PortSchedule::cursor`].
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -92,6 +104,12 @@ pub struct Member {
     pub encap: Encap,
     /// Whether the member is up (CA3: a down member gets no new traffic).
     pub up: bool,
+    /// The (proto, port) pairs (proto 6 or 17) the member has an active listen on, as it
+    /// reports them (CA7: new connections go only to members listening on the port). `None`:
+    /// not reported, eligible for every port (statically configured members). `Some(&[])`
+    /// listens nowhere: no new traffic. [`Snapshot::build`] sorts and deduplicates the list.
+    /// Established flows keep their member when it stops listening (they drain).
+    pub listening: Option<Box<[(u8, u16)]>>,
 }
 
 /// A member's attributes for one alias (CA8: attributes are per member and per alias).
@@ -105,6 +123,32 @@ pub struct AliasMember {
     pub selp: u32,
 }
 
+/// The schedule of one (proto, port) of an alias that some member reported listening on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortSchedule {
+    /// IP protocol: 6 (TCP) or 17 (UDP).
+    pub proto: u8,
+    /// The port.
+    pub port: u16,
+    /// The weighted round-robin schedule for the port when it is in_multi.
+    pub multi_schedule: Box<[MemberId]>,
+    /// The member that gets the port's traffic when it is in_single.
+    pub single_active: Option<MemberId>,
+    /// Index of the schedule's round-robin cursor (below [`Snapshot::cursor_count`]).
+    pub cursor: u32,
+}
+
+/// The schedule that applies to one packet: see [`Alias::schedule`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScheduleRef<'a> {
+    /// Weighted round-robin schedule (in_multi).
+    pub multi: &'a [MemberId],
+    /// Active member (in_single).
+    pub single_active: Option<MemberId>,
+    /// Index of the round-robin cursor.
+    pub cursor: usize,
+}
+
 /// An alias as the pipeline sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Alias {
@@ -114,10 +158,43 @@ pub struct Alias {
     pub addr: Ipv4Addr,
     /// Joined members with their attributes, in join order.
     pub members: Vec<AliasMember>,
-    /// The weighted round-robin schedule for in_multi ports (see the module invariants).
+    /// The default weighted round-robin schedule for in_multi ports: that of every port no
+    /// member of the alias reported listening on (see the module invariants).
     pub multi_schedule: Box<[MemberId]>,
-    /// The member that gets in_single traffic.
+    /// The default member for in_single ports (same rule).
     pub single_active: Option<MemberId>,
+    /// Schedules of the (proto, port) pairs that up members reported listening on, sorted by
+    /// (proto, port). Empty when no member reports its listens.
+    pub port_schedules: Box<[PortSchedule]>,
+    /// Cursor index of the default schedule (the alias's index).
+    cursor: u32,
+}
+
+impl Alias {
+    /// The schedule for new traffic to `(proto, port)`: the port's own if some member reported
+    /// listening on it, else the alias's default. O(log n) in the alias's reported ports,
+    /// O(1) when there are none; no allocation.
+    #[inline]
+    pub fn schedule(&self, proto: u8, port: u16) -> ScheduleRef<'_> {
+        if !self.port_schedules.is_empty() {
+            if let Ok(i) = self
+                .port_schedules
+                .binary_search_by_key(&(proto, port), |p| (p.proto, p.port))
+            {
+                let p = &self.port_schedules[i];
+                return ScheduleRef {
+                    multi: &p.multi_schedule,
+                    single_active: p.single_active,
+                    cursor: p.cursor as usize,
+                };
+            }
+        }
+        ScheduleRef {
+            multi: &self.multi_schedule,
+            single_active: self.single_active,
+            cursor: self.cursor as usize,
+        }
+    }
 }
 
 /// How an alias port's traffic is distributed (CA9).
@@ -160,6 +237,8 @@ pub enum SnapshotError {
     ZeroSelw { alias: String, member: MemberId },
     /// A service with a protocol other than TCP or UDP.
     ServiceProto { proto: u8 },
+    /// A member reports listening on a protocol other than TCP or UDP.
+    ListeningProto { member: String, proto: u8 },
 }
 
 impl core::fmt::Display for SnapshotError {
@@ -178,6 +257,12 @@ impl core::fmt::Display for SnapshotError {
             }
             SnapshotError::ServiceProto { proto } => {
                 write!(f, "service protocol {proto} is neither TCP nor UDP")
+            }
+            SnapshotError::ListeningProto { member, proto } => {
+                write!(
+                    f,
+                    "member {member}: listening protocol {proto} is neither TCP nor UDP"
+                )
             }
         }
     }
@@ -199,6 +284,32 @@ pub struct Snapshot {
     alias_by_addr: HashMap<u32, AliasId, IntHashBuilder>,
     tcp_services: Box<[ServiceMode]>,
     udp_services: Box<[ServiceMode]>,
+    cursor_count: usize,
+}
+
+/// The weighted round-robin schedule and the in_single member over the members of `ams` that
+/// `eligible` accepts: the highest selp tier among them, join order, `selw` repeats.
+fn tier_schedule(
+    ams: &[AliasMember],
+    eligible: impl Fn(MemberId) -> bool,
+) -> (Box<[MemberId]>, Option<MemberId>) {
+    let Some(top) = ams
+        .iter()
+        .filter(|am| eligible(am.member))
+        .map(|am| am.selp)
+        .max()
+    else {
+        return (Box::new([]), None);
+    };
+    let eligible = &eligible;
+    let tier = || {
+        ams.iter()
+            .filter(move |am| am.selp == top && eligible(am.member))
+    };
+    let schedule = tier()
+        .flat_map(|am| std::iter::repeat_n(am.member, am.selw as usize))
+        .collect();
+    (schedule, tier().next().map(|am| am.member))
 }
 
 impl Snapshot {
@@ -207,12 +318,26 @@ impl Snapshot {
     pub fn build(
         generation: u64,
         ports: Vec<PortInfo>,
-        members: Vec<Option<Member>>,
+        mut members: Vec<Option<Member>>,
         aliases: Vec<(String, Ipv4Addr, Vec<AliasMember>)>,
         services: &[ServiceSpec],
     ) -> Result<Snapshot, SnapshotError> {
-        for (i, m) in members.iter().enumerate() {
+        for (i, m) in members.iter_mut().enumerate() {
             if let Some(m) = m {
+                if let Some(list) = &mut m.listening {
+                    if let Some(&(proto, _)) = list.iter().find(|(p, _)| *p != 6 && *p != 17) {
+                        return Err(SnapshotError::ListeningProto {
+                            member: m.name.clone(),
+                            proto,
+                        });
+                    }
+                    list.sort_unstable();
+                    if list.windows(2).any(|w| w[0] == w[1]) {
+                        let mut v = list.to_vec();
+                        v.dedup();
+                        *list = v.into_boxed_slice();
+                    }
+                }
                 if m.id.0 as usize != i {
                     return Err(SnapshotError::MemberId {
                         member: m.name.clone(),
@@ -250,31 +375,56 @@ impl Snapshot {
             {
                 return Err(SnapshotError::DuplicateAlias { addr });
             }
-            let is_up = |id: MemberId| members[id.0 as usize].as_ref().is_some_and(|m| m.up);
-            let top = alias_members
+            // Checked above: every alias member exists.
+            let up = |id: MemberId| members[id.0 as usize].as_ref().filter(|m| m.up);
+            let (multi_schedule, single_active) = tier_schedule(&alias_members, |id| {
+                up(id).is_some_and(|m| m.listening.is_none())
+            });
+            // Every (proto, port) an up member of the alias reports listening on.
+            let mut listed: Vec<(u8, u16)> = alias_members
                 .iter()
-                .filter(|am| is_up(am.member))
-                .map(|am| am.selp)
-                .max();
-            let tier: Vec<&AliasMember> = match top {
-                Some(top) => alias_members
-                    .iter()
-                    .filter(|am| am.selp == top && is_up(am.member))
-                    .collect(),
-                None => Vec::new(),
-            };
-            let multi_schedule = tier
-                .iter()
-                .flat_map(|am| std::iter::repeat_n(am.member, am.selw as usize))
+                .filter_map(|am| up(am.member)?.listening.as_deref())
+                .flatten()
+                .copied()
                 .collect();
-            let single_active = tier.first().map(|am| am.member);
+            listed.sort_unstable();
+            listed.dedup();
+            let port_schedules = listed
+                .into_iter()
+                .map(|(proto, port)| {
+                    let (multi_schedule, single_active) = tier_schedule(&alias_members, |id| {
+                        up(id).is_some_and(|m| {
+                            m.listening
+                                .as_deref()
+                                .is_none_or(|l| l.binary_search(&(proto, port)).is_ok())
+                        })
+                    });
+                    PortSchedule {
+                        proto,
+                        port,
+                        multi_schedule,
+                        single_active,
+                        cursor: 0,
+                    }
+                })
+                .collect();
             built.push(Alias {
                 name,
                 addr,
                 members: alias_members,
                 multi_schedule,
                 single_active,
+                port_schedules,
+                cursor: idx as u32,
             });
+        }
+        // Port-schedule cursors follow the aliases' default ones, in alias and port order.
+        let mut cursor_count = built.len();
+        for a in &mut built {
+            for p in a.port_schedules.iter_mut() {
+                p.cursor = cursor_count as u32;
+                cursor_count += 1;
+            }
         }
         let mut tcp_services = vec![ServiceMode::InSingle; 65536].into_boxed_slice();
         let mut udp_services = vec![ServiceMode::InSingle; 65536].into_boxed_slice();
@@ -293,7 +443,15 @@ impl Snapshot {
             alias_by_addr,
             tcp_services,
             udp_services,
+            cursor_count,
         })
+    }
+
+    /// Number of round-robin cursors the schedules of this snapshot use (see the module
+    /// invariants); a selector keeps that many per core.
+    #[inline]
+    pub fn cursor_count(&self) -> usize {
+        self.cursor_count
     }
 
     /// The alias with this address (host-order IPv4), in O(1).
@@ -357,6 +515,7 @@ pub(crate) mod tests {
             ipv4: Ipv4Addr::new(192, 0, 2, 10 + id as u8),
             encap: Encap::L2,
             up,
+            listening: None,
         })
     }
 
@@ -424,6 +583,108 @@ pub(crate) mod tests {
         );
         assert!(s.aliases[0].multi_schedule.is_empty());
         assert_eq!(s.aliases[0].single_active, None);
+    }
+
+    fn listening(id: u32, up: bool, ports: &[(u8, u16)]) -> Option<Member> {
+        let mut m = member(id, up);
+        m.as_mut().unwrap().listening = Some(ports.into());
+        m
+    }
+
+    fn ids(s: ScheduleRef<'_>) -> (Vec<u32>, Option<u32>) {
+        (
+            s.multi.iter().map(|m| m.0).collect(),
+            s.single_active.map(|m| m.0),
+        )
+    }
+
+    #[test]
+    fn schedules_are_per_port_over_the_members_listening_on_it() {
+        // CA7 + CA8: m0 (selp 10) listens on tcp/80 only; m1, m2 (selp 5) do not report;
+        // m3 (selp 5) listens on tcp/8080 only.
+        let s = build(
+            vec![
+                listening(0, true, &[(6, 80)]),
+                member(1, true),
+                member(2, true),
+                listening(3, true, &[(6, 8080)]),
+            ],
+            vec![am(0, 1, 10), am(1, 2, 5), am(2, 1, 5), am(3, 1, 5)],
+        );
+        let a = &s.aliases[0];
+        // tcp/80: m0 is eligible and alone in the top tier.
+        assert_eq!(ids(a.schedule(6, 80)), (vec![0], Some(0)));
+        // tcp/8080: the only selp=10 member does not listen there -> the selp=5 tier, in join
+        // order, with m3 that does.
+        assert_eq!(ids(a.schedule(6, 8080)), (vec![1, 1, 2, 3], Some(1)));
+        // Anything else (udp/80 included): only the members that report nothing.
+        for (proto, port) in [(17, 80), (6, 22), (17, 8080)] {
+            assert_eq!(ids(a.schedule(proto, port)), (vec![1, 1, 2], Some(1)));
+        }
+        assert_eq!(
+            (a.multi_schedule.len(), a.single_active),
+            (3, Some(MemberId(1)))
+        );
+        let keys: Vec<(u8, u16)> = a.port_schedules.iter().map(|p| (p.proto, p.port)).collect();
+        assert_eq!(keys, vec![(6, 80), (6, 8080)]);
+        // Cursors: the alias's default one, then one per port schedule.
+        assert_eq!(s.cursor_count(), 3);
+        let cursors: Vec<usize> = [(6, 80), (6, 8080), (6, 1)]
+            .iter()
+            .map(|&(p, q)| a.schedule(p, q).cursor)
+            .collect();
+        assert_eq!(cursors, vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn listening_members_that_are_down_or_listen_nowhere_get_nothing() {
+        let ams = vec![am(0, 1, 10), am(1, 1, 5), am(2, 1, 5)];
+        // m0 down: its list adds no port schedule; m2 listens nowhere.
+        let s = build(
+            vec![
+                listening(0, false, &[(6, 80)]),
+                member(1, true),
+                listening(2, true, &[]),
+            ],
+            ams.clone(),
+        );
+        let a = &s.aliases[0];
+        assert!(a.port_schedules.is_empty());
+        assert_eq!(s.cursor_count(), 1);
+        assert_eq!(ids(a.schedule(6, 80)), (vec![1], Some(1)));
+        // Every member reports, none listens on tcp/22: no member for it.
+        let s = build(
+            vec![
+                listening(0, true, &[(6, 80)]),
+                listening(1, true, &[(6, 80), (17, 53)]),
+                listening(2, true, &[]),
+            ],
+            ams,
+        );
+        let a = &s.aliases[0];
+        assert_eq!(ids(a.schedule(6, 22)), (vec![], None));
+        assert_eq!(ids(a.schedule(6, 80)), (vec![0], Some(0)));
+        assert_eq!(ids(a.schedule(17, 53)), (vec![1], Some(1)));
+    }
+
+    #[test]
+    fn listening_lists_are_normalised_and_checked() {
+        let s = build(
+            vec![listening(0, true, &[(17, 53), (6, 80), (17, 53), (6, 22)])],
+            vec![am(0, 1, 1)],
+        );
+        let l = s.members[0].as_ref().unwrap().listening.as_deref().unwrap();
+        assert_eq!(l, &[(6, 22), (6, 80), (17, 53)]);
+        assert_eq!(s.aliases[0].port_schedules.len(), 3);
+        let ports = vec![port("client", PortRole::Client, 1, None)];
+        assert_eq!(
+            Snapshot::build(1, ports, vec![listening(0, true, &[(1, 0)])], vec![], &[])
+                .unwrap_err(),
+            SnapshotError::ListeningProto {
+                member: "m0".into(),
+                proto: 1
+            }
+        );
     }
 
     #[test]

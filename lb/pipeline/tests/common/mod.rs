@@ -30,6 +30,7 @@ pub fn member(id: u32, port: u16, ip: [u8; 4], mac: [u8; 6], encap: Encap) -> Op
         ipv4: Ipv4Addr::from(ip),
         encap,
         up: true,
+        listening: None,
     })
 }
 
