@@ -10,6 +10,7 @@ pub mod command;
 pub mod icmp;
 pub mod keyfile;
 pub mod listen;
+pub mod liveness;
 pub mod member_state;
 pub mod model;
 pub mod protocol;
