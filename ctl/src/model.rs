@@ -699,6 +699,8 @@ impl Cluster {
                 mode: s.options.mode(),
             })
             .collect();
+        // The advert port comes with member adverts (issue 4); 0: none expected yet.
         Snapshot::build(generation, ports, members, aliases, &services)
+            .map(|s| s.with_advert_port(0))
     }
 }

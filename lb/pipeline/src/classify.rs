@@ -15,14 +15,18 @@
 //! 9. ICMP echo request (type 8) to an alias or a router address → [`PuntReason::IcmpEcho`]
 //!    (CA7: ICMP is handled in alias context); a truncated ICMP header → `BadL4Header`; other
 //!    ICMP to an alias → `UnsupportedIcmp`; anything else to a router address → `NotAlias`.
-//! 10. TCP and UDP: the header must pass `new_checked` (`BadL4Header`); other protocols →
-//!     `UnsupportedProtocol`.
+//! 10. To a router address (not an alias): a UDP datagram (valid header) to
+//!     [`Snapshot::advert_port`] (when non-zero) received on an interconnect port →
+//!     [`PuntReason::MemberAdvert`]; on a client port, and anything else → `NotAlias` (members
+//!     advertise over the interconnect only).
+//! 11. TCP and UDP to an alias: the header must pass `new_checked` (`BadL4Header`); other
+//!     protocols → `UnsupportedProtocol`.
 //!
 //! The output is a [`PacketMeta`]: the flow key and its hash, TCP flags, where the IP header
 //! is, and the alias. L4 checksums are not checked: the members verify them.
 
 use crate::hash::FlowKey;
-use crate::snapshot::{AliasId, MemberId, PortId, Snapshot};
+use crate::snapshot::{AliasId, MemberId, PortId, PortRole, Snapshot};
 use crate::verdict::{DropReason, PuntReason, Verdict};
 use crate::wire::ethernet::{self, is_broadcast, parse_l2, EtherType, EthernetFrame};
 use crate::wire::icmpv4::Icmpv4Packet;
@@ -140,6 +144,13 @@ pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<Packet
         }));
     }
     let Some(alias) = alias else {
+        if proto == protocol::UDP && snap.advert_port != 0 && port.role == PortRole::Interconnect {
+            if let Ok(udp) = UdpPacket::new_checked(payload) {
+                if udp.dst_port() == snap.advert_port {
+                    return Err(Verdict::Punt(PuntReason::MemberAdvert));
+                }
+            }
+        }
         return Err(drop(DropReason::NotAlias));
     };
     let (src_port, dst_port, tcp_flags) = match proto {
@@ -401,5 +412,52 @@ pub(crate) mod tests {
         arp.extend_from_slice(&[2, 0, 0, 0, 0, 0x10, 0x08, 0x06]);
         arp.extend_from_slice(&[0; 28]);
         assert_eq!(classify(&s, 0, &arp), Err(Verdict::Punt(PuntReason::Arp)));
+    }
+
+    #[test]
+    fn member_adverts_are_punted_only_from_the_interconnect() {
+        let s = snap().with_advert_port(9471);
+        // From member m0 on ic0 to the router's ic0 address.
+        let on_ic0 = |dst: [u8; 4], l4: &[u8]| {
+            let mut f = frame(dst, 17, 0, l4);
+            f[5] = 2; // ic0's MAC
+            f
+        };
+        let advert = on_ic0([192, 0, 2, 2], &udp(9471, 9471));
+        assert_eq!(
+            classify(&s, 1, &advert),
+            Err(Verdict::Punt(PuntReason::MemberAdvert))
+        );
+        // Any of the router's addresses will do.
+        let advert = on_ic0([198, 51, 100, 2], &udp(40000, 9471));
+        assert_eq!(
+            classify(&s, 1, &advert),
+            Err(Verdict::Punt(PuntReason::MemberAdvert))
+        );
+        // The same datagram from the client side is not accepted.
+        let from_client = frame([192, 0, 2, 2], 17, 0, &udp(9471, 9471));
+        assert_eq!(dropped(classify(&s, 0, &from_client)), DropReason::NotAlias);
+        // Another port, a bad UDP header, or no advert port configured: not ours.
+        assert_eq!(
+            dropped(classify(&s, 1, &on_ic0([192, 0, 2, 2], &udp(9471, 9472)))),
+            DropReason::NotAlias
+        );
+        let mut bad = udp(9471, 9471);
+        bad[4..6].copy_from_slice(&4u16.to_be_bytes());
+        assert_eq!(
+            dropped(classify(&s, 1, &on_ic0([192, 0, 2, 2], &bad))),
+            DropReason::NotAlias
+        );
+        assert_eq!(
+            dropped(classify(
+                &snap(),
+                1,
+                &on_ic0([192, 0, 2, 2], &udp(9471, 9471))
+            )),
+            DropReason::NotAlias
+        );
+        // UDP to an alias on that port is alias traffic as ever.
+        let m = classify(&s, 1, &on_ic0(ALIAS, &udp(9471, 9471))).unwrap();
+        assert_eq!(m.key.dst_port, 9471);
     }
 }

@@ -281,6 +281,11 @@ pub struct Snapshot {
     pub members: Vec<Option<Member>>,
     /// Aliases, indexed by `AliasId.0`.
     pub aliases: Vec<Alias>,
+    /// The UDP port members send their adverts to (issue 4), on one of the router's own
+    /// addresses; such datagrams from an interconnect port are punted
+    /// ([`PuntReason::MemberAdvert`](crate::PuntReason::MemberAdvert)). 0 (what
+    /// [`Snapshot::build`] sets): no adverts are expected. See [`Snapshot::with_advert_port`].
+    pub advert_port: u16,
     alias_by_addr: HashMap<u32, AliasId, IntHashBuilder>,
     tcp_services: Box<[ServiceMode]>,
     udp_services: Box<[ServiceMode]>,
@@ -440,11 +445,18 @@ impl Snapshot {
             ports,
             members,
             aliases: built,
+            advert_port: 0,
             alias_by_addr,
             tcp_services,
             udp_services,
             cursor_count,
         })
+    }
+
+    /// The snapshot with [`advert_port`](Self::advert_port) set (0: none).
+    pub fn with_advert_port(mut self, port: u16) -> Snapshot {
+        self.advert_port = port;
+        self
     }
 
     /// Number of round-robin cursors the schedules of this snapshot use (see the module

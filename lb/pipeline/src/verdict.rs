@@ -24,18 +24,27 @@ pub enum PuntReason {
     /// An ICMP echo request to an alias or to one of the router's own addresses (CA7: ICMP is
     /// handled in alias context).
     IcmpEcho = 1,
+    /// A member advert (issue 4): UDP to one of the router's own addresses on
+    /// [`Snapshot::advert_port`](crate::Snapshot::advert_port), received on an interconnect
+    /// port. The control thread authenticates it.
+    MemberAdvert = 2,
 }
 
 impl PuntReason {
     /// Number of variants, for counter arrays.
-    pub const COUNT: usize = 2;
+    pub const COUNT: usize = 3;
     /// Every variant, in counter-index order.
-    pub const ALL: [PuntReason; Self::COUNT] = [PuntReason::Arp, PuntReason::IcmpEcho];
+    pub const ALL: [PuntReason; Self::COUNT] = [
+        PuntReason::Arp,
+        PuntReason::IcmpEcho,
+        PuntReason::MemberAdvert,
+    ];
     /// The metric label.
     pub const fn name(self) -> &'static str {
         match self {
             PuntReason::Arp => "arp",
             PuntReason::IcmpEcho => "icmp_echo",
+            PuntReason::MemberAdvert => "member_advert",
         }
     }
 }

@@ -50,7 +50,7 @@ pub fn amp(id: u32, selw: u32, selp: u32) -> AliasMember {
     }
 }
 
-/// The golden topology (see golden.txt).
+/// The golden topology (see golden.txt); member adverts on udp/9471.
 pub fn topology() -> Snapshot {
     topology_with(1, [true; 4], vec![am(0, 3), am(1, 2), am(2, 1)])
 }
@@ -122,7 +122,9 @@ pub fn topology_with(generation: u64, up: [bool; 4], web: Vec<AliasMember>) -> S
             mode: ServiceMode::InNoalias,
         },
     ];
-    Snapshot::build(generation, ports, members, aliases, &services).expect("golden topology")
+    Snapshot::build(generation, ports, members, aliases, &services)
+        .expect("golden topology")
+        .with_advert_port(9471)
 }
 
 /// The router's MAC on the client port.
