@@ -32,8 +32,8 @@ struct Seen {
 
 /// Decodes and verifies one datagram.
 fn decode(bytes: &[u8]) -> Seen {
-    use clua_lb::member::advert::{AdvertKind, AdvertRepr};
-    let a: AdvertRepr = AdvertRepr::parse_signed(bytes, KEY).expect("a valid signed advert");
+    use clua_ctl::advert::{AdvertKind, AdvertRepr};
+    let a = AdvertRepr::parse_verified(bytes, KEY).expect("a valid signed advert");
     Seen {
         goodbye: a.kind == AdvertKind::Goodbye,
         node: a.node.clone(),
@@ -47,9 +47,11 @@ fn decode(bytes: &[u8]) -> Seen {
     }
 }
 
-/// Writes `key` in the key file format.
+/// Writes `key` as a key file (root-owned when the test runs as root, mode 0600).
 fn write_key(path: &Path, key: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, key).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn tmpdir(tag: &str) -> PathBuf {
@@ -280,6 +282,27 @@ fn agent_in_a_namespace() {
         ),
     );
     let before_arp_ignore = ns.out(&["cat", "/proc/sys/net/ipv4/conf/all/arp_ignore"]);
+
+    // A key file others can read is refused before the host is touched.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let bad = tmpdir("badkey");
+        let bad_cfg = write_config(&bad, "");
+        std::fs::set_permissions(
+            bad.join("member.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let o = ns
+            .exec(&[ALIASD, "--member-config", bad_cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("`key_file`: key file"), "{e}");
+        assert!(!lo_addrs(&ns).contains("198.51.100."));
+        std::fs::remove_dir_all(&bad).unwrap();
+    }
 
     let mut recv = ns
         .exec(&["python3", "-u", "-c", RECEIVER])

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::advert::{AdvertKind, AdvertRepr, AliasEntry};
+use clua_ctl::advert::{AdvertKind, AdvertRepr, AliasEntry, MAX_PORTS};
 use clua_ctl::alias_config::parse_alias_config;
 use clua_ctl::command::Command;
 use clua_ctl::listen::read_listening_ports;
@@ -42,7 +42,7 @@ pub enum AgentError {
 impl fmt::Display for AgentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AgentError::Key(e) => write!(f, "key_file: {e}"),
+            AgentError::Key(e) => write!(f, "`key_file`: {e}"),
             AgentError::AliasConfig(e) => write!(f, "alias_config: {e}"),
             AgentError::Host(e) => write!(f, "preparing the host: {e}"),
             AgentError::Socket(e) => write!(f, "cluamgr socket: {e}"),
@@ -231,7 +231,14 @@ impl Sender {
 
 fn ports_for(agent: &Agent, last: &mut Vec<(Proto, u16)>) -> Vec<(Proto, u16)> {
     match read_listening_ports(&agent.state.joined()) {
-        Ok(p) => {
+        Ok(mut p) => {
+            if p.len() > MAX_PORTS {
+                eprintln!(
+                    "aliasd-member: listening on {} ports; advertising the first {MAX_PORTS}",
+                    p.len()
+                );
+                p.truncate(MAX_PORTS);
+            }
             *last = p.clone();
             p
         }
@@ -249,8 +256,8 @@ pub fn run(config: MemberConfig) -> Result<(), AgentError> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).map_err(AgentError::Signals)?;
     }
-    let key = super::advert::load_key(&config.key_file)
-        .map_err(|e| AgentError::Key(format!("{}: {e}", config.key_file.display())))?;
+    let key = clua_ctl::keyfile::load_key(&config.key_file)
+        .map_err(|e| AgentError::Key(e.to_string()))?;
     let state = match &config.alias_config {
         Some(p) => {
             let text = std::fs::read_to_string(p)

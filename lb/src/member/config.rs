@@ -31,13 +31,10 @@ use clua_ctl::services::parse_port_proto;
 use serde::Deserialize;
 
 /// Where adverts go when a router entry has no port (the advert protocol's UDP port).
-pub const DEFAULT_ROUTER_PORT: u16 = 9471;
+pub const DEFAULT_ROUTER_PORT: u16 = clua_ctl::advert::ADVERT_PORT;
 /// The cluamgr socket of a member unless configured.
 pub const DEFAULT_MEMBER_SOCKET: &str = "/run/clua/member.sock";
-/// Allowed advert intervals.
-pub const INTERVAL_RANGE: core::ops::RangeInclusive<u32> = 100..=60_000;
-/// Default advert interval.
-pub const DEFAULT_INTERVAL_MS: u32 = 1000;
+pub use clua_ctl::advert::{DEFAULT_INTERVAL_MS, INTERVAL_RANGE};
 
 /// The `[vxlan]` table: the VXLAN device the agent creates at start and deletes at exit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,7 +137,7 @@ fn is_name(s: &str) -> bool {
 
 fn addr(field: &str, s: &str, problems: &mut Vec<String>) -> Option<Ipv4Addr> {
     match s.parse::<Ipv4Addr>() {
-        Ok(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => {
+        Ok(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() => {
             problems.push(format!(
                 "`{field}`: {a} is not a unicast address (expected a dotted quad)"
             ));
@@ -230,6 +227,13 @@ impl MemberConfig {
                     aliases.push(a);
                 }
             }
+        }
+        if aliases.len() > clua_ctl::advert::MAX_ALIASES {
+            p.push(format!(
+                "`aliases`: {} addresses; an advert carries at most {}",
+                aliases.len(),
+                clua_ctl::advert::MAX_ALIASES
+            ));
         }
         let default_alias = addr("default_alias", &raw.default_alias, &mut p);
         if let Some(d) = default_alias {
