@@ -59,7 +59,8 @@ fn snapshot() -> Arc<Snapshot> {
                     ServiceSpec { proto: 6, port: 513, mode: ServiceMode::InNoalias },
                 ],
             )
-            .unwrap(),
+            .unwrap()
+            .with_advert_port(9471),
         )
     })
     .clone()
