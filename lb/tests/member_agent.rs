@@ -54,11 +54,27 @@ fn write_key(path: &Path, key: &[u8]) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-fn tmpdir(tag: &str) -> PathBuf {
+/// A temporary directory, removed on drop (also when the test fails).
+struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmpdir(tag: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("clmt-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
@@ -125,7 +141,6 @@ fn configuration_errors_name_the_field() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A network namespace, deleted on drop.
@@ -301,7 +316,6 @@ fn agent_in_a_namespace() {
         let e = String::from_utf8_lossy(&o.stderr);
         assert!(e.contains("`key_file`: key file"), "{e}");
         assert!(!lo_addrs(&ns).contains("198.51.100."));
-        std::fs::remove_dir_all(&bad).unwrap();
     }
 
     let mut recv = ns
@@ -443,5 +457,4 @@ fn agent_in_a_namespace() {
     assert!(!sock.exists(), "the cluamgr socket is removed");
     let _ = std::io::stderr().flush();
     drop(ns);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
