@@ -153,6 +153,11 @@ pub struct MemberSpec {
     pub encap: Encap,
     /// Whether it is up (CA3). Until members send adverts, configured members are up.
     pub up: bool,
+    /// Whether the member runs the member agent: its state (up, joins, listening ports) then
+    /// comes from its authenticated adverts (issue 4), and it is down until the first one.
+    pub agent: bool,
+    /// The ports it reported listening on (agent members); `None`: eligible for every port.
+    pub listening: Option<Vec<(Proto, u16)>>,
 }
 
 /// A member's join of an alias with its attributes (CA8).
@@ -312,6 +317,9 @@ pub struct Cluster {
     pub aliases: Vec<AliasSpec>,
     /// Services.
     pub services: Vec<ServiceSpec>,
+    /// The UDP port on the router's interconnect addresses where member adverts arrive; 0 when
+    /// no member runs the agent.
+    pub advert_port: u16,
 }
 
 /// A validation error: where, and what is wrong.
@@ -660,9 +668,10 @@ impl Cluster {
                     ipv4: m.address,
                     encap: m.encap,
                     up: m.up,
-                    // Set by member adverts (issue 4); until then every member is eligible
-                    // for every port.
-                    listening: None,
+                    listening: m
+                        .listening
+                        .as_ref()
+                        .map(|l| l.iter().map(|(p, port)| (p.number(), *port)).collect()),
                 })
             })
             .collect();
@@ -699,8 +708,7 @@ impl Cluster {
                 mode: s.options.mode(),
             })
             .collect();
-        // The advert port comes with member adverts (issue 4); 0: none expected yet.
         Snapshot::build(generation, ports, members, aliases, &services)
-            .map(|s| s.with_advert_port(0))
+            .map(|s| s.with_advert_port(self.advert_port))
     }
 }

@@ -37,6 +37,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// `-r resvok` was given at start-up (clu_alias.config).
     pub resvok: bool,
+    /// Member adverts (when any member has `agent = true`).
+    pub adverts: Option<AdvertConfig>,
 }
 
 /// The `[control]` section.
@@ -200,6 +202,8 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    adverts: RawAdverts,
+    #[serde(default)]
     port: Vec<RawPort>,
     #[serde(default)]
     member: Vec<RawMember>,
@@ -281,6 +285,47 @@ struct RawMember {
     vni: Option<u32>,
     inner_mac: Option<String>,
     vxlan_port: Option<u16>,
+    #[serde(default)]
+    agent: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdverts {
+    key_file: Option<PathBuf>,
+    #[serde(default = "default_advert_port")]
+    port: u16,
+    #[serde(default = "default_dead_misses")]
+    dead_misses: u32,
+}
+
+impl Default for RawAdverts {
+    fn default() -> Self {
+        RawAdverts {
+            key_file: None,
+            port: default_advert_port(),
+            dead_misses: default_dead_misses(),
+        }
+    }
+}
+
+fn default_advert_port() -> u16 {
+    clua_ctl::advert::ADVERT_PORT
+}
+
+fn default_dead_misses() -> u32 {
+    clua_ctl::liveness::DEFAULT_DEAD_MISSES
+}
+
+/// The `[adverts]` section, present when members run the member agent.
+#[derive(Clone, Debug)]
+pub struct AdvertConfig {
+    /// The shared HMAC-SHA-256 key (from a root-only key file).
+    pub key: Vec<u8>,
+    /// UDP port on the router's interconnect addresses.
+    pub port: u16,
+    /// Missed adverts before a member is marked down.
+    pub dead_misses: u32,
 }
 
 fn default_encap() -> String {
@@ -509,7 +554,10 @@ impl Config {
                 address,
                 mac,
                 encap,
-                up: true,
+                // An agent member is down until its first valid advert (CA3).
+                up: !rm.agent,
+                agent: rm.agent,
+                listening: None,
             });
         }
 
@@ -645,7 +693,40 @@ impl Config {
             members,
             aliases,
             services,
+            advert_port: 0,
         };
+        let any_agent = raw.member.iter().any(|m| m.agent);
+        let mut adverts = None;
+        let mut cluster = cluster;
+        if any_agent {
+            let a = &raw.adverts;
+            if a.port == 0 {
+                p("adverts.port".into(), "0 is not a UDP port".into());
+            }
+            if !(1..=100).contains(&a.dead_misses) {
+                p(
+                    "adverts.dead_misses".into(),
+                    format!("{} is out of range 1..=100", a.dead_misses),
+                );
+            }
+            match &a.key_file {
+                None => p(
+                    "adverts.key_file".into(),
+                    "required when a member has agent = true".into(),
+                ),
+                Some(path) => match clua_ctl::keyfile::load_key(path) {
+                    Ok(key) => {
+                        adverts = Some(AdvertConfig {
+                            key,
+                            port: a.port,
+                            dead_misses: a.dead_misses,
+                        });
+                        cluster.advert_port = a.port;
+                    }
+                    Err(e) => p("adverts.key_file".into(), e.to_string()),
+                },
+            }
+        }
         if let Err(errs) = cluster.validate() {
             problems.extend(errs.iter().map(|e| e.to_string()));
         }
@@ -716,6 +797,7 @@ impl Config {
             metrics_listen,
             control: raw.control,
             resvok,
+            adverts,
         })
     }
 }

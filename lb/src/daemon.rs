@@ -21,6 +21,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::admin::AdminSocket;
 use crate::config::{port_name, Config};
+use crate::members::MemberTracker;
 use crate::metrics::{self, ControlCounters, MetricsServer, PortCounters};
 use crate::worker::{Punted, Worker};
 use clua_ctl::apply::{apply, Applied, ControlState};
@@ -198,6 +199,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         services_file: config.control.services_file.clone(),
         resvok: config.resvok,
     };
+    let mut tracker = config
+        .adverts
+        .as_ref()
+        .map(|a| MemberTracker::new(a, &state));
+    let started = std::time::Instant::now();
 
     // Declared before the EAL so that it is dropped after it, on every exit path.
     let _runtime_dir = RuntimeDir(format!("/var/run/dpdk/clua-{}", std::process::id()));
@@ -303,9 +309,17 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
+        let now_ms = started.elapsed().as_millis() as u64;
+        let mut members_changed = tracker.as_mut().is_some_and(|t| t.expire(now_ms));
         while let Some(Punted { port, mut mbuf }) = punt.pop() {
             busy = true;
             let snap = shared.load();
+            if let Some(t) = tracker.as_mut() {
+                if let Some(outcome) = t.on_frame(mbuf_data(&mut mbuf), now_ms) {
+                    members_changed |= outcome.changed();
+                    continue;
+                }
+            }
             let reply = {
                 let data = mbuf_data(&mut mbuf);
                 match arp::respond(data, &snap, port) {
@@ -343,6 +357,28 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 send(&inject, port, mbuf, &control);
             }
         }
+        if members_changed {
+            if let Some(t) = &tracker {
+                let mut next = state.clone();
+                t.apply(&mut next);
+                let generation = shared.load().generation + 1;
+                match next
+                    .cluster
+                    .validate()
+                    .map_err(|e| format!("{e:?}"))
+                    .and_then(|()| {
+                        next.cluster
+                            .snapshot(generation, &macs)
+                            .map_err(|e| e.to_string())
+                    }) {
+                    Ok(snapshot) => {
+                        shared.store(Arc::new(snapshot));
+                        state = next;
+                    }
+                    Err(e) => eprintln!("aliasd: member state not applied: {e}"),
+                }
+            }
+        }
         busy |= admin.poll(|req| {
             let (reply, next) = handle_command(&state, &req.command, &shared, &macs, &cores);
             if let Some(next) = next {
@@ -370,7 +406,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                         }
                     })
                     .collect();
-                metrics::render(&shared.load(), &cores, &control, &pc)
+                metrics::render(
+                    &shared.load(),
+                    &cores,
+                    &control,
+                    &pc,
+                    tracker.as_ref().map(|t| t.counters()),
+                )
             }) > 0;
         }
         if !busy {
@@ -388,7 +430,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let final_snapshot = shared.load_full();
     eprint!(
         "{}",
-        metrics::render(&final_snapshot, &cores, &control, &[])
+        metrics::render(
+            &final_snapshot,
+            &cores,
+            &control,
+            &[],
+            tracker.as_ref().map(|t| t.counters())
+        )
     );
     for p in ports {
         let _ = p.stop();

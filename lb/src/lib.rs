@@ -5,5 +5,6 @@ pub mod admin;
 pub mod config;
 pub mod daemon;
 pub mod member;
+pub mod members;
 pub mod metrics;
 pub mod worker;

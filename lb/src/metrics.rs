@@ -62,8 +62,20 @@ pub fn render(
     cores: &[Arc<CoreCounters>],
     control: &ControlCounters,
     ports: &[PortCounters],
+    adverts: Option<&clua_ctl::liveness::AdvertCounters>,
 ) -> String {
     let mut o = String::with_capacity(4096);
+    if let Some(a) = adverts {
+        metric(
+            &mut o,
+            "clua_member_adverts_total",
+            "Member adverts by outcome (accepted, goodbye, replayed, rejections by reason).",
+            "counter",
+        );
+        for (outcome, n) in a.iter() {
+            let _ = writeln!(o, "clua_member_adverts_total{{outcome=\"{outcome}\"}} {n}");
+        }
+    }
     metric(
         &mut o,
         "clua_rx_packets_total",
