@@ -17,6 +17,7 @@
 //! Packet order: `ppf` passes, each over all flows in a scattered order (an odd-multiplier
 //! permutation), so consecutive packets belong to distant flows, as on a loaded link.
 
+mod advert;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -303,7 +304,7 @@ fn die(msg: &str) -> ! {
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = argv.first().cloned() else {
-        die("usage: clua-bench pcap|config|ring ... (see benches/src/main.rs)")
+        die("usage: clua-bench pcap|config|ring|advert ... (see benches/src/main.rs)")
     };
     let a = Args(argv[1..].to_vec());
     match cmd.as_str() {
@@ -329,6 +330,7 @@ fn main() {
             )
         ),
         "ring" => ring(&a),
+        "advert" => advert::run(a.num("--members", 64), a.num("--aliases", 8), a.num("--n", 200_000)),
         other => die(&format!("unknown command {other}")),
     }
 }
