@@ -458,3 +458,193 @@ fn agent_in_a_namespace() {
     let _ = std::io::stderr().flush();
     drop(ns);
 }
+
+/// In the namespace: a TCP listener on 0.0.0.0:8080 (accepts, then closes) and a UDP echo on
+/// 0.0.0.0:5353.
+const SERVERS: &str = r#"
+import socket, threading
+t = socket.socket()
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("0.0.0.0", 8080)); t.listen(64)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("0.0.0.0", 5353))
+def tcp():
+    while True:
+        c, _ = t.accept(); c.close()
+threading.Thread(target=tcp, daemon=True).start()
+print("servers ready", flush=True)
+while True:
+    d, a = u.recvfrom(65535)
+    u.sendto(d, a)
+"#;
+
+/// Probes ADDR from inside the namespace: prints `tcp=ok|refused|<error> udp=echo|none`.
+const PROBE: &str = r#"
+import errno, socket, sys
+a = sys.argv[1]
+try:
+    socket.create_connection((a, 8080), timeout=3).close(); tcp = "ok"
+except ConnectionRefusedError:
+    tcp = "refused"
+except OSError as e:
+    tcp = errno.errorcode.get(e.errno, repr(e))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(1.0)
+u.sendto(b"clua-probe", (a, 5353))
+try:
+    udp = "echo" if u.recvfrom(100)[0] == b"clua-probe" else "wrong"
+except socket.timeout:
+    udp = "none"
+print("tcp=%s udp=%s" % (tcp, udp))
+"#;
+
+fn probe(ns: &Netns, addr: Ipv4Addr) -> String {
+    ns.out(&["python3", "-c", PROBE, &addr.to_string()])
+        .trim()
+        .to_string()
+}
+
+fn nft_tables(ns: &Netns) -> String {
+    ns.out(&["nft", "list", "tables"])
+}
+
+/// Starts an agent on `cfg` in `ns` and waits until it is ready.
+fn start_agent(ns: &Netns, cfg: &Path) -> (Kill, Receiver<String>) {
+    let mut agent = ns
+        .exec(&[ALIASD, "--member-config", cfg.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(agent.stderr.take().unwrap());
+    let agent = Kill(agent);
+    wait_line(&err, "aliasd-member: ready", |l| {
+        l == "aliasd-member: ready"
+    });
+    (agent, err)
+}
+
+/// in_nolocal_ports for real: nftables in the member's namespace refuses TCP connections and
+/// drops UDP datagrams to the listed ports unless they are addressed to an alias; the table
+/// goes away with the agent (and a table left by a killed agent is taken over by the next).
+#[test]
+fn in_nolocal_ports_in_a_namespace() {
+    if !can_run() {
+        eprintln!("skipped: needs root, iproute2 and python3");
+        return;
+    }
+    let ns = Netns::new(format!("clmt-{}-nolocal", std::process::id()));
+    if !ns
+        .exec(&["nft", "list", "tables"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: needs nft (the nftables package)");
+        return;
+    }
+    let dir = tmpdir("nolocal");
+    ns.out(&["ip", "link", "set", "lo", "up"]);
+    ns.out(&[
+        "ip", "link", "add", "name", "ic0", "type", "veth", "peer", "name", "ic1",
+    ]);
+    ns.out(&["ip", "link", "set", "ic1", "up"]);
+    ns.out(&["ip", "addr", "add", "192.0.2.141/24", "dev", "ic0"]);
+    ns.out(&["ip", "addr", "add", "192.0.2.2/24", "dev", "ic0"]);
+    ns.out(&["ip", "link", "set", "ic0", "up"]);
+    let cfg = write_config(&dir, "in_nolocal_ports = [\"8080/tcp\", \"5353/udp\"]\n");
+    assert!(!nft_tables(&ns).contains("clua_member"));
+
+    // Without `nft` on its PATH the agent refuses the list before touching the host.
+    let o = ns
+        .exec(&[
+            "env",
+            "PATH=/nonexistent/clua-test",
+            ALIASD,
+            "--member-config",
+            cfg.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("`in_nolocal_ports` is enforced with nftables, but `nft` cannot be run here"),
+        "{e}"
+    );
+    assert!(!lo_addrs(&ns).contains("198.51.100."));
+    assert!(!nft_tables(&ns).contains("clua_member"));
+
+    let mut servers = ns
+        .exec(&["python3", "-u", "-c", SERVERS])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let servers_lines = lines(servers.stdout.take().unwrap());
+    let _servers = Kill(servers);
+    wait_line(&servers_lines, "the servers", |l| l == "servers ready");
+    // Before the agent: the member's own address is served.
+    assert_eq!(probe(&ns, MEMBER), "tcp=ok udp=echo");
+
+    let (mut agent, _agent_err) = start_agent(&ns, &cfg);
+    let pid = agent.0.id();
+    let table = ns.out(&["nft", "list", "table", "ip", "clua_member"]);
+    assert!(table.contains("hook input"), "{table}");
+    assert!(
+        table.contains(&format!("comment \"aliasd-member pid {pid}\"")),
+        "{table}"
+    );
+    // Own (non-alias) addresses: TCP refused, UDP dropped. Alias addresses: served.
+    assert_eq!(probe(&ns, MEMBER), "tcp=refused udp=none");
+    assert_eq!(probe(&ns, Ipv4Addr::LOCALHOST), "tcp=refused udp=none");
+    assert_eq!(probe(&ns, ALIAS), "tcp=ok udp=echo");
+    assert_eq!(probe(&ns, ALIAS2), "tcp=ok udp=echo");
+
+    // A second agent does not take over (and at its exit remove) the running agent's table.
+    let o = ns
+        .exec(&[ALIASD, "--member-config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!(
+            "the nftables table `clua_member` belongs to a running aliasd member agent (pid {pid})"
+        )),
+        "{e}"
+    );
+    assert!(nft_tables(&ns).contains("clua_member"));
+    assert_eq!(probe(&ns, MEMBER), "tcp=refused udp=none");
+
+    // SIGTERM: the table is gone and the own address is served again.
+    sh(&["kill", "-TERM", &pid.to_string()]);
+    let status = agent.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!nft_tables(&ns).contains("clua_member"));
+    assert!(!lo_addrs(&ns).contains("198.51.100."));
+    assert_eq!(probe(&ns, MEMBER), "tcp=ok udp=echo");
+
+    // kill -9 leaves the table behind; the next agent replaces it, and removes it at its exit.
+    let (mut crashed, _) = start_agent(&ns, &cfg);
+    sh(&["kill", "-KILL", &crashed.0.id().to_string()]);
+    let _ = crashed.0.wait();
+    assert!(nft_tables(&ns).contains("clua_member"));
+    let (mut next, _next_err) = start_agent(&ns, &cfg);
+    let pid = next.0.id();
+    let table = ns.out(&["nft", "list", "table", "ip", "clua_member"]);
+    assert!(
+        table.contains(&format!("comment \"aliasd-member pid {pid}\"")),
+        "{table}"
+    );
+    assert_eq!(
+        table.matches("dport 8080").count(),
+        1,
+        "replaced, not added to: {table}"
+    );
+    assert_eq!(probe(&ns, MEMBER), "tcp=refused udp=none");
+    assert_eq!(probe(&ns, ALIAS), "tcp=ok udp=echo");
+    sh(&["kill", "-TERM", &pid.to_string()]);
+    let status = next.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!nft_tables(&ns).contains("clua_member"));
+    assert_eq!(probe(&ns, MEMBER), "tcp=ok udp=echo");
+    drop(ns);
+}

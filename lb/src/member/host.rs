@@ -10,7 +10,9 @@
 //!   `all` (decapsulated client packets arrive on the device while the route back to the client
 //!   leaves by another interface);
 //! - with `in_nolocal_ports`: an nftables table `clua_member` refusing those ports unless
-//!   addressed to an alias (TCP reset, UDP drop).
+//!   addressed to an alias (TCP reset, UDP drop), hooked on `input` so that traffic the host
+//!   sends to its own addresses is refused too. The table names its agent's process id; one
+//!   left by an agent that is gone is replaced, one of a running agent makes preparation fail.
 //!
 //! [`HostGuard::prepare`] is idempotent (an address or device that is already there is used as
 //! it is and left in place at exit) and records what it changed; dropping the guard undoes it in
@@ -43,9 +45,13 @@ impl std::error::Error for HostError {}
 
 enum Undo {
     Addr(Ipv4Addr),
-    Sysctl { path: PathBuf, old: String },
+    Sysctl {
+        path: PathBuf,
+        old: String,
+    },
     Link(String),
-    NftTable,
+    /// The nftables table, deleted with this program.
+    NftTable(String),
 }
 
 /// What [`HostGuard::prepare`] changed; undone on drop.
@@ -125,9 +131,16 @@ fn parse_inet(text: &str) -> Vec<Ipv4Addr> {
     v
 }
 
+/// The program that manages nftables.
+const NFT: &str = "nft";
+
 /// Whether `nft` can be run here.
 pub fn nft_available() -> bool {
-    Command::new("nft")
+    program_runs(NFT)
+}
+
+fn program_runs(program: &str) -> bool {
+    Command::new(program)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -135,16 +148,46 @@ pub fn nft_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The nftables script for in_nolocal ports: connections to those ports are refused unless
-/// addressed to one of `aliases`.
-pub fn nft_script(aliases: &[Ipv4Addr], ports: &[(u16, Proto)]) -> String {
+/// The comment that marks the table as owned by the agent with process id `pid`.
+fn nft_owner_comment(pid: u32) -> String {
+    format!("aliasd-member pid {pid}")
+}
+
+/// The owner's process id from `nft list table` output (see [`nft_owner_comment`]).
+fn parse_nft_owner(listing: &str) -> Option<u32> {
+    listing.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("comment \"aliasd-member pid ")?
+            .strip_suffix('"')?
+            .parse()
+            .ok()
+    })
+}
+
+/// Whether `pid` is a running aliasd other than this process.
+fn other_agent_alive(pid: u32) -> bool {
+    pid != std::process::id()
+        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim_end() == "aliasd")
+}
+
+/// The nftables script for in_nolocal ports, run by the agent with process id `owner`: TCP
+/// connections to those ports are reset and UDP datagrams to them dropped unless addressed to
+/// one of `aliases`.
+///
+/// The rules hook `input`, which sees every packet delivered locally: those from the network,
+/// decapsulated VXLAN traffic, and the ones this host sends to its own addresses (they loop
+/// through `lo`). The script replaces a table of the same name (left by an agent that crashed)
+/// in one transaction, so the ports are never unprotected in between.
+pub fn nft_script(aliases: &[Ipv4Addr], ports: &[(u16, Proto)], owner: u32) -> String {
     let set = aliases
         .iter()
         .map(|a| a.to_string())
         .collect::<Vec<_>>()
         .join(", ");
     let mut s = format!(
-        "table ip {NFT_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n"
+        "table ip {NFT_TABLE}\ndelete table ip {NFT_TABLE}\ntable ip {NFT_TABLE} {{\n  comment \"{}\"\n  chain input {{\n    type filter hook input priority 0; policy accept;\n",
+        nft_owner_comment(owner)
     );
     for (port, proto) in ports {
         match proto {
@@ -182,10 +225,32 @@ impl HostGuard {
     /// Prepares the host for `cfg`. On an error, what was done so far is undone before the error
     /// is returned.
     pub fn prepare(cfg: &MemberConfig) -> Result<HostGuard, HostError> {
-        if !cfg.in_nolocal_ports.is_empty() && !nft_available() {
-            return Err(HostError(
-                "`in_nolocal_ports` is enforced with nftables, but `nft` cannot be run here (install the nftables package, or remove the list)".into(),
-            ));
+        Self::prepare_with(cfg, NFT)
+    }
+
+    /// [`HostGuard::prepare`] with `nft` the program that manages nftables.
+    fn prepare_with(cfg: &MemberConfig, nft: &str) -> Result<HostGuard, HostError> {
+        if !cfg.in_nolocal_ports.is_empty() {
+            if !program_runs(nft) {
+                return Err(HostError(
+                    "`in_nolocal_ports` is enforced with nftables, but `nft` cannot be run here (install the nftables package, or remove the list)".into(),
+                ));
+            }
+            // A table of a running agent is not taken over (and then removed at our exit).
+            let listing = Command::new(nft)
+                .args(["list", "table", "ip", NFT_TABLE])
+                .stderr(Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+            if let Some(pid) = listing.as_deref().and_then(parse_nft_owner) {
+                if other_agent_alive(pid) {
+                    return Err(HostError(format!(
+                        "`in_nolocal_ports`: the nftables table `{NFT_TABLE}` belongs to a running aliasd member agent (pid {pid})"
+                    )));
+                }
+            }
         }
         let mut g = HostGuard {
             undo: Vec::new(),
@@ -230,15 +295,18 @@ impl HostGuard {
             g.set_sysctl("net.ipv4.conf.all.rp_filter", "0")?;
         }
         if !cfg.in_nolocal_ports.is_empty() {
-            // Replace a table left by an agent that crashed.
-            let _ = run("nft", &["delete", "table", "ip", NFT_TABLE], None);
+            // Replaces a table left by an agent that crashed.
             run(
-                "nft",
+                nft,
                 &["-f", "-"],
-                Some(&nft_script(&cfg.aliases, &cfg.in_nolocal_ports)),
+                Some(&nft_script(
+                    &cfg.aliases,
+                    &cfg.in_nolocal_ports,
+                    std::process::id(),
+                )),
             )
             .map_err(HostError)?;
-            g.undo.push(Undo::NftTable);
+            g.undo.push(Undo::NftTable(nft.to_string()));
         }
         Ok(g)
     }
@@ -252,7 +320,7 @@ impl HostGuard {
                 Undo::Sysctl { path, old } => std::fs::write(&path, &old)
                     .map_err(|e| format!("restoring {} to {old}: {e}", path.display())),
                 Undo::Link(d) => ip(&["link", "del", "dev", &d]),
-                Undo::NftTable => run("nft", &["delete", "table", "ip", NFT_TABLE], None),
+                Undo::NftTable(nft) => run(&nft, &["delete", "table", "ip", NFT_TABLE], None),
             };
             if let Err(e) = r {
                 errors.push(e);
@@ -282,10 +350,14 @@ mod tests {
                 Ipv4Addr::new(198, 51, 100, 101),
             ],
             &[(80, Proto::Tcp), (53, Proto::Udp)],
+            4242,
         );
         assert_eq!(
             s,
-            "table ip clua_member {
+            "table ip clua_member
+delete table ip clua_member
+table ip clua_member {
+  comment \"aliasd-member pid 4242\"
   chain input {
     type filter hook input priority 0; policy accept;
     ip daddr != { 198.51.100.100, 198.51.100.101 } tcp dport 80 reject with tcp reset
@@ -301,6 +373,24 @@ mod tests {
     }
 
     #[test]
+    fn nft_owner_from_listing() {
+        // As `nft list table` prints it.
+        let t = "table ip clua_member {
+\tcomment \"aliasd-member pid 4242\"
+\tchain input {
+\t\ttype filter hook input priority filter; policy accept;
+\t}
+}
+";
+        assert_eq!(parse_nft_owner(t), Some(4242));
+        assert_eq!(
+            parse_nft_owner("table ip clua_member {\n\tchain input {\n\t}\n}\n"),
+            None
+        );
+        assert!(!other_agent_alive(std::process::id()));
+    }
+
+    #[test]
     fn ip_o_addr_output() {
         let t = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever
 1: lo    inet 198.51.100.100/32 scope global lo\\       valid_lft forever preferred_lft forever
@@ -313,9 +403,6 @@ mod tests {
 
     #[test]
     fn in_nolocal_without_nft_is_refused_before_touching_the_host() {
-        if nft_available() {
-            return;
-        }
         let cfg = MemberConfig::parse(
             r#"
 node = "m1"
@@ -329,12 +416,20 @@ in_nolocal_ports = ["80/tcp"]
             "m.toml",
         )
         .unwrap();
-        let e = HostGuard::prepare(&cfg).err().unwrap();
+        // A program that cannot be run stands in for a missing `nft`; the real one when it is
+        // missing too.
+        let e = HostGuard::prepare_with(&cfg, "/nonexistent/clua-test/nft")
+            .err()
+            .unwrap();
         assert!(
             e.0.starts_with(
                 "`in_nolocal_ports` is enforced with nftables, but `nft` cannot be run here"
             ),
             "{e}"
         );
+        if !nft_available() {
+            let e = HostGuard::prepare(&cfg).err().unwrap();
+            assert!(e.0.contains("`nft` cannot be run here"), "{e}");
+        }
     }
 }
