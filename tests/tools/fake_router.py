@@ -13,12 +13,12 @@ chosen by a hash of its addresses and ports: ``l2`` rewrites the MACs, ``vxlan``
 """
 
 import argparse
+import hashlib
 import select
 import socket
 import struct
 import sys
 import time
-import zlib
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -97,7 +97,9 @@ def main():
             continue
         ihl = (ip[0] & 0x0F) * 4
         key = ip[12:20] + bytes([ip[9]]) + ip[ihl:ihl + 4]
-        h = zlib.crc32(key)
+        # Not crc32: it is linear over GF(2), and Linux picks ephemeral ports in steps of 2, so
+        # crc32(key) % n can be the same for every connection of a client.
+        h = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
         al = aliases[dst]
         if al[0] == "l2":
             _, sock, src, members = al
