@@ -163,14 +163,19 @@ def test_stopped_server_gets_no_new_connections_within_the_interval(env):
                 "while time.monotonic()-t<3.0:\n"
                 " s=socket.socket(); s.settimeout(0.5); a=time.monotonic()\n"
                 " try:\n  s.connect((sys.argv[1],80)); s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); r=s.recv(200).decode(); ok=r.split('member=')[1].split()[0]\n"
-                " except (OSError, IndexError): ok='refused'\n"
+                " except ConnectionRefusedError: ok='refused'\n"
+                " except (OSError, IndexError) as e: ok='error:'+type(e).__name__\n"
                 " s.close(); out.append((a, ok)); time.sleep(0.01)\n"
                 "print(json.dumps(out))\n")
         client = lab.popen(lab.cli, sys.executable, "-c", code, WEB, stdout=subprocess.PIPE, text=True)
         time.sleep(0.5)
         t_kill = time.monotonic()
         m1.server.kill()
-        out, _ = client.communicate(timeout=30)
+        try:
+            out, _ = client.communicate(timeout=30)
+        finally:
+            m1.server.wait(timeout=5)
+            lab.start_member_servers()
         attempts = json.loads(out)
         assert all(ok != "refused" for t, ok in attempts if t < t_kill), attempts
         # Attempts that still reached m1 after the kill: refused by its kernel, or accepted in the
@@ -182,9 +187,9 @@ def test_stopped_server_gets_no_new_connections_within_the_interval(env):
         assert len(tail) > 20 and all(ok in ("m2", "m3") for ok in tail), attempts[-10:]
         # The behaviour: within the dead interval (plus slack for a loaded 2-core machine; the
         # measured figures are printed, not gated on).
-        assert last <= INTERVAL_MS * DEAD_MISSES / 1000 + 1.0, (last, attempts)
-        m1.server.wait(timeout=5)
-        lab.start_member_servers()
+        assert last <= INTERVAL_MS * DEAD_MISSES / 1000 + 1.0, (last, [a for a in attempts if a[1] != "m2" and a[1] != "m3"])
+        # m1 listens again: wait until its next advert has made it eligible once more.
+        assert env["wait_for"](lambda: lab.client("tcp", f"{WEB}:80", 6)["by_member"].get("m1", 0) > 0)
     results.sort()
     (lab.out_dir / "failover.json").write_text(json.dumps({"server_stop_to_last_m1_s": results}))
     print(f"\nserver stop -> last new connection to m1 over {len(results)} trials: "

@@ -36,7 +36,7 @@
 //! down only changes the schedules; port-schedule cursors also need the same reported ports)
 //! and are reset when aliases are added, removed or renumbered.
 
-use crate::classify::{PacketMeta, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::classify::{PacketMeta, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::conntrack::{ConnTable, InsertOutcome};
 use crate::snapshot::{MemberId, ServiceMode, Snapshot};
 use crate::verdict::{CoreCounters, DropReason};
@@ -208,11 +208,15 @@ impl Selector {
             };
         }
         let fin_rst = meta.tcp_flags & (TCP_FIN | TCP_RST) != 0;
+        // A client's SYN (no ACK) on an entry that has seen FIN or RST opens a new incarnation of
+        // the 4-tuple (a reused source port): it is a new connection and is selected afresh, with
+        // today's weights and eligibility — like IPVS's conn_reuse_mode. Without this, a reused
+        // port lands on the old member even if it no longer listens there. A SYN on a live
+        // entry is a retransmission and keeps its member.
+        let syn_only = meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST) == TCP_SYN;
         if let Some(slot) = self.conns.find(key, meta.hash, now_ms) {
-            if snap.member(slot.member).is_some_and(|m| m.up) {
-                // A new SYN on a closing entry is a new incarnation of the 4-tuple: back to idle.
-                let syn_only = meta.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == TCP_SYN;
-                let closing = fin_rst || (slot.closing && !syn_only);
+            if snap.member(slot.member).is_some_and(|m| m.up) && !(slot.closing && syn_only) {
+                let closing = fin_rst || slot.closing;
                 let timeout = if closing {
                     self.timeouts.tcp_closing_ms
                 } else {
@@ -251,8 +255,8 @@ impl Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::classify;
     use crate::classify::tests::{frame, snap, tcp, ALIAS};
-    use crate::classify::{classify, TCP_ACK};
     use crate::snapshot::tests::{member, port};
     use crate::snapshot::{AliasMember, PortRole};
     use std::net::Ipv4Addr;
@@ -336,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn a_syn_on_a_closing_entry_reopens_it() {
+    fn a_syn_on_a_closing_entry_is_a_new_connection() {
         let s = snap();
         let mut sel = Selector::new(64, T, &s);
         let m = meta(&s, 6, 7, 80, TCP_SYN);
@@ -349,10 +353,33 @@ mod tests {
         );
         assert!(sel.conns().find(&m.key, m.hash, 0).unwrap().closing);
         assert_eq!(sel.conns().live(100), 0);
-        pick(&mut sel, &s, &meta(&s, 6, 7, 80, TCP_SYN), 50);
+        // The reused 4-tuple is selected afresh: the next member in the round robin, and the
+        // entry is live (idle timeout) again. No second entry is made for the key.
+        let again = pick(&mut sel, &s, &meta(&s, 6, 7, 80, TCP_SYN), 50);
         let slot = sel.conns().find(&m.key, m.hash, 50).unwrap();
         assert!(!slot.closing);
         assert_eq!(sel.conns().live(1049), 1);
+        // new_flow: selected by the round robin, not a connection-table hit.
+        assert!(
+            matches!(again, Selection::Member { new_flow: true, .. }),
+            "{again:?}"
+        );
+        // A retransmitted SYN on the live entry keeps its member.
+        let retx = pick(&mut sel, &s, &meta(&s, 6, 7, 80, TCP_SYN), 60);
+        assert!(
+            matches!(
+                retx,
+                Selection::Member {
+                    new_flow: false,
+                    ..
+                }
+            ),
+            "{retx:?}"
+        );
+        assert_eq!(
+            sel.conns().find(&m.key, m.hash, 60).unwrap().member,
+            slot.member
+        );
     }
 
     #[test]
