@@ -25,7 +25,7 @@ import lab as labmod
 ROOT = Path(__file__).resolve().parents[2]
 WEB, CLUSTER, SPARE = "198.51.100.100", "198.51.100.101", "198.51.100.103"
 LAB = dict(members=3, vxlan_members=0, aliases=[WEB, CLUSTER, SPARE], tcp_ports=(80, 22),
-           udp_ports=(), hold_ports=())
+           udp_ports=(), hold_ports=(8080,))
 INTERVAL_MS = 200
 DEAD_MISSES = 3
 WEIGHTS = {"m1": 3, "m2": 2, "m3": 1}
@@ -51,7 +51,8 @@ def env(aliasd_bin, lab):
     aliases = [{"name": "web", "address": WEB}, {"name": "cluster", "address": CLUSTER},
                {"name": "spare", "address": SPARE}]
     services = [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]},
-                {"name": "ssh", "port": 22, "proto": "tcp", "options": ["in_single"]}]
+                {"name": "ssh", "port": 22, "proto": "tcp", "options": ["in_single"]},
+                {"name": "hold", "port": 8080, "proto": "tcp", "options": ["in_multi"]}]
     cfg = lab.aliasd_config_dict(aliases, services, metrics="127.0.0.1:9470", default_alias="cluster")
     for m in cfg["member"]:
         m["agent"] = True
@@ -264,3 +265,30 @@ def test_in_single_moves_to_the_next_listening_member_when_the_active_server_sto
         time.sleep(0.05)
     assert r["ok"] == 5 and len(r["by_member"]) == 1 and active not in r["by_member"], r
     lab.start_member_servers()
+    time.sleep(3 * INTERVAL_MS / 1000)   # the restarted server's ports reach the router
+
+
+def test_a_member_leaving_with_its_own_cluamgr_drains(env):
+    """Issue 4: a member that leaves says so at once; its established connections are not cut."""
+    lab, cluamgr = env["lab"], env["cluamgr"]
+    time.sleep(3 * INTERVAL_MS / 1000)   # every member's current ports have reached the router
+    holder = lab.popen(lab.cli, sys.executable, str(ROOT / "tests/clients/holder.py"),
+                       "--to", f"{WEB}:8080", "--count", "6", stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    m1sock = str(lab.out_dir / "m1.sock")
+    try:
+        first = json.loads(holder.stdout.readline())
+        assert first["errors"] == [] and "m1" in first["members"], first
+        out = cluamgr("-a", f"alias={WEB},leave", sock=m1sock).stdout
+        assert "left" in out or "leave" in out, out
+        assert env["wait_for"](lambda: "m1" not in env["up_members"]("web"), timeout=3)
+        r = lab.client("tcp", f"{WEB}:80", 30)
+        assert r["ok"] == 30 and "m1" not in r["by_member"], r
+        holder.stdin.write("ping\n")
+        holder.stdin.flush()
+        after = json.loads(holder.stdout.readline())
+        assert after["errors"] == [] and after["members"] == first["members"], (first, after)
+    finally:
+        lab.stop(holder)
+        cluamgr("-a", f"alias={WEB},join,selw=3", sock=m1sock, check=False)
+        env["wait_for"](lambda: "m1" in env["up_members"]("web"), timeout=3)

@@ -56,6 +56,9 @@ pub struct PacketMeta {
     pub hash: u32,
     /// TCP flags (0 for UDP).
     pub tcp_flags: u8,
+    /// The TCP sequence number (0 for UDP): on a SYN, the initial sequence number, which tells a
+    /// retransmitted SYN from a new connection on a reused 4-tuple.
+    pub tcp_seq: u32,
     /// Offset of the IPv4 header in the frame (14, or 18 behind an 802.1Q tag).
     pub l3_offset: u16,
     /// The IPv4 total length (the frame may carry Ethernet padding after it).
@@ -72,6 +75,7 @@ impl Default for PacketMeta {
             key: FlowKey::default(),
             hash: 0,
             tcp_flags: 0,
+            tcp_seq: 0,
             l3_offset: ethernet::HEADER_LEN as u16,
             ip_len: 0,
             alias: AliasId(0),
@@ -153,13 +157,18 @@ pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<Packet
         }
         return Err(drop(DropReason::NotAlias));
     };
-    let (src_port, dst_port, tcp_flags) = match proto {
+    let (src_port, dst_port, tcp_flags, tcp_seq) = match proto {
         protocol::TCP => match TcpPacket::new_checked(payload) {
-            Ok(tcp) => (tcp.src_port(), tcp.dst_port(), tcp.flags()),
+            Ok(tcp) => (
+                tcp.src_port(),
+                tcp.dst_port(),
+                tcp.flags(),
+                tcp.seq_number(),
+            ),
             Err(_) => return Err(drop(DropReason::BadL4Header)),
         },
         protocol::UDP => match UdpPacket::new_checked(payload) {
-            Ok(udp) => (udp.src_port(), udp.dst_port(), 0),
+            Ok(udp) => (udp.src_port(), udp.dst_port(), 0, 0),
             Err(_) => return Err(drop(DropReason::BadL4Header)),
         },
         _ => return Err(drop(DropReason::UnsupportedProtocol)),
@@ -175,6 +184,7 @@ pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<Packet
         key,
         hash: key.hash(),
         tcp_flags,
+        tcp_seq,
         l3_offset: l2.l3_offset as u16,
         ip_len: ip.total_len(),
         alias,

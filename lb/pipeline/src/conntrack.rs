@@ -41,13 +41,20 @@ struct Entry {
     k1: u64,
     /// Milliseconds after which the entry is dead; 0 = never used.
     expiry: u64,
-    /// Owning member.
+    /// Owning member id in bits 0..31; bit 31: FIN or RST seen (the entry runs on the closing
+    /// timeout). Member ids stay below 2^31.
     member: u32,
-    /// Bit 0: FIN or RST seen (the entry runs on the closing timeout).
-    flags: u32,
+    /// The initial sequence number of the SYN that opened the flow (0: opened by another
+    /// segment, e.g. mid-flow after a router restart).
+    isn: u32,
 }
 
-const CLOSING: u32 = 1;
+const CLOSING: u32 = 1 << 31;
+
+#[inline(always)]
+fn member_word(member: MemberId, closing: bool) -> u32 {
+    (member.0 & !CLOSING) | if closing { CLOSING } else { 0 }
+}
 
 #[inline(always)]
 fn pack(key: &FlowKey) -> (u64, u64) {
@@ -65,6 +72,8 @@ pub struct Slot {
     pub member: MemberId,
     /// Whether FIN or RST has been seen on the flow.
     pub closing: bool,
+    /// The initial sequence number of the SYN that opened it (0: unknown).
+    pub isn: u32,
 }
 
 /// What [`ConnTable::insert`] did.
@@ -133,8 +142,9 @@ impl ConnTable {
             if e.k0 == k0 && e.k1 == k1 && e.expiry > now_ms {
                 return Some(Slot {
                     index: (base + i) as u32,
-                    member: MemberId(e.member),
-                    closing: e.flags & CLOSING != 0,
+                    member: MemberId(e.member & !CLOSING),
+                    closing: e.member & CLOSING != 0,
+                    isn: e.isn,
                 });
             }
         }
@@ -187,10 +197,10 @@ impl ConnTable {
     pub fn refresh(&mut self, slot: Slot, now_ms: u64, timeout_ms: u64, closing: bool) {
         if let Some(e) = self.entries.get_mut(slot.index as usize) {
             e.expiry = now_ms.saturating_add(timeout_ms).max(1);
-            e.flags = if closing {
-                e.flags | CLOSING
+            e.member = if closing {
+                e.member | CLOSING
             } else {
-                e.flags & !CLOSING
+                e.member & !CLOSING
             };
         }
     }
@@ -232,6 +242,7 @@ impl ConnTable {
         now_ms: u64,
         timeout_ms: u64,
         closing: bool,
+        isn: u32,
     ) -> InsertOutcome {
         let (k0, k1) = pack(key);
         let (b1, b2) = self.buckets(hash);
@@ -248,8 +259,8 @@ impl ConnTable {
                         k0,
                         k1,
                         expiry: now_ms.saturating_add(timeout_ms).max(1),
-                        member: member.0,
-                        flags: if closing { CLOSING } else { 0 },
+                        member: member_word(member, closing),
+                        isn,
                     };
                     return InsertOutcome::Updated;
                 }
@@ -276,8 +287,8 @@ impl ConnTable {
             k0,
             k1,
             expiry: now_ms.saturating_add(timeout_ms).max(1),
-            member: member.0,
-            flags: if closing { CLOSING } else { 0 },
+            member: member_word(member, closing),
+            isn,
         };
         outcome
     }
@@ -290,7 +301,7 @@ impl ConnTable {
         now_ms: u64,
         timeout_ms: u64,
     ) -> InsertOutcome {
-        self.insert_hashed(key, key.hash(), member, now_ms, timeout_ms, false)
+        self.insert_hashed(key, key.hash(), member, now_ms, timeout_ms, false, 0)
     }
 
     /// Number of live entries at `now_ms` (a full scan, for tests and metrics).

@@ -208,14 +208,17 @@ impl Selector {
             };
         }
         let fin_rst = meta.tcp_flags & (TCP_FIN | TCP_RST) != 0;
-        // A client's SYN (no ACK) on an entry that has seen FIN or RST opens a new incarnation of
-        // the 4-tuple (a reused source port): it is a new connection and is selected afresh, with
-        // today's weights and eligibility — like IPVS's conn_reuse_mode. Without this, a reused
-        // port lands on the old member even if it no longer listens there. A SYN on a live
-        // entry is a retransmission and keeps its member.
+        // A client's SYN (no ACK) is a retransmission only if it carries the initial sequence
+        // number that opened the entry and the entry has not seen FIN or RST. Otherwise it opens a
+        // new incarnation of the 4-tuple (a reused source port) and is selected afresh, with
+        // today's weights and eligibility, like IPVS's conn_reuse_mode. Without this a reused port
+        // lands on the old member even when it no longer listens there (the router never sees
+        // the member's RST to a refused SYN, so such entries stay live).
         let syn_only = meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST) == TCP_SYN;
         if let Some(slot) = self.conns.find(key, meta.hash, now_ms) {
-            if snap.member(slot.member).is_some_and(|m| m.up) && !(slot.closing && syn_only) {
+            let new_incarnation =
+                syn_only && (slot.closing || slot.isn == 0 || slot.isn != meta.tcp_seq);
+            if snap.member(slot.member).is_some_and(|m| m.up) && !new_incarnation {
                 let closing = fin_rst || slot.closing;
                 let timeout = if closing {
                     self.timeouts.tcp_closing_ms
@@ -238,9 +241,15 @@ impl Selector {
         } else {
             self.timeouts.tcp_idle_ms
         };
-        let outcome = self
-            .conns
-            .insert_hashed(key, meta.hash, member, now_ms, timeout, fin_rst);
+        let outcome = self.conns.insert_hashed(
+            key,
+            meta.hash,
+            member,
+            now_ms,
+            timeout,
+            fin_rst,
+            if syn_only { meta.tcp_seq } else { 0 },
+        );
         CoreCounters::add(&counters.conn_inserts, 1);
         if outcome == InsertOutcome::Evicted {
             CoreCounters::add(&counters.conn_evictions, 1);
@@ -355,17 +364,20 @@ mod tests {
         assert_eq!(sel.conns().live(100), 0);
         // The reused 4-tuple is selected afresh: the next member in the round robin, and the
         // entry is live (idle timeout) again. No second entry is made for the key.
-        let again = pick(&mut sel, &s, &meta(&s, 6, 7, 80, TCP_SYN), 50);
+        let mut syn = meta(&s, 6, 7, 80, TCP_SYN);
+        syn.tcp_seq = 1000;
+        let again = pick(&mut sel, &s, &syn, 50);
         let slot = sel.conns().find(&m.key, m.hash, 50).unwrap();
         assert!(!slot.closing);
+        assert_eq!(slot.isn, 1000);
         assert_eq!(sel.conns().live(1049), 1);
         // new_flow: selected by the round robin, not a connection-table hit.
         assert!(
             matches!(again, Selection::Member { new_flow: true, .. }),
             "{again:?}"
         );
-        // A retransmitted SYN on the live entry keeps its member.
-        let retx = pick(&mut sel, &s, &meta(&s, 6, 7, 80, TCP_SYN), 60);
+        // A retransmitted SYN (same ISN) on the live entry keeps its member.
+        let retx = pick(&mut sel, &s, &syn, 60);
         assert!(
             matches!(
                 retx,
@@ -380,6 +392,31 @@ mod tests {
             sel.conns().find(&m.key, m.hash, 60).unwrap().member,
             slot.member
         );
+        // A SYN with another ISN on the live entry (the member refused the first one: the router
+        // never saw its RST) is a new connection.
+        let mut reused = syn;
+        reused.tcp_seq = 2000;
+        let r = pick(&mut sel, &s, &reused, 70);
+        assert!(
+            matches!(r, Selection::Member { new_flow: true, .. }),
+            "{r:?}"
+        );
+        assert_eq!(sel.conns().find(&m.key, m.hash, 70).unwrap().isn, 2000);
+        // Other segments of the flow are hits and keep the ISN.
+        let mut ack = meta(&s, 6, 7, 80, TCP_ACK);
+        ack.tcp_seq = 2001;
+        let h = pick(&mut sel, &s, &ack, 80);
+        assert!(
+            matches!(
+                h,
+                Selection::Member {
+                    new_flow: false,
+                    ..
+                }
+            ),
+            "{h:?}"
+        );
+        assert_eq!(sel.conns().find(&m.key, m.hash, 80).unwrap().isn, 2000);
     }
 
     #[test]
