@@ -24,18 +24,30 @@ pub fn run(members: u32, aliases: u32, n: u32) {
         seq,
         interval_ms: 1000,
         aliases: (0..4)
-            .map(|i| AliasEntry { addr: Ipv4Addr::new(198, 51, 100, 100 + i), joined: true, selw: 1, selp: 1 })
+            .map(|i| AliasEntry {
+                addr: Ipv4Addr::new(198, 51, 100, 100 + i),
+                joined: true,
+                selw: 1,
+                selp: 1,
+            })
             .collect(),
         ports: (0..8).map(|i| (Proto::Tcp, 8000 + i)).collect(),
     };
     let datagrams: Vec<Vec<u8>> = (0..n)
-        .map(|i| repr(&names[(i % members) as usize], 1 + u64::from(i / members)).emit_signed(&key).unwrap())
+        .map(|i| {
+            repr(&names[(i % members) as usize], 1 + u64::from(i / members))
+                .emit_signed(&key)
+                .unwrap()
+        })
         .collect();
     let mut live = Liveness::new(&names, 3);
     let t = Instant::now();
     let mut accepted = 0;
     for (i, d) in datagrams.iter().enumerate() {
-        if matches!(live.on_datagram(d, &key, i as u64), clua_ctl::liveness::AdvertOutcome::Accepted { .. }) {
+        if matches!(
+            live.on_datagram(d, &key, i as u64),
+            clua_ctl::liveness::AdvertOutcome::Accepted { .. }
+        ) {
             accepted += 1;
         }
     }
@@ -62,7 +74,10 @@ pub fn run(members: u32, aliases: u32, n: u32) {
         );
     }
     for i in 0..aliases {
-        toml += &format!("[[alias]]\nname = \"a{i}\"\naddress = \"{}\"\n", Ipv4Addr::from(0x6440_0000u32 + i + 1));
+        toml += &format!(
+            "[[alias]]\nname = \"a{i}\"\naddress = \"{}\"\n",
+            Ipv4Addr::from(0x6440_0000u32 + i + 1)
+        );
     }
     let c = Config::parse(&toml, "bench.toml").unwrap();
     let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];

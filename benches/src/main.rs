@@ -330,7 +330,11 @@ fn main() {
             )
         ),
         "ring" => ring(&a),
-        "advert" => advert::run(a.num("--members", 64), a.num("--aliases", 8), a.num("--n", 200_000)),
+        "advert" => advert::run(
+            a.num("--members", 64),
+            a.num("--aliases", 8),
+            a.num("--n", 200_000),
+        ),
         other => die(&format!("unknown command {other}")),
     }
 }
