@@ -22,7 +22,6 @@
 //!
 //! Unknown fields are errors; every problem is reported, each naming its field.
 
-use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
@@ -78,28 +77,9 @@ pub struct MemberConfig {
     pub in_nolocal_ports: Vec<(u16, Proto)>,
 }
 
-/// A configuration error: the file and one line per problem, each naming its field.
-#[derive(Debug)]
-pub struct MemberConfigError {
-    /// The file.
-    pub file: String,
-    /// The problems.
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for MemberConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}: {}", self.file, p)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for MemberConfigError {}
+/// A configuration error: the file and one line per problem, each naming its field (the same
+/// type as the router's).
+pub type MemberConfigError = crate::config::ConfigError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
