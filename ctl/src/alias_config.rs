@@ -17,6 +17,8 @@
 
 use std::fmt;
 
+use crate::line_error::{LineError, LineErrors};
+
 use crate::command::{parse_args, Command, CommandError};
 
 /// What is wrong with one line.
@@ -52,42 +54,11 @@ impl fmt::Display for AliasConfigErrorKind {
     }
 }
 
-/// One bad line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AliasConfigError {
-    /// The file name as given.
-    pub file: String,
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong.
-    pub what: AliasConfigErrorKind,
-}
+/// One problem, where it is.
+pub type AliasConfigError = LineError<AliasConfigErrorKind>;
 
-impl fmt::Display for AliasConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.what)
-    }
-}
-
-impl std::error::Error for AliasConfigError {}
-
-/// Every bad line of a file, in order. Displays one per line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AliasConfigErrors(pub Vec<AliasConfigError>);
-
-impl fmt::Display for AliasConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            e.fmt(f)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for AliasConfigErrors {}
+/// Every problem found in a file, in line order. Displays one per line.
+pub type AliasConfigErrors = LineErrors<AliasConfigErrorKind>;
 
 fn is_cluamgr(program: &str) -> bool {
     program == "cluamgr" || program.ends_with("/cluamgr")
@@ -133,7 +104,7 @@ pub fn parse_alias_config(
     if errs.is_empty() {
         Ok(cmds)
     } else {
-        Err(AliasConfigErrors(errs))
+        Err(LineErrors(errs))
     }
 }
 

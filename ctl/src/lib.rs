@@ -9,6 +9,7 @@ pub mod arp;
 pub mod command;
 pub mod icmp;
 pub mod keyfile;
+pub mod line_error;
 pub mod listen;
 pub mod liveness;
 pub mod member_state;

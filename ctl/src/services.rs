@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::line_error::{LineError, LineErrors};
+
 use crate::model::{Proto, ServiceOptions, ServiceSpec};
 
 /// What is wrong with one line of a clua_services file.
@@ -99,41 +101,10 @@ impl fmt::Display for ServicesErrorKind {
 }
 
 /// One problem, where it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServicesError {
-    /// The file name as given to [`parse_services`].
-    pub file: String,
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong.
-    pub what: ServicesErrorKind,
-}
-
-impl fmt::Display for ServicesError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.what)
-    }
-}
-
-impl std::error::Error for ServicesError {}
+pub type ServicesError = LineError<ServicesErrorKind>;
 
 /// Every problem found in a file, in line order. Displays one per line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServicesErrors(pub Vec<ServicesError>);
-
-impl fmt::Display for ServicesErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            e.fmt(f)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ServicesErrors {}
+pub type ServicesErrors = LineErrors<ServicesErrorKind>;
 
 /// Why a `PORT/PROTO` field is not one. Shared with cluamgr's `--register`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -331,7 +302,7 @@ pub fn parse_services(text: &str, file: &str) -> Result<Vec<ServiceSpec>, Servic
     if errs.is_empty() {
         Ok(specs)
     } else {
-        Err(ServicesErrors(errs))
+        Err(LineErrors(errs))
     }
 }
 
