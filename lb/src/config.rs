@@ -314,7 +314,7 @@ fn default_advert_port() -> u16 {
 }
 
 fn default_dead_misses() -> u32 {
-    clua_ctl::liveness::DEFAULT_DEAD_MISSES
+    clua_ctl::members::DEFAULT_DEAD_MISSES
 }
 
 /// The `[adverts]` section, present when members run the member agent.

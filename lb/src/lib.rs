@@ -5,6 +5,5 @@ pub mod admin;
 pub mod config;
 pub mod daemon;
 pub mod member;
-pub mod members;
 pub mod metrics;
 pub mod worker;

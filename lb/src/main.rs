@@ -21,8 +21,26 @@ struct Args {
     check: bool,
 }
 
+/// Control-plane events go to stderr, one line each. Under systemd (`JOURNAL_STREAM` set)
+/// journald stamps the time itself, so the line carries none; `RUST_LOG` filters as usual.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    init_logging();
     if let Some(path) = &args.member_config {
         return clua_lb::member::main(path, args.check);
     }
