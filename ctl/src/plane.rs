@@ -665,3 +665,175 @@ fn diff_members(old: &Cluster, new: &Cluster, events: &mut Vec<Event>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advert::{AdvertKind, AdvertRepr, AliasEntry};
+    use crate::model::{AliasSpec, JoinSpec, MemberSpec, PortSpec, Prefix, Proto};
+    use clua_pipeline::snapshot::Encap;
+    use std::net::Ipv4Addr;
+
+    const KEY: &[u8] = b"plane test key, long enough";
+    const WEB: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+    const MACS: [Mac; 2] = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
+
+    fn state() -> ControlState {
+        let port = |name: &str, role, addr: [u8; 4], len| PortSpec {
+            name: name.into(),
+            role,
+            address: Some(Prefix {
+                addr: addr.into(),
+                len,
+            }),
+            mtu: 1500,
+            mac: None,
+            flow_source: None,
+        };
+        let member = |name: &str, last: u8| MemberSpec {
+            name: name.into(),
+            port: "ic0".into(),
+            address: Ipv4Addr::new(192, 0, 2, last),
+            mac: [2, 0, 0, 0, 1, last],
+            encap: Encap::L2,
+            up: false,
+            agent: true,
+            listening: None,
+        };
+        let alias = |name: &str, last: u8| AliasSpec {
+            name: name.into(),
+            address: Ipv4Addr::new(198, 51, 100, last),
+            members: vec![],
+            rpri: 1,
+            virtual_subnet: false,
+            mask: None,
+        };
+        let mut cluster = Cluster {
+            name: "t".into(),
+            default_alias: "cluster".into(),
+            max_aliases: 8,
+            ports: vec![
+                port("client", PortRole::Client, [198, 51, 100, 2], 24),
+                port("ic0", PortRole::Interconnect, [192, 0, 2, 2], 24),
+            ],
+            members: vec![member("m1", 11), member("m2", 12)],
+            aliases: vec![alias("cluster", 99), alias("web", 100)],
+            services: vec![],
+            advert_port: 9471,
+        };
+        cluster.validate().expect("test cluster is valid");
+        // Members start down (agents); nothing joined yet.
+        cluster.members.iter_mut().for_each(|m| m.up = false);
+        ControlState {
+            cluster,
+            services_file: None,
+            resvok: false,
+        }
+    }
+
+    fn plane() -> ControlPlane {
+        let settings = AdvertSettings {
+            key: KEY.to_vec(),
+            port: 9471,
+            dead_misses: 3,
+        };
+        let (p, fx) = ControlPlane::start(
+            state(),
+            MACS.to_vec(),
+            Some(&settings),
+            vec![],
+            Box::new(|_| Err(std::io::ErrorKind::NotFound.into())),
+        )
+        .unwrap();
+        assert_eq!(fx.publish.as_ref().map(|s| s.generation), Some(1));
+        p
+    }
+
+    /// An advert from `node` joining web, wrapped in Ethernet/IPv4/UDP to the router's
+    /// interconnect address.
+    fn advert_frame(node: &str, seq: u64) -> Vec<u8> {
+        let repr = AdvertRepr {
+            kind: AdvertKind::Advert,
+            node: node.into(),
+            boot_id: 1,
+            seq,
+            interval_ms: 1000,
+            aliases: vec![AliasEntry {
+                addr: WEB,
+                joined: true,
+                selw: 2,
+                selp: 1,
+            }],
+            ports: vec![(Proto::Tcp, 80)],
+        };
+        let payload = repr.emit_signed(KEY).unwrap();
+        let mut f = vec![];
+        f.extend_from_slice(&MACS[1]);
+        f.extend_from_slice(&[2, 0, 0, 0, 1, 11]);
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = (20 + 8 + payload.len()) as u16;
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&[192, 0, 2, 11]);
+        ip[16..20].copy_from_slice(&[192, 0, 2, 2]);
+        let sum = clua_pipeline::wire::checksum::checksum(&ip);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&9471u16.to_be_bytes());
+        f.extend_from_slice(&9471u16.to_be_bytes());
+        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&payload);
+        f
+    }
+
+    fn m1_up(p: &ControlPlane) -> bool {
+        p.snapshot()
+            .members
+            .iter()
+            .flatten()
+            .any(|m| m.name == "m1" && m.up)
+    }
+
+    #[test]
+    fn member_state_that_fails_to_apply_is_retried_until_it_does() {
+        let mut p = plane();
+        // Break the model so that validation fails whatever the adverts say: a join of a member
+        // that does not exist (no input can do this; it stands for any failure of rebuilding).
+        p.state.cluster.aliases[0].members.push(JoinSpec {
+            member: "ghost".into(),
+            selw: 1,
+            selp: 1,
+        });
+        let mut f = advert_frame("m1", 1);
+        let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 10);
+        assert!(fx.publish.is_none());
+        assert!(
+            matches!(&fx.events[..], [Event::MemberStateNotApplied { why }] if why.contains("ghost")),
+            "{:?}",
+            fx.events
+        );
+        assert!(!m1_up(&p));
+        // Logged once, not every tick.
+        assert!(p.on_tick(20).events.is_empty());
+        // Repaired: the next retry applies what the adverts said.
+        p.state.cluster.aliases[0].members.clear();
+        assert!(p.on_tick(10 + MEMBER_RETRY_MS - 1).publish.is_none());
+        let fx = p.on_tick(10 + MEMBER_RETRY_MS);
+        assert!(fx.publish.is_some(), "{:?}", fx.events);
+        assert!(fx.events.contains(&Event::MemberStateApplied));
+        assert!(fx.events.contains(&Event::MemberUp {
+            member: "m1".into()
+        }));
+        assert!(m1_up(&p));
+        // And its dead interval (3 x 1000 ms after the advert) takes it down again.
+        let fx = p.on_tick(10 + 3000);
+        assert!(fx.events.contains(&Event::MemberDown {
+            member: "m1".into()
+        }));
+        assert!(!m1_up(&p));
+    }
+}
