@@ -7,6 +7,7 @@ pub mod alias_config;
 pub mod apply;
 pub mod arp;
 pub mod command;
+pub mod config_error;
 pub mod icmp;
 pub mod keyfile;
 pub mod line_error;
