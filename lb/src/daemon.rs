@@ -19,7 +19,6 @@ use clua_pipeline::snapshot::{Encap, PortRole};
 use clua_pipeline::{CoreCounters, Pipeline, Snapshot};
 use crossbeam_queue::ArrayQueue;
 
-use crate::admin::AdminSocket;
 use crate::config::{port_name, Config};
 use crate::members::MemberTracker;
 use crate::metrics::{self, ControlCounters, MetricsServer, PortCounters};
@@ -28,6 +27,7 @@ use clua_ctl::apply::{apply, Applied, ControlState};
 use clua_ctl::command::{Command, USAGE};
 use clua_ctl::protocol::Reply;
 use clua_ctl::show::render_show;
+use clua_ctl::socket::AdminSocket;
 
 /// Why aliasd could not run.
 #[derive(Debug)]
