@@ -4,7 +4,6 @@
 //! and column), converted to the control plane's [`Cluster`] model and validated; every problem
 //! found is reported, each naming the field it is about.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -164,28 +163,7 @@ pub fn port_name(devargs: &str) -> &str {
     devargs.split(',').next().unwrap_or(devargs)
 }
 
-/// A configuration error. `Display` names the file and the problem(s).
-#[derive(Debug)]
-pub struct ConfigError {
-    /// The file.
-    pub file: String,
-    /// One line per problem.
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}: {}", self.file, p)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use clua_ctl::config_error::ConfigError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -24,10 +24,10 @@ use clua_pipeline::snapshot::{Encap, PortRole};
 use clua_pipeline::{CoreCounters, PacketBuf, Pipeline, PuntReason, Snapshot, BURST};
 use crossbeam_queue::ArrayQueue;
 
-use crate::admin::AdminSocket;
 use crate::config::{port_name, Config};
 use crate::metrics::{self, MetricsServer, PortCounters};
 use crate::worker::{Punted, Worker};
+use clua_ctl::socket::AdminSocket;
 
 /// Why aliasd could not run.
 #[derive(Debug)]

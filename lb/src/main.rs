@@ -11,11 +11,8 @@ use clua_lb::config::Config;
 #[command(name = "aliasd", version)]
 struct Args {
     /// Configuration file (TOML, see docs/aliasd.toml.md).
-    #[arg(short, long, required_unless_present = "member_config")]
-    config: Option<PathBuf>,
-    /// Run as a member agent instead of a router (no DPDK), with this configuration.
-    #[arg(long, conflicts_with = "config")]
-    member_config: Option<PathBuf>,
+    #[arg(short, long)]
+    config: PathBuf,
     /// Validate the configuration, print a summary and exit (like `nginx -t`).
     #[arg(long)]
     check: bool,
@@ -41,12 +38,7 @@ fn init_logging() {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging();
-    if let Some(path) = &args.member_config {
-        return clua_lb::member::main(path, args.check);
-    }
-    let Some(config_path) = args.config else {
-        return ExitCode::from(2);
-    };
+    let config_path = args.config;
     let config = match Config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {

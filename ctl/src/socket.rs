@@ -1,5 +1,7 @@
-//! The cluamgr socket: a Unix stream socket that only root can open, polled by the control
-//! thread (no extra thread; a slow client is bounded by short timeouts).
+//! The cluamgr socket server: a Unix stream socket that only root can open, one JSON request
+//! and one JSON reply per connection ([`crate::protocol`]). aliasd and clua-member both serve
+//! cluamgr with it. The caller polls it (no thread of its own; a slow client is bounded by short
+//! timeouts).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -7,7 +9,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clua_ctl::protocol::{Reply, Request, MAX_REQUEST};
+use crate::protocol::{Reply, Request, MAX_REQUEST};
 
 /// The bound socket; the file is removed when this is dropped.
 pub struct AdminSocket {
@@ -17,7 +19,7 @@ pub struct AdminSocket {
 
 impl AdminSocket {
     /// Binds `path` (creating its directory, mode 0700). Refuses if another process answers on
-    /// it; removes a stale socket file left by a crashed aliasd.
+    /// it; removes a stale socket file left by a crashed aliasd or clua-member.
     pub fn bind(path: &Path) -> std::io::Result<AdminSocket> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() && !dir.exists() {
@@ -29,7 +31,10 @@ impl AdminSocket {
             if UnixStream::connect(path).is_ok() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::AddrInUse,
-                    format!("{} is in use by a running aliasd", path.display()),
+                    format!(
+                        "{} is in use by a running aliasd or clua-member",
+                        path.display()
+                    ),
                 ));
             }
             std::fs::remove_file(path)?;
