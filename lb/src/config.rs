@@ -577,6 +577,7 @@ impl Config {
                     member: j.name.clone(),
                     selw: j.selw,
                     selp: j.selp,
+                    joined: true,
                 })
                 .collect();
             aliases.push(AliasSpec {
