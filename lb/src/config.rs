@@ -555,6 +555,7 @@ impl Config {
                     member: j.name.clone(),
                     selw: j.selw,
                     selp: j.selp,
+                    joined: true,
                 })
                 .collect();
             aliases.push(AliasSpec {

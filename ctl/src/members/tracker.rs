@@ -127,15 +127,16 @@ impl MemberTracker {
                     (Some(e), Some(p)) => {
                         alias.members[p].selw = e.selw;
                         alias.members[p].selp = e.selp;
+                        alias.members[p].joined = true;
                     }
                     (Some(e), None) => alias.members.push(JoinSpec {
                         member: name.clone(),
                         selw: e.selw,
                         selp: e.selp,
+                        joined: true,
                     }),
-                    (None, Some(p)) => {
-                        alias.members.remove(p);
-                    }
+                    // Left: the entry keeps its place in the join order for a rejoin.
+                    (None, Some(p)) => alias.members[p].joined = false,
                     (None, None) => {}
                 }
             }
