@@ -634,8 +634,8 @@ fn diff_members(old: &Cluster, new: &Cluster, events: &mut Vec<Event>) {
     }
     for a in &new.aliases {
         let before = old.aliases.iter().find(|o| o.address == a.address);
-        for j in &a.members {
-            let prev = before.and_then(|b| b.members.iter().find(|p| p.member == j.member));
+        for j in a.joined() {
+            let prev = before.and_then(|b| b.joined().find(|p| p.member == j.member));
             match prev {
                 None => events.push(Event::Joined {
                     member: j.member.clone(),
@@ -653,8 +653,8 @@ fn diff_members(old: &Cluster, new: &Cluster, events: &mut Vec<Event>) {
             }
         }
         if let Some(b) = before {
-            let now: BTreeSet<&str> = a.members.iter().map(|j| j.member.as_str()).collect();
-            for p in &b.members {
+            let now: BTreeSet<&str> = a.joined().map(|j| j.member.as_str()).collect();
+            for p in b.joined() {
                 if !now.contains(p.member.as_str()) {
                     events.push(Event::Left {
                         member: p.member.clone(),
@@ -807,6 +807,7 @@ mod tests {
             member: "ghost".into(),
             selw: 1,
             selp: 1,
+            joined: true,
         });
         let mut f = advert_frame("m1", 1);
         let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 10);
