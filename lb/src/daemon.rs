@@ -471,29 +471,24 @@ fn port_counters(name: &str, p: &Port) -> PortCounters {
     }
 }
 
-/// Serves the cluamgr socket until `stop`: each request goes to the control thread, whose
-/// reply goes back to the client.
+/// Serves the cluamgr socket until `stop`, a thread per client: each request goes to the
+/// control thread, whose reply goes back to the client.
 fn serve_admin(
     admin: AdminSocket,
     commands: mpsc::SyncSender<(Command, mpsc::SyncSender<Reply>)>,
     stop: Arc<AtomicBool>,
 ) {
-    while !stop.load(Ordering::Relaxed) {
-        let served = admin.poll(|req| {
-            let (tx, rx) = mpsc::sync_channel(1);
-            let unanswered = Reply {
-                ok: false,
-                output: "aliasd is stopping; nothing was changed".into(),
-            };
-            if commands.send((req.command, tx)).is_err() {
-                return unanswered;
-            }
-            rx.recv().unwrap_or(unanswered)
-        });
-        if served == 0 {
-            std::thread::sleep(Duration::from_millis(5));
+    admin.serve(stop, move |req| {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let unanswered = Reply {
+            ok: false,
+            output: "aliasd is stopping; nothing was changed".into(),
+        };
+        if commands.send((req.command, tx)).is_err() {
+            return unanswered;
         }
-    }
+        rx.recv().unwrap_or(unanswered)
+    });
 }
 
 /// Carries the control plane's effects out: snapshots published for the workers, frames handed
