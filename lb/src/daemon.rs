@@ -16,14 +16,16 @@ use clua_ctl::icmp::{self, IcmpOutcome};
 use clua_ctl::model::fmt_mac;
 use clua_dpdk::{Eal, Mbuf, Mempool, Port, PortConf};
 use clua_pipeline::snapshot::{Encap, PortRole};
-use clua_pipeline::{CoreCounters, Pipeline, Snapshot};
+use clua_pipeline::{CoreCounters, Pipeline, PuntReason, Snapshot};
 use crossbeam_queue::ArrayQueue;
 
 use crate::admin::AdminSocket;
+use crate::clock::TscClock;
 use crate::config::{port_name, Config};
 use crate::members::MemberTracker;
 use crate::metrics::{self, ControlCounters, MetricsServer, PortCounters};
-use crate::worker::{Punted, Worker};
+use crate::punt::{PuntQueues, Punted};
+use crate::worker::{Transmit, Worker};
 use clua_ctl::apply::{apply, Applied, ControlState};
 use clua_ctl::command::{Command, USAGE};
 use clua_ctl::protocol::Reply;
@@ -266,9 +268,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             .map_err(DaemonError::Snapshot)?,
     );
     let shared = Arc::new(ArcSwap::new(snapshot.clone()));
-    let punt = Arc::new(ArrayQueue::new(1024));
-    let inject: Arc<ArrayQueue<Punted>> = Arc::new(ArrayQueue::new(1024));
-    let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
+    let punt = Arc::new(PuntQueues::new(config.control.punt_queue));
+    let inject: Arc<ArrayQueue<Transmit<Mbuf>>> = Arc::new(ArrayQueue::new(1024));
+    let clock = TscClock::new(eal.tsc_hz());
 
     let mut cores = Vec::new();
     let mut launched = Vec::new();
@@ -288,7 +290,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             snapshot: shared.clone(),
             stop: stop.clone(),
             idle_sleep_us: config.dpdk.idle_sleep_us,
-            tsc_per_ms,
+            clock,
         };
         launched.push(
             clua_dpdk::launch(*lcore, move || worker.run())
@@ -311,18 +313,24 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         let mut busy = false;
         let now_ms = started.elapsed().as_millis() as u64;
         let mut members_changed = tracker.as_mut().is_some_and(|t| t.expire(now_ms));
-        while let Some(Punted { port, mut mbuf }) = punt.pop() {
-            busy = true;
+        // One round over the punt queues, a budget per reason, so a flood of one kind cannot
+        // delay the others (ARP above all, CA4).
+        let drained = punt.drain(PuntQueues::<Mbuf>::DEFAULT_BUDGET, |p| {
+            let Punted {
+                port,
+                reason,
+                buf: mut mbuf,
+            } = p;
             let snap = shared.load();
-            if let Some(t) = tracker.as_mut() {
-                if let Some(outcome) = t.on_frame(mbuf_data(&mut mbuf), now_ms) {
-                    members_changed |= outcome.changed();
-                    continue;
+            let data = mbuf_data(&mut mbuf);
+            let reply = match reason {
+                PuntReason::MemberAdvert => {
+                    if let Some(outcome) = tracker.as_mut().and_then(|t| t.on_frame(data, now_ms)) {
+                        members_changed |= outcome.changed();
+                    }
+                    false
                 }
-            }
-            let reply = {
-                let data = mbuf_data(&mut mbuf);
-                match arp::respond(data, &snap, port) {
+                PuntReason::Arp => match arp::respond(data, &snap, port) {
                     ArpOutcome::Reply => {
                         bump(&control.arp_replies);
                         true
@@ -331,32 +339,27 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                         bump(&control.arp_ignored);
                         false
                     }
-                    ArpOutcome::Malformed => match icmp::respond_echo(data, &snap, port) {
-                        IcmpOutcome::Reply => {
-                            bump(&control.icmp_replies);
-                            true
-                        }
-                        IcmpOutcome::Ignored => {
-                            bump(&control.icmp_ignored);
-                            false
-                        }
-                        IcmpOutcome::Malformed => {
-                            // Neither well-formed ARP nor ICMP: count it as malformed ARP if it
-                            // claimed to be ARP, else as ignored ICMP.
-                            if is_arp(data) {
-                                bump(&control.arp_malformed);
-                            } else {
-                                bump(&control.icmp_ignored);
-                            }
-                            false
-                        }
-                    },
-                }
+                    ArpOutcome::Malformed => {
+                        bump(&control.arp_malformed);
+                        false
+                    }
+                },
+                PuntReason::IcmpEcho => match icmp::respond_echo(data, &snap, port) {
+                    IcmpOutcome::Reply => {
+                        bump(&control.icmp_replies);
+                        true
+                    }
+                    IcmpOutcome::Ignored | IcmpOutcome::Malformed => {
+                        bump(&control.icmp_ignored);
+                        false
+                    }
+                },
             };
             if reply {
                 send(&inject, port, mbuf, &control);
             }
-        }
+        });
+        busy |= drained > 0;
         if members_changed {
             if let Some(t) = &tracker {
                 let mut next = state.clone();
@@ -424,9 +427,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     for l in launched {
         l.wait();
     }
-    while let Some(p) = punt.pop() {
-        drop(p.mbuf);
-    }
+    punt.clear();
     let final_snapshot = shared.load_full();
     eprint!(
         "{}",
@@ -451,19 +452,14 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-fn is_arp(frame: &[u8]) -> bool {
-    clua_pipeline::wire::ethernet::parse_l2(frame)
-        .is_ok_and(|l2| l2.ethertype == clua_pipeline::wire::ethernet::EtherType::ARP)
-}
-
 fn mbuf_data(m: &mut Mbuf) -> &mut [u8] {
     use clua_pipeline::PacketBuf;
     m.data_mut()
 }
 
 /// Queues a control packet for worker 0 to transmit on `port`.
-fn send(inject: &ArrayQueue<Punted>, port: u16, mbuf: Mbuf, control: &ControlCounters) {
-    if inject.push(Punted { port, mbuf }).is_err() {
+fn send(inject: &ArrayQueue<Transmit<Mbuf>>, port: u16, mbuf: Mbuf, control: &ControlCounters) {
+    if inject.push(Transmit { port, buf: mbuf }).is_err() {
         bump(&control.tx_failed);
     }
 }
@@ -473,7 +469,7 @@ fn send(inject: &ArrayQueue<Punted>, port: u16, mbuf: Mbuf, control: &ControlCou
 fn announce(
     snapshot: &Snapshot,
     pool: &Mempool,
-    inject: &ArrayQueue<Punted>,
+    inject: &ArrayQueue<Transmit<Mbuf>>,
     control: &ControlCounters,
 ) {
     for (i, info) in snapshot.ports.iter().enumerate() {

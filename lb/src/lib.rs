@@ -2,9 +2,11 @@
 //! control thread (ARP, ICMP, snapshots) and metrics.
 
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod member;
 pub mod members;
 pub mod metrics;
+pub mod punt;
 pub mod worker;
