@@ -21,12 +21,14 @@ use clua_ctl::plane::{ControlCounters, ControlPlane, Effects, StartError};
 use clua_ctl::protocol::Reply;
 use clua_dpdk::{Eal, Mbuf, Mempool, Port, PortConf};
 use clua_pipeline::snapshot::{Encap, PortRole};
-use clua_pipeline::{CoreCounters, PacketBuf, Pipeline, PuntReason, Snapshot, BURST};
+use clua_pipeline::{CoreCounters, PacketBuf, Pipeline, Snapshot};
 use crossbeam_queue::ArrayQueue;
 
+use crate::clock::TscClock;
 use crate::config::{port_name, Config};
 use crate::metrics::{self, MetricsServer, PortCounters};
-use crate::worker::{Punted, Worker};
+use crate::punt::{PuntQueues, Punted};
+use crate::worker::{Transmit, Worker};
 use clua_ctl::socket::AdminSocket;
 
 /// Why aliasd could not run.
@@ -282,9 +284,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     .map_err(DaemonError::Start)?;
     let snapshot = plane.snapshot().clone();
     let shared = Arc::new(ArcSwap::new(snapshot.clone()));
-    let punt = Arc::new(ArrayQueue::new(1024));
-    let inject: Arc<ArrayQueue<Punted>> = Arc::new(ArrayQueue::new(1024));
-    let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
+    let punt = Arc::new(PuntQueues::new(config.control.punt_queue));
+    let inject: Arc<ArrayQueue<Transmit<Mbuf>>> = Arc::new(ArrayQueue::new(1024));
+    let clock = TscClock::new(eal.tsc_hz());
 
     let mut launched = Vec::new();
     for (i, lcore) in config.dpdk.worker_lcores.iter().enumerate() {
@@ -301,7 +303,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             snapshot: shared.clone(),
             stop: stop.clone(),
             idle_sleep_us: config.dpdk.idle_sleep_us,
-            tsc_per_ms,
+            clock,
         };
         launched.push(
             clua_dpdk::launch(*lcore, move || worker.run())
@@ -384,23 +386,22 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         let now_ms = started.elapsed().as_millis() as u64;
-        // Control frames first, at most a burst of them, then commands, then time.
-        for _ in 0..BURST {
-            let Some(Punted {
+        // Control frames first: one round over the punt queues, a budget per reason, so a
+        // flood of one kind cannot delay the others (ARP above all, CA4). Then commands, then
+        // time.
+        let drained = punt.drain(PuntQueues::<Mbuf>::DEFAULT_BUDGET, |p| {
+            let Punted {
                 port,
                 reason,
-                mut mbuf,
-            }) = punt.pop()
-            else {
-                break;
-            };
-            busy = true;
+                buf: mut mbuf,
+            } = p;
             let fx = plane.on_frame(port, reason, mbuf.data_mut(), now_ms);
             if fx.reply_in_place {
                 io.send(port, mbuf);
             }
             io.apply(fx);
-        }
+        });
+        busy |= drained > 0;
         while let Ok((command, reply_to)) = command_rx.try_recv() {
             busy = true;
             let (reply, fx) = plane.on_command(&command, now_ms);
@@ -425,11 +426,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         let _ = t.join();
     }
     // Frames still queued between the threads hold mbufs of the pool: free them before it goes.
-    while let Some(p) = punt.pop() {
-        drop(p.mbuf);
-    }
-    while let Some(p) = inject.pop() {
-        drop(p.mbuf);
+    punt.clear();
+    while let Some(t) = inject.pop() {
+        drop(t.buf);
     }
     let pc: Vec<PortCounters> = config
         .cluster
@@ -495,7 +494,7 @@ fn serve_admin(
 /// to worker 0's TX queue, events logged.
 struct ControlIo<'a> {
     shared: Arc<ArcSwap<Snapshot>>,
-    inject: Arc<ArrayQueue<Punted>>,
+    inject: Arc<ArrayQueue<Transmit<Mbuf>>>,
     pool: &'a Mempool,
     counters: Arc<ControlCounters>,
 }
@@ -524,11 +523,7 @@ impl ControlIo<'_> {
 
     /// Queues a control packet for worker 0 to transmit on `port`.
     fn send(&self, port: u16, mbuf: Mbuf) {
-        if let Err(p) = self.inject.push(Punted {
-            port,
-            reason: PuntReason::Arp,
-            mbuf,
-        }) {
+        if let Err(p) = self.inject.push(Transmit { port, buf: mbuf }) {
             drop(p);
             self.counters.tx_failed.fetch_add(1, Ordering::Relaxed);
         }

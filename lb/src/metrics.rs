@@ -111,6 +111,20 @@ pub fn render(
     }
     metric(
         &mut o,
+        "clua_punt_dropped_packets_total",
+        "Punted packets dropped because the control thread's queue for their reason was full.",
+        "counter",
+    );
+    for r in PuntReason::ALL {
+        let n: u64 = cores.iter().map(|c| c.punt_dropped_for(r)).sum();
+        let _ = writeln!(
+            o,
+            "clua_punt_dropped_packets_total{{reason=\"{}\"}} {n}",
+            r.name()
+        );
+    }
+    metric(
+        &mut o,
         "clua_member_packets_total",
         "Packets forwarded to each member.",
         "counter",
