@@ -7,7 +7,7 @@
 
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -22,7 +22,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::admin::AdminSocket;
 use crate::config::{port_name, Config};
 use crate::members::MemberTracker;
-use crate::metrics::{self, ControlCounters, MetricsServer, PortCounters};
+use crate::metrics::{self, ControlCounters, MetricsServer, MetricsSource, PortCounters};
 use crate::worker::{Punted, Worker};
 use clua_ctl::apply::{apply, Applied, ControlState};
 use clua_ctl::command::{Command, USAGE};
@@ -188,8 +188,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signals)?;
     }
-    let metrics_server = match config.metrics_listen {
-        Some(a) => Some(MetricsServer::bind(a).map_err(DaemonError::Metrics)?),
+    let metrics_listener = match config.metrics_listen {
+        Some(a) => Some(std::net::TcpListener::bind(a).map_err(DaemonError::Metrics)?),
         None => None,
     };
     let admin = AdminSocket::bind(&config.control.socket)
@@ -296,8 +296,53 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         );
     }
 
-    let control = ControlCounters::default();
+    let control = Arc::new(ControlCounters::default());
     announce(&snapshot, &pool, &inject, &control);
+    // Published by the control thread after each punt batch; read by scrapes.
+    let advert_counters = Arc::new(Mutex::new(clua_ctl::liveness::AdvertCounters::default()));
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            let stats_ports = config
+                .cluster
+                .ports
+                .iter()
+                .zip(&ports)
+                .map(|(spec, p)| Ok((spec.name.clone(), Port::from_id(p.id())?)))
+                .collect::<Result<Vec<_>, clua_dpdk::Error>>()
+                .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?;
+            let adverts = advert_counters.clone();
+            let source = MetricsSource {
+                cores: cores.clone(),
+                control: control.clone(),
+                snapshot: shared.clone(),
+                ports: Box::new(move || {
+                    stats_ports
+                        .iter()
+                        .map(|(name, p)| {
+                            let s = p.stats();
+                            PortCounters {
+                                name: name.clone(),
+                                ipackets: s.ipackets,
+                                opackets: s.opackets,
+                                imissed: s.imissed,
+                                ierrors: s.ierrors,
+                                oerrors: s.oerrors,
+                                rx_nombuf: s.rx_nombuf,
+                            }
+                        })
+                        .collect()
+                }),
+                adverts: tracker.is_some().then(|| {
+                    Box::new(move || {
+                        let a = adverts.lock().unwrap_or_else(PoisonError::into_inner);
+                        a.iter().collect()
+                    }) as metrics::LabelledCountsFn
+                }),
+            };
+            Some(MetricsServer::serve(listener, source).map_err(DaemonError::Metrics)?)
+        }
+        None => None,
+    };
     eprintln!(
         "aliasd: ready: cluster {} with {} ports, {} members, {} aliases, {} workers",
         config.cluster.name,
@@ -357,6 +402,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 send(&inject, port, mbuf, &control);
             }
         }
+        if let Some(t) = tracker.as_ref().filter(|_| busy || members_changed) {
+            advert_counters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone_from(t.counters());
+        }
         if members_changed {
             if let Some(t) = &tracker {
                 let mut next = state.clone();
@@ -386,41 +437,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             }
             reply
         }) > 0;
-        if let Some(m) = &metrics_server {
-            busy |= m.poll(|| {
-                let pc: Vec<PortCounters> = config
-                    .cluster
-                    .ports
-                    .iter()
-                    .zip(&ports)
-                    .map(|(spec, p)| {
-                        let s = p.stats();
-                        PortCounters {
-                            name: spec.name.clone(),
-                            ipackets: s.ipackets,
-                            opackets: s.opackets,
-                            imissed: s.imissed,
-                            ierrors: s.ierrors,
-                            oerrors: s.oerrors,
-                            rx_nombuf: s.rx_nombuf,
-                        }
-                    })
-                    .collect();
-                metrics::render(
-                    &shared.load(),
-                    &cores,
-                    &control,
-                    &pc,
-                    tracker.as_ref().map(|t| t.counters()),
-                )
-            }) > 0;
-        }
         if !busy {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
 
     eprintln!("aliasd: stopping");
+    // Before the ports close: the endpoint reads their statistics.
+    drop(metrics_server);
     for l in launched {
         l.wait();
     }
@@ -428,16 +452,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         drop(p.mbuf);
     }
     let final_snapshot = shared.load_full();
-    eprint!(
-        "{}",
-        metrics::render(
-            &final_snapshot,
-            &cores,
-            &control,
-            &[],
-            tracker.as_ref().map(|t| t.counters())
-        )
-    );
+    let summary = metrics::stop_summary(&final_snapshot, &cores, &control, Some(started.elapsed()));
+    for line in summary.lines() {
+        eprintln!("aliasd: {line}");
+    }
     for p in ports {
         let _ = p.stop();
         let _ = p.close();
