@@ -261,7 +261,6 @@ impl Exporter {
         let ports = (src.ports)();
         let adverts = src.adverts.as_ref().map(|f| f());
         let cores = &src.cores;
-        let members = || snapshot.members.iter().flatten();
         metrics::with_local_recorder(&self.recorder, || {
             for (outcome, n) in adverts.into_iter().flatten() {
                 counter!("clua_member_adverts_total", "outcome" => outcome).absolute(n);
@@ -279,17 +278,14 @@ impl Exporter {
                 counter!("clua_punted_packets_total", "reason" => r.name())
                     .absolute(sum(cores, |c| get(&c.punts[r as usize])));
             }
-            for m in members() {
+            for m in snapshot.members.iter().flatten() {
                 let id = m.id.0 as usize;
                 counter!("clua_member_packets_total", "member" => m.name.clone())
                     .absolute(member_sum(cores, |c| &c.member_packets, id));
                 counter!("clua_member_flows_total", "member" => m.name.clone())
                     .absolute(member_sum(cores, |c| &c.member_flows, id));
-                gauge!("clua_member_up", "member" => m.name.clone()).set(if m.up {
-                    1.0
-                } else {
-                    0.0
-                });
+                let up = f64::from(u8::from(m.up));
+                gauge!("clua_member_up", "member" => m.name.clone()).set(up);
             }
             for &(name, f) in CORE_TOTALS {
                 counter!(name).absolute(sum(cores, f));

@@ -4,6 +4,7 @@
 //! here runs on the control thread (issue 7: three idle clients of the old in-loop endpoint
 //! delayed ARP replies by 5.6 s).
 
+use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -302,12 +303,15 @@ fn parse_head(b: &[u8]) -> Head<'_> {
 }
 
 fn response(status: &str, content_type: &str, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
+    let mut head = format!("HTTP/1.1 {status}\r\n");
+    let length = body.len().to_string();
+    let standard = [
+        ("Content-Type", content_type),
+        ("Content-Length", &length),
+        ("Connection", "close"),
+    ];
+    for (k, v) in standard.iter().chain(extra) {
+        let _ = write!(head, "{k}: {v}\r\n");
     }
     head.push_str("\r\n");
     let mut out = head.into_bytes();
