@@ -434,7 +434,20 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         let _ = p.stop();
         let _ = p.close();
     }
-    drop(pool);
+    // Every mbuf aliasd held is back: workers stopped, queues drained, ports closed. What is
+    // still out belongs to a PMD that keeps its fill ring past close (AF_XDP in DPDK 22.11);
+    // nothing can reach those mbufs any more, and the EAL cleanup below releases the memory,
+    // so the pool is left to it rather than freed under the PMD's feet.
+    let held = pool.in_use();
+    if held == 0 {
+        drop(pool);
+    } else {
+        tracing::debug!(
+            mbufs = held,
+            "mbufs kept by closed ports; released by EAL cleanup"
+        );
+        std::mem::forget(pool);
+    }
     drop(eal);
     Ok(())
 }

@@ -186,6 +186,20 @@ fn golden_fixtures_through_aliasd_on_net_pcap() {
     let status = child.wait().unwrap();
     let log = log.join().unwrap();
     assert!(status.success(), "aliasd failed ({status}):\n{log}");
+    // SIGTERM stops cleanly: every mbuf back in the pool, a short summary, not the whole
+    // metrics text (issue 7).
+    assert!(
+        !log.contains("leaking a mempool"),
+        "mbufs still in use at exit:\n{log}"
+    );
+    assert!(
+        log.contains("stop summary after"),
+        "no stop summary:\n{log}"
+    );
+    assert!(
+        !log.contains("# TYPE"),
+        "metrics text dumped at stop:\n{log}"
+    );
     assert!(
         !body.is_empty(),
         "aliasd never received all {} frames:\n{log}",

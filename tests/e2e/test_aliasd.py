@@ -183,10 +183,16 @@ def test_web_tcp_in_single(lab, aliasd):
 
 
 def test_clean_exit_on_sigterm(lab, aliasd):
-    """Last data-plane test: aliasd exits 0 on SIGTERM and prints a counters summary."""
+    """Last data-plane test: aliasd exits 0 on SIGTERM and prints a short counters summary,
+    with every mbuf accounted for (issue 7: no "leaking a mempool", no whole metrics text)."""
     assert aliasd.alive(), "aliasd died during the tests" + tail(aliasd)
     rc = aliasd.stop(timeout=15)
     assert rc == 0, f"aliasd exit status {rc} on SIGTERM" + tail(aliasd)
+    err = aliasd.stderr
+    assert "stop summary after" in err, "no stop summary" + tail(aliasd)
+    assert "new flows by member: m1 " in err, tail(aliasd)
+    assert "leaking" not in err, tail(aliasd)
+    assert "# TYPE" not in err, "the whole metrics text was printed at stop" + tail(aliasd)
 
 
 # ------------------------------------------------------------------------- config checking
