@@ -4,7 +4,6 @@
 //! and column), converted to the control plane's [`Cluster`] model and validated; every problem
 //! found is reported, each naming the field it is about.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -52,6 +51,9 @@ pub struct ControlConfig {
     pub services_file: Option<PathBuf>,
     /// A clu_alias.config(4) file: cluamgr command lines applied at start-up, in order.
     pub alias_config: Option<PathBuf>,
+    /// Punted packets the control thread's queue for each punt reason (ARP, ICMP echo, member
+    /// advert) holds; more of one kind are dropped and counted per reason. Default 1024.
+    pub punt_queue: usize,
 }
 
 impl Default for ControlConfig {
@@ -60,6 +62,7 @@ impl Default for ControlConfig {
             socket: PathBuf::from(clua_ctl::protocol::DEFAULT_SOCKET),
             services_file: None,
             alias_config: None,
+            punt_queue: crate::punt::PuntQueues::<()>::DEFAULT_CAPACITY,
         }
     }
 }
@@ -164,28 +167,7 @@ pub fn port_name(devargs: &str) -> &str {
     devargs.split(',').next().unwrap_or(devargs)
 }
 
-/// A configuration error. `Display` names the file and the problem(s).
-#[derive(Debug)]
-pub struct ConfigError {
-    /// The file.
-    pub file: String,
-    /// One line per problem.
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}: {}", self.file, p)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use clua_ctl::config_error::ConfigError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -314,7 +296,7 @@ fn default_advert_port() -> u16 {
 }
 
 fn default_dead_misses() -> u32 {
-    clua_ctl::liveness::DEFAULT_DEAD_MISSES
+    clua_ctl::members::DEFAULT_DEAD_MISSES
 }
 
 /// The `[adverts]` section, present when members run the member agent.
