@@ -771,6 +771,7 @@ impl Config {
             tcp_closing_ms: t.tcp_closing_secs * 1000,
             max_members: cluster.members.len().max(1),
             refusals_per_sec: raw.limits.refusals_per_sec,
+            ..PipelineConfig::default()
         };
         Ok(Config {
             cluster,

@@ -26,7 +26,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::clock::TscClock;
 use crate::config::{port_name, Config};
-use crate::metrics::{self, MetricsServer, PortCounters};
+use crate::metrics::{self, MetricsServer, MetricsSource, PortCounters};
 use crate::punt::{PuntQueues, Punted};
 use crate::worker::{Transmit, Worker};
 use clua_ctl::socket::AdminSocket;
@@ -199,8 +199,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     // Bound before the EAL starts so that a busy address fails fast; served on their own
     // threads once the control plane exists.
-    let metrics_server = match config.metrics_listen {
-        Some(a) => Some(MetricsServer::bind(a).map_err(DaemonError::Metrics)?),
+    let metrics_listener = match config.metrics_listen {
+        Some(a) => Some(std::net::TcpListener::bind(a).map_err(DaemonError::Metrics)?),
         None => None,
     };
     let admin = AdminSocket::bind(&config.control.socket)
@@ -334,13 +334,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             .spawn(move || serve_admin(admin, commands, stop))
             .map_err(DaemonError::Thread)?
     };
-    let metrics_thread = match metrics_server {
+    let metrics_server = match metrics_listener {
         None => None,
-        Some(server) => {
-            let stop = stop.clone();
-            let shared = shared.clone();
-            let cores = cores.clone();
-            let control = plane.counters().clone();
+        Some(listener) => {
             let port_stats: Vec<(String, Port)> = config
                 .cluster
                 .ports
@@ -349,31 +345,27 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 .map(|(spec, p)| Port::from_id(p.id()).map(|h| (spec.name.clone(), h)))
                 .collect::<Result<_, _>>()
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?;
-            Some(
-                std::thread::Builder::new()
-                    .name("clua-metrics".into())
-                    .spawn(move || {
-                        while !stop.load(Ordering::Relaxed) {
-                            let served = server.poll(|| {
-                                let pc: Vec<PortCounters> = port_stats
-                                    .iter()
-                                    .map(|(name, p)| port_counters(name, p))
-                                    .collect();
-                                metrics::render(
-                                    &shared.load(),
-                                    &cores,
-                                    &control,
-                                    &pc,
-                                    control.adverts().as_ref(),
-                                )
-                            });
-                            if served == 0 {
-                                std::thread::sleep(Duration::from_millis(5));
-                            }
-                        }
-                    })
-                    .map_err(DaemonError::Thread)?,
-            )
+            let control = plane.counters().clone();
+            let source = MetricsSource {
+                cores: cores.clone(),
+                control: plane.counters().clone(),
+                snapshot: shared.clone(),
+                ports: Box::new(move || {
+                    port_stats
+                        .iter()
+                        .map(|(name, p)| port_counters(name, p))
+                        .collect()
+                }),
+                adverts: adverts.is_some().then(|| {
+                    Box::new(move || {
+                        control
+                            .adverts()
+                            .map(|a| a.iter().collect())
+                            .unwrap_or_default()
+                    }) as metrics::LabelledCountsFn
+                }),
+            };
+            Some(MetricsServer::serve(listener, source).map_err(DaemonError::Metrics)?)
         }
     };
 
@@ -426,29 +418,19 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         l.wait();
     }
     let _ = admin_thread.join();
-    if let Some(t) = metrics_thread {
-        let _ = t.join();
-    }
+    drop(metrics_server);
     // Frames still queued between the threads hold mbufs of the pool: free them before it goes.
     punt.clear();
     while let Some(t) = inject.pop() {
         drop(t.buf);
     }
-    let pc: Vec<PortCounters> = config
-        .cluster
-        .ports
-        .iter()
-        .zip(&ports)
-        .map(|(spec, p)| port_counters(&spec.name, p))
-        .collect();
     eprint!(
         "{}",
         metrics::stop_summary(
-            started.elapsed(),
+            plane.snapshot(),
             &cores,
             plane.counters(),
-            &pc,
-            plane.snapshot()
+            Some(started.elapsed())
         )
     );
     drop(io);
