@@ -150,7 +150,11 @@ pub fn summary(c: &Config) -> String {
         let joins: Vec<String> = a
             .members
             .iter()
-            .map(|j| format!("{}(selw={},selp={})", j.member, j.selw, j.selp))
+            // A member that left (e.g. by a clu_alias.config line) keeps its entry for a rejoin.
+            .map(|j| {
+                let left = if j.joined { "" } else { ",left" };
+                format!("{}(selw={},selp={}{left})", j.member, j.selw, j.selp)
+            })
             .collect();
         let _ = writeln!(
             o,
