@@ -270,6 +270,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let inject: Arc<ArrayQueue<Punted>> = Arc::new(ArrayQueue::new(1024));
     let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
 
+    // A fresh connection-table hash key at every start (issue 7): flows that share a
+    // connection's two buckets cannot be precomputed.
+    let pipeline_config = clua_pipeline::PipelineConfig {
+        hash_key: clua_pipeline::hash::FlowHashKey::random(),
+        ..config.pipeline.clone()
+    };
     let mut cores = Vec::new();
     let mut launched = Vec::new();
     for (i, lcore) in config.dpdk.worker_lcores.iter().enumerate() {
@@ -282,7 +288,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 .map(|p| Port::from_id(p.id()))
                 .collect::<Result<_, _>>()
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?,
-            pipeline: Pipeline::new(&config.pipeline, snapshot.clone(), counters),
+            pipeline: Pipeline::new(&pipeline_config, snapshot.clone(), counters),
             punt: punt.clone(),
             inject: (i == 0).then(|| inject.clone()),
             snapshot: shared.clone(),

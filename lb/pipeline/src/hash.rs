@@ -6,12 +6,12 @@
 //! every start): with an unkeyed hash, anyone could compute offline which flows share a
 //! connection's two buckets and open enough of them to evict it (issue 7). The keyed function is
 //! the same two rounds of a murmur3-style 64-bit finaliser as before, with the key XORed into
-//! both inputs, rather than a keyed PRF such as SipHash-1-3: it runs on every packet, and
-//! measured on this machine the SipHash-1-3 of std's `RandomState` costs several times as much
-//! (see `keyed_hash_cost` in fuzz/README.md-adjacent notes, issue 7 report). It is not a PRF —
-//! an attacker who could observe bucket placement of many chosen flows might learn about the
-//! key — but placement is not observable from outside except through evictions, and the key
-//! changes at every start. Without the key, which flows collide cannot be precomputed.
+//! both inputs (so the cost per packet is what it was: two XORs more), rather than a keyed PRF
+//! such as SipHash-1-3, which runs on every packet too and measured HASH_COST_NOTE. It is not a
+//! PRF — an attacker able to observe the bucket placement of many chosen flows might learn
+//! something about the key — but placement is observable from outside only through evictions,
+//! and the key changes at every start. Without the key, which flows share buckets cannot be
+//! precomputed.
 //!
 //! The NIC's RSS hash is never used for buckets: its Toeplitz key is public (the well-known
 //! default), so it would be as predictable as an unkeyed hash. Encap may use it where
