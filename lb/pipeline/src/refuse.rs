@@ -20,7 +20,9 @@
 //! untagged (an 802.1Q tag on the received frame is removed, as [`crate::encap`] does for
 //! everything the router sends); IPv4 header of 20 bytes, TOS 0, ident 0, TTL 64 (DF set on the
 //! RST, clear on the ICMP error), source = the alias, destination = the client; IPv4 and TCP /
-//! ICMP checksums filled. The answer is not padded to 60 bytes (the NIC pads on transmit).
+//! ICMP checksums filled where the pipeline's [`ChecksumCapabilities`] say `tx()` (else left as
+//! the NIC's offload wants them). Every header is written by its `wire` Repr. The answer is not
+//! padded to 60 bytes (the NIC pads on transmit).
 //!
 //! Answers share a per-core [`RefusalLimiter`] (a token bucket, like the kernel's
 //! `icmp_ratelimit`); a refusal over the limit is dropped as [`DropReason::InNoalias`], and so
