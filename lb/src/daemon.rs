@@ -292,6 +292,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let inject: Arc<ArrayQueue<Transmit<Mbuf>>> = Arc::new(ArrayQueue::new(1024));
     let clock = TscClock::new(eal.tsc_hz());
 
+    // A fresh connection-table hash key at every start (issue 7): flows that share a
+    // connection's two buckets cannot be precomputed.
+    let pipeline_config = clua_pipeline::PipelineConfig {
+        hash_key: clua_pipeline::hash::FlowHashKey::random(),
+        ..config.pipeline.clone()
+    };
     let mut launched = Vec::new();
     for (i, lcore) in config.dpdk.worker_lcores.iter().enumerate() {
         let worker = Worker {
@@ -301,7 +307,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 .map(|p| Port::from_id(p.id()))
                 .collect::<Result<_, _>>()
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?,
-            pipeline: Pipeline::new(&config.pipeline, snapshot.clone(), cores[i].clone()),
+            pipeline: Pipeline::new(&pipeline_config, snapshot.clone(), cores[i].clone()),
             punt: punt.clone(),
             inject: (i == 0).then(|| inject.clone()),
             snapshot: shared.clone(),

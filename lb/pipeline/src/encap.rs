@@ -16,7 +16,11 @@
 //!   `49152 + flow_hash % 16384`, RFC 7348 §5; destination `udp_port`; checksum 0) + VXLAN
 //!   (flags 0x08, the VNI).
 //!
-//! The flow hash is the NIC's RSS hash when there is one, else [`crate::hash::FlowKey::hash`].
+//! Every header is written by its `wire` Repr. Outer IPv4 header checksums are computed when
+//! the pipeline's [`ChecksumCapabilities`] say `ipv4.tx()`, else left 0 for the NIC's offload.
+//!
+//! The flow hash is the NIC's RSS hash when there is one, else the keyed
+//! [`crate::hash::FlowKey::hash_keyed`] that classify computed.
 //! Ethernet padding behind the IP packet is trimmed before ipip/vxlan encapsulation, so outer
 //! lengths are exact.
 //!
@@ -334,6 +338,36 @@ mod tests {
         assert_eq!(&d[50..56], &[2, 0, 0, 0, 9, 9]);
         assert_eq!(&d[56..62], &port.mac);
         assert!(Ipv4Packet::new_checked(&d[14..]).unwrap().verify_checksum());
+    }
+
+    /// With the NIC computing IPv4 header checksums (TX offload) the outer header leaves the
+    /// field 0 and is otherwise the same.
+    #[test]
+    fn outer_checksum_is_left_to_the_nic_when_it_offloads() {
+        let offload = ChecksumCapabilities {
+            ipv4: crate::wire::Checksum::Rx,
+            ..CAPS
+        };
+        for encap_mode in [
+            Encap::Ipip,
+            Encap::Vxlan {
+                vni: 7,
+                inner_mac: [2, 0, 0, 0, 9, 9],
+                udp_port: 4789,
+            },
+        ] {
+            let (mut sw, meta, mut m, port) = setup(syn(), false);
+            m.encap = encap_mode;
+            let mut hw = sw.clone();
+            assert_eq!(encap(&mut sw, &meta, &m, &port, &CAPS), Ok(1));
+            assert_eq!(encap(&mut hw, &meta, &m, &port, &offload), Ok(1));
+            let (sw, hw) = (sw.data(), hw.data());
+            assert_eq!(&hw[24..26], &[0, 0]);
+            assert_eq!((&sw[..24], &sw[26..]), (&hw[..24], &hw[26..]));
+            assert!(Ipv4Packet::new_checked(&sw[14..])
+                .unwrap()
+                .verify_checksum());
+        }
     }
 
     #[test]

@@ -20,7 +20,9 @@
 //! untagged (an 802.1Q tag on the received frame is removed, as [`crate::encap`] does for
 //! everything the router sends); IPv4 header of 20 bytes, TOS 0, ident 0, TTL 64 (DF set on the
 //! RST, clear on the ICMP error), source = the alias, destination = the client; IPv4 and TCP /
-//! ICMP checksums filled. The answer is not padded to 60 bytes (the NIC pads on transmit).
+//! ICMP checksums filled where the pipeline's [`ChecksumCapabilities`] say `tx()` (else left as
+//! the NIC's offload wants them). Every header is written by its `wire` Repr. The answer is not
+//! padded to 60 bytes (the NIC pads on transmit).
 //!
 //! Answers share a per-core [`RefusalLimiter`] (a token bucket, like the kernel's
 //! `icmp_ratelimit`); a refusal over the limit is dropped as [`DropReason::InNoalias`], and so
@@ -439,6 +441,37 @@ mod tests {
                         0201 9c68 00000000 00000002 5014 0000 bc8f 0000");
         assert_eq!(out, want);
         assert_checksums(&out);
+    }
+
+    /// With TX checksum offload the RST carries what the NIC completes: 0 in the IPv4 header,
+    /// the pseudo-header sum in TCP; the rest is the same answer.
+    #[test]
+    fn rst_leaves_checksums_to_the_nic_when_it_offloads() {
+        use crate::wire::Checksum;
+        let f = frame(ALIAS, 6, 0x4000, &tcp(40040, 513, 1, 0, TCP_SYN, &[]));
+        let want = answer(&f);
+        let s = snap();
+        let meta = classify(&s, 0, &f).unwrap();
+        let mut b = VecBuf::with_headroom(&f, 128);
+        let caps = ChecksumCapabilities {
+            ipv4: Checksum::Rx,
+            tcp: Checksum::Rx,
+            ..ChecksumCapabilities::software()
+        };
+        let mut lim = RefusalLimiter::new(1);
+        assert_eq!(
+            refuse(&mut b, &meta, &s.ports[0], &mut lim, 0, &caps),
+            Ok(())
+        );
+        let out = b.data();
+        assert_eq!(&out[24..26], &[0, 0]);
+        let pseudo = checksum::fold(pseudo_header(ALIAS.into(), CLIENT.into(), 6, 20));
+        assert_eq!(&out[50..52], &pseudo.to_be_bytes());
+        assert_eq!((&out[..24], &out[26..50]), (&want[..24], &want[26..50]));
+        assert_eq!(
+            checksum::checksum(&out[34..]).to_be_bytes(),
+            [want[50], want[51]]
+        );
     }
 
     #[test]
