@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Proto, ServiceOptions, RPRI_RANGE, SELP_RANGE, SELW_RANGE};
+use crate::model::{Proto, ServiceOptionError, ServiceOptions, RPRI_RANGE, SELP_RANGE, SELW_RANGE};
 use crate::services::{parse_port_proto, PortProtoError};
 
 /// The alias a `-a` or `-s` names.
@@ -328,8 +328,8 @@ pub enum CommandError {
     BadMask(String),
     /// `--register` port/protocol.
     Register(PortProtoError),
-    /// `--register` service options (unknown option or CA9 exclusion), the model's message.
-    ServiceOptions(String),
+    /// `--register` service options (unknown option or CA9 exclusion).
+    ServiceOptions(ServiceOptionError),
 }
 
 impl fmt::Display for CommandError {

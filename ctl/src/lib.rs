@@ -14,6 +14,7 @@ pub mod listen;
 pub mod liveness;
 pub mod member_state;
 pub mod model;
+pub mod name;
 pub mod protocol;
 pub mod services;
 pub mod show;
