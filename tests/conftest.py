@@ -51,10 +51,20 @@ def make_lab():
 @pytest.fixture(scope="session")
 def aliasd_bin():
     """Path of the aliasd binary: $CLUA_ALIASD or target/release/aliasd; skips if absent."""
-    path = Path(os.environ.get("CLUA_ALIASD") or ROOT / "target" / "release" / "aliasd")
+    path = labmod.aliasd_binary()
     if not path.is_file() or not os.access(path, os.X_OK):
         pytest.skip(f"aliasd not built ({path} missing): run `cargo build --release` "
                     f"or set CLUA_ALIASD")
+    return path
+
+
+@pytest.fixture(scope="session")
+def member_bin(aliasd_bin):
+    """Path of the member agent: $CLUA_MEMBER or the clua-member beside aliasd. Fails (does not
+    skip) when aliasd is there but clua-member is not: the two are built together."""
+    path = labmod.member_binary()
+    assert path.is_file() and os.access(path, os.X_OK), (
+        f"clua-member not built ({path} missing): run `cargo build --release` or set CLUA_MEMBER")
     return path
 
 

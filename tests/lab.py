@@ -70,6 +70,18 @@ class LabError(RuntimeError):
     pass
 
 
+def aliasd_binary() -> Path:
+    """The router binary: $CLUA_ALIASD or target/release/aliasd."""
+    return Path(os.environ.get("CLUA_ALIASD") or ROOT / "target" / "release" / "aliasd")
+
+
+def member_binary() -> Path:
+    """The member agent binary (clua-member, no DPDK): $CLUA_MEMBER, else the clua-member
+    beside aliasd_binary() (same build, same directory)."""
+    env = os.environ.get("CLUA_MEMBER")
+    return Path(env) if env else aliasd_binary().with_name("clua-member")
+
+
 @dataclass
 class Member:
     name: str  # m1, v1 (also the aliasd member name)
@@ -711,7 +723,7 @@ class Lab:
     def start_aliasd(self, config: str | os.PathLike, binary: str | os.PathLike | None = None,
                      timeout: float = 30, args: Sequence[str] = ()) -> Aliasd:
         """Start aliasd in P-rtr (bpffs mounted first) and wait for 'aliasd: ready' on stderr."""
-        binary = str(binary or os.environ.get("CLUA_ALIASD") or ROOT / "target/release/aliasd")
+        binary = str(binary or aliasd_binary())
         script = ('mount -t bpf bpf /sys/fs/bpf 2>/dev/null; ulimit -l unlimited 2>/dev/null; '
                   'exec "$@"')
         p = self.popen(self.rtr, "sh", "-c", script, "aliasd", binary, "--config", str(config),

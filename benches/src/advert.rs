@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use clua_ctl::advert::{AdvertKind, AdvertRepr, AliasEntry};
-use clua_ctl::liveness::Liveness;
+use clua_ctl::members::Liveness;
 use clua_ctl::model::Proto;
 use clua_lb::config::Config;
 
@@ -46,7 +46,7 @@ pub fn run(members: u32, aliases: u32, n: u32) {
     for (i, d) in datagrams.iter().enumerate() {
         if matches!(
             live.on_datagram(d, &key, i as u64),
-            clua_ctl::liveness::AdvertOutcome::Accepted { .. }
+            clua_ctl::members::AdvertOutcome::Accepted { .. }
         ) {
             accepted += 1;
         }

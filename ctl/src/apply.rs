@@ -11,9 +11,12 @@
 //! - `join`, `leave`, `selw`, `selp` are a member's attributes for an alias (CA8); on a router
 //!   they need `--member NAME` (the clua extension acting for a configured member).
 //! - `leave` takes the member out of the alias's schedule; its established connections stay in
-//!   the workers' connection tables and finish there (drain).
-//! - `rpri`, `virtual`, `mask` are the router's attributes for the alias; stored and shown
-//!   (proxy-ARP master election and RIP use them later).
+//!   the workers' connection tables and finish there (drain). Its selw, selp and place in the
+//!   join order are kept (the entry stays, `joined` false): an option not given leaves the
+//!   value unchanged (cluamgr(8)), so a later `join` restores them.
+//! - `rpri`, `virtual`, `mask` (and `-r resvok`) are the router's attributes for the alias;
+//!   stored and shown, and the reply says where they take effect (proxy-ARP master election
+//!   and RIP use them later). So do the service options in_nolocal, out_alias and static.
 //! - `-f` re-reads the configured clua_services file, `-F FILE` reads another one; `--register`
 //!   adds or replaces one service entry (clua_registerservice, CA11).
 
@@ -22,6 +25,22 @@ use std::path::{Path, PathBuf};
 use crate::command::{AliasRef, Command, ShowWhat};
 use crate::model::{AliasSpec, Cluster, JoinSpec, ModelError, ServiceSpec, DEFAULT_RPRI};
 use crate::services::parse_services;
+
+/// Where `rpri` takes effect: said in the reply and in `-s` (issue 7).
+pub const RPRI_NOTE: &str = "used by the proxy-ARP master election among several routers (CA4; not yet implemented: this router answers ARP for the alias alone)";
+/// Where `virtual` takes effect.
+pub const VIRTUAL_NOTE: &str = "stored for RIP's network route (CA6; RIP comes later); proxy ARP depends only on whether the address is in a client port's subnet";
+/// Where `mask` takes effect.
+pub const MASK_NOTE: &str = "stored for RIP's network route (CA6; RIP comes later)";
+/// Where `-r resvok` takes effect.
+pub const RESVOK_NOTE: &str = "stored for RIP (CA6; RIP comes later: no alias is advertised yet)";
+/// Where the service option in_nolocal takes effect (CA9).
+pub const IN_NOLOCAL_NOTE: &str = "enforced on members by the member agent (nftables, from in_nolocal_ports in the member's member.toml), not by the router, which forwards the port's alias traffic as usual";
+/// Where out_alias takes effect (CA9).
+pub const OUT_ALIAS_NOTE: &str = "stored only (members' outbound connections to the port keep their own source address; out_alias comes later)";
+/// Where static takes effect (CA9).
+pub const STATIC_NOTE: &str =
+    "stored only (the port is not reserved against ephemeral use on members; static comes later)";
 
 /// What the control plane holds besides the cluster itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +130,7 @@ pub fn apply(
         Command::Router { resvok } => {
             if let Some(r) = resvok {
                 if *r != state.resvok {
-                    changes.push(format!("resvok {} -> {}", state.resvok, r));
+                    changes.push(format!("resvok {} -> {}: {RESVOK_NOTE}", state.resvok, r));
                 }
                 next.resvok = *r;
             }
@@ -152,9 +171,11 @@ pub fn apply(
                         s.name
                     ));
                     s.options = *options;
+                    changes.extend(service_notes(std::slice::from_ref(s)));
                 }
                 None => {
                     changes.push(format!("service {port}/{} registered", proto.name()));
+                    changes.extend(service_notes(std::slice::from_ref(&entry)));
                     services.push(entry);
                 }
             }
@@ -181,7 +202,11 @@ pub fn apply(
                         virtual_subnet: false,
                         mask: None,
                     });
-                    changes.push(format!("alias {addr} specified (routed, no members yet)"));
+                    let spec = next.cluster.aliases.last().expect("just pushed");
+                    changes.push(format!(
+                        "alias {addr} specified, no members yet (CA2); {}",
+                        crate::show::reach(&next.cluster, spec)
+                    ));
                     next.cluster.aliases.len() - 1
                 }
             };
@@ -189,19 +214,22 @@ pub fn apply(
             let an = a.name.clone();
             if let Some(r) = options.rpri {
                 if r != a.rpri {
-                    changes.push(format!("alias {an}: rpri {} -> {r}", a.rpri));
+                    changes.push(format!("alias {an}: rpri {} -> {r}: {RPRI_NOTE}", a.rpri));
                     a.rpri = r;
                 }
             }
             if let Some(v) = options.virtual_subnet {
                 if v != a.virtual_subnet {
-                    changes.push(format!("alias {an}: virtual {} -> {v}", a.virtual_subnet));
+                    changes.push(format!(
+                        "alias {an}: virtual {} -> {v}: {VIRTUAL_NOTE}",
+                        a.virtual_subnet
+                    ));
                     a.virtual_subnet = v;
                 }
             }
             if let Some(m) = options.mask {
                 if Some(m) != a.mask {
-                    changes.push(format!("alias {an}: mask {m}"));
+                    changes.push(format!("alias {an}: mask {m}: {MASK_NOTE}"));
                     a.mask = Some(m);
                 }
             }
@@ -222,19 +250,36 @@ pub fn apply(
                     let pos = a.members.iter().position(|j| &j.member == m);
                     if options.leave {
                         match pos {
-                            Some(p) => {
-                                a.members.remove(p);
+                            Some(p) if a.members[p].joined => {
+                                // The entry stays, joined false: its attributes and place in
+                                // the join order outlive the leave (cluamgr(8), CA8).
+                                a.members[p].joined = false;
                                 changes.push(format!(
-                                    "alias {an}: member {m} left (new flows avoid it; its established connections finish)"
+                                    "alias {an}: member {m} left (new flows avoid it; its established connections finish; selw {}, selp {} kept for a rejoin)",
+                                    a.members[p].selw, a.members[p].selp
                                 ));
                             }
-                            None => return Err(refused(format!("member {m} has not joined alias {an}"))),
+                            _ => return Err(refused(format!("member {m} has not joined alias {an}"))),
                         }
                     } else {
                         let p = match (pos, options.join) {
+                            (Some(p), true) if !a.members[p].joined => {
+                                let j = &mut a.members[p];
+                                j.joined = true;
+                                changes.push(format!(
+                                    "alias {an}: member {m} joined (selw {}, selp {}, its place in the join order kept)",
+                                    j.selw, j.selp
+                                ));
+                                p
+                            }
                             (Some(p), _) => p,
                             (None, true) => {
-                                a.members.push(JoinSpec { member: m.clone(), selw: 1, selp: 1 });
+                                a.members.push(JoinSpec {
+                                    member: m.clone(),
+                                    selw: 1,
+                                    selp: 1,
+                                    joined: true,
+                                });
                                 changes.push(format!("alias {an}: member {m} joined"));
                                 a.members.len() - 1
                             }
@@ -245,15 +290,26 @@ pub fn apply(
                             }
                         };
                         let j = &mut a.members[p];
+                        let later = if j.joined {
+                            ""
+                        } else {
+                            " (it has left the alias: applies when it joins again)"
+                        };
                         if let Some(w) = options.selw {
                             if w != j.selw {
-                                changes.push(format!("alias {an}: member {m} selw {} -> {w}", j.selw));
+                                changes.push(format!(
+                                    "alias {an}: member {m} selw {} -> {w}{later}",
+                                    j.selw
+                                ));
                                 j.selw = w;
                             }
                         }
                         if let Some(sp) = options.selp {
                             if sp != j.selp {
-                                changes.push(format!("alias {an}: member {m} selp {} -> {sp}", j.selp));
+                                changes.push(format!(
+                                    "alias {an}: member {m} selp {} -> {sp}{later}",
+                                    j.selp
+                                ));
                                 j.selp = sp;
                             }
                         }
@@ -300,8 +356,41 @@ fn load_services(
         "services loaded from {shown}: {} entries ({added} added, {changed} changed, {removed} removed)",
         services.len()
     ));
+    changes.extend(service_notes(&services));
     next.cluster.services = services;
     Ok(())
+}
+
+/// The service options the router stores but does not act on, each with where it takes effect
+/// (CA9; issue 7): `(option, note)`.
+pub const STORED_SERVICE_OPTIONS: [(&str, &str); 3] = [
+    ("in_nolocal", IN_NOLOCAL_NOTE),
+    ("out_alias", OUT_ALIAS_NOTE),
+    ("static", STATIC_NOTE),
+];
+
+fn stored_option(o: &crate::model::ServiceOptions, name: &str) -> bool {
+    match name {
+        "in_nolocal" => o.in_nolocal,
+        "out_alias" => o.out_alias,
+        _ => o.static_port,
+    }
+}
+
+/// `note: OPTION (PORT/PROTO, ...): where it takes effect`, one line per stored-only option
+/// that some of `services` carry.
+pub fn service_notes(services: &[ServiceSpec]) -> Vec<String> {
+    STORED_SERVICE_OPTIONS
+        .iter()
+        .filter_map(|(name, note)| {
+            let ports: Vec<String> = services
+                .iter()
+                .filter(|s| stored_option(&s.options, name))
+                .map(|s| format!("{}/{}", s.port, s.proto.name()))
+                .collect();
+            (!ports.is_empty()).then(|| format!("note: {name} ({}): {note}", ports.join(", ")))
+        })
+        .collect()
 }
 
 fn describe(a: &AliasRef) -> String {
@@ -309,5 +398,183 @@ fn describe(a: &AliasRef) -> String {
         AliasRef::Default => "DEFAULTALIAS".into(),
         AliasRef::Addr(x) => x.to_string(),
         AliasRef::Name(n) => format!("\"{n}\""),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::net::Ipv4Addr;
+
+    use clua_pipeline::snapshot::{Encap, MemberId, PortRole};
+
+    use super::*;
+    use crate::command::parse_args;
+    use crate::model::{MemberSpec, PortSpec, Prefix};
+
+    pub(crate) const MACS: [[u8; 6]; 2] = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
+
+    /// A router with a client port on 198.51.100.0/24 and an interconnect, members m1..m3, the
+    /// default alias `cluster` (every member joined, selw 1) and `web`, which m1, m2, m3 join
+    /// with selw 3, 2, 1 (seed 000 §6.8's example weights), all through cluamgr commands.
+    pub(crate) fn state() -> ControlState {
+        let port = |name: &str, role, addr: &str| PortSpec {
+            name: name.into(),
+            role,
+            address: Some(addr.parse::<Prefix>().unwrap()),
+            mtu: 1500,
+            mac: None,
+            flow_source: None,
+        };
+        let member = |i: u8| MemberSpec {
+            name: format!("m{i}"),
+            port: "ic0".into(),
+            address: Ipv4Addr::new(192, 0, 2, 10 + i),
+            mac: [2, 0, 0, 0, 1, i],
+            encap: Encap::L2,
+            up: true,
+            agent: false,
+            listening: None,
+        };
+        let alias = |name: &str, last: u8| AliasSpec {
+            name: name.into(),
+            address: Ipv4Addr::new(198, 51, 100, last),
+            members: Vec::new(),
+            rpri: DEFAULT_RPRI,
+            virtual_subnet: false,
+            mask: None,
+        };
+        let mut cluster = Cluster {
+            name: "lab".into(),
+            default_alias: "cluster".into(),
+            max_aliases: 8,
+            ports: vec![
+                port("client", PortRole::Client, "198.51.100.2/24"),
+                port("ic0", PortRole::Interconnect, "192.0.2.2/25"),
+            ],
+            members: (1..=3).map(member).collect(),
+            aliases: vec![alias("cluster", 101), alias("web", 100)],
+            services: Vec::new(),
+            advert_port: 0,
+        };
+        cluster.join_default_alias();
+        let mut s = ControlState {
+            cluster,
+            services_file: None,
+            resvok: false,
+        };
+        for (m, w) in [("m1", 3), ("m2", 2), ("m3", 1)] {
+            s = run(
+                &s,
+                &["-a", &format!("alias=web,join,selw={w}"), "--member", m],
+            )
+            .unwrap()
+            .0;
+        }
+        s
+    }
+
+    pub(crate) fn run(
+        s: &ControlState,
+        args: &[&str],
+    ) -> Result<(ControlState, Vec<String>), ApplyError> {
+        let cmd = parse_args(args).unwrap();
+        let files = |p: &Path| match p.to_str() {
+            Some("/etc/clua_services") => Ok(
+                "ssh 22/tcp in_single,in_nolocal\nlogin 513/tcp in_multi,out_alias,static\n".into(),
+            ),
+            _ => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        };
+        match apply(s, &cmd, &files)? {
+            Applied::Changed(next, changes) => {
+                next.cluster
+                    .snapshot(2, &MACS)
+                    .expect("an applied state builds a snapshot");
+                Ok((*next, changes))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn web_schedule(s: &ControlState) -> (Vec<u32>, Option<MemberId>) {
+        let snap = s.cluster.snapshot(3, &MACS).unwrap();
+        let web = snap.aliases.iter().find(|a| a.name == "web").unwrap();
+        (
+            web.multi_schedule.iter().map(|m| m.0).collect(),
+            web.single_active,
+        )
+    }
+
+    /// cluamgr(8): an option not given leaves the value unchanged; CA8: selw and selp are the
+    /// member's attributes for the alias, so they outlive a leave, and so does its place in
+    /// the join order (which picks the in_single active member, CA9).
+    #[test]
+    fn a_rejoin_keeps_selw_selp_and_the_join_order() {
+        let s = state();
+        let (s, _) = run(&s, &["-a", "alias=web,selp=7", "--member", "m1"]).unwrap();
+        let (s, _) = run(&s, &["-a", "alias=web,selp=7", "--member", "m2"]).unwrap();
+        let before = web_schedule(&s);
+        assert_eq!(before, (vec![0, 0, 0, 1, 1], Some(MemberId(0))));
+        let (left, changes) = run(&s, &["-a", "alias=web,leave", "--member", "m1"]).unwrap();
+        assert!(changes[0].contains("m1 left"), "{changes:?}");
+        assert_eq!(
+            web_schedule(&left),
+            (vec![1, 1], Some(MemberId(1))),
+            "a member that left gets no new flows (CA3-like drain)"
+        );
+        let (back, changes) = run(&left, &["-a", "alias=web,join", "--member", "m1"]).unwrap();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(
+            changes[0].contains("m1 joined") && changes[0].contains("selw 3, selp 7"),
+            "{changes:?}"
+        );
+        assert_eq!(web_schedule(&back), before);
+        assert_eq!(back, s, "leave then join is no change at all");
+        // Leaving twice is refused: it has already left.
+        let e = run(&left, &["-a", "alias=web,leave", "--member", "m1"]).unwrap_err();
+        assert!(e.to_string().contains("has not joined"), "{e}");
+        // A left member's attributes can be set; they apply when it joins again.
+        let (left2, _) = run(&left, &["-a", "alias=web,selw=5", "--member", "m1"]).unwrap();
+        assert_eq!(web_schedule(&left2), (vec![1, 1], Some(MemberId(1))));
+        let (back2, _) = run(&left2, &["-a", "alias=web,join", "--member", "m1"]).unwrap();
+        assert_eq!(web_schedule(&back2).0, vec![0, 0, 0, 0, 0, 1, 1]);
+    }
+
+    /// Issue 7: router-side attributes that this router stores but does not act on are
+    /// accepted, and the reply says where and when they take effect.
+    #[test]
+    fn the_reply_says_where_stored_attributes_take_effect() {
+        let s = state();
+        let (_, changes) = run(&s, &["-a", "alias=web,rpri=100"]).unwrap();
+        assert_eq!(changes, [format!("alias web: rpri 1 -> 100: {RPRI_NOTE}")]);
+        let (_, changes) = run(&s, &["-a", "alias=web,virtual,mask=255.255.255.0"]).unwrap();
+        assert_eq!(
+            changes,
+            [
+                format!("alias web: virtual false -> true: {VIRTUAL_NOTE}"),
+                format!("alias web: mask 255.255.255.0: {MASK_NOTE}"),
+            ]
+        );
+        let (_, changes) = run(&s, &["-r", "resvok"]).unwrap();
+        assert_eq!(changes, [format!("resvok false -> true: {RESVOK_NOTE}")]);
+        let (_, changes) = run(&s, &["--register", "22/tcp,in_nolocal"]).unwrap();
+        assert_eq!(
+            changes,
+            [
+                "service 22/tcp registered".to_string(),
+                format!("note: in_nolocal (22/tcp): {IN_NOLOCAL_NOTE}"),
+            ]
+        );
+        let (_, changes) = run(&s, &["-F", "/etc/clua_services"]).unwrap();
+        assert_eq!(
+            changes[1..],
+            [
+                format!("note: in_nolocal (22/tcp): {IN_NOLOCAL_NOTE}"),
+                format!("note: out_alias (513/tcp): {OUT_ALIAS_NOTE}"),
+                format!("note: static (513/tcp): {STATIC_NOTE}"),
+            ]
+        );
+        // in_multi alone is acted on: no note.
+        let (_, changes) = run(&s, &["--register", "7001/udp,in_multi"]).unwrap();
+        assert_eq!(changes, ["service 7001/udp registered"]);
     }
 }

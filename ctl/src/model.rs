@@ -184,6 +184,12 @@ pub struct JoinSpec {
     pub selw: u32,
     /// Selection priority.
     pub selp: u32,
+    /// Whether the member is joined now. A member that leaves keeps its entry with its
+    /// attributes and its place in the join order, joined false: cluamgr(8) says an option not
+    /// given leaves the value unchanged, so a later `join` restores them (CA8). Such an entry
+    /// gets no new flows; its established connections drain (they are in the workers'
+    /// connection tables by member id).
+    pub joined: bool,
 }
 
 /// An alias.
@@ -193,7 +199,8 @@ pub struct AliasSpec {
     pub name: String,
     /// Its address.
     pub address: Ipv4Addr,
-    /// Members that joined it, in join order.
+    /// Members that joined it, in join order, and those that left it (`joined` false, their
+    /// attributes and place kept).
     pub members: Vec<JoinSpec>,
     /// This router's priority for being the alias's proxy-ARP master (CA4, CA8). Stored; the
     /// election among several routers comes with the router protocol.
@@ -203,6 +210,13 @@ pub struct AliasSpec {
     pub virtual_subnet: bool,
     /// The alias's subnet mask (cluamgr `mask=`), if given.
     pub mask: Option<Ipv4Addr>,
+}
+
+impl AliasSpec {
+    /// The members joined now, in join order.
+    pub fn joined(&self) -> impl Iterator<Item = &JoinSpec> {
+        self.members.iter().filter(|j| j.joined)
+    }
 }
 
 /// cluamgr's default router priority.
@@ -880,6 +894,7 @@ impl Cluster {
                         member: name,
                         selw: 1,
                         selp: 1,
+                        joined: true,
                     });
                 }
             }
@@ -934,8 +949,7 @@ impl Cluster {
             .iter()
             .map(|a| {
                 let joins = a
-                    .members
-                    .iter()
+                    .joined()
                     .filter_map(|j| {
                         member_ids.get(j.member.as_str()).map(|&id| AliasMember {
                             member: id,

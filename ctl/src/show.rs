@@ -1,14 +1,70 @@
-//! `cluamgr -s`: each alias's attributes, members, state and counters as a readable table.
+//! `cluamgr -s`: each alias's attributes, members and state, the members' traffic totals, and
+//! the services, as a readable table.
+//!
+//! Only per-alias facts are shown under an alias. The data plane counts packets and new flows
+//! per member (per-core counters indexed by member id, `clua_pipeline::CoreCounters`), not per
+//! alias and member, so those totals are shown once per member, in their own section: an idle
+//! alias never shows a busy alias's numbers (issue 7). A per-(alias, member) counter would add
+//! an alias-indexed lookup per packet, and a table of up to 102,400 aliases × members per core.
 
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 
-use clua_pipeline::snapshot::{MemberId, ServiceMode, Snapshot};
+use clua_pipeline::snapshot::{MemberId, PortRole, ServiceMode, Snapshot};
 
-use crate::apply::{find_alias, ControlState};
+use crate::apply::{find_alias, service_notes, ControlState, RPRI_NOTE};
 use crate::command::ShowWhat;
+use crate::model::{AliasSpec, Cluster};
 
 /// Per-member counters summed over the workers: (packets forwarded, new flows).
 pub type MemberCounters<'a> = &'a dyn Fn(MemberId) -> (u64, u64);
+
+/// How a non-virtual alias outside every client subnet is reached (issue 7). Accepted, not
+/// refused: CA2 lets a router route for an alias without answering ARP for it.
+pub const ROUTED: &str = "routed (outside every client subnet: no proxy ARP; reachable only by a route to it, RIP comes later)";
+
+/// The client ports on which the router answers ARP for alias address `addr`: those whose
+/// subnet contains it, and those without an address. The same rule as
+/// [`crate::arp::answers_for`], on the model rather than a snapshot (a test keeps them equal).
+pub fn proxy_arp_ports(cluster: &Cluster, addr: Ipv4Addr) -> Vec<usize> {
+    cluster
+        .ports
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.role == PortRole::Client)
+        .filter(|(_, p)| match p.address {
+            None => true,
+            Some(pre) => pre.contains(addr),
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// How clients reach alias `a`, in words: proxy ARP on which ports, or a route.
+pub fn reach(cluster: &Cluster, a: &AliasSpec) -> String {
+    let ports: Vec<String> = proxy_arp_ports(cluster, a.address)
+        .into_iter()
+        .map(|i| {
+            let p = &cluster.ports[i];
+            match p.address {
+                Some(pre) => format!("{} ({pre})", p.name),
+                None => format!("{} (no address: every alias)", p.name),
+            }
+        })
+        .collect();
+    let mask = a.mask.map(|m| format!(" mask {m}")).unwrap_or_default();
+    match (a.virtual_subnet, ports.is_empty()) {
+        (false, false) => format!("common subnet: proxy ARP on port {}", ports.join(", port ")),
+        (false, true) => ROUTED.to_string(),
+        (true, true) => format!(
+            "virtual subnet{mask}: no proxy ARP; to be advertised by a network route (RIP comes later), until then reachable only by a route to it"
+        ),
+        (true, false) => format!(
+            "virtual subnet{mask}, but inside a client subnet: proxy ARP on port {} (the network route comes with RIP)",
+            ports.join(", port ")
+        ),
+    }
+}
 
 /// Renders `-s` for the state in force (`snapshot` is the one built from it: up/down state,
 /// the in_single active member).
@@ -35,15 +91,10 @@ pub fn render_show(
             if state.resvok { "on" } else { "off" }
         );
     }
-    for i in selected {
+    let mut shown_members = vec![false; cl.members.len()];
+    for &i in &selected {
         let a = &cl.aliases[i];
         let snap_alias = snapshot.aliases.iter().find(|s| s.addr == a.address);
-        let subnet = if a.virtual_subnet {
-            "virtual"
-        } else {
-            "common"
-        };
-        let mask = a.mask.map(|m| format!(" mask {m}")).unwrap_or_default();
         let default = if a.name == cl.default_alias {
             " (default alias)"
         } else {
@@ -51,23 +102,36 @@ pub fn render_show(
         };
         let _ = writeln!(
             o,
-            "\nalias {} {}{default}\n  rpri {}  {subnet} subnet{mask}",
-            a.name, a.address, a.rpri
+            "\nalias {} {}{default}\n  {}\n  rpri {}: {RPRI_NOTE}",
+            a.name,
+            a.address,
+            reach(cl, a),
+            a.rpri
         );
+        if a.joined().next().is_none() {
+            let _ = writeln!(
+                o,
+                "  no members joined (the router answers for it itself, CA2)"
+            );
+        }
         if a.members.is_empty() {
-            let _ = writeln!(o, "  no members (routed only)");
             continue;
         }
         let _ = writeln!(
             o,
-            "  {:<12} {:>5} {:>6}  {:<5} {:<16} {:>12} {:>10}",
-            "member", "selw", "selp", "state", "traffic", "packets", "flows"
+            "  {:<12} {:>5} {:>6}  {:<5} {}",
+            "member", "selw", "selp", "state", "traffic"
         );
         for j in &a.members {
             let id = cl.member_id(&j.member);
+            if let Some(id) = id {
+                if let Some(seen) = shown_members.get_mut(id.0 as usize) {
+                    *seen = true;
+                }
+            }
             let up = id.and_then(|id| snapshot.member(id)).is_some_and(|m| m.up);
-            let (packets, flows) = id.map(counters).unwrap_or((0, 0));
             let traffic = match (snap_alias, id) {
+                _ if !j.joined => "-",
                 (Some(sa), Some(id)) => {
                     let multi = sa.multi_schedule.contains(&id);
                     let single = sa.single_active == Some(id);
@@ -80,20 +144,47 @@ pub fn render_show(
                 }
                 _ => "-",
             };
+            let state = match (j.joined, up) {
+                (false, _) => "left",
+                (true, true) => "up",
+                (true, false) => "down",
+            };
             let _ = writeln!(
                 o,
-                "  {:<12} {:>5} {:>6}  {:<5} {:<16} {:>12} {:>10}",
-                j.member,
-                j.selw,
-                j.selp,
+                "  {:<12} {:>5} {:>6}  {:<5} {}",
+                j.member, j.selw, j.selp, state, traffic
+            );
+        }
+    }
+    let all = matches!(what, ShowWhat::All);
+    if all || shown_members.iter().any(|s| *s) {
+        let _ = writeln!(
+            o,
+            "\nmembers (member-wide totals over every alias: the data plane counts per member)"
+        );
+        let _ = writeln!(
+            o,
+            "  {:<12} {:<5} {:>12} {:>10}",
+            "member", "state", "packets", "flows"
+        );
+        for (i, m) in cl.members.iter().enumerate() {
+            if !all && !shown_members[i] {
+                continue;
+            }
+            let id = MemberId(i as u32);
+            let up = snapshot.member(id).is_some_and(|m| m.up);
+            let (packets, flows) = counters(id);
+            let _ = writeln!(
+                o,
+                "  {:<12} {:<5} {:>12} {:>10}",
+                m.name,
                 if up { "up" } else { "down" },
-                traffic,
                 packets,
                 flows
             );
         }
     }
-    if matches!(what, ShowWhat::All) {
+    if all {
         let _ = writeln!(o, "\nservices (unlisted ports are in_single)");
         if cl.services.is_empty() {
             let _ = writeln!(o, "  none");
@@ -124,6 +215,133 @@ pub fn render_show(
                 extra.join(",")
             );
         }
+        for note in service_notes(&cl.services) {
+            let _ = writeln!(o, "  {note}");
+        }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use clua_pipeline::snapshot::{MemberId, PortId};
+
+    use super::*;
+    use crate::apply::tests::{run, state, MACS};
+    use crate::apply::{IN_NOLOCAL_NOTE, OUT_ALIAS_NOTE, STATIC_NOTE};
+
+    fn show(s: &ControlState, what: ShowWhat, counters: MemberCounters) -> String {
+        let snap = s.cluster.snapshot(5, &MACS).unwrap();
+        render_show(s, &snap, &what, counters)
+    }
+
+    /// The blocks of `-s` output, separated by blank lines, by their first line.
+    fn block<'a>(out: &'a str, first: &str) -> &'a str {
+        out.split("\n\n")
+            .map(|b| b.trim_start_matches('\n'))
+            .find(|b| b.starts_with(first))
+            .unwrap_or_else(|| panic!("no block starting `{first}` in\n{out}"))
+    }
+
+    /// Issue 7: the data plane counts packets and flows per member, not per alias, so an
+    /// alias must not show them as its own: m1 is busy (on web), `cluster` is idle.
+    #[test]
+    fn an_idle_alias_does_not_show_a_busy_members_totals() {
+        let s = state();
+        let counters = |id: MemberId| if id.0 == 0 { (123_456, 789) } else { (0, 0) };
+        let out = show(&s, ShowWhat::All, &counters);
+        for alias in ["alias cluster", "alias web"] {
+            let b = block(&out, alias);
+            assert!(!b.contains("123456") && !b.contains("789"), "{b}");
+            assert!(b.contains("m1"), "the alias lists its members: {b}");
+        }
+        assert_eq!(out.matches("123456").count(), 1, "{out}");
+        let members = block(&out, "members");
+        assert!(members.contains("member-wide"), "{members}");
+        let m1 = members
+            .lines()
+            .find(|l| l.trim_start().starts_with("m1 "))
+            .unwrap();
+        assert_eq!(
+            m1.split_whitespace().collect::<Vec<_>>(),
+            ["m1", "up", "123456", "789"]
+        );
+        // One alias: its block, and the totals of its members only.
+        let cmd = crate::command::parse_args(["-s", "cluster"]).unwrap();
+        let crate::command::Command::Show(what) = cmd else {
+            panic!("{cmd:?}")
+        };
+        let one = show(&s, what, &counters);
+        assert!(!block(&one, "alias cluster").contains("123456"), "{one}");
+        assert!(block(&one, "members").contains("123456"), "{one}");
+    }
+
+    /// A member that left an alias is listed as left with the attributes it keeps.
+    #[test]
+    fn a_member_that_left_is_shown_as_left_with_its_attributes() {
+        let (s, _) = run(&state(), &["-a", "alias=web,leave", "--member", "m1"]).unwrap();
+        let out = show(&s, ShowWhat::All, &|_| (0, 0));
+        let web = block(&out, "alias web");
+        let m1 = web
+            .lines()
+            .find(|l| l.trim_start().starts_with("m1 "))
+            .unwrap();
+        assert_eq!(
+            m1.split_whitespace().collect::<Vec<_>>(),
+            ["m1", "3", "1", "left", "-"]
+        );
+    }
+
+    /// Issue 7 / CA2, CA4: an alias outside every client subnet gets no proxy ARP; it is shown
+    /// as routed, not as a common-subnet alias. The words follow the data plane's own ARP rule.
+    #[test]
+    fn how_an_alias_is_reached_is_said_as_the_router_does_it() {
+        let s = state();
+        let (s, changes) = run(&s, &["-a", "alias=203.0.113.5"]).unwrap();
+        assert!(changes[0].contains(ROUTED), "{changes:?}");
+        let (s, _) = run(&s, &["-a", "alias=203.0.113.6,virtual"]).unwrap();
+        let (s, _) = run(&s, &["-a", "alias=198.51.100.120,virtual"]).unwrap();
+        let out = show(&s, ShowWhat::All, &|_| (0, 0));
+        let web = block(&out, "alias web");
+        assert!(
+            web.contains("common subnet: proxy ARP on port client (198.51.100.2/24)"),
+            "{web}"
+        );
+        let routed = block(&out, "alias 203.0.113.5");
+        assert!(
+            routed.contains(ROUTED) && !routed.contains("common"),
+            "{routed}"
+        );
+        let virt = block(&out, "alias 203.0.113.6");
+        assert!(
+            virt.contains("virtual subnet") && virt.contains("no proxy ARP"),
+            "{virt}"
+        );
+        let virt_in = block(&out, "alias 198.51.100.120");
+        assert!(virt_in.contains("proxy ARP on port client"), "{virt_in}");
+        // The same rule as the ARP responder's.
+        let snap = s.cluster.snapshot(6, &MACS).unwrap();
+        for a in &s.cluster.aliases {
+            let answered = (0..snap.ports.len())
+                .any(|p| crate::arp::answers_for(&snap, p as PortId, a.address));
+            assert_eq!(answered, !proxy_arp_ports(&s.cluster, a.address).is_empty());
+        }
+    }
+
+    /// Issue 7: attributes stored but not acted on by this router say where and when they take
+    /// effect, in `-s` as in the reply.
+    #[test]
+    fn stored_attributes_say_where_they_take_effect() {
+        let (s, _) = run(&state(), &["-a", "alias=web,rpri=100"]).unwrap();
+        let (s, _) = run(&s, &["--register", "22/tcp,in_nolocal"]).unwrap();
+        let (s, _) = run(&s, &["--register", "513/tcp,in_multi,out_alias,static"]).unwrap();
+        let out = show(&s, ShowWhat::All, &|_| (0, 0));
+        let web = block(&out, "alias web");
+        assert!(web.contains(&format!("rpri 100: {RPRI_NOTE}")), "{web}");
+        let services = block(&out, "services");
+        for note in [IN_NOLOCAL_NOTE, OUT_ALIAS_NOTE, STATIC_NOTE] {
+            assert!(services.contains(note), "{services}");
+        }
+        assert!(services.contains("in_nolocal (22/tcp)"), "{services}");
+    }
 }

@@ -10,7 +10,6 @@
 //!
 //! [`Config::parse`] runs all three; [`Config::check`] the first two (what the fuzz target runs).
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -171,31 +170,7 @@ pub fn port_name(devargs: &str) -> &str {
     devargs.split(',').next().unwrap_or(devargs)
 }
 
-/// A configuration error: the file and every problem found in it. `Display` shows one problem
-/// per line, `FILE: PROBLEM`. The router's problems are [`Problem`]s ([`RouterConfigError`]);
-/// the parameter's default is for the member agent's configuration, whose problems are still
-/// text (lb/src/member/config.rs, moving to its own crate).
-#[derive(Debug)]
-pub struct ConfigError<P = String> {
-    /// The file.
-    pub file: String,
-    /// Every problem, in the order found.
-    pub problems: Vec<P>,
-}
-
-impl<P: fmt::Display> fmt::Display for ConfigError<P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}: {}", self.file, p)?;
-        }
-        Ok(())
-    }
-}
-
-impl<P: fmt::Display + fmt::Debug> std::error::Error for ConfigError<P> {}
+pub use clua_ctl::config_error::ConfigError;
 
 /// aliasd's configuration error.
 pub type RouterConfigError = ConfigError<Problem>;
@@ -478,7 +453,7 @@ fn default_advert_port() -> u16 {
 }
 
 fn default_dead_misses() -> u32 {
-    clua_ctl::liveness::DEFAULT_DEAD_MISSES
+    clua_ctl::members::DEFAULT_DEAD_MISSES
 }
 
 /// The `[adverts]` section, present when members run the member agent.
@@ -747,6 +722,7 @@ impl RawConfig {
                     member: j.name.clone(),
                     selw: j.selw,
                     selp: j.selp,
+                    joined: true,
                 })
                 .collect();
             aliases.push(AliasSpec {

@@ -6,28 +6,28 @@
 //! freed -> EAL cleaned up.
 
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::mpsc;
+
 use arc_swap::ArcSwap;
-use clua_ctl::arp::{self, ArpOutcome};
-use clua_ctl::icmp::{self, IcmpOutcome};
+use clua_ctl::apply::ControlState;
+use clua_ctl::command::Command;
+use clua_ctl::members::AdvertSettings;
 use clua_ctl::model::fmt_mac;
+use clua_ctl::plane::{ControlCounters, ControlPlane, Effects, StartError};
+use clua_ctl::protocol::Reply;
 use clua_dpdk::{Eal, Mbuf, Mempool, Port, PortConf};
 use clua_pipeline::snapshot::{Encap, PortRole};
-use clua_pipeline::{CoreCounters, Pipeline, Snapshot};
+use clua_pipeline::{CoreCounters, PacketBuf, Pipeline, PuntReason, Snapshot, BURST};
 use crossbeam_queue::ArrayQueue;
 
-use crate::admin::AdminSocket;
 use crate::config::{port_name, Config};
-use crate::members::MemberTracker;
-use crate::metrics::{self, ControlCounters, MetricsServer, PortCounters};
+use crate::metrics::{self, MetricsServer, PortCounters};
 use crate::worker::{Punted, Worker};
-use clua_ctl::apply::{apply, Applied, ControlState};
-use clua_ctl::command::{Command, USAGE};
-use clua_ctl::protocol::Reply;
-use clua_ctl::show::render_show;
+use clua_ctl::socket::AdminSocket;
 
 /// Why aliasd could not run.
 #[derive(Debug)]
@@ -49,8 +49,10 @@ pub enum DaemonError {
     },
     /// A configured worker lcore is not available.
     Lcore(u32),
-    /// The snapshot could not be built.
-    Snapshot(clua_pipeline::snapshot::SnapshotError),
+    /// The control plane could not start.
+    Start(StartError),
+    /// A thread could not be started.
+    Thread(std::io::Error),
     /// The metrics endpoint could not be bound.
     Metrics(std::io::Error),
     /// The cluamgr socket could not be bound.
@@ -83,7 +85,8 @@ impl fmt::Display for DaemonError {
             DaemonError::Lcore(l) => {
                 write!(f, "dpdk.worker_lcores: lcore {l} is not available to EAL")
             }
-            DaemonError::Snapshot(e) => write!(f, "building the configuration snapshot: {e}"),
+            DaemonError::Start(e) => write!(f, "{e}"),
+            DaemonError::Thread(e) => write!(f, "starting a thread: {e}"),
             DaemonError::Metrics(e) => write!(f, "metrics.listen: {e}"),
             DaemonError::Admin(path, e) => write!(f, "control.socket {path}: {e}"),
             DaemonError::Signals(e) => write!(f, "installing signal handlers: {e}"),
@@ -188,21 +191,19 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signals)?;
     }
+    // Bound before the EAL starts so that a busy address fails fast; served on their own
+    // threads once the control plane exists.
     let metrics_server = match config.metrics_listen {
         Some(a) => Some(MetricsServer::bind(a).map_err(DaemonError::Metrics)?),
         None => None,
     };
     let admin = AdminSocket::bind(&config.control.socket)
         .map_err(|e| DaemonError::Admin(config.control.socket.display().to_string(), e))?;
-    let mut state = ControlState {
+    let state = ControlState {
         cluster: config.cluster.clone(),
         services_file: config.control.services_file.clone(),
         resvok: config.resvok,
     };
-    let mut tracker = config
-        .adverts
-        .as_ref()
-        .map(|a| MemberTracker::new(a, &state));
     let started = std::time::Instant::now();
 
     // Declared before the EAL so that it is dropped after it, on every exit path.
@@ -259,22 +260,34 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         macs.push(mac);
         ports.push(port);
     }
-    let snapshot = Arc::new(
-        config
-            .cluster
-            .snapshot(1, &macs)
-            .map_err(DaemonError::Snapshot)?,
-    );
+
+    let cores: Vec<Arc<CoreCounters>> = config
+        .dpdk
+        .worker_lcores
+        .iter()
+        .map(|_| Arc::new(CoreCounters::new(config.pipeline.max_members)))
+        .collect();
+    let adverts = config.adverts.as_ref().map(|a| AdvertSettings {
+        key: a.key.clone(),
+        port: a.port,
+        dead_misses: a.dead_misses,
+    });
+    let (mut plane, first) = ControlPlane::start(
+        state,
+        macs,
+        adverts.as_ref(),
+        cores.clone(),
+        Box::new(|p| std::fs::read_to_string(p)),
+    )
+    .map_err(DaemonError::Start)?;
+    let snapshot = plane.snapshot().clone();
     let shared = Arc::new(ArcSwap::new(snapshot.clone()));
     let punt = Arc::new(ArrayQueue::new(1024));
     let inject: Arc<ArrayQueue<Punted>> = Arc::new(ArrayQueue::new(1024));
     let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
 
-    let mut cores = Vec::new();
     let mut launched = Vec::new();
     for (i, lcore) in config.dpdk.worker_lcores.iter().enumerate() {
-        let counters = Arc::new(CoreCounters::new(config.pipeline.max_members));
-        cores.push(counters.clone());
         let worker = Worker {
             queue: i as u16,
             ports: ports
@@ -282,7 +295,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 .map(|p| Port::from_id(p.id()))
                 .collect::<Result<_, _>>()
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?,
-            pipeline: Pipeline::new(&config.pipeline, snapshot.clone(), counters),
+            pipeline: Pipeline::new(&config.pipeline, snapshot.clone(), cores[i].clone()),
             punt: punt.clone(),
             inject: (i == 0).then(|| inject.clone()),
             snapshot: shared.clone(),
@@ -296,8 +309,68 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         );
     }
 
-    let control = ControlCounters::default();
-    announce(&snapshot, &pool, &inject, &control);
+    let io = ControlIo {
+        shared: shared.clone(),
+        inject: inject.clone(),
+        pool: &pool,
+        counters: plane.counters().clone(),
+    };
+    io.apply(first);
+
+    // The cluamgr socket and the metrics endpoint are served on their own threads: a slow or
+    // idle client there never delays an ARP reply. Commands reach the control plane through a
+    // channel and are answered in order.
+    let (commands, command_rx) = mpsc::sync_channel::<(Command, mpsc::SyncSender<Reply>)>(16);
+    let admin_thread = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("clua-cluamgr".into())
+            .spawn(move || serve_admin(admin, commands, stop))
+            .map_err(DaemonError::Thread)?
+    };
+    let metrics_thread = match metrics_server {
+        None => None,
+        Some(server) => {
+            let stop = stop.clone();
+            let shared = shared.clone();
+            let cores = cores.clone();
+            let control = plane.counters().clone();
+            let port_stats: Vec<(String, Port)> = config
+                .cluster
+                .ports
+                .iter()
+                .zip(&ports)
+                .map(|(spec, p)| Port::from_id(p.id()).map(|h| (spec.name.clone(), h)))
+                .collect::<Result<_, _>>()
+                .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?;
+            Some(
+                std::thread::Builder::new()
+                    .name("clua-metrics".into())
+                    .spawn(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            let served = server.poll(|| {
+                                let pc: Vec<PortCounters> = port_stats
+                                    .iter()
+                                    .map(|(name, p)| port_counters(name, p))
+                                    .collect();
+                                metrics::render(
+                                    &shared.load(),
+                                    &cores,
+                                    &control,
+                                    &pc,
+                                    control.adverts().as_ref(),
+                                )
+                            });
+                            if served == 0 {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                        }
+                    })
+                    .map_err(DaemonError::Thread)?,
+            )
+        }
+    };
+
     eprintln!(
         "aliasd: ready: cluster {} with {} ports, {} members, {} aliases, {} workers",
         config.cluster.name,
@@ -307,137 +380,75 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         workers
     );
 
+    let mut last_tick = 0;
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         let now_ms = started.elapsed().as_millis() as u64;
-        let mut members_changed = tracker.as_mut().is_some_and(|t| t.expire(now_ms));
-        while let Some(Punted { port, mut mbuf }) = punt.pop() {
-            busy = true;
-            let snap = shared.load();
-            if let Some(t) = tracker.as_mut() {
-                if let Some(outcome) = t.on_frame(mbuf_data(&mut mbuf), now_ms) {
-                    members_changed |= outcome.changed();
-                    continue;
-                }
-            }
-            let reply = {
-                let data = mbuf_data(&mut mbuf);
-                match arp::respond(data, &snap, port) {
-                    ArpOutcome::Reply => {
-                        bump(&control.arp_replies);
-                        true
-                    }
-                    ArpOutcome::Ignored => {
-                        bump(&control.arp_ignored);
-                        false
-                    }
-                    ArpOutcome::Malformed => match icmp::respond_echo(data, &snap, port) {
-                        IcmpOutcome::Reply => {
-                            bump(&control.icmp_replies);
-                            true
-                        }
-                        IcmpOutcome::Ignored => {
-                            bump(&control.icmp_ignored);
-                            false
-                        }
-                        IcmpOutcome::Malformed => {
-                            // Neither well-formed ARP nor ICMP: count it as malformed ARP if it
-                            // claimed to be ARP, else as ignored ICMP.
-                            if is_arp(data) {
-                                bump(&control.arp_malformed);
-                            } else {
-                                bump(&control.icmp_ignored);
-                            }
-                            false
-                        }
-                    },
-                }
+        // Control frames first, at most a burst of them, then commands, then time.
+        for _ in 0..BURST {
+            let Some(Punted {
+                port,
+                reason,
+                mut mbuf,
+            }) = punt.pop()
+            else {
+                break;
             };
-            if reply {
-                send(&inject, port, mbuf, &control);
+            busy = true;
+            let fx = plane.on_frame(port, reason, mbuf.data_mut(), now_ms);
+            if fx.reply_in_place {
+                io.send(port, mbuf);
             }
+            io.apply(fx);
         }
-        if members_changed {
-            if let Some(t) = &tracker {
-                let mut next = state.clone();
-                t.apply(&mut next);
-                let generation = shared.load().generation + 1;
-                match next
-                    .cluster
-                    .validate()
-                    .map_err(|e| format!("{e:?}"))
-                    .and_then(|()| {
-                        next.cluster
-                            .snapshot(generation, &macs)
-                            .map_err(|e| e.to_string())
-                    }) {
-                    Ok(snapshot) => {
-                        shared.store(Arc::new(snapshot));
-                        state = next;
-                    }
-                    Err(e) => eprintln!("aliasd: member state not applied: {e}"),
-                }
-            }
+        while let Ok((command, reply_to)) = command_rx.try_recv() {
+            busy = true;
+            let (reply, fx) = plane.on_command(&command, now_ms);
+            io.apply(fx);
+            let _ = reply_to.send(reply);
         }
-        busy |= admin.poll(|req| {
-            let (reply, next) = handle_command(&state, &req.command, &shared, &macs, &cores);
-            if let Some(next) = next {
-                state = next;
-            }
-            reply
-        }) > 0;
-        if let Some(m) = &metrics_server {
-            busy |= m.poll(|| {
-                let pc: Vec<PortCounters> = config
-                    .cluster
-                    .ports
-                    .iter()
-                    .zip(&ports)
-                    .map(|(spec, p)| {
-                        let s = p.stats();
-                        PortCounters {
-                            name: spec.name.clone(),
-                            ipackets: s.ipackets,
-                            opackets: s.opackets,
-                            imissed: s.imissed,
-                            ierrors: s.ierrors,
-                            oerrors: s.oerrors,
-                            rx_nombuf: s.rx_nombuf,
-                        }
-                    })
-                    .collect();
-                metrics::render(
-                    &shared.load(),
-                    &cores,
-                    &control,
-                    &pc,
-                    tracker.as_ref().map(|t| t.counters()),
-                )
-            }) > 0;
+        if now_ms != last_tick {
+            last_tick = now_ms;
+            io.apply(plane.on_tick(now_ms));
         }
         if !busy {
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_micros(200));
         }
     }
 
-    eprintln!("aliasd: stopping");
+    tracing::info!("stopping");
     for l in launched {
         l.wait();
     }
+    let _ = admin_thread.join();
+    if let Some(t) = metrics_thread {
+        let _ = t.join();
+    }
+    // Frames still queued between the threads hold mbufs of the pool: free them before it goes.
     while let Some(p) = punt.pop() {
         drop(p.mbuf);
     }
-    let final_snapshot = shared.load_full();
+    while let Some(p) = inject.pop() {
+        drop(p.mbuf);
+    }
+    let pc: Vec<PortCounters> = config
+        .cluster
+        .ports
+        .iter()
+        .zip(&ports)
+        .map(|(spec, p)| port_counters(&spec.name, p))
+        .collect();
     eprint!(
         "{}",
-        metrics::render(
-            &final_snapshot,
+        metrics::stop_summary(
+            started.elapsed(),
             &cores,
-            &control,
-            &[],
-            tracker.as_ref().map(|t| t.counters())
+            plane.counters(),
+            &pc,
+            plane.snapshot()
         )
     );
+    drop(io);
     for p in ports {
         let _ = p.stop();
         let _ = p.close();
@@ -447,52 +458,79 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
-
-fn is_arp(frame: &[u8]) -> bool {
-    clua_pipeline::wire::ethernet::parse_l2(frame)
-        .is_ok_and(|l2| l2.ethertype == clua_pipeline::wire::ethernet::EtherType::ARP)
-}
-
-fn mbuf_data(m: &mut Mbuf) -> &mut [u8] {
-    use clua_pipeline::PacketBuf;
-    m.data_mut()
-}
-
-/// Queues a control packet for worker 0 to transmit on `port`.
-fn send(inject: &ArrayQueue<Punted>, port: u16, mbuf: Mbuf, control: &ControlCounters) {
-    if inject.push(Punted { port, mbuf }).is_err() {
-        bump(&control.tx_failed);
+fn port_counters(name: &str, p: &Port) -> PortCounters {
+    let s = p.stats();
+    PortCounters {
+        name: name.to_string(),
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
     }
 }
 
-/// Gratuitous ARP for every alias answered on each client port (CA4: a new proxy-ARP master
-/// announces itself so neighbours update their caches at once).
-fn announce(
-    snapshot: &Snapshot,
-    pool: &Mempool,
-    inject: &ArrayQueue<Punted>,
-    control: &ControlCounters,
+/// Serves the cluamgr socket until `stop`, a thread per client: each request goes to the
+/// control thread, whose reply goes back to the client.
+fn serve_admin(
+    admin: AdminSocket,
+    commands: mpsc::SyncSender<(Command, mpsc::SyncSender<Reply>)>,
+    stop: Arc<AtomicBool>,
 ) {
-    for (i, info) in snapshot.ports.iter().enumerate() {
-        if info.role != PortRole::Client {
-            continue;
+    admin.serve(stop, move |req| {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let unanswered = Reply {
+            ok: false,
+            output: "aliasd is stopping; nothing was changed".into(),
+        };
+        if commands.send((req.command, tx)).is_err() {
+            return unanswered;
         }
-        for alias in &snapshot.aliases {
-            if !arp::answers_for(snapshot, i as u16, alias.addr) {
-                continue;
-            }
-            let mut frame = [0u8; arp::ARP_FRAME_LEN];
-            arp::gratuitous(&mut frame, info.mac, alias.addr);
-            match Mbuf::from_bytes(pool, &frame) {
-                Some(m) => {
-                    send(inject, i as u16, m, control);
-                    bump(&control.garp_sent);
+        rx.recv().unwrap_or(unanswered)
+    });
+}
+
+/// Carries the control plane's effects out: snapshots published for the workers, frames handed
+/// to worker 0's TX queue, events logged.
+struct ControlIo<'a> {
+    shared: Arc<ArcSwap<Snapshot>>,
+    inject: Arc<ArrayQueue<Punted>>,
+    pool: &'a Mempool,
+    counters: Arc<ControlCounters>,
+}
+
+impl ControlIo<'_> {
+    fn apply(&self, fx: Effects) {
+        if let Some(s) = fx.publish {
+            self.shared.store(s);
+        }
+        for t in fx.transmit {
+            match Mbuf::from_bytes(self.pool, &t.frame) {
+                Some(m) => self.send(t.port, m),
+                None => {
+                    self.counters.tx_failed.fetch_add(1, Ordering::Relaxed);
                 }
-                None => bump(&control.tx_failed),
             }
+        }
+        for e in fx.events {
+            if e.is_warning() {
+                tracing::warn!("{e}");
+            } else {
+                tracing::info!("{e}");
+            }
+        }
+    }
+
+    /// Queues a control packet for worker 0 to transmit on `port`.
+    fn send(&self, port: u16, mbuf: Mbuf) {
+        if let Err(p) = self.inject.push(Punted {
+            port,
+            reason: PuntReason::Arp,
+            mbuf,
+        }) {
+            drop(p);
+            self.counters.tx_failed.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -504,73 +542,5 @@ struct RuntimeDir(String);
 impl Drop for RuntimeDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-/// Carries out one cluamgr command: applied to a copy of the state, validated, turned into a
-/// snapshot and published, or refused with nothing changed. Returns the reply and, if the
-/// command changed anything, the new state.
-fn handle_command(
-    state: &ControlState,
-    command: &Command,
-    shared: &ArcSwap<Snapshot>,
-    macs: &[[u8; 6]],
-    cores: &[Arc<CoreCounters>],
-) -> (Reply, Option<ControlState>) {
-    let refused = |output: String| (Reply { ok: false, output }, None);
-    match apply(state, command, &|p| std::fs::read_to_string(p)) {
-        Err(e) => refused(e.to_string()),
-        Ok(Applied::Help) => (
-            Reply {
-                ok: true,
-                output: USAGE.to_string(),
-            },
-            None,
-        ),
-        Ok(Applied::Show(what)) => {
-            let snapshot = shared.load();
-            let counters = |id: clua_pipeline::MemberId| {
-                let sum = |f: fn(&CoreCounters) -> &[AtomicU64]| -> u64 {
-                    cores
-                        .iter()
-                        .map(|c| {
-                            f(c).get(id.0 as usize)
-                                .map_or(0, |a| a.load(Ordering::Relaxed))
-                        })
-                        .sum()
-                };
-                (sum(|c| &c.member_packets), sum(|c| &c.member_flows))
-            };
-            (
-                Reply {
-                    ok: true,
-                    output: render_show(state, &snapshot, &what, &counters),
-                },
-                None,
-            )
-        }
-        Ok(Applied::Changed(next, changes)) => {
-            if changes.is_empty() {
-                return (
-                    Reply {
-                        ok: true,
-                        output: "no change".into(),
-                    },
-                    None,
-                );
-            }
-            let generation = shared.load().generation + 1;
-            match next.cluster.snapshot(generation, macs) {
-                Err(e) => refused(format!("building the new configuration: {e}")),
-                Ok(snapshot) => {
-                    shared.store(Arc::new(snapshot));
-                    let mut output = changes.join("\n");
-                    output.push_str(&format!(
-                        "\n(configuration generation {generation} in force)"
-                    ));
-                    (Reply { ok: true, output }, Some(*next))
-                }
-            }
-        }
     }
 }

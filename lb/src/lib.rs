@@ -1,10 +1,7 @@
 //! aliasd, the clua alias router: configuration, the per-core worker loop over DPDK ports, the
 //! control thread (ARP, ICMP, snapshots) and metrics.
 
-pub mod admin;
 pub mod config;
 pub mod daemon;
-pub mod member;
-pub mod members;
 pub mod metrics;
 pub mod worker;

@@ -11,24 +11,34 @@ use clua_lb::config::Config;
 #[command(name = "aliasd", version)]
 struct Args {
     /// Configuration file (TOML, see docs/aliasd.toml.md).
-    #[arg(short, long, required_unless_present = "member_config")]
-    config: Option<PathBuf>,
-    /// Run as a member agent instead of a router (no DPDK), with this configuration.
-    #[arg(long, conflicts_with = "config")]
-    member_config: Option<PathBuf>,
+    #[arg(short, long)]
+    config: PathBuf,
     /// Validate the configuration, print a summary and exit (like `nginx -t`).
     #[arg(long)]
     check: bool,
 }
 
+/// Control-plane events go to stderr, one line each. Under systemd (`JOURNAL_STREAM` set)
+/// journald stamps the time itself, so the line carries none; `RUST_LOG` filters as usual.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(path) = &args.member_config {
-        return clua_lb::member::main(path, args.check);
-    }
-    let Some(config_path) = args.config else {
-        return ExitCode::from(2);
-    };
+    init_logging();
+    let config_path = args.config;
     let config = match Config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {

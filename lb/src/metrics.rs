@@ -10,24 +10,7 @@ use std::time::Duration;
 
 use clua_pipeline::{CoreCounters, DropReason, PuntReason, Snapshot};
 
-/// Counters of the control thread.
-#[derive(Debug, Default)]
-pub struct ControlCounters {
-    /// ARP replies sent for aliases or router addresses.
-    pub arp_replies: AtomicU64,
-    /// ARP packets not for us.
-    pub arp_ignored: AtomicU64,
-    /// Malformed ARP packets.
-    pub arp_malformed: AtomicU64,
-    /// ICMP echo replies sent.
-    pub icmp_replies: AtomicU64,
-    /// ICMP packets ignored or malformed.
-    pub icmp_ignored: AtomicU64,
-    /// Gratuitous ARPs sent.
-    pub garp_sent: AtomicU64,
-    /// Control packets the port would not take.
-    pub tx_failed: AtomicU64,
-}
+pub use clua_ctl::plane::ControlCounters;
 
 /// Port statistics as read from the PMD.
 #[derive(Clone, Debug, Default)]
@@ -62,7 +45,7 @@ pub fn render(
     cores: &[Arc<CoreCounters>],
     control: &ControlCounters,
     ports: &[PortCounters],
-    adverts: Option<&clua_ctl::liveness::AdvertCounters>,
+    adverts: Option<&clua_ctl::members::AdvertCounters>,
 ) -> String {
     let mut o = String::with_capacity(4096);
     if let Some(a) = adverts {
@@ -310,4 +293,74 @@ impl MetricsServer {
         }
         served
     }
+}
+
+/// A short summary for the log when aliasd stops: uptime, packets, drops by reason, control
+/// answers, new flows per member.
+pub fn stop_summary(
+    uptime: Duration,
+    cores: &[Arc<CoreCounters>],
+    control: &ControlCounters,
+    ports: &[PortCounters],
+    snapshot: &Snapshot,
+) -> String {
+    let sum = |f: &dyn Fn(&CoreCounters) -> u64| -> u64 { cores.iter().map(|c| f(c)).sum() };
+    let rx = sum(&|c| get(&c.rx));
+    let fwd = sum(&|c| get(&c.forwarded));
+    let mut drops: Vec<(&str, u64)> = DropReason::ALL
+        .iter()
+        .map(|&r| (r.name(), sum(&|c| get(&c.drops[r as usize]))))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    drops.sort_by(|a, b| b.1.cmp(&a.1));
+    let dropped: u64 = drops.iter().map(|d| d.1).sum();
+    let punted: u64 = PuntReason::ALL
+        .iter()
+        .map(|&r| sum(&|c| get(&c.punts[r as usize])))
+        .sum();
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "aliasd: stopped after {:.1} s: {rx} packets received, {fwd} forwarded, {dropped} dropped, {punted} punted",
+        uptime.as_secs_f64()
+    );
+    if !drops.is_empty() {
+        let top: Vec<String> = drops
+            .iter()
+            .take(4)
+            .map(|(n, v)| format!("{n} {v}"))
+            .collect();
+        let _ = writeln!(o, "aliasd: drops by reason: {}", top.join(", "));
+    }
+    let _ = writeln!(
+        o,
+        "aliasd: answered {} ARP, {} ICMP echo; {} gratuitous ARP sent",
+        get(&control.arp_replies),
+        get(&control.icmp_replies),
+        get(&control.garp_sent)
+    );
+    let flows: Vec<String> = snapshot
+        .members
+        .iter()
+        .flatten()
+        .map(|m| {
+            let n = sum(&|c| c.member_flows.get(m.id.0 as usize).map_or(0, get));
+            format!("{} {n}", m.name)
+        })
+        .collect();
+    if !flows.is_empty() {
+        let _ = writeln!(o, "aliasd: new flows per member: {}", flows.join(", "));
+    }
+    for p in ports {
+        let _ = writeln!(
+            o,
+            "aliasd: port {}: {} in, {} out, {} missed, {} errors",
+            p.name,
+            p.ipackets,
+            p.opackets,
+            p.imissed,
+            p.ierrors + p.oerrors
+        );
+    }
+    o
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use clua_dpdk::{Burst, Mbuf, Port};
-use clua_pipeline::{CoreCounters, DropReason, Pipeline, Snapshot, Verdict, BURST};
+use clua_pipeline::{CoreCounters, DropReason, Pipeline, PuntReason, Snapshot, Verdict, BURST};
 use crossbeam_queue::ArrayQueue;
 
 /// Loop iterations between checks of the stop flag and the published snapshot.
@@ -19,8 +19,10 @@ pub const SNAPSHOT_POLL: u32 = 64;
 
 /// A packet for the control thread, with the port it arrived on.
 pub struct Punted {
-    /// Receiving port.
+    /// Receiving port (for injected packets: the egress port).
     pub port: u16,
+    /// Why the data plane punted it.
+    pub reason: PuntReason,
     /// The packet.
     pub mbuf: Mbuf,
 }
@@ -109,9 +111,10 @@ impl Worker {
                             }
                         }
                         Verdict::Drop(_) => drop(mbuf),
-                        Verdict::Punt(_) => {
+                        Verdict::Punt(reason) => {
                             if let Err(p) = self.punt.push(Punted {
                                 port: port_id as u16,
+                                reason,
                                 mbuf,
                             }) {
                                 CoreCounters::drop(&counters, DropReason::PuntQueueFull);

@@ -96,3 +96,11 @@ fn missing_dpdk_device_is_named_and_nothing_is_left_behind() {
     );
     assert!(!sock.exists(), "the control socket is removed on exit");
 }
+
+#[test]
+fn aliasd_is_the_router_only() {
+    // The member agent is its own binary, clua-member (no DPDK linked).
+    let (code, _, err) = aliasd(&["--member-config", "member.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--member-config"), "{err}");
+}

@@ -84,19 +84,25 @@ fn join_leave_and_in_single_failover() {
     assert_eq!(
         changes,
         vec![
-            "alias web: member m1 joined",
-            "alias web: member m1 selw 1 -> 4"
+            "alias web: member m1 joined (selw 3, selp 1, its place in the join order kept)",
+            "alias web: member m1 selw 3 -> 4"
         ]
     );
     let snap = s3.cluster.snapshot(3, &MACS).unwrap();
     assert_eq!(
         snap.aliases[1].single_active,
-        Some(MemberId(1)),
-        "a rejoin goes to the end"
+        Some(MemberId(0)),
+        "a rejoin keeps its place in the join order (CA9: active again)"
     );
     // A member can leave the default alias too (joins were made explicit at load).
     let (s4, _) = run(&s, &["-a", "alias=DEFAULTALIAS,leave", "--member", "m4"]).unwrap();
-    assert_eq!(s4.cluster.aliases[0].members.len(), 3);
+    let snap = s4.cluster.snapshot(4, &MACS).unwrap();
+    let joined: Vec<u32> = snap.aliases[0]
+        .members
+        .iter()
+        .map(|am| am.member.0)
+        .collect();
+    assert_eq!(joined, [0, 1, 2], "m4 left the default alias");
     refused(
         &s,
         &["-a", "alias=tun,leave", "--member", "m1"],
@@ -113,6 +119,38 @@ fn join_leave_and_in_single_failover() {
         "no member \"m9\"",
     );
     refused(&s, &["-a", "alias=web,join"], "--member");
+}
+
+/// The defect of issue 7: leave then join reset selw and selp to 1 and moved the member to the
+/// end of the join order. cluamgr(8): an option not given leaves the value unchanged; CA8: the
+/// attributes are the member's, per alias, and outlive a leave.
+#[test]
+fn leave_then_join_keeps_the_members_attributes_and_join_order() {
+    let s = state();
+    let (s1, _) = run(&s, &["-a", "alias=web,selp=5", "--member", "m1"]).unwrap();
+    let schedule = |st: &ControlState| {
+        let snap = st.cluster.snapshot(9, &MACS).unwrap();
+        let web = &snap.aliases[1];
+        (
+            web.multi_schedule.iter().map(|m| m.0).collect::<Vec<_>>(),
+            web.single_active,
+        )
+    };
+    let before = schedule(&s1);
+    assert_eq!(
+        before,
+        (vec![0, 0, 0], Some(MemberId(0))),
+        "m1 alone in the top tier"
+    );
+    let (s2, _) = run(&s1, &["-a", "alias=web,leave", "--member", "m1"]).unwrap();
+    assert_eq!(schedule(&s2), (vec![1, 1, 2], Some(MemberId(1))));
+    let (s3, changes) = run(&s2, &["-a", "alias=web,join", "--member", "m1"]).unwrap();
+    assert_eq!(
+        changes,
+        ["alias web: member m1 joined (selw 3, selp 5, its place in the join order kept)"]
+    );
+    assert_eq!(schedule(&s3), before);
+    assert_eq!(s3, s1);
 }
 
 #[test]
@@ -170,7 +208,14 @@ fn services_reload_register_and_resvok() {
         ServiceMode::InMulti
     );
     let (s4, changes) = run(&s, &["-r", "resvok"]).unwrap();
-    assert!(s4.resvok && changes == vec!["resvok false -> true"]);
+    assert!(s4.resvok);
+    assert_eq!(
+        changes,
+        [format!(
+            "resvok false -> true: {}",
+            clua_ctl::apply::RESVOK_NOTE
+        )]
+    );
     let none = ControlState {
         services_file: None,
         ..s.clone()

@@ -1,4 +1,4 @@
-"""Members join aliases themselves (issue 4): member-mode aliasd agents in the member namespaces
+"""Members join aliases themselves (issue 4): clua-member agents in the member namespaces
 advertise their joins, weights and listening ports over the interconnect with HMAC-SHA-256;
 the router follows them. Real kernel clients and servers; aliasd on AF_XDP.
 
@@ -44,7 +44,7 @@ def advert_bytes(node, boot_id, seq, key, aliases=(), ports=(), kind=1):
 
 
 @pytest.fixture(scope="module")
-def env(aliasd_bin, lab):
+def env(aliasd_bin, member_bin, lab):
     key_file = lab.out_dir / "advert.key"
     key_file.write_bytes(KEY + b"\n")
     os.chmod(key_file, 0o600)
@@ -65,6 +65,7 @@ def env(aliasd_bin, lab):
     d = lab.start_aliasd(path, aliasd_bin, timeout=30)
     router_sock = cfg["control"]["socket"]
     agents = {}
+    boot_ids = {}   # member name -> the boot id of each start, in order
 
     def start_agent(m):
         boot = lab.out_dir / f"{m.name}-clu_alias.config"
@@ -74,15 +75,18 @@ def env(aliasd_bin, lab):
             "node": m.name, "address": m.address, "routers": ["192.0.2.2:9471"],
             "key_file": str(key_file), "interval_ms": INTERVAL_MS, "default_alias": CLUSTER,
             "aliases": [WEB, CLUSTER, SPARE], "alias_config": str(boot),
-            "socket": str(lab.out_dir / f"{m.name}.sock")}))
+            "socket": str(lab.out_dir / f"{m.name}.sock"),
+            "state_file": str(lab.out_dir / f"{m.name}-state" / "member-boots")}))
         log = lab.out_dir / f"{m.name}-agent.log"
         with open(log, "ab") as f:
-            p = lab.popen(m.ns, str(aliasd_bin), "--member-config", str(conf),
+            p = lab.popen(m.ns, str(member_bin), "--config", str(conf),
                           stdout=subprocess.DEVNULL, stderr=f)
         deadline = time.monotonic() + 10
-        while "aliasd-member: ready" not in log.read_text(errors="replace").split("boot_id")[-1]:
+        while "clua-member: ready" not in log.read_text(errors="replace").split("boot_id")[-1]:
             assert p.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
+        last_start = log.read_text(errors="replace").split(" boot_id ")[-1]
+        boot_ids.setdefault(m.name, []).append(int(last_start.split()[0]))
         agents[m.name] = p
         return p
 
@@ -109,7 +113,7 @@ def env(aliasd_bin, lab):
 
     assert wait_for(lambda: up_members() == {"m1", "m2", "m3"}), cluamgr("-s").stdout
     yield dict(lab=lab, d=d, cluamgr=cluamgr, up_members=up_members, wait_for=wait_for,
-               agents=agents, start_agent=start_agent)
+               agents=agents, start_agent=start_agent, boot_ids=boot_ids)
     for p in agents.values():
         lab.stop(p)
     if d.alive():
@@ -209,8 +213,11 @@ def test_killed_agent_marks_the_member_down_after_the_dead_interval(env):
     assert took <= INTERVAL_MS * DEAD_MISSES / 1000 + 1.5, took
     r = lab.client("tcp", f"{WEB}:80", 40)
     assert r["ok"] == 40 and "m2" not in r["by_member"], r          # CA3: the alias stays available
-    # kill -9 left its host preparation behind; a new agent copes (idempotent) and rejoins.
+    # kill -9 left its host preparation behind; a new agent copes (idempotent) and rejoins. Its
+    # boot id is the next count of its state file (not the clock), which the router accepts.
     env["start_agent"](lab.member("m2"))
+    first, second = env["boot_ids"]["m2"][-2:]
+    assert second == first + 1, env["boot_ids"]
     assert env["wait_for"](lambda: env["up_members"]() == {"m1", "m2", "m3"})
     r = lab.client("tcp", f"{WEB}:80", 120)
     # The rejoin reorders the schedule (and its first adverts may rebuild the snapshot mid-run),

@@ -22,7 +22,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::model::Proto;
+use clua_ctl::model::Proto;
 
 /// A socket that accepts connections (TCP) or datagrams from anyone (UDP).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,4 +1,4 @@
-//! The member agent's configuration file (TOML), `aliasd --member-config FILE`:
+//! The member agent's configuration file (TOML), `clua-member --config FILE` (docs/member.toml.md):
 //!
 //! ```toml
 //! node = "m1"                          # the router's [[member]] name
@@ -10,6 +10,7 @@
 //! aliases = ["198.51.100.100", "198.51.100.101"]  # every alias this member may serve
 //! alias_config = "/etc/clu_alias.config"          # optional, applied at start
 //! socket = "/run/clua/member.sock"     # cluamgr socket (default)
+//! state_file = "/var/lib/clua/member-boots"      # the boot counter (default)
 //! in_nolocal_ports = ["80/tcp"]        # optional, enforced with nftables
 //!
 //! [vxlan]                              # optional: the VXLAN device routers encapsulate to
@@ -71,6 +72,8 @@ pub struct MemberConfig {
     pub alias_config: Option<PathBuf>,
     /// The cluamgr socket.
     pub socket: PathBuf,
+    /// The boot counter ([`crate::boots`]): the last boot id, kept across starts.
+    pub state_file: PathBuf,
     /// The VXLAN device, if routers reach this member by VXLAN.
     pub vxlan: Option<VxlanConfig>,
     /// in_nolocal ports: refused unless addressed to an alias.
@@ -79,7 +82,7 @@ pub struct MemberConfig {
 
 /// A configuration error: the file and one line per problem, each naming its field (the same
 /// type as the router's).
-pub type MemberConfigError = crate::config::ConfigError;
+pub type MemberConfigError = clua_ctl::config_error::ConfigError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +96,7 @@ struct Raw {
     aliases: Vec<String>,
     alias_config: Option<PathBuf>,
     socket: Option<PathBuf>,
+    state_file: Option<PathBuf>,
     vxlan: Option<RawVxlan>,
     #[serde(default)]
     in_nolocal_ports: Vec<String>,
@@ -194,6 +198,16 @@ impl MemberConfig {
         }
         if raw.key_file.as_os_str().is_empty() {
             p.push("`key_file`: empty path".into());
+        }
+        let state_file = raw
+            .state_file
+            .unwrap_or_else(|| PathBuf::from(crate::boots::DEFAULT_STATE_FILE));
+        if state_file.file_name().is_none() || state_file.to_string_lossy().ends_with('/') {
+            p.push(format!(
+                "`state_file`: `{}` is not a file path (e.g. \"{}\")",
+                state_file.display(),
+                crate::boots::DEFAULT_STATE_FILE
+            ));
         }
         let mut aliases = Vec::new();
         if raw.aliases.is_empty() {
@@ -300,6 +314,7 @@ impl MemberConfig {
             socket: raw
                 .socket
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_MEMBER_SOCKET)),
+            state_file,
             vxlan,
             in_nolocal_ports,
         })
@@ -341,12 +356,14 @@ aliases = ["198.51.100.100", "198.51.100.101"]
             ]
         );
         assert_eq!(c.socket, PathBuf::from("/run/clua/member.sock"));
+        assert_eq!(c.state_file, PathBuf::from("/var/lib/clua/member-boots"));
         assert!(c.vxlan.is_none() && c.in_nolocal_ports.is_empty() && c.alias_config.is_none());
         let full = format!(
-            "{MIN}interval_ms = 250\nalias_config = \"/etc/clu_alias.config\"\nsocket = \"/tmp/m.sock\"\nin_nolocal_ports = [\"80/tcp\", \"53/udp\"]\n[vxlan]\ndevice = \"vx0\"\nvni = 42\nlocal = \"192.0.2.141\"\nmac = \"02:00:00:00:02:01\"\n"
+            "{MIN}interval_ms = 250\nalias_config = \"/etc/clu_alias.config\"\nsocket = \"/tmp/m.sock\"\nstate_file = \"/tmp/m/boots\"\nin_nolocal_ports = [\"80/tcp\", \"53/udp\"]\n[vxlan]\ndevice = \"vx0\"\nvni = 42\nlocal = \"192.0.2.141\"\nmac = \"02:00:00:00:02:01\"\n"
         );
         let c = MemberConfig::parse(&full, "m.toml").unwrap();
         assert_eq!(c.interval_ms, 250);
+        assert_eq!(c.state_file, PathBuf::from("/tmp/m/boots"));
         assert_eq!(c.in_nolocal_ports, vec![(80, Proto::Tcp), (53, Proto::Udp)]);
         let v = c.vxlan.unwrap();
         assert_eq!(
@@ -394,6 +411,12 @@ aliases = ["198.51.100.100", "198.51.100.101"]
         assert!(e[2].starts_with("m.toml: `vxlan.local`"), "{e:?}");
         assert!(e[3].starts_with("m.toml: `vxlan.mac`"), "{e:?}");
         assert!(e[4].starts_with("m.toml: `vxlan.dstport`"), "{e:?}");
+        let e = errs("state_file = \"/var/lib/clua/\"\n", MIN);
+        assert_eq!(
+            e,
+            vec!["m.toml: `state_file`: `/var/lib/clua/` is not a file path (e.g. \"/var/lib/clua/member-boots\")"]
+        );
+        assert_eq!(errs("state_file = \"\"\n", MIN).len(), 1);
         let e = errs("", &MIN.replace("192.0.2.141", "198.51.100.101"));
         assert_eq!(
             e,

@@ -1,8 +1,9 @@
-//! The member agent (`aliasd --member-config FILE`): configuration errors, and an agent run in a
+//! The member agent (`clua-member --config FILE`): configuration errors, and an agent run in a
 //! throwaway network namespace (`clmt-<pid>-*`, deleted even when the test fails) with a UDP
 //! receiver standing in for a router at 192.0.2.2:9471.
 //!
-//! The namespace test needs root and iproute2; without them it says so and passes.
+//! The namespace tests need root, iproute2, python3 and nft (CI runs as root; ./scripts/setup
+//! installs the rest): without them they fail, saying what is missing.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use clua_ctl::model::Proto;
 
-const ALIASD: &str = env!("CARGO_BIN_EXE_aliasd");
+const MEMBER_BIN: &str = env!("CARGO_BIN_EXE_clua-member");
 const ALIAS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
 const ALIAS2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 101);
 const MEMBER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 141);
@@ -24,6 +25,7 @@ const KEY: &[u8] = b"clua member agent test key, 32+ bytes long";
 struct Seen {
     goodbye: bool,
     node: String,
+    boot_id: u64,
     seq: u64,
     /// (addr, joined, selw, selp)
     aliases: Vec<(Ipv4Addr, bool, u32, u32)>,
@@ -37,6 +39,7 @@ fn decode(bytes: &[u8]) -> Seen {
     Seen {
         goodbye: a.kind == AdvertKind::Goodbye,
         node: a.node.clone(),
+        boot_id: a.boot_id,
         seq: a.seq,
         aliases: a
             .aliases
@@ -77,6 +80,11 @@ fn tmpdir(tag: &str) -> TmpDir {
     TmpDir(d)
 }
 
+/// The boot counter of the agent configured in `dir` (never the system's default file).
+fn state_file(dir: &Path) -> PathBuf {
+    dir.join("state/member-boots")
+}
+
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let key = dir.join("member.key");
     write_key(&key, KEY);
@@ -92,9 +100,11 @@ interval_ms = 200
 default_alias = "{ALIAS}"
 aliases = ["{ALIAS}", "{ALIAS2}"]
 socket = "{}"
+state_file = "{}"
 {extra}"#,
             key.display(),
-            dir.join("member.sock").display()
+            dir.join("member.sock").display(),
+            state_file(dir).display()
         ),
     )
     .unwrap();
@@ -110,8 +120,8 @@ fn configuration_errors_name_the_field() {
         "node = \"m1\"\naddress = \"192.0.2.141\"\nrouters = [\"192.0.2.2:9471\"]\nkey_file = \"/k\"\ninterval_ms = 5\ndefault_alias = \"198.51.100.100\"\naliases = [\"198.51.100.100\"]\n",
     )
     .unwrap();
-    let out = Command::new(ALIASD)
-        .args(["--member-config", p.to_str().unwrap()])
+    let out = Command::new(MEMBER_BIN)
+        .args(["--config", p.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -121,8 +131,8 @@ fn configuration_errors_name_the_field() {
         "{err}"
     );
     std::fs::write(&p, "node = \"m1\"\nwhatever = 1\n").unwrap();
-    let out = Command::new(ALIASD)
-        .args(["--member-config", p.to_str().unwrap()])
+    let out = Command::new(MEMBER_BIN)
+        .args(["--config", p.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -130,17 +140,20 @@ fn configuration_errors_name_the_field() {
     assert!(err.contains("unknown field `whatever`"), "{err}");
     // --check on a good file.
     let good = write_config(&dir, "");
-    let out = Command::new(ALIASD)
-        .args(["--member-config", good.to_str().unwrap(), "--check"])
+    let out = Command::new(MEMBER_BIN)
+        .args(["--config", good.to_str().unwrap(), "--check"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    // --config and --member-config exclude each other.
-    let out = Command::new(ALIASD)
-        .args(["--member-config", "a", "--config", "b"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}: configuration ok\n", good.display())
+    );
+    assert!(!state_file(&dir).exists(), "--check does not count a boot");
+    // --config is required.
+    let out = Command::new(MEMBER_BIN).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
 }
 
 /// A network namespace, deleted on drop.
@@ -188,7 +201,9 @@ fn sh(args: &[&str]) {
     assert!(s.success(), "{args:?}");
 }
 
-fn can_run() -> bool {
+/// Fails the test unless it can run here (root, iproute2, python3): CI has them, and a test
+/// that passes without running would hide a broken agent.
+fn require_root_and_tools() {
     let root = std::fs::read_to_string("/proc/self/status")
         .map(|s| {
             s.lines()
@@ -201,7 +216,10 @@ fn can_run() -> bool {
             .output()
             .is_ok_and(|o| o.status.success())
     });
-    root && tools
+    assert!(
+        root && tools,
+        "this test needs root, iproute2 and python3 (run as root after ./scripts/setup)"
+    );
 }
 
 /// Lines of a child's stream, through a channel (so reads can time out).
@@ -275,10 +293,7 @@ fn lo_addrs(ns: &Netns) -> String {
 
 #[test]
 fn agent_in_a_namespace() {
-    if !can_run() {
-        eprintln!("skipped: needs root, iproute2 and python3");
-        return;
-    }
+    require_root_and_tools();
     let ns = Netns::new(format!("clmt-{}", std::process::id()));
     let dir = tmpdir("ns");
     ns.out(&["ip", "link", "set", "lo", "up"]);
@@ -309,7 +324,7 @@ fn agent_in_a_namespace() {
         )
         .unwrap();
         let o = ns
-            .exec(&[ALIASD, "--member-config", bad_cfg.to_str().unwrap()])
+            .exec(&[MEMBER_BIN, "--config", bad_cfg.to_str().unwrap()])
             .output()
             .unwrap();
         assert_eq!(o.status.code(), Some(1), "{o:?}");
@@ -317,6 +332,30 @@ fn agent_in_a_namespace() {
         assert!(e.contains("`key_file`: key file"), "{e}");
         assert!(!lo_addrs(&ns).contains("198.51.100."));
     }
+
+    // A boot counter that does not hold a count is an error naming the file, before the host
+    // is touched; the file is not reset.
+    let boots = state_file(&dir);
+    std::fs::create_dir_all(boots.parent().unwrap()).unwrap();
+    std::fs::write(&boots, "garbage\n").unwrap();
+    let o = ns
+        .exec(&[MEMBER_BIN, "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!(
+            "`state_file`: boot counter {}: not a boot count",
+            boots.display()
+        )),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&boots).unwrap(), "garbage\n");
+    assert!(!lo_addrs(&ns).contains("198.51.100."));
+    // The boot id continues from the file, whatever the clock says (a clock-based one would be
+    // about 1.7e12).
+    std::fs::write(&boots, "41\n").unwrap();
 
     let mut recv = ns
         .exec(&["python3", "-u", "-c", RECEIVER])
@@ -328,15 +367,15 @@ fn agent_in_a_namespace() {
     wait_line(&recv_lines, "the receiver", |l| l == "receiver ready");
 
     let mut agent = ns
-        .exec(&[ALIASD, "--member-config", cfg.to_str().unwrap()])
+        .exec(&[MEMBER_BIN, "--config", cfg.to_str().unwrap()])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let agent_pid = agent.id();
     let agent_err = lines(agent.stderr.take().unwrap());
     let mut agent = Kill(agent);
-    wait_line(&agent_err, "aliasd-member: ready", |l| {
-        l == "aliasd-member: ready"
+    wait_line(&agent_err, "clua-member: ready", |l| {
+        l == "clua-member: ready"
     });
 
     // Host preparation.
@@ -365,12 +404,12 @@ fn agent_in_a_namespace() {
     // A second agent on the same configuration finds the host prepared (idempotent), fails on
     // the busy cluamgr socket, and leaves the first agent's preparation in place.
     let o = ns
-        .exec(&[ALIASD, "--member-config", cfg.to_str().unwrap()])
+        .exec(&[MEMBER_BIN, "--config", cfg.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("is in use by a running aliasd"),
+        String::from_utf8_lossy(&o.stderr).contains("is in use by a running aliasd or clua-member"),
         "{o:?}"
     );
     assert_eq!(lo_addrs(&ns), lo);
@@ -381,6 +420,7 @@ fn agent_in_a_namespace() {
     let (src, a) = next_advert(&recv_lines, |_| true);
     assert_eq!(src, "192.0.2.141");
     assert_eq!(a.node, "m1");
+    assert_eq!(a.boot_id, 42, "{a:?}");
     assert!(!a.goodbye);
     assert_eq!(
         a.aliases,
@@ -394,7 +434,7 @@ fn agent_in_a_namespace() {
 
     // cluamgr on the member changes the next advert at once.
     let sock = dir.join("member.sock");
-    let cluamgr = Path::new(ALIASD).with_file_name("cluamgr");
+    let cluamgr = Path::new(MEMBER_BIN).with_file_name("cluamgr");
     let t0 = Instant::now();
     if cluamgr.exists() {
         let o = Command::new(&cluamgr)
@@ -440,6 +480,9 @@ fn agent_in_a_namespace() {
     sh(&["kill", "-TERM", &agent_pid.to_string()]);
     let (_, g) = next_advert(&recv_lines, |s| s.goodbye);
     assert!(g.seq > c.seq);
+    assert_eq!((c.boot_id, g.boot_id), (42, 42));
+    // The second agent (refused above) counted its start too.
+    assert_eq!(std::fs::read_to_string(&boots).unwrap(), "43\n");
     let status = agent.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let lo = lo_addrs(&ns);
@@ -508,19 +551,24 @@ fn nft_tables(ns: &Netns) -> String {
     ns.out(&["nft", "list", "tables"])
 }
 
-/// Starts an agent on `cfg` in `ns` and waits until it is ready.
-fn start_agent(ns: &Netns, cfg: &Path) -> (Kill, Receiver<String>) {
+/// Starts an agent on `cfg` in `ns` and waits until it is ready; its boot id from its log.
+fn start_agent(ns: &Netns, cfg: &Path) -> (Kill, Receiver<String>, u64) {
     let mut agent = ns
-        .exec(&[ALIASD, "--member-config", cfg.to_str().unwrap()])
+        .exec(&[MEMBER_BIN, "--config", cfg.to_str().unwrap()])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let err = lines(agent.stderr.take().unwrap());
     let agent = Kill(agent);
-    wait_line(&err, "aliasd-member: ready", |l| {
-        l == "aliasd-member: ready"
-    });
-    (agent, err)
+    let started = wait_line(&err, "the start line", |l| l.contains(" boot_id "));
+    let boot_id = started
+        .split_whitespace()
+        .skip_while(|w| *w != "boot_id")
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no boot id in {started:?}"));
+    wait_line(&err, "clua-member: ready", |l| l == "clua-member: ready");
+    (agent, err, boot_id)
 }
 
 /// in_nolocal_ports for real: nftables in the member's namespace refuses TCP connections and
@@ -528,19 +576,14 @@ fn start_agent(ns: &Netns, cfg: &Path) -> (Kill, Receiver<String>) {
 /// goes away with the agent (and a table left by a killed agent is taken over by the next).
 #[test]
 fn in_nolocal_ports_in_a_namespace() {
-    if !can_run() {
-        eprintln!("skipped: needs root, iproute2 and python3");
-        return;
-    }
+    require_root_and_tools();
     let ns = Netns::new(format!("clmt-{}-nolocal", std::process::id()));
-    if !ns
-        .exec(&["nft", "list", "tables"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("skipped: needs nft (the nftables package)");
-        return;
-    }
+    assert!(
+        ns.exec(&["nft", "list", "tables"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "this test needs nft (the nftables package; ./scripts/setup installs it)"
+    );
     let dir = tmpdir("nolocal");
     ns.out(&["ip", "link", "set", "lo", "up"]);
     ns.out(&[
@@ -558,8 +601,8 @@ fn in_nolocal_ports_in_a_namespace() {
         .exec(&[
             "env",
             "PATH=/nonexistent/clua-test",
-            ALIASD,
-            "--member-config",
+            MEMBER_BIN,
+            "--config",
             cfg.to_str().unwrap(),
         ])
         .output()
@@ -584,12 +627,12 @@ fn in_nolocal_ports_in_a_namespace() {
     // Before the agent: the member's own address is served.
     assert_eq!(probe(&ns, MEMBER), "tcp=ok udp=echo");
 
-    let (mut agent, _agent_err) = start_agent(&ns, &cfg);
+    let (mut agent, _agent_err, boot1) = start_agent(&ns, &cfg);
     let pid = agent.0.id();
     let table = ns.out(&["nft", "list", "table", "ip", "clua_member"]);
     assert!(table.contains("hook input"), "{table}");
     assert!(
-        table.contains(&format!("comment \"aliasd-member pid {pid}\"")),
+        table.contains(&format!("comment \"clua-member pid {pid}\"")),
         "{table}"
     );
     // Own (non-alias) addresses: TCP refused, UDP dropped. Alias addresses: served.
@@ -600,14 +643,14 @@ fn in_nolocal_ports_in_a_namespace() {
 
     // A second agent does not take over (and at its exit remove) the running agent's table.
     let o = ns
-        .exec(&[ALIASD, "--member-config", cfg.to_str().unwrap()])
+        .exec(&[MEMBER_BIN, "--config", cfg.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
         e.contains(&format!(
-            "the nftables table `clua_member` belongs to a running aliasd member agent (pid {pid})"
+            "the nftables table `clua_member` belongs to a running clua-member agent (pid {pid})"
         )),
         "{e}"
     );
@@ -623,15 +666,15 @@ fn in_nolocal_ports_in_a_namespace() {
     assert_eq!(probe(&ns, MEMBER), "tcp=ok udp=echo");
 
     // kill -9 leaves the table behind; the next agent replaces it, and removes it at its exit.
-    let (mut crashed, _) = start_agent(&ns, &cfg);
+    let (mut crashed, _, boot2) = start_agent(&ns, &cfg);
     sh(&["kill", "-KILL", &crashed.0.id().to_string()]);
     let _ = crashed.0.wait();
     assert!(nft_tables(&ns).contains("clua_member"));
-    let (mut next, _next_err) = start_agent(&ns, &cfg);
+    let (mut next, _next_err, boot3) = start_agent(&ns, &cfg);
     let pid = next.0.id();
     let table = ns.out(&["nft", "list", "table", "ip", "clua_member"]);
     assert!(
-        table.contains(&format!("comment \"aliasd-member pid {pid}\"")),
+        table.contains(&format!("comment \"clua-member pid {pid}\"")),
         "{table}"
     );
     assert_eq!(
@@ -641,6 +684,10 @@ fn in_nolocal_ports_in_a_namespace() {
     );
     assert_eq!(probe(&ns, MEMBER), "tcp=refused udp=none");
     assert_eq!(probe(&ns, ALIAS), "tcp=ok udp=echo");
+    // Consecutive starts, a kill -9 among them, have strictly increasing boot ids, counted from
+    // the missing state file (1: the start refused for want of nft, 3: the one refused for the
+    // running agent's table); not from the clock.
+    assert_eq!((boot1, boot2, boot3), (2, 4, 5));
     sh(&["kill", "-TERM", &pid.to_string()]);
     let status = next.0.wait().unwrap();
     assert!(status.success(), "{status:?}");

@@ -1,5 +1,5 @@
-//! The router's side of the member protocol (issue 4): authenticated adverts in, member state
-//! (up, joins with selw/selp, listening ports) out into the cluster model.
+//! Member adverts in, member state (up, joins with selw/selp, listening ports) out into the
+//! cluster model.
 //!
 //! Adverts reach the control thread as punted packets (UDP to a router interconnect address on
 //! the advert port; the data plane punts them only from interconnect ports). [`Liveness`] does
@@ -13,14 +13,13 @@
 
 use std::collections::HashMap;
 
-use clua_ctl::apply::ControlState;
-use clua_ctl::liveness::{AdvertCounters, AdvertOutcome, Liveness};
-use clua_ctl::model::JoinSpec;
+use crate::apply::ControlState;
+use crate::members::liveness::{AdvertCounters, AdvertOutcome, Liveness};
+use crate::members::AdvertSettings;
+use crate::model::JoinSpec;
 use clua_pipeline::wire::ethernet::{parse_l2, EtherType};
 use clua_pipeline::wire::ipv4::{protocol, Ipv4Packet};
 use clua_pipeline::wire::udp::UdpPacket;
-
-use crate::config::AdvertConfig;
 
 /// Tracks the members that run the agent.
 pub struct MemberTracker {
@@ -33,7 +32,7 @@ pub struct MemberTracker {
 
 impl MemberTracker {
     /// A tracker for the members of `state` with `agent = true`.
-    pub fn new(config: &AdvertConfig, state: &ControlState) -> MemberTracker {
+    pub fn new(config: &AdvertSettings, state: &ControlState) -> MemberTracker {
         let managed: Vec<String> = state
             .cluster
             .members
@@ -66,7 +65,7 @@ impl MemberTracker {
         let outcome = self.liveness.on_datagram(udp.payload(), &self.key, now_ms);
         match outcome {
             AdvertOutcome::Left { .. } => {
-                let node = clua_ctl::advert::AdvertPacket::new_checked(udp.payload())
+                let node = crate::advert::AdvertPacket::new_checked(udp.payload())
                     .ok()
                     .map(|p| String::from_utf8_lossy(p.node()).into_owned());
                 if let Some(node) = node {
@@ -81,7 +80,7 @@ impl MemberTracker {
                 }
             }
             AdvertOutcome::Accepted { .. } => {
-                if let Ok(p) = clua_ctl::advert::AdvertPacket::new_checked(udp.payload()) {
+                if let Ok(p) = crate::advert::AdvertPacket::new_checked(udp.payload()) {
                     self.draining
                         .remove(String::from_utf8_lossy(p.node()).as_ref());
                 }
@@ -128,15 +127,16 @@ impl MemberTracker {
                     (Some(e), Some(p)) => {
                         alias.members[p].selw = e.selw;
                         alias.members[p].selp = e.selp;
+                        alias.members[p].joined = true;
                     }
                     (Some(e), None) => alias.members.push(JoinSpec {
                         member: name.clone(),
                         selw: e.selw,
                         selp: e.selp,
+                        joined: true,
                     }),
-                    (None, Some(p)) => {
-                        alias.members.remove(p);
-                    }
+                    // Left: the entry keeps its place in the join order for a rejoin.
+                    (None, Some(p)) => alias.members[p].joined = false,
                     (None, None) => {}
                 }
             }

@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 
 use clua_ctl::model::Proto;
 
-use super::config::MemberConfig;
+use crate::config::MemberConfig;
 
 /// The nftables table for in_nolocal ports.
 pub const NFT_TABLE: &str = "clua_member";
@@ -150,25 +150,25 @@ fn program_runs(program: &str) -> bool {
 
 /// The comment that marks the table as owned by the agent with process id `pid`.
 fn nft_owner_comment(pid: u32) -> String {
-    format!("aliasd-member pid {pid}")
+    format!("clua-member pid {pid}")
 }
 
 /// The owner's process id from `nft list table` output (see [`nft_owner_comment`]).
 fn parse_nft_owner(listing: &str) -> Option<u32> {
     listing.lines().find_map(|l| {
         l.trim()
-            .strip_prefix("comment \"aliasd-member pid ")?
+            .strip_prefix("comment \"clua-member pid ")?
             .strip_suffix('"')?
             .parse()
             .ok()
     })
 }
 
-/// Whether `pid` is a running aliasd other than this process.
+/// Whether `pid` is a running member agent other than this process.
 fn other_agent_alive(pid: u32) -> bool {
     pid != std::process::id()
         && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .is_ok_and(|c| c.trim_end() == "aliasd")
+            .is_ok_and(|c| c.trim_end() == "clua-member")
 }
 
 /// The nftables script for in_nolocal ports, run by the agent with process id `owner`: TCP
@@ -247,7 +247,7 @@ impl HostGuard {
             if let Some(pid) = listing.as_deref().and_then(parse_nft_owner) {
                 if other_agent_alive(pid) {
                     return Err(HostError(format!(
-                        "`in_nolocal_ports`: the nftables table `{NFT_TABLE}` belongs to a running aliasd member agent (pid {pid})"
+                        "`in_nolocal_ports`: the nftables table `{NFT_TABLE}` belongs to a running clua-member agent (pid {pid})"
                     )));
                 }
             }
@@ -333,7 +333,7 @@ impl HostGuard {
 impl Drop for HostGuard {
     fn drop(&mut self) {
         for e in self.undo() {
-            eprintln!("aliasd-member: undoing host preparation: {e}");
+            eprintln!("clua-member: undoing host preparation: {e}");
         }
     }
 }
@@ -357,7 +357,7 @@ mod tests {
             "table ip clua_member
 delete table ip clua_member
 table ip clua_member {
-  comment \"aliasd-member pid 4242\"
+  comment \"clua-member pid 4242\"
   chain input {
     type filter hook input priority 0; policy accept;
     ip daddr != { 198.51.100.100, 198.51.100.101 } tcp dport 80 reject with tcp reset
@@ -376,7 +376,7 @@ table ip clua_member {
     fn nft_owner_from_listing() {
         // As `nft list table` prints it.
         let t = "table ip clua_member {
-\tcomment \"aliasd-member pid 4242\"
+\tcomment \"clua-member pid 4242\"
 \tchain input {
 \t\ttype filter hook input priority filter; policy accept;
 \t}

@@ -9,8 +9,8 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::command::{AliasOptions, AliasRef, Command, ShowWhat, USAGE};
-use crate::model::{SELP_RANGE, SELW_RANGE};
+use clua_ctl::command::{AliasOptions, AliasRef, Command, ShowWhat, USAGE};
+use clua_ctl::model::{SELP_RANGE, SELW_RANGE};
 
 /// Default `selw` and `selp` of a newly known alias (cluamgr(8)).
 pub const DEFAULT_SELW: u32 = 1;
@@ -266,8 +266,8 @@ pub fn apply_member(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alias_config::parse_alias_config;
-    use crate::command::parse_args;
+    use clua_ctl::alias_config::parse_alias_config;
+    use clua_ctl::command::parse_args;
 
     const DEFAULT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
     const GOURMET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 101);

@@ -5,19 +5,19 @@ use std::fmt;
 use std::net::{SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use crate::listen::read_listening_ports;
+use crate::member_state::{apply_member, MemberState};
 use clua_ctl::advert::{AdvertKind, AdvertRepr, AliasEntry, MAX_PORTS};
 use clua_ctl::alias_config::parse_alias_config;
 use clua_ctl::command::Command;
-use clua_ctl::listen::read_listening_ports;
-use clua_ctl::member_state::{apply_member, MemberState};
 use clua_ctl::model::Proto;
 use clua_ctl::protocol::{Reply, Request};
 
-use super::config::MemberConfig;
-use super::host::HostGuard;
-use crate::admin::AdminSocket;
+use crate::config::MemberConfig;
+use crate::host::HostGuard;
+use clua_ctl::socket::AdminSocket;
 
 /// How often the cluamgr socket and the stop flag are looked at.
 const POLL: Duration = Duration::from_millis(20);
@@ -29,6 +29,8 @@ pub enum AgentError {
     Key(String),
     /// The clu_alias.config file.
     AliasConfig(String),
+    /// The boot counter (`state_file`).
+    Boots(crate::boots::BootsError),
     /// Host preparation.
     Host(String),
     /// The cluamgr socket.
@@ -44,6 +46,7 @@ impl fmt::Display for AgentError {
         match self {
             AgentError::Key(e) => write!(f, "`key_file`: {e}"),
             AgentError::AliasConfig(e) => write!(f, "alias_config: {e}"),
+            AgentError::Boots(e) => write!(f, "`state_file`: {e}"),
             AgentError::Host(e) => write!(f, "preparing the host: {e}"),
             AgentError::Socket(e) => write!(f, "cluamgr socket: {e}"),
             AgentError::Advert(e) => write!(f, "advert socket: {e}"),
@@ -61,7 +64,8 @@ pub struct Agent {
     pub config: MemberConfig,
     /// The member's aliases.
     pub state: MemberState,
-    /// Start time, ms since the epoch: tells routers a restarted agent from a late advert.
+    /// This start's number from the boot counter ([`crate::boots`]): larger than every earlier
+    /// start's, so routers tell a restarted agent from a replayed or late advert.
     pub boot_id: u64,
     /// The last sequence number sent.
     pub seq: u64,
@@ -75,11 +79,11 @@ pub fn initial_state(
 ) -> Result<MemberState, String> {
     let mut state = MemberState::default();
     for &addr in &config.aliases {
-        state.aliases.push(clua_ctl::member_state::MemberAlias {
+        state.aliases.push(crate::member_state::MemberAlias {
             addr,
             joined: addr == config.default_alias,
-            selw: clua_ctl::member_state::DEFAULT_SELW,
-            selp: clua_ctl::member_state::DEFAULT_SELP,
+            selw: crate::member_state::DEFAULT_SELW,
+            selp: crate::member_state::DEFAULT_SELP,
         });
     }
     if let Some((text, file)) = alias_config {
@@ -144,11 +148,9 @@ fn apply_checked(
 }
 
 impl Agent {
-    /// An agent for `config` with `state`, booted now.
-    pub fn new(config: MemberConfig, state: MemberState) -> Agent {
-        let boot_id = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+    /// An agent for `config` with `state`, in its boot `boot_id` (from
+    /// [`crate::boots::next_boot_id`]).
+    pub fn new(config: MemberConfig, state: MemberState, boot_id: u64) -> Agent {
         Agent {
             config,
             state,
@@ -217,13 +219,13 @@ impl Sender {
         let bytes = match advert.emit_signed(&self.key) {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("aliasd-member: cannot encode advert: {e}");
+                eprintln!("clua-member: cannot encode advert: {e}");
                 return;
             }
         };
         for r in &self.routers {
             if let Err(e) = self.sock.send_to(&bytes, r) {
-                eprintln!("aliasd-member: sending advert to {r}: {e}");
+                eprintln!("clua-member: sending advert to {r}: {e}");
             }
         }
     }
@@ -234,7 +236,7 @@ fn ports_for(agent: &Agent, last: &mut Vec<(Proto, u16)>) -> Vec<(Proto, u16)> {
         Ok(mut p) => {
             if p.len() > MAX_PORTS {
                 eprintln!(
-                    "aliasd-member: listening on {} ports; advertising the first {MAX_PORTS}",
+                    "clua-member: listening on {} ports; advertising the first {MAX_PORTS}",
                     p.len()
                 );
                 p.truncate(MAX_PORTS);
@@ -243,7 +245,7 @@ fn ports_for(agent: &Agent, last: &mut Vec<(Proto, u16)>) -> Vec<(Proto, u16)> {
             p
         }
         Err(e) => {
-            eprintln!("aliasd-member: reading listening ports: {e} (sending the last known)");
+            eprintln!("clua-member: reading listening ports: {e} (sending the last known)");
             last.clone()
         }
     }
@@ -267,7 +269,10 @@ pub fn run(config: MemberConfig) -> Result<(), AgentError> {
         }
         None => initial_state(&config, None).map_err(AgentError::AliasConfig)?,
     };
-    let mut agent = Agent::new(config, state);
+    // Counted before the host is touched and before the first advert: every advert of this
+    // start carries a boot id no earlier start used.
+    let boot_id = crate::boots::next_boot_id(&config.state_file).map_err(AgentError::Boots)?;
+    let mut agent = Agent::new(config, state, boot_id);
     let guard = HostGuard::prepare(&agent.config).map_err(|e| AgentError::Host(e.0))?;
     let admin = AdminSocket::bind(&agent.config.socket)
         .map_err(|e| AgentError::Socket(format!("{}: {e}", agent.config.socket.display())))?;
@@ -279,7 +284,7 @@ pub fn run(config: MemberConfig) -> Result<(), AgentError> {
         key,
     };
     eprintln!(
-        "aliasd-member: node {} boot_id {} adverts every {} ms from {} to {}",
+        "clua-member: node {} boot_id {} adverts every {} ms from {} to {}",
         agent.config.node,
         agent.boot_id,
         agent.config.interval_ms,
@@ -292,7 +297,7 @@ pub fn run(config: MemberConfig) -> Result<(), AgentError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    eprintln!("aliasd-member: ready");
+    eprintln!("clua-member: ready");
     let interval = Duration::from_millis(agent.config.interval_ms as u64);
     let mut last_ports = Vec::new();
     let mut next_at = Instant::now();
@@ -314,7 +319,7 @@ pub fn run(config: MemberConfig) -> Result<(), AgentError> {
     let a = agent.next_advert(AdvertKind::Goodbye, last_ports);
     sender.send(&a);
     eprintln!(
-        "aliasd-member: goodbye sent (seq {}), undoing host preparation",
+        "clua-member: goodbye sent (seq {}), undoing host preparation",
         a.seq
     );
     drop(admin);
@@ -386,9 +391,12 @@ aliases = ["198.51.100.100", "198.51.100.101"]
     fn cluamgr_changes_the_next_advert() {
         let c = cfg();
         let s = initial_state(&c, None).unwrap();
-        let mut a = Agent::new(c, s);
+        let mut a = Agent::new(c, s, 7);
         let ad = a.next_advert(AdvertKind::Advert, vec![(Proto::Tcp, 80)]);
-        assert_eq!((ad.seq, ad.node.as_str(), ad.interval_ms), (1, "m1", 1000));
+        assert_eq!(
+            (ad.boot_id, ad.seq, ad.node.as_str(), ad.interval_ms),
+            (7, 1, "m1", 1000)
+        );
         assert_eq!(
             ad.aliases,
             vec![

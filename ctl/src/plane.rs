@@ -1,0 +1,840 @@
+//! The control plane as a sans-I/O state machine (quinn-proto style): inputs in, effects out.
+//!
+//! [`ControlPlane`] owns everything an alias router decides outside the packet path: the
+//! cluster model with the commands applied to it, the router's view of its members (adverts,
+//! CA3), the snapshot the workers run on, and the answers to the packets the data plane punts
+//! (ARP for aliases CA4, ICMP echo in alias context CA7, member adverts). It has no sockets,
+//! threads or clocks of its own:
+//!
+//! - [`ControlPlane::start`] builds the first snapshot and announces the aliases (gratuitous ARP);
+//! - [`ControlPlane::on_frame`] takes a punted frame with its [`PuntReason`] and port;
+//! - [`ControlPlane::on_command`] takes a cluamgr command and returns its reply;
+//! - [`ControlPlane::on_tick`] takes the time (`now_ms`, any monotonic millisecond clock).
+//!
+//! Each returns [`Effects`]: frames to transmit, a snapshot to publish, log events. aliasd's
+//! threads only move bytes between these calls and the world, so everything here is tested with
+//! byte buffers and fake time.
+//!
+//! Invariants:
+//! - The published snapshot is always built from [`ControlPlane::state`]; a change that fails
+//!   validation or snapshot building changes neither, and says why.
+//! - Member state is derived: whenever the members' adverts changed something, the plane
+//!   re-applies the members' view to the model until it succeeds (retrying every
+//!   [`MEMBER_RETRY_MS`]), so the data plane never keeps a member up that its adverts say is
+//!   down because one rebuild failed.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use clua_pipeline::snapshot::{PortId, PortRole, Snapshot};
+use clua_pipeline::{CoreCounters, MemberId, PuntReason};
+
+use crate::apply::{apply, Applied, ControlState};
+use crate::arp::{self, ArpOutcome};
+use crate::command::{Command, USAGE};
+use crate::icmp::{self, IcmpOutcome};
+use crate::members::{AdvertCounters, AdvertSettings, MemberTracker};
+use crate::model::{Cluster, Mac};
+use crate::protocol::Reply;
+use crate::show::render_show;
+
+/// How long a failed re-application of the members' state waits before it is tried again.
+pub const MEMBER_RETRY_MS: u64 = 1000;
+
+/// Reads the files commands name (`cluamgr -f`, `-F FILE`). aliasd passes
+/// `std::fs::read_to_string`; tests pass a map.
+pub type FileReader = Box<dyn Fn(&Path) -> std::io::Result<String> + Send>;
+
+/// Counters of the control plane, readable from other threads (the metrics endpoint) while the
+/// control plane runs.
+#[derive(Debug, Default)]
+pub struct ControlCounters {
+    /// ARP replies sent for aliases or router addresses.
+    pub arp_replies: AtomicU64,
+    /// ARP packets not for us.
+    pub arp_ignored: AtomicU64,
+    /// Malformed ARP packets.
+    pub arp_malformed: AtomicU64,
+    /// ICMP echo replies sent.
+    pub icmp_replies: AtomicU64,
+    /// ICMP packets ignored or malformed.
+    pub icmp_ignored: AtomicU64,
+    /// Gratuitous ARPs sent.
+    pub garp_sent: AtomicU64,
+    /// Control packets the port would not take (counted by the I/O side).
+    pub tx_failed: AtomicU64,
+    /// Punted frames whose reason the control plane had no handler for (a member advert when
+    /// no member runs the agent).
+    pub unexpected: AtomicU64,
+    /// Member advert outcomes, copied after every advert (`None` when no member runs the
+    /// agent).
+    pub adverts: Mutex<Option<AdvertCounters>>,
+}
+
+impl ControlCounters {
+    fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A counter's current value.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the advert counters.
+    pub fn adverts(&self) -> Option<AdvertCounters> {
+        self.adverts.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+}
+
+/// A frame for the I/O side to transmit on a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Egress port.
+    pub port: PortId,
+    /// The whole Ethernet frame.
+    pub frame: Vec<u8>,
+}
+
+/// What caused a new configuration generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// Start-up.
+    Start,
+    /// A cluamgr command.
+    Command,
+    /// Member adverts (or their absence: a member's dead interval passed).
+    Members,
+}
+
+impl Cause {
+    fn name(self) -> &'static str {
+        match self {
+            Cause::Start => "start",
+            Cause::Command => "command",
+            Cause::Members => "member adverts",
+        }
+    }
+}
+
+/// Something worth one log line (aliasd logs each with `tracing`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A configuration generation is in force.
+    Generation {
+        /// Its number.
+        generation: u64,
+        /// Why.
+        cause: Cause,
+    },
+    /// A member became up (CA3).
+    MemberUp {
+        /// Member name.
+        member: String,
+    },
+    /// A member became down: no new flows go to it (CA3).
+    MemberDown {
+        /// Member name.
+        member: String,
+    },
+    /// A member joined an alias (CA8 attributes).
+    Joined {
+        /// Member name.
+        member: String,
+        /// Alias name.
+        alias: String,
+        /// Selection weight.
+        selw: u32,
+        /// Selection priority.
+        selp: u32,
+    },
+    /// A member's attributes for an alias changed.
+    Reweighted {
+        /// Member name.
+        member: String,
+        /// Alias name.
+        alias: String,
+        /// Selection weight.
+        selw: u32,
+        /// Selection priority.
+        selp: u32,
+    },
+    /// A member left an alias: no new flows, established ones drain.
+    Left {
+        /// Member name.
+        member: String,
+        /// Alias name.
+        alias: String,
+    },
+    /// A cluamgr command changed the configuration.
+    CommandApplied {
+        /// The command, as cluamgr arguments.
+        command: String,
+        /// Number of changes.
+        changes: usize,
+    },
+    /// A cluamgr command was refused; nothing changed.
+    CommandRefused {
+        /// The command, as cluamgr arguments.
+        command: String,
+        /// Why.
+        why: String,
+    },
+    /// The members' reported state could not be applied (validation or snapshot building
+    /// failed); it is retried every [`MEMBER_RETRY_MS`]. Logged once per distinct reason.
+    MemberStateNotApplied {
+        /// Why.
+        why: String,
+    },
+    /// The members' reported state is in force again after failures.
+    MemberStateApplied,
+}
+
+impl Event {
+    /// Whether this is a warning (something refused or failing) rather than information.
+    pub fn is_warning(&self) -> bool {
+        matches!(
+            self,
+            Event::CommandRefused { .. } | Event::MemberStateNotApplied { .. }
+        )
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Generation { generation, cause } => write!(
+                f,
+                "configuration generation {generation} in force ({})",
+                cause.name()
+            ),
+            Event::MemberUp { member } => write!(f, "member {member} up"),
+            Event::MemberDown { member } => {
+                write!(f, "member {member} down: no new flows go to it")
+            }
+            Event::Joined {
+                member,
+                alias,
+                selw,
+                selp,
+            } => write!(
+                f,
+                "member {member} joined alias {alias} (selw {selw}, selp {selp})"
+            ),
+            Event::Reweighted {
+                member,
+                alias,
+                selw,
+                selp,
+            } => write!(
+                f,
+                "member {member} in alias {alias} now selw {selw}, selp {selp}"
+            ),
+            Event::Left { member, alias } => write!(
+                f,
+                "member {member} left alias {alias}: established connections drain"
+            ),
+            Event::CommandApplied { command, changes } => {
+                write!(f, "cluamgr {command}: {changes} change(s) applied")
+            }
+            Event::CommandRefused { command, why } => {
+                write!(f, "cluamgr {command} refused: {}", why.replace('\n', "; "))
+            }
+            Event::MemberStateNotApplied { why } => write!(
+                f,
+                "member state from adverts not applied, retrying every {MEMBER_RETRY_MS} ms: {}",
+                why.replace('\n', "; ")
+            ),
+            Event::MemberStateApplied => f.write_str("member state from adverts applied again"),
+        }
+    }
+}
+
+/// What one input produced. Every field is to be acted on by the caller; nothing is queued
+/// inside the control plane.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// The frame passed to [`ControlPlane::on_frame`] was rewritten in place into a reply:
+    /// transmit it on the port it came from.
+    pub reply_in_place: bool,
+    /// Other frames to transmit, in order.
+    pub transmit: Vec<Transmit>,
+    /// A new snapshot for the workers (publish it; they pick it up between bursts).
+    pub publish: Option<Arc<Snapshot>>,
+    /// Log events, in order.
+    pub events: Vec<Event>,
+}
+
+impl Effects {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        !self.reply_in_place
+            && self.transmit.is_empty()
+            && self.publish.is_none()
+            && self.events.is_empty()
+    }
+}
+
+/// Why the control plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The first snapshot could not be built.
+    #[error("building the configuration snapshot: {0}")]
+    Snapshot(#[from] clua_pipeline::snapshot::SnapshotError),
+}
+
+/// The control plane. See the module docs.
+pub struct ControlPlane {
+    state: ControlState,
+    macs: Vec<Mac>,
+    snapshot: Arc<Snapshot>,
+    members: Option<MemberTracker>,
+    /// The members' view changed and is not yet in `state`.
+    members_pending: bool,
+    /// When a failed re-application may be tried again.
+    members_retry_at: u64,
+    /// The last reason re-application failed (logged once).
+    members_error: Option<String>,
+    counters: Arc<ControlCounters>,
+    cores: Vec<Arc<CoreCounters>>,
+    files: FileReader,
+}
+
+impl ControlPlane {
+    /// Starts the control plane for `state` on ports with MACs `macs` (indexed like
+    /// `state.cluster.ports`), with member adverts when `adverts` is given. `cores` are the
+    /// workers' counters (read for `cluamgr -s`). Returns the plane and its first effects: the
+    /// snapshot of generation 1 and gratuitous ARP for every alias it answers for (CA4).
+    pub fn start(
+        state: ControlState,
+        macs: Vec<Mac>,
+        adverts: Option<&AdvertSettings>,
+        cores: Vec<Arc<CoreCounters>>,
+        files: FileReader,
+    ) -> Result<(ControlPlane, Effects), StartError> {
+        let members = adverts.map(|a| MemberTracker::new(a, &state));
+        let snapshot = Arc::new(state.cluster.snapshot(1, &macs)?);
+        let counters = Arc::new(ControlCounters::default());
+        if let Some(t) = &members {
+            if let Ok(mut g) = counters.adverts.lock() {
+                *g = Some(t.counters().clone());
+            }
+        }
+        let plane = ControlPlane {
+            state,
+            macs,
+            snapshot: snapshot.clone(),
+            members,
+            members_pending: false,
+            members_retry_at: 0,
+            members_error: None,
+            counters,
+            cores,
+            files,
+        };
+        let mut fx = Effects {
+            publish: Some(snapshot.clone()),
+            events: vec![Event::Generation {
+                generation: 1,
+                cause: Cause::Start,
+            }],
+            ..Effects::default()
+        };
+        plane.announce(&snapshot, None, &mut fx);
+        Ok((plane, fx))
+    }
+
+    /// The state in force (the published snapshot is built from it).
+    pub fn state(&self) -> &ControlState {
+        &self.state
+    }
+
+    /// The snapshot in force.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// The counters, shared with whoever reads them.
+    pub fn counters(&self) -> &Arc<ControlCounters> {
+        &self.counters
+    }
+
+    /// A punted frame that arrived on `port` at `now_ms`. ARP requests and echo requests we
+    /// answer are rewritten in place ([`Effects::reply_in_place`]).
+    pub fn on_frame(
+        &mut self,
+        port: PortId,
+        reason: PuntReason,
+        frame: &mut [u8],
+        now_ms: u64,
+    ) -> Effects {
+        let mut fx = Effects::default();
+        let c = &self.counters;
+        match reason {
+            PuntReason::Arp => match arp::respond(frame, &self.snapshot, port) {
+                ArpOutcome::Reply => {
+                    ControlCounters::bump(&c.arp_replies);
+                    fx.reply_in_place = true;
+                }
+                ArpOutcome::Ignored => ControlCounters::bump(&c.arp_ignored),
+                ArpOutcome::Malformed => ControlCounters::bump(&c.arp_malformed),
+            },
+            PuntReason::IcmpEcho => match icmp::respond_echo(frame, &self.snapshot, port) {
+                IcmpOutcome::Reply => {
+                    ControlCounters::bump(&c.icmp_replies);
+                    fx.reply_in_place = true;
+                }
+                IcmpOutcome::Ignored | IcmpOutcome::Malformed => {
+                    ControlCounters::bump(&c.icmp_ignored)
+                }
+            },
+            PuntReason::MemberAdvert => {
+                let Some(t) = self.members.as_mut() else {
+                    ControlCounters::bump(&c.unexpected);
+                    return fx;
+                };
+                match t.on_frame(frame, now_ms) {
+                    Some(outcome) => {
+                        if let Ok(mut g) = c.adverts.lock() {
+                            *g = Some(t.counters().clone());
+                        }
+                        if outcome.changed() {
+                            self.members_pending = true;
+                            // A new report is worth trying at once, even after a failure.
+                            self.members_retry_at = now_ms;
+                        }
+                    }
+                    None => ControlCounters::bump(&c.unexpected),
+                }
+                self.apply_members(now_ms, &mut fx);
+            }
+        }
+        fx
+    }
+
+    /// The passage of time: members whose dead interval passed go down (CA3), draining members
+    /// that said goodbye end, a failed member-state application is retried.
+    pub fn on_tick(&mut self, now_ms: u64) -> Effects {
+        let mut fx = Effects::default();
+        if let Some(t) = self.members.as_mut() {
+            if t.expire(now_ms) {
+                self.members_pending = true;
+                self.members_retry_at = self.members_retry_at.min(now_ms);
+                if let Ok(mut g) = self.counters.adverts.lock() {
+                    *g = Some(t.counters().clone());
+                }
+            }
+        }
+        self.apply_members(now_ms, &mut fx);
+        fx
+    }
+
+    /// A cluamgr command: applied to a copy of the state, validated, turned into a snapshot and
+    /// published, or refused with nothing changed.
+    pub fn on_command(&mut self, command: &Command, now_ms: u64) -> (Reply, Effects) {
+        let mut fx = Effects::default();
+        let text = command.to_args().join(" ");
+        let refuse = |why: String, fx: &mut Effects| {
+            fx.events.push(Event::CommandRefused {
+                command: text.clone(),
+                why: why.clone(),
+            });
+            Reply {
+                ok: false,
+                output: why,
+            }
+        };
+        let reply = match apply(&self.state, command, &*self.files) {
+            Err(e) => refuse(e.to_string(), &mut fx),
+            Ok(Applied::Help) => Reply {
+                ok: true,
+                output: USAGE.to_string(),
+            },
+            Ok(Applied::Show(what)) => {
+                let cores = &self.cores;
+                let counters = |id: MemberId| member_totals(cores, id);
+                Reply {
+                    ok: true,
+                    output: render_show(&self.state, &self.snapshot, &what, &counters),
+                }
+            }
+            Ok(Applied::Changed(_, changes)) if changes.is_empty() => Reply {
+                ok: true,
+                output: "no change".into(),
+            },
+            Ok(Applied::Changed(mut next, changes)) => {
+                // Commands change the configured model; the members' reported state stays on
+                // top of it (an agent member's joins come from its adverts).
+                if let Some(t) = &self.members {
+                    t.apply(&mut next);
+                }
+                match self.publish(*next, Cause::Command, &mut fx) {
+                    Err(why) => refuse(format!("building the new configuration: {why}"), &mut fx),
+                    Ok(generation) => {
+                        fx.events.insert(
+                            0,
+                            Event::CommandApplied {
+                                command: text.clone(),
+                                changes: changes.len(),
+                            },
+                        );
+                        let mut output = changes.join("\n");
+                        output.push_str(&format!(
+                            "\n(configuration generation {generation} in force)"
+                        ));
+                        Reply { ok: true, output }
+                    }
+                }
+            }
+        };
+        // The command may have been the first input in a while: expire and retry as a tick would.
+        let tick = self.on_tick(now_ms);
+        fx.merge(tick);
+        (reply, fx)
+    }
+
+    /// Re-applies the members' view to the model if it changed (or a retry is due).
+    fn apply_members(&mut self, now_ms: u64, fx: &mut Effects) {
+        if !self.members_pending || now_ms < self.members_retry_at {
+            return;
+        }
+        let Some(t) = &self.members else {
+            self.members_pending = false;
+            return;
+        };
+        let mut next = self.state.clone();
+        t.apply(&mut next);
+        if next == self.state {
+            self.members_pending = false;
+            return;
+        }
+        let result = next
+            .cluster
+            .validate()
+            .map_err(|errs| {
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .and_then(|()| self.publish(next, Cause::Members, fx));
+        match result {
+            Ok(_) => {
+                self.members_pending = false;
+                if self.members_error.take().is_some() {
+                    fx.events.push(Event::MemberStateApplied);
+                }
+            }
+            Err(why) => {
+                self.members_retry_at = now_ms + MEMBER_RETRY_MS;
+                if self.members_error.as_deref() != Some(why.as_str()) {
+                    fx.events
+                        .push(Event::MemberStateNotApplied { why: why.clone() });
+                    self.members_error = Some(why);
+                }
+            }
+        }
+    }
+
+    /// Builds the snapshot of `next` and, if that works, makes `next` the state in force.
+    /// Returns the new generation.
+    fn publish(
+        &mut self,
+        next: ControlState,
+        cause: Cause,
+        fx: &mut Effects,
+    ) -> Result<u64, String> {
+        let generation = self.snapshot.generation + 1;
+        let snapshot = Arc::new(
+            next.cluster
+                .snapshot(generation, &self.macs)
+                .map_err(|e| e.to_string())?,
+        );
+        diff_members(&self.state.cluster, &next.cluster, &mut fx.events);
+        fx.events.push(Event::Generation { generation, cause });
+        let before = self.snapshot.clone();
+        self.state = next;
+        self.snapshot = snapshot.clone();
+        self.announce(&snapshot, Some(&before), fx);
+        fx.publish = Some(snapshot);
+        Ok(generation)
+    }
+
+    /// Gratuitous ARP for every alias answered on a client port in `now` and not in `before`
+    /// (all of them at start): a router that starts answering for an alias announces it, so
+    /// neighbours update their caches at once (CA4).
+    fn announce(&self, now: &Snapshot, before: Option<&Snapshot>, fx: &mut Effects) {
+        for (i, info) in now.ports.iter().enumerate() {
+            if info.role != PortRole::Client {
+                continue;
+            }
+            let port = i as PortId;
+            for alias in &now.aliases {
+                if !arp::answers_for(now, port, alias.addr)
+                    || before.is_some_and(|b| {
+                        arp::answers_for(b, port, alias.addr)
+                            && b.ports.get(i).map(|p| p.mac) == Some(info.mac)
+                    })
+                {
+                    continue;
+                }
+                let mut frame = [0u8; arp::ARP_FRAME_LEN];
+                arp::gratuitous(&mut frame, info.mac, alias.addr);
+                ControlCounters::bump(&self.counters.garp_sent);
+                fx.transmit.push(Transmit {
+                    port,
+                    frame: frame.to_vec(),
+                });
+            }
+        }
+    }
+}
+
+impl Effects {
+    fn merge(&mut self, other: Effects) {
+        self.reply_in_place |= other.reply_in_place;
+        self.transmit.extend(other.transmit);
+        if other.publish.is_some() {
+            self.publish = other.publish;
+        }
+        self.events.extend(other.events);
+    }
+}
+
+/// A member's packets and new flows summed over the workers.
+pub fn member_totals(cores: &[Arc<CoreCounters>], id: MemberId) -> (u64, u64) {
+    let sum = |f: fn(&CoreCounters) -> &[AtomicU64]| -> u64 {
+        cores
+            .iter()
+            .map(|c| {
+                f(c).get(id.0 as usize)
+                    .map_or(0, |a| a.load(Ordering::Relaxed))
+            })
+            .sum()
+    };
+    (sum(|c| &c.member_packets), sum(|c| &c.member_flows))
+}
+
+/// Events for what differs between two models: members up or down, joins, leaves, new weights.
+fn diff_members(old: &Cluster, new: &Cluster, events: &mut Vec<Event>) {
+    for m in &new.members {
+        let was = old.members.iter().find(|o| o.name == m.name).map(|o| o.up);
+        match (was, m.up) {
+            (Some(false) | None, true) => events.push(Event::MemberUp {
+                member: m.name.clone(),
+            }),
+            (Some(true), false) => events.push(Event::MemberDown {
+                member: m.name.clone(),
+            }),
+            _ => {}
+        }
+    }
+    for a in &new.aliases {
+        let before = old.aliases.iter().find(|o| o.address == a.address);
+        for j in a.joined() {
+            let prev = before.and_then(|b| b.joined().find(|p| p.member == j.member));
+            match prev {
+                None => events.push(Event::Joined {
+                    member: j.member.clone(),
+                    alias: a.name.clone(),
+                    selw: j.selw,
+                    selp: j.selp,
+                }),
+                Some(p) if p.selw != j.selw || p.selp != j.selp => events.push(Event::Reweighted {
+                    member: j.member.clone(),
+                    alias: a.name.clone(),
+                    selw: j.selw,
+                    selp: j.selp,
+                }),
+                Some(_) => {}
+            }
+        }
+        if let Some(b) = before {
+            let now: BTreeSet<&str> = a.joined().map(|j| j.member.as_str()).collect();
+            for p in b.joined() {
+                if !now.contains(p.member.as_str()) {
+                    events.push(Event::Left {
+                        member: p.member.clone(),
+                        alias: a.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advert::{AdvertKind, AdvertRepr, AliasEntry};
+    use crate::model::{AliasSpec, JoinSpec, MemberSpec, PortSpec, Prefix, Proto};
+    use clua_pipeline::snapshot::Encap;
+    use std::net::Ipv4Addr;
+
+    const KEY: &[u8] = b"plane test key, long enough";
+    const WEB: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+    const MACS: [Mac; 2] = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
+
+    fn state() -> ControlState {
+        let port = |name: &str, role, addr: [u8; 4], len| PortSpec {
+            name: name.into(),
+            role,
+            address: Some(Prefix {
+                addr: addr.into(),
+                len,
+            }),
+            mtu: 1500,
+            mac: None,
+            flow_source: None,
+        };
+        let member = |name: &str, last: u8| MemberSpec {
+            name: name.into(),
+            port: "ic0".into(),
+            address: Ipv4Addr::new(192, 0, 2, last),
+            mac: [2, 0, 0, 0, 1, last],
+            encap: Encap::L2,
+            up: false,
+            agent: true,
+            listening: None,
+        };
+        let alias = |name: &str, last: u8| AliasSpec {
+            name: name.into(),
+            address: Ipv4Addr::new(198, 51, 100, last),
+            members: vec![],
+            rpri: 1,
+            virtual_subnet: false,
+            mask: None,
+        };
+        let mut cluster = Cluster {
+            name: "t".into(),
+            default_alias: "cluster".into(),
+            max_aliases: 8,
+            ports: vec![
+                port("client", PortRole::Client, [198, 51, 100, 2], 24),
+                port("ic0", PortRole::Interconnect, [192, 0, 2, 2], 24),
+            ],
+            members: vec![member("m1", 11), member("m2", 12)],
+            aliases: vec![alias("cluster", 99), alias("web", 100)],
+            services: vec![],
+            advert_port: 9471,
+        };
+        cluster.validate().expect("test cluster is valid");
+        // Members start down (agents); nothing joined yet.
+        cluster.members.iter_mut().for_each(|m| m.up = false);
+        ControlState {
+            cluster,
+            services_file: None,
+            resvok: false,
+        }
+    }
+
+    fn plane() -> ControlPlane {
+        let settings = AdvertSettings {
+            key: KEY.to_vec(),
+            port: 9471,
+            dead_misses: 3,
+        };
+        let (p, fx) = ControlPlane::start(
+            state(),
+            MACS.to_vec(),
+            Some(&settings),
+            vec![],
+            Box::new(|_| Err(std::io::ErrorKind::NotFound.into())),
+        )
+        .unwrap();
+        assert_eq!(fx.publish.as_ref().map(|s| s.generation), Some(1));
+        p
+    }
+
+    /// An advert from `node` joining web, wrapped in Ethernet/IPv4/UDP to the router's
+    /// interconnect address.
+    fn advert_frame(node: &str, seq: u64) -> Vec<u8> {
+        let repr = AdvertRepr {
+            kind: AdvertKind::Advert,
+            node: node.into(),
+            boot_id: 1,
+            seq,
+            interval_ms: 1000,
+            aliases: vec![AliasEntry {
+                addr: WEB,
+                joined: true,
+                selw: 2,
+                selp: 1,
+            }],
+            ports: vec![(Proto::Tcp, 80)],
+        };
+        let payload = repr.emit_signed(KEY).unwrap();
+        let mut f = vec![];
+        f.extend_from_slice(&MACS[1]);
+        f.extend_from_slice(&[2, 0, 0, 0, 1, 11]);
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = (20 + 8 + payload.len()) as u16;
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&[192, 0, 2, 11]);
+        ip[16..20].copy_from_slice(&[192, 0, 2, 2]);
+        let sum = clua_pipeline::wire::checksum::checksum(&ip);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&9471u16.to_be_bytes());
+        f.extend_from_slice(&9471u16.to_be_bytes());
+        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&payload);
+        f
+    }
+
+    fn m1_up(p: &ControlPlane) -> bool {
+        p.snapshot()
+            .members
+            .iter()
+            .flatten()
+            .any(|m| m.name == "m1" && m.up)
+    }
+
+    #[test]
+    fn member_state_that_fails_to_apply_is_retried_until_it_does() {
+        let mut p = plane();
+        // Break the model so that validation fails whatever the adverts say: a join of a member
+        // that does not exist (no input can do this; it stands for any failure of rebuilding).
+        p.state.cluster.aliases[0].members.push(JoinSpec {
+            member: "ghost".into(),
+            selw: 1,
+            selp: 1,
+            joined: true,
+        });
+        let mut f = advert_frame("m1", 1);
+        let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 10);
+        assert!(fx.publish.is_none());
+        assert!(
+            matches!(&fx.events[..], [Event::MemberStateNotApplied { why }] if why.contains("ghost")),
+            "{:?}",
+            fx.events
+        );
+        assert!(!m1_up(&p));
+        // Logged once, not every tick.
+        assert!(p.on_tick(20).events.is_empty());
+        // Repaired: the next retry applies what the adverts said.
+        p.state.cluster.aliases[0].members.clear();
+        assert!(p.on_tick(10 + MEMBER_RETRY_MS - 1).publish.is_none());
+        let fx = p.on_tick(10 + MEMBER_RETRY_MS);
+        assert!(fx.publish.is_some(), "{:?}", fx.events);
+        assert!(fx.events.contains(&Event::MemberStateApplied));
+        assert!(fx.events.contains(&Event::MemberUp {
+            member: "m1".into()
+        }));
+        assert!(m1_up(&p));
+        // And its dead interval (3 x 1000 ms after the advert) takes it down again.
+        let fx = p.on_tick(10 + 3000);
+        assert!(fx.events.contains(&Event::MemberDown {
+            member: "m1".into()
+        }));
+        assert!(!m1_up(&p));
+    }
+}

@@ -1,0 +1,20 @@
+//! clua-member, the member agent (`clua-member --config FILE`): no DPDK is linked, so a member
+//! host needs no DPDK libraries. The agent joins aliases with the member's own attributes (selw,
+//! selp), reports the service ports it listens on, sends signed adverts (heartbeats) to the
+//! routers, and holds the alias addresses on `lo` so the member answers clients directly from
+//! them (CA12).
+//!
+//! - [`config`]: the TOML configuration (docs/member.toml.md);
+//! - [`boots`]: the persisted boot counter that makes each start's `boot_id` larger than the last;
+//! - [`member_state`]: the member's aliases and attributes as cluamgr on the member changes them;
+//! - [`listen`]: which service ports the member listens on (from /proc/net);
+//! - [`host`]: host preparation (aliases on `lo`, ARP sysctls, VXLAN device, nftables) and its
+//!   undoing;
+//! - [`agent`]: the advert loop, cluamgr on the member, goodbye on SIGTERM.
+
+pub mod agent;
+pub mod boots;
+pub mod config;
+pub mod host;
+pub mod listen;
+pub mod member_state;
