@@ -206,6 +206,8 @@ impl Command {
                     v.push(m.clone());
                 }
             }
+            // A path that starts with `-` would read as a flag: attach it (`-F-x`).
+            Command::LoadServices { path } if path.starts_with('-') => v[0] = format!("-F{path}"),
             Command::LoadServices { path } => v.push(path.clone()),
             Command::Router { resvok } => match resvok {
                 Some(true) => v.push("resvok".into()),
@@ -1568,6 +1570,11 @@ mod tests {
 
     #[test]
     fn to_args_parses_back() {
+        // Found by the cluamgr fuzz target: `-F--x` is a file named `--x`.
+        let dashed = Command::LoadServices { path: "--`".into() };
+        assert_eq!(p("-F--`").unwrap(), dashed);
+        assert_eq!(dashed.to_args(), ["-F--`"]);
+        assert_eq!(parse_args(dashed.to_args()).unwrap(), dashed);
         for c in all_variants() {
             if c == (Command::Router { resvok: None }) {
                 continue; // `-r` needs an option; not producible from argv.
