@@ -25,10 +25,11 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use clua_dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortConf, Ring};
+use clua_lb::clock::TscClock;
 use clua_lb::config::Config;
+use clua_lb::punt::PuntQueues;
 use clua_lb::worker::Worker;
 use clua_pipeline::{CoreCounters, Pipeline};
-use crossbeam_queue::ArrayQueue;
 
 const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
@@ -416,12 +417,12 @@ fn ring(a: &Args) {
             Port::from_id(ic.id()).unwrap(),
         ],
         pipeline: Pipeline::new(&config.pipeline, snapshot.clone(), counters.clone()),
-        punt: Arc::new(ArrayQueue::new(1024)),
+        punt: Arc::new(PuntQueues::default()),
         inject: None,
         snapshot: Arc::new(ArcSwap::new(snapshot)),
         stop: stop.clone(),
         idle_sleep_us: 0,
-        tsc_per_ms: (eal.tsc_hz() / 1000).max(1),
+        clock: TscClock::new(eal.tsc_hz()),
     };
     let launched =
         clua_dpdk::launch(1, move || worker.run()).unwrap_or_else(|e| die(&format!("launch: {e}")));

@@ -119,8 +119,8 @@ pub fn render_show(
         }
         let _ = writeln!(
             o,
-            "  {:<12} {:>5} {:>6}  {:<5} {}",
-            "member", "selw", "selp", "state", "traffic"
+            "  {:<12} {:>5} {:>6}  {:<5} traffic",
+            "member", "selw", "selp", "state"
         );
         for j in &a.members {
             let id = cl.member_id(&j.member);

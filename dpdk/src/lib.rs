@@ -1,6 +1,9 @@
 //! Safe RAII types over DPDK: [`Eal`], [`Mempool`], [`Mbuf`] (implementing
-//! [`clua_pipeline::PacketBuf`]), fixed-size [`Burst`]s, ethdev [`Port`]s, [`Ring`]s and lcore
-//! [`launch`].
+//! [`clua_packet::PacketBuf`]), fixed-size [`Burst`]s, ethdev [`Port`]s (implementing
+//! [`clua_packet::PacketPort`]), [`Ring`]s and lcore [`launch`].
+//!
+//! This crate knows DPDK and the leaf crate `clua-packet`, nothing of the load balancer: the
+//! pipeline and aliasd's worker loop are written against the leaf crate's traits.
 //!
 //! All of clua's DPDK `unsafe` code lives in this crate, each block with a `// SAFETY:` note;
 //! the raw bindings are in `clua-dpdk-sys`.

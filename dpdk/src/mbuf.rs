@@ -1,11 +1,11 @@
-//! Owned mbufs and fixed-size bursts of them.
+//! Owned mbufs, and the FFI side of filling and emptying bursts of them.
 
 use std::fmt;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 use clua_dpdk_sys as sys;
-use clua_pipeline::{PacketBuf, BURST};
+use clua_packet::PacketBuf;
 
 use crate::Mempool;
 
@@ -189,234 +189,74 @@ impl PacketBuf for Mbuf {
     }
 }
 
-/// Up to [`BURST`] owned mbufs in a fixed array: what the burst calls fill and drain.
-/// Never allocates. Dropping it (or [`Burst::clear`]) frees the mbufs it holds.
-pub struct Burst {
-    /// `bufs[..len]` are initialised and owned; the rest are not.
-    bufs: [MaybeUninit<Mbuf>; BURST],
-    len: usize,
+/// Up to [`BURST`](clua_packet::BURST) owned mbufs: what the burst calls fill and drain. It is
+/// the leaf crate's [`clua_packet::Burst`], so the worker loop and the pipeline see one burst
+/// type for mbufs and heap buffers alike; the FFI side of filling and emptying it is
+/// `fill_burst` and `send_burst` in this module.
+pub type Burst = clua_packet::Burst<Mbuf>;
+
+/// Iterator of [`Burst::drain`].
+pub type Drain<'a> = clua_packet::Drain<'a, Mbuf>;
+
+/// Lets a DPDK call that writes mbuf pointers (`rte_eth_rx_burst`, `rte_ring_dequeue_burst`)
+/// append to `b`: `fill(slots, room)` may write up to `room` owned mbuf pointers to `slots`
+/// and returns how many it wrote. Returns that number (capped at `room`).
+///
+/// # Safety
+/// `fill` must write exactly the first `n` slots it reports (capped at `room`), each an owned,
+/// non-null mbuf from a pool that outlives the burst, whose ownership it hands over.
+pub(crate) unsafe fn fill_burst(
+    b: &mut Burst,
+    fill: impl FnOnce(*mut *mut sys::rte_mbuf, usize) -> usize,
+) -> usize {
+    let room = b.free_space();
+    if room == 0 {
+        return 0;
+    }
+    let v = b.as_mut_vec();
+    let len = v.len();
+    let spare = v.spare_capacity_mut();
+    // Burst keeps capacity >= BURST >= len + room; the min keeps this sound regardless.
+    let room = room.min(spare.len());
+    // Mbuf is repr(transparent) over NonNull<rte_mbuf> and MaybeUninit<Mbuf> has Mbuf's
+    // layout, so each spare slot has the layout of the `struct rte_mbuf *` DPDK writes.
+    let slots = spare.as_mut_ptr().cast::<*mut sys::rte_mbuf>();
+    let n = fill(slots, room).min(room);
+    // SAFETY: the caller's contract: slots len..len + n now hold owned, non-null mbufs, and
+    // len + n <= capacity.
+    unsafe { v.set_len(len + n) };
+    n
 }
 
-impl Default for Burst {
-    fn default() -> Self {
-        Burst::new()
+/// Lets a DPDK call that takes mbuf pointers (`rte_eth_tx_burst`, `rte_ring_enqueue_burst`)
+/// send from the front of `b`: `send(slots, len)` reads the first `len` pointers, takes
+/// ownership of the first `n` and returns `n`. Those leave `b` without being freed; the rest
+/// stay, in order, at the front. Returns `n` (capped at `len`).
+///
+/// # Safety
+/// `send` must take ownership of exactly the first `n` mbufs it reports and leave the others
+/// untouched.
+pub(crate) unsafe fn send_burst(
+    b: &mut Burst,
+    send: impl FnOnce(*mut *mut sys::rte_mbuf, usize) -> usize,
+) -> usize {
+    let len = b.len();
+    if len == 0 {
+        return 0;
     }
-}
-
-impl Burst {
-    /// Maximum number of mbufs in a burst.
-    pub const CAPACITY: usize = BURST;
-
-    /// An empty burst.
-    pub const fn new() -> Burst {
-        Burst {
-            bufs: [const { MaybeUninit::uninit() }; BURST],
-            len: 0,
-        }
-    }
-
-    /// Number of mbufs held.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the burst holds no mbuf.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Whether the burst holds [`BURST`] mbufs.
-    pub fn is_full(&self) -> bool {
-        self.len == BURST
-    }
-
-    /// Room left: how many mbufs a push or an rx burst can still add.
-    pub fn free_space(&self) -> usize {
-        BURST - self.len
-    }
-
-    /// The mbufs held, in order.
-    pub fn as_slice(&self) -> &[Mbuf] {
-        // SAFETY: bufs[..len] are initialised, and MaybeUninit<Mbuf> has Mbuf's layout.
-        unsafe { std::slice::from_raw_parts(self.bufs.as_ptr().cast::<Mbuf>(), self.len) }
-    }
-
-    /// The mbufs held, in order, writable.
-    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
-        // SAFETY: bufs[..len] are initialised, and MaybeUninit<Mbuf> has Mbuf's layout.
-        unsafe { std::slice::from_raw_parts_mut(self.bufs.as_mut_ptr().cast::<Mbuf>(), self.len) }
-    }
-
-    /// Appends `m`, or hands it back when the burst is full.
-    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len == BURST {
-            return Err(m);
-        }
-        self.bufs[self.len].write(m);
-        self.len += 1;
-        Ok(())
-    }
-
-    /// Removes and returns the last mbuf.
-    pub fn pop(&mut self) -> Option<Mbuf> {
-        if self.len == 0 {
-            return None;
-        }
-        self.len -= 1;
-        // SAFETY: bufs[len] was initialised; decrementing len first makes us its only owner.
-        Some(unsafe { self.bufs[self.len].assume_init_read() })
-    }
-
-    /// Removes the mbuf at `i`, replacing it with the last one (order is not kept).
-    ///
-    /// # Panics
-    /// If `i >= len()`.
-    pub fn swap_remove(&mut self, i: usize) -> Mbuf {
-        assert!(
-            i < self.len,
-            "Burst::swap_remove index {i} out of {}",
-            self.len
-        );
-        self.len -= 1;
-        let last = self.len;
-        // SAFETY: bufs[i] and bufs[last] are initialised; after the swap bufs[last] (now the
-        // element at i) is past len, so reading it out transfers its ownership to us.
-        unsafe {
-            self.bufs.swap(i, last);
-            self.bufs[last].assume_init_read()
-        }
-    }
-
-    /// Frees every mbuf held.
-    pub fn clear(&mut self) {
-        let len = self.len;
-        self.len = 0;
-        // SAFETY: bufs[..len] were initialised and are now past len, so dropping them here is
-        // their only drop (len is reset first, so a panic in a drop leaks rather than double
-        // frees).
-        unsafe {
-            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
-                self.bufs.as_mut_ptr().cast::<Mbuf>(),
-                len,
-            ));
-        }
-    }
-
-    /// Takes every mbuf out, in order, leaving the burst empty. Mbufs the iterator does not
-    /// yield are freed when it is dropped. Does not allocate.
-    pub fn drain(&mut self) -> Drain<'_> {
-        let end = self.len;
-        self.len = 0;
-        Drain {
-            burst: self,
-            next: 0,
-            end,
-        }
-    }
-
-    /// Pointer to the first slot, as the `struct rte_mbuf **` of the burst calls.
-    pub(crate) fn raw_ptr(&mut self) -> *mut *mut sys::rte_mbuf {
-        // Mbuf is repr(transparent) over NonNull<rte_mbuf>, which has the layout of
-        // *mut rte_mbuf; MaybeUninit<T> has T's layout.
-        self.bufs.as_mut_ptr().cast::<*mut sys::rte_mbuf>()
-    }
-
-    /// Pointer to the first free slot.
-    pub(crate) fn spare_ptr(&mut self) -> *mut *mut sys::rte_mbuf {
-        // SAFETY: len <= BURST, so the offset stays inside (or one past) the array.
-        unsafe { self.raw_ptr().add(self.len) }
-    }
-
-    /// Records that `n` more slots after `len` were filled with owned, non-null mbufs.
-    ///
-    /// # Safety
-    /// `bufs[len..len + n]` must hold valid mbufs that nothing else owns, and
-    /// `len + n <= BURST`.
-    pub(crate) unsafe fn set_filled(&mut self, n: usize) {
-        debug_assert!(self.len + n <= BURST);
-        self.len += n;
-    }
-
-    /// Forgets the first `n` mbufs (ownership went elsewhere, e.g. to a NIC or a ring) and
-    /// moves the rest to the front.
-    ///
-    /// # Safety
-    /// The caller must have transferred ownership of `bufs[..n]`, and `n <= len`.
-    pub(crate) unsafe fn forget_front(&mut self, n: usize) {
-        debug_assert!(n <= self.len);
-        let rest = self.len - n;
-        if n > 0 && rest > 0 {
-            let p = self.bufs.as_mut_ptr();
-            // SAFETY: both ranges are inside the array; copy handles overlap.
-            std::ptr::copy(p.add(n), p, rest);
-        }
-        self.len = rest;
-    }
-}
-
-impl Drop for Burst {
-    fn drop(&mut self) {
-        self.clear();
-    }
-}
-
-impl fmt::Debug for Burst {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.as_slice()).finish()
-    }
-}
-
-impl Extend<Mbuf> for Burst {
-    /// Pushes mbufs until the burst is full; the ones that do not fit are freed.
-    fn extend<I: IntoIterator<Item = Mbuf>>(&mut self, iter: I) {
-        for m in iter {
-            if self.push(m).is_err() {
-                break;
-            }
-        }
-    }
-}
-
-/// Iterator of [`Burst::drain`]: yields the burst's mbufs in order.
-pub struct Drain<'a> {
-    burst: &'a mut Burst,
-    next: usize,
-    end: usize,
-}
-
-impl Iterator for Drain<'_> {
-    type Item = Mbuf;
-
-    fn next(&mut self) -> Option<Mbuf> {
-        if self.next == self.end {
-            return None;
-        }
-        let i = self.next;
-        self.next += 1;
-        // SAFETY: bufs[next..end] are initialised and owned by the drain (the burst's len is
-        // 0); each is read out exactly once as `next` advances.
-        Some(unsafe { self.burst.bufs[i].assume_init_read() })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.end - self.next;
-        (n, Some(n))
-    }
-}
-
-impl ExactSizeIterator for Drain<'_> {}
-
-impl Drop for Drain<'_> {
-    fn drop(&mut self) {
-        for m in self.by_ref() {
-            drop(m);
-        }
-    }
+    // Mbuf is repr(transparent) over NonNull<rte_mbuf>: the first `len` elements are laid out
+    // as the `struct rte_mbuf *[]` DPDK reads.
+    let slots = b.as_mut_vec().as_mut_ptr().cast::<*mut sys::rte_mbuf>();
+    let n = send(slots, len).min(len);
+    // The first n belong to DPDK now: take them out of the burst without freeing them.
+    b.remove_front(n).for_each(std::mem::forget);
+    n
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clua_packet::BURST;
 
     #[test]
     fn empty_burst() {
@@ -431,7 +271,7 @@ mod tests {
 
     #[test]
     fn layouts_match_the_c_arrays() {
-        use std::mem::{align_of, size_of};
+        use std::mem::{align_of, size_of, MaybeUninit};
         assert_eq!(size_of::<Mbuf>(), size_of::<*mut sys::rte_mbuf>());
         assert_eq!(align_of::<Mbuf>(), align_of::<*mut sys::rte_mbuf>());
         assert_eq!(size_of::<Option<Mbuf>>(), size_of::<*mut sys::rte_mbuf>());
@@ -439,5 +279,21 @@ mod tests {
             size_of::<[MaybeUninit<Mbuf>; BURST]>(),
             BURST * size_of::<usize>()
         );
+    }
+
+    #[test]
+    fn fill_and_send_stop_at_the_burst_bounds() {
+        let mut b = Burst::new();
+        let mut room_seen = 0;
+        // SAFETY: writes nothing and reports nothing written.
+        unsafe {
+            fill_burst(&mut b, |_, room| {
+                room_seen = room;
+                0
+            })
+        };
+        assert_eq!(room_seen, BURST);
+        // SAFETY: an empty burst is never handed to `send`.
+        assert_eq!(unsafe { send_burst(&mut b, |_, _| unreachable!()) }, 0);
     }
 }

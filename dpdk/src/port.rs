@@ -5,8 +5,11 @@ use std::mem::MaybeUninit;
 
 use clua_dpdk_sys as sys;
 
+use clua_packet::PacketPort;
+
 use crate::eal::ensure_running;
-use crate::{Burst, Error, Mempool, Ring};
+use crate::mbuf::{fill_burst, send_burst};
+use crate::{Burst, Error, Mbuf, Mempool, Ring};
 
 /// How to set up a port's queues. See [`Port::configure`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -369,19 +372,15 @@ impl Port {
     /// and that `queue` was set up by [`Port::configure`] and the port started.
     #[inline]
     pub fn rx_burst(&self, queue: u16, out: &mut Burst) -> usize {
-        let room = out.free_space() as u16;
-        if room == 0 {
-            return 0;
+        // SAFETY: fill_burst hands over at most `room` free slots laid out as
+        // `struct rte_mbuf *`; the driver writes at most `room` (<= BURST, so it fits a u16)
+        // owned mbuf pointers there and returns how many. One thread per queue is the caller's
+        // contract.
+        unsafe {
+            fill_burst(out, |slots, room| {
+                usize::from(sys::clua_eth_rx_burst(self.id, queue, slots, room as u16))
+            })
         }
-        // SAFETY: spare_ptr points at `room` free slots of the burst's array; Mbuf is
-        // repr(transparent) over NonNull<rte_mbuf>, so each slot has the layout of the
-        // `struct rte_mbuf *` the driver writes. The driver writes at most `room` owned
-        // mbuf pointers and returns how many. One thread per queue is the caller's contract.
-        let n = unsafe { sys::clua_eth_rx_burst(self.id, queue, out.spare_ptr(), room) };
-        let n = usize::from(n).min(usize::from(room));
-        // SAFETY: the driver filled the n slots after len with non-null mbufs it handed over.
-        unsafe { out.set_filled(n) };
-        n
     }
 
     /// Sends packets from the front of `b` on TX queue `queue`. Returns how many the driver
@@ -390,19 +389,30 @@ impl Port {
     /// The caller guarantees that no other thread uses this TX queue meanwhile (see [`Port`]).
     #[inline]
     pub fn tx_burst(&self, queue: u16, b: &mut Burst) -> usize {
-        let len = b.len() as u16;
-        if len == 0 {
-            return 0;
+        // SAFETY: send_burst hands over the burst's `len` (<= BURST) owned mbufs laid out as
+        // `struct rte_mbuf *`; the driver takes ownership of the first n it returns and leaves
+        // the rest untouched. One thread per queue is the caller's contract.
+        unsafe {
+            send_burst(b, |slots, len| {
+                usize::from(sys::clua_eth_tx_burst(self.id, queue, slots, len as u16))
+            })
         }
-        // SAFETY: the first `len` slots hold owned mbufs laid out as `struct rte_mbuf *`
-        // (Mbuf is repr(transparent) over NonNull). The driver takes ownership of the first n
-        // it returns and leaves the rest untouched. One thread per queue is the caller's
-        // contract.
-        let n = unsafe { sys::clua_eth_tx_burst(self.id, queue, b.raw_ptr(), len) };
-        let n = usize::from(n).min(usize::from(len));
-        // SAFETY: ownership of the first n mbufs passed to the driver.
-        unsafe { b.forget_front(n) };
-        n
+    }
+}
+
+/// The port trait of the data plane (see [`clua_packet::PacketPort`]), with the queue-ownership
+/// contract of [`Port`].
+impl PacketPort for Port {
+    type Buf = Mbuf;
+
+    #[inline]
+    fn rx_burst(&self, queue: u16, out: &mut Burst) -> usize {
+        Port::rx_burst(self, queue, out)
+    }
+
+    #[inline]
+    fn tx_burst(&self, queue: u16, b: &mut Burst) -> usize {
+        Port::tx_burst(self, queue, b)
     }
 }
 

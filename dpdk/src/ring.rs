@@ -7,6 +7,7 @@ use std::ptr::NonNull;
 use clua_dpdk_sys as sys;
 
 use crate::eal::ensure_running;
+use crate::mbuf::{fill_burst, send_burst};
 use crate::{Burst, Error};
 
 /// An `rte_ring` of owned mbufs. Dropping it dequeues and frees the mbufs still in it, then
@@ -63,48 +64,36 @@ impl Ring {
     /// Enqueues mbufs from the front of `b`; ownership of the enqueued ones moves to the ring.
     /// The ones that did not fit stay in `b`, moved to the front. Returns how many went in.
     pub fn enqueue_burst(&self, b: &mut Burst) -> usize {
-        let len = b.len() as u32;
-        if len == 0 {
-            return 0;
+        // SAFETY: the ring is live; send_burst hands over the burst's `len` owned mbuf
+        // pointers (each a valid `void *`); the ring takes ownership of the first n it returns
+        // and leaves the rest. `&self` on a !Sync handle means one thread.
+        unsafe {
+            send_burst(b, |slots, len| {
+                sys::clua_ring_enqueue_burst(
+                    self.raw.as_ptr(),
+                    slots.cast::<*mut std::ffi::c_void>(),
+                    len as u32,
+                    std::ptr::null_mut(),
+                ) as usize
+            })
         }
-        // SAFETY: the ring is live; the first `len` burst slots are owned mbuf pointers
-        // (Mbuf is repr(transparent) over NonNull<rte_mbuf>, so each is a valid `void *`).
-        // The ring copies the first n pointers; `&self` on a !Sync handle means one thread.
-        let n = unsafe {
-            sys::clua_ring_enqueue_burst(
-                self.raw.as_ptr(),
-                b.raw_ptr().cast::<*mut std::ffi::c_void>(),
-                len,
-                std::ptr::null_mut(),
-            )
-        };
-        let n = (n as usize).min(len as usize);
-        // SAFETY: the ring now owns the first n mbufs.
-        unsafe { b.forget_front(n) };
-        n
     }
 
     /// Dequeues up to `b.free_space()` mbufs, appending them to `b`. Returns how many.
     pub fn dequeue_burst(&self, b: &mut Burst) -> usize {
-        let room = b.free_space() as u32;
-        if room == 0 {
-            return 0;
-        }
         // SAFETY: the ring is live and holds only owned mbufs (only Bursts and the ring PMD
-        // enqueue into it); the ring writes at most `room` pointers into the burst's free
-        // slots, which have the layout of `void *`.
-        let n = unsafe {
-            sys::clua_ring_dequeue_burst(
-                self.raw.as_ptr(),
-                b.spare_ptr().cast::<*mut std::ffi::c_void>(),
-                room,
-                std::ptr::null_mut(),
-            )
-        };
-        let n = (n as usize).min(room as usize);
-        // SAFETY: the n slots after len now hold mbufs whose ownership left the ring.
-        unsafe { b.set_filled(n) };
-        n
+        // enqueue into it); it writes at most `room` pointers into the free slots fill_burst
+        // hands over, which have the layout of `void *`, and returns how many.
+        unsafe {
+            fill_burst(b, |slots, room| {
+                sys::clua_ring_dequeue_burst(
+                    self.raw.as_ptr(),
+                    slots.cast::<*mut std::ffi::c_void>(),
+                    room as u32,
+                    std::ptr::null_mut(),
+                ) as usize
+            })
+        }
     }
 
     /// Number of entries in the ring.

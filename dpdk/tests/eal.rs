@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use clua_dpdk::{
     launch, lcore_id, probe_vdev, Burst, Eal, Error, Mbuf, Mempool, Port, PortConf, Ring,
 };
-use clua_pipeline::{PacketBuf, BURST};
+use clua_packet::{PacketBuf, BURST};
 
 /// A distinct 64-byte test frame number `i`.
 fn frame(i: usize) -> Vec<u8> {

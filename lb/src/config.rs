@@ -58,6 +58,9 @@ pub struct ControlConfig {
     pub services_file: Option<PathBuf>,
     /// A clu_alias.config(4) file: cluamgr command lines applied at start-up, in order.
     pub alias_config: Option<PathBuf>,
+    /// Punted packets the control thread's queue for each punt reason (ARP, ICMP echo, member
+    /// advert) holds; more of one kind are dropped and counted per reason. Default 1024.
+    pub punt_queue: usize,
 }
 
 impl Default for ControlConfig {
@@ -66,6 +69,7 @@ impl Default for ControlConfig {
             socket: PathBuf::from(clua_ctl::protocol::DEFAULT_SOCKET),
             services_file: None,
             alias_config: None,
+            punt_queue: crate::punt::PuntQueues::<()>::DEFAULT_CAPACITY,
         }
     }
 }
@@ -950,6 +954,7 @@ impl ValidConfig {
             tcp_closing_ms: t.tcp_closing_secs * 1000,
             max_members: cluster.members.len().max(1),
             refusals_per_sec: self.refusals_per_sec,
+            ..PipelineConfig::default()
         };
         Ok(Config {
             cluster,

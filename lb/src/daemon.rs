@@ -21,12 +21,14 @@ use clua_ctl::plane::{ControlCounters, ControlPlane, Effects, StartError};
 use clua_ctl::protocol::Reply;
 use clua_dpdk::{Eal, Mbuf, Mempool, Port, PortConf};
 use clua_pipeline::snapshot::{Encap, PortRole};
-use clua_pipeline::{CoreCounters, PacketBuf, Pipeline, PuntReason, Snapshot, BURST};
+use clua_pipeline::{CoreCounters, PacketBuf, Pipeline, Snapshot};
 use crossbeam_queue::ArrayQueue;
 
+use crate::clock::TscClock;
 use crate::config::{port_name, Config};
-use crate::metrics::{self, MetricsServer, PortCounters};
-use crate::worker::{Punted, Worker};
+use crate::metrics::{self, MetricsServer, MetricsSource, PortCounters};
+use crate::punt::{PuntQueues, Punted};
+use crate::worker::{Transmit, Worker};
 use clua_ctl::socket::AdminSocket;
 
 /// Why aliasd could not run.
@@ -148,7 +150,11 @@ pub fn summary(c: &Config) -> String {
         let joins: Vec<String> = a
             .members
             .iter()
-            .map(|j| format!("{}(selw={},selp={})", j.member, j.selw, j.selp))
+            // A member that left (e.g. by a clu_alias.config line) keeps its entry for a rejoin.
+            .map(|j| {
+                let left = if j.joined { "" } else { ",left" };
+                format!("{}(selw={},selp={}{left})", j.member, j.selw, j.selp)
+            })
             .collect();
         let _ = writeln!(
             o,
@@ -193,8 +199,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     // Bound before the EAL starts so that a busy address fails fast; served on their own
     // threads once the control plane exists.
-    let metrics_server = match config.metrics_listen {
-        Some(a) => Some(MetricsServer::bind(a).map_err(DaemonError::Metrics)?),
+    let metrics_listener = match config.metrics_listen {
+        Some(a) => Some(std::net::TcpListener::bind(a).map_err(DaemonError::Metrics)?),
         None => None,
     };
     let admin = AdminSocket::bind(&config.control.socket)
@@ -282,10 +288,16 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     .map_err(DaemonError::Start)?;
     let snapshot = plane.snapshot().clone();
     let shared = Arc::new(ArcSwap::new(snapshot.clone()));
-    let punt = Arc::new(ArrayQueue::new(1024));
-    let inject: Arc<ArrayQueue<Punted>> = Arc::new(ArrayQueue::new(1024));
-    let tsc_per_ms = (eal.tsc_hz() / 1000).max(1);
+    let punt = Arc::new(PuntQueues::new(config.control.punt_queue));
+    let inject: Arc<ArrayQueue<Transmit<Mbuf>>> = Arc::new(ArrayQueue::new(1024));
+    let clock = TscClock::new(eal.tsc_hz());
 
+    // A fresh connection-table hash key at every start (issue 7): flows that share a
+    // connection's two buckets cannot be precomputed.
+    let pipeline_config = clua_pipeline::PipelineConfig {
+        hash_key: clua_pipeline::hash::FlowHashKey::random(),
+        ..config.pipeline.clone()
+    };
     let mut launched = Vec::new();
     for (i, lcore) in config.dpdk.worker_lcores.iter().enumerate() {
         let worker = Worker {
@@ -295,13 +307,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 .map(|p| Port::from_id(p.id()))
                 .collect::<Result<_, _>>()
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?,
-            pipeline: Pipeline::new(&config.pipeline, snapshot.clone(), cores[i].clone()),
+            pipeline: Pipeline::new(&pipeline_config, snapshot.clone(), cores[i].clone()),
             punt: punt.clone(),
             inject: (i == 0).then(|| inject.clone()),
             snapshot: shared.clone(),
             stop: stop.clone(),
             idle_sleep_us: config.dpdk.idle_sleep_us,
-            tsc_per_ms,
+            clock,
         };
         launched.push(
             clua_dpdk::launch(*lcore, move || worker.run())
@@ -328,13 +340,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             .spawn(move || serve_admin(admin, commands, stop))
             .map_err(DaemonError::Thread)?
     };
-    let metrics_thread = match metrics_server {
+    let metrics_server = match metrics_listener {
         None => None,
-        Some(server) => {
-            let stop = stop.clone();
-            let shared = shared.clone();
-            let cores = cores.clone();
-            let control = plane.counters().clone();
+        Some(listener) => {
             let port_stats: Vec<(String, Port)> = config
                 .cluster
                 .ports
@@ -343,31 +351,27 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 .map(|(spec, p)| Port::from_id(p.id()).map(|h| (spec.name.clone(), h)))
                 .collect::<Result<_, _>>()
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?;
-            Some(
-                std::thread::Builder::new()
-                    .name("clua-metrics".into())
-                    .spawn(move || {
-                        while !stop.load(Ordering::Relaxed) {
-                            let served = server.poll(|| {
-                                let pc: Vec<PortCounters> = port_stats
-                                    .iter()
-                                    .map(|(name, p)| port_counters(name, p))
-                                    .collect();
-                                metrics::render(
-                                    &shared.load(),
-                                    &cores,
-                                    &control,
-                                    &pc,
-                                    control.adverts().as_ref(),
-                                )
-                            });
-                            if served == 0 {
-                                std::thread::sleep(Duration::from_millis(5));
-                            }
-                        }
-                    })
-                    .map_err(DaemonError::Thread)?,
-            )
+            let control = plane.counters().clone();
+            let source = MetricsSource {
+                cores: cores.clone(),
+                control: plane.counters().clone(),
+                snapshot: shared.clone(),
+                ports: Box::new(move || {
+                    port_stats
+                        .iter()
+                        .map(|(name, p)| port_counters(name, p))
+                        .collect()
+                }),
+                adverts: adverts.is_some().then(|| {
+                    Box::new(move || {
+                        control
+                            .adverts()
+                            .map(|a| a.iter().collect())
+                            .unwrap_or_default()
+                    }) as metrics::LabelledCountsFn
+                }),
+            };
+            Some(MetricsServer::serve(listener, source).map_err(DaemonError::Metrics)?)
         }
     };
 
@@ -384,23 +388,22 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         let now_ms = started.elapsed().as_millis() as u64;
-        // Control frames first, at most a burst of them, then commands, then time.
-        for _ in 0..BURST {
-            let Some(Punted {
+        // Control frames first: one round over the punt queues, a budget per reason, so a
+        // flood of one kind cannot delay the others (ARP above all, CA4). Then commands, then
+        // time.
+        let drained = punt.drain(PuntQueues::<Mbuf>::DEFAULT_BUDGET, |p| {
+            let Punted {
                 port,
                 reason,
-                mut mbuf,
-            }) = punt.pop()
-            else {
-                break;
-            };
-            busy = true;
+                buf: mut mbuf,
+            } = p;
             let fx = plane.on_frame(port, reason, mbuf.data_mut(), now_ms);
             if fx.reply_in_place {
                 io.send(port, mbuf);
             }
             io.apply(fx);
-        }
+        });
+        busy |= drained > 0;
         while let Ok((command, reply_to)) = command_rx.try_recv() {
             busy = true;
             let (reply, fx) = plane.on_command(&command, now_ms);
@@ -421,31 +424,19 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         l.wait();
     }
     let _ = admin_thread.join();
-    if let Some(t) = metrics_thread {
-        let _ = t.join();
-    }
+    drop(metrics_server);
     // Frames still queued between the threads hold mbufs of the pool: free them before it goes.
-    while let Some(p) = punt.pop() {
-        drop(p.mbuf);
+    punt.clear();
+    while let Some(t) = inject.pop() {
+        drop(t.buf);
     }
-    while let Some(p) = inject.pop() {
-        drop(p.mbuf);
-    }
-    let pc: Vec<PortCounters> = config
-        .cluster
-        .ports
-        .iter()
-        .zip(&ports)
-        .map(|(spec, p)| port_counters(&spec.name, p))
-        .collect();
     eprint!(
         "{}",
         metrics::stop_summary(
-            started.elapsed(),
+            plane.snapshot(),
             &cores,
             plane.counters(),
-            &pc,
-            plane.snapshot()
+            Some(started.elapsed())
         )
     );
     drop(io);
@@ -453,7 +444,20 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         let _ = p.stop();
         let _ = p.close();
     }
-    drop(pool);
+    // Every mbuf aliasd held is back: workers stopped, queues drained, ports closed. What is
+    // still out belongs to a PMD that keeps its fill ring past close (AF_XDP in DPDK 22.11);
+    // nothing can reach those mbufs any more, and the EAL cleanup below releases the memory,
+    // so the pool is left to it rather than freed under the PMD's feet.
+    let held = pool.in_use();
+    if held == 0 {
+        drop(pool);
+    } else {
+        tracing::debug!(
+            mbufs = held,
+            "mbufs kept by closed ports; released by EAL cleanup"
+        );
+        std::mem::forget(pool);
+    }
     drop(eal);
     Ok(())
 }
@@ -495,7 +499,7 @@ fn serve_admin(
 /// to worker 0's TX queue, events logged.
 struct ControlIo<'a> {
     shared: Arc<ArcSwap<Snapshot>>,
-    inject: Arc<ArrayQueue<Punted>>,
+    inject: Arc<ArrayQueue<Transmit<Mbuf>>>,
     pool: &'a Mempool,
     counters: Arc<ControlCounters>,
 }
@@ -524,11 +528,7 @@ impl ControlIo<'_> {
 
     /// Queues a control packet for worker 0 to transmit on `port`.
     fn send(&self, port: u16, mbuf: Mbuf) {
-        if let Err(p) = self.inject.push(Punted {
-            port,
-            reason: PuntReason::Arp,
-            mbuf,
-        }) {
+        if let Err(p) = self.inject.push(Transmit { port, buf: mbuf }) {
             drop(p);
             self.counters.tx_failed.fetch_add(1, Ordering::Relaxed);
         }

@@ -1,7 +1,9 @@
 //! aliasd, the clua alias router: configuration, the per-core worker loop over DPDK ports, the
 //! control thread (ARP, ICMP, snapshots) and metrics.
 
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod metrics;
+pub mod punt;
 pub mod worker;

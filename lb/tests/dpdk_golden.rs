@@ -186,6 +186,20 @@ fn golden_fixtures_through_aliasd_on_net_pcap() {
     let status = child.wait().unwrap();
     let log = log.join().unwrap();
     assert!(status.success(), "aliasd failed ({status}):\n{log}");
+    // SIGTERM stops cleanly: every mbuf back in the pool, a short summary, not the whole
+    // metrics text (issue 7).
+    assert!(
+        !log.contains("leaking a mempool"),
+        "mbufs still in use at exit:\n{log}"
+    );
+    assert!(
+        log.contains("stop summary after"),
+        "no stop summary:\n{log}"
+    );
+    assert!(
+        !log.contains("# TYPE"),
+        "metrics text dumped at stop:\n{log}"
+    );
     assert!(
         !body.is_empty(),
         "aliasd never received all {} frames:\n{log}",
@@ -242,7 +256,8 @@ fn golden_fixtures_through_aliasd_on_net_pcap() {
         .iter()
         .filter(|f| f[12..14] == [8, 6] && f[0..6] == [0xff; 6])
         .count();
-    assert_eq!(garps, 4, "one gratuitous ARP per alias");
+    // cluster, web, tun, vx and spare are all on the client subnet.
+    assert_eq!(garps, 5, "one gratuitous ARP per alias");
 
     // Drop counters match the fixture verdicts, reason by reason.
     let mut drops: BTreeMap<&str, u64> = BTreeMap::new();

@@ -138,7 +138,7 @@ fn start_publishes_generation_1_and_announces_every_client_subnet_alias() {
     let (p, fx, _) = start(&[]);
     assert_eq!(fx.publish.as_ref().unwrap().generation, 1);
     assert!(Arc::ptr_eq(fx.publish.as_ref().unwrap(), p.snapshot()));
-    // CA4: gratuitous ARP for each of the four aliases on the client port (port 0), none on
+    // CA4: gratuitous ARP for each of the five aliases on the client port (port 0), none on
     // the interconnect.
     let targets: Vec<[u8; 4]> = fx
         .transmit
@@ -154,7 +154,8 @@ fn start_publishes_generation_1_and_announces_every_client_subnet_alias() {
             [198, 51, 100, 99],
             [198, 51, 100, 100],
             [198, 51, 100, 101],
-            [198, 51, 100, 102]
+            [198, 51, 100, 102],
+            [198, 51, 100, 103]
         ]
     );
     let mut want = vec![0xff; 6];
@@ -168,7 +169,7 @@ fn start_publishes_generation_1_and_announces_every_client_subnet_alias() {
         fx.transmit[1].frame, want,
         "RFC 5227 announcement, byte for byte"
     );
-    assert_eq!(get(&p.counters().garp_sent), 4);
+    assert_eq!(get(&p.counters().garp_sent), 5);
 }
 
 #[test]

@@ -78,15 +78,17 @@ def env(aliasd_bin, member_bin, lab):
             "socket": str(lab.out_dir / f"{m.name}.sock"),
             "state_file": str(lab.out_dir / f"{m.name}-state" / "member-boots")}))
         log = lab.out_dir / f"{m.name}-agent.log"
+        # The log is appended to by every start of this member: read only what this one wrote.
+        start = log.stat().st_size if log.exists() else 0
+        this_run = lambda: log.read_bytes()[start:].decode(errors="replace")
         with open(log, "ab") as f:
             p = lab.popen(m.ns, str(member_bin), "--config", str(conf),
                           stdout=subprocess.DEVNULL, stderr=f)
         deadline = time.monotonic() + 10
-        while "clua-member: ready" not in log.read_text(errors="replace").split("boot_id")[-1]:
+        while "clua-member: ready" not in this_run():
             assert p.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
-        last_start = log.read_text(errors="replace").split(" boot_id ")[-1]
-        boot_ids.setdefault(m.name, []).append(int(last_start.split()[0]))
+        boot_ids.setdefault(m.name, []).append(int(this_run().split(" boot_id ")[1].split()[0]))
         agents[m.name] = p
         return p
 

@@ -8,7 +8,8 @@
 //! 3. The destination MAC must be the rx port's MAC or broadcast, else `WrongPort`.
 //! 4. ARP → [`PuntReason::Arp`]; anything but ARP and IPv4 → `UnsupportedEthertype`.
 //! 5. IPv4 header: shorter than 20 bytes or than its total length → `Truncated`; bad version,
-//!    header length, total length or checksum → `BadIpv4Header`.
+//!    header length, total length or checksum → `BadIpv4Header`. The checksum is verified only
+//!    when [`ClassifyConfig::checksum`]`.ipv4.rx()` (not when the NIC has, nor when fuzzing).
 //! 6. Broadcast destination MAC (with IPv4) → `NotAlias`.
 //! 7. Destination address neither an alias nor one of the router's own → `NotAlias`.
 //! 8. Fragment (MF set or offset ≠ 0) → `Fragment`: without ports it has no flow.
@@ -22,37 +23,47 @@
 //! 11. TCP and UDP to an alias: the header must pass `new_checked` (`BadL4Header`); other
 //!     protocols → `UnsupportedProtocol`.
 //!
-//! The output is a [`PacketMeta`]: the flow key and its hash, TCP flags, where the IP header
-//! is, and the alias. L4 checksums are not checked: the members verify them.
+//! The output is a [`PacketMeta`]: the flow key and its hash (keyed with
+//! [`ClassifyConfig::hash_key`], see [`crate::hash`]), TCP flags, where the IP header is, and
+//! the alias. L4 checksums are not checked: the members verify them.
 
-use crate::hash::FlowKey;
+use crate::hash::{FlowHashKey, FlowKey};
 use crate::snapshot::{AliasId, MemberId, PortId, PortRole, Snapshot};
 use crate::verdict::{DropReason, PuntReason, Verdict};
+use crate::wire::checksum::ChecksumCapabilities;
 use crate::wire::ethernet::{self, is_broadcast, parse_l2, EtherType, EthernetFrame};
-use crate::wire::icmpv4::Icmpv4Packet;
+use crate::wire::icmpv4::{Icmpv4Packet, ECHO_REQUEST};
 use crate::wire::ipv4::{protocol, Ipv4Packet};
-use crate::wire::tcp::TcpPacket;
+use crate::wire::tcp::{TcpFlags, TcpPacket};
 use crate::wire::udp::UdpPacket;
 use crate::wire::WireError;
 
-/// TCP FIN flag.
-pub const TCP_FIN: u8 = 0x01;
-/// TCP SYN flag.
-pub const TCP_SYN: u8 = 0x02;
-/// TCP RST flag.
-pub const TCP_RST: u8 = 0x04;
-/// TCP ACK flag.
-pub const TCP_ACK: u8 = 0x10;
+/// TCP FIN flag ([`TcpFlags::FIN`]).
+pub const TCP_FIN: u8 = TcpFlags::FIN;
+/// TCP SYN flag ([`TcpFlags::SYN`]).
+pub const TCP_SYN: u8 = TcpFlags::SYN;
+/// TCP RST flag ([`TcpFlags::RST`]).
+pub const TCP_RST: u8 = TcpFlags::RST;
+/// TCP ACK flag ([`TcpFlags::ACK`]).
+pub const TCP_ACK: u8 = TcpFlags::ACK;
 
-/// ICMP echo request message type.
-const ICMP_ECHO_REQUEST: u8 = 8;
+/// What classify takes from the pipeline's configuration
+/// ([`PipelineConfig`](crate::PipelineConfig)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassifyConfig {
+    /// The IPv4 header checksum is verified when `checksum.ipv4.rx()`.
+    pub checksum: ChecksumCapabilities,
+    /// The key of [`PacketMeta::hash`]: the connection table's.
+    pub hash_key: FlowHashKey,
+}
 
 /// What classify learned about a packet that goes on to select and encap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PacketMeta {
     /// The flow (client address and port → alias address and port, protocol).
     pub key: FlowKey,
-    /// `key.hash()`, computed once.
+    /// `key.hash_keyed(hash_key)`, computed once: places the flow in the connection table and,
+    /// without an RSS hash, spreads outer sources and VXLAN source ports.
     pub hash: u32,
     /// TCP flags (0 for UDP).
     pub tcp_flags: u8,
@@ -89,10 +100,22 @@ fn drop(reason: DropReason) -> Verdict {
     Verdict::Drop(reason)
 }
 
+/// [`classify_with`] under the default [`ClassifyConfig`] (software checksums, the fixed hash
+/// key): for tests and tools.
+#[inline]
+pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<PacketMeta, Verdict> {
+    classify_with(&ClassifyConfig::default(), snap, rx_port, frame)
+}
+
 /// Classifies one frame received on `rx_port`. `Ok` means "alias traffic for select";
 /// `Err` carries the final verdict (a drop or a punt).
 #[inline]
-pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<PacketMeta, Verdict> {
+pub fn classify_with(
+    cfg: &ClassifyConfig,
+    snap: &Snapshot,
+    rx_port: PortId,
+    frame: &[u8],
+) -> Result<PacketMeta, Verdict> {
     let Some(port) = snap.ports.get(rx_port as usize) else {
         return Err(drop(DropReason::WrongPort));
     };
@@ -118,7 +141,7 @@ pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<Packet
         Err(WireError::Truncated) => return Err(drop(DropReason::Truncated)),
         Err(WireError::Malformed) => return Err(drop(DropReason::BadIpv4Header)),
     };
-    if !ip.verify_checksum() {
+    if cfg.checksum.ipv4.rx() && !ip.verify_checksum() {
         return Err(drop(DropReason::BadIpv4Header));
     }
     if broadcast {
@@ -138,7 +161,7 @@ pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<Packet
         let Ok(icmp) = Icmpv4Packet::new_checked(payload) else {
             return Err(drop(DropReason::BadL4Header));
         };
-        if icmp.msg_type() == ICMP_ECHO_REQUEST {
+        if icmp.msg_type() == ECHO_REQUEST {
             return Err(Verdict::Punt(PuntReason::IcmpEcho));
         }
         return Err(drop(if alias.is_some() {
@@ -182,7 +205,7 @@ pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<Packet
     };
     Ok(PacketMeta {
         key,
-        hash: key.hash(),
+        hash: key.hash_keyed(&cfg.hash_key),
         tcp_flags,
         tcp_seq,
         l3_offset: l2.l3_offset as u16,
@@ -399,6 +422,40 @@ pub(crate) mod tests {
             dropped(classify(&s, 0, &frame(ALIAS, 1, 0, &[8]))),
             DropReason::BadL4Header
         );
+    }
+
+    /// The checksum capabilities decide whether a bad IPv4 header checksum is looked at; the
+    /// hash key decides the flow hash. Nothing else changes.
+    #[test]
+    fn checksum_capabilities_and_hash_key_come_from_the_config() {
+        use crate::wire::checksum::Checksum;
+        let s = snap();
+        let good = frame(ALIAS, 6, 0, &tcp(1, 80, TCP_SYN));
+        let mut bad = good.clone();
+        bad[24] ^= 1;
+        let nic_verified = ClassifyConfig {
+            checksum: ChecksumCapabilities {
+                ipv4: Checksum::Tx,
+                ..ChecksumCapabilities::software()
+            },
+            ..ClassifyConfig::default()
+        };
+        let m = classify_with(&nic_verified, &s, 0, &bad).expect("not verified in software");
+        assert_eq!(m, classify(&s, 0, &good).unwrap());
+        // Still malformed headers are refused whatever the capabilities.
+        bad[14] = 0x65;
+        assert_eq!(
+            dropped(classify_with(&nic_verified, &s, 0, &bad)),
+            DropReason::BadIpv4Header
+        );
+        let key = FlowHashKey::new([5, 6]);
+        let keyed = ClassifyConfig {
+            hash_key: key,
+            ..ClassifyConfig::default()
+        };
+        let m = classify_with(&keyed, &s, 0, &good).unwrap();
+        assert_eq!(m.hash, m.key.hash_keyed(&key));
+        assert_ne!(m.hash, m.key.hash());
     }
 
     #[test]

@@ -20,10 +20,15 @@
 //! The price is a second bucket to load on lookup: both are prefetched by
 //! [`ConnTable::touch_bucket`], and about half the keys live in their second bucket.
 //!
+//! Bucket placement is keyed: the hash passed in is [`FlowKey::hash_keyed`] under the table's
+//! [`FlowHashKey`] (see [`ConnTable::hash`]), never the NIC's RSS hash, whose Toeplitz key is
+//! public. Without the key, nobody can precompute flows that fill both buckets of a chosen
+//! connection and evict it.
+//!
 //! Each core owns its table, so nothing here is shared or locked. The table stores stable
 //! [`MemberId`]s, so it survives snapshot swaps (established flows keep their member).
 
-use crate::hash::FlowKey;
+use crate::hash::{FlowHashKey, FlowKey};
 use crate::snapshot::MemberId;
 
 /// Entries per bucket.
@@ -92,6 +97,7 @@ pub enum InsertOutcome {
 pub struct ConnTable {
     entries: Box<[Entry]>,
     mask: u32,
+    key: FlowHashKey,
 }
 
 impl ConnTable {
@@ -101,6 +107,15 @@ impl ConnTable {
     /// # Panics
     /// If the rounded capacity exceeds 2^35 entries (the bucket index is 32 bits).
     pub fn new(capacity: usize) -> Self {
+        Self::with_key(capacity, FlowHashKey::FIXED)
+    }
+
+    /// [`new`](Self::new) with buckets keyed by `key` (the pipeline's
+    /// [`PipelineConfig::hash_key`](crate::PipelineConfig::hash_key)).
+    ///
+    /// # Panics
+    /// As [`new`](Self::new).
+    pub fn with_key(capacity: usize, key: FlowHashKey) -> Self {
         let cap = capacity.max(MIN_CAPACITY).next_power_of_two();
         let buckets = cap / WAYS;
         assert!(
@@ -110,7 +125,16 @@ impl ConnTable {
         ConnTable {
             entries: vec![Entry::default(); cap].into_boxed_slice(),
             mask: (buckets - 1) as u32,
+            key,
         }
+    }
+
+    /// The hash that places `key` in this table: [`FlowKey::hash_keyed`] under the table's key.
+    /// Callers that pass a hash in (`find`, `insert_hashed`, `touch_bucket`) must pass this one
+    /// (classify computes it once per packet, with the same key, as `PacketMeta::hash`).
+    #[inline(always)]
+    pub fn hash(&self, key: &FlowKey) -> u32 {
+        key.hash_keyed(&self.key)
     }
 
     /// Number of slots.
@@ -120,7 +144,8 @@ impl ConnTable {
 
     /// The first slot of each of the two candidate buckets of a key whose flow hash is `hash`:
     /// `hash & mask`, and the same bits of a multiply-xorshift remix of the whole hash (so the
-    /// second choice depends on hash bits the first does not use). They coincide for some keys
+    /// second choice depends on hash bits the first does not use). Both indexes are keyed
+    /// because `hash` is ([`ConnTable::hash`]); the remix itself needs no key. They coincide for some keys
     /// (always, in a one-bucket table); everything below copes with that.
     #[inline(always)]
     pub fn buckets(&self, hash: u32) -> (usize, usize) {
@@ -155,6 +180,7 @@ impl ConnTable {
     /// buckets (the first one first: most keys live there).
     #[inline]
     pub fn find(&self, key: &FlowKey, hash: u32, now_ms: u64) -> Option<Slot> {
+        debug_assert_eq!(hash, self.hash(key), "hash under another key");
         let (k0, k1) = pack(key);
         let (b1, b2) = self.buckets(hash);
         match self.find_in(b1, k0, k1, now_ms) {
@@ -187,7 +213,7 @@ impl ConnTable {
     /// The member owning `key`, if its entry is live. Expired entries are misses.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, now_ms: u64) -> Option<MemberId> {
-        self.find(key, key.hash(), now_ms).map(|s| s.member)
+        self.find(key, self.hash(key), now_ms).map(|s| s.member)
     }
 
     /// Refreshes a found entry: it now expires `timeout_ms` after `now_ms`, and is closing if
@@ -207,7 +233,7 @@ impl ConnTable {
 
     /// Refreshes `key`'s live entry, keeping its closing flag. Returns false on a miss.
     pub fn touch(&mut self, key: &FlowKey, now_ms: u64, timeout_ms: u64) -> bool {
-        match self.find(key, key.hash(), now_ms) {
+        match self.find(key, self.hash(key), now_ms) {
             Some(slot) => {
                 self.refresh(slot, now_ms, timeout_ms, slot.closing);
                 true
@@ -219,7 +245,7 @@ impl ConnTable {
     /// Marks `key`'s live entry as closing and makes it expire `timeout_ms` after `now_ms`
     /// (FIN or RST seen). Returns false on a miss.
     pub fn set_timeout(&mut self, key: &FlowKey, now_ms: u64, timeout_ms: u64) -> bool {
-        match self.find(key, key.hash(), now_ms) {
+        match self.find(key, self.hash(key), now_ms) {
             Some(slot) => {
                 self.refresh(slot, now_ms, timeout_ms, true);
                 true
@@ -244,6 +270,7 @@ impl ConnTable {
         closing: bool,
         isn: u32,
     ) -> InsertOutcome {
+        debug_assert_eq!(hash, self.hash(key), "hash under another key");
         let (k0, k1) = pack(key);
         let (b1, b2) = self.buckets(hash);
         // Per bucket: its first free (empty or expired) slot and how many it has.
@@ -301,7 +328,7 @@ impl ConnTable {
         now_ms: u64,
         timeout_ms: u64,
     ) -> InsertOutcome {
-        self.insert_hashed(key, key.hash(), member, now_ms, timeout_ms, false, 0)
+        self.insert_hashed(key, self.hash(key), member, now_ms, timeout_ms, false, 0)
     }
 
     /// Number of live entries at `now_ms` (a full scan, for tests and metrics).
@@ -529,5 +556,53 @@ mod tests {
         // Filling far past capacity evicts and keeps every slot in use.
         fill(&mut t, n..cap as u32 * 4);
         assert_eq!(t.live(0), cap);
+    }
+
+    /// Issue 7: placement depends on the table's key. The same flow lands in other buckets
+    /// under another key; under one key it always lands in the same ones.
+    #[test]
+    fn bucket_placement_is_keyed_and_deterministic() {
+        let (ka, kb) = (FlowHashKey::new([1, 2]), FlowHashKey::new([3, 4]));
+        let a = ConnTable::with_key(1 << 16, ka);
+        let a2 = ConnTable::with_key(1 << 16, ka);
+        let b = ConnTable::with_key(1 << 16, kb);
+        let mut moved = 0;
+        for i in 0..1000 {
+            let k = key(i);
+            assert_eq!(a.hash(&k), k.hash_keyed(&ka));
+            assert_eq!(a.buckets(a.hash(&k)), a2.buckets(a2.hash(&k)));
+            moved += usize::from(a.buckets(a.hash(&k)) != b.buckets(b.hash(&k)));
+        }
+        // 8192 buckets: a flow keeps both buckets under another key about once in 2^26.
+        assert!(moved >= 998, "only {moved} of 1000 flows moved");
+        assert_eq!(ConnTable::new(64).hash(&key(5)), key(5).hash());
+    }
+
+    /// The attack of issue 7: flows precomputed (against a known key) to share both buckets of
+    /// a victim connection evict it when they are opened. Against a table with another key the
+    /// same flows spread out and the victim survives.
+    #[test]
+    fn precomputed_flows_evict_only_under_the_key_they_were_computed_for() {
+        let known = FlowHashKey::FIXED;
+        let victim = key(0);
+        let probe = ConnTable::with_key(512, known); // 64 buckets
+        let (v1, v2) = probe.buckets(probe.hash(&victim));
+        let attack: Vec<FlowKey> = (1..1_000_000)
+            .map(key)
+            .filter(|k| {
+                let (b1, b2) = probe.buckets(probe.hash(k));
+                [b1, b2].iter().all(|b| *b == v1 || *b == v2)
+            })
+            .take(2 * WAYS)
+            .collect();
+        assert_eq!(attack.len(), 2 * WAYS);
+        for (table_key, evicted) in [(known, true), (FlowHashKey::new([0xdead, 0xbeef]), false)] {
+            let mut t = ConnTable::with_key(512, table_key);
+            t.insert(&victim, MemberId(1), 0, 1000);
+            for k in &attack {
+                t.insert(k, MemberId(2), 1, 1000);
+            }
+            assert_eq!(t.lookup(&victim, 2).is_none(), evicted, "{table_key:?}");
+        }
     }
 }

@@ -16,7 +16,11 @@
 //!   `49152 + flow_hash % 16384`, RFC 7348 §5; destination `udp_port`; checksum 0) + VXLAN
 //!   (flags 0x08, the VNI).
 //!
-//! The flow hash is the NIC's RSS hash when there is one, else [`crate::hash::FlowKey::hash`].
+//! Every header is written by its `wire` Repr. Outer IPv4 header checksums are computed when
+//! the pipeline's [`ChecksumCapabilities`] say `ipv4.tx()`, else left 0 for the NIC's offload.
+//!
+//! The flow hash is the NIC's RSS hash when there is one, else the keyed
+//! [`crate::hash::FlowKey::hash_keyed`] that classify computed.
 //! Ethernet padding behind the IP packet is trimmed before ipip/vxlan encapsulation, so outer
 //! lengths are exact.
 //!
@@ -25,28 +29,29 @@
 //! with neither an address nor a `flow_source` → `NoSourceAddress`. After a failure the buffer
 //! may be partly rewritten; it is dropped anyway.
 
+use core::net::Ipv4Addr;
+
 use crate::buf::PacketBuf;
 use crate::classify::PacketMeta;
 use crate::snapshot::{Encap, Member, PortId, PortInfo};
 use crate::verdict::DropReason;
-use crate::wire::checksum::checksum;
+use crate::wire::checksum::ChecksumCapabilities;
+use crate::wire::ethernet::{self, remove_vlan_tag, EtherType, EthernetFrame, EthernetRepr};
+use crate::wire::ipv4::{self, protocol, Ipv4Packet, Ipv4Repr};
+use crate::wire::udp::{self, UdpPacket, UdpRepr};
+use crate::wire::vxlan::{self, VxlanPacket, VxlanRepr};
 
-/// Ethernet header length.
-const ETH_LEN: usize = 14;
-/// Outer IPv4 header length (no options).
-const IP_LEN: usize = 20;
-/// UDP header length.
-const UDP_LEN: usize = 8;
-/// VXLAN header length.
-const VXLAN_LEN: usize = 8;
 /// Bytes ipip adds in front of the inner IP packet (Ethernet + IPv4).
-pub const IPIP_OVERHEAD: usize = ETH_LEN + IP_LEN;
+pub const IPIP_OVERHEAD: usize = ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN;
 /// Bytes vxlan adds in front of the inner Ethernet frame.
-pub const VXLAN_OVERHEAD: usize = ETH_LEN + IP_LEN + UDP_LEN + VXLAN_LEN;
+pub const VXLAN_OVERHEAD: usize =
+    ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + udp::HEADER_LEN + vxlan::HEADER_LEN;
 /// TTL of outer headers.
 pub const OUTER_TTL: u8 = 64;
 /// First VXLAN source port (RFC 7348 §5: the dynamic range 49152–65535).
 pub const VXLAN_SRC_PORT_BASE: u16 = 49152;
+/// Number of VXLAN source ports (49152..=65535).
+const VXLAN_SRC_PORTS: u32 = 16384;
 
 /// The outer IPv4 source for a packet leaving `port` with flow hash `hash`.
 #[inline]
@@ -60,45 +65,53 @@ pub fn outer_source(port: &PortInfo, hash: u32) -> Option<u32> {
     }
 }
 
-/// Writes an outer Ethernet header (`dst` ← `src`, IPv4) at the start of `b`.
+/// The Ethernet header of everything sent to `member` out of `port`.
 #[inline(always)]
-fn write_eth(b: &mut [u8], dst: &[u8; 6], src: &[u8; 6]) {
-    b[0..6].copy_from_slice(dst);
-    b[6..12].copy_from_slice(src);
-    b[12..14].copy_from_slice(&[0x08, 0x00]);
+fn eth_repr(member: &Member, port: &PortInfo) -> EthernetRepr {
+    EthernetRepr {
+        dst_addr: member.mac,
+        src_addr: port.mac,
+        ethertype: EtherType::IPV4,
+    }
 }
 
-/// Writes an outer IPv4 header (20 bytes, ident 0, TTL 64) with its checksum.
+/// Writes `repr` at the start of `d`.
 #[inline(always)]
-fn write_ipv4(b: &mut [u8], tos: u8, total_len: u16, df: bool, proto: u8, src: u32, dst: u32) {
-    let h = &mut b[..IP_LEN];
-    h[0] = 0x45;
-    h[1] = tos;
-    h[2..4].copy_from_slice(&total_len.to_be_bytes());
-    h[4..6].copy_from_slice(&[0, 0]);
-    h[6..8].copy_from_slice(&(if df { 0x4000u16 } else { 0 }).to_be_bytes());
-    h[8] = OUTER_TTL;
-    h[9] = proto;
-    h[10..12].copy_from_slice(&[0, 0]);
-    h[12..16].copy_from_slice(&src.to_be_bytes());
-    h[16..20].copy_from_slice(&dst.to_be_bytes());
-    let c = checksum(h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
+fn emit_eth(d: &mut [u8], repr: &EthernetRepr) -> Result<(), DropReason> {
+    let mut frame = EthernetFrame::new_checked(d).map_err(|_| DropReason::Truncated)?;
+    repr.emit(&mut frame);
+    Ok(())
 }
 
-/// Removes an 802.1Q tag (4 bytes after the MAC addresses) from a frame whose IP header is at
-/// `l3_offset` 18. Returns false if the buffer refused.
+/// The outer IPv4 header from `src` to `member` (ident 0, as [`Ipv4Repr::emit_with`] writes).
+#[inline(always)]
+fn outer_ipv4(
+    src: u32,
+    member: &Member,
+    proto: u8,
+    payload_len: usize,
+    tos: u8,
+    df: bool,
+) -> Ipv4Repr {
+    Ipv4Repr {
+        src_addr: Ipv4Addr::from(src),
+        dst_addr: member.ipv4,
+        next_header: proto,
+        payload_len,
+        hop_limit: OUTER_TTL,
+        dscp_ecn: tos,
+        dont_frag: df,
+    }
+}
+
+/// Removes an 802.1Q tag (when the IP header is not right after an untagged Ethernet header).
+/// Returns false if the buffer refused.
 #[inline(always)]
 fn untag<B: PacketBuf>(pkt: &mut B, meta: &PacketMeta) -> bool {
-    if meta.l3_offset as usize == ETH_LEN {
+    if meta.l3_offset as usize == ethernet::HEADER_LEN {
         return true;
     }
-    let d = pkt.data_mut();
-    if d.len() < 18 {
-        return false;
-    }
-    d.copy_within(0..12, 4);
-    pkt.adj(4)
+    remove_vlan_tag(pkt.data_mut()).is_ok() && pkt.adj(ethernet::VLAN_TAG_LEN)
 }
 
 /// Trims everything after the IP packet (Ethernet padding), given where the IP header is.
@@ -110,14 +123,27 @@ fn trim_padding<B: PacketBuf>(pkt: &mut B, l3_offset: usize, ip_len: usize) {
     }
 }
 
+/// The TOS byte and DF flag of the inner IPv4 header at `l3`.
+#[inline(always)]
+fn inner_tos_df(d: &[u8], l3: usize) -> Result<(u8, bool), DropReason> {
+    let ip = d
+        .get(l3..)
+        .and_then(|b| Ipv4Packet::new_checked(b).ok())
+        .ok_or(DropReason::Truncated)?;
+    Ok((ip.dscp_ecn(), ip.dont_frag()))
+}
+
 /// Rewrites `pkt` (classified as `meta`) for `member`, which is reached through `port`.
-/// Returns the egress port, or why the packet is dropped.
+/// Outer checksums are computed when `caps` says so (else left for the NIC, see
+/// [`Checksum::tx`](crate::wire::Checksum::tx)). Returns the egress port, or why the packet is
+/// dropped.
 #[inline]
 pub fn encap<B: PacketBuf>(
     pkt: &mut B,
     meta: &PacketMeta,
     member: &Member,
     port: &PortInfo,
+    caps: &ChecksumCapabilities,
 ) -> Result<PortId, DropReason> {
     let ip_len = meta.ip_len as usize;
     let l3 = meta.l3_offset as usize;
@@ -130,13 +156,10 @@ pub fn encap<B: PacketBuf>(
             if !untag(pkt, meta) {
                 return Err(DropReason::Truncated);
             }
-            let d = pkt.data_mut();
-            d[0..6].copy_from_slice(&member.mac);
-            d[6..12].copy_from_slice(&port.mac);
+            emit_eth(pkt.data_mut(), &eth_repr(member, port))?;
         }
         Encap::Ipip => {
-            let outer_len = ip_len + IP_LEN;
-            if outer_len > mtu {
+            if ipv4::MIN_HEADER_LEN + ip_len > mtu {
                 return Err(DropReason::TooBig);
             }
             let hash = pkt.rss_hash().unwrap_or(meta.hash);
@@ -144,8 +167,11 @@ pub fn encap<B: PacketBuf>(
                 return Err(DropReason::NoSourceAddress);
             };
             trim_padding(pkt, l3, ip_len);
-            let inner = pkt.data();
-            let (tos, df) = (inner[l3 + 1], inner[l3 + 6] & 0x40 != 0);
+            // RFC 2003 §3.1: TOS copied from the inner header, and DF too (so that path MTU
+            // discovery keeps working through the tunnel).
+            let (tos, df) = inner_tos_df(pkt.data(), l3)?;
+            let outer = outer_ipv4(src, member, protocol::IPIP, ip_len, tos, df);
+            let eth = eth_repr(member, port);
             if !pkt.adj(l3) {
                 return Err(DropReason::Truncated);
             }
@@ -153,15 +179,10 @@ pub fn encap<B: PacketBuf>(
                 return Err(DropReason::NoHeadroom);
             }
             let d = pkt.data_mut();
-            write_eth(d, &member.mac, &port.mac);
-            write_ipv4(
-                &mut d[ETH_LEN..],
-                tos,
-                outer_len as u16,
-                df,
-                4,
-                src,
-                u32::from(member.ipv4),
+            emit_eth(d, &eth)?;
+            outer.emit_with(
+                &mut Ipv4Packet::new_unchecked(&mut d[eth.buffer_len()..]),
+                caps,
             );
         }
         Encap::Vxlan {
@@ -169,9 +190,10 @@ pub fn encap<B: PacketBuf>(
             inner_mac,
             udp_port,
         } => {
-            let inner_frame = ETH_LEN + ip_len;
-            let outer_len = IP_LEN + UDP_LEN + VXLAN_LEN + inner_frame;
-            if outer_len > mtu {
+            let inner_frame = ethernet::HEADER_LEN + ip_len;
+            let udp_payload = vxlan::HEADER_LEN + inner_frame;
+            let ip_payload = udp::HEADER_LEN + udp_payload;
+            if ipv4::MIN_HEADER_LEN + ip_payload > mtu {
                 return Err(DropReason::TooBig);
             }
             let hash = pkt.rss_hash().unwrap_or(meta.hash);
@@ -179,36 +201,39 @@ pub fn encap<B: PacketBuf>(
                 return Err(DropReason::NoSourceAddress);
             };
             trim_padding(pkt, l3, ip_len);
-            let tos = pkt.data()[l3 + 1];
+            let (tos, _) = inner_tos_df(pkt.data(), l3)?;
             if !untag(pkt, meta) {
                 return Err(DropReason::Truncated);
             }
-            let d = pkt.data_mut();
-            d[0..6].copy_from_slice(&inner_mac);
-            d[6..12].copy_from_slice(&port.mac);
+            let inner_eth = EthernetRepr {
+                dst_addr: inner_mac,
+                src_addr: port.mac,
+                ethertype: EtherType::IPV4,
+            };
+            emit_eth(pkt.data_mut(), &inner_eth)?;
             if !pkt.prepend(VXLAN_OVERHEAD) {
                 return Err(DropReason::NoHeadroom);
             }
+            let eth = eth_repr(member, port);
+            let outer = outer_ipv4(src, member, protocol::UDP, ip_payload, tos, true);
+            let udp = UdpRepr {
+                src_port: VXLAN_SRC_PORT_BASE + (hash % VXLAN_SRC_PORTS) as u16,
+                dst_port: udp_port,
+            };
             let d = pkt.data_mut();
-            write_eth(d, &member.mac, &port.mac);
-            write_ipv4(
-                &mut d[ETH_LEN..],
-                tos,
-                outer_len as u16,
-                true,
-                17,
-                src,
-                u32::from(member.ipv4),
+            emit_eth(d, &eth)?;
+            let ip = &mut d[eth.buffer_len()..];
+            outer.emit_with(&mut Ipv4Packet::new_unchecked(&mut *ip), caps);
+            let l4 = &mut ip[outer.buffer_len()..];
+            // RFC 7348 §5: over IPv4 the outer UDP checksum SHOULD be 0.
+            udp.emit(
+                &mut UdpPacket::new_unchecked(&mut *l4),
+                udp_payload,
+                outer.src_addr,
+                outer.dst_addr,
+                false,
             );
-            let u = &mut d[ETH_LEN + IP_LEN..];
-            let sport = VXLAN_SRC_PORT_BASE + (hash % 16384) as u16;
-            u[0..2].copy_from_slice(&sport.to_be_bytes());
-            u[2..4].copy_from_slice(&udp_port.to_be_bytes());
-            u[4..6].copy_from_slice(&((UDP_LEN + VXLAN_LEN + inner_frame) as u16).to_be_bytes());
-            u[6..8].copy_from_slice(&[0, 0]);
-            let v = &mut u[UDP_LEN..UDP_LEN + VXLAN_LEN];
-            v.copy_from_slice(&[0x08, 0, 0, 0, 0, 0, 0, 0]);
-            v[4..7].copy_from_slice(&(vni & 0x00ff_ffff).to_be_bytes()[1..4]);
+            VxlanRepr { vni }.emit(&mut VxlanPacket::new_unchecked(&mut l4[udp.buffer_len()..]));
         }
     }
     Ok(member.port)
@@ -223,6 +248,8 @@ mod tests {
     use crate::snapshot::MemberId;
     use crate::wire::ipv4::Ipv4Packet;
     use std::net::Ipv4Addr;
+
+    const CAPS: ChecksumCapabilities = ChecksumCapabilities::software();
 
     fn setup(mut f: Vec<u8>, vlan: bool) -> (VecBuf, PacketMeta, Member, PortInfo) {
         if vlan {
@@ -243,7 +270,7 @@ mod tests {
     fn l2_rewrites_macs_and_removes_the_tag() {
         let plain = syn();
         let (mut b, meta, m, port) = setup(plain.clone(), true);
-        assert_eq!(encap(&mut b, &meta, &m, &port), Ok(1));
+        assert_eq!(encap(&mut b, &meta, &m, &port, &CAPS), Ok(1));
         assert_eq!(&b.data()[0..6], &m.mac);
         assert_eq!(&b.data()[6..12], &port.mac);
         assert_eq!(&b.data()[12..], &plain[12..]);
@@ -255,7 +282,7 @@ mod tests {
         m.encap = Encap::Ipip;
         port.flow_source = Some((Ipv4Addr::new(192, 0, 2, 64), 26));
         b.set_rss_hash(Some(0xffff_ff05));
-        assert_eq!(encap(&mut b, &meta, &m, &port), Ok(1));
+        assert_eq!(encap(&mut b, &meta, &m, &port, &CAPS), Ok(1));
         let d = b.data();
         assert_eq!(d.len(), 14 + 20 + 40);
         let outer = Ipv4Packet::new_checked(&d[14..]).unwrap();
@@ -301,7 +328,7 @@ mod tests {
             udp_port: 8472,
         };
         b.set_rss_hash(Some(16384 * 7 + 3));
-        assert_eq!(encap(&mut b, &meta, &m, &port), Ok(1));
+        assert_eq!(encap(&mut b, &meta, &m, &port, &CAPS), Ok(1));
         let d = b.data();
         assert_eq!(d.len(), 50 + 54);
         assert_eq!(&d[34..36], &(49152u16 + 3).to_be_bytes());
@@ -313,6 +340,36 @@ mod tests {
         assert!(Ipv4Packet::new_checked(&d[14..]).unwrap().verify_checksum());
     }
 
+    /// With the NIC computing IPv4 header checksums (TX offload) the outer header leaves the
+    /// field 0 and is otherwise the same.
+    #[test]
+    fn outer_checksum_is_left_to_the_nic_when_it_offloads() {
+        let offload = ChecksumCapabilities {
+            ipv4: crate::wire::Checksum::Rx,
+            ..CAPS
+        };
+        for encap_mode in [
+            Encap::Ipip,
+            Encap::Vxlan {
+                vni: 7,
+                inner_mac: [2, 0, 0, 0, 9, 9],
+                udp_port: 4789,
+            },
+        ] {
+            let (mut sw, meta, mut m, port) = setup(syn(), false);
+            m.encap = encap_mode;
+            let mut hw = sw.clone();
+            assert_eq!(encap(&mut sw, &meta, &m, &port, &CAPS), Ok(1));
+            assert_eq!(encap(&mut hw, &meta, &m, &port, &offload), Ok(1));
+            let (sw, hw) = (sw.data(), hw.data());
+            assert_eq!(&hw[24..26], &[0, 0]);
+            assert_eq!((&sw[..24], &sw[26..]), (&hw[..24], &hw[26..]));
+            assert!(Ipv4Packet::new_checked(&sw[14..])
+                .unwrap()
+                .verify_checksum());
+        }
+    }
+
     #[test]
     fn failures_have_their_reasons() {
         // No source address.
@@ -320,31 +377,43 @@ mod tests {
         m.encap = Encap::Ipip;
         port.ipv4 = None;
         assert_eq!(
-            encap(&mut b, &meta, &m, &port),
+            encap(&mut b, &meta, &m, &port, &CAPS),
             Err(DropReason::NoSourceAddress)
         );
         // No headroom: ipip needs 20 bytes in front of the frame.
         let (_, meta, mut m, port) = setup(syn(), false);
         m.encap = Encap::Ipip;
         let mut b = VecBuf::with_headroom(&syn(), 19);
-        assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::NoHeadroom));
+        assert_eq!(
+            encap(&mut b, &meta, &m, &port, &CAPS),
+            Err(DropReason::NoHeadroom)
+        );
         let mut b = VecBuf::with_headroom(&syn(), 20);
-        assert_eq!(encap(&mut b, &meta, &m, &port), Ok(1));
+        assert_eq!(encap(&mut b, &meta, &m, &port, &CAPS), Ok(1));
         // MTU: 40-byte packet, ipip 60, vxlan 90.
         let (mut b, meta, mut m, mut port) = setup(syn(), false);
         port.mtu = 59;
         m.encap = Encap::Ipip;
-        assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::TooBig));
+        assert_eq!(
+            encap(&mut b, &meta, &m, &port, &CAPS),
+            Err(DropReason::TooBig)
+        );
         port.mtu = 89;
         m.encap = Encap::Vxlan {
             vni: 1,
             inner_mac: [0; 6],
             udp_port: 4789,
         };
-        assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::TooBig));
+        assert_eq!(
+            encap(&mut b, &meta, &m, &port, &CAPS),
+            Err(DropReason::TooBig)
+        );
         port.mtu = 39;
         m.encap = Encap::L2;
-        assert_eq!(encap(&mut b, &meta, &m, &port), Err(DropReason::TooBig));
+        assert_eq!(
+            encap(&mut b, &meta, &m, &port, &CAPS),
+            Err(DropReason::TooBig)
+        );
         assert_eq!(
             b.data(),
             syn().as_slice(),

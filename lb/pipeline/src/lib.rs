@@ -4,7 +4,8 @@
 //! (at most [`BURST`] packets); packets to in_noalias ports go `select -> refuse -> TX` instead
 //! and leave, answered, by the port they came in on. The pipeline works on any [`PacketBuf`]:
 //! the DPDK mbuf (`clua-dpdk`) and the heap-backed [`VecBuf`] used by unit tests, golden
-//! fixtures, fuzzing and benches.
+//! fixtures, fuzzing and benches. Those, and [`BURST`], come from the leaf crate `clua-packet`
+//! and are re-exported here.
 //!
 //! Invariants:
 //! - Nothing on the per-packet path allocates, locks, logs or panics. Every packet ends with a
@@ -14,7 +15,6 @@
 //!   because the connection table stores stable [`MemberId`]s.
 #![forbid(unsafe_code)]
 
-pub mod buf;
 pub mod classify;
 pub mod conntrack;
 pub mod encap;
@@ -26,13 +26,12 @@ pub mod verdict;
 pub mod wire;
 pub mod worker;
 
-pub use buf::{PacketBuf, VecBuf};
+/// The buffer trait and [`VecBuf`], from `clua-packet` (kept at this path for existing users).
+pub use clua_packet::buf;
+pub use clua_packet::{PacketBuf, VecBuf, BURST};
 pub use snapshot::{
     Alias, AliasId, AliasMember, Encap, Member, MemberId, PortId, PortInfo, PortRole, PortSchedule,
     ScheduleRef, ServiceMode, Snapshot,
 };
 pub use verdict::{CoreCounters, DropReason, PuntReason, Verdict};
 pub use worker::{Pipeline, PipelineConfig};
-
-/// Packets per burst: the unit every stage iterates over (DPDK l3fwd's MAX_PKT_BURST).
-pub const BURST: usize = 32;

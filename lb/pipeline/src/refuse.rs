@@ -20,7 +20,9 @@
 //! untagged (an 802.1Q tag on the received frame is removed, as [`crate::encap`] does for
 //! everything the router sends); IPv4 header of 20 bytes, TOS 0, ident 0, TTL 64 (DF set on the
 //! RST, clear on the ICMP error), source = the alias, destination = the client; IPv4 and TCP /
-//! ICMP checksums filled. The answer is not padded to 60 bytes (the NIC pads on transmit).
+//! ICMP checksums filled where the pipeline's [`ChecksumCapabilities`] say `tx()` (else left as
+//! the NIC's offload wants them). Every header is written by its `wire` Repr. The answer is not
+//! padded to 60 bytes (the NIC pads on transmit).
 //!
 //! Answers share a per-core [`RefusalLimiter`] (a token bucket, like the kernel's
 //! `icmp_ratelimit`); a refusal over the limit is dropped as [`DropReason::InNoalias`], and so
@@ -36,31 +38,21 @@ use crate::buf::PacketBuf;
 use crate::classify::PacketMeta;
 use crate::snapshot::PortInfo;
 use crate::verdict::DropReason;
-use crate::wire::checksum::checksum;
-use crate::wire::ethernet::{is_multicast, EthernetFrame};
-use crate::wire::icmpv4::{Icmpv4Packet, DST_UNREACHABLE};
-use crate::wire::ipv4::{protocol, Ipv4Packet};
-use crate::wire::tcp::{TcpFlags, TcpPacket, TcpRepr};
+use crate::wire::checksum::ChecksumCapabilities;
+use crate::wire::ethernet::{self, is_multicast, EtherType, EthernetFrame, EthernetRepr};
+use crate::wire::icmpv4::{self, Icmpv4Packet, Icmpv4Repr, ERROR_QUOTED_PAYLOAD};
+use crate::wire::ipv4::{self, protocol, Ipv4Packet, Ipv4Repr};
+use crate::wire::tcp::{self, TcpFlags, TcpPacket, TcpRepr};
 use crate::wire::udp::UdpPacket;
 
-/// Ethernet header length (answers are untagged).
-const ETH_LEN: usize = 14;
-/// IPv4 header length of an answer (no options).
-const IP_LEN: usize = 20;
-/// TCP header length of a RST (no options).
-const TCP_LEN: usize = 20;
-/// ICMP header length (type, code, checksum, 4 unused bytes).
-const ICMP_LEN: usize = 8;
-/// Bytes of the offending datagram's payload quoted after its IP header (RFC 792).
-const QUOTED_PAYLOAD: usize = 8;
 /// ICMP destination-unreachable code: port unreachable.
-pub const PORT_UNREACHABLE: u8 = 3;
+pub const PORT_UNREACHABLE: u8 = icmpv4::PORT_UNREACHABLE;
 /// TTL of answers.
 pub const ANSWER_TTL: u8 = 64;
-/// Length of a RST frame: Ethernet + IPv4 + TCP.
-pub const RST_FRAME_LEN: usize = ETH_LEN + IP_LEN + TCP_LEN;
+/// Length of a RST frame: Ethernet + IPv4 + TCP, none with options.
+pub const RST_FRAME_LEN: usize = ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN;
 /// Bytes in front of the quoted IP header in an ICMP answer: Ethernet + IPv4 + ICMP.
-pub const ICMP_PREFIX_LEN: usize = ETH_LEN + IP_LEN + ICMP_LEN;
+pub const ICMP_PREFIX_LEN: usize = ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + icmpv4::HEADER_LEN;
 
 /// A token bucket limiting the answers one core sends: `per_sec` tokens a second, at most
 /// `per_sec` stored (the burst), one per answer. Starts full. Kept in thousandths of a token so
@@ -142,7 +134,7 @@ struct Received {
 #[inline]
 fn received(data: &[u8], meta: &PacketMeta) -> Option<Received> {
     let l3 = meta.l3_offset as usize;
-    if l3 < ETH_LEN {
+    if l3 < ethernet::HEADER_LEN {
         return None;
     }
     let eth = EthernetFrame::new_checked(data).ok()?;
@@ -167,29 +159,45 @@ fn received(data: &[u8], meta: &PacketMeta) -> Option<Received> {
     })
 }
 
-/// Writes the Ethernet header of an answer at the start of `d`.
-#[inline]
-fn write_eth(d: &mut [u8], dst: &[u8; 6], src: &[u8; 6]) {
-    d[0..6].copy_from_slice(dst);
-    d[6..12].copy_from_slice(src);
-    d[12..14].copy_from_slice(&[0x08, 0x00]);
+impl Received {
+    /// The Ethernet header of the answer: back to the sender, from the receiving port.
+    fn eth(&self, port: &PortInfo) -> EthernetRepr {
+        EthernetRepr {
+            dst_addr: self.client_mac,
+            src_addr: port.mac,
+            ethertype: EtherType::IPV4,
+        }
+    }
+
+    /// The IPv4 header of the answer: alias to client, TOS 0, TTL 64.
+    fn ipv4(&self, proto: u8, payload_len: usize, df: bool) -> Ipv4Repr {
+        Ipv4Repr {
+            src_addr: self.alias,
+            dst_addr: self.client,
+            next_header: proto,
+            payload_len,
+            hop_limit: ANSWER_TTL,
+            dscp_ecn: 0,
+            dont_frag: df,
+        }
+    }
 }
 
-/// Writes the 20-byte IPv4 header of an answer (TOS 0, ident 0, TTL 64) with its checksum.
+/// Writes the Ethernet and IPv4 headers at the start of `frame` and returns what follows them.
 #[inline]
-fn write_ipv4(h: &mut [u8], total_len: u16, df: bool, proto: u8, src: Ipv4Addr, dst: Ipv4Addr) {
-    h[0] = 0x45;
-    h[1] = 0;
-    h[2..4].copy_from_slice(&total_len.to_be_bytes());
-    h[4..6].copy_from_slice(&[0, 0]);
-    h[6..8].copy_from_slice(&(if df { 0x4000u16 } else { 0 }).to_be_bytes());
-    h[8] = ANSWER_TTL;
-    h[9] = proto;
-    h[10..12].copy_from_slice(&[0, 0]);
-    h[12..16].copy_from_slice(&src.octets());
-    h[16..20].copy_from_slice(&dst.octets());
-    let c = checksum(&h[..IP_LEN]);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
+fn emit_eth_ipv4<'a>(
+    frame: &'a mut [u8],
+    eth: &EthernetRepr,
+    ip: &Ipv4Repr,
+    caps: &ChecksumCapabilities,
+) -> Option<&'a mut [u8]> {
+    eth.emit(&mut EthernetFrame::new_checked(&mut *frame).ok()?);
+    let rest = frame.get_mut(eth.buffer_len()..)?;
+    if rest.len() < ip.buffer_len() {
+        return None;
+    }
+    ip.emit_with(&mut Ipv4Packet::new_unchecked(&mut *rest), caps);
+    rest.get_mut(ip.buffer_len()..)
 }
 
 /// Turns `pkt` (classified as `meta`, received on `port`, to an in_noalias port) into its
@@ -197,7 +205,7 @@ fn write_ipv4(h: &mut [u8], total_len: u16, df: bool, proto: u8, src: Ipv4Addr, 
 /// token at `now_ms`. `Ok` means "transmit `pkt` on the port it came from"; `Err` carries the
 /// drop reason: [`DropReason::InNoalias`] when no answer is due or the limit is reached,
 /// [`DropReason::NoHeadroom`] when an ICMP answer does not fit. A token is taken only for an
-/// answer that is sent.
+/// answer that is sent. Checksums are computed as `caps` says (else left for the NIC).
 #[inline]
 pub fn refuse<B: PacketBuf>(
     pkt: &mut B,
@@ -205,13 +213,14 @@ pub fn refuse<B: PacketBuf>(
     port: &PortInfo,
     limiter: &mut RefusalLimiter,
     now_ms: u64,
+    caps: &ChecksumCapabilities,
 ) -> Result<(), DropReason> {
     let Some(rx) = received(pkt.data(), meta) else {
         return Err(DropReason::InNoalias);
     };
     match meta.key.proto {
-        protocol::TCP => refuse_tcp(pkt, &rx, port, limiter, now_ms),
-        protocol::UDP => refuse_udp(pkt, &rx, port, limiter, now_ms),
+        protocol::TCP => refuse_tcp(pkt, &rx, port, limiter, now_ms, caps),
+        protocol::UDP => refuse_udp(pkt, &rx, port, limiter, now_ms, caps),
         _ => Err(DropReason::InNoalias),
     }
 }
@@ -222,6 +231,7 @@ fn refuse_tcp<B: PacketBuf>(
     port: &PortInfo,
     limiter: &mut RefusalLimiter,
     now_ms: u64,
+    caps: &ChecksumCapabilities,
 ) -> Result<(), DropReason> {
     let d = pkt.data();
     let Some(ip) = d.get(rx.l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()) else {
@@ -259,7 +269,7 @@ fn refuse_tcp<B: PacketBuf>(
         window_len: 0,
     };
     // The RST (54 bytes) is never longer than what it answers: L2 ≥ 14, IPv4 ≥ 20, TCP ≥ 20.
-    let tag = rx.l3 - ETH_LEN;
+    let tag = rx.l3 - ethernet::HEADER_LEN;
     if d.len() < tag + RST_FRAME_LEN {
         return Err(DropReason::InNoalias);
     }
@@ -274,21 +284,20 @@ fn refuse_tcp<B: PacketBuf>(
     if extra > 0 && !pkt.trim(extra) {
         return Err(DropReason::InNoalias);
     }
+    let ip = rx.ipv4(protocol::TCP, repr.buffer_len(), true);
     let d = pkt.data_mut();
-    let Some(frame) = d.get_mut(..RST_FRAME_LEN) else {
+    let Some(seg) = d
+        .get_mut(..RST_FRAME_LEN)
+        .and_then(|frame| emit_eth_ipv4(frame, &rx.eth(port), &ip, caps))
+    else {
         return Err(DropReason::InNoalias);
     };
-    write_eth(frame, &rx.client_mac, &port.mac);
-    write_ipv4(
-        &mut frame[ETH_LEN..ETH_LEN + IP_LEN],
-        (IP_LEN + TCP_LEN) as u16,
-        true,
-        protocol::TCP,
+    repr.emit_with(
+        &mut TcpPacket::new_unchecked(seg),
         rx.alias,
         rx.client,
+        caps,
     );
-    let mut tcp = TcpPacket::new_unchecked(&mut frame[ETH_LEN + IP_LEN..]);
-    repr.emit(&mut tcp, rx.alias, rx.client);
     Ok(())
 }
 
@@ -298,6 +307,7 @@ fn refuse_udp<B: PacketBuf>(
     port: &PortInfo,
     limiter: &mut RefusalLimiter,
     now_ms: u64,
+    caps: &ChecksumCapabilities,
 ) -> Result<(), DropReason> {
     let d = pkt.data();
     let Some(ip) = d.get(rx.l3..).and_then(|b| Ipv4Packet::new_checked(b).ok()) else {
@@ -307,7 +317,7 @@ fn refuse_udp<B: PacketBuf>(
         return Err(DropReason::InNoalias);
     }
     // The quoted datagram: its IP header and the 8-byte UDP header, which it holds.
-    let quoted = rx.ihl + QUOTED_PAYLOAD;
+    let quoted = rx.ihl + ERROR_QUOTED_PAYLOAD;
     // The new headers end where the received IP header starts.
     let Some(grow) = ICMP_PREFIX_LEN.checked_sub(rx.l3) else {
         return Err(DropReason::InNoalias);
@@ -323,25 +333,19 @@ fn refuse_udp<B: PacketBuf>(
     if extra > 0 && !pkt.trim(extra) {
         return Err(DropReason::InNoalias);
     }
+    let icmp = Icmpv4Repr::DstUnreachable {
+        code: PORT_UNREACHABLE,
+    };
+    let ip = rx.ipv4(protocol::ICMP, icmp.buffer_len() + quoted, false);
     let d = pkt.data_mut();
-    let Some(frame) = d.get_mut(..frame_len) else {
+    let Some(msg) = d
+        .get_mut(..frame_len)
+        .and_then(|frame| emit_eth_ipv4(frame, &rx.eth(port), &ip, caps))
+    else {
         return Err(DropReason::InNoalias);
     };
-    write_eth(frame, &rx.client_mac, &port.mac);
-    write_ipv4(
-        &mut frame[ETH_LEN..ETH_LEN + IP_LEN],
-        (IP_LEN + ICMP_LEN + quoted) as u16,
-        false,
-        protocol::ICMP,
-        rx.alias,
-        rx.client,
-    );
-    let mut icmp = Icmpv4Packet::new_unchecked(&mut frame[ETH_LEN + IP_LEN..]);
-    icmp.set_msg_type(DST_UNREACHABLE);
-    icmp.set_msg_code(PORT_UNREACHABLE);
-    icmp.set_echo_ident(0); // "unused" (RFC 792), the same bytes as the echo identifier
-    icmp.set_echo_seq_no(0);
-    icmp.fill_checksum();
+    // The message buffer ends with the quoted datagram, so the checksum covers exactly it.
+    icmp.emit(&mut Icmpv4Packet::new_unchecked(msg), caps);
     Ok(())
 }
 
@@ -395,7 +399,8 @@ mod tests {
         let s = snap();
         let meta = classify(&s, 0, f).expect("classified");
         let mut b = VecBuf::with_headroom(f, headroom);
-        let r = refuse(&mut b, &meta, &s.ports[0], lim, 1000);
+        let caps = ChecksumCapabilities::software();
+        let r = refuse(&mut b, &meta, &s.ports[0], lim, 1000, &caps);
         (r, b.data().to_vec())
     }
 
@@ -436,6 +441,37 @@ mod tests {
                         0201 9c68 00000000 00000002 5014 0000 bc8f 0000");
         assert_eq!(out, want);
         assert_checksums(&out);
+    }
+
+    /// With TX checksum offload the RST carries what the NIC completes: 0 in the IPv4 header,
+    /// the pseudo-header sum in TCP; the rest is the same answer.
+    #[test]
+    fn rst_leaves_checksums_to_the_nic_when_it_offloads() {
+        use crate::wire::Checksum;
+        let f = frame(ALIAS, 6, 0x4000, &tcp(40040, 513, 1, 0, TCP_SYN, &[]));
+        let want = answer(&f);
+        let s = snap();
+        let meta = classify(&s, 0, &f).unwrap();
+        let mut b = VecBuf::with_headroom(&f, 128);
+        let caps = ChecksumCapabilities {
+            ipv4: Checksum::Rx,
+            tcp: Checksum::Rx,
+            ..ChecksumCapabilities::software()
+        };
+        let mut lim = RefusalLimiter::new(1);
+        assert_eq!(
+            refuse(&mut b, &meta, &s.ports[0], &mut lim, 0, &caps),
+            Ok(())
+        );
+        let out = b.data();
+        assert_eq!(&out[24..26], &[0, 0]);
+        let pseudo = checksum::fold(pseudo_header(ALIAS.into(), CLIENT.into(), 6, 20));
+        assert_eq!(&out[50..52], &pseudo.to_be_bytes());
+        assert_eq!((&out[..24], &out[26..50]), (&want[..24], &want[26..50]));
+        assert_eq!(
+            checksum::checksum(&out[34..]).to_be_bytes(),
+            [want[50], want[51]]
+        );
     }
 
     #[test]

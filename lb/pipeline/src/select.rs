@@ -38,6 +38,7 @@
 
 use crate::classify::{PacketMeta, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::conntrack::{ConnTable, InsertOutcome};
+use crate::hash::FlowHashKey;
 use crate::snapshot::{MemberId, ServiceMode, Snapshot};
 use crate::verdict::{CoreCounters, DropReason};
 use crate::wire::ipv4::protocol;
@@ -78,8 +79,19 @@ impl Selector {
     /// A selector with a table of `conn_capacity` entries (rounded up, see [`ConnTable::new`])
     /// and cursors for `snapshot`'s aliases.
     pub fn new(conn_capacity: usize, timeouts: Timeouts, snapshot: &Snapshot) -> Self {
+        Self::with_hash_key(conn_capacity, timeouts, snapshot, FlowHashKey::FIXED)
+    }
+
+    /// [`new`](Self::new) with the connection table keyed by `key` (see
+    /// [`ConnTable::with_key`]); `PacketMeta::hash` must be computed with the same key.
+    pub fn with_hash_key(
+        conn_capacity: usize,
+        timeouts: Timeouts,
+        snapshot: &Snapshot,
+        key: FlowHashKey,
+    ) -> Self {
         Selector {
-            conns: ConnTable::new(conn_capacity),
+            conns: ConnTable::with_key(conn_capacity, key),
             cursors: vec![0; snapshot.cursor_count()],
             timeouts,
             sink: 0,

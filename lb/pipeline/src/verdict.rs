@@ -99,7 +99,8 @@ drop_reasons! {
     NoHeadroom = "no_headroom",
     /// The encapsulated packet would exceed the egress port's MTU.
     TooBig = "too_big",
-    /// The control thread's punt queue was full.
+    /// The control thread's queue for the packet's punt reason was full (per reason in
+    /// [`CoreCounters::punt_dropped`]).
     PuntQueueFull = "punt_queue_full",
     /// The egress port's transmit queue was full.
     TxFull = "tx_full",
@@ -126,6 +127,9 @@ pub struct CoreCounters {
     pub drops: [AtomicU64; DropReason::COUNT],
     /// Punts by reason, indexed by `PuntReason as usize`.
     pub punts: [AtomicU64; PuntReason::COUNT],
+    /// Punted packets dropped because the control thread's queue for their reason was full,
+    /// indexed by `PuntReason as usize` (each also counts in `drops[PuntQueueFull]`).
+    pub punt_dropped: [AtomicU64; PuntReason::COUNT],
     /// Packets forwarded to each member, indexed by `MemberId`.
     pub member_packets: Box<[AtomicU64]>,
     /// New flows (connection-table inserts, or in_multi UDP datagrams) per member.
@@ -148,6 +152,7 @@ impl CoreCounters {
             refusals_sent: AtomicU64::new(0),
             drops: core::array::from_fn(|_| AtomicU64::new(0)),
             punts: core::array::from_fn(|_| AtomicU64::new(0)),
+            punt_dropped: core::array::from_fn(|_| AtomicU64::new(0)),
             member_packets: zeros(max_members),
             member_flows: zeros(max_members),
             conn_hits: AtomicU64::new(0),
@@ -177,6 +182,19 @@ impl CoreCounters {
     pub fn drops_for(&self, reason: DropReason) -> u64 {
         Self::get(&self.drops[reason as usize])
     }
+
+    /// Counts one punted packet dropped on a full queue for `reason`: per reason and in the
+    /// `PuntQueueFull` total.
+    #[inline]
+    pub fn punt_drop(&self, reason: PuntReason) {
+        Self::add(&self.punt_dropped[reason as usize], 1);
+        self.drop(DropReason::PuntQueueFull);
+    }
+
+    /// Punted packets dropped on a full queue for `reason`.
+    pub fn punt_dropped_for(&self, reason: PuntReason) -> u64 {
+        Self::get(&self.punt_dropped[reason as usize])
+    }
 }
 
 #[cfg(test)]
@@ -203,5 +221,9 @@ mod tests {
         assert_eq!(c.drops_for(DropReason::Fragment), 2);
         assert_eq!(c.drops_for(DropReason::Truncated), 0);
         assert_eq!(CoreCounters::get(&c.member_flows[3]), 5);
+        c.punt_drop(PuntReason::MemberAdvert);
+        assert_eq!(c.punt_dropped_for(PuntReason::MemberAdvert), 1);
+        assert_eq!(c.punt_dropped_for(PuntReason::Arp), 0);
+        assert_eq!(c.drops_for(DropReason::PuntQueueFull), 1);
     }
 }

@@ -9,12 +9,14 @@
 use std::sync::Arc;
 
 use crate::buf::PacketBuf;
-use crate::classify::{classify, PacketMeta};
+use crate::classify::{classify_with, ClassifyConfig, PacketMeta};
 use crate::encap::encap;
+use crate::hash::FlowHashKey;
 use crate::refuse::{refuse, RefusalLimiter};
 use crate::select::{Selection, Selector, Timeouts};
 use crate::snapshot::{PortId, Snapshot};
 use crate::verdict::{CoreCounters, DropReason, Verdict};
+use crate::wire::checksum::ChecksumCapabilities;
 use crate::BURST;
 
 /// Per-core pipeline settings.
@@ -38,6 +40,15 @@ pub struct PipelineConfig {
     /// kernel's `icmp_ratelimit`); refusals over the limit are dropped and counted as
     /// `in_noalias`. 0 never answers. Default 100.
     pub refusals_per_sec: u32,
+    /// Which checksums the pipeline verifies on receive (classify: the IPv4 header) and
+    /// computes on transmit (encap's outer IPv4 header, refuse's IPv4/TCP/ICMP); the rest is
+    /// the NIC's (offload). Default: all in software, except that a `cfg(fuzzing)` build
+    /// verifies nothing on receive ([`ChecksumCapabilities::default`]).
+    pub checksum: ChecksumCapabilities,
+    /// The secret key of the flow hash that places flows in the connection table (issue 7:
+    /// unkeyed, flows can be precomputed to evict chosen connections). Default
+    /// [`FlowHashKey::FIXED`], for tests; aliasd sets [`FlowHashKey::random`] at every start.
+    pub hash_key: FlowHashKey,
 }
 
 impl Default for PipelineConfig {
@@ -48,6 +59,8 @@ impl Default for PipelineConfig {
             tcp_closing_ms: 10_000,
             max_members: 1024,
             refusals_per_sec: 100,
+            checksum: ChecksumCapabilities::default(),
+            hash_key: FlowHashKey::FIXED,
         }
     }
 }
@@ -56,6 +69,13 @@ impl PipelineConfig {
     /// Counters sized for this configuration.
     pub fn new_counters(&self) -> CoreCounters {
         CoreCounters::new(self.max_members)
+    }
+
+    fn classify(&self) -> ClassifyConfig {
+        ClassifyConfig {
+            checksum: self.checksum,
+            hash_key: self.hash_key,
+        }
     }
 
     fn timeouts(&self) -> Timeouts {
@@ -72,6 +92,7 @@ pub struct Pipeline {
     counters: Arc<CoreCounters>,
     selector: Selector,
     refusals: RefusalLimiter,
+    classify: ClassifyConfig,
     meta: [PacketMeta; BURST],
 }
 
@@ -87,12 +108,14 @@ impl core::fmt::Debug for Pipeline {
 impl Pipeline {
     /// A pipeline for one core. Allocates the connection table.
     pub fn new(cfg: &PipelineConfig, snapshot: Arc<Snapshot>, counters: Arc<CoreCounters>) -> Self {
-        let selector = Selector::new(cfg.conn_capacity, cfg.timeouts(), &snapshot);
+        let selector =
+            Selector::with_hash_key(cfg.conn_capacity, cfg.timeouts(), &snapshot, cfg.hash_key);
         Pipeline {
             snapshot,
             counters,
             selector,
             refusals: RefusalLimiter::new(cfg.refusals_per_sec),
+            classify: cfg.classify(),
             meta: [PacketMeta::default(); BURST],
         }
     }
@@ -162,6 +185,8 @@ impl Pipeline {
         let snap: &Snapshot = &self.snapshot;
         let counters: &CoreCounters = &self.counters;
         let meta = &mut self.meta;
+        let rx_cfg = &self.classify;
+        let caps = &self.classify.checksum;
         let mut live: u32 = 0;
         // Packets select refused (to in_noalias ports), for stage 4.
         let mut refused: u32 = 0;
@@ -174,7 +199,7 @@ impl Pipeline {
             if let Some(next) = pkts.get(i + 1) {
                 next.prefetch();
             }
-            match classify(snap, rx_port, pkts[i].data()) {
+            match classify_with(rx_cfg, snap, rx_port, pkts[i].data()) {
                 Ok(m) => {
                     meta[i] = m;
                     live |= 1 << i;
@@ -225,7 +250,7 @@ impl Pipeline {
                 verdicts[i] = Verdict::Drop(DropReason::NoMember);
                 continue;
             };
-            verdicts[i] = match encap(&mut pkts[i], m, member, port) {
+            verdicts[i] = match encap(&mut pkts[i], m, member, port, caps) {
                 Ok(p) => {
                     if let Some(c) = counters.member_packets.get(m.member.0 as usize) {
                         CoreCounters::add(c, 1);
@@ -246,7 +271,15 @@ impl Pipeline {
                 verdicts[i] = Verdict::Drop(DropReason::WrongPort);
                 continue;
             };
-            verdicts[i] = match refuse(&mut pkts[i], &meta[i], port, &mut self.refusals, now_ms) {
+            let refused = refuse(
+                &mut pkts[i],
+                &meta[i],
+                port,
+                &mut self.refusals,
+                now_ms,
+                caps,
+            );
+            verdicts[i] = match refused {
                 Ok(()) => {
                     CoreCounters::add(&counters.refusals_sent, 1);
                     Verdict::Forward(rx_port)

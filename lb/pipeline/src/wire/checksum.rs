@@ -3,8 +3,92 @@
 //! Partial sums are `u32` values congruent (mod 0xffff) to the one's complement sum; combine them
 //! with [`combine`], finish with [`fold`] and complement (or call [`checksum`] for one slice).
 //! Nothing here panics or allocates.
+//!
+//! [`ChecksumCapabilities`] says, per protocol, whether software verifies a checksum on receive
+//! and computes it on transmit, or leaves that to someone else (the NIC's offload, or nobody).
+//! It is the one place where two decisions live: a NIC that offloads checksums (the DPDK port
+//! then asks for a [`Checksum::Rx`] set, so the pipeline stops computing what the NIC fills in),
+//! and the fuzz bypass: under `cfg(fuzzing)` [`ChecksumCapabilities::default`] verifies nothing
+//! on receive, so that mutated frames get past the IPv4 header checksum. Tests and aliasd builds
+//! never set `cfg(fuzzing)`.
 
 use core::net::Ipv4Addr;
+
+/// Who handles one kind of checksum in software: on receive (verify), on transmit (compute),
+/// both or neither.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Checksum {
+    /// Verified on receive and computed on transmit.
+    #[default]
+    Both,
+    /// Verified on receive; on transmit left for the NIC (see [`Checksum::tx`]).
+    Rx,
+    /// Computed on transmit; not verified on receive (the NIC did, or nobody needs to).
+    Tx,
+    /// Neither.
+    None,
+}
+
+impl Checksum {
+    /// Whether received checksums are verified in software.
+    pub const fn rx(self) -> bool {
+        matches!(self, Checksum::Both | Checksum::Rx)
+    }
+
+    /// Whether transmitted checksums are computed in software. When not, emitters leave the
+    /// field as DPDK's TX checksum offload wants it: 0 for the IPv4 header, the pseudo-header
+    /// sum (not complemented) for TCP and UDP, 0 for ICMP (which NICs do not offload: only set
+    /// this for ICMP when something else fills it in).
+    pub const fn tx(self) -> bool {
+        matches!(self, Checksum::Both | Checksum::Tx)
+    }
+}
+
+/// Per-protocol [`Checksum`] settings: one value for the whole pipeline (in its config),
+/// consulted by classify on receive and by encap and refuse on transmit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChecksumCapabilities {
+    /// The IPv4 header checksum.
+    pub ipv4: Checksum,
+    pub tcp: Checksum,
+    pub udp: Checksum,
+    pub icmpv4: Checksum,
+}
+
+impl ChecksumCapabilities {
+    /// Everything verified and computed in software (the default outside fuzzing).
+    pub const fn software() -> Self {
+        ChecksumCapabilities {
+            ipv4: Checksum::Both,
+            tcp: Checksum::Both,
+            udp: Checksum::Both,
+            icmpv4: Checksum::Both,
+        }
+    }
+
+    /// Nothing verified on receive, everything computed on transmit: what a fuzzer needs to
+    /// reach past the checksums of mutated input while still checking what is sent.
+    pub const fn no_rx_verification() -> Self {
+        ChecksumCapabilities {
+            ipv4: Checksum::Tx,
+            tcp: Checksum::Tx,
+            udp: Checksum::Tx,
+            icmpv4: Checksum::Tx,
+        }
+    }
+}
+
+impl Default for ChecksumCapabilities {
+    /// [`software`](Self::software), except when built with `--cfg fuzzing` (cargo-fuzz):
+    /// [`no_rx_verification`](Self::no_rx_verification). This is the crate's only fuzz bypass.
+    fn default() -> Self {
+        if cfg!(fuzzing) {
+            Self::no_rx_verification()
+        } else {
+            Self::software()
+        }
+    }
+}
 
 /// Reduces a 64-bit accumulator to 32 bits without changing its value mod 0xffff
 /// (2^32 ≡ 1 mod 0xffff).
@@ -68,6 +152,22 @@ pub fn combine(sums: &[u32]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities() {
+        use Checksum::*;
+        let rx: Vec<bool> = [Both, Rx, Tx, None].iter().map(|c| c.rx()).collect();
+        let tx: Vec<bool> = [Both, Rx, Tx, None].iter().map(|c| c.tx()).collect();
+        assert_eq!(rx, [true, true, false, false]);
+        assert_eq!(tx, [true, false, true, false]);
+        // Tests are not built with cfg(fuzzing): the default verifies and computes everything.
+        assert_eq!(
+            ChecksumCapabilities::default(),
+            ChecksumCapabilities::software()
+        );
+        let f = ChecksumCapabilities::no_rx_verification();
+        assert!(!f.ipv4.rx() && f.ipv4.tx() && !f.tcp.rx() && f.icmpv4.tx());
+    }
 
     #[test]
     fn rfc1071_example() {

@@ -38,6 +38,9 @@ impl EtherType {
 /// Length of the untagged Ethernet header (also [`EthernetFrame::HEADER_LEN`]).
 pub const HEADER_LEN: usize = 14;
 
+/// Length of an 802.1Q tag (TPID + TCI).
+pub const VLAN_TAG_LEN: usize = 4;
+
 mod field {
     use super::{Field, Rest};
     pub const DESTINATION: Field = 0..6;
@@ -167,6 +170,21 @@ impl EthernetRepr {
         frame.set_src_addr(self.src_addr);
         frame.set_ethertype(self.ethertype);
     }
+}
+
+/// Removes the 802.1Q tag of a frame with one, in place, the way a buffer with headroom wants
+/// it: the MAC addresses move forward over the tag, so that the untagged frame starts
+/// [`VLAN_TAG_LEN`] bytes into `frame` (the caller then drops those bytes from the front). The
+/// EtherType after the tag becomes the frame's. Does not look at the TPID ([`parse_l2`] has).
+///
+/// # Errors
+/// `Truncated` if `frame` is shorter than a tagged header; nothing is written then.
+pub fn remove_vlan_tag(frame: &mut [u8]) -> Result<(), WireError> {
+    if frame.len() < field::VLAN_ETHERTYPE.end {
+        return Err(WireError::Truncated);
+    }
+    frame.copy_within(field::DESTINATION.start..field::SOURCE.end, VLAN_TAG_LEN);
+    Ok(())
 }
 
 /// Where the L3 header of a frame starts and what it is.
@@ -339,6 +357,17 @@ pub(crate) mod tests {
         let mut b = TAGGED_BYTES;
         b[12..14].copy_from_slice(&EtherType::QINQ.to_be_bytes());
         assert_eq!(parse_l2(&b), Err(WireError::Malformed));
+    }
+
+    #[test]
+    fn remove_vlan_tag_moves_the_addresses_over_the_tag() {
+        let mut b = TAGGED_BYTES;
+        remove_vlan_tag(&mut b).unwrap();
+        assert_eq!(&b[VLAN_TAG_LEN..], &FRAME_BYTES[..]);
+        assert_eq!(
+            remove_vlan_tag(&mut [0u8; 17][..]),
+            Err(WireError::Truncated)
+        );
     }
 
     #[test]

@@ -10,8 +10,9 @@ use std::net::Ipv4Addr;
 use std::vec;
 
 use super::arp::{ArpPacket, ArpRepr};
+use super::checksum::ChecksumCapabilities;
 use super::ethernet::{parse_l2, EthernetFrame, EthernetRepr};
-use super::icmpv4::Icmpv4Packet;
+use super::icmpv4::{Icmpv4Packet, Icmpv4Repr};
 use super::ipv4::{Ipv4Packet, Ipv4Repr};
 use super::tcp::{TcpPacket, TcpRepr};
 use super::udp::{UdpPacket, UdpRepr};
@@ -232,7 +233,7 @@ fn ipv4(data: &[u8]) {
     }
     assert_eq!(copy, data);
     let Ok(repr) = Ipv4Repr::parse(&p) else {
-        assert!(!cfg!(fuzzing) && !p.verify_checksum());
+        assert!(ChecksumCapabilities::default().ipv4.rx() && !p.verify_checksum());
         return;
     };
     let mut out = vec![0u8; repr.buffer_len() + repr.payload_len];
@@ -363,6 +364,16 @@ fn icmpv4(data: &[u8]) {
             assert_eq!(copy, data);
         }
     }
+    let caps = ChecksumCapabilities::software();
+    let Ok(repr) = Icmpv4Repr::parse_with(&p, &ChecksumCapabilities::no_rx_verification()) else {
+        return;
+    };
+    let mut out = data.to_vec();
+    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut out[..]), &caps);
+    let q = Icmpv4Packet::new_checked(&out[..]).unwrap();
+    assert!(q.verify_checksum());
+    assert_eq!(Icmpv4Repr::parse_with(&q, &caps), Ok(repr));
+    assert_eq!(q.data(), p.data());
 }
 
 fn vxlan(data: &[u8]) {

@@ -4,7 +4,7 @@
 //! **Contract:** after [`Icmpv4Packet::new_checked`] returns `Ok`, no accessor panics: the buffer
 //! holds at least 8 bytes. The checksum covers the whole buffer.
 
-use super::checksum;
+use super::checksum::{self, ChecksumCapabilities};
 use super::{get_u16, set_u16, Field, Rest, WireError};
 
 /// Length of the ICMP header (also [`Icmpv4Packet::HEADER_LEN`]).
@@ -16,6 +16,13 @@ pub const ECHO_REPLY: u8 = 0;
 pub const DST_UNREACHABLE: u8 = 3;
 /// Message type: echo request.
 pub const ECHO_REQUEST: u8 = 8;
+
+/// Destination-unreachable code: port unreachable.
+pub const PORT_UNREACHABLE: u8 = 3;
+
+/// Bytes of the offending datagram's payload that an error message quotes after its IP header
+/// (RFC 792; RFC 1812 allows more, hosts send this much).
+pub const ERROR_QUOTED_PAYLOAD: usize = 8;
 
 mod field {
     use super::{Field, Rest};
@@ -129,6 +136,93 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
     }
 }
 
+/// The ICMP messages clua reads and writes. The message data (echo data, or the quoted
+/// datagram of an error) is the caller's: it follows the 8-byte header in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Icmpv4Repr {
+    EchoRequest {
+        ident: u16,
+        seq_no: u16,
+    },
+    EchoReply {
+        ident: u16,
+        seq_no: u16,
+    },
+    /// Destination unreachable (type 3) with its code ([`PORT_UNREACHABLE`], ...); the
+    /// second word is unused (zero).
+    DstUnreachable {
+        code: u8,
+    },
+}
+
+impl Icmpv4Repr {
+    /// Reads the header with [`ChecksumCapabilities::default`]; see
+    /// [`parse_with`](Self::parse_with).
+    pub fn parse<T: AsRef<[u8]>>(packet: &Icmpv4Packet<T>) -> Result<Self, WireError> {
+        Self::parse_with(packet, &ChecksumCapabilities::default())
+    }
+
+    /// Reads the header.
+    ///
+    /// # Errors
+    /// `Truncated` for fewer than 8 bytes; `Malformed` for a bad checksum (verified over the
+    /// whole buffer only if `caps.icmpv4.rx()`) or a message type other than the three above.
+    pub fn parse_with<T: AsRef<[u8]>>(
+        packet: &Icmpv4Packet<T>,
+        caps: &ChecksumCapabilities,
+    ) -> Result<Self, WireError> {
+        packet.check_len()?;
+        if caps.icmpv4.rx() && !packet.verify_checksum() {
+            return Err(WireError::Malformed);
+        }
+        let (ident, seq_no) = (packet.echo_ident(), packet.echo_seq_no());
+        match packet.msg_type() {
+            ECHO_REQUEST => Ok(Icmpv4Repr::EchoRequest { ident, seq_no }),
+            ECHO_REPLY => Ok(Icmpv4Repr::EchoReply { ident, seq_no }),
+            DST_UNREACHABLE => Ok(Icmpv4Repr::DstUnreachable {
+                code: packet.msg_code(),
+            }),
+            _ => Err(WireError::Malformed),
+        }
+    }
+
+    /// 8.
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// 8: the header only (the data is the caller's).
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the header and, if `caps.icmpv4.tx()`, the checksum over the whole buffer (else
+    /// 0), so the data must already be in place and the buffer must end where the message ends.
+    /// The packet must hold at least 8 bytes.
+    #[inline]
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Icmpv4Packet<T>,
+        caps: &ChecksumCapabilities,
+    ) {
+        let (msg_type, code, ident, seq_no) = match *self {
+            Icmpv4Repr::EchoRequest { ident, seq_no } => (ECHO_REQUEST, 0, ident, seq_no),
+            Icmpv4Repr::EchoReply { ident, seq_no } => (ECHO_REPLY, 0, ident, seq_no),
+            // RFC 792: the second word of an error is "unused" (zero).
+            Icmpv4Repr::DstUnreachable { code } => (DST_UNREACHABLE, code, 0, 0),
+        };
+        packet.set_msg_type(msg_type);
+        packet.set_msg_code(code);
+        packet.set_echo_ident(ident);
+        packet.set_echo_seq_no(seq_no);
+        if caps.icmpv4.tx() {
+            packet.fill_checksum();
+        } else {
+            packet.set_checksum(0);
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -175,6 +269,49 @@ pub(crate) mod tests {
         assert!(p.verify_checksum());
         assert_eq!(p.checksum(), 0x5c35);
         assert_eq!(DST_UNREACHABLE, 3);
+    }
+
+    #[test]
+    fn repr_round_trip_and_exact_bytes() {
+        let caps = ChecksumCapabilities::software();
+        let p = Icmpv4Packet::new_checked(&IPV4_ECHO_BYTES[20..]).unwrap();
+        let repr = Icmpv4Repr::parse(&p).unwrap();
+        assert_eq!(
+            repr,
+            Icmpv4Repr::EchoRequest {
+                ident: 0x1234,
+                seq_no: 1
+            }
+        );
+        let mut out = [0xaau8; 16];
+        out[8..].copy_from_slice(b"abcdefgh");
+        repr.emit(&mut Icmpv4Packet::new_unchecked(&mut out[..]), &caps);
+        assert_eq!(out, IPV4_ECHO_BYTES[20..]);
+
+        // Port unreachable quoting 8 bytes: 03 03, checksum, zero word (checksum by python3).
+        let mut err = [0xffu8; 16];
+        err[8..].copy_from_slice(&[0x45, 0, 0, 0x1c, 0, 0, 0, 0]);
+        let repr = Icmpv4Repr::DstUnreachable {
+            code: PORT_UNREACHABLE,
+        };
+        repr.emit(&mut Icmpv4Packet::new_unchecked(&mut err[..]), &caps);
+        assert_eq!(&err[..8], &[3, 3, 0xb7, 0xe0, 0, 0, 0, 0]);
+        let p = Icmpv4Packet::new_checked(&err[..]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(Icmpv4Repr::parse(&p), Ok(repr));
+
+        // A bad checksum is refused unless receive verification is off; unknown types always.
+        err[2] ^= 1;
+        let p = Icmpv4Packet::new_checked(&err[..]).unwrap();
+        assert_eq!(Icmpv4Repr::parse(&p), Err(WireError::Malformed));
+        let no_rx = ChecksumCapabilities::no_rx_verification();
+        assert_eq!(Icmpv4Repr::parse_with(&p, &no_rx), Ok(repr));
+        err[0] = 11;
+        let p = Icmpv4Packet::new_checked(&err[..]).unwrap();
+        assert_eq!(
+            Icmpv4Repr::parse_with(&p, &no_rx),
+            Err(WireError::Malformed)
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::checksum;
+use super::checksum::{self, ChecksumCapabilities};
 use super::{get_ipv4, get_u16, set_u16, Field, WireError};
 
 /// Length of a header without options (also [`Ipv4Packet::MIN_HEADER_LEN`]).
@@ -280,10 +280,18 @@ impl Ipv4Repr {
     ///
     /// # Errors
     /// Whatever [`Ipv4Packet::check_len`] returns, and `Malformed` for a bad header checksum
-    /// (not checked under `cfg(fuzzing)`).
+    /// when [`ChecksumCapabilities::default`] verifies it (not under `cfg(fuzzing)`).
     pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Result<Self, WireError> {
+        Self::parse_with(packet, &ChecksumCapabilities::default())
+    }
+
+    /// [`parse`](Self::parse), verifying the header checksum only if `caps.ipv4.rx()`.
+    pub fn parse_with<T: AsRef<[u8]>>(
+        packet: &Ipv4Packet<T>,
+        caps: &ChecksumCapabilities,
+    ) -> Result<Self, WireError> {
         packet.check_len()?;
-        if !cfg!(fuzzing) && !packet.verify_checksum() {
+        if caps.ipv4.rx() && !packet.verify_checksum() {
             return Err(WireError::Malformed);
         }
         Ok(Ipv4Repr {
@@ -311,6 +319,17 @@ impl Ipv4Repr {
     /// `20 + payload_len`) and its checksum; the payload is left alone. The packet must hold at
     /// least 20 bytes; `payload_len` must be at most 65515.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv4Packet<T>) {
+        self.emit_with(packet, &ChecksumCapabilities::default());
+    }
+
+    /// [`emit`](Self::emit), computing the checksum only if `caps.ipv4.tx()` (else the field is
+    /// 0, for the NIC's IPv4 checksum offload).
+    #[inline]
+    pub fn emit_with<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Ipv4Packet<T>,
+        caps: &ChecksumCapabilities,
+    ) {
         packet.set_version(4);
         packet.set_header_len(MIN_HEADER_LEN as u8);
         packet.set_dscp_ecn(self.dscp_ecn);
@@ -322,7 +341,11 @@ impl Ipv4Repr {
         packet.set_next_header(self.next_header);
         packet.set_src_addr(self.src_addr);
         packet.set_dst_addr(self.dst_addr);
-        packet.fill_checksum();
+        if caps.ipv4.tx() {
+            packet.fill_checksum();
+        } else {
+            packet.set_checksum(0);
+        }
     }
 }
 
@@ -408,6 +431,23 @@ pub(crate) mod tests {
         let p = Ipv4Packet::new_checked(&b[..]).unwrap();
         assert!(!p.verify_checksum());
         assert_eq!(Ipv4Repr::parse(&p), Err(WireError::Malformed));
+        // Unless the checksum is someone else's to verify.
+        let caps = ChecksumCapabilities::no_rx_verification();
+        assert_eq!(Ipv4Repr::parse_with(&p, &caps), Ok(syn_repr()));
+    }
+
+    #[test]
+    fn emit_without_tx_checksum_leaves_zero() {
+        let mut bytes = [0xffu8; 20];
+        let caps = ChecksumCapabilities {
+            ipv4: super::super::Checksum::Rx,
+            ..ChecksumCapabilities::software()
+        };
+        syn_repr().emit_with(&mut Ipv4Packet::new_unchecked(&mut bytes[..]), &caps);
+        let mut want = [0u8; 20];
+        want.copy_from_slice(&SYN_BYTES[..20]);
+        want[10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(bytes, want);
     }
 
     #[test]

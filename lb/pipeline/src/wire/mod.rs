@@ -16,8 +16,11 @@
 //! `set_header_len`/`set_total_len`/`set_len`; re-check before reading again). Nothing here
 //! allocates.
 //!
-//! Checksums: [`ipv4::Ipv4Repr::parse`] rejects a bad header checksum, except when the crate is
-//! built with `--cfg fuzzing` (as cargo-fuzz does) so that the fuzzer can reach past it.
+//! Checksums: whether a `Repr` verifies a checksum when parsing and computes it when emitting is
+//! decided by a [`ChecksumCapabilities`] (`parse_with` / `emit_with`; `parse` / `emit` use
+//! [`ChecksumCapabilities::default`]). That default is where the fuzz bypass lives: built with
+//! `--cfg fuzzing` (as cargo-fuzz does) it verifies nothing on receive, so that the fuzzer can
+//! reach past the IPv4 header checksum.
 // `cfg(fuzzing)` is set by cargo-fuzz, not by Cargo, so it is not in rustc's list of known cfgs.
 #![allow(unexpected_cfgs)]
 
@@ -37,11 +40,12 @@ pub mod vxlan;
 pub mod fuzz;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use checksum::{Checksum, ChecksumCapabilities};
 pub use ethernet::{
     is_broadcast, is_multicast, parse_l2, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     L2Info, BROADCAST,
 };
-pub use icmpv4::Icmpv4Packet;
+pub use icmpv4::{Icmpv4Packet, Icmpv4Repr};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use tcp::{TcpFlags, TcpPacket, TcpRepr};
 pub use udp::{UdpPacket, UdpRepr};

@@ -7,7 +7,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::checksum;
+use super::checksum::{self, ChecksumCapabilities};
 use super::ipv4::protocol;
 use super::{get_u16, get_u32, set_u16, set_u32, Field, WireError};
 
@@ -307,6 +307,19 @@ impl TcpRepr {
         src: Ipv4Addr,
         dst: Ipv4Addr,
     ) {
+        self.emit_with(packet, src, dst, &ChecksumCapabilities::default());
+    }
+
+    /// [`emit`](Self::emit), computing the checksum only if `caps.tcp.tx()`; otherwise the field
+    /// holds the pseudo-header sum, which is what a NIC's TCP checksum offload completes.
+    #[inline]
+    pub fn emit_with<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut TcpPacket<T>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        caps: &ChecksumCapabilities,
+    ) {
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
         packet.set_seq_number(self.seq_number);
@@ -315,7 +328,13 @@ impl TcpRepr {
         packet.set_flags(self.flags);
         packet.set_window_len(self.window_len);
         packet.set_urgent_at(0);
-        packet.fill_checksum(src, dst);
+        if caps.tcp.tx() {
+            packet.fill_checksum(src, dst);
+        } else {
+            let len = packet.buffer.as_ref().len() as u16;
+            let pseudo = checksum::pseudo_header(src, dst, protocol::TCP, len);
+            packet.set_checksum(checksum::fold(pseudo));
+        }
     }
 }
 
@@ -366,6 +385,26 @@ pub(crate) mod tests {
         assert_eq!(repr.buffer_len(), 20);
         repr.emit(&mut TcpPacket::new_unchecked(&mut out[..]), CLIENT, ALIAS);
         assert_eq!(out, SYN_BYTES[20..]);
+    }
+
+    /// With TX offload the field holds the pseudo-header sum; what the NIC then computes over
+    /// the segment alone (RFC 1071 over the bytes, field included) is the software checksum.
+    #[test]
+    fn emit_for_tx_offload_leaves_the_pseudo_header_sum() {
+        let caps = ChecksumCapabilities {
+            tcp: super::super::Checksum::Rx,
+            ..ChecksumCapabilities::software()
+        };
+        let mut out = [0u8; 20];
+        syn_repr().emit_with(
+            &mut TcpPacket::new_unchecked(&mut out[..]),
+            CLIENT,
+            ALIAS,
+            &caps,
+        );
+        assert_eq!(&out[..16], &SYN_BYTES[20..36]);
+        let nic = checksum::checksum(&out);
+        assert_eq!(nic.to_be_bytes(), [SYN_BYTES[36], SYN_BYTES[37]]);
     }
 
     #[test]

@@ -99,6 +99,12 @@ pub fn topology_with(generation: u64, up: [bool; 4], web: Vec<AliasMember>) -> S
             Ipv4Addr::new(198, 51, 100, 102),
             vec![am(3, 1)],
         ),
+        // Routed for, joined by no member (CA2): new flows to it are no_member.
+        (
+            "spare".to_string(),
+            Ipv4Addr::new(198, 51, 100, 103),
+            vec![],
+        ),
     ];
     let services = [
         ServiceSpec {
@@ -139,6 +145,8 @@ pub const WEB: [u8; 4] = [198, 51, 100, 100];
 pub const TUN: [u8; 4] = [198, 51, 100, 101];
 /// The vx alias.
 pub const VX: [u8; 4] = [198, 51, 100, 102];
+/// The spare alias (no members).
+pub const SPARE: [u8; 4] = [198, 51, 100, 103];
 
 pub const FIN: u8 = 0x01;
 pub const SYN: u8 = 0x02;

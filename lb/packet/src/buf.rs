@@ -1,4 +1,4 @@
-//! The packet-buffer trait the pipeline works on, and a heap-backed implementation.
+//! The packet-buffer trait the data plane works on, and a heap-backed implementation.
 
 /// A packet in a buffer with headroom in front of it, like a DPDK mbuf.
 ///
