@@ -565,12 +565,10 @@ pub struct AdvertRepr {
     pub ports: Vec<(Proto, u16)>,
 }
 
-/// Whether `s` is a valid node name: 1..=64 bytes of `[A-Za-z0-9._-]`.
+/// Whether `s` is a valid node name: a member name by [`crate::name::validate_name`] (1..=64
+/// bytes of `[A-Za-z0-9._-]`, starting with a letter or digit).
 pub fn is_node_name(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.len() <= NODE_LEN
-        && s.iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    crate::name::validate_name(s).is_ok()
 }
 
 fn proto_from_number(n: u8) -> Option<Proto> {

@@ -10,9 +10,14 @@
 //! cluamgr --register PORT/PROTO[,option]...
 //! ```
 //!
-//! Exactly one primary flag per call (seed README). A flag's value may be the next argument
-//! (`-a alias=x,join`) or, getopt style, attached to a one-letter flag (`-aalias=x,join`) or
-//! joined with `=` to a long flag (`--member=m1`). [`Command`] is what travels as JSON over
+//! Exactly one primary flag per call (seed README), enforced by clap's `primary` argument group
+//! ([`CommandArgs`]); each flag's value is parsed by its own value parser into a typed value
+//! (`-a`'s option list into [`AliasList`], `-r`'s into [`RouterList`], `--register`'s into
+//! [`Registration`], `--member` by [`crate::name::validate_name`]). A flag's value may be the
+//! next argument (`-a alias=x,join`) or, getopt style, attached to a one-letter flag
+//! (`-aalias=x,join`) or joined with `=` to a long flag (`--member=m1`); `-f` and `-h` take no
+//! value and do not cluster. The same definition parses cluamgr's argv, clu_alias.config lines
+//! and the member agent's commands ([`parse_args`]). [`Command`] is what travels as JSON over
 //! aliasd's socket; the CLI turns `-F FILE` into an absolute path before sending it.
 //!
 //! `-F FILE --check` is the CLI's local validation mode; see [`parse_invocation`].
@@ -22,7 +27,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Proto, ServiceOptions, RPRI_RANGE, SELP_RANGE, SELW_RANGE};
+use crate::model::{Proto, ServiceOptionError, ServiceOptions, RPRI_RANGE, SELP_RANGE, SELW_RANGE};
 use crate::services::{parse_port_proto, PortProtoError};
 
 /// The alias a `-a` or `-s` names.
@@ -201,6 +206,8 @@ impl Command {
                     v.push(m.clone());
                 }
             }
+            // A path that starts with `-` would read as a flag: attach it (`-F-x`).
+            Command::LoadServices { path } if path.starts_with('-') => v[0] = format!("-F{path}"),
             Command::LoadServices { path } => v.push(path.clone()),
             Command::Router { resvok } => match resvok {
                 Some(true) => v.push("resvok".into()),
@@ -250,8 +257,13 @@ pub enum CommandError {
     MemberWithoutAlias,
     /// `--member` twice.
     MemberTwice,
-    /// `--member` with an empty or malformed name.
-    BadMember(String),
+    /// `--member` with a name that is not a member name ([`crate::name::validate_name`]).
+    BadMember {
+        /// The name as given.
+        name: String,
+        /// The rule it breaks.
+        why: crate::name::NameError,
+    },
     /// `--check` given to [`parse_args`], or without `-F`.
     CheckMisplaced,
     /// An option the flag's list does not define.
@@ -328,8 +340,8 @@ pub enum CommandError {
     BadMask(String),
     /// `--register` port/protocol.
     Register(PortProtoError),
-    /// `--register` service options (unknown option or CA9 exclusion), the model's message.
-    ServiceOptions(String),
+    /// `--register` service options (unknown option or CA9 exclusion).
+    ServiceOptions(ServiceOptionError),
 }
 
 impl fmt::Display for CommandError {
@@ -347,9 +359,9 @@ impl fmt::Display for CommandError {
             UnexpectedArgument(a) => write!(f, "unexpected argument `{a}`"),
             MemberWithoutAlias => f.write_str("--member NAME only goes with -a"),
             MemberTwice => f.write_str("--member is given twice"),
-            BadMember(m) => write!(
+            BadMember { name, .. } => write!(
                 f,
-                "--member `{m}` is not a member name (letters, digits, `-`, `_`, `.`)"
+                "--member `{name}` is not a member name (letters, digits, `-`, `_`, `.`)"
             ),
             CheckMisplaced => f.write_str(
                 "--check only goes with -F FILE, and is done by cluamgr itself, not by aliasd",
@@ -459,15 +471,132 @@ pub struct Invocation {
     pub check: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Primary {
-    Alias,
-    Reload,
-    Load,
-    Help,
-    Router,
-    Show,
-    Register,
+/// `-a`'s value: the alias and the attributes to set (clap value parser [`parse_alias_list`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AliasList {
+    /// `alias=`.
+    pub alias: AliasRef,
+    /// The other options.
+    pub options: AliasOptions,
+}
+
+/// `-r`'s value: `Some(true)` resvok, `Some(false)` noresvok.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouterList(pub Option<bool>);
+
+/// `--register`'s value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// Port.
+    pub port: u16,
+    /// Protocol.
+    pub proto: Proto,
+    /// clua_services(4) options.
+    pub options: ServiceOptions,
+}
+
+/// cluamgr's arguments as clap sees them: one primary flag (the `primary` group), each value
+/// parsed into its typed form by its value parser. `cluamgr` itself flattens this into its own
+/// arguments (`--socket`); clu_alias.config lines and the member agent go through
+/// [`parse_args`].
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
+#[group(skip)]
+#[command(group(
+    clap::ArgGroup::new("primary")
+        .required(true)
+        .multiple(false)
+        .args(["alias", "reload", "load", "help", "router", "show", "register"])
+))]
+pub struct CommandArgs {
+    /// `-a alias=NAME,option[=value]...`.
+    #[arg(short = 'a', value_name = "alias=NAME[,option[=value]]...", value_parser = parse_alias_list_arg)]
+    pub alias: Option<AliasList>,
+    /// `-f`.
+    #[arg(short = 'f')]
+    pub reload: bool,
+    /// `-F FILE`.
+    #[arg(short = 'F', value_name = "FILE", value_parser = parse_file)]
+    pub load: Option<String>,
+    /// `-h`, `--help`.
+    #[arg(short = 'h', long = "help")]
+    pub help: bool,
+    /// `-r option[,option]...`.
+    #[arg(short = 'r', value_name = "option[,option]...", value_parser = parse_router_list_arg)]
+    pub router: Option<RouterList>,
+    /// `-s [ALIAS | all]`.
+    #[arg(short = 's', value_name = "ALIAS", num_args = 0..=1, default_missing_value = "all", value_parser = parse_show)]
+    pub show: Option<ShowWhat>,
+    /// `--register PORT/PROTO[,option]...`.
+    #[arg(long = "register", value_name = "PORT/PROTO[,option]...", value_parser = parse_register)]
+    pub register: Option<Registration>,
+    /// `--member NAME` (with `-a` only).
+    #[arg(long = "member", value_name = "NAME", value_parser = parse_member)]
+    pub member: Option<String>,
+    /// `--check` (with `-F` only; the CLI's local mode).
+    #[arg(long = "check")]
+    pub check: bool,
+}
+
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "cluamgr",
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct Argv {
+    #[command(flatten)]
+    args: CommandArgs,
+}
+
+impl CommandArgs {
+    /// The command, once the rules clap's definition cannot say are checked: `--member` only
+    /// with `-a`, `--check` only with `-F`.
+    ///
+    /// # Errors
+    /// [`CommandError::MemberWithoutAlias`], [`CommandError::CheckMisplaced`].
+    pub fn into_invocation(self) -> Result<Invocation, CommandError> {
+        if self.member.is_some() && self.alias.is_none() {
+            return Err(CommandError::MemberWithoutAlias);
+        }
+        if self.check && self.load.is_none() {
+            return Err(CommandError::CheckMisplaced);
+        }
+        let command = if let Some(AliasList { alias, options }) = self.alias {
+            Command::Alias {
+                alias,
+                options,
+                member: self.member,
+            }
+        } else if self.reload {
+            Command::ReloadServices
+        } else if let Some(path) = self.load {
+            Command::LoadServices { path }
+        } else if self.help {
+            Command::Help
+        } else if let Some(RouterList(resvok)) = self.router {
+            Command::Router { resvok }
+        } else if let Some(what) = self.show {
+            Command::Show(what)
+        } else if let Some(Registration {
+            port,
+            proto,
+            options,
+        }) = self.register
+        {
+            Command::Register {
+                port,
+                proto,
+                options,
+            }
+        } else {
+            return Err(CommandError::NoCommand);
+        };
+        Ok(Invocation {
+            command,
+            check: self.check,
+        })
+    }
 }
 
 /// Parses cluamgr's arguments (without argv\[0\]) into a [`Command`]. `--check` is refused here:
@@ -490,149 +619,109 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
+    use clap::Parser;
     let args: Vec<String> = args.into_iter().map(|s| s.as_ref().to_string()).collect();
-    let mut primary: Option<(Primary, Option<String>)> = None;
-    let mut member: Option<String> = None;
-    let mut check = false;
-    let mut i = 0;
-    let set = |p: &mut Option<(Primary, Option<String>)>, v| {
-        if p.is_some() {
-            return Err(CommandError::TooManyCommands);
-        }
-        *p = Some(v);
-        Ok(())
+    refuse_clusters(&args)?;
+    Argv::try_parse_from(&args)
+        .map_err(|e| from_clap(&e))?
+        .args
+        .into_invocation()
+}
+
+/// The value-less flags do not cluster (`-fx` is not `-f -x`): one primary flag per call, and a
+/// typo next to one must not read as a second command. clap would split them; call this first.
+///
+/// # Errors
+/// [`CommandError::UnknownArgument`] naming the whole argument.
+pub fn refuse_clusters<S: AsRef<str>>(args: &[S]) -> Result<(), CommandError> {
+    match args
+        .iter()
+        .map(AsRef::as_ref)
+        .find(|a| (a.starts_with("-f") || a.starts_with("-h")) && a.len() > 2)
+    {
+        Some(a) => Err(CommandError::UnknownArgument(a.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// The [`CommandError`] for what clap refused. The value parsers' own errors come back as they
+/// were; clap's kinds map onto the grammar's.
+pub fn from_clap(e: &clap::Error) -> CommandError {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if let Some(c) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<CommandError>()) {
+        return c.clone();
+    }
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(a)) => a.clone(),
+        _ => String::new(),
     };
-    while i < args.len() {
-        let a = args[i].as_str();
-        i += 1;
-        // A flag with a required value: next argument, or attached.
-        let mut take = |flag: &'static str, needs: &'static str, attached: Option<&str>| {
-            if let Some(v) = attached {
-                return Ok(v.to_string());
-            }
-            match args.get(i) {
-                Some(v) => {
-                    i += 1;
-                    Ok(v.clone())
-                }
-                None => Err(CommandError::MissingArgument { flag, needs }),
-            }
-        };
-        let (flag, attached) = split_flag(a);
-        match flag {
-            "-a" => {
-                let v = take("-a", "alias=NAME[,option[=value]]...", attached)?;
-                set(&mut primary, (Primary::Alias, Some(v)))?;
-            }
-            "-f" if attached.is_none() => set(&mut primary, (Primary::Reload, None))?,
-            "-F" => {
-                let v = take("-F", "a FILE", attached)?;
-                set(&mut primary, (Primary::Load, Some(v)))?;
-            }
-            "-h" | "--help" if attached.is_none() => set(&mut primary, (Primary::Help, None))?,
-            "-r" => {
-                let v = take("-r", "an option list (resvok or noresvok)", attached)?;
-                set(&mut primary, (Primary::Router, Some(v)))?;
-            }
-            "-s" => {
-                // The operand is optional: take the next argument unless it is a flag.
-                let v = match attached {
-                    Some(v) => Some(v.to_string()),
-                    None => match args.get(i) {
-                        Some(n) if !n.starts_with('-') => {
-                            i += 1;
-                            Some(n.clone())
-                        }
-                        _ => None,
-                    },
-                };
-                set(&mut primary, (Primary::Show, v))?;
-            }
-            "--register" => {
-                let v = take("--register", "PORT/PROTO[,option]...", attached)?;
-                set(&mut primary, (Primary::Register, Some(v)))?;
-            }
-            "--member" => {
-                let v = take("--member", "a member NAME", attached)?;
-                if member.is_some() {
-                    return Err(CommandError::MemberTwice);
-                }
-                if !is_member_name(&v) {
-                    return Err(CommandError::BadMember(v));
-                }
-                member = Some(v);
-            }
-            "--check" if attached.is_none() => check = true,
-            _ if a.starts_with('-') && a.len() > 1 => {
-                return Err(CommandError::UnknownArgument(a.to_string()))
-            }
-            _ => return Err(CommandError::UnexpectedArgument(a.to_string())),
-        }
-    }
-    let Some((primary, value)) = primary else {
-        return Err(CommandError::NoCommand);
-    };
-    if member.is_some() && primary != Primary::Alias {
-        return Err(CommandError::MemberWithoutAlias);
-    }
-    if check && primary != Primary::Load {
-        return Err(CommandError::CheckMisplaced);
-    }
-    let value = value.unwrap_or_default();
-    let command = match primary {
-        Primary::Alias => {
-            let (alias, options) = parse_alias_list(&value)?;
-            Command::Alias {
-                alias,
-                options,
-                member,
-            }
-        }
-        Primary::Reload => Command::ReloadServices,
-        Primary::Load => {
-            if value.is_empty() {
-                return Err(CommandError::MissingArgument {
-                    flag: "-F",
-                    needs: "a FILE",
-                });
-            }
-            Command::LoadServices { path: value }
-        }
-        Primary::Help => Command::Help,
-        Primary::Router => Command::Router {
-            resvok: parse_router_list(&value)?,
+    // clap names an option with its value name (`-F <FILE>`); the flag is the first word.
+    let flag = arg.split([' ', '=']).next().unwrap_or("");
+    match e.kind() {
+        ErrorKind::MissingRequiredArgument => CommandError::NoCommand,
+        ErrorKind::ArgumentConflict if flag == "--member" => CommandError::MemberTwice,
+        ErrorKind::ArgumentConflict => CommandError::TooManyCommands,
+        ErrorKind::InvalidValue | ErrorKind::NoEquals => match missing(flag) {
+            Some(m) => m,
+            None => CommandError::UnknownArgument(arg),
         },
-        Primary::Show => {
-            if value.is_empty() || value == "all" {
-                Command::Show(ShowWhat::All)
-            } else {
-                Command::Show(ShowWhat::Alias(parse_alias_ref(&value)?))
-            }
+        ErrorKind::UnknownArgument if arg.starts_with('-') && arg.len() > 1 => {
+            CommandError::UnknownArgument(arg)
         }
-        Primary::Register => parse_register(&value)?,
-    };
-    Ok(Invocation { command, check })
-}
-
-/// Splits `-aVALUE` into (`-a`, `VALUE`) and `--long=VALUE` into (`--long`, `VALUE`).
-fn split_flag(a: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = a.strip_prefix("--") {
-        match rest.split_once('=') {
-            Some((name, v)) => (&a[..2 + name.len()], Some(v)),
-            None => (a, None),
-        }
-    } else if a.len() > 2 && a.starts_with('-') && a.is_char_boundary(2) {
-        (&a[..2], Some(&a[2..]))
-    } else {
-        (a, None)
+        ErrorKind::UnknownArgument => CommandError::UnexpectedArgument(arg),
+        _ => CommandError::UnknownArgument(arg),
     }
 }
 
-fn is_member_name(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with('-')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+fn missing(flag: &str) -> Option<CommandError> {
+    let needs = match flag {
+        "-a" => "alias=NAME[,option[=value]]...",
+        "-F" => "a FILE",
+        "-r" => "an option list (resvok or noresvok)",
+        "--register" => "PORT/PROTO[,option]...",
+        "--member" => "a member NAME",
+        _ => return None,
+    };
+    let flag = ["-a", "-F", "-r", "--register", "--member"]
+        .into_iter()
+        .find(|f| *f == flag)?;
+    Some(CommandError::MissingArgument { flag, needs })
+}
+
+fn parse_file(v: &str) -> Result<String, CommandError> {
+    if v.is_empty() {
+        return Err(CommandError::MissingArgument {
+            flag: "-F",
+            needs: "a FILE",
+        });
+    }
+    Ok(v.to_string())
+}
+
+fn parse_member(v: &str) -> Result<String, CommandError> {
+    match crate::name::validate_name(v.as_bytes()) {
+        Ok(()) => Ok(v.to_string()),
+        Err(why) => Err(CommandError::BadMember {
+            name: v.to_string(),
+            why,
+        }),
+    }
+}
+
+fn parse_show(v: &str) -> Result<ShowWhat, CommandError> {
+    if v.is_empty() || v == "all" {
+        Ok(ShowWhat::All)
+    } else {
+        Ok(ShowWhat::Alias(parse_alias_ref(v)?))
+    }
+}
+
+fn parse_alias_list_arg(v: &str) -> Result<AliasList, CommandError> {
+    parse_alias_list(v).map(|(alias, options)| AliasList { alias, options })
+}
+
+fn parse_router_list_arg(v: &str) -> Result<RouterList, CommandError> {
+    parse_router_list(v).map(RouterList)
 }
 
 /// Parses an `alias=` value: `DEFAULTALIAS`, a dotted quad, or a host name.
@@ -844,7 +933,7 @@ fn parse_router_list(list: &str) -> Result<Option<bool>, CommandError> {
     Ok(resvok)
 }
 
-fn parse_register(v: &str) -> Result<Command, CommandError> {
+fn parse_register(v: &str) -> Result<Registration, CommandError> {
     let (pp, opts) = match v.split_once(',') {
         Some((pp, o)) => (pp, Some(o)),
         None => (v, None),
@@ -868,7 +957,7 @@ fn parse_register(v: &str) -> Result<Command, CommandError> {
         }
         options.check().map_err(CommandError::ServiceOptions)?;
     }
-    Ok(Command::Register {
+    Ok(Registration {
         port,
         proto,
         options,
@@ -1138,6 +1227,69 @@ mod tests {
         assert_eq!(
             err("-a alias=x --member a/b"),
             "--member `a/b` is not a member name (letters, digits, `-`, `_`, `.`)"
+        );
+    }
+
+    /// Issue 7: `--member` takes what the router's config and adverts take (`clua_ctl::name`).
+    #[test]
+    fn member_names_follow_the_shared_rule() {
+        let e = parse_args(["-a", "alias=x,join", "--member", "m 1"]).unwrap_err();
+        assert_eq!(
+            e,
+            CommandError::BadMember {
+                name: "m 1".into(),
+                why: crate::name::NameError::BadByte { offset: 1 },
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "--member `m 1` is not a member name (letters, digits, `-`, `_`, `.`)"
+        );
+        for bad in [".m1", "_m1", &"m".repeat(65)] {
+            assert!(
+                matches!(
+                    parse_args(["-a", "alias=x", "--member", bad]),
+                    Err(CommandError::BadMember { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(parse_args(["-a", "alias=x", "--member", &"m".repeat(64)]).is_ok());
+    }
+
+    /// The clap definition is well-formed and says the grammar: one primary flag (a required
+    /// group of which at most one), `--member` and `--check` outside it.
+    #[test]
+    fn clap_definition_has_one_primary_group() {
+        use clap::CommandFactory;
+        let cmd = Argv::command();
+        cmd.clone().debug_assert();
+        let g = cmd
+            .get_groups()
+            .find(|g| g.get_id() == "primary")
+            .expect("primary group");
+        assert!(g.is_required_set());
+        let ids: Vec<&str> = g.get_args().map(|a| a.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["alias", "reload", "load", "help", "router", "show", "register"]
+        );
+        // Each value arrives typed: `-a`'s list is parsed by its value parser.
+        use clap::FromArgMatches;
+        let m = cmd
+            .try_get_matches_from(["-a", "alias=gourmet,join,selw=50"])
+            .unwrap();
+        let a = CommandArgs::from_arg_matches(&m).unwrap();
+        assert_eq!(
+            a.alias,
+            Some(AliasList {
+                alias: AliasRef::Name("gourmet".into()),
+                options: AliasOptions {
+                    join: true,
+                    selw: Some(50),
+                    ..Default::default()
+                }
+            })
         );
     }
 
@@ -1418,6 +1570,11 @@ mod tests {
 
     #[test]
     fn to_args_parses_back() {
+        // Found by the cluamgr fuzz target: `-F--x` is a file named `--x`.
+        let dashed = Command::LoadServices { path: "--`".into() };
+        assert_eq!(p("-F--`").unwrap(), dashed);
+        assert_eq!(dashed.to_args(), ["-F--`"]);
+        assert_eq!(parse_args(dashed.to_args()).unwrap(), dashed);
         for c in all_variants() {
             if c == (Command::Router { resvok: None }) {
                 continue; // `-r` needs an option; not producible from argv.

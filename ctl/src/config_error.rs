@@ -2,16 +2,19 @@
 
 use std::fmt;
 
-/// A configuration error. `Display` names the file and the problem(s).
+/// A configuration error: the file and every problem found in it. `Display` shows one problem
+/// per line, `FILE: PROBLEM`. aliasd's problems are typed (`clua_lb::config::Problem`, a field
+/// and a kind); the parameter's default, text, is what the member agent's configuration still
+/// uses (member/src/config.rs).
 #[derive(Debug)]
-pub struct ConfigError {
+pub struct ConfigError<P = String> {
     /// The file.
     pub file: String,
-    /// One line per problem.
-    pub problems: Vec<String>,
+    /// Every problem, in the order found.
+    pub problems: Vec<P>,
 }
 
-impl fmt::Display for ConfigError {
+impl<P: fmt::Display> fmt::Display for ConfigError<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.problems.iter().enumerate() {
             if i > 0 {
@@ -23,4 +26,4 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl<P: fmt::Display + fmt::Debug> std::error::Error for ConfigError<P> {}

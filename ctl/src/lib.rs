@@ -13,6 +13,7 @@ pub mod keyfile;
 pub mod line_error;
 pub mod members;
 pub mod model;
+pub mod name;
 pub mod plane;
 pub mod protocol;
 pub mod services;

@@ -75,40 +75,55 @@ impl fmt::Display for Prefix {
     }
 }
 
+/// Why a string is not `ADDRESS/LENGTH`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PrefixError {
+    /// No `/`.
+    #[error("`{0}` is not ADDRESS/LENGTH")]
+    NoSlash(String),
+    /// The part before `/`.
+    #[error("`{0}` is not an IPv4 address")]
+    Address(String),
+    /// The part after `/`.
+    #[error("`{0}` is not a prefix length 0..=32")]
+    Length(String),
+}
+
 impl std::str::FromStr for Prefix {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = PrefixError;
+    fn from_str(s: &str) -> Result<Self, PrefixError> {
         let (a, l) = s
             .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not ADDRESS/LENGTH"))?;
-        let addr: Ipv4Addr = a
-            .parse()
-            .map_err(|_| format!("`{a}` is not an IPv4 address"))?;
+            .ok_or_else(|| PrefixError::NoSlash(s.into()))?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| PrefixError::Address(a.into()))?;
         let len: u8 = l
             .parse()
             .ok()
             .filter(|l| *l <= 32)
-            .ok_or_else(|| format!("`{l}` is not a prefix length 0..=32"))?;
+            .ok_or_else(|| PrefixError::Length(l.into()))?;
         Ok(Prefix { addr, len })
     }
 }
 
+/// A string that is not six colon-separated hex bytes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a MAC address (six hex bytes)")]
+pub struct MacError(pub String);
+
 /// Parses `02:00:00:00:00:01`.
-pub fn parse_mac(s: &str) -> Result<Mac, String> {
+pub fn parse_mac(s: &str) -> Result<Mac, MacError> {
+    let bad = || MacError(s.into());
     let mut mac = [0u8; 6];
     let mut parts = s.split(':');
     for b in mac.iter_mut() {
-        let p = parts
-            .next()
-            .ok_or_else(|| format!("`{s}` is not a MAC address (six hex bytes)"))?;
+        let p = parts.next().ok_or_else(bad)?;
         if p.len() != 2 {
-            return Err(format!("`{s}` is not a MAC address (six hex bytes)"));
+            return Err(bad());
         }
-        *b = u8::from_str_radix(p, 16)
-            .map_err(|_| format!("`{s}` is not a MAC address (six hex bytes)"))?;
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
     }
     if parts.next().is_some() {
-        return Err(format!("`{s}` is not a MAC address (six hex bytes)"));
+        return Err(bad());
     }
     Ok(mac)
 }
@@ -252,9 +267,20 @@ pub struct ServiceOptions {
     pub static_port: bool,
 }
 
+/// What is wrong with a clua_services(4) option list.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceOptionError {
+    /// A word that is not an option.
+    #[error("unknown service option `{0}` (expected in_single, in_multi, in_noalias, in_nolocal, out_alias or static)")]
+    Unknown(String),
+    /// CA9: options that exclude each other, all of those given.
+    #[error("{} are mutually exclusive", .0.join(" and "))]
+    Exclusive(Vec<&'static str>),
+}
+
 impl ServiceOptions {
     /// Parses one option word, returning an error naming it if unknown.
-    pub fn set(&mut self, word: &str) -> Result<(), String> {
+    pub fn set(&mut self, word: &str) -> Result<(), ServiceOptionError> {
         match word {
             "in_single" => self.in_single = true,
             "in_multi" => self.in_multi = true,
@@ -262,29 +288,28 @@ impl ServiceOptions {
             "in_nolocal" => self.in_nolocal = true,
             "out_alias" => self.out_alias = true,
             "static" => self.static_port = true,
-            other => {
-                return Err(format!(
-                    "unknown service option `{other}` (expected in_single, in_multi, in_noalias, in_nolocal, out_alias or static)"
-                ))
-            }
+            other => return Err(ServiceOptionError::Unknown(other.into())),
         }
         Ok(())
     }
 
     /// CA9: in_multi, in_single and in_noalias are mutually exclusive; so are in_nolocal and
     /// in_noalias.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ServiceOptionError> {
         let dist = [
             (self.in_single, "in_single"),
             (self.in_multi, "in_multi"),
             (self.in_noalias, "in_noalias"),
         ];
-        let set: Vec<&str> = dist.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
+        let set: Vec<&'static str> = dist.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
         if set.len() > 1 {
-            return Err(format!("{} are mutually exclusive", set.join(" and ")));
+            return Err(ServiceOptionError::Exclusive(set));
         }
         if self.in_nolocal && self.in_noalias {
-            return Err("in_nolocal and in_noalias are mutually exclusive".into());
+            return Err(ServiceOptionError::Exclusive(vec![
+                "in_nolocal",
+                "in_noalias",
+            ]));
         }
         Ok(())
     }
@@ -336,77 +361,309 @@ pub struct Cluster {
     pub advert_port: u16,
 }
 
-/// A validation error: where, and what is wrong.
+/// Where a validation problem is: a top-level field, or a field of one named entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModelError {
-    /// The place, e.g. `alias "web" address` or `member "m2"`.
-    pub at: String,
-    /// What is wrong.
-    pub what: String,
+pub enum Place {
+    /// A dotted field path such as `cluster.name`, or a section such as `port`.
+    Field(&'static str),
+    /// A port's field by index (its name being the problem).
+    PortIndex {
+        /// Position in the port list.
+        index: usize,
+        /// The field.
+        field: &'static str,
+    },
+    /// A port, or one of its fields.
+    Port {
+        /// Its name.
+        name: String,
+        /// The field, if one.
+        field: Option<&'static str>,
+    },
+    /// A member, or one of its fields.
+    Member {
+        /// Its name.
+        name: String,
+        /// The field, if one.
+        field: Option<&'static str>,
+    },
+    /// An alias, or one of its fields.
+    Alias {
+        /// Its name.
+        name: String,
+        /// The field, if one.
+        field: Option<&'static str>,
+    },
+    /// A member's join of an alias, or one of its attributes.
+    Join {
+        /// The alias's name.
+        alias: String,
+        /// The member's name.
+        member: String,
+        /// The attribute, if one.
+        field: Option<&'static str>,
+    },
+    /// A service, or one of its fields.
+    Service {
+        /// Its name.
+        name: String,
+        /// Port.
+        port: u16,
+        /// Protocol.
+        proto: Proto,
+        /// The field, if one.
+        field: Option<&'static str>,
+    },
 }
 
-impl fmt::Display for ModelError {
+impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.at, self.what)
+        let (field, r) = match self {
+            Place::Field(x) => return f.write_str(x),
+            Place::PortIndex { index, field } => return write!(f, "port[{index}].{field}"),
+            Place::Port { name, field } => (field, write!(f, "port \"{name}\"")),
+            Place::Member { name, field } => (field, write!(f, "member \"{name}\"")),
+            Place::Alias { name, field } => (field, write!(f, "alias \"{name}\"")),
+            Place::Join {
+                alias,
+                member,
+                field,
+            } => (field, write!(f, "alias \"{alias}\" member \"{member}\"")),
+            Place::Service {
+                name,
+                port,
+                proto,
+                field,
+            } => (
+                field,
+                write!(f, "service \"{name}\" ({port}/{})", proto.name()),
+            ),
+        };
+        r?;
+        match field {
+            Some(x) => write!(f, " {x}"),
+            None => Ok(()),
+        }
     }
 }
 
-impl std::error::Error for ModelError {}
+/// What is wrong at a [`Place`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// An empty name.
+    #[error("must not be empty")]
+    Empty,
+    /// A name that breaks [`crate::name::validate_name`].
+    #[error("`{name}` is not a name: {why}")]
+    BadName {
+        /// The name as given.
+        name: String,
+        /// The rule it breaks.
+        why: crate::name::NameError,
+    },
+    /// A number outside its range.
+    #[error("{value} is out of range {min}..={max}")]
+    OutOfRange {
+        /// The value.
+        value: u64,
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+    },
+    /// More aliases than `cluster.max_aliases`.
+    #[error("{count} aliases configured but cluster.max_aliases is {max}")]
+    TooManyAliases {
+        /// Configured.
+        count: usize,
+        /// Allowed.
+        max: usize,
+    },
+    /// A port, member or alias name used twice.
+    #[error("duplicate {0} name")]
+    Duplicate(&'static str),
+    /// A multicast, broadcast or unspecified address where a host's is needed.
+    #[error("{0} is not a unicast address")]
+    NotUnicast(Ipv4Addr),
+    /// No client-facing port.
+    #[error("no port has role = \"client\"")]
+    NoClientPort,
+    /// A member names a port that is not configured.
+    #[error("port \"{0}\" does not exist")]
+    NoSuchPort(String),
+    /// A member names a client port.
+    #[error("port \"{0}\" is not an interconnect")]
+    NotInterconnect(String),
+    /// A tunnel member behind a port with no address to send from.
+    #[error("tunnel encapsulation needs an address on port \"{0}\"")]
+    TunnelNeedsAddress(String),
+    /// A multicast MAC where a station's is needed.
+    #[error("{} is a multicast MAC", fmt_mac(.0))]
+    MulticastMac(Mac),
+    /// A VXLAN VNI of more than 24 bits.
+    #[error("{0} does not fit in 24 bits")]
+    VniTooLarge(u32),
+    /// Two aliases with one address.
+    #[error("{address} is already alias \"{alias}\"")]
+    AddressTaken {
+        /// The address.
+        address: Ipv4Addr,
+        /// The alias that has it.
+        alias: String,
+    },
+    /// An address that cannot be an alias (CA1).
+    #[error(transparent)]
+    AliasAddress(#[from] AliasAddressProblem),
+    /// A join of a member that is not configured.
+    #[error("no such member")]
+    NoSuchMember,
+    /// A member listed twice in one alias.
+    #[error("joined twice")]
+    JoinedTwice,
+    /// `cluster.default_alias` names no alias.
+    #[error("no alias is named \"{0}\"")]
+    NoDefaultAlias(String),
+    /// Two services on one port/protocol.
+    #[error("the same port/protocol is listed twice")]
+    DuplicateService,
+    /// A service on port 0.
+    #[error("port 0 is not a service port")]
+    PortZero,
+    /// Service options that break CA9.
+    #[error(transparent)]
+    Options(#[from] ServiceOptionError),
+}
 
-fn err(at: impl Into<String>, what: impl Into<String>) -> ModelError {
+/// A validation error: where, and what is wrong. Displays as `PLACE: PROBLEM`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {what}")]
+pub struct ModelError {
+    /// The place, e.g. `alias "web" address` or `member "m2"`.
+    pub at: Place,
+    /// What is wrong.
+    pub what: Problem,
+}
+
+fn err(at: Place, what: impl Into<Problem>) -> ModelError {
     ModelError {
-        at: at.into(),
+        at,
         what: what.into(),
     }
 }
 
+fn out_of_range<T: Into<u64> + Copy>(v: T, r: &core::ops::RangeInclusive<T>) -> Problem {
+    Problem::OutOfRange {
+        value: v.into(),
+        min: (*r.start()).into(),
+        max: (*r.end()).into(),
+    }
+}
+
+/// Why an address cannot be an alias address (CA1).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AliasAddressProblem {
+    /// 0.0.0.0.
+    #[error("0.0.0.0 cannot be an alias")]
+    Unspecified,
+    /// 255.255.255.255.
+    #[error("255.255.255.255 is the limited broadcast address")]
+    LimitedBroadcast,
+    /// 224.0.0.0/4.
+    #[error("{0} is a multicast address")]
+    Multicast(Ipv4Addr),
+    /// 127.0.0.0/8.
+    #[error("{0} is a loopback address")]
+    Loopback(Ipv4Addr),
+    /// 240.0.0.0/4.
+    #[error("{0} is in the reserved class E range 240.0.0.0/4")]
+    ClassE(Ipv4Addr),
+    /// A router port's own address.
+    #[error("{addr} is the router's own address on port \"{port}\"")]
+    RouterAddress {
+        /// The address.
+        addr: Ipv4Addr,
+        /// The port.
+        port: String,
+    },
+    /// A port subnet's broadcast address.
+    #[error("{addr} is the broadcast address of port \"{port}\"'s subnet {subnet}")]
+    SubnetBroadcast {
+        /// The address.
+        addr: Ipv4Addr,
+        /// The port.
+        port: String,
+        /// Its subnet.
+        subnet: Prefix,
+    },
+    /// A port subnet's network address.
+    #[error("{addr} is the network address of port \"{port}\"'s subnet {subnet}")]
+    SubnetNetwork {
+        /// The address.
+        addr: Ipv4Addr,
+        /// The port.
+        port: String,
+        /// Its subnet.
+        subnet: Prefix,
+    },
+    /// Inside an interconnect subnet (members' side, never a client's destination).
+    #[error("{addr} is in interconnect subnet {subnet} of port \"{port}\"")]
+    Interconnect {
+        /// The address.
+        addr: Ipv4Addr,
+        /// The port.
+        port: String,
+        /// Its subnet.
+        subnet: Prefix,
+    },
+}
+
 /// Why `addr` cannot be an alias address given the router's ports, if it cannot.
-pub fn alias_address_problem(addr: Ipv4Addr, ports: &[PortSpec]) -> Option<String> {
+pub fn alias_address_problem(addr: Ipv4Addr, ports: &[PortSpec]) -> Option<AliasAddressProblem> {
+    use AliasAddressProblem as P;
     let a = u32::from(addr);
     if addr.is_unspecified() {
-        return Some("0.0.0.0 cannot be an alias".into());
+        return Some(P::Unspecified);
     }
     if addr.is_broadcast() {
-        return Some("255.255.255.255 is the limited broadcast address".into());
+        return Some(P::LimitedBroadcast);
     }
     if addr.is_multicast() {
-        return Some(format!("{addr} is a multicast address"));
+        return Some(P::Multicast(addr));
     }
     if addr.is_loopback() {
-        return Some(format!("{addr} is a loopback address"));
+        return Some(P::Loopback(addr));
     }
     if a >> 28 == 0xf {
-        return Some(format!(
-            "{addr} is in the reserved class E range 240.0.0.0/4"
-        ));
+        return Some(P::ClassE(addr));
     }
     for p in ports {
         let Some(pre) = p.address else { continue };
+        let port = || p.name.clone();
         if pre.addr == addr {
-            return Some(format!(
-                "{addr} is the router's own address on port \"{}\"",
-                p.name
-            ));
+            return Some(P::RouterAddress { addr, port: port() });
         }
         if pre.len < 31 && pre.contains(addr) {
             if a == pre.broadcast() {
-                return Some(format!(
-                    "{addr} is the broadcast address of port \"{}\"'s subnet {pre}",
-                    p.name
-                ));
+                return Some(P::SubnetBroadcast {
+                    addr,
+                    port: port(),
+                    subnet: pre,
+                });
             }
             if a == pre.network() {
-                return Some(format!(
-                    "{addr} is the network address of port \"{}\"'s subnet {pre}",
-                    p.name
-                ));
+                return Some(P::SubnetNetwork {
+                    addr,
+                    port: port(),
+                    subnet: pre,
+                });
             }
         }
         if p.role == PortRole::Interconnect && pre.contains(addr) {
-            return Some(format!(
-                "{addr} is in interconnect subnet {pre} of port \"{}\"",
-                p.name
-            ));
+            return Some(P::Interconnect {
+                addr,
+                port: port(),
+                subnet: pre,
+            });
         }
     }
     None
@@ -428,113 +685,110 @@ impl Cluster {
 
     /// Checks every invariant in the module docs, returning all problems found.
     pub fn validate(&self) -> Result<(), Vec<ModelError>> {
+        use Place::Field;
         let mut errs = Vec::new();
+        let name_check = |name: &str| {
+            crate::name::validate_name(name.as_bytes())
+                .err()
+                .map(|why| Problem::BadName {
+                    name: name.into(),
+                    why,
+                })
+        };
         if self.name.is_empty() {
-            errs.push(err("cluster.name", "must not be empty"));
+            errs.push(err(Field("cluster.name"), Problem::Empty));
         }
         if !(1..=MAX_ALIASES_LIMIT).contains(&self.max_aliases) {
             errs.push(err(
-                "cluster.max_aliases",
-                format!(
-                    "{} is out of range 1..={MAX_ALIASES_LIMIT}",
-                    self.max_aliases
-                ),
+                Field("cluster.max_aliases"),
+                Problem::OutOfRange {
+                    value: self.max_aliases as u64,
+                    min: 1,
+                    max: MAX_ALIASES_LIMIT as u64,
+                },
             ));
         }
         if self.aliases.len() > self.max_aliases {
             errs.push(err(
-                "alias",
-                format!(
-                    "{} aliases configured but cluster.max_aliases is {}",
-                    self.aliases.len(),
-                    self.max_aliases
-                ),
+                Field("alias"),
+                Problem::TooManyAliases {
+                    count: self.aliases.len(),
+                    max: self.max_aliases,
+                },
             ));
         }
         for (i, p) in self.ports.iter().enumerate() {
-            let at = format!("port \"{}\"", p.name);
+            let at = |field| Place::Port {
+                name: p.name.clone(),
+                field,
+            };
             if p.name.is_empty() {
-                errs.push(err(format!("port[{i}].name"), "must not be empty"));
+                errs.push(err(
+                    Place::PortIndex {
+                        index: i,
+                        field: "name",
+                    },
+                    Problem::Empty,
+                ));
+            } else if let Some(bad) = name_check(&p.name) {
+                errs.push(err(at(Some("name")), bad));
             }
             if self.ports[..i].iter().any(|q| q.name == p.name) {
-                errs.push(err(&at, "duplicate port name"));
+                errs.push(err(at(None), Problem::Duplicate("port")));
             }
             if !MTU_RANGE.contains(&p.mtu) {
-                errs.push(err(
-                    format!("{at} mtu"),
-                    format!(
-                        "{} is out of range {}..={}",
-                        p.mtu,
-                        MTU_RANGE.start(),
-                        MTU_RANGE.end()
-                    ),
-                ));
+                errs.push(err(at(Some("mtu")), out_of_range(p.mtu, &MTU_RANGE)));
             }
             if let Some(a) = p.address {
                 if a.addr.is_multicast() || a.addr.is_broadcast() || a.addr.is_unspecified() {
-                    errs.push(err(
-                        format!("{at} address"),
-                        format!("{} is not a unicast address", a.addr),
-                    ));
+                    errs.push(err(at(Some("address")), Problem::NotUnicast(a.addr)));
                 }
             }
         }
         if !self.ports.iter().any(|p| p.role == PortRole::Client) {
-            errs.push(err("port", "no port has role = \"client\""));
+            errs.push(err(Field("port"), Problem::NoClientPort));
         }
         for (i, m) in self.members.iter().enumerate() {
-            let at = format!("member \"{}\"", m.name);
+            let at = |field| Place::Member {
+                name: m.name.clone(),
+                field,
+            };
+            if let Some(bad) = name_check(&m.name) {
+                errs.push(err(at(Some("name")), bad));
+            }
             if self.members[..i].iter().any(|o| o.name == m.name) {
-                errs.push(err(&at, "duplicate member name"));
+                errs.push(err(at(None), Problem::Duplicate("member")));
             }
             match self.port_index(&m.port) {
-                None => errs.push(err(
-                    format!("{at} port"),
-                    format!("port \"{}\" does not exist", m.port),
-                )),
+                None => errs.push(err(at(Some("port")), Problem::NoSuchPort(m.port.clone()))),
                 Some(pi) => {
                     let p = &self.ports[pi];
                     if p.role != PortRole::Interconnect {
                         errs.push(err(
-                            format!("{at} port"),
-                            format!("port \"{}\" is not an interconnect", m.port),
+                            at(Some("port")),
+                            Problem::NotInterconnect(m.port.clone()),
                         ));
                     }
                     if m.encap != Encap::L2 && p.address.is_none() {
                         errs.push(err(
-                            format!("{at} encap"),
-                            format!(
-                                "tunnel encapsulation needs an address on port \"{}\"",
-                                m.port
-                            ),
+                            at(Some("encap")),
+                            Problem::TunnelNeedsAddress(m.port.clone()),
                         ));
                     }
                 }
             }
             if m.address.is_multicast() || m.address.is_broadcast() || m.address.is_unspecified() {
-                errs.push(err(
-                    format!("{at} address"),
-                    format!("{} is not a unicast address", m.address),
-                ));
+                errs.push(err(at(Some("address")), Problem::NotUnicast(m.address)));
             }
             if m.mac[0] & 1 == 1 {
-                errs.push(err(
-                    format!("{at} mac"),
-                    format!("{} is a multicast MAC", fmt_mac(&m.mac)),
-                ));
+                errs.push(err(at(Some("mac")), Problem::MulticastMac(m.mac)));
             }
             if let Encap::Vxlan { vni, inner_mac, .. } = m.encap {
                 if vni >= 1 << 24 {
-                    errs.push(err(
-                        format!("{at} vni"),
-                        format!("{vni} does not fit in 24 bits"),
-                    ));
+                    errs.push(err(at(Some("vni")), Problem::VniTooLarge(vni)));
                 }
                 if inner_mac[0] & 1 == 1 {
-                    errs.push(err(
-                        format!("{at} inner_mac"),
-                        format!("{} is a multicast MAC", fmt_mac(&inner_mac)),
-                    ));
+                    errs.push(err(at(Some("inner_mac")), Problem::MulticastMac(inner_mac)));
                 }
             }
         }
@@ -545,85 +799,79 @@ impl Cluster {
         let mut alias_names: HashSet<&str> = HashSet::with_capacity(self.aliases.len());
         let mut alias_addrs: HashMap<Ipv4Addr, &str> = HashMap::with_capacity(self.aliases.len());
         for a in self.aliases.iter() {
-            let at = format!("alias \"{}\"", a.name);
+            let at = |field| Place::Alias {
+                name: a.name.clone(),
+                field,
+            };
             if a.name == self.default_alias {
                 seen_default = true;
             }
+            if let Some(bad) = name_check(&a.name) {
+                errs.push(err(at(Some("name")), bad));
+            }
             if !alias_names.insert(a.name.as_str()) {
-                errs.push(err(&at, "duplicate alias name"));
+                errs.push(err(at(None), Problem::Duplicate("alias")));
             }
             if let Some(o) = alias_addrs.insert(a.address, a.name.as_str()) {
                 errs.push(err(
-                    format!("{at} address"),
-                    format!("{} is already alias \"{}\"", a.address, o),
+                    at(Some("address")),
+                    Problem::AddressTaken {
+                        address: a.address,
+                        alias: o.into(),
+                    },
                 ));
                 alias_addrs.insert(a.address, o);
             }
             if let Some(problem) = alias_address_problem(a.address, &self.ports) {
-                errs.push(err(format!("{at} address"), problem));
+                errs.push(err(at(Some("address")), problem));
             }
             if !RPRI_RANGE.contains(&a.rpri) {
-                errs.push(err(
-                    format!("{at} rpri"),
-                    format!(
-                        "{} is out of range {}..={}",
-                        a.rpri,
-                        RPRI_RANGE.start(),
-                        RPRI_RANGE.end()
-                    ),
-                ));
+                errs.push(err(at(Some("rpri")), out_of_range(a.rpri, &RPRI_RANGE)));
             }
             for (j, jn) in a.members.iter().enumerate() {
-                let jat = format!("{at} member \"{}\"", jn.member);
+                let jat = |field| Place::Join {
+                    alias: a.name.clone(),
+                    member: jn.member.clone(),
+                    field,
+                };
                 if !member_names.contains(jn.member.as_str()) {
-                    errs.push(err(&jat, "no such member"));
+                    errs.push(err(jat(None), Problem::NoSuchMember));
                 }
                 if a.members[..j].iter().any(|o| o.member == jn.member) {
-                    errs.push(err(&jat, "joined twice"));
+                    errs.push(err(jat(None), Problem::JoinedTwice));
                 }
                 if !SELW_RANGE.contains(&jn.selw) {
-                    errs.push(err(
-                        format!("{jat} selw"),
-                        format!(
-                            "{} is out of range {}..={}",
-                            jn.selw,
-                            SELW_RANGE.start(),
-                            SELW_RANGE.end()
-                        ),
-                    ));
+                    errs.push(err(jat(Some("selw")), out_of_range(jn.selw, &SELW_RANGE)));
                 }
                 if !SELP_RANGE.contains(&jn.selp) {
-                    errs.push(err(
-                        format!("{jat} selp"),
-                        format!(
-                            "{} is out of range {}..={}",
-                            jn.selp,
-                            SELP_RANGE.start(),
-                            SELP_RANGE.end()
-                        ),
-                    ));
+                    errs.push(err(jat(Some("selp")), out_of_range(jn.selp, &SELP_RANGE)));
                 }
             }
         }
         if !seen_default {
             errs.push(err(
-                "cluster.default_alias",
-                format!("no alias is named \"{}\"", self.default_alias),
+                Field("cluster.default_alias"),
+                Problem::NoDefaultAlias(self.default_alias.clone()),
             ));
         }
         for (i, s) in self.services.iter().enumerate() {
-            let at = format!("service \"{}\" ({}/{})", s.name, s.port, s.proto.name());
+            let at = |field| Place::Service {
+                name: s.name.clone(),
+                port: s.port,
+                proto: s.proto,
+                field,
+            };
             if self.services[..i]
                 .iter()
                 .any(|o| o.port == s.port && o.proto == s.proto)
             {
-                errs.push(err(&at, "the same port/protocol is listed twice"));
+                errs.push(err(at(None), Problem::DuplicateService));
             }
             if s.port == 0 {
-                errs.push(err(&at, "port 0 is not a service port"));
+                errs.push(err(at(None), Problem::PortZero));
             }
             if let Err(e) = s.options.check() {
-                errs.push(err(format!("{at} options"), e));
+                errs.push(err(at(Some("options")), e));
             }
         }
         if errs.is_empty() {

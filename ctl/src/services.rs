@@ -15,7 +15,7 @@ use std::fmt;
 
 use crate::line_error::{LineError, LineErrors};
 
-use crate::model::{Proto, ServiceOptions, ServiceSpec};
+use crate::model::{Proto, ServiceOptionError, ServiceOptions, ServiceSpec};
 
 /// What is wrong with one line of a clua_services file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,8 +36,8 @@ pub enum ServicesErrorKind {
     UnknownOption {
         /// The option as written.
         option: String,
-        /// The model's message, listing the accepted options.
-        message: String,
+        /// The model's error, listing the accepted options.
+        message: ServiceOptionError,
     },
     /// An empty element in the option list (`in_multi,,static`, a trailing comma).
     EmptyOption,
@@ -49,7 +49,7 @@ pub enum ServicesErrorKind {
     /// Options that exclude each other (CA9), with the model's message.
     Exclusive {
         /// E.g. `in_single and in_multi are mutually exclusive`.
-        message: String,
+        message: ServiceOptionError,
     },
     /// The port/protocol pair was already listed.
     DuplicateEntry {
@@ -80,12 +80,12 @@ impl fmt::Display for ServicesErrorKind {
                 "extra field `{field}` (expected `ServiceName PortNumber/ProtocolName Options`; options are comma-separated without spaces)"
             ),
             Self::PortProto(e) => e.fmt(f),
-            Self::UnknownOption { message, .. } => f.write_str(message),
+            Self::UnknownOption { message, .. } => message.fmt(f),
             Self::EmptyOption => f.write_str(
                 "empty option in the option list (two commas in a row, or a comma at either end)",
             ),
             Self::DuplicateOption { option } => write!(f, "option `{option}` is given twice"),
-            Self::Exclusive { message } => f.write_str(message),
+            Self::Exclusive { message } => message.fmt(f),
             Self::DuplicateEntry {
                 port,
                 proto,

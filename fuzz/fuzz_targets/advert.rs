@@ -12,7 +12,7 @@
 use std::hint::black_box;
 
 use clua_ctl::advert::{AdvertPacket, AdvertRepr};
-use clua_ctl::members::{AdvertOutcome, Liveness};
+use clua_ctl::members::liveness::{AdvertOutcome, Liveness};
 use libfuzzer_sys::fuzz_target;
 
 /// A fixed key: the fuzzer does not attack HMAC-SHA-256, the tag check is bypassed.

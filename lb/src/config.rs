@@ -1,19 +1,26 @@
 //! aliasd's configuration file (TOML; format in docs/aliasd.toml.md).
 //!
-//! Loading is all-or-nothing: the file is parsed (unknown fields are errors, with the TOML line
-//! and column), converted to the control plane's [`Cluster`] model and validated; every problem
-//! found is reported, each naming the field it is about.
+//! Loading is all-or-nothing, in three steps, each with its own function:
+//! 1. [`RawConfig::deserialise`]: TOML to the file's own shape (unknown fields are errors, with
+//!    the TOML line and column);
+//! 2. [`RawConfig::validate`]: converted to the control plane's [`Cluster`] model and checked,
+//!    without touching the file system; every problem found is reported, each naming its field;
+//! 3. [`ValidConfig::load_files`]: the files the configuration refers to (the advert key file,
+//!    `control.services_file`, `control.alias_config`) are read and applied, last.
+//!
+//! [`Config::parse`] runs all three; [`Config::check`] the first two (what the fuzz target runs).
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use clua_ctl::alias_config::parse_alias_config;
-use clua_ctl::apply::{apply, Applied, ControlState};
+use clua_ctl::alias_config::{parse_alias_config, AliasConfigError};
+use clua_ctl::apply::{apply, Applied, ApplyError, ControlState};
 use clua_ctl::command::Command;
 
 use clua_ctl::model::{
-    parse_mac, AliasSpec, Cluster, JoinSpec, MemberSpec, PortSpec, Prefix, Proto, ServiceOptions,
-    ServiceSpec, DEFAULT_MAX_ALIASES, DEFAULT_RPRI,
+    parse_mac, AliasSpec, Cluster, JoinSpec, MacError, MemberSpec, ModelError, PortSpec, Prefix,
+    PrefixError, Proto, ServiceOptionError, ServiceOptions, ServiceSpec, DEFAULT_MAX_ALIASES,
+    DEFAULT_RPRI,
 };
 use clua_pipeline::snapshot::{Encap, PortRole};
 use clua_pipeline::PipelineConfig;
@@ -169,9 +176,163 @@ pub fn port_name(devargs: &str) -> &str {
 
 pub use clua_ctl::config_error::ConfigError;
 
+/// aliasd's configuration error.
+pub type RouterConfigError = ConfigError<Problem>;
+
+/// One problem in aliasd's configuration: the field it is about (none for the file as a whole
+/// and for model errors, which name their own place) and what is wrong. Displays as
+/// `FIELD: KIND`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{kind}", field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
+pub struct Problem {
+    /// E.g. `port[0] "client" address`, `dpdk.mbufs`, `control.alias_config`.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub kind: ProblemKind,
+}
+
+/// What is wrong with a field of aliasd's configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ProblemKind {
+    /// The file cannot be read.
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    /// Not TOML, or not the configuration's shape (continuation lines indented).
+    #[error("{}", .0.to_string().trim_end().replace('\n', "\n    "))]
+    Toml(#[from] toml::de::Error),
+    /// `role` other than client / interconnect.
+    #[error("`{0}` is not client or interconnect")]
+    Role(String),
+    /// `ADDRESS/LENGTH` expected.
+    #[error(transparent)]
+    Prefix(#[from] PrefixError),
+    /// A MAC address expected.
+    #[error(transparent)]
+    Mac(#[from] MacError),
+    /// An IPv4 address expected.
+    #[error("`{0}` is not an IPv4 address")]
+    NotIpv4(String),
+    /// An empty string.
+    #[error("must not be empty")]
+    Empty,
+    /// Two ports on one DPDK device.
+    #[error("device `{device}` is already port \"{port}\"")]
+    DeviceTaken {
+        /// The device.
+        device: String,
+        /// The port that has it.
+        port: String,
+    },
+    /// A PCI device not in `dpdk.pci_allow`.
+    #[error("PCI device `{0}` is not in dpdk.pci_allow")]
+    PciNotAllowed(String),
+    /// No `[[port]]`.
+    #[error("at least one [[port]] is required")]
+    NoPort,
+    /// A VXLAN field on a non-VXLAN member.
+    #[error("only valid with encap = \"vxlan\"")]
+    VxlanOnly,
+    /// A VXLAN field missing.
+    #[error("required with encap = \"vxlan\"")]
+    VxlanRequired,
+    /// `encap` other than l2 / ipip / vxlan.
+    #[error("`{0}` is not l2, ipip or vxlan")]
+    Encap(String),
+    /// `proto` other than tcp / udp.
+    #[error("`{0}` is not tcp or udp")]
+    Proto(String),
+    /// A service option (clua_services(4) words, CA9).
+    #[error(transparent)]
+    ServiceOption(#[from] ServiceOptionError),
+    /// A number outside its range.
+    #[error("{value} is out of range {min}..={max}")]
+    OutOfRange {
+        /// The value.
+        value: u64,
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+    },
+    /// `dpdk.worker_lcores` empty.
+    #[error("at least one worker lcore is required")]
+    NoWorker,
+    /// A worker on the main lcore.
+    #[error("lcore {0} is already dpdk.main_lcore")]
+    LcoreIsMain(u32),
+    /// A worker lcore twice.
+    #[error("an lcore is listed twice")]
+    LcoreTwice,
+    /// `ADDRESS:PORT` expected.
+    #[error("`{0}` is not ADDRESS:PORT")]
+    NotSocketAddr(String),
+    /// UDP port 0.
+    #[error("0 is not a UDP port")]
+    PortZero,
+    /// Agent members without `adverts.key_file`.
+    #[error("required when a member has agent = true")]
+    KeyFileRequired,
+    /// The key file was refused.
+    #[error(transparent)]
+    KeyFile(#[from] clua_ctl::keyfile::KeyFileError),
+    /// The cluster model's validation.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Both `control.services_file` and `[[service]]`.
+    #[error("the services come from {} or from [[service]] entries, not both", .0.display())]
+    ServicesTwice(PathBuf),
+    /// A referenced file (services file, clu_alias.config line) was refused when applied.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// `control.alias_config` cannot be read.
+    #[error("{}: cannot read: {source}", .path.display())]
+    AliasConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A clu_alias.config line that is not a boot-time cluamgr command.
+    #[error(transparent)]
+    AliasConfig(#[from] AliasConfigError),
+}
+
+impl Problem {
+    fn at(field: impl Into<String>, kind: impl Into<ProblemKind>) -> Problem {
+        Problem {
+            field: Some(field.into()),
+            kind: kind.into(),
+        }
+    }
+
+    fn whole(kind: impl Into<ProblemKind>) -> Problem {
+        Problem {
+            field: None,
+            kind: kind.into(),
+        }
+    }
+
+    /// A refused command or file as problems at `field`: one per model error.
+    fn applied(field: &str, e: ApplyError) -> Vec<Problem> {
+        match e {
+            ApplyError::Invalid(errs) => errs.into_iter().map(|m| Problem::at(field, m)).collect(),
+            other => vec![Problem::at(field, other)],
+        }
+    }
+}
+
+fn out_of_range(value: impl Into<u64>, min: impl Into<u64>, max: impl Into<u64>) -> ProblemKind {
+    ProblemKind::OutOfRange {
+        value: value.into(),
+        min: min.into(),
+        max: max.into(),
+    }
+}
+
+/// The configuration file as written: step 1's result, step 2's input.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+pub struct RawConfig {
     cluster: RawCluster,
     #[serde(default)]
     dpdk: DpdkConfig,
@@ -204,7 +365,7 @@ struct RawCluster {
     max_aliases: Option<usize>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawTables {
     connections: usize,
@@ -353,27 +514,61 @@ struct RawService {
 /// Largest connection table per worker (entries).
 pub const MAX_CONNECTIONS: usize = 1 << 26;
 
+/// A configuration that passed validation (step 2) and whose referenced files are not yet read.
+#[derive(Debug)]
+pub struct ValidConfig {
+    file: String,
+    cluster: Cluster,
+    dpdk: DpdkConfig,
+    port_devargs: Vec<String>,
+    tables: RawTables,
+    refusals_per_sec: u32,
+    metrics_listen: Option<std::net::SocketAddr>,
+    control: ControlConfig,
+    /// `Some` when a member runs the agent: the key file and the advert settings.
+    adverts: Option<(PathBuf, u16, u32)>,
+}
+
 impl Config {
-    /// Reads and validates a configuration file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads a configuration file and runs [`Config::parse`] on it.
+    pub fn load(path: &Path) -> Result<Config, RouterConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: file.clone(),
-            problems: vec![format!("cannot read: {e}")],
+            problems: vec![Problem::whole(ProblemKind::Read(e))],
         })?;
         Config::parse(&text, &file)
     }
 
-    /// Parses and validates configuration text; `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let fail = |problems: Vec<String>| ConfigError {
+    /// Deserialises, validates and loads the referenced files; `file` names the text in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, RouterConfigError> {
+        RawConfig::deserialise(text, file)?
+            .validate(file)?
+            .load_files()
+    }
+
+    /// Deserialises and validates, reading no file: the configuration is well-formed and
+    /// consistent, though a file it refers to may still be refused.
+    pub fn check(text: &str, file: &str) -> Result<ValidConfig, RouterConfigError> {
+        RawConfig::deserialise(text, file)?.validate(file)
+    }
+}
+
+impl RawConfig {
+    /// Step 1: TOML text to the file's shape. Unknown fields are errors.
+    pub fn deserialise(text: &str, file: &str) -> Result<RawConfig, RouterConfigError> {
+        toml::from_str(text).map_err(|e: toml::de::Error| ConfigError {
             file: file.to_string(),
-            problems,
-        };
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| fail(vec![e.to_string().trim_end().replace('\n', "\n    ")]))?;
-        let mut problems = Vec::new();
-        let mut p = |at: String, what: String| problems.push(format!("{at}: {what}"));
+            problems: vec![Problem::whole(e)],
+        })
+    }
+
+    /// Step 2: converts to the cluster model and checks everything that needs no file, reporting
+    /// every problem found.
+    pub fn validate(self, file: &str) -> Result<ValidConfig, RouterConfigError> {
+        let raw = self;
+        let mut problems: Vec<Problem> = Vec::new();
+        let mut p = |at: String, what: ProblemKind| problems.push(Problem::at(at, what));
 
         let mut ports = Vec::new();
         let mut port_devargs = Vec::new();
@@ -383,42 +578,30 @@ impl Config {
                 "client" => PortRole::Client,
                 "interconnect" => PortRole::Interconnect,
                 other => {
-                    p(
-                        format!("{at} role"),
-                        format!("`{other}` is not client or interconnect"),
-                    );
+                    p(format!("{at} role"), ProblemKind::Role(other.into()));
                     PortRole::Client
                 }
             };
-            let address = rp
-                .address
-                .as_deref()
-                .and_then(|a| match a.parse::<Prefix>() {
+            let mut prefix = |field: &str, v: &Option<String>| {
+                v.as_deref().and_then(|a| match a.parse::<Prefix>() {
                     Ok(x) => Some(x),
                     Err(e) => {
-                        p(format!("{at} address"), e);
+                        p(format!("{at} {field}"), e.into());
                         None
                     }
-                });
-            let flow_source = rp
-                .flow_source
-                .as_deref()
-                .and_then(|a| match a.parse::<Prefix>() {
-                    Ok(x) => Some(x),
-                    Err(e) => {
-                        p(format!("{at} flow_source"), e);
-                        None
-                    }
-                });
+                })
+            };
+            let address = prefix("address", &rp.address);
+            let flow_source = prefix("flow_source", &rp.flow_source);
             let mac = rp.mac.as_deref().and_then(|m| match parse_mac(m) {
                 Ok(x) => Some(x),
                 Err(e) => {
-                    p(format!("{at} mac"), e);
+                    p(format!("{at} mac"), e.into());
                     None
                 }
             });
             if rp.devargs.trim().is_empty() {
-                p(format!("{at} devargs"), "must not be empty".into());
+                p(format!("{at} devargs"), ProblemKind::Empty);
             }
             if let Some(o) = raw.port[..i]
                 .iter()
@@ -426,11 +609,10 @@ impl Config {
             {
                 p(
                     format!("{at} devargs"),
-                    format!(
-                        "device `{}` is already port \"{}\"",
-                        port_name(&rp.devargs),
-                        o.name
-                    ),
+                    ProblemKind::DeviceTaken {
+                        device: port_name(&rp.devargs).into(),
+                        port: o.name.clone(),
+                    },
                 );
             }
             if looks_like_pci(&rp.devargs)
@@ -442,10 +624,7 @@ impl Config {
             {
                 p(
                     format!("{at} devargs"),
-                    format!(
-                        "PCI device `{}` is not in dpdk.pci_allow",
-                        port_name(&rp.devargs)
-                    ),
+                    ProblemKind::PciNotAllowed(port_name(&rp.devargs).into()),
                 );
             }
             port_devargs.push(rp.devargs.clone());
@@ -459,7 +638,7 @@ impl Config {
             });
         }
         if ports.is_empty() {
-            p("port".into(), "at least one [[port]] is required".into());
+            p("port".into(), ProblemKind::NoPort);
         }
 
         let mut members = Vec::new();
@@ -468,20 +647,17 @@ impl Config {
             let address = rm.address.parse::<Ipv4Addr>().unwrap_or_else(|_| {
                 p(
                     format!("{at} address"),
-                    format!("`{}` is not an IPv4 address", rm.address),
+                    ProblemKind::NotIpv4(rm.address.clone()),
                 );
                 Ipv4Addr::UNSPECIFIED
             });
             let mac = parse_mac(&rm.mac).unwrap_or_else(|e| {
-                p(format!("{at} mac"), e);
+                p(format!("{at} mac"), e.into());
                 [0; 6]
             });
-            let vx_only = |p: &mut dyn FnMut(String, String), field: &str, set: bool| {
+            let vx_only = |p: &mut dyn FnMut(String, ProblemKind), field: &str, set: bool| {
                 if set {
-                    p(
-                        format!("{at} {field}"),
-                        "only valid with encap = \"vxlan\"".into(),
-                    );
+                    p(format!("{at} {field}"), ProblemKind::VxlanOnly);
                 }
             };
             let encap = match rm.encap.as_str() {
@@ -497,22 +673,16 @@ impl Config {
                 }
                 "vxlan" => {
                     let vni = rm.vni.unwrap_or_else(|| {
-                        p(
-                            format!("{at} vni"),
-                            "required with encap = \"vxlan\"".into(),
-                        );
+                        p(format!("{at} vni"), ProblemKind::VxlanRequired);
                         0
                     });
                     let inner_mac = match rm.inner_mac.as_deref() {
                         None => {
-                            p(
-                                format!("{at} inner_mac"),
-                                "required with encap = \"vxlan\"".into(),
-                            );
+                            p(format!("{at} inner_mac"), ProblemKind::VxlanRequired);
                             [0; 6]
                         }
                         Some(m) => parse_mac(m).unwrap_or_else(|e| {
-                            p(format!("{at} inner_mac"), e);
+                            p(format!("{at} inner_mac"), e.into());
                             [0; 6]
                         }),
                     };
@@ -523,10 +693,7 @@ impl Config {
                     }
                 }
                 other => {
-                    p(
-                        format!("{at} encap"),
-                        format!("`{other}` is not l2, ipip or vxlan"),
-                    );
+                    p(format!("{at} encap"), ProblemKind::Encap(other.into()));
                     Encap::L2
                 }
             };
@@ -548,7 +715,7 @@ impl Config {
             let address = ra.address.parse::<Ipv4Addr>().unwrap_or_else(|_| {
                 p(
                     format!("alias[{i}] \"{}\" address", ra.name),
-                    format!("`{}` is not an IPv4 address", ra.address),
+                    ProblemKind::NotIpv4(ra.address.clone()),
                 );
                 Ipv4Addr::UNSPECIFIED
             });
@@ -579,17 +746,14 @@ impl Config {
                 "tcp" => Proto::Tcp,
                 "udp" => Proto::Udp,
                 other => {
-                    p(
-                        format!("{at} proto"),
-                        format!("`{other}` is not tcp or udp"),
-                    );
+                    p(format!("{at} proto"), ProblemKind::Proto(other.into()));
                     Proto::Tcp
                 }
             };
             let mut options = ServiceOptions::default();
             for o in &rs.options {
                 if let Err(e) = options.set(o) {
-                    p(format!("{at} options"), e);
+                    p(format!("{at} options"), e.into());
                 }
             }
             services.push(ServiceSpec {
@@ -604,7 +768,7 @@ impl Config {
         if !(8..=MAX_CONNECTIONS).contains(&t.connections) {
             p(
                 "tables.connections".into(),
-                format!("{} is out of range 8..={MAX_CONNECTIONS}", t.connections),
+                out_of_range(t.connections as u64, 8u64, MAX_CONNECTIONS as u64),
             );
         }
         for (name, v) in [
@@ -612,49 +776,40 @@ impl Config {
             ("tcp_closing_secs", t.tcp_closing_secs),
         ] {
             if !(1..=86_400).contains(&v) {
-                p(
-                    format!("tables.{name}"),
-                    format!("{v} is out of range 1..=86400"),
-                );
+                p(format!("tables.{name}"), out_of_range(v, 1u64, 86_400u64));
             }
         }
         let d = &raw.dpdk;
         if d.worker_lcores.is_empty() {
-            p(
-                "dpdk.worker_lcores".into(),
-                "at least one worker lcore is required".into(),
-            );
+            p("dpdk.worker_lcores".into(), ProblemKind::NoWorker);
         }
         if d.worker_lcores.contains(&d.main_lcore) {
             p(
                 "dpdk.worker_lcores".into(),
-                format!("lcore {} is already dpdk.main_lcore", d.main_lcore),
+                ProblemKind::LcoreIsMain(d.main_lcore),
             );
         }
         let mut sorted = d.worker_lcores.clone();
         sorted.sort_unstable();
         if sorted.windows(2).any(|w| w[0] == w[1]) {
-            p(
-                "dpdk.worker_lcores".into(),
-                "an lcore is listed twice".into(),
-            );
+            p("dpdk.worker_lcores".into(), ProblemKind::LcoreTwice);
         }
         if !(1023..=(1 << 24)).contains(&d.mbufs) {
             p(
                 "dpdk.mbufs".into(),
-                format!("{} is out of range 1023..=16777216", d.mbufs),
+                out_of_range(d.mbufs, 1023u32, 1u32 << 24),
             );
         }
         if !(64..=16384).contains(&d.memory_mb) {
             p(
                 "dpdk.memory_mb".into(),
-                format!("{} is out of range 64..=16384", d.memory_mb),
+                out_of_range(d.memory_mb, 64u32, 16384u32),
             );
         }
         if !(64..=4096).contains(&d.descriptors) {
             p(
                 "dpdk.descriptors".into(),
-                format!("{} is out of range 64..=4096", d.descriptors),
+                out_of_range(d.descriptors, 64u16, 4096u16),
             );
         }
         let metrics_listen = raw.metrics.listen.as_deref().and_then(|l| match l.parse() {
@@ -662,13 +817,13 @@ impl Config {
             Err(_) => {
                 p(
                     "metrics.listen".into(),
-                    format!("`{l}` is not ADDRESS:PORT"),
+                    ProblemKind::NotSocketAddr(l.into()),
                 );
                 None
             }
         });
 
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             name: raw.cluster.name,
             default_alias: raw.cluster.default_alias,
             max_aliases: raw.cluster.max_aliases.unwrap_or(DEFAULT_MAX_ALIASES),
@@ -678,108 +833,136 @@ impl Config {
             services,
             advert_port: 0,
         };
-        let any_agent = raw.member.iter().any(|m| m.agent);
         let mut adverts = None;
-        let mut cluster = cluster;
-        if any_agent {
+        if raw.member.iter().any(|m| m.agent) {
             let a = &raw.adverts;
             if a.port == 0 {
-                p("adverts.port".into(), "0 is not a UDP port".into());
+                p("adverts.port".into(), ProblemKind::PortZero);
             }
             if !(1..=100).contains(&a.dead_misses) {
                 p(
                     "adverts.dead_misses".into(),
-                    format!("{} is out of range 1..=100", a.dead_misses),
+                    out_of_range(a.dead_misses, 1u32, 100u32),
                 );
             }
             match &a.key_file {
-                None => p(
-                    "adverts.key_file".into(),
-                    "required when a member has agent = true".into(),
-                ),
-                Some(path) => match clua_ctl::keyfile::load_key(path) {
-                    Ok(key) => {
-                        adverts = Some(AdvertConfig {
-                            key,
-                            port: a.port,
-                            dead_misses: a.dead_misses,
-                        });
-                        cluster.advert_port = a.port;
-                    }
-                    Err(e) => p("adverts.key_file".into(), e.to_string()),
-                },
+                None => p("adverts.key_file".into(), ProblemKind::KeyFileRequired),
+                Some(path) => {
+                    adverts = Some((path.clone(), a.port, a.dead_misses));
+                    cluster.advert_port = a.port;
+                }
+            }
+        }
+        if let Some(path) = &raw.control.services_file {
+            if !raw.service.is_empty() {
+                p(
+                    "control.services_file".into(),
+                    ProblemKind::ServicesTwice(path.clone()),
+                );
             }
         }
         if let Err(errs) = cluster.validate() {
-            problems.extend(errs.iter().map(|e| e.to_string()));
+            problems.extend(errs.into_iter().map(Problem::whole));
         }
         if !problems.is_empty() {
-            return Err(fail(problems));
+            return Err(ConfigError {
+                file: file.to_string(),
+                problems,
+            });
         }
-        let mut cluster = cluster;
         cluster.join_default_alias();
-        let mut state = ControlState {
+        Ok(ValidConfig {
+            file: file.to_string(),
             cluster,
-            services_file: raw.control.services_file.clone(),
+            dpdk: raw.dpdk,
+            port_devargs,
+            tables: raw.tables,
+            refusals_per_sec: raw.limits.refusals_per_sec,
+            metrics_listen,
+            control: raw.control,
+            adverts,
+        })
+    }
+}
+
+impl ValidConfig {
+    /// The validated cluster (default-alias joins done; referenced files not yet applied).
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Step 3: reads the advert key file, then applies `control.services_file` and the
+    /// commands of `control.alias_config`, in that order, as cluamgr would.
+    pub fn load_files(self) -> Result<Config, RouterConfigError> {
+        let file = self.file;
+        let fail = |problems: Vec<Problem>| ConfigError {
+            file: file.clone(),
+            problems,
+        };
+        let adverts = match self.adverts {
+            None => None,
+            Some((path, port, dead_misses)) => match clua_ctl::keyfile::load_key(&path) {
+                Ok(key) => Some(AdvertConfig {
+                    key,
+                    port,
+                    dead_misses,
+                }),
+                Err(e) => return Err(fail(vec![Problem::at("adverts.key_file", e)])),
+            },
+        };
+        let read = |p: &Path| std::fs::read_to_string(p);
+        let mut state = ControlState {
+            cluster: self.cluster,
+            services_file: self.control.services_file.clone(),
             resvok: false,
         };
-        if let Some(path) = &raw.control.services_file {
-            if !raw.service.is_empty() {
-                return Err(fail(vec![format!(
-                    "control.services_file: the services come from {} or from [[service]] entries, not both",
-                    path.display()
-                )]));
-            }
-            match apply(&state, &Command::ReloadServices, &|p| {
-                std::fs::read_to_string(p)
-            }) {
+        if self.control.services_file.is_some() {
+            match apply(&state, &Command::ReloadServices, &read) {
                 Ok(Applied::Changed(next, _)) => state = *next,
                 Ok(_) => {}
-                Err(e) => return Err(fail(vec![format!("control.services_file: {e}")])),
+                Err(e) => return Err(fail(Problem::applied("control.services_file", e))),
             }
         }
-        if let Some(path) = &raw.control.alias_config {
-            let shown = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                fail(vec![format!(
-                    "control.alias_config: {shown}: cannot read: {e}"
+        if let Some(path) = &self.control.alias_config {
+            let text = std::fs::read_to_string(path).map_err(|source| {
+                fail(vec![Problem::at(
+                    "control.alias_config",
+                    ProblemKind::AliasConfigRead {
+                        path: path.clone(),
+                        source,
+                    },
                 )])
             })?;
+            let shown = path.display().to_string();
             let commands = parse_alias_config(&text, &shown)
-                .map_err(|e| fail(e.to_string().lines().map(str::to_string).collect()))?;
+                .map_err(|e| fail(e.0.into_iter().map(Problem::whole).collect()))?;
             for (line, cmd) in commands {
-                match apply(&state, &cmd, &|p| std::fs::read_to_string(p)) {
+                match apply(&state, &cmd, &read) {
                     Ok(Applied::Changed(next, _)) => state = *next,
                     Ok(_) => {}
-                    Err(e) => {
-                        return Err(fail(
-                            e.to_string()
-                                .lines()
-                                .map(|l| format!("{shown}:{line}: {l}"))
-                                .collect(),
-                        ))
-                    }
+                    Err(e) => return Err(fail(Problem::applied(&format!("{shown}:{line}"), e))),
                 }
             }
         }
         let ControlState {
             cluster, resvok, ..
         } = state;
+        let t = &self.tables;
         let pipeline = PipelineConfig {
             conn_capacity: t.connections,
             tcp_idle_ms: t.tcp_idle_secs * 1000,
             tcp_closing_ms: t.tcp_closing_secs * 1000,
             max_members: cluster.members.len().max(1),
-            refusals_per_sec: raw.limits.refusals_per_sec,
+            refusals_per_sec: self.refusals_per_sec,
             ..PipelineConfig::default()
         };
         Ok(Config {
             cluster,
-            dpdk: raw.dpdk,
-            port_devargs,
+            dpdk: self.dpdk,
+            port_devargs: self.port_devargs,
             pipeline,
-            metrics_listen,
-            control: raw.control,
+            metrics_listen: self.metrics_listen,
+            control: self.control,
             resvok,
             adverts,
         })

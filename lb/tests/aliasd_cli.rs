@@ -104,3 +104,22 @@ fn aliasd_is_the_router_only() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--member-config"), "{err}");
 }
+
+/// Issue 7: a member named `m 1` was accepted and could never come up; `--check` now refuses it,
+/// naming the member and its name field (the rule is `clua_ctl::name`'s).
+#[test]
+fn a_member_name_adverts_cannot_carry_is_refused() {
+    let text = GOLDEN
+        .replace("name = \"m2\"\nport", "name = \"m 1\"\nport")
+        .replace(
+            "{ name = \"m2\", selw = 2 }",
+            "{ name = \"m 1\", selw = 2 }",
+        );
+    let p = write("check-name", &text);
+    let (code, _, err) = aliasd(&["--config", p.to_str().unwrap(), "--check"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("member \"m 1\" name: `m 1` is not a name: byte 1 is not a letter"),
+        "{err}"
+    );
+}

@@ -365,3 +365,81 @@ fn the_alias_limit_is_102400_with_o1_lookup() {
         &["102401 aliases configured but cluster.max_aliases is 102400"],
     );
 }
+
+/// Issue 7: a member named `m 1` was accepted and could never come up (its adverts cannot carry
+/// the name). Port, member and alias names follow the one rule of `clua_ctl::name`.
+#[test]
+fn names_follow_the_shared_rule_and_the_field_is_named() {
+    let text = GOLDEN
+        .replace("name = \"m2\"\nport", "name = \"m 1\"\nport")
+        .replace(
+            "{ name = \"m2\", selw = 2 }",
+            "{ name = \"m 1\", selw = 2 }",
+        );
+    assert_rejected(
+        &text,
+        &[
+            "member \"m 1\" name",
+            "`m 1` is not a name: byte 1 is not a letter, digit, `.`, `_` or `-`",
+        ],
+    );
+    let text = GOLDEN.replace("name = \"ic1\"", "name = \"-ic1\"");
+    assert_rejected(
+        &text,
+        &["port \"-ic1\" name", "starts with a letter or a digit"],
+    );
+    let text = GOLDEN.replace("name = \"tun\"", "name = \"t/un\"");
+    assert_rejected(&text, &["alias \"t/un\" name", "`t/un` is not a name"]);
+    let text = GOLDEN.replace(
+        "name = \"m2\"\nport",
+        &format!("name = \"{}\"\nport", "m".repeat(65)),
+    );
+    assert_rejected(&text, &["a name is at most 64 bytes, this one has 65"]);
+}
+
+/// Deserialise and validate read no file; referenced files are loaded last, and only then refused.
+#[test]
+fn validation_reads_no_file_and_loading_is_last() {
+    let missing = "/nonexistent/clua-test";
+    let text = GOLDEN.replacen(
+        "name = \"m1\"\nport = \"ic0\"",
+        "name = \"m1\"\nagent = true\nport = \"ic0\"",
+        1,
+    ) + &format!(
+        "\n[adverts]\nkey_file = \"{missing}/key\"\n[control]\nalias_config = \"{missing}/boot\"\n"
+    );
+    let checked = Config::check(&text, "test.toml");
+    let valid = match checked {
+        Ok(v) => v,
+        Err(e) => panic!("validation touched a file or refused good text:\n{e}"),
+    };
+    assert!(valid.cluster().members.iter().any(|m| m.agent));
+    assert_eq!(valid.cluster().advert_port, clua_ctl::advert::ADVERT_PORT);
+    // The same text fails only when the files are loaded: the key file first.
+    let e = match valid.load_files() {
+        Ok(_) => panic!("a missing key file was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.starts_with("test.toml: adverts.key_file: key file /nonexistent/clua-test/key"),
+        "{e}"
+    );
+    // Without agents, the missing clu_alias.config is what is refused, naming its field.
+    let text = format!("{GOLDEN}\n[control]\nalias_config = \"{missing}/boot\"\n");
+    assert!(Config::check(&text, "test.toml").is_ok());
+    assert_rejected(
+        &text,
+        &["control.alias_config: /nonexistent/clua-test/boot: cannot read"],
+    );
+    // Problems are typed: the field and the kind are separate.
+    let err = Config::check(
+        &GOLDEN.replace("name = \"m2\"\nport", "name = \"m 1\"\nport"),
+        "t",
+    )
+    .unwrap_err();
+    assert!(err
+        .problems
+        .iter()
+        .any(|p| matches!(&p.kind, clua_lb::config::ProblemKind::Model(m)
+            if m.to_string().starts_with("member \"m 1\" name"))));
+}

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clua_ctl::command::{parse_args, resolve_hosts, AliasRef, Command, ShowWhat, USAGE};
+use clap::Parser;
+use clua_ctl::command::{
+    from_clap, refuse_clusters, resolve_hosts, AliasRef, Command, CommandArgs, CommandError,
+    Invocation, ShowWhat, USAGE,
+};
 use clua_ctl::protocol::{call, Request, DEFAULT_SOCKET};
 use clua_ctl::services::{parse_services, render_table};
 
@@ -22,27 +26,43 @@ clua options:
   --check           with -F FILE: validate the file and print its table; aliasd is not contacted
 ";
 
+/// cluamgr's argv: the command grammar of `clua_ctl::command` plus the CLI's own `--socket`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cluamgr",
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct Cli {
+    /// aliasd's control socket.
+    #[arg(long = "socket", value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    #[command(flatten)]
+    command: CommandArgs,
+}
+
 fn main() -> ExitCode {
-    let mut socket = PathBuf::from(DEFAULT_SOCKET);
-    let mut check = false;
-    let mut rest = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--socket" {
-            match args.next() {
-                Some(p) => socket = PathBuf::from(p),
-                None => return usage_error("--socket needs a path"),
-            }
-        } else if let Some(p) = a.strip_prefix("--socket=") {
-            socket = PathBuf::from(p);
-        } else if a == "--check" {
-            check = true;
-        } else {
-            rest.push(a);
-        }
+    let argv: Vec<String> = std::env::args().collect();
+    if let Err(e) = refuse_clusters(&argv[1.min(argv.len())..]) {
+        return usage_error(&e.to_string());
     }
-    let command = match parse_args(&rest) {
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(c) => c,
+        Err(e) => {
+            use clap::error::{ContextKind, ContextValue, ErrorKind};
+            let socket_without_path = e.kind() == ErrorKind::InvalidValue
+                && matches!(e.get(ContextKind::InvalidArg),
+                    Some(ContextValue::String(a)) if a.starts_with("--socket"));
+            if socket_without_path {
+                return usage_error("--socket needs a path");
+            }
+            return usage_error(&from_clap(&e).to_string());
+        }
+    };
+    let socket = cli.socket;
+    let (command, check) = match cli.command.into_invocation() {
+        Ok(Invocation { command, check }) => (command, check),
+        Err(CommandError::CheckMisplaced) => return usage_error("--check goes with -F FILE"),
         Err(e) => return usage_error(&e.to_string()),
     };
     let command = match command {
@@ -70,7 +90,6 @@ fn main() -> ExitCode {
                 }
             };
         }
-        _ if check => return usage_error("--check goes with -F FILE"),
         Command::LoadServices { path } => match std::path::absolute(&path) {
             Ok(p) => Command::LoadServices {
                 path: p.display().to_string(),
