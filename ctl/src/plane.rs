@@ -37,7 +37,7 @@ use crate::arp::{self, ArpOutcome};
 use crate::command::{Command, USAGE};
 use crate::icmp::{self, IcmpOutcome};
 use crate::members::{AdvertCounters, AdvertSettings, MemberTracker};
-use crate::model::{Cluster, Mac};
+use crate::model::{Cluster, Mac, ModelError};
 use crate::protocol::Reply;
 use crate::show::render_show;
 
@@ -187,7 +187,7 @@ pub enum Event {
     /// failed); it is retried every [`MEMBER_RETRY_MS`]. Logged once per distinct reason.
     MemberStateNotApplied {
         /// Why.
-        why: String,
+        why: RebuildError,
     },
     /// The members' reported state is in force again after failures.
     MemberStateApplied,
@@ -245,8 +245,7 @@ impl fmt::Display for Event {
             }
             Event::MemberStateNotApplied { why } => write!(
                 f,
-                "member state from adverts not applied, retrying every {MEMBER_RETRY_MS} ms: {}",
-                why.replace('\n', "; ")
+                "member state from adverts not applied, retrying every {MEMBER_RETRY_MS} ms: {why}"
             ),
             Event::MemberStateApplied => f.write_str("member state from adverts applied again"),
         }
@@ -278,6 +277,17 @@ impl Effects {
     }
 }
 
+/// Why a new model could not be put in force. Nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RebuildError {
+    /// The model does not validate.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<ModelError>),
+    /// The snapshot could not be built from it.
+    #[error("{0}")]
+    Snapshot(#[from] clua_pipeline::snapshot::SnapshotError),
+}
+
 /// Why the control plane could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -297,7 +307,7 @@ pub struct ControlPlane {
     /// When a failed re-application may be tried again.
     members_retry_at: u64,
     /// The last reason re-application failed (logged once).
-    members_error: Option<String>,
+    members_error: Option<RebuildError>,
     counters: Arc<ControlCounters>,
     cores: Vec<Arc<CoreCounters>>,
     files: FileReader,
@@ -514,12 +524,7 @@ impl ControlPlane {
         let result = next
             .cluster
             .validate()
-            .map_err(|errs| {
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
+            .map_err(RebuildError::Invalid)
             .and_then(|()| self.publish(next, Cause::Members, fx));
         match result {
             Ok(_) => {
@@ -530,7 +535,7 @@ impl ControlPlane {
             }
             Err(why) => {
                 self.members_retry_at = now_ms + MEMBER_RETRY_MS;
-                if self.members_error.as_deref() != Some(why.as_str()) {
+                if self.members_error.as_ref() != Some(&why) {
                     fx.events
                         .push(Event::MemberStateNotApplied { why: why.clone() });
                     self.members_error = Some(why);
@@ -546,13 +551,9 @@ impl ControlPlane {
         next: ControlState,
         cause: Cause,
         fx: &mut Effects,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, RebuildError> {
         let generation = self.snapshot.generation + 1;
-        let snapshot = Arc::new(
-            next.cluster
-                .snapshot(generation, &self.macs)
-                .map_err(|e| e.to_string())?,
-        );
+        let snapshot = Arc::new(next.cluster.snapshot(generation, &self.macs)?);
         diff_members(&self.state.cluster, &next.cluster, &mut fx.events);
         fx.events.push(Event::Generation { generation, cause });
         let before = self.snapshot.clone();
@@ -813,7 +814,7 @@ mod tests {
         let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 10);
         assert!(fx.publish.is_none());
         assert!(
-            matches!(&fx.events[..], [Event::MemberStateNotApplied { why }] if why.contains("ghost")),
+            matches!(&fx.events[..], [Event::MemberStateNotApplied { why }] if why.to_string().contains("ghost")),
             "{:?}",
             fx.events
         );
