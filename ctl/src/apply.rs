@@ -644,4 +644,90 @@ pub(crate) mod tests {
         let (_, changes) = run(&s, &["--register", "7001/udp,in_multi"]).unwrap();
         assert_eq!(changes, ["service 7001/udp registered"]);
     }
+
+    /// Each refusal is a typed reason; its text is the reply cluamgr prints.
+    #[test]
+    fn refusals_are_typed_and_read_as_before() {
+        let s = state();
+        let refusal = |args: &[&str]| match run(&s, args).unwrap_err() {
+            ApplyError::Refused(r) => (r.clone(), r.to_string()),
+            other => panic!("not a refusal: {other:?}"),
+        };
+        let (r, text) = refusal(&["-s", "nosuch"]);
+        assert_eq!(r, Refusal::NoAlias(AliasRef::Name("nosuch".into())));
+        assert_eq!(text, "no alias \"nosuch\"");
+        let (r, text) = refusal(&["-a", "alias=nosuch,rpri=3"]);
+        assert_eq!(r, Refusal::NoAliasByName(AliasRef::Name("nosuch".into())));
+        assert_eq!(
+            text,
+            "no alias \"nosuch\"; name a new alias by its address (or an /etc/hosts name)"
+        );
+        let (r, text) = refusal(&["-f"]);
+        assert_eq!(r, Refusal::NoServicesFile);
+        assert_eq!(
+            text,
+            "no clua_services file is configured (cluster.services_file); use -F FILE"
+        );
+        let (r, text) = refusal(&["-F", "/nonexistent"]);
+        assert!(
+            matches!(&r, Refusal::ReadServices { path, kind: std::io::ErrorKind::NotFound, .. } if path == Path::new("/nonexistent")),
+            "{r:?}"
+        );
+        assert!(text.starts_with("/nonexistent: cannot read: "), "{text}");
+        // The parser refuses this too; a command built by other means is refused here.
+        let mut options = crate::model::ServiceOptions::default();
+        options.set("in_single").unwrap();
+        options.set("in_multi").unwrap();
+        let register = Command::Register {
+            port: 22,
+            proto: Proto::Tcp,
+            options,
+        };
+        let e = apply(&s, &register, &|_| unreachable!()).unwrap_err();
+        let ApplyError::Refused(r) = e else {
+            panic!("not a refusal: {e:?}")
+        };
+        let text = r.to_string();
+        assert!(
+            matches!(
+                &r,
+                Refusal::RegisterOptions {
+                    port: 22,
+                    proto: Proto::Tcp,
+                    why: ServiceOptionError::Exclusive(_)
+                }
+            ),
+            "{r:?}"
+        );
+        assert_eq!(
+            text,
+            "22/tcp: in_single and in_multi are mutually exclusive"
+        );
+        let (r, _) = refusal(&["-a", "alias=web,join"]);
+        assert_eq!(r, Refusal::NeedsMember);
+        let (r, text) = refusal(&["-a", "alias=web,join", "--member", "m9"]);
+        assert_eq!(r, Refusal::NoSuchMember("m9".into()));
+        assert_eq!(text, "no member \"m9\" is configured");
+        let (r, text) = refusal(&["-a", "alias=198.51.100.50,leave", "--member", "m1"]);
+        assert_eq!(
+            r,
+            Refusal::NotJoined {
+                member: "m1".into(),
+                alias: "198.51.100.50".into()
+            }
+        );
+        assert_eq!(text, "member m1 has not joined alias 198.51.100.50");
+        let (r, text) = refusal(&["-a", "alias=198.51.100.50,selw=2", "--member", "m1"]);
+        assert_eq!(
+            r,
+            Refusal::NeverJoined {
+                member: "m1".into(),
+                alias: "198.51.100.50".into()
+            }
+        );
+        assert_eq!(
+            text,
+            "member m1 has not joined alias 198.51.100.50 (add join)"
+        );
+    }
 }
