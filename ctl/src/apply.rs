@@ -23,8 +23,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::command::{AliasRef, Command, ShowWhat};
-use crate::model::{AliasSpec, Cluster, JoinSpec, ModelError, ServiceSpec, DEFAULT_RPRI};
-use crate::services::parse_services;
+use crate::model::{
+    AliasSpec, Cluster, JoinSpec, ModelError, Proto, ServiceOptionError, ServiceSpec, DEFAULT_RPRI,
+};
+use crate::services::{parse_services, ServicesErrors};
 
 /// Where `rpri` takes effect: said in the reply and in `-s` (issue 7).
 pub const RPRI_NOTE: &str = "used by the proxy-ARP master election among several routers (CA4; not yet implemented: this router answers ARP for the alias alone)";
@@ -54,32 +56,104 @@ pub struct ControlState {
 }
 
 /// Why a command was refused. Nothing was changed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
     /// The command's result would not be a valid cluster.
+    #[error("{}", Lines(.0))]
     Invalid(Vec<ModelError>),
     /// The command cannot be carried out as asked.
-    Refused(String),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
-impl std::fmt::Display for ApplyError {
+/// Model errors one a line.
+struct Lines<'a>(&'a [ModelError]);
+
+impl std::fmt::Display for Lines<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ApplyError::Invalid(errs) => {
-                for (i, e) in errs.iter().enumerate() {
-                    if i > 0 {
-                        writeln!(f)?;
-                    }
-                    write!(f, "{e}")?;
-                }
-                Ok(())
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
             }
-            ApplyError::Refused(why) => f.write_str(why),
+            write!(f, "{e}")?;
         }
+        Ok(())
     }
 }
 
-impl std::error::Error for ApplyError {}
+/// Why a command cannot be carried out as asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// `-s -a` names an alias that does not exist.
+    #[error("no alias {}", Described(.0))]
+    NoAlias(AliasRef),
+    /// `-a` names an unknown alias by name (or DEFAULTALIAS): only an address makes a new one.
+    #[error("no alias {}; name a new alias by its address (or an /etc/hosts name)", Described(.0))]
+    NoAliasByName(AliasRef),
+    /// `-f` without a configured clua_services file.
+    #[error("no clua_services file is configured (cluster.services_file); use -F FILE")]
+    NoServicesFile,
+    /// A clua_services file cannot be read.
+    #[error("{}: cannot read: {message}", .path.display())]
+    ReadServices {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error's kind.
+        kind: std::io::ErrorKind,
+        /// The I/O error's text (kept as text: `std::io::Error` is neither `Clone` nor `Eq`).
+        message: String,
+    },
+    /// A clua_services file has errors.
+    #[error(transparent)]
+    Services(#[from] ServicesErrors),
+    /// `--register` with options that do not go together (CA9).
+    #[error("{port}/{}: {why}", .proto.name())]
+    RegisterOptions {
+        /// The service's port.
+        port: u16,
+        /// Its protocol.
+        proto: Proto,
+        /// What is wrong.
+        why: ServiceOptionError,
+    },
+    /// join, leave, selw or selp on a router without `--member`.
+    #[error(
+        "join, leave, selw and selp are a member's attributes: on a router give --member NAME"
+    )]
+    NeedsMember,
+    /// `--member` names a member the cluster does not configure.
+    #[error("no member \"{0}\" is configured")]
+    NoSuchMember(String),
+    /// `leave` for a member that is not joined.
+    #[error("member {member} has not joined alias {alias}")]
+    NotJoined {
+        /// The member.
+        member: String,
+        /// The alias's name.
+        alias: String,
+    },
+    /// selw or selp without join for a member that never joined.
+    #[error("member {member} has not joined alias {alias} (add join)")]
+    NeverJoined {
+        /// The member.
+        member: String,
+        /// The alias's name.
+        alias: String,
+    },
+}
+
+/// An alias as a refusal names it: a name quoted, an address bare.
+struct Described<'a>(&'a AliasRef);
+
+impl std::fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            AliasRef::Default => f.write_str("DEFAULTALIAS"),
+            AliasRef::Addr(x) => write!(f, "{x}"),
+            AliasRef::Name(n) => write!(f, "\"{n}\""),
+        }
+    }
+}
 
 /// The result of a command that changes nothing (`-s`, `-h`) or of one that does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,10 +164,6 @@ pub enum Applied {
     Show(ShowWhat),
     /// `-h`.
     Help,
-}
-
-fn refused(why: impl Into<String>) -> ApplyError {
-    ApplyError::Refused(why.into())
 }
 
 /// Finds the alias a command names: the default alias, by address, or by name.
@@ -122,7 +192,7 @@ pub fn apply(
         Command::Show(what) => {
             if let ShowWhat::Alias(a) = what {
                 if find_alias(&state.cluster, a).is_none() {
-                    return Err(refused(format!("no alias {}", describe(a))));
+                    return Err(Refusal::NoAlias(a.clone()).into());
                 }
             }
             return Ok(Applied::Show(what.clone()));
@@ -136,9 +206,7 @@ pub fn apply(
             }
         }
         Command::ReloadServices => {
-            let path = state.services_file.clone().ok_or_else(|| {
-                refused("no clua_services file is configured (cluster.services_file); use -F FILE")
-            })?;
+            let path = state.services_file.clone().ok_or(Refusal::NoServicesFile)?;
             load_services(&mut next, &path, read_file, &mut changes)?;
         }
         Command::LoadServices { path } => {
@@ -149,9 +217,11 @@ pub fn apply(
             proto,
             options,
         } => {
-            options
-                .check()
-                .map_err(|e| refused(format!("{port}/{}: {e}", proto.name())))?;
+            options.check().map_err(|why| Refusal::RegisterOptions {
+                port: *port,
+                proto: *proto,
+                why,
+            })?;
             let entry = ServiceSpec {
                 name: format!("registered-{port}-{}", proto.name()),
                 port: *port,
@@ -189,10 +259,7 @@ pub fn apply(
                 Some(i) => i,
                 None => {
                     let AliasRef::Addr(addr) = alias else {
-                        return Err(refused(format!(
-                            "no alias {}; name a new alias by its address (or an /etc/hosts name)",
-                            describe(alias)
-                        )));
+                        return Err(Refusal::NoAliasByName(alias.clone()).into());
                     };
                     next.cluster.aliases.push(AliasSpec {
                         name: addr.to_string(),
@@ -236,15 +303,11 @@ pub fn apply(
             let member_attrs =
                 options.join || options.leave || options.selw.is_some() || options.selp.is_some();
             match member {
-                None if member_attrs => {
-                    return Err(refused(
-                        "join, leave, selw and selp are a member's attributes: on a router give --member NAME",
-                    ))
-                }
+                None if member_attrs => return Err(Refusal::NeedsMember.into()),
                 None => {}
                 Some(m) => {
                     if next.cluster.member_id(m).is_none() {
-                        return Err(refused(format!("no member \"{m}\" is configured")));
+                        return Err(Refusal::NoSuchMember(m.clone()).into());
                     }
                     let a = &mut next.cluster.aliases[idx];
                     let pos = a.members.iter().position(|j| &j.member == m);
@@ -259,7 +322,13 @@ pub fn apply(
                                     a.members[p].selw, a.members[p].selp
                                 ));
                             }
-                            _ => return Err(refused(format!("member {m} has not joined alias {an}"))),
+                            _ => {
+                                return Err(Refusal::NotJoined {
+                                    member: m.clone(),
+                                    alias: an,
+                                }
+                                .into())
+                            }
                         }
                     } else {
                         let p = match (pos, options.join) {
@@ -284,9 +353,11 @@ pub fn apply(
                                 a.members.len() - 1
                             }
                             (None, false) => {
-                                return Err(refused(format!(
-                                    "member {m} has not joined alias {an} (add join)"
-                                )))
+                                return Err(Refusal::NeverJoined {
+                                    member: m.clone(),
+                                    alias: an,
+                                }
+                                .into())
                             }
                         };
                         let j = &mut a.members[p];
@@ -329,8 +400,12 @@ fn load_services(
     changes: &mut Vec<String>,
 ) -> Result<(), ApplyError> {
     let shown = path.display().to_string();
-    let text = read_file(path).map_err(|e| refused(format!("{shown}: cannot read: {e}")))?;
-    let services = parse_services(&text, &shown).map_err(|e| refused(e.to_string()))?;
+    let text = read_file(path).map_err(|e| Refusal::ReadServices {
+        path: path.to_path_buf(),
+        kind: e.kind(),
+        message: e.to_string(),
+    })?;
+    let services = parse_services(&text, &shown).map_err(Refusal::Services)?;
     let before = &next.cluster.services;
     let mut added = 0;
     let mut changed = 0;
@@ -391,14 +466,6 @@ pub fn service_notes(services: &[ServiceSpec]) -> Vec<String> {
             (!ports.is_empty()).then(|| format!("note: {name} ({}): {note}", ports.join(", ")))
         })
         .collect()
-}
-
-fn describe(a: &AliasRef) -> String {
-    match a {
-        AliasRef::Default => "DEFAULTALIAS".into(),
-        AliasRef::Addr(x) => x.to_string(),
-        AliasRef::Name(n) => format!("\"{n}\""),
-    }
 }
 
 #[cfg(test)]
@@ -576,5 +643,91 @@ pub(crate) mod tests {
         // in_multi alone is acted on: no note.
         let (_, changes) = run(&s, &["--register", "7001/udp,in_multi"]).unwrap();
         assert_eq!(changes, ["service 7001/udp registered"]);
+    }
+
+    /// Each refusal is a typed reason; its text is the reply cluamgr prints.
+    #[test]
+    fn refusals_are_typed_and_read_as_before() {
+        let s = state();
+        let refusal = |args: &[&str]| match run(&s, args).unwrap_err() {
+            ApplyError::Refused(r) => (r.clone(), r.to_string()),
+            other => panic!("not a refusal: {other:?}"),
+        };
+        let (r, text) = refusal(&["-s", "nosuch"]);
+        assert_eq!(r, Refusal::NoAlias(AliasRef::Name("nosuch".into())));
+        assert_eq!(text, "no alias \"nosuch\"");
+        let (r, text) = refusal(&["-a", "alias=nosuch,rpri=3"]);
+        assert_eq!(r, Refusal::NoAliasByName(AliasRef::Name("nosuch".into())));
+        assert_eq!(
+            text,
+            "no alias \"nosuch\"; name a new alias by its address (or an /etc/hosts name)"
+        );
+        let (r, text) = refusal(&["-f"]);
+        assert_eq!(r, Refusal::NoServicesFile);
+        assert_eq!(
+            text,
+            "no clua_services file is configured (cluster.services_file); use -F FILE"
+        );
+        let (r, text) = refusal(&["-F", "/nonexistent"]);
+        assert!(
+            matches!(&r, Refusal::ReadServices { path, kind: std::io::ErrorKind::NotFound, .. } if path == Path::new("/nonexistent")),
+            "{r:?}"
+        );
+        assert!(text.starts_with("/nonexistent: cannot read: "), "{text}");
+        // The parser refuses this too; a command built by other means is refused here.
+        let mut options = crate::model::ServiceOptions::default();
+        options.set("in_single").unwrap();
+        options.set("in_multi").unwrap();
+        let register = Command::Register {
+            port: 22,
+            proto: Proto::Tcp,
+            options,
+        };
+        let e = apply(&s, &register, &|_| unreachable!()).unwrap_err();
+        let ApplyError::Refused(r) = e else {
+            panic!("not a refusal: {e:?}")
+        };
+        let text = r.to_string();
+        assert!(
+            matches!(
+                &r,
+                Refusal::RegisterOptions {
+                    port: 22,
+                    proto: Proto::Tcp,
+                    why: ServiceOptionError::Exclusive(_)
+                }
+            ),
+            "{r:?}"
+        );
+        assert_eq!(
+            text,
+            "22/tcp: in_single and in_multi are mutually exclusive"
+        );
+        let (r, _) = refusal(&["-a", "alias=web,join"]);
+        assert_eq!(r, Refusal::NeedsMember);
+        let (r, text) = refusal(&["-a", "alias=web,join", "--member", "m9"]);
+        assert_eq!(r, Refusal::NoSuchMember("m9".into()));
+        assert_eq!(text, "no member \"m9\" is configured");
+        let (r, text) = refusal(&["-a", "alias=198.51.100.50,leave", "--member", "m1"]);
+        assert_eq!(
+            r,
+            Refusal::NotJoined {
+                member: "m1".into(),
+                alias: "198.51.100.50".into()
+            }
+        );
+        assert_eq!(text, "member m1 has not joined alias 198.51.100.50");
+        let (r, text) = refusal(&["-a", "alias=198.51.100.50,selw=2", "--member", "m1"]);
+        assert_eq!(
+            r,
+            Refusal::NeverJoined {
+                member: "m1".into(),
+                alias: "198.51.100.50".into()
+            }
+        );
+        assert_eq!(
+            text,
+            "member m1 has not joined alias 198.51.100.50 (add join)"
+        );
     }
 }

@@ -3,11 +3,10 @@
 use std::fmt;
 
 /// A configuration error: the file and every problem found in it. `Display` shows one problem
-/// per line, `FILE: PROBLEM`. aliasd's problems are typed (`clua_lb::config::Problem`, a field
-/// and a kind); the parameter's default, text, is what the member agent's configuration still
-/// uses (member/src/config.rs).
+/// per line, `FILE: PROBLEM`. Each loader has its own typed problem, a field and a kind:
+/// `clua_lb::config::Problem` for aliasd, `clua_member::config::Problem` for the member agent.
 #[derive(Debug)]
-pub struct ConfigError<P = String> {
+pub struct ConfigError<P> {
     /// The file.
     pub file: String,
     /// Every problem, in the order found.

@@ -2,60 +2,113 @@
 //! member's socket, a goodbye and the undoing of the host preparation on SIGTERM/SIGINT.
 
 use std::fmt;
-use std::net::{SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::listen::read_listening_ports;
-use crate::member_state::{apply_member, MemberState};
+use crate::member_state::{apply_member, MemberCommandError, MemberState};
 use clua_ctl::advert::{AdvertKind, AdvertRepr, AliasEntry, MAX_PORTS};
-use clua_ctl::alias_config::parse_alias_config;
+use clua_ctl::alias_config::{parse_alias_config, AliasConfigErrors};
 use clua_ctl::command::Command;
+use clua_ctl::keyfile::KeyFileError;
 use clua_ctl::model::Proto;
 use clua_ctl::protocol::{Reply, Request};
 
 use crate::config::MemberConfig;
-use crate::host::HostGuard;
+use crate::host::{HostError, HostGuard};
 use clua_ctl::socket::AdminSocket;
 
 /// How often the cluamgr socket and the stop flag are looked at.
 const POLL: Duration = Duration::from_millis(20);
 
 /// Why the agent could not start (or stopped).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The key file.
-    Key(String),
-    /// The clu_alias.config file.
-    AliasConfig(String),
+    #[error("`key_file`: {0}")]
+    Key(#[source] KeyFileError),
+    /// The clu_alias.config file cannot be read.
+    #[error("alias_config: {}: {source}", .path.display())]
+    AliasConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The clu_alias.config file cannot be applied.
+    #[error("alias_config: {0}")]
+    AliasConfig(#[source] InitialStateError),
     /// The boot counter (`state_file`).
-    Boots(crate::boots::BootsError),
+    #[error("`state_file`: {0}")]
+    Boots(#[source] crate::boots::BootsError),
     /// Host preparation.
-    Host(String),
+    #[error("preparing the host: {0}")]
+    Host(#[source] HostError),
     /// The cluamgr socket.
-    Socket(String),
+    #[error("cluamgr socket: {}: {source}", .path.display())]
+    Socket {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The advert socket.
-    Advert(String),
+    #[error("advert socket: binding {address}: {source}")]
+    Advert {
+        /// The address it was bound to.
+        address: Ipv4Addr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Signal handlers.
-    Signals(std::io::Error),
+    #[error("installing signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
 }
 
-impl fmt::Display for AgentError {
+/// Why a cluamgr command was refused on this member.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandRefused {
+    /// The command itself is not one a member carries out.
+    #[error(transparent)]
+    Command(#[from] MemberCommandError),
+    /// The command names an alias outside the configuration's `aliases`.
+    #[error("alias {0} is not one of this member's aliases (the `aliases` of its configuration)")]
+    NotConfigured(Ipv4Addr),
+}
+
+/// Why the clu_alias.config could not be applied at start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InitialStateError {
+    /// A line that is not a boot-time cluamgr command.
+    #[error(transparent)]
+    Parse(#[from] AliasConfigErrors),
+    /// Commands that were refused, each with its line (1-based).
+    #[error("{}", RefusedLines(.file, .refused))]
+    Refused {
+        /// The file, as errors name it.
+        file: String,
+        /// Every refused line and why.
+        refused: Vec<(usize, CommandRefused)>,
+    },
+}
+
+/// Refused clu_alias.config lines, one a line: `FILE:LINE: WHY`.
+struct RefusedLines<'a>(&'a str, &'a [(usize, CommandRefused)]);
+
+impl fmt::Display for RefusedLines<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AgentError::Key(e) => write!(f, "`key_file`: {e}"),
-            AgentError::AliasConfig(e) => write!(f, "alias_config: {e}"),
-            AgentError::Boots(e) => write!(f, "`state_file`: {e}"),
-            AgentError::Host(e) => write!(f, "preparing the host: {e}"),
-            AgentError::Socket(e) => write!(f, "cluamgr socket: {e}"),
-            AgentError::Advert(e) => write!(f, "advert socket: {e}"),
-            AgentError::Signals(e) => write!(f, "installing signal handlers: {e}"),
+        for (i, (line, why)) in self.1.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{line}: {why}", self.0)?;
         }
+        Ok(())
     }
 }
-
-impl std::error::Error for AgentError {}
 
 /// The agent's state without any I/O: the member state, the advert sequence, cluamgr handling.
 #[derive(Clone, Debug)]
@@ -76,7 +129,7 @@ pub struct Agent {
 pub fn initial_state(
     config: &MemberConfig,
     alias_config: Option<(&str, &str)>,
-) -> Result<MemberState, String> {
+) -> Result<MemberState, InitialStateError> {
     let mut state = MemberState::default();
     for &addr in &config.aliases {
         state.aliases.push(crate::member_state::MemberAlias {
@@ -87,17 +140,20 @@ pub fn initial_state(
         });
     }
     if let Some((text, file)) = alias_config {
-        let cmds = parse_alias_config(text, file).map_err(|e| e.to_string())?;
-        let mut errs = Vec::new();
+        let cmds = parse_alias_config(text, file)?;
+        let mut refused = Vec::new();
         for (line, cmd) in cmds {
             let cmd = resolve_names(cmd);
             match apply_checked(config, &state, &cmd) {
                 Ok((s, _)) => state = s,
-                Err(e) => errs.push(format!("{file}:{line}: {e}")),
+                Err(e) => refused.push((line, e)),
             }
         }
-        if !errs.is_empty() {
-            return Err(errs.join("\n"));
+        if !refused.is_empty() {
+            return Err(InitialStateError::Refused {
+                file: file.to_string(),
+                refused,
+            });
         }
     }
     Ok(state)
@@ -132,17 +188,14 @@ fn apply_checked(
     config: &MemberConfig,
     state: &MemberState,
     cmd: &Command,
-) -> Result<(MemberState, Vec<String>), String> {
-    let (next, out) = apply_member(state, cmd, config.default_alias).map_err(|e| e.to_string())?;
+) -> Result<(MemberState, Vec<String>), CommandRefused> {
+    let (next, out) = apply_member(state, cmd, config.default_alias)?;
     if let Some(a) = next
         .aliases
         .iter()
         .find(|a| !config.aliases.contains(&a.addr))
     {
-        return Err(format!(
-            "alias {} is not one of this member's aliases (the `aliases` of its configuration)",
-            a.addr
-        ));
+        return Err(CommandRefused::NotConfigured(a.addr));
     }
     Ok((next, out))
 }
@@ -176,7 +229,7 @@ impl Agent {
             Err(e) => (
                 Reply {
                     ok: false,
-                    output: e,
+                    output: e.to_string(),
                 },
                 false,
             ),
@@ -258,12 +311,14 @@ pub fn run(config: MemberConfig) -> Result<(), AgentError> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).map_err(AgentError::Signals)?;
     }
-    let key = clua_ctl::keyfile::load_key(&config.key_file)
-        .map_err(|e| AgentError::Key(e.to_string()))?;
+    let key = clua_ctl::keyfile::load_key(&config.key_file).map_err(AgentError::Key)?;
     let state = match &config.alias_config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| AgentError::AliasConfig(format!("{}: {e}", p.display())))?;
+            let text =
+                std::fs::read_to_string(p).map_err(|source| AgentError::AliasConfigRead {
+                    path: p.clone(),
+                    source,
+                })?;
             initial_state(&config, Some((&text, &p.display().to_string())))
                 .map_err(AgentError::AliasConfig)?
         }
@@ -273,11 +328,15 @@ pub fn run(config: MemberConfig) -> Result<(), AgentError> {
     // start carries a boot id no earlier start used.
     let boot_id = crate::boots::next_boot_id(&config.state_file).map_err(AgentError::Boots)?;
     let mut agent = Agent::new(config, state, boot_id);
-    let guard = HostGuard::prepare(&agent.config).map_err(|e| AgentError::Host(e.0))?;
-    let admin = AdminSocket::bind(&agent.config.socket)
-        .map_err(|e| AgentError::Socket(format!("{}: {e}", agent.config.socket.display())))?;
-    let sock = UdpSocket::bind((agent.config.address, 0))
-        .map_err(|e| AgentError::Advert(format!("binding {}: {e}", agent.config.address)))?;
+    let guard = HostGuard::prepare(&agent.config).map_err(AgentError::Host)?;
+    let admin = AdminSocket::bind(&agent.config.socket).map_err(|source| AgentError::Socket {
+        path: agent.config.socket.clone(),
+        source,
+    })?;
+    let sock = UdpSocket::bind((agent.config.address, 0)).map_err(|source| AgentError::Advert {
+        address: agent.config.address,
+        source,
+    })?;
     let sender = Sender {
         sock,
         routers: agent.config.routers.clone(),
@@ -381,7 +440,7 @@ aliases = ["198.51.100.100", "198.51.100.101"]
         )
         .unwrap_err();
         assert_eq!(
-            e,
+            e.to_string(),
             "clu_alias.config:1: rpri is a router attribute; this is a member (set it on the alias routers)\n\
              clu_alias.config:2: alias 198.51.100.7 is not one of this member's aliases (the `aliases` of its configuration)"
         );

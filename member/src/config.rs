@@ -26,8 +26,9 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
-use clua_ctl::model::{parse_mac, Mac, Proto};
-use clua_ctl::services::parse_port_proto;
+use clua_ctl::model::{parse_mac, Mac, MacError, Proto};
+use clua_ctl::name::{validate_name, NameError, NAME_MAX};
+use clua_ctl::services::{parse_port_proto, PortProtoError};
 use serde::Deserialize;
 
 /// Where adverts go when a router entry has no port (the advert protocol's UDP port).
@@ -81,8 +82,136 @@ pub struct MemberConfig {
 }
 
 /// A configuration error: the file and one line per problem, each naming its field (the same
-/// type as the router's).
-pub type MemberConfigError = clua_ctl::config_error::ConfigError;
+/// type as the router's, with the member's [`Problem`]).
+pub type MemberConfigError = clua_ctl::config_error::ConfigError<Problem>;
+
+/// One problem in a member configuration: the field it is about (none for the file as a whole)
+/// and what is wrong. Displays as `` `FIELD`: WHAT `` or `WHAT`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{kind}", Field(*.field))]
+pub struct Problem {
+    /// E.g. `routers`, `vxlan.mac`.
+    pub field: Option<&'static str>,
+    /// What is wrong.
+    pub kind: ProblemKind,
+}
+
+/// A field as a problem names it.
+struct Field(Option<&'static str>);
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(field) => write!(f, "`{field}`: "),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What is wrong with a member configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ProblemKind {
+    /// The file cannot be read.
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    /// Not TOML, an unknown or missing field, a value of the wrong type.
+    #[error("{}", .0.to_string().trim_end().replace('\n', " "))]
+    Toml(#[source] toml::de::Error),
+    /// `node` breaks the name rule ([`clua_ctl::name`]).
+    #[error("`{name}` is not a member name (1..={NAME_MAX} letters, digits, `-`, `_`, `.`{})", if matches!(.why, NameError::BadStart) { ", the first a letter or a digit" } else { "" })]
+    NotMemberName {
+        /// The name given.
+        name: String,
+        /// The rule it breaks.
+        #[source]
+        why: NameError,
+    },
+    /// Not a dotted quad.
+    #[error("`{0}` is not an IPv4 address (expected a dotted quad)")]
+    NotIpv4(String),
+    /// The unspecified, broadcast, a multicast or a loopback address.
+    #[error("{0} is not a unicast address (expected a dotted quad)")]
+    NotUnicast(Ipv4Addr),
+    /// `routers` is empty.
+    #[error("at least one router is needed (\"ADDRESS[:PORT]\")")]
+    NoRouters,
+    /// A `routers` entry that is not an address with an optional port.
+    #[error("`{0}` is not ADDRESS or ADDRESS:PORT (e.g. \"192.0.2.2:{DEFAULT_ROUTER_PORT}\")")]
+    NotRouter(String),
+    /// A list entry given twice (as written).
+    #[error("`{0}` is listed twice")]
+    ListedTwice(String),
+    /// An alias address given twice.
+    #[error("{0} is listed twice")]
+    AliasTwice(Ipv4Addr),
+    /// A number outside its range.
+    #[error("{value} is out of range {min}..={max}")]
+    OutOfRange {
+        /// The value given.
+        value: u64,
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+    },
+    /// An empty path.
+    #[error("empty path")]
+    EmptyPath,
+    /// `state_file` names a directory.
+    #[error("`{}` is not a file path (e.g. \"{}\")", .0.display(), crate::boots::DEFAULT_STATE_FILE)]
+    NotFilePath(PathBuf),
+    /// `aliases` is empty.
+    #[error("at least one alias address is needed")]
+    NoAliases,
+    /// More aliases than an advert carries.
+    #[error(
+        "{count} addresses; an advert carries at most {}",
+        clua_ctl::advert::MAX_ALIASES
+    )]
+    TooManyAliases {
+        /// How many `aliases` lists.
+        count: usize,
+    },
+    /// `default_alias` not among `aliases`.
+    #[error("{0} is not one of `aliases` (every alias this member serves is listed there)")]
+    DefaultNotAlias(Ipv4Addr),
+    /// `address` is also an alias.
+    #[error("{0} is also an alias; adverts need the member's own address")]
+    AddressIsAlias(Ipv4Addr),
+    /// `vxlan.device` is not an interface name.
+    #[error("`{0}` is not an interface name (1..=15 letters, digits, `-`, `_`, `.`)")]
+    NotInterface(String),
+    /// `vxlan.mac`.
+    #[error(transparent)]
+    Mac(#[from] MacError),
+    /// Port 0.
+    #[error("0 is not a port (expected 1..=65535)")]
+    PortZero,
+    /// An `in_nolocal_ports` entry that is not PORT/PROTO.
+    #[error(transparent)]
+    PortProto(#[from] PortProtoError),
+}
+
+impl Problem {
+    fn at(field: &'static str, kind: ProblemKind) -> Problem {
+        Problem {
+            field: Some(field),
+            kind,
+        }
+    }
+
+    fn whole(kind: ProblemKind) -> Problem {
+        Problem { field: None, kind }
+    }
+}
+
+fn out_of_range(value: impl Into<u64>, min: impl Into<u64>, max: impl Into<u64>) -> ProblemKind {
+    ProblemKind::OutOfRange {
+        value: value.into(),
+        min: min.into(),
+        max: max.into(),
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,26 +241,15 @@ struct RawVxlan {
     dstport: Option<u16>,
 }
 
-fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
-fn addr(field: &str, s: &str, problems: &mut Vec<String>) -> Option<Ipv4Addr> {
+fn addr(field: &'static str, s: &str, problems: &mut Vec<Problem>) -> Option<Ipv4Addr> {
     match s.parse::<Ipv4Addr>() {
         Ok(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() => {
-            problems.push(format!(
-                "`{field}`: {a} is not a unicast address (expected a dotted quad)"
-            ));
+            problems.push(Problem::at(field, ProblemKind::NotUnicast(a)));
             None
         }
         Ok(a) => Some(a),
         Err(_) => {
-            problems.push(format!(
-                "`{field}`: `{s}` is not an IPv4 address (expected a dotted quad)"
-            ));
+            problems.push(Problem::at(field, ProblemKind::NotIpv4(s.to_string())));
             None
         }
     }
@@ -143,30 +261,33 @@ impl MemberConfig {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| MemberConfigError {
             file: file.clone(),
-            problems: vec![format!("cannot read: {e}")],
+            problems: vec![Problem::whole(ProblemKind::Read(e))],
         })?;
         Self::parse(&text, &file)
     }
 
     /// Validates the text of a configuration; `file` only names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<MemberConfig, MemberConfigError> {
-        let fail = |problems: Vec<String>| MemberConfigError {
+        let fail = |problems: Vec<Problem>| MemberConfigError {
             file: file.to_string(),
             problems,
         };
-        let raw: Raw = toml::from_str(text)
-            .map_err(|e| fail(vec![e.to_string().trim_end().replace('\n', " ")]))?;
+        let raw: Raw =
+            toml::from_str(text).map_err(|e| fail(vec![Problem::whole(ProblemKind::Toml(e))]))?;
         let mut p = Vec::new();
-        if !is_name(&raw.node) {
-            p.push(format!(
-                "`node`: `{}` is not a member name (1..=64 letters, digits, `-`, `_`, `.`)",
-                raw.node
+        if let Err(why) = validate_name(raw.node.as_bytes()) {
+            p.push(Problem::at(
+                "node",
+                ProblemKind::NotMemberName {
+                    name: raw.node.clone(),
+                    why,
+                },
             ));
         }
         let address = addr("address", &raw.address, &mut p);
         let mut routers = Vec::new();
         if raw.routers.is_empty() {
-            p.push("`routers`: at least one router is needed (\"ADDRESS[:PORT]\")".into());
+            p.push(Problem::at("routers", ProblemKind::NoRouters));
         }
         for r in &raw.routers {
             let parsed = r
@@ -180,68 +301,64 @@ impl MemberConfig {
                 .filter(|s| s.port() != 0 && !s.ip().is_unspecified());
             match parsed {
                 Some(s) if routers.contains(&s) => {
-                    p.push(format!("`routers`: `{r}` is listed twice"))
+                    p.push(Problem::at("routers", ProblemKind::ListedTwice(r.clone())))
                 }
                 Some(s) => routers.push(s),
-                None => p.push(format!(
-                    "`routers`: `{r}` is not ADDRESS or ADDRESS:PORT (e.g. \"192.0.2.2:{DEFAULT_ROUTER_PORT}\")"
-                )),
+                None => p.push(Problem::at("routers", ProblemKind::NotRouter(r.clone()))),
             }
         }
         let interval_ms = raw.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS);
         if !INTERVAL_RANGE.contains(&interval_ms) {
-            p.push(format!(
-                "`interval_ms`: {interval_ms} is out of range {}..={}",
-                INTERVAL_RANGE.start(),
-                INTERVAL_RANGE.end()
+            p.push(Problem::at(
+                "interval_ms",
+                out_of_range(interval_ms, *INTERVAL_RANGE.start(), *INTERVAL_RANGE.end()),
             ));
         }
         if raw.key_file.as_os_str().is_empty() {
-            p.push("`key_file`: empty path".into());
+            p.push(Problem::at("key_file", ProblemKind::EmptyPath));
         }
         let state_file = raw
             .state_file
             .unwrap_or_else(|| PathBuf::from(crate::boots::DEFAULT_STATE_FILE));
         if state_file.file_name().is_none() || state_file.to_string_lossy().ends_with('/') {
-            p.push(format!(
-                "`state_file`: `{}` is not a file path (e.g. \"{}\")",
-                state_file.display(),
-                crate::boots::DEFAULT_STATE_FILE
+            p.push(Problem::at(
+                "state_file",
+                ProblemKind::NotFilePath(state_file.clone()),
             ));
         }
         let mut aliases = Vec::new();
         if raw.aliases.is_empty() {
-            p.push("`aliases`: at least one alias address is needed".into());
+            p.push(Problem::at("aliases", ProblemKind::NoAliases));
         }
         for a in &raw.aliases {
             if let Some(a) = addr("aliases", a, &mut p) {
                 if aliases.contains(&a) {
-                    p.push(format!("`aliases`: {a} is listed twice"));
+                    p.push(Problem::at("aliases", ProblemKind::AliasTwice(a)));
                 } else {
                     aliases.push(a);
                 }
             }
         }
         if aliases.len() > clua_ctl::advert::MAX_ALIASES {
-            p.push(format!(
-                "`aliases`: {} addresses; an advert carries at most {}",
-                aliases.len(),
-                clua_ctl::advert::MAX_ALIASES
+            p.push(Problem::at(
+                "aliases",
+                ProblemKind::TooManyAliases {
+                    count: aliases.len(),
+                },
             ));
         }
         let default_alias = addr("default_alias", &raw.default_alias, &mut p);
         if let Some(d) = default_alias {
             if !raw.aliases.is_empty() && !aliases.contains(&d) {
-                p.push(format!(
-                    "`default_alias`: {d} is not one of `aliases` (every alias this member serves is listed there)"
+                p.push(Problem::at(
+                    "default_alias",
+                    ProblemKind::DefaultNotAlias(d),
                 ));
             }
         }
         if let Some(a) = address {
             if aliases.contains(&a) {
-                p.push(format!(
-                    "`address`: {a} is also an alias; adverts need the member's own address"
-                ));
+                p.push(Problem::at("address", ProblemKind::AddressIsAlias(a)));
             }
         }
         let vxlan = raw.vxlan.as_ref().and_then(|v| {
@@ -253,17 +370,16 @@ impl MemberConfig {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
             {
-                p.push(format!(
-                    "`vxlan.device`: `{}` is not an interface name (1..=15 letters, digits, `-`, `_`, `.`)",
-                    v.device
+                p.push(Problem::at(
+                    "vxlan.device",
+                    ProblemKind::NotInterface(v.device.clone()),
                 ));
                 ok = false;
             }
             if v.vni >= 1 << 24 {
-                p.push(format!(
-                    "`vxlan.vni`: {} is out of range 0..={}",
-                    v.vni,
-                    (1u32 << 24) - 1
+                p.push(Problem::at(
+                    "vxlan.vni",
+                    out_of_range(v.vni, 0u32, (1u32 << 24) - 1),
                 ));
                 ok = false;
             }
@@ -271,13 +387,13 @@ impl MemberConfig {
             let mac = match parse_mac(&v.mac) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    p.push(format!("`vxlan.mac`: {e}"));
+                    p.push(Problem::at("vxlan.mac", e.into()));
                     None
                 }
             };
             let dstport = v.dstport.unwrap_or(4789);
             if dstport == 0 {
-                p.push("`vxlan.dstport`: 0 is not a port (expected 1..=65535)".into());
+                p.push(Problem::at("vxlan.dstport", ProblemKind::PortZero));
                 ok = false;
             }
             Some(VxlanConfig {
@@ -292,11 +408,12 @@ impl MemberConfig {
         let mut in_nolocal_ports = Vec::new();
         for s in &raw.in_nolocal_ports {
             match parse_port_proto(s) {
-                Ok(pp) if in_nolocal_ports.contains(&pp) => {
-                    p.push(format!("`in_nolocal_ports`: `{s}` is listed twice"))
-                }
+                Ok(pp) if in_nolocal_ports.contains(&pp) => p.push(Problem::at(
+                    "in_nolocal_ports",
+                    ProblemKind::ListedTwice(s.clone()),
+                )),
                 Ok(pp) => in_nolocal_ports.push(pp),
-                Err(e) => p.push(format!("`in_nolocal_ports`: {e}")),
+                Err(e) => p.push(Problem::at("in_nolocal_ports", e.into())),
             }
         }
         if !p.is_empty() {
@@ -411,6 +528,25 @@ aliases = ["198.51.100.100", "198.51.100.101"]
         assert!(e[2].starts_with("m.toml: `vxlan.local`"), "{e:?}");
         assert!(e[3].starts_with("m.toml: `vxlan.mac`"), "{e:?}");
         assert!(e[4].starts_with("m.toml: `vxlan.dstport`"), "{e:?}");
+        // The shared name rule (clua_ctl::name): a leading `-` would read as a cluamgr flag.
+        let e = MemberConfig::parse(&MIN.replace("\"m1\"", "\"-m1\""), "m.toml").unwrap_err();
+        assert!(
+            matches!(
+                &e.problems[..],
+                [Problem {
+                    field: Some("node"),
+                    kind: ProblemKind::NotMemberName {
+                        why: NameError::BadStart,
+                        ..
+                    }
+                }]
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "m.toml: `node`: `-m1` is not a member name (1..=64 letters, digits, `-`, `_`, `.`, the first a letter or a digit)"
+        );
         let e = errs("state_file = \"/var/lib/clua/\"\n", MIN);
         assert_eq!(
             e,

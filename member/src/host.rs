@@ -22,7 +22,7 @@ use std::fmt;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 
 use clua_ctl::model::Proto;
 
@@ -31,17 +31,82 @@ use crate::config::MemberConfig;
 /// The nftables table for in_nolocal ports.
 pub const NFT_TABLE: &str = "clua_member";
 
-/// A preparation step that failed.
-#[derive(Debug)]
-pub struct HostError(pub String);
-
-impl fmt::Display for HostError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A preparation (or undoing) step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// A program could not be started or waited for.
+    #[error("`{}`: {source}", Shown(.program, .args))]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A program exited unsuccessfully.
+    #[error("`{}` failed: {stderr}", Shown(.program, .args))]
+    Failed {
+        /// The program.
+        program: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// How it exited.
+        status: ExitStatus,
+        /// What it wrote to stderr, trimmed.
+        stderr: String,
+    },
+    /// A sysctl cannot be read.
+    #[error("reading {}: {source}", .path.display())]
+    SysctlRead {
+        /// Its file under /proc/sys.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A sysctl cannot be set.
+    #[error("writing {value} to {}: {source}", .path.display())]
+    SysctlWrite {
+        /// Its file under /proc/sys.
+        path: PathBuf,
+        /// The value.
+        value: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A sysctl cannot be set back at exit.
+    #[error("restoring {} to {old}: {source}", .path.display())]
+    SysctlRestore {
+        /// Its file under /proc/sys.
+        path: PathBuf,
+        /// The value it had before preparation.
+        old: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `in_nolocal_ports` without a runnable `nft`.
+    #[error("`in_nolocal_ports` is enforced with nftables, but `nft` cannot be run here (install the nftables package, or remove the list)")]
+    NftMissing,
+    /// The nftables table belongs to another agent that is running.
+    #[error("`in_nolocal_ports`: the nftables table `{NFT_TABLE}` belongs to a running clua-member agent (pid {pid})")]
+    NftTableInUse {
+        /// The other agent's process id.
+        pid: u32,
+    },
 }
 
-impl std::error::Error for HostError {}
+/// A command line as the errors show it: the program and its arguments, space-separated.
+struct Shown<'a>(&'a str, &'a [String]);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)?;
+        for a in self.1 {
+            write!(f, " {a}")?;
+        }
+        Ok(())
+    }
+}
 
 enum Undo {
     Addr(Ipv4Addr),
@@ -61,7 +126,7 @@ pub struct HostGuard {
     pub already_present: Vec<Ipv4Addr>,
 }
 
-fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> {
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), HostError> {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdout(Stdio::null())
@@ -71,43 +136,54 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> 
         } else {
             Stdio::null()
         });
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("`{program} {}`: {e}", args.join(" ")))?;
+    let spawn = |source| HostError::Spawn {
+        program: program.to_string(),
+        args: owned(args),
+        source,
+    };
+    let mut child = cmd.spawn().map_err(spawn)?;
     if let (Some(text), Some(mut si)) = (stdin, child.stdin.take()) {
         let _ = si.write_all(text.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("`{program} {}`: {e}", args.join(" ")))?;
+    let out = child.wait_with_output().map_err(spawn)?;
+    succeeded(program, args, &out)
+}
+
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// [`HostError::Failed`] unless `out` is a success.
+fn succeeded(program: &str, args: &[&str], out: &Output) -> Result<(), HostError> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(HostError::Failed {
+            program: program.to_string(),
+            args: owned(args),
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+fn ip(args: &[&str]) -> Result<(), HostError> {
     run("ip", args, None)
 }
 
 /// The IPv4 addresses on `lo` (any prefix length).
-fn lo_addrs() -> Result<Vec<Ipv4Addr>, String> {
+fn lo_addrs() -> Result<Vec<Ipv4Addr>, HostError> {
+    let args = ["-4", "-o", "addr", "show", "dev", "lo"];
     let out = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "dev", "lo"])
+        .args(args)
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| format!("`ip -4 -o addr show dev lo`: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`ip -4 -o addr show dev lo` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
+        .map_err(|source| HostError::Spawn {
+            program: "ip".into(),
+            args: owned(&args),
+            source,
+        })?;
+    succeeded("ip", &args, &out)?;
     Ok(parse_inet(&String::from_utf8_lossy(&out.stdout)))
 }
 
@@ -210,14 +286,19 @@ fn sysctl_path(name: &str) -> PathBuf {
 impl HostGuard {
     fn set_sysctl(&mut self, name: &str, value: &str) -> Result<(), HostError> {
         let path = sysctl_path(name);
-        let old = std::fs::read_to_string(&path)
-            .map_err(|e| HostError(format!("reading {}: {e}", path.display())))?;
+        let old = std::fs::read_to_string(&path).map_err(|source| HostError::SysctlRead {
+            path: path.clone(),
+            source,
+        })?;
         let old = old.trim().to_string();
         if old == value {
             return Ok(());
         }
-        std::fs::write(&path, value)
-            .map_err(|e| HostError(format!("writing {value} to {}: {e}", path.display())))?;
+        std::fs::write(&path, value).map_err(|source| HostError::SysctlWrite {
+            path: path.clone(),
+            value: value.to_string(),
+            source,
+        })?;
         self.undo.push(Undo::Sysctl { path, old });
         Ok(())
     }
@@ -232,9 +313,7 @@ impl HostGuard {
     fn prepare_with(cfg: &MemberConfig, nft: &str) -> Result<HostGuard, HostError> {
         if !cfg.in_nolocal_ports.is_empty() {
             if !program_runs(nft) {
-                return Err(HostError(
-                    "`in_nolocal_ports` is enforced with nftables, but `nft` cannot be run here (install the nftables package, or remove the list)".into(),
-                ));
+                return Err(HostError::NftMissing);
             }
             // A table of a running agent is not taken over (and then removed at our exit).
             let listing = Command::new(nft)
@@ -246,9 +325,7 @@ impl HostGuard {
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
             if let Some(pid) = listing.as_deref().and_then(parse_nft_owner) {
                 if other_agent_alive(pid) {
-                    return Err(HostError(format!(
-                        "`in_nolocal_ports`: the nftables table `{NFT_TABLE}` belongs to a running clua-member agent (pid {pid})"
-                    )));
+                    return Err(HostError::NftTableInUse { pid });
                 }
             }
         }
@@ -256,14 +333,14 @@ impl HostGuard {
             undo: Vec::new(),
             already_present: Vec::new(),
         };
-        ip(&["link", "set", "lo", "up"]).map_err(HostError)?;
-        let present = lo_addrs().map_err(HostError)?;
+        ip(&["link", "set", "lo", "up"])?;
+        let present = lo_addrs()?;
         for a in &cfg.aliases {
             if present.contains(a) {
                 g.already_present.push(*a);
                 continue;
             }
-            ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"]).map_err(HostError)?;
+            ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"])?;
             g.undo.push(Undo::Addr(*a));
         }
         g.set_sysctl("net.ipv4.conf.all.arp_ignore", "1")?;
@@ -286,11 +363,10 @@ impl HostGuard {
                     "dstport",
                     &v.dstport.to_string(),
                     "nolearning",
-                ])
-                .map_err(HostError)?;
+                ])?;
                 g.undo.push(Undo::Link(v.device.clone()));
             }
-            ip(&["link", "set", &v.device, "up"]).map_err(HostError)?;
+            ip(&["link", "set", &v.device, "up"])?;
             g.set_sysctl(&format!("net.ipv4.conf.{}.rp_filter", v.device), "0")?;
             g.set_sysctl("net.ipv4.conf.all.rp_filter", "0")?;
         }
@@ -304,21 +380,20 @@ impl HostGuard {
                     &cfg.in_nolocal_ports,
                     std::process::id(),
                 )),
-            )
-            .map_err(HostError)?;
+            )?;
             g.undo.push(Undo::NftTable(nft.to_string()));
         }
         Ok(g)
     }
 
     /// Undoes everything, newest first; returns the steps that failed (it goes on after one).
-    pub fn undo(&mut self) -> Vec<String> {
+    pub fn undo(&mut self) -> Vec<HostError> {
         let mut errors = Vec::new();
         while let Some(u) = self.undo.pop() {
             let r = match u {
                 Undo::Addr(a) => ip(&["addr", "del", &format!("{a}/32"), "dev", "lo"]),
                 Undo::Sysctl { path, old } => std::fs::write(&path, &old)
-                    .map_err(|e| format!("restoring {} to {old}: {e}", path.display())),
+                    .map_err(|source| HostError::SysctlRestore { path, old, source }),
                 Undo::Link(d) => ip(&["link", "del", "dev", &d]),
                 Undo::NftTable(nft) => run(&nft, &["delete", "table", "ip", NFT_TABLE], None),
             };
@@ -421,15 +496,16 @@ in_nolocal_ports = ["80/tcp"]
         let e = HostGuard::prepare_with(&cfg, "/nonexistent/clua-test/nft")
             .err()
             .unwrap();
+        assert!(matches!(e, HostError::NftMissing), "{e:?}");
         assert!(
-            e.0.starts_with(
+            e.to_string().starts_with(
                 "`in_nolocal_ports` is enforced with nftables, but `nft` cannot be run here"
             ),
             "{e}"
         );
         if !nft_available() {
             let e = HostGuard::prepare(&cfg).err().unwrap();
-            assert!(e.0.contains("`nft` cannot be run here"), "{e}");
+            assert!(e.to_string().contains("`nft` cannot be run here"), "{e}");
         }
     }
 }
