@@ -15,7 +15,11 @@
 //!   highest selp tier among those) — in_multi: the schedule's weighted round robin at its
 //!   cursor, which then advances (each member gets `selw` consecutive connections per turn);
 //!   in_single: the schedule's `single_active` member — and the flow is inserted into the
-//!   table. A **non-SYN miss is selected and inserted too**: after a router restart (or a
+//!   table. A client SYN's entry is **half-open** (short `tcp_half_open_ms`; evicted first,
+//!   and never evicting an established or closing entry) until the client's next non-SYN
+//!   segment makes it established (issue 9); a SYN that finds no slot it may take is still
+//!   forwarded, without an entry, and counted (`CoreCounters::syn_without_slot`). A **non-SYN
+//!   miss is selected and inserted too**, as established: after a router restart (or a
 //!   table eviction) established flows are re-spread by the round robin and may land on a
 //!   member that does not know them (it answers RST). Consistent hashing (Maglev) over the
 //!   schedule would keep most of them; that is a later step.
@@ -37,7 +41,7 @@
 //! and are reset when aliases are added, removed or renumbered.
 
 use crate::classify::{PacketMeta, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
-use crate::conntrack::{ConnTable, InsertOutcome};
+use crate::conntrack::{ConnTable, FlowState, InsertOutcome};
 use crate::hash::FlowHashKey;
 use crate::snapshot::{MemberId, ServiceMode, Snapshot};
 use crate::verdict::{CoreCounters, DropReason};
@@ -50,6 +54,20 @@ pub struct Timeouts {
     pub tcp_idle_ms: u64,
     /// A TCP flow that has seen FIN or RST is forgotten after this long without packets.
     pub tcp_closing_ms: u64,
+    /// A half-open TCP flow (the client's SYN seen, nothing else from it yet) is forgotten
+    /// after this long without a retransmitted SYN.
+    pub tcp_half_open_ms: u64,
+}
+
+impl Timeouts {
+    #[inline(always)]
+    fn of(&self, state: FlowState) -> u64 {
+        match state {
+            FlowState::HalfOpen => self.tcp_half_open_ms,
+            FlowState::Established => self.tcp_idle_ms,
+            FlowState::Closing => self.tcp_closing_ms,
+        }
+    }
 }
 
 /// The outcome of selecting one packet.
@@ -231,13 +249,17 @@ impl Selector {
             let new_incarnation =
                 syn_only && (slot.closing || slot.isn == 0 || slot.isn != meta.tcp_seq);
             if snap.member(slot.member).is_some_and(|m| m.up) && !new_incarnation {
-                let closing = fin_rst || slot.closing;
-                let timeout = if closing {
-                    self.timeouts.tcp_closing_ms
+                // A retransmitted SYN keeps a half-open flow half-open; any other client
+                // segment (its ACK of the SYN-ACK) completes the handshake.
+                let state = if fin_rst || slot.closing {
+                    FlowState::Closing
+                } else if slot.half_open && syn_only {
+                    FlowState::HalfOpen
                 } else {
-                    self.timeouts.tcp_idle_ms
+                    FlowState::Established
                 };
-                self.conns.refresh(slot, now_ms, timeout, closing);
+                self.conns
+                    .refresh_as(slot, now_ms, self.timeouts.of(state), state);
                 CoreCounters::add(&counters.conn_hits, 1);
                 return Selection::Member {
                     member: slot.member,
@@ -248,23 +270,31 @@ impl Selector {
         let Some(member) = self.pick(snap, alias, mode, key.proto, key.dst_port) else {
             return Selection::Drop(DropReason::NoMember);
         };
-        let timeout = if fin_rst {
-            self.timeouts.tcp_closing_ms
+        let state = if fin_rst {
+            FlowState::Closing
+        } else if syn_only {
+            FlowState::HalfOpen
         } else {
-            self.timeouts.tcp_idle_ms
+            FlowState::Established
         };
-        let outcome = self.conns.insert_hashed(
+        match self.conns.insert_hashed(
             key,
             meta.hash,
             member,
             now_ms,
-            timeout,
-            fin_rst,
+            self.timeouts.of(state),
+            state,
             if syn_only { meta.tcp_seq } else { 0 },
-        );
-        CoreCounters::add(&counters.conn_inserts, 1);
-        if outcome == InsertOutcome::Evicted {
-            CoreCounters::add(&counters.conn_evictions, 1);
+        ) {
+            Some(outcome) => {
+                CoreCounters::add(&counters.conn_inserts, 1);
+                if outcome == InsertOutcome::Evicted {
+                    CoreCounters::add(&counters.conn_evictions, 1);
+                }
+            }
+            // Served without an entry: its retransmission or ACK is selected afresh (and may
+            // find a slot by then).
+            None => CoreCounters::add(&counters.syn_without_slot, 1),
         }
         Selection::Member {
             member,
@@ -285,6 +315,7 @@ mod tests {
     const T: Timeouts = Timeouts {
         tcp_idle_ms: 1000,
         tcp_closing_ms: 100,
+        tcp_half_open_ms: 1000,
     };
 
     fn meta(s: &Snapshot, proto: u8, sport: u16, dport: u16, flags: u8) -> PacketMeta {
