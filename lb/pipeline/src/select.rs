@@ -633,4 +633,124 @@ mod tests {
             .collect();
         assert_eq!(new, vec![1; 4]);
     }
+
+    const H: Timeouts = Timeouts {
+        tcp_idle_ms: 10_000,
+        tcp_closing_ms: 100,
+        tcp_half_open_ms: 500,
+    };
+
+    /// Issue 9: a SYN's entry is half-open (short timeout) until the client's next segment;
+    /// a retransmitted SYN keeps it half-open on its member.
+    #[test]
+    fn a_syn_is_half_open_until_the_clients_next_segment() {
+        let s = snap();
+        let mut sel = Selector::new(64, H, &s);
+        let c = CoreCounters::new(8);
+        let mut syn = meta(&s, 6, 7, 80, TCP_SYN);
+        syn.tcp_seq = 1000;
+        let first = member_of(sel.select(&s, &syn, 0, &c));
+        let slot = sel.conns().find(&syn.key, syn.hash, 0).unwrap();
+        assert!(slot.half_open && !slot.closing);
+        assert_eq!(sel.conns().live(499), 1);
+        assert_eq!(sel.conns().live(500), 0, "half-open timeout");
+        // A retransmission (same ISN) keeps the member and the state, and restarts the timeout.
+        assert_eq!(
+            sel.select(&s, &syn, 400, &c),
+            Selection::Member {
+                member: MemberId(first),
+                new_flow: false
+            }
+        );
+        assert!(sel.conns().find(&syn.key, syn.hash, 400).unwrap().half_open);
+        assert_eq!(sel.conns().live(899), 1);
+        assert_eq!(sel.conns().live(900), 0);
+        // The client's ACK of the SYN-ACK: established, on the idle timeout.
+        let mut ack = meta(&s, 6, 7, 80, TCP_ACK);
+        ack.tcp_seq = 1001;
+        assert_eq!(
+            sel.select(&s, &ack, 800, &c),
+            Selection::Member {
+                member: MemberId(first),
+                new_flow: false
+            }
+        );
+        let slot = sel.conns().find(&ack.key, ack.hash, 800).unwrap();
+        assert!(!slot.half_open && !slot.closing);
+        assert_eq!(slot.isn, 1000);
+        assert_eq!(sel.conns().live(10_799), 1);
+        assert_eq!(sel.conns().live(10_800), 0, "idle timeout");
+        // A late duplicate of the SYN does not make it half-open again.
+        sel.select(&s, &syn, 900, &c);
+        assert!(!sel.conns().find(&syn.key, syn.hash, 900).unwrap().half_open);
+        assert_eq!(sel.conns().live(10_899), 1);
+        // A SYN never followed up is forgotten after the half-open timeout; a FIN or RST on a
+        // half-open flow puts it on the closing timeout.
+        let mut other = meta(&s, 6, 8, 80, TCP_SYN);
+        other.tcp_seq = 5;
+        sel.select(&s, &other, 1000, &c);
+        let mut third = meta(&s, 6, 9, 80, TCP_SYN);
+        third.tcp_seq = 5;
+        sel.select(&s, &third, 1000, &c);
+        sel.select(&s, &meta(&s, 6, 9, 80, TCP_RST), 1000, &c);
+        let slot = sel.conns().find(&third.key, third.hash, 1000).unwrap();
+        assert!(slot.closing && !slot.half_open);
+        assert_eq!(sel.conns().live(1099), 3);
+        assert_eq!(sel.conns().live(1100), 2);
+        assert_eq!(sel.conns().live(1499), 2);
+        assert_eq!(sel.conns().live(1500), 1);
+        assert_eq!(CoreCounters::get(&c.conn_inserts), 3);
+        assert_eq!(CoreCounters::get(&c.conn_hits), 4);
+        assert_eq!(CoreCounters::get(&c.syn_without_slot), 0);
+    }
+
+    /// Issue 9: a SYN whose buckets are full of established flows is forwarded (selected as
+    /// any new flow) without an entry, and counted; the established flows keep theirs.
+    #[test]
+    fn a_syn_without_a_slot_is_forwarded_and_counted() {
+        let s = snap();
+        let mut sel = Selector::new(8, H, &s); // one bucket
+        let c = CoreCounters::new(8);
+        let est: Vec<PacketMeta> = (0..8).map(|p| meta(&s, 6, p, 80, TCP_ACK)).collect();
+        let owners: Vec<u32> = est
+            .iter()
+            .map(|m| member_of(sel.select(&s, m, 0, &c)))
+            .collect();
+        assert_eq!(owners, vec![0, 0, 1, 0, 0, 1, 0, 0]);
+        for p in 100..120u16 {
+            let mut syn = meta(&s, 6, p, 80, TCP_SYN);
+            syn.tcp_seq = 77;
+            let r = sel.select(&s, &syn, 10, &c);
+            assert!(
+                matches!(r, Selection::Member { new_flow: true, .. }),
+                "{r:?}"
+            );
+            assert!(sel.conns().find(&syn.key, syn.hash, 10).is_none());
+        }
+        assert_eq!(
+            sel.cursors(),
+            &[(8 + 20) % 3],
+            "the SYNs were round-robined"
+        );
+        assert_eq!(CoreCounters::get(&c.syn_without_slot), 20);
+        assert_eq!(CoreCounters::get(&c.conn_inserts), 8);
+        assert_eq!(CoreCounters::get(&c.conn_evictions), 0);
+        for (m, owner) in est.iter().zip(&owners) {
+            assert_eq!(
+                sel.select(&s, m, 20, &c),
+                Selection::Member {
+                    member: MemberId(*owner),
+                    new_flow: false
+                }
+            );
+        }
+        // Once one established flow has expired, the next SYN takes its slot.
+        sel.conns_mut().set_timeout(&est[3].key, 20, 1);
+        let mut syn = meta(&s, 6, 200, 80, TCP_SYN);
+        syn.tcp_seq = 77;
+        sel.select(&s, &syn, 21, &c);
+        assert!(sel.conns().find(&syn.key, syn.hash, 21).unwrap().half_open);
+        assert_eq!(CoreCounters::get(&c.syn_without_slot), 20);
+        assert_eq!(CoreCounters::get(&c.conn_evictions), 0);
+    }
 }
