@@ -35,8 +35,9 @@ pub struct PipelineConfig {
     /// may go without a retransmitted SYN before its entry expires. Half-open entries are also
     /// the first evicted from a full bucket, and never evict an established one (issue 9).
     /// Default 5 000: the client's ACK follows its SYN by one round trip, and Linux
-    /// retransmits a SYN after 1 s and 3 s, each refreshing the entry; a SYN flood then holds
-    /// a slot for 5 s per spoofed SYN instead of the idle timeout.
+    /// retransmits a SYN 1, 3 and 7 s after the first, each refreshing the entry (a later
+    /// retransmission is selected afresh); a spoofed SYN then holds a slot for 5 s instead of
+    /// the idle timeout.
     pub tcp_half_open_ms: u64,
     /// Member ids the per-member counters cover (create them with
     /// [`PipelineConfig::new_counters`]); packets to larger ids are forwarded but not counted
