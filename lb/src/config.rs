@@ -371,7 +371,12 @@ struct RawTables {
     connections: usize,
     tcp_idle_secs: u64,
     tcp_closing_secs: u64,
+    tcp_half_open_ms: u64,
 }
+
+/// `[tables] tcp_half_open_ms`: at least a slow handshake's round trip, at most IPVS's
+/// SYN_RECV timeout (60 s).
+const HALF_OPEN_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
 
 impl Default for RawTables {
     fn default() -> Self {
@@ -380,6 +385,7 @@ impl Default for RawTables {
             connections: d.conn_capacity,
             tcp_idle_secs: d.tcp_idle_ms / 1000,
             tcp_closing_secs: d.tcp_closing_ms / 1000,
+            tcp_half_open_ms: d.tcp_half_open_ms,
         }
     }
 }
@@ -779,6 +785,16 @@ impl RawConfig {
                 p(format!("tables.{name}"), out_of_range(v, 1u64, 86_400u64));
             }
         }
+        if !HALF_OPEN_MS.contains(&t.tcp_half_open_ms) {
+            p(
+                "tables.tcp_half_open_ms".into(),
+                out_of_range(
+                    t.tcp_half_open_ms,
+                    *HALF_OPEN_MS.start(),
+                    *HALF_OPEN_MS.end(),
+                ),
+            );
+        }
         let d = &raw.dpdk;
         if d.worker_lcores.is_empty() {
             p("dpdk.worker_lcores".into(), ProblemKind::NoWorker);
@@ -952,6 +968,7 @@ impl ValidConfig {
             conn_capacity: t.connections,
             tcp_idle_ms: t.tcp_idle_secs * 1000,
             tcp_closing_ms: t.tcp_closing_secs * 1000,
+            tcp_half_open_ms: t.tcp_half_open_ms,
             max_members: cluster.members.len().max(1),
             refusals_per_sec: self.refusals_per_sec,
             ..PipelineConfig::default()

@@ -111,6 +111,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "Live connection-table entries evicted.",
     ),
     (
+        "clua_conn_syn_without_slot_total",
+        "Client SYNs forwarded without a connection-table entry (no half-open or free slot).",
+    ),
+    (
         "clua_refusals_sent_total",
         "in_noalias packets answered with a TCP RST or ICMP port unreachable.",
     ),
@@ -166,6 +170,9 @@ const CORE_TOTALS: &[Field<CoreCounters>] = &[
     ("clua_conn_hits_total", |c| get(&c.conn_hits)),
     ("clua_conn_inserts_total", |c| get(&c.conn_inserts)),
     ("clua_conn_evictions_total", |c| get(&c.conn_evictions)),
+    ("clua_conn_syn_without_slot_total", |c| {
+        get(&c.syn_without_slot)
+    }),
     ("clua_refusals_sent_total", |c| get(&c.refusals_sent)),
 ];
 
@@ -628,6 +635,7 @@ mod tests {
         "clua_conn_hits_total",
         "clua_conn_inserts_total",
         "clua_conn_evictions_total",
+        "clua_conn_syn_without_slot_total",
         "clua_refusals_sent_total",
         "clua_arp_replies_total",
         "clua_arp_ignored_total",
@@ -660,6 +668,8 @@ mod tests {
         add(&s.cores[1].member_packets[2], 1);
         add(&s.cores[1].member_flows[0], 2);
         add(&s.cores[0].conn_hits, 9);
+        add(&s.cores[0].syn_without_slot, 2);
+        add(&s.cores[1].syn_without_slot, 3);
         add(&s.control.arp_replies, 3);
         f.adverts.lock().unwrap()[1].1 = 4;
 
@@ -702,6 +712,7 @@ mod tests {
         assert_eq!(v("clua_member_up", &[("member", "m1")]), 1.0);
         assert_eq!(v("clua_member_up", &[("member", "m2")]), 0.0);
         assert_eq!(v("clua_conn_hits_total", &[]), 9.0);
+        assert_eq!(v("clua_conn_syn_without_slot_total", &[]), 5.0);
         assert_eq!(v("clua_arp_replies_total", &[]), 3.0);
         assert_eq!(v("clua_port_rx_packets_total", &[("port", "client")]), 10.0);
         assert_eq!(

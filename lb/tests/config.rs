@@ -443,3 +443,20 @@ fn validation_reads_no_file_and_loading_is_last() {
         .any(|p| matches!(&p.kind, clua_lb::config::ProblemKind::Model(m)
             if m.to_string().starts_with("member \"m 1\" name"))));
 }
+
+/// Issue 9: the half-open timeout of SYN entries defaults to 5 s and is range-checked.
+#[test]
+fn tcp_half_open_ms_defaults_and_is_range_checked() {
+    let c = Config::parse(GOLDEN, "golden.toml").unwrap();
+    assert_eq!(c.pipeline.tcp_half_open_ms, 5_000);
+    let set = |v: &str| GOLDEN.replace("[tables]", &format!("[tables]\ntcp_half_open_ms = {v}"));
+    let c = Config::parse(&set("1500"), "golden.toml").unwrap();
+    assert_eq!(c.pipeline.tcp_half_open_ms, 1_500);
+    assert_eq!(c.pipeline.tcp_idle_ms, 300_000);
+    for v in ["99", "60001", "0"] {
+        assert_rejected(&set(v), &["tables.tcp_half_open_ms", "out of range"]);
+    }
+    for v in ["100", "60000"] {
+        assert!(Config::parse(&set(v), "golden.toml").is_ok(), "{v}");
+    }
+}

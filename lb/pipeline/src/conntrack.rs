@@ -11,8 +11,12 @@
 //! An insert takes the key's own entry if it has one in either bucket, else a free (empty or
 //! expired) slot of the less loaded of its two buckets, the first on a tie ("power of two
 //! choices": bucket loads stay within a few entries of the mean). Only when both buckets are
-//! full of live entries does it evict the live entry closest to expiry among the 16 and say so
-//! ([`InsertOutcome::Evicted`]). With one choice, 8-way buckets at 25 % load still overflow now
+//! full of live entries does it evict one and say so ([`InsertOutcome::Evicted`]): the
+//! [`FlowState::HalfOpen`] entry closest to expiry if there is one, else (inserting an
+//! established or closing flow only) the live entry closest to expiry among the 16. A half-open
+//! insert never evicts an established or closing entry: with none to evict it is refused
+//! (`None`), and the caller forwards the SYN without an entry (issue 9: a SYN flood of 20x the
+//! table must not reset established connections). With one choice, 8-way buckets at 25 % load still overflow now
 //! and then (an evicted live flow may be re-selected to another member and its TCP connection
 //! broken). Taking the first bucket whenever it has room, rather than the less loaded one,
 //! still evicts a few keys per 32k at 50 % load (simulated: 3-13 per seed, 2^13 buckets);
@@ -37,6 +41,20 @@ pub const WAYS: usize = 8;
 /// Smallest capacity (one bucket).
 pub const MIN_CAPACITY: usize = WAYS;
 
+/// What a flow's entry says about its TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowState {
+    /// Opened by a client SYN, and no other client segment seen yet (the router sees only
+    /// client -> member packets, so the client's ACK of the SYN-ACK is the first sign that the
+    /// handshake completed). Short timeout; the first to be evicted.
+    HalfOpen,
+    /// Past the handshake (or opened mid-flow, e.g. after a router restart). Never evicted to
+    /// make room for a half-open entry.
+    Established,
+    /// FIN or RST seen. Like `Established` for eviction.
+    Closing,
+}
+
 /// One slot. 32 bytes, so a bucket is four cache lines.
 #[derive(Clone, Copy, Debug, Default)]
 struct Entry {
@@ -46,8 +64,9 @@ struct Entry {
     k1: u64,
     /// Milliseconds after which the entry is dead; 0 = never used.
     expiry: u64,
-    /// Owning member id in bits 0..31; bit 31: FIN or RST seen (the entry runs on the closing
-    /// timeout). Member ids stay below 2^31.
+    /// Owning member id in bits 0..30; bit 31: FIN or RST seen (the entry runs on the closing
+    /// timeout); bit 30: half-open (only the client's SYN seen). At most one of the two is set.
+    /// Member ids stay below 2^30 (they index the snapshot's member list).
     member: u32,
     /// The initial sequence number of the SYN that opened the flow (0: opened by another
     /// segment, e.g. mid-flow after a router restart).
@@ -55,10 +74,21 @@ struct Entry {
 }
 
 const CLOSING: u32 = 1 << 31;
+const HALF_OPEN: u32 = 1 << 30;
+const STATE: u32 = CLOSING | HALF_OPEN;
 
 #[inline(always)]
-fn member_word(member: MemberId, closing: bool) -> u32 {
-    (member.0 & !CLOSING) | if closing { CLOSING } else { 0 }
+fn state_bits(state: FlowState) -> u32 {
+    match state {
+        FlowState::HalfOpen => HALF_OPEN,
+        FlowState::Established => 0,
+        FlowState::Closing => CLOSING,
+    }
+}
+
+#[inline(always)]
+fn member_word(member: MemberId, state: FlowState) -> u32 {
+    (member.0 & !STATE) | state_bits(state)
 }
 
 #[inline(always)]
@@ -77,6 +107,8 @@ pub struct Slot {
     pub member: MemberId,
     /// Whether FIN or RST has been seen on the flow.
     pub closing: bool,
+    /// Whether the flow is half-open (see [`FlowState::HalfOpen`]).
+    pub half_open: bool,
     /// The initial sequence number of the SYN that opened it (0: unknown).
     pub isn: u32,
 }
@@ -167,8 +199,9 @@ impl ConnTable {
             if e.k0 == k0 && e.k1 == k1 && e.expiry > now_ms {
                 return Some(Slot {
                     index: (base + i) as u32,
-                    member: MemberId(e.member & !CLOSING),
+                    member: MemberId(e.member & !STATE),
                     closing: e.member & CLOSING != 0,
+                    half_open: e.member & HALF_OPEN != 0,
                     isn: e.isn,
                 });
             }
@@ -217,25 +250,39 @@ impl ConnTable {
     }
 
     /// Refreshes a found entry: it now expires `timeout_ms` after `now_ms`, and is closing if
-    /// `closing`. A slot from before the last [`insert`](Self::insert) may name another flow's
-    /// entry; callers refresh right after `find`.
+    /// `closing`, else established. A slot from before the last [`insert`](Self::insert) may
+    /// name another flow's entry; callers refresh right after `find`.
     #[inline]
     pub fn refresh(&mut self, slot: Slot, now_ms: u64, timeout_ms: u64, closing: bool) {
+        let state = if closing {
+            FlowState::Closing
+        } else {
+            FlowState::Established
+        };
+        self.refresh_as(slot, now_ms, timeout_ms, state);
+    }
+
+    /// [`refresh`](Self::refresh) into any state.
+    #[inline]
+    pub fn refresh_as(&mut self, slot: Slot, now_ms: u64, timeout_ms: u64, state: FlowState) {
         if let Some(e) = self.entries.get_mut(slot.index as usize) {
             e.expiry = now_ms.saturating_add(timeout_ms).max(1);
-            e.member = if closing {
-                e.member | CLOSING
-            } else {
-                e.member & !CLOSING
-            };
+            e.member = (e.member & !STATE) | state_bits(state);
         }
     }
 
-    /// Refreshes `key`'s live entry, keeping its closing flag. Returns false on a miss.
+    /// Refreshes `key`'s live entry, keeping its state. Returns false on a miss.
     pub fn touch(&mut self, key: &FlowKey, now_ms: u64, timeout_ms: u64) -> bool {
         match self.find(key, self.hash(key), now_ms) {
             Some(slot) => {
-                self.refresh(slot, now_ms, timeout_ms, slot.closing);
+                let state = if slot.closing {
+                    FlowState::Closing
+                } else if slot.half_open {
+                    FlowState::HalfOpen
+                } else {
+                    FlowState::Established
+                };
+                self.refresh_as(slot, now_ms, timeout_ms, state);
                 true
             }
             None => false,
@@ -254,12 +301,17 @@ impl ConnTable {
         }
     }
 
-    /// Records that `key` (hash `hash`) belongs to `member` until `now_ms + timeout_ms`.
+    /// Records that `key` (hash `hash`) belongs to `member`, in `state`, until
+    /// `now_ms + timeout_ms`.
     ///
     /// Reuses the key's own entry (live or expired) if either bucket has one, else the first
     /// empty or expired slot of the bucket with more of them (the first bucket on a tie), else
-    /// evicts the live entry closest to expiry among both buckets ([`InsertOutcome::Evicted`]).
+    /// evicts ([`InsertOutcome::Evicted`]) the half-open entry closest to expiry among both
+    /// buckets, else, unless `state` is half-open, the live entry closest to expiry. `None`: a
+    /// half-open insert found both buckets full of established and closing entries, and
+    /// nothing was written.
     #[inline]
+    #[allow(clippy::too_many_arguments)] // the packet path passes what it has already computed
     pub fn insert_hashed(
         &mut self,
         key: &FlowKey,
@@ -267,38 +319,45 @@ impl ConnTable {
         member: MemberId,
         now_ms: u64,
         timeout_ms: u64,
-        closing: bool,
+        state: FlowState,
         isn: u32,
-    ) -> InsertOutcome {
+    ) -> Option<InsertOutcome> {
         debug_assert_eq!(hash, self.hash(key), "hash under another key");
         let (k0, k1) = pack(key);
         let (b1, b2) = self.buckets(hash);
+        let new = Entry {
+            k0,
+            k1,
+            expiry: now_ms.saturating_add(timeout_ms).max(1),
+            member: member_word(member, state),
+            isn,
+        };
         // Per bucket: its first free (empty or expired) slot and how many it has.
         let mut free = [(0usize, 0u32); 2];
-        // The live entry closest to expiry (used only when both buckets are full of them).
-        let mut oldest = b1;
-        let mut oldest_expiry = u64::MAX;
+        // The live entry closest to expiry, and the half-open one (used only when both buckets
+        // are full of live entries). Half-open entries all run on one timeout, so the one
+        // closest to expiry is the one whose client was heard from least recently.
+        let mut oldest = (b1, u64::MAX);
+        let mut oldest_half_open = (b1, u64::MAX);
         for (j, base) in [b1, b2].into_iter().enumerate() {
             for i in base..base + WAYS {
                 let e = &self.entries[i];
                 if e.k0 == k0 && e.k1 == k1 && e.expiry != 0 {
-                    self.entries[i] = Entry {
-                        k0,
-                        k1,
-                        expiry: now_ms.saturating_add(timeout_ms).max(1),
-                        member: member_word(member, closing),
-                        isn,
-                    };
-                    return InsertOutcome::Updated;
+                    self.entries[i] = new;
+                    return Some(InsertOutcome::Updated);
                 }
                 if e.expiry <= now_ms {
                     if free[j].1 == 0 {
                         free[j].0 = i;
                     }
                     free[j].1 += 1;
-                } else if e.expiry < oldest_expiry {
-                    oldest = i;
-                    oldest_expiry = e.expiry;
+                } else {
+                    if e.expiry < oldest.1 {
+                        oldest = (i, e.expiry);
+                    }
+                    if e.member & HALF_OPEN != 0 && e.expiry < oldest_half_open.1 {
+                        oldest_half_open = (i, e.expiry);
+                    }
                 }
             }
         }
@@ -307,20 +366,19 @@ impl ConnTable {
             (free[0].0, InsertOutcome::Inserted)
         } else if free[1].1 > 0 {
             (free[1].0, InsertOutcome::Inserted)
+        } else if oldest_half_open.1 != u64::MAX {
+            (oldest_half_open.0, InsertOutcome::Evicted)
+        } else if state != FlowState::HalfOpen {
+            (oldest.0, InsertOutcome::Evicted)
         } else {
-            (oldest, InsertOutcome::Evicted)
+            return None;
         };
-        self.entries[i] = Entry {
-            k0,
-            k1,
-            expiry: now_ms.saturating_add(timeout_ms).max(1),
-            member: member_word(member, closing),
-            isn,
-        };
-        outcome
+        self.entries[i] = new;
+        Some(outcome)
     }
 
-    /// [`insert_hashed`](Self::insert_hashed) computing the hash.
+    /// [`insert_hashed`](Self::insert_hashed) of an established flow (which always finds a
+    /// slot), computing the hash.
     pub fn insert(
         &mut self,
         key: &FlowKey,
@@ -328,7 +386,18 @@ impl ConnTable {
         now_ms: u64,
         timeout_ms: u64,
     ) -> InsertOutcome {
-        self.insert_hashed(key, self.hash(key), member, now_ms, timeout_ms, false, 0)
+        let hash = self.hash(key);
+        self.insert_hashed(
+            key,
+            hash,
+            member,
+            now_ms,
+            timeout_ms,
+            FlowState::Established,
+            0,
+        )
+        // Unreachable: only a half-open insert is refused.
+        .unwrap_or(InsertOutcome::Evicted)
     }
 
     /// Number of live entries at `now_ms` (a full scan, for tests and metrics).
@@ -556,6 +625,191 @@ mod tests {
         // Filling far past capacity evicts and keeps every slot in use.
         fill(&mut t, n..cap as u32 * 4);
         assert_eq!(t.live(0), cap);
+    }
+
+    fn insert_as(
+        t: &mut ConnTable,
+        k: &FlowKey,
+        m: u32,
+        now: u64,
+        timeout: u64,
+        state: FlowState,
+    ) -> Option<InsertOutcome> {
+        let h = t.hash(k);
+        t.insert_hashed(k, h, MemberId(m), now, timeout, state, 7)
+    }
+
+    /// Issue 9: in a full bucket the oldest half-open entry goes first; a half-open insert
+    /// never evicts an established or closing entry (it is refused); an established insert
+    /// evicts a half-open entry before any established one, even one closer to expiry.
+    #[test]
+    fn half_open_entries_are_evicted_first_and_never_evict_established_ones() {
+        use FlowState::*;
+        // One bucket: every key collides.
+        let mut t = ConnTable::new(8);
+        for i in 0..4 {
+            assert_eq!(
+                insert_as(&mut t, &key(i), i, 0, 100 + i as u64, Established),
+                Some(InsertOutcome::Inserted)
+            );
+        }
+        for i in 4..8 {
+            // Half-open entries expire later than the established ones here, so "closest to
+            // expiry" alone would evict an established entry.
+            assert_eq!(
+                insert_as(&mut t, &key(i), i, 0, 1000 + i as u64, HalfOpen),
+                Some(InsertOutcome::Inserted)
+            );
+        }
+        assert_eq!(
+            insert_as(&mut t, &key(10), 10, 1, 1010, HalfOpen),
+            Some(InsertOutcome::Evicted)
+        );
+        assert_eq!(
+            t.lookup(&key(4), 1),
+            None,
+            "the oldest half-open entry went"
+        );
+        assert_eq!(
+            insert_as(&mut t, &key(11), 11, 1, 1000, Established),
+            Some(InsertOutcome::Evicted)
+        );
+        assert_eq!(
+            t.lookup(&key(5), 1),
+            None,
+            "then the next oldest half-open one"
+        );
+        for i in (0..4).chain(6..8).chain(10..12) {
+            assert_eq!(t.lookup(&key(i), 1), Some(MemberId(i)), "key {i}");
+        }
+        // Mark key 0 closing; turn the remaining half-open entries established.
+        assert!(t.set_timeout(&key(0), 1, 100));
+        for i in [6, 7, 10] {
+            let s = t.find(&key(i), t.hash(&key(i)), 1).unwrap();
+            assert!(s.half_open && !s.closing);
+            t.refresh(s, 1, 1000, false);
+            let s = t.find(&key(i), t.hash(&key(i)), 1).unwrap();
+            assert!(!s.half_open && !s.closing);
+            assert_eq!(
+                s.member,
+                MemberId(i),
+                "state bits stay out of the member id"
+            );
+        }
+        // Full of established and closing entries: half-open inserts are refused and change
+        // nothing, however many.
+        let live = t.live(2);
+        for i in 100..200 {
+            assert_eq!(insert_as(&mut t, &key(i), i, 2, 1000, HalfOpen), None);
+            assert_eq!(t.lookup(&key(i), 2), None);
+        }
+        assert_eq!(t.live(2), live);
+        for i in (0..4).chain(6..8).chain(10..12) {
+            assert_eq!(t.lookup(&key(i), 2), Some(MemberId(i)), "key {i}");
+        }
+        // An established insert still evicts (the entry closest to expiry, as before).
+        assert_eq!(
+            insert_as(&mut t, &key(12), 12, 2, 1000, Established),
+            Some(InsertOutcome::Evicted)
+        );
+        assert_eq!(
+            t.lookup(&key(0), 2),
+            None,
+            "key 0 (closing, 101) expired soonest"
+        );
+        // Expired entries are free again, for half-open inserts too.
+        assert_eq!(
+            insert_as(&mut t, &key(13), 13, 101, 1000, HalfOpen),
+            Some(InsertOutcome::Inserted)
+        );
+        // The key's own entry is reused in place whatever its state.
+        assert_eq!(
+            insert_as(&mut t, &key(12), 20, 101, 1000, HalfOpen),
+            Some(InsertOutcome::Updated)
+        );
+        let s = t.find(&key(12), t.hash(&key(12)), 101).unwrap();
+        assert_eq!(
+            (s.member, s.half_open, s.closing),
+            (MemberId(20), true, false)
+        );
+    }
+
+    #[test]
+    fn touch_keeps_the_state_and_refresh_as_sets_it() {
+        let mut t = ConnTable::new(64);
+        let k = key(3);
+        insert_as(&mut t, &k, 5, 0, 10, FlowState::HalfOpen);
+        assert!(t.touch(&k, 5, 10));
+        let s = t.find(&k, t.hash(&k), 14).unwrap();
+        assert!(s.half_open && !s.closing);
+        assert_eq!((s.member, s.isn), (MemberId(5), 7));
+        t.refresh_as(s, 14, 10, FlowState::Closing);
+        let s = t.find(&k, t.hash(&k), 23).unwrap();
+        assert!(s.closing && !s.half_open);
+        assert!(t.touch(&k, 23, 10));
+        assert!(t.find(&k, t.hash(&k), 32).unwrap().closing);
+        t.refresh_as(s, 32, 10, FlowState::Established);
+        let s = t.find(&k, t.hash(&k), 41).unwrap();
+        assert!(!s.closing && !s.half_open);
+        assert_eq!(t.lookup(&k, 42), None);
+    }
+
+    /// Issue 9: 400 established flows in a 1024-entry table, then 20 000 SYNs from distinct
+    /// random sources. Every established flow keeps its member; the table accounts for every
+    /// SYN exactly (inserted, evicting a half-open entry, or refused).
+    #[test]
+    fn a_syn_flood_of_twenty_times_the_table_keeps_every_established_flow() {
+        for seed in [11, 12, 13] {
+            let mut t = ConnTable::with_key(1024, FlowHashKey::new([seed, !seed]));
+            let keys = random_keys(seed, 400 + 20_000);
+            let (est, flood) = keys.split_at(400);
+            for (i, k) in est.iter().enumerate() {
+                let out = insert_as(&mut t, k, i as u32, 0, 300_000, FlowState::Established);
+                assert_eq!(out, Some(InsertOutcome::Inserted), "seed {seed}");
+            }
+            let (mut inserted, mut evicted, mut refused) = (0, 0, 0);
+            for (i, k) in flood.iter().enumerate() {
+                match insert_as(&mut t, k, 1000 + i as u32, 10, 5_000, FlowState::HalfOpen) {
+                    Some(InsertOutcome::Inserted) => inserted += 1,
+                    Some(InsertOutcome::Evicted) => evicted += 1,
+                    Some(InsertOutcome::Updated) => panic!("random keys repeat"),
+                    None => refused += 1,
+                }
+            }
+            for (i, k) in est.iter().enumerate() {
+                assert_eq!(t.lookup(k, 20), Some(MemberId(i as u32)), "seed {seed}");
+            }
+            assert_eq!(inserted + evicted + refused, flood.len());
+            // Every free slot went to a half-open entry, and stayed one.
+            assert_eq!(inserted, 1024 - 400, "seed {seed}");
+            assert_eq!(t.live(20), 1024);
+            let half_open = flood.iter().filter(|k| t.lookup(k, 20).is_some()).count();
+            assert_eq!(half_open, inserted, "seed {seed}");
+            assert!(evicted > 19_000, "seed {seed}: {evicted} evictions");
+            // The survivors are the last half-open entries of their buckets, and they expire
+            // after the half-open timeout; the established flows do not.
+            assert_eq!(t.live(10 + 4_999), 1024);
+            assert_eq!(t.live(10 + 5_000), 400);
+            for (i, k) in est.iter().enumerate() {
+                assert_eq!(t.lookup(k, 10 + 5_000), Some(MemberId(i as u32)));
+            }
+        }
+        // A table full of established flows refuses every SYN and loses none.
+        let mut t = ConnTable::new(1024);
+        let est = random_keys(21, 4096);
+        for (i, k) in est.iter().enumerate() {
+            t.insert(k, MemberId(i as u32), 0, 300_000 + i as u64);
+        }
+        assert_eq!(t.live(1), 1024);
+        let before: Vec<_> = est.iter().map(|k| t.lookup(k, 1)).collect();
+        for k in random_keys(22, 20_000) {
+            assert_eq!(
+                insert_as(&mut t, &k, 1, 1, 5_000, FlowState::HalfOpen),
+                None
+            );
+        }
+        let after: Vec<_> = est.iter().map(|k| t.lookup(k, 1)).collect();
+        assert_eq!(before, after);
     }
 
     /// Issue 7: placement depends on the table's key. The same flow lands in other buckets

@@ -15,7 +15,11 @@
 //!   highest selp tier among those) — in_multi: the schedule's weighted round robin at its
 //!   cursor, which then advances (each member gets `selw` consecutive connections per turn);
 //!   in_single: the schedule's `single_active` member — and the flow is inserted into the
-//!   table. A **non-SYN miss is selected and inserted too**: after a router restart (or a
+//!   table. A client SYN's entry is **half-open** (short `tcp_half_open_ms`; evicted first,
+//!   and never evicting an established or closing entry) until the client's next non-SYN
+//!   segment makes it established (issue 9); a SYN that finds no slot it may take is still
+//!   forwarded, without an entry, and counted (`CoreCounters::syn_without_slot`). A **non-SYN
+//!   miss is selected and inserted too**, as established: after a router restart (or a
 //!   table eviction) established flows are re-spread by the round robin and may land on a
 //!   member that does not know them (it answers RST). Consistent hashing (Maglev) over the
 //!   schedule would keep most of them; that is a later step.
@@ -37,7 +41,7 @@
 //! and are reset when aliases are added, removed or renumbered.
 
 use crate::classify::{PacketMeta, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
-use crate::conntrack::{ConnTable, InsertOutcome};
+use crate::conntrack::{ConnTable, FlowState, InsertOutcome};
 use crate::hash::FlowHashKey;
 use crate::snapshot::{MemberId, ServiceMode, Snapshot};
 use crate::verdict::{CoreCounters, DropReason};
@@ -50,6 +54,20 @@ pub struct Timeouts {
     pub tcp_idle_ms: u64,
     /// A TCP flow that has seen FIN or RST is forgotten after this long without packets.
     pub tcp_closing_ms: u64,
+    /// A half-open TCP flow (the client's SYN seen, nothing else from it yet) is forgotten
+    /// after this long without a retransmitted SYN.
+    pub tcp_half_open_ms: u64,
+}
+
+impl Timeouts {
+    #[inline(always)]
+    fn of(&self, state: FlowState) -> u64 {
+        match state {
+            FlowState::HalfOpen => self.tcp_half_open_ms,
+            FlowState::Established => self.tcp_idle_ms,
+            FlowState::Closing => self.tcp_closing_ms,
+        }
+    }
 }
 
 /// The outcome of selecting one packet.
@@ -231,13 +249,17 @@ impl Selector {
             let new_incarnation =
                 syn_only && (slot.closing || slot.isn == 0 || slot.isn != meta.tcp_seq);
             if snap.member(slot.member).is_some_and(|m| m.up) && !new_incarnation {
-                let closing = fin_rst || slot.closing;
-                let timeout = if closing {
-                    self.timeouts.tcp_closing_ms
+                // A retransmitted SYN keeps a half-open flow half-open; any other client
+                // segment (its ACK of the SYN-ACK) completes the handshake.
+                let state = if fin_rst || slot.closing {
+                    FlowState::Closing
+                } else if slot.half_open && syn_only {
+                    FlowState::HalfOpen
                 } else {
-                    self.timeouts.tcp_idle_ms
+                    FlowState::Established
                 };
-                self.conns.refresh(slot, now_ms, timeout, closing);
+                self.conns
+                    .refresh_as(slot, now_ms, self.timeouts.of(state), state);
                 CoreCounters::add(&counters.conn_hits, 1);
                 return Selection::Member {
                     member: slot.member,
@@ -248,23 +270,31 @@ impl Selector {
         let Some(member) = self.pick(snap, alias, mode, key.proto, key.dst_port) else {
             return Selection::Drop(DropReason::NoMember);
         };
-        let timeout = if fin_rst {
-            self.timeouts.tcp_closing_ms
+        let state = if fin_rst {
+            FlowState::Closing
+        } else if syn_only {
+            FlowState::HalfOpen
         } else {
-            self.timeouts.tcp_idle_ms
+            FlowState::Established
         };
-        let outcome = self.conns.insert_hashed(
+        match self.conns.insert_hashed(
             key,
             meta.hash,
             member,
             now_ms,
-            timeout,
-            fin_rst,
+            self.timeouts.of(state),
+            state,
             if syn_only { meta.tcp_seq } else { 0 },
-        );
-        CoreCounters::add(&counters.conn_inserts, 1);
-        if outcome == InsertOutcome::Evicted {
-            CoreCounters::add(&counters.conn_evictions, 1);
+        ) {
+            Some(outcome) => {
+                CoreCounters::add(&counters.conn_inserts, 1);
+                if outcome == InsertOutcome::Evicted {
+                    CoreCounters::add(&counters.conn_evictions, 1);
+                }
+            }
+            // Served without an entry: its retransmission or ACK is selected afresh (and may
+            // find a slot by then).
+            None => CoreCounters::add(&counters.syn_without_slot, 1),
         }
         Selection::Member {
             member,
@@ -285,6 +315,7 @@ mod tests {
     const T: Timeouts = Timeouts {
         tcp_idle_ms: 1000,
         tcp_closing_ms: 100,
+        tcp_half_open_ms: 1000,
     };
 
     fn meta(s: &Snapshot, proto: u8, sport: u16, dport: u16, flags: u8) -> PacketMeta {
@@ -601,5 +632,125 @@ mod tests {
             .map(|p| member_of(pick(&mut sel, &s2, &meta(&s2, 6, p, 80, TCP_SYN), 10)))
             .collect();
         assert_eq!(new, vec![1; 4]);
+    }
+
+    const H: Timeouts = Timeouts {
+        tcp_idle_ms: 10_000,
+        tcp_closing_ms: 100,
+        tcp_half_open_ms: 500,
+    };
+
+    /// Issue 9: a SYN's entry is half-open (short timeout) until the client's next segment;
+    /// a retransmitted SYN keeps it half-open on its member.
+    #[test]
+    fn a_syn_is_half_open_until_the_clients_next_segment() {
+        let s = snap();
+        let mut sel = Selector::new(64, H, &s);
+        let c = CoreCounters::new(8);
+        let mut syn = meta(&s, 6, 7, 80, TCP_SYN);
+        syn.tcp_seq = 1000;
+        let first = member_of(sel.select(&s, &syn, 0, &c));
+        let slot = sel.conns().find(&syn.key, syn.hash, 0).unwrap();
+        assert!(slot.half_open && !slot.closing);
+        assert_eq!(sel.conns().live(499), 1);
+        assert_eq!(sel.conns().live(500), 0, "half-open timeout");
+        // A retransmission (same ISN) keeps the member and the state, and restarts the timeout.
+        assert_eq!(
+            sel.select(&s, &syn, 400, &c),
+            Selection::Member {
+                member: MemberId(first),
+                new_flow: false
+            }
+        );
+        assert!(sel.conns().find(&syn.key, syn.hash, 400).unwrap().half_open);
+        assert_eq!(sel.conns().live(899), 1);
+        assert_eq!(sel.conns().live(900), 0);
+        // The client's ACK of the SYN-ACK: established, on the idle timeout.
+        let mut ack = meta(&s, 6, 7, 80, TCP_ACK);
+        ack.tcp_seq = 1001;
+        assert_eq!(
+            sel.select(&s, &ack, 800, &c),
+            Selection::Member {
+                member: MemberId(first),
+                new_flow: false
+            }
+        );
+        let slot = sel.conns().find(&ack.key, ack.hash, 800).unwrap();
+        assert!(!slot.half_open && !slot.closing);
+        assert_eq!(slot.isn, 1000);
+        assert_eq!(sel.conns().live(10_799), 1);
+        assert_eq!(sel.conns().live(10_800), 0, "idle timeout");
+        // A late duplicate of the SYN does not make it half-open again.
+        sel.select(&s, &syn, 900, &c);
+        assert!(!sel.conns().find(&syn.key, syn.hash, 900).unwrap().half_open);
+        assert_eq!(sel.conns().live(10_899), 1);
+        // A SYN never followed up is forgotten after the half-open timeout; a FIN or RST on a
+        // half-open flow puts it on the closing timeout.
+        let mut other = meta(&s, 6, 8, 80, TCP_SYN);
+        other.tcp_seq = 5;
+        sel.select(&s, &other, 1000, &c);
+        let mut third = meta(&s, 6, 9, 80, TCP_SYN);
+        third.tcp_seq = 5;
+        sel.select(&s, &third, 1000, &c);
+        sel.select(&s, &meta(&s, 6, 9, 80, TCP_RST), 1000, &c);
+        let slot = sel.conns().find(&third.key, third.hash, 1000).unwrap();
+        assert!(slot.closing && !slot.half_open);
+        assert_eq!(sel.conns().live(1099), 3);
+        assert_eq!(sel.conns().live(1100), 2);
+        assert_eq!(sel.conns().live(1499), 2);
+        assert_eq!(sel.conns().live(1500), 1);
+        assert_eq!(CoreCounters::get(&c.conn_inserts), 3);
+        assert_eq!(CoreCounters::get(&c.conn_hits), 4);
+        assert_eq!(CoreCounters::get(&c.syn_without_slot), 0);
+    }
+
+    /// Issue 9: a SYN whose buckets are full of established flows is forwarded (selected as
+    /// any new flow) without an entry, and counted; the established flows keep theirs.
+    #[test]
+    fn a_syn_without_a_slot_is_forwarded_and_counted() {
+        let s = snap();
+        let mut sel = Selector::new(8, H, &s); // one bucket
+        let c = CoreCounters::new(8);
+        let est: Vec<PacketMeta> = (0..8).map(|p| meta(&s, 6, p, 80, TCP_ACK)).collect();
+        let owners: Vec<u32> = est
+            .iter()
+            .map(|m| member_of(sel.select(&s, m, 0, &c)))
+            .collect();
+        assert_eq!(owners, vec![0, 0, 1, 0, 0, 1, 0, 0]);
+        for p in 100..120u16 {
+            let mut syn = meta(&s, 6, p, 80, TCP_SYN);
+            syn.tcp_seq = 77;
+            let r = sel.select(&s, &syn, 10, &c);
+            assert!(
+                matches!(r, Selection::Member { new_flow: true, .. }),
+                "{r:?}"
+            );
+            assert!(sel.conns().find(&syn.key, syn.hash, 10).is_none());
+        }
+        assert_eq!(
+            sel.cursors(),
+            &[(8 + 20) % 3],
+            "the SYNs were round-robined"
+        );
+        assert_eq!(CoreCounters::get(&c.syn_without_slot), 20);
+        assert_eq!(CoreCounters::get(&c.conn_inserts), 8);
+        assert_eq!(CoreCounters::get(&c.conn_evictions), 0);
+        for (m, owner) in est.iter().zip(&owners) {
+            assert_eq!(
+                sel.select(&s, m, 20, &c),
+                Selection::Member {
+                    member: MemberId(*owner),
+                    new_flow: false
+                }
+            );
+        }
+        // Once one established flow has expired, the next SYN takes its slot.
+        sel.conns_mut().set_timeout(&est[3].key, 20, 1);
+        let mut syn = meta(&s, 6, 200, 80, TCP_SYN);
+        syn.tcp_seq = 77;
+        sel.select(&s, &syn, 21, &c);
+        assert!(sel.conns().find(&syn.key, syn.hash, 21).unwrap().half_open);
+        assert_eq!(CoreCounters::get(&c.syn_without_slot), 20);
+        assert_eq!(CoreCounters::get(&c.conn_evictions), 0);
     }
 }

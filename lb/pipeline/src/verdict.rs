@@ -140,6 +140,9 @@ pub struct CoreCounters {
     pub conn_inserts: AtomicU64,
     /// Live entries evicted because their bucket was full.
     pub conn_evictions: AtomicU64,
+    /// Client SYNs forwarded without a connection-table entry: both candidate buckets were
+    /// full of established and closing entries, which a half-open flow may not evict.
+    pub syn_without_slot: AtomicU64,
 }
 
 impl CoreCounters {
@@ -158,6 +161,7 @@ impl CoreCounters {
             conn_hits: AtomicU64::new(0),
             conn_inserts: AtomicU64::new(0),
             conn_evictions: AtomicU64::new(0),
+            syn_without_slot: AtomicU64::new(0),
         }
     }
 

@@ -31,6 +31,14 @@ pub struct PipelineConfig {
     /// Milliseconds a TCP flow that has seen FIN or RST may be idle before its entry expires.
     /// Default 10 000.
     pub tcp_closing_ms: u64,
+    /// Milliseconds a half-open TCP flow (the client's SYN seen, no other segment from it yet)
+    /// may go without a retransmitted SYN before its entry expires. Half-open entries are also
+    /// the first evicted from a full bucket, and never evict an established one (issue 9).
+    /// Default 5 000: the client's ACK follows its SYN by one round trip, and Linux
+    /// retransmits a SYN 1, 3 and 7 s after the first, each refreshing the entry (a later
+    /// retransmission is selected afresh); a spoofed SYN then holds a slot for 5 s instead of
+    /// the idle timeout.
+    pub tcp_half_open_ms: u64,
     /// Member ids the per-member counters cover (create them with
     /// [`PipelineConfig::new_counters`]); packets to larger ids are forwarded but not counted
     /// per member. Default 1024.
@@ -57,6 +65,7 @@ impl Default for PipelineConfig {
             conn_capacity: 65536,
             tcp_idle_ms: 300_000,
             tcp_closing_ms: 10_000,
+            tcp_half_open_ms: 5_000,
             max_members: 1024,
             refusals_per_sec: 100,
             checksum: ChecksumCapabilities::default(),
@@ -82,6 +91,7 @@ impl PipelineConfig {
         Timeouts {
             tcp_idle_ms: self.tcp_idle_ms,
             tcp_closing_ms: self.tcp_closing_ms,
+            tcp_half_open_ms: self.tcp_half_open_ms,
         }
     }
 }

@@ -428,3 +428,111 @@ fn half_full_connection_table_evicts_no_live_flow() {
         CoreCounters::get(&c.conn_inserts) - evictions
     );
 }
+
+/// `n` SYNs from distinct pseudo-random clients (SplitMix64 over `seed`), none from the
+/// client ranges `syns` uses.
+fn flood(seed: u64, n: usize) -> Vec<Vec<u8>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut x = seed;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let src = [10, (z >> 40) as u8, (z >> 32) as u8, (z >> 24) as u8 | 1];
+        let sport = (z as u16) | 1024;
+        if seen.insert((src, sport)) {
+            out.push(tcp_frame(src, sport, WEB, 80, SYN));
+        }
+    }
+    out
+}
+
+/// Issue 9: with 400 established flows in a 1024-entry table, a flood of 20 000 SYNs (20x the
+/// table) from distinct sources is forwarded in full and leaves every established flow on its
+/// member; a genuine connection opened during the flood completes; the flood's half-open
+/// entries are gone after `tcp_half_open_ms`. Every SYN is accounted for exactly.
+#[test]
+fn a_syn_flood_of_twenty_times_the_table_leaves_every_established_flow_on_its_member() {
+    let cfg = PipelineConfig {
+        conn_capacity: 1024,
+        tcp_idle_ms: 300_000,
+        tcp_half_open_ms: 5_000,
+        ..Default::default()
+    };
+    let mut p = pipeline(cfg, topology());
+    let c = p.counters().clone();
+    let owners = members(&send(&mut p, 1000, &syns(80, 0..400)));
+    assert_eq!(members(&send(&mut p, 1001, &acks(80, 0..400, ACK))), owners);
+    assert_eq!(CoreCounters::get(&c.conn_inserts), 400);
+    assert_eq!(CoreCounters::get(&c.conn_hits), 400);
+
+    let got = send(&mut p, 2000, &flood(9, 20_000));
+    assert!(got.iter().all(|r| r.is_ok()), "every SYN is forwarded");
+    let inserts = CoreCounters::get(&c.conn_inserts) - 400;
+    let evictions = CoreCounters::get(&c.conn_evictions);
+    let without_slot = CoreCounters::get(&c.syn_without_slot);
+    assert_eq!(inserts + without_slot, 20_000);
+    // The free slots filled up with half-open entries; later SYNs only replaced those.
+    assert_eq!(inserts - evictions, 1024 - 400);
+    assert_eq!(p.selector().conns().live(2000), 1024);
+    assert!(evictions > 19_000, "{evictions} evictions");
+
+    // Every established flow is still on its member, as a table hit.
+    assert_eq!(members(&send(&mut p, 3000, &acks(80, 0..400, ACK))), owners);
+    assert_eq!(CoreCounters::get(&c.conn_hits), 800);
+    // A genuine client opening a connection during the flood gets through the handshake.
+    let genuine = [203, 0, 113, 7];
+    let syn = members(&send(
+        &mut p,
+        3000,
+        &[tcp_frame(genuine, 4242, WEB, 80, SYN)],
+    ));
+    let ack = members(&send(
+        &mut p,
+        3001,
+        &[tcp_frame(genuine, 4242, WEB, 80, ACK)],
+    ));
+    assert_eq!(syn, ack);
+    assert_eq!(CoreCounters::get(&c.conn_hits), 801);
+
+    // The flood's entries expire after the half-open timeout; the established ones do not.
+    assert_eq!(p.selector().conns().live(2000 + 4_999), 1024);
+    assert_eq!(p.selector().conns().live(3000 + 5_000), 401);
+    // New connections then find free slots again.
+    let ev = CoreCounters::get(&c.conn_evictions);
+    send(&mut p, 9000, &syns(80, 1000..1100));
+    assert_eq!(CoreCounters::get(&c.conn_evictions), ev);
+    assert_eq!(p.selector().conns().live(9000), 501);
+}
+
+/// Issue 9: a table full of established flows takes no SYN's entry: 20 000 SYNs are forwarded
+/// without one, each counted in `syn_without_slot`, and not one entry changes.
+#[test]
+fn syns_into_a_table_full_of_established_flows_are_forwarded_without_an_entry() {
+    let cfg = PipelineConfig {
+        conn_capacity: 1024,
+        ..Default::default()
+    };
+    let mut p = pipeline(cfg, topology());
+    let c = p.counters().clone();
+    // Mid-flow segments (e.g. after a router restart) make established entries: 4096 of them
+    // fill every slot.
+    send(&mut p, 1000, &acks(80, 0..4096, ACK));
+    assert_eq!(p.selector().conns().live(1000), 1024);
+    let (inserts, evictions) = (
+        CoreCounters::get(&c.conn_inserts),
+        CoreCounters::get(&c.conn_evictions),
+    );
+    let got = send(&mut p, 1001, &flood(10, 20_000));
+    assert!(got.iter().all(|r| r.is_ok()), "every SYN is forwarded");
+    assert_eq!(CoreCounters::get(&c.syn_without_slot), 20_000);
+    assert_eq!(CoreCounters::get(&c.conn_inserts), inserts);
+    assert_eq!(CoreCounters::get(&c.conn_evictions), evictions);
+    assert_eq!(p.selector().conns().live(1001), 1024);
+    // Each SYN is still a new flow for the member it went to.
+    let flows: u64 = (0..4).map(|i| CoreCounters::get(&c.member_flows[i])).sum();
+    assert_eq!(flows, 4096 + 20_000);
+}
