@@ -1,0 +1,1 @@
+//! The router protocol message (in progress).
