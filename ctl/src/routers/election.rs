@@ -186,6 +186,27 @@ mod tests {
         );
     }
 
+    // PH1 fallover (the example in docs/router-protocol.md): a dead router's alias goes to the
+    // survivor master for the fewest aliases, and nothing moves back when it returns.
+    #[test]
+    fn fallover_and_return_of_an_equal_router() {
+        let all: &[(u8, u32, &[&str])] = &[
+            (1, 1, &["eth0"]),
+            (2, 1, &["eth0"]),
+            (3, 1, &["eth0"]),
+            (4, 1, &["eth0"]),
+        ];
+        let three = views(&[("ra", view(all)), ("rb", view(all)), ("rc", view(all))]);
+        let m = elect(&three, &Masters::new());
+        let two = views(&[("ra", view(all)), ("rc", view(all))]);
+        let after = elect(&two, &m);
+        assert_eq!(
+            after,
+            masters(&[(1, "ra"), (2, "rc"), (3, "rc"), (4, "ra")])
+        );
+        assert_eq!(elect(&three, &after), after);
+    }
+
     // PH1 tie-break 2: the first interface name in alphabetical order.
     #[test]
     fn tie_first_interface_name() {
