@@ -123,7 +123,7 @@ fn serve_one(stream: &UnixStream, handle: &mut dyn FnMut(Request) -> Reply) {
     let _ = stream.set_read_timeout(Some(CLIENT_TIMEOUT));
     let _ = stream.set_write_timeout(Some(CLIENT_TIMEOUT));
     let mut line = String::new();
-    let read = BufReader::new((&*stream).take(MAX_REQUEST as u64)).read_line(&mut line);
+    let read = BufReader::new(stream.take(MAX_REQUEST as u64)).read_line(&mut line);
     let reply = match read {
         Err(e) => Reply {
             ok: false,
