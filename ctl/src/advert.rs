@@ -37,8 +37,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use crate::signed::{self, be16, be32, be64, FramingError};
 
 use crate::model::{Proto, SELP_RANGE, SELW_RANGE};
 
@@ -62,7 +61,7 @@ pub const ALIAS_ENTRY_LEN: usize = 16;
 /// Length of one port entry.
 pub const PORT_ENTRY_LEN: usize = 4;
 /// Length of the HMAC-SHA-256 tag.
-pub const TAG_LEN: usize = 32;
+pub const TAG_LEN: usize = crate::signed::TAG_LEN;
 /// The longest node name.
 pub const NODE_LEN: usize = 64;
 /// The shortest key `emit_signed` and `parse_verified` accept (the key file's minimum too).
@@ -223,16 +222,26 @@ pub const fn buffer_len(aliases: usize, ports: usize) -> usize {
     HEADER_LEN + aliases * ALIAS_ENTRY_LEN + ports * PORT_ENTRY_LEN + TAG_LEN
 }
 
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-fn be64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(a)
+/// This format's magic, version and lengths, checked by [`crate::signed::Framing::check`].
+const FRAMING: signed::Framing = signed::Framing {
+    magic: MAGIC,
+    magic_at: field::MAGIC,
+    version: VERSION,
+    version_at: field::VERSION,
+    header_len: HEADER_LEN,
+    max_len: MAX_ADVERT_LEN,
+};
+
+impl From<FramingError> for AdvertError {
+    fn from(e: FramingError) -> Self {
+        match e {
+            FramingError::Oversized => AdvertError::Oversized,
+            FramingError::Truncated => AdvertError::Truncated,
+            FramingError::BadMagic => AdvertError::BadMagic,
+            FramingError::UnsupportedVersion => AdvertError::UnsupportedVersion,
+            FramingError::Malformed => AdvertError::Malformed,
+        }
+    }
 }
 
 /// One alias entry as on the wire (unvalidated).
@@ -288,31 +297,11 @@ impl<T: AsRef<[u8]>> AdvertPacket<T> {
     /// the layout below depends on it), counts within the limits (`Oversized`), and the length
     /// the counts imply equal to the buffer's (`Truncated` if shorter, `Malformed` if longer).
     pub fn check_len(&self) -> Result<(), AdvertError> {
-        let b = self.buffer.as_ref();
-        if b.len() > MAX_ADVERT_LEN {
-            return Err(AdvertError::Oversized);
-        }
-        if b.len() < HEADER_LEN + TAG_LEN {
-            return Err(AdvertError::Truncated);
-        }
-        if b[field::MAGIC] != MAGIC {
-            return Err(AdvertError::BadMagic);
-        }
-        if b[field::VERSION] != VERSION {
-            return Err(AdvertError::UnsupportedVersion);
-        }
-        let (a, p) = (self.alias_count() as usize, self.port_count() as usize);
-        if a > MAX_ALIASES || p > MAX_PORTS {
-            return Err(AdvertError::Oversized);
-        }
-        let need = buffer_len(a, p);
-        if b.len() < need {
-            Err(AdvertError::Truncated)
-        } else if b.len() > need {
-            Err(AdvertError::Malformed)
-        } else {
-            Ok(())
-        }
+        FRAMING.check(self.buffer.as_ref(), || {
+            let (a, p) = (self.alias_count() as usize, self.port_count() as usize);
+            (a <= MAX_ALIASES && p <= MAX_PORTS).then(|| buffer_len(a, p))
+        })?;
+        Ok(())
     }
 
     /// The underlying buffer.
@@ -428,9 +417,7 @@ impl<T: AsRef<[u8]>> AdvertPacket<T> {
     /// Whether the tag is the HMAC-SHA-256 of [`AdvertPacket::signed_part`] under `key`
     /// (compared in constant time).
     pub fn verify_tag(&self, key: &[u8]) -> bool {
-        let mut mac = new_mac(key);
-        mac.update(self.signed_part());
-        mac.verify_slice(self.tag()).is_ok()
+        signed::verify(self.signed_part(), self.tag(), key)
     }
 }
 
@@ -493,17 +480,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> AdvertPacket<T> {
     }
     /// Computes the tag over [`AdvertPacket::signed_part`] under `key` and writes it.
     pub fn sign(&mut self, key: &[u8]) {
-        let mut mac = new_mac(key);
-        mac.update(self.signed_part());
-        let tag = mac.finalize().into_bytes();
+        let tag = signed::tag(self.signed_part(), key);
         let s = self.tag_start();
         self.buffer.as_mut()[s..s + TAG_LEN].copy_from_slice(&tag);
     }
-}
-
-fn new_mac(key: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-    <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length")
 }
 
 /// What a message says.

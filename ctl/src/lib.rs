@@ -19,4 +19,5 @@ pub mod protocol;
 pub mod routers;
 pub mod services;
 pub mod show;
+pub mod signed;
 pub mod socket;

@@ -44,8 +44,7 @@
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use crate::signed::{self, be16, be32, be64, FramingError};
 
 use crate::model::RPRI_RANGE;
 use crate::name::validate_name;
@@ -70,7 +69,7 @@ pub const ALIAS_ENTRY_LEN: usize = 12;
 /// Length of one port entry.
 pub const PORT_ENTRY_LEN: usize = 72;
 /// Length of the HMAC-SHA-256 tag.
-pub const TAG_LEN: usize = 32;
+pub const TAG_LEN: usize = crate::signed::TAG_LEN;
 /// The size of the node and port name fields (the longest name, `crate::name::NAME_MAX`).
 pub const NAME_LEN: usize = 64;
 /// The shortest key `emit_signed` and `parse_verified` accept.
@@ -235,17 +234,28 @@ pub const fn buffer_len(aliases: usize, ports: usize) -> usize {
     HEADER_LEN + aliases * ALIAS_ENTRY_LEN + ports * PORT_ENTRY_LEN + TAG_LEN
 }
 
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
+/// This format's magic, version and lengths, checked by [`crate::signed::Framing::check`].
+const FRAMING: signed::Framing = signed::Framing {
+    magic: MAGIC,
+    magic_at: field::MAGIC,
+    version: VERSION,
+    version_at: field::VERSION,
+    header_len: HEADER_LEN,
+    max_len: MAX_ROUTER_LEN,
+};
+
+impl From<FramingError> for RouterError {
+    fn from(e: FramingError) -> Self {
+        match e {
+            FramingError::Oversized => RouterError::Oversized,
+            FramingError::Truncated => RouterError::Truncated,
+            FramingError::BadMagic => RouterError::BadMagic,
+            FramingError::UnsupportedVersion => RouterError::UnsupportedVersion,
+            FramingError::Malformed => RouterError::Malformed,
+        }
+    }
 }
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-fn be64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(a)
-}
+
 fn addr(b: &[u8]) -> Ipv4Addr {
     Ipv4Addr::new(b[0], b[1], b[2], b[3])
 }
@@ -271,11 +281,6 @@ fn write_name(f: &mut [u8], name: &[u8]) {
 fn is_unicast(a: Ipv4Addr) -> bool {
     !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
 }
-fn new_mac(key: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-    <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length")
-}
-
 /// One alias entry as on the wire (unvalidated).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AliasRecord {
@@ -331,31 +336,11 @@ impl<T: AsRef<[u8]>> RouterPacket<T> {
     /// counts within the limits (`Oversized`), and the length the counts imply equal to the
     /// buffer's (`Truncated` if shorter, `Malformed` if longer).
     pub fn check_len(&self) -> Result<(), RouterError> {
-        let b = self.buffer.as_ref();
-        if b.len() > MAX_ROUTER_LEN {
-            return Err(RouterError::Oversized);
-        }
-        if b.len() < HEADER_LEN + TAG_LEN {
-            return Err(RouterError::Truncated);
-        }
-        if b[field::MAGIC] != MAGIC {
-            return Err(RouterError::BadMagic);
-        }
-        if b[field::VERSION] != VERSION {
-            return Err(RouterError::UnsupportedVersion);
-        }
-        let (a, p) = (self.alias_count() as usize, self.port_count() as usize);
-        if a > MAX_ALIASES || p > MAX_PORTS {
-            return Err(RouterError::Oversized);
-        }
-        let need = buffer_len(a, p);
-        if b.len() < need {
-            Err(RouterError::Truncated)
-        } else if b.len() > need {
-            Err(RouterError::Malformed)
-        } else {
-            Ok(())
-        }
+        FRAMING.check(self.buffer.as_ref(), || {
+            let (a, p) = (self.alias_count() as usize, self.port_count() as usize);
+            (a <= MAX_ALIASES && p <= MAX_PORTS).then(|| buffer_len(a, p))
+        })?;
+        Ok(())
     }
 
     /// The underlying buffer.
@@ -465,9 +450,7 @@ impl<T: AsRef<[u8]>> RouterPacket<T> {
     /// Whether the tag is the HMAC-SHA-256 of [`RouterPacket::signed_part`] under `key`
     /// (compared in constant time).
     pub fn verify_tag(&self, key: &[u8]) -> bool {
-        let mut mac = new_mac(key);
-        mac.update(self.signed_part());
-        mac.verify_slice(self.tag()).is_ok()
+        signed::verify(self.signed_part(), self.tag(), key)
     }
 }
 
@@ -521,9 +504,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> RouterPacket<T> {
     }
     /// Computes the tag over [`RouterPacket::signed_part`] under `key` and writes it.
     pub fn sign(&mut self, key: &[u8]) {
-        let mut mac = new_mac(key);
-        mac.update(self.signed_part());
-        let tag = mac.finalize().into_bytes();
+        let tag = signed::tag(self.signed_part(), key);
         let s = self.tag_start();
         self.buffer.as_mut()[s..s + TAG_LEN].copy_from_slice(&tag);
     }
