@@ -111,6 +111,29 @@ pub fn be64(b: &[u8]) -> u64 {
     u64::from_be_bytes(a)
 }
 
+/// Whether a message is new, by the member-advert replay rule (docs/member-protocol.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Accept it (first message seen from the sender, a larger boot_id, or a larger seq).
+    Fresh,
+    /// Same boot, seq not above the last accepted one: a replay.
+    Replayed,
+    /// An older boot than the last accepted one.
+    StaleBoot,
+}
+
+/// The replay rule: `last` is the `(boot_id, seq)` last accepted from the sender (`None`: none
+/// yet).
+pub fn freshness(last: Option<(u64, u64)>, boot_id: u64, seq: u64) -> Freshness {
+    match last {
+        None => Freshness::Fresh,
+        Some((b, _)) if boot_id > b => Freshness::Fresh,
+        Some((b, _)) if boot_id < b => Freshness::StaleBoot,
+        Some((_, s)) if seq > s => Freshness::Fresh,
+        Some(_) => Freshness::Replayed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

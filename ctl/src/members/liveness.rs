@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 
 use crate::advert::{AdvertError, AdvertKind, AdvertRepr, AliasEntry, INTERVAL_RANGE};
 use crate::model::Proto;
+use crate::signed::{freshness, Freshness};
 
 /// Adverts a member may miss before it is marked down.
 pub const DEFAULT_DEAD_MISSES: u32 = 3;
@@ -255,12 +256,14 @@ impl Liveness {
             self.counters.unknown_member += 1;
             return AdvertOutcome::UnknownMember;
         };
-        if m.last_heard_ms.is_some() {
-            if repr.boot_id < m.boot_id {
+        let last = m.last_heard_ms.map(|_| (m.boot_id, m.last_seq));
+        match freshness(last, repr.boot_id, repr.seq) {
+            Freshness::Fresh => {}
+            Freshness::StaleBoot => {
                 self.counters.stale_boot += 1;
                 return AdvertOutcome::StaleBoot;
             }
-            if repr.boot_id == m.boot_id && repr.seq <= m.last_seq {
+            Freshness::Replayed => {
                 self.counters.replayed += 1;
                 return AdvertOutcome::Replayed;
             }
