@@ -369,11 +369,12 @@ impl Neighbors {
         let n = self.entries.len();
         let s = self.settings;
         let mut sent = 0;
+        let start = self.cursor;
         for k in 0..n {
             if sent == s.max_per_tick {
                 break;
             }
-            let i = (self.cursor + k) % n;
+            let i = (start + k) % n;
             let e = &mut self.entries[i];
             if e.due_at > now_ms {
                 continue;
@@ -492,4 +493,144 @@ pub fn request(buf: &mut [u8; ARP_FRAME_LEN], to: Mac, mac: Mac, addr: Ipv4Addr,
         target_protocol_addr: target,
     };
     repr.emit(&mut ArpPacket::new_unchecked(&mut buf[14..]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MemberSpec, PortSpec, Prefix};
+    use clua_pipeline::snapshot::{Encap, PortRole};
+
+    fn cluster(members: u8, ic_address: Option<&str>) -> Cluster {
+        let port = |name: &str, role, address: Option<&str>| PortSpec {
+            name: name.into(),
+            role,
+            address: address.map(|a| a.parse::<Prefix>().unwrap()),
+            mtu: 1500,
+            mac: None,
+            flow_source: None,
+        };
+        Cluster {
+            name: "t".into(),
+            default_alias: "a".into(),
+            max_aliases: 8,
+            ports: vec![
+                port("client", PortRole::Client, Some("198.51.100.2/24")),
+                port("ic0", PortRole::Interconnect, ic_address),
+            ],
+            members: (1..=members)
+                .map(|i| MemberSpec {
+                    name: format!("m{i}"),
+                    port: "ic0".into(),
+                    address: Ipv4Addr::new(192, 0, 2, 10 + i),
+                    // Every third configured: no entry, never touched.
+                    mac: if i % 3 == 0 {
+                        MemberMac::Configured([2, 0, 0, 0, 1, i])
+                    } else {
+                        MemberMac::Unresolved
+                    },
+                    encap: Encap::L2,
+                    up: true,
+                    agent: false,
+                    listening: None,
+                })
+                .collect(),
+            aliases: vec![],
+            services: vec![],
+            advert_port: 0,
+        }
+    }
+
+    fn snapshot(c: &Cluster) -> Snapshot {
+        c.snapshot(1, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]])
+            .unwrap()
+    }
+
+    fn targets(r: &[Request]) -> Vec<u8> {
+        r.iter().map(|r| r.frame[41]).collect()
+    }
+
+    #[test]
+    fn requests_per_tick_are_bounded_and_taken_round_robin() {
+        let c = cluster(9, Some("192.0.2.2/24"));
+        let s = snapshot(&c);
+        let settings = NeighborSettings {
+            max_per_tick: 4,
+            ..NeighborSettings::default()
+        };
+        let mut n = Neighbors::new(&c, settings, Arc::default());
+        // m3, m6, m9 are configured: six entries.
+        let (mut r, mut ev) = (vec![], vec![]);
+        n.on_tick(0, &s, &mut r, &mut ev);
+        assert_eq!(targets(&r), [11, 12, 14, 15]);
+        r.clear();
+        n.on_tick(1, &s, &mut r, &mut ev);
+        assert_eq!(targets(&r), [17, 18], "the rest, on the next tick");
+        r.clear();
+        n.on_tick(2, &s, &mut r, &mut ev);
+        assert!(r.is_empty(), "one request per entry per retry interval");
+        n.on_tick(1000, &s, &mut r, &mut ev);
+        n.on_tick(1001, &s, &mut r, &mut ev);
+        assert_eq!(targets(&r), [11, 12, 14, 15, 17, 18]);
+        assert!(ev.is_empty());
+        assert_eq!(n.counters().requests_sent.load(Ordering::Relaxed), 12);
+    }
+
+    #[test]
+    fn a_port_without_address_asks_with_an_rfc5227_probe() {
+        let c = cluster(1, None);
+        let s = snapshot(&c);
+        let mut n = Neighbors::new(&c, NeighborSettings::default(), Arc::default());
+        let (mut r, mut ev) = (vec![], vec![]);
+        n.on_tick(0, &s, &mut r, &mut ev);
+        let mut want = vec![0xff; 6];
+        want.extend_from_slice(&[2, 0, 0, 0, 0, 2, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        want.extend_from_slice(&[2, 0, 0, 0, 0, 2, 0, 0, 0, 0]); // sender 0.0.0.0
+        want.extend_from_slice(&[0; 6]);
+        want.extend_from_slice(&[192, 0, 2, 11]);
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].port, r[0].frame.to_vec()), (1, want));
+    }
+
+    #[test]
+    fn apply_writes_learned_state_and_leaves_configured_macs_alone() {
+        let c = cluster(3, Some("192.0.2.2/24"));
+        let mut n = Neighbors::new(&c, NeighborSettings::default(), Arc::default());
+        let mut state = ControlState {
+            cluster: c,
+            services_file: None,
+            resvok: false,
+        };
+        let mut reply = vec![0u8; ARP_FRAME_LEN];
+        let mut buf = [0u8; ARP_FRAME_LEN];
+        // Any sender at m1's address on ic0: a request is as good as a reply.
+        request(
+            &mut buf,
+            BROADCAST,
+            [2, 0, 0, 0, 7, 1],
+            Ipv4Addr::new(192, 0, 2, 11),
+            Ipv4Addr::new(192, 0, 2, 2),
+        );
+        reply.copy_from_slice(&buf);
+        assert!(!n.due(0));
+        assert!(matches!(n.on_arp(1, &reply, 0), Heard::Member(Some(_))));
+        assert!(n.due(0));
+        n.apply(&mut state);
+        let macs: Vec<MemberMac> = state.cluster.members.iter().map(|m| m.mac).collect();
+        assert_eq!(
+            macs,
+            [
+                MemberMac::Learned([2, 0, 0, 0, 7, 1]),
+                MemberMac::Unresolved,
+                MemberMac::Configured([2, 0, 0, 0, 1, 3])
+            ]
+        );
+        n.applied(0);
+        assert!(!n.due(0));
+        assert_eq!(
+            n.state("m1"),
+            Some(NeighborState::Reachable([2, 0, 0, 0, 7, 1]))
+        );
+        assert_eq!(n.state("m3"), None, "configured: no entry");
+    }
 }

@@ -428,6 +428,8 @@ struct RawMember {
     name: String,
     port: String,
     address: String,
+    /// The member's (or next hop's) MAC; absent: learned by ARP on `port` (ctl::neighbors),
+    /// which needs `address` on the port's subnet. A configured one is never replaced by ARP.
     mac: Option<String>,
     #[serde(default = "default_encap")]
     encap: String,
