@@ -662,11 +662,13 @@ class Lab:
              "address": f"{RTR_IC1_IP}/25", "mtu": IC_MTU, "mac": RTR_MACS["ic1"]},
         ]
 
-    def member_entries(self) -> list[dict]:
+    def member_entries(self, macs: bool = True) -> list[dict]:
+        """[[member]] entries; ``macs=False`` leaves out ``mac`` (the router learns it by ARP)."""
         out = []
         for m in self.members:
-            e = {"name": m.name, "port": m.port, "address": m.address, "mac": m.mac,
-                 "encap": m.encap}
+            e = {"name": m.name, "port": m.port, "address": m.address, "encap": m.encap}
+            if macs:
+                e["mac"] = m.mac
             if m.encap == "vxlan":
                 e.update({"vni": VXLAN_VNI, "inner_mac": m.inner_mac, "vxlan_port": VXLAN_PORT})
             out.append(e)
@@ -675,7 +677,7 @@ class Lab:
     def aliasd_config_dict(self, aliases: Sequence[dict], services: Sequence[dict] = (),
                            metrics: str | None = "127.0.0.1:9470", pmd: str | None = None,
                            default_alias: str | None = None, cluster_name: str = "lab",
-                           extra: dict | None = None) -> dict:
+                           extra: dict | None = None, member_macs: bool = True) -> dict:
         """aliases: [{"name": "web", "address": "198.51.100.100",
                        "members": [{"name": "m1", "selw": 3}, "m2", ...]}]
         services: [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]}]"""
@@ -693,7 +695,7 @@ class Lab:
         if metrics:
             doc["metrics"] = {"listen": metrics}
         doc["port"] = self.ports(pmd)
-        doc["member"] = self.member_entries()
+        doc["member"] = self.member_entries(macs=member_macs)
         al = []
         for a in aliases:
             a = dict(a)

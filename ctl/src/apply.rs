@@ -498,7 +498,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::command::parse_args;
-    use crate::model::{MemberSpec, PortSpec, Prefix};
+    use crate::model::{MemberMac, MemberSpec, PortSpec, Prefix};
 
     pub(crate) const MACS: [[u8; 6]; 2] = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
 
@@ -518,7 +518,7 @@ pub(crate) mod tests {
             name: format!("m{i}"),
             port: "ic0".into(),
             address: Ipv4Addr::new(192, 0, 2, 10 + i),
-            mac: [2, 0, 0, 0, 1, i],
+            mac: MemberMac::Configured([2, 0, 0, 0, 1, i]),
             encap: Encap::L2,
             up: true,
             agent: false,

@@ -14,7 +14,7 @@ use clua_pipeline::snapshot::{MemberId, PortRole, ServiceMode, Snapshot};
 
 use crate::apply::{find_alias, service_notes, ControlState, RPRI_NOTE};
 use crate::command::ShowWhat;
-use crate::model::{AliasSpec, Cluster};
+use crate::model::{fmt_mac, AliasSpec, Cluster};
 
 /// Per-member counters summed over the workers: (packets forwarded, new flows).
 pub type MemberCounters<'a> = &'a dyn Fn(MemberId) -> (u64, u64);
@@ -164,8 +164,8 @@ pub fn render_show(
         );
         let _ = writeln!(
             o,
-            "  {:<12} {:<5} {:>12} {:>10}",
-            "member", "state", "packets", "flows"
+            "  {:<12} {:<5} {:<17} {:<13} {:>12} {:>10}",
+            "member", "state", "mac", "mac from", "packets", "flows"
         );
         for (i, m) in cl.members.iter().enumerate() {
             if !all && !shown_members[i] {
@@ -174,11 +174,19 @@ pub fn render_show(
             let id = MemberId(i as u32);
             let up = snapshot.member(id).is_some_and(|m| m.up);
             let (packets, flows) = counters(id);
+            // A member without a usable MAC is down whatever its adverts say (CA3); the
+            // `mac from` column says why.
+            let mac = m
+                .mac
+                .current()
+                .map_or_else(|| "-".to_string(), |m| fmt_mac(&m));
             let _ = writeln!(
                 o,
-                "  {:<12} {:<5} {:>12} {:>10}",
+                "  {:<12} {:<5} {:<17} {:<13} {:>12} {:>10}",
                 m.name,
                 if up { "up" } else { "down" },
+                mac,
+                m.mac.source(),
                 packets,
                 flows
             );
@@ -264,7 +272,14 @@ mod tests {
             .unwrap();
         assert_eq!(
             m1.split_whitespace().collect::<Vec<_>>(),
-            ["m1", "up", "123456", "789"]
+            [
+                "m1",
+                "up",
+                "02:00:00:00:01:01",
+                "configured",
+                "123456",
+                "789"
+            ]
         );
         // One alias: its block, and the totals of its members only.
         let cmd = crate::command::parse_args(["-s", "cluster"]).unwrap();
@@ -274,6 +289,41 @@ mod tests {
         let one = show(&s, what, &counters);
         assert!(!block(&one, "alias cluster").contains("123456"), "{one}");
         assert!(block(&one, "members").contains("123456"), "{one}");
+    }
+
+    /// Issue 8: a member's MAC and where it comes from (configured, or ARP and its state); a
+    /// member whose MAC ARP has not resolved, or that stopped answering, is down (CA3).
+    #[test]
+    fn member_macs_say_whether_configured_or_learned() {
+        use crate::model::MemberMac;
+        let mut s = state();
+        s.cluster.members[1].mac = MemberMac::Unresolved;
+        s.cluster.members[2].mac = MemberMac::Expired([2, 0, 0, 0, 9, 3]);
+        let out = show(&s, ShowWhat::All, &|_| (0, 0));
+        let members = block(&out, "members");
+        let row = |name: &str| -> Vec<String> {
+            let l = members
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("{name} in {members}"));
+            l.split_whitespace().map(str::to_string).collect()
+        };
+        assert_eq!(row("m1")[1..4], ["up", "02:00:00:00:01:01", "configured"]);
+        assert_eq!(row("m2")[1..4], ["down", "-", "arp:resolving"]);
+        assert_eq!(
+            row("m3")[1..4],
+            ["down", "02:00:00:00:09:03", "arp:expired"]
+        );
+        s.cluster.members[1].mac = MemberMac::Learned([2, 0, 0, 0, 9, 2]);
+        let out = show(&s, ShowWhat::All, &|_| (0, 0));
+        let members = block(&out, "members");
+        assert!(
+            members
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()[..4]
+                    == ["m2", "up", "02:00:00:00:09:02", "arp:learned"]),
+            "{members}"
+        );
     }
 
     /// A member that left an alias is listed as left with the attributes it keeps.
