@@ -29,7 +29,7 @@ use crate::model::{
 use crate::services::{parse_services, ServicesErrors};
 
 /// Where `rpri` takes effect: said in the reply and in `-s` (issue 7).
-pub const RPRI_NOTE: &str = "used by the proxy-ARP master election among several routers (CA4; not yet implemented: this router answers ARP for the alias alone)";
+pub const RPRI_NOTE: &str = "the proxy-ARP master election among several routers (CA4, aliasd.toml [router]): the highest rpri answers ARP; a router alone answers for the alias itself";
 /// Where `virtual` takes effect.
 pub const VIRTUAL_NOTE: &str = "stored for RIP's network route (CA6; RIP comes later); proxy ARP depends only on whether the address is in a client port's subnet";
 /// Where `mask` takes effect.

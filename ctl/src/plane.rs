@@ -42,7 +42,7 @@ use crate::neighbors::{Heard, NeighborCounters, NeighborEvent, NeighborSettings,
 use crate::protocol::Reply;
 use crate::routers::role::{InterconnectPort, RoleEvent, RouterRole};
 use crate::routers::tracker::{RouterCounters, RouterSettings};
-use crate::show::render_show;
+use crate::show::render_show_routing;
 
 /// How long a failed re-application of the members' state waits before it is tried again.
 pub const MEMBER_RETRY_MS: u64 = 1000;
@@ -669,6 +669,7 @@ impl ControlPlane {
     /// published, or refused with nothing changed.
     pub fn on_command(&mut self, command: &Command, now_ms: u64) -> (Reply, Effects) {
         let mut fx = Effects::default();
+        self.now_ms = self.now_ms.max(now_ms);
         let text = command.to_args().join(" ");
         let refuse = |why: String, fx: &mut Effects| {
             fx.events.push(Event::CommandRefused {
@@ -691,7 +692,17 @@ impl ControlPlane {
                 let counters = |id: MemberId| member_totals(cores, id);
                 Reply {
                     ok: true,
-                    output: render_show(&self.state, &self.snapshot, &what, &counters),
+                    output: render_show_routing(
+                        &self.state,
+                        &self.snapshot,
+                        &what,
+                        &counters,
+                        &crate::show::RoutingShow {
+                            role: self.role.as_ref(),
+                            arp: &self.arp_view,
+                            now_ms: self.now_ms,
+                        },
+                    ),
                 }
             }
             Ok(Applied::Changed(_, changes)) if changes.is_empty() => Reply {

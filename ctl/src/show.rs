@@ -68,6 +68,107 @@ pub fn reach(cluster: &Cluster, a: &AliasSpec) -> String {
 
 /// Renders `-s` for the state in force (`snapshot` is the one built from it: up/down state,
 /// the in_single active member).
+/// What `-s` shows of the routers (issue 8).
+pub struct RoutingShow<'a> {
+    /// This router among several (`None`: alone).
+    pub role: Option<&'a crate::routers::role::RouterRole>,
+    /// The ARP view in force.
+    pub arp: &'a crate::arp::ArpView,
+    /// The time now (for "heard N ms ago").
+    pub now_ms: u64,
+}
+
+/// `cluamgr -s` with the routers' part: the router and its peers at the top, per alias its
+/// proxy-ARP master and vMAC.
+pub fn render_show_routing(
+    state: &ControlState,
+    snapshot: &Snapshot,
+    what: &ShowWhat,
+    counters: MemberCounters,
+    routing: &RoutingShow<'_>,
+) -> String {
+    let mut o = String::new();
+    let cl = &state.cluster;
+    if matches!(what, ShowWhat::All) {
+        match routing.role {
+            None => o.push_str(
+                "routers: this router alone (no [router] section): it answers ARP for every alias\n",
+            ),
+            Some(r) => {
+                let s = r.tracker().settings();
+                let _ = writeln!(
+                    o,
+                    "routers: this router {} (boot {}), interval {} ms, dead after {} missed{}",
+                    s.node,
+                    s.boot_id,
+                    s.interval_ms,
+                    s.dead_misses,
+                    if r.listening(routing.now_ms) {
+                        ", still listening to its peers (answers ARP for nothing yet)"
+                    } else {
+                        ""
+                    }
+                );
+                for (node, p) in r.tracker().peers() {
+                    let _ = writeln!(
+                        o,
+                        "  peer {node}: boot {}, heard {} ms ago, interval {} ms, {} aliases",
+                        p.boot_id,
+                        routing.now_ms.saturating_sub(p.heard_ms),
+                        p.interval_ms,
+                        p.aliases.len()
+                    );
+                }
+                if r.tracker().peers().is_empty() {
+                    o.push_str("  no live peer routers\n");
+                }
+            }
+        }
+    }
+    let body = render_show(state, snapshot, what, counters);
+    // Per alias, after its header line: the master and the vMAC.
+    for line in body.lines() {
+        o.push_str(line);
+        o.push('\n');
+        let Some(rest) = line.strip_prefix("alias ") else {
+            continue;
+        };
+        let Some(a) = cl
+            .aliases
+            .iter()
+            .find(|a| rest.starts_with(&format!("{} {}", a.name, a.address)))
+        else {
+            continue;
+        };
+        match routing.role {
+            None => {}
+            Some(r) => {
+                let this = &r.tracker().settings().node;
+                match r.masters().get(&a.address) {
+                    Some(n) if n == this => {
+                        let _ = writeln!(o, "  arp master: {n} (this router)");
+                    }
+                    Some(n) => {
+                        let _ = writeln!(o, "  arp master: {n}");
+                    }
+                    None if r.listening(routing.now_ms) => {
+                        o.push_str("  arp master: not yet elected (listening)\n")
+                    }
+                    None => o.push_str(
+                        "  arp master: none (no live router has a client port on its subnet)\n",
+                    ),
+                }
+            }
+        }
+        if let Some(v) = routing.arp.vmacs.get(&a.address) {
+            let _ = writeln!(o, "  vmac: {} (CA5)", crate::model::fmt_mac(v));
+        }
+    }
+    o
+}
+
+/// `cluamgr -s` of the cluster and its members (see [`render_show_routing`] for the routers'
+/// part).
 pub fn render_show(
     state: &ControlState,
     snapshot: &Snapshot,
