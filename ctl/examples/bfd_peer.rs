@@ -27,7 +27,7 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -534,3 +534,765 @@ fn frame(s: &Session, r: &BfdRepr) -> Option<Transmit> {
         frame: f,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use wire::tests::{BIRD_DOWN, BIRD_FRAME};
+    use wire::{flag, HEADER_LEN};
+
+    /// aliasd's side (A) and the upstream router's (B), each the other's peer on port 0.
+    const A_MAC: Mac = [2, 0, 0, 0, 0, 0x0a];
+    const B_MAC: Mac = [2, 0, 0, 0, 0, 0x0b];
+    const A_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+    const B_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+
+    fn settings(local_mac: Mac, local: Ipv4Addr, peer: Ipv4Addr) -> BfdSettings {
+        BfdSettings {
+            peers: vec![BfdPeer {
+                port: 0,
+                local_mac,
+                local_addr: local,
+                peer_addr: peer,
+            }],
+            ..BfdSettings::default()
+        }
+    }
+
+    fn speaker_a() -> Bfd {
+        Bfd::new(settings(A_MAC, A_ADDR, B_ADDR), 1, 0)
+    }
+    fn speaker_b() -> Bfd {
+        Bfd::new(settings(B_MAC, B_ADDR, A_ADDR), 2, 0)
+    }
+
+    /// The Control packet in an untagged frame we sent, checked independently of `frame()`.
+    fn bfd_of(f: &[u8]) -> BfdRepr {
+        BfdRepr::parse_bytes(&f[42..]).expect("a valid control packet")
+    }
+
+    /// Two speakers on one link with fake time: A knows B's MAC (the upstream is active),
+    /// B learns A's from its packets. `cut` drops what B sends to A.
+    struct Net {
+        a: Bfd,
+        b: Bfd,
+        now: u64,
+        cut: bool,
+        /// Every packet on the wire: (time, sender 'a' or 'b', packet).
+        log: Vec<(u64, char, BfdRepr)>,
+        /// Every (sender, UDP source port) seen.
+        sports: std::collections::HashSet<(char, u16)>,
+    }
+
+    impl Net {
+        fn new() -> Net {
+            let mut b = speaker_b();
+            b.set_peer_mac(A_ADDR, A_MAC);
+            Net {
+                a: speaker_a(),
+                b,
+                now: 0,
+                cut: false,
+                log: Vec::new(),
+                sports: Default::default(),
+            }
+        }
+        fn deliver(&mut self, from: char, frames: Vec<Transmit>) {
+            let mut q: VecDeque<(char, Transmit)> = frames.into_iter().map(|t| (from, t)).collect();
+            while let Some((from, t)) = q.pop_front() {
+                self.log.push((self.now, from, bfd_of(&t.frame)));
+                self.sports
+                    .insert((from, u16::from_be_bytes([t.frame[34], t.frame[35]])));
+                let (to, reply_from) = match from {
+                    'a' => (&mut self.b, 'b'),
+                    _ if self.cut => continue,
+                    _ => (&mut self.a, 'a'),
+                };
+                for r in to.on_frame(0, &t.frame, self.now) {
+                    q.push_back((reply_from, r));
+                }
+            }
+        }
+        fn step(&mut self) {
+            self.now += 1;
+            let ta = self.a.on_tick(self.now);
+            let tb = self.b.on_tick(self.now);
+            self.deliver('a', ta);
+            self.deliver('b', tb);
+        }
+        fn run_until(&mut self, t: u64) {
+            while self.now < t {
+                self.step();
+            }
+        }
+        fn state(b: &Bfd) -> BfdState {
+            b.sessions().next().unwrap().state
+        }
+        fn up(&mut self) {
+            while !(Net::state(&self.a) == BfdState::Up && Net::state(&self.b) == BfdState::Up) {
+                assert!(self.now < 5_000, "no bring-up within 5 s");
+                self.step();
+            }
+        }
+        fn sent_by(&self, who: char, from: u64) -> Vec<(u64, BfdRepr)> {
+            self.log
+                .iter()
+                .filter(|(t, w, _)| *w == who && *t >= from)
+                .map(|(t, _, r)| (*t, *r))
+                .collect()
+        }
+    }
+
+    fn transitions(b: &mut Bfd) -> Vec<(BfdState, BfdState, Diag)> {
+        b.take_events()
+            .into_iter()
+            .map(|e| (e.from, e.to, e.diag))
+            .collect()
+    }
+
+    #[test]
+    fn bring_up_down_init_up_between_two_speakers() {
+        use BfdState::*;
+        let mut n = Net::new();
+        n.up();
+        // B (active, knows A's MAC) sends Down; A goes Init and answers at once; B goes
+        // straight to Up on A's Init; A to Up on B's Up (RFC 5880 §6.8.6).
+        assert_eq!(
+            transitions(&mut n.a),
+            [(Down, Init, Diag::None), (Init, Up, Diag::None)]
+        );
+        assert_eq!(transitions(&mut n.b), [(Down, Up, Diag::None)]);
+        assert!(n.now <= 2, "the exchange is immediate, took {} ms", n.now);
+        assert_eq!(n.a.counters().state_changes, 2);
+        // The first packets carried the slow rate (§6.8.3).
+        let first = n.sent_by('b', 0)[0].1;
+        assert_eq!((first.state, first.your_discr), (Down, 0));
+        assert_eq!(first.desired_min_tx_us, 1_000_000);
+        // Once both Polls are answered the configured rate applies.
+        n.run_until(n.now + 1_000);
+        let (va, vb) = (
+            n.a.sessions().next().unwrap(),
+            n.b.sessions().next().unwrap(),
+        );
+        assert_eq!((va.state, va.remote_state), (Up, Up));
+        assert_eq!(
+            (va.remote_discr, vb.remote_discr),
+            (vb.local_discr, va.local_discr)
+        );
+        assert_ne!(va.local_discr, 0);
+        assert_eq!((va.tx_interval_ms, va.detection_time_ms), (100, 300));
+        assert!(!va.poll && !vb.poll);
+        assert_eq!(va.peer_mac, Some(B_MAC));
+        assert_eq!(n.a.counters().refused, [0; BfdError::COUNT]);
+        assert_eq!(n.b.counters().refused, [0; BfdError::COUNT]);
+    }
+
+    #[test]
+    fn poll_sequence_on_going_up_is_answered_with_final() {
+        let mut n = Net::new();
+        n.up();
+        n.run_until(n.now + 500);
+        for who in ['a', 'b'] {
+            let other = if who == 'a' { 'b' } else { 'a' };
+            let sent = n.sent_by(who, 0);
+            // The first Up packet polls with the new Desired Min TX (100 ms).
+            let (t_poll, p) = *sent.iter().find(|(_, r)| r.poll).expect("a poll");
+            assert_eq!((p.state, p.desired_min_tx_us), (BfdState::Up, 100_000));
+            // The peer answers at once with F set and P clear.
+            let (t_fin, f) = *n
+                .sent_by(other, t_poll)
+                .iter()
+                .find(|(_, r)| r.final_)
+                .expect("a final");
+            assert_eq!(t_fin, t_poll, "a Final is not delayed");
+            assert!(!f.poll);
+            // After the Final, no more polls.
+            assert!(n.sent_by(who, t_fin + 1).iter().all(|(_, r)| !r.poll));
+        }
+        // Never P and F together, never D, M, A or C.
+        for (_, _, r) in &n.log {
+            assert!(!(r.poll && r.final_));
+            assert!(!(r.demand || r.auth || r.cpi));
+        }
+    }
+
+    /// Gaps between periodic packets of `who` from `from`, Finals and state-change packets left
+    /// out (they do not follow the timer).
+    fn gaps(n: &Net, who: char, from: u64) -> Vec<u64> {
+        let t: Vec<u64> = n
+            .sent_by(who, from)
+            .iter()
+            .filter(|(_, r)| !r.final_)
+            .map(|(t, _)| *t)
+            .collect();
+        t.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    #[test]
+    fn periodic_rate_with_jitter_up_and_slow_while_down() {
+        let mut n = Net::new();
+        n.up();
+        let t0 = n.now + 200;
+        n.run_until(t0 + 10_000);
+        let g = gaps(&n, 'a', t0);
+        // RFC 5880 §6.8.7: the interval reduced by 0-25 %: 75..=100 ms at 100 ms.
+        assert!(g.iter().all(|&d| (75..=100).contains(&d)), "{g:?}");
+        assert!(g.iter().min() != g.iter().max(), "no jitter: {g:?}");
+        assert!(
+            (100..=134).contains(&g.len()),
+            "{} packets in 10 s",
+            g.len()
+        );
+        // A peer that never answers: Down packets at the slow rate, 750..=1000 ms.
+        let mut lone = Bfd::new(settings(A_MAC, A_ADDR, B_ADDR), 7, 0);
+        lone.set_peer_mac(B_ADDR, B_MAC);
+        let mut times = Vec::new();
+        for now in 0..10_000 {
+            for t in lone.on_tick(now) {
+                assert_eq!(bfd_of(&t.frame).state, BfdState::Down);
+                times.push(now);
+            }
+        }
+        let g: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(g.iter().all(|&d| (750..=1000).contains(&d)), "{g:?}");
+        assert!(g.len() >= 9);
+    }
+
+    #[test]
+    fn jitter_with_multiplier_one_is_10_to_25_percent() {
+        let mut s = settings(A_MAC, A_ADDR, B_ADDR);
+        s.multiplier = 1;
+        let mut lone = Bfd::new(s, 3, 0);
+        lone.set_peer_mac(B_ADDR, B_MAC);
+        let mut times = Vec::new();
+        for now in 0..60_000 {
+            if !lone.on_tick(now).is_empty() {
+                times.push(now);
+            }
+        }
+        let g: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(g.iter().all(|&d| (750..=900).contains(&d)), "{g:?}");
+        assert!(g.len() > 60);
+    }
+
+    #[test]
+    fn detection_timeout_goes_down_with_diag_1() {
+        let mut n = Net::new();
+        n.up();
+        n.run_until(n.now + 1_000);
+        transitions(&mut n.a);
+        n.cut = true;
+        let last_rx = n.log.iter().rev().find(|(_, w, _)| *w == 'b').unwrap().0;
+        n.run_until(last_rx + 299);
+        assert_eq!(
+            Net::state(&n.a),
+            BfdState::Up,
+            "down before the detection time"
+        );
+        n.run_until(last_rx + 300);
+        assert_eq!(Net::state(&n.a), BfdState::Down);
+        assert_eq!(
+            transitions(&mut n.a),
+            [(BfdState::Up, BfdState::Down, Diag::DetectionTimeExpired)]
+        );
+        let v = n.a.sessions().next().unwrap();
+        assert_eq!((v.diag, v.remote_discr), (Diag::DetectionTimeExpired, 0));
+        // A says so at once, then at the slow rate, Your Discriminator forgotten.
+        let after = n.sent_by('a', last_rx + 300);
+        assert_eq!(after[0].0, last_rx + 300);
+        assert_eq!(after[0].1.state, BfdState::Down);
+        assert_eq!(after[0].1.diag, Diag::DetectionTimeExpired);
+        n.run_until(n.now + 5_000);
+        let after = n.sent_by('a', last_rx + 301);
+        assert!(after
+            .iter()
+            .all(|(_, r)| r.your_discr == 0 && r.state == BfdState::Down));
+        assert!(gaps(&n, 'a', last_rx + 301).iter().all(|&d| d >= 750));
+        // B heard A go down and came down too (diag 3), then Init: it hears A, A not it.
+        let b: Vec<_> = transitions(&mut n.b)
+            .into_iter()
+            .skip_while(|t| t.0 != BfdState::Up)
+            .collect();
+        assert_eq!(
+            b,
+            [
+                (BfdState::Up, BfdState::Down, Diag::NeighborDown),
+                (BfdState::Down, BfdState::Init, Diag::None)
+            ]
+        );
+        // Healing brings both up again.
+        n.cut = false;
+        n.run_until(n.now + 3_000);
+        assert_eq!(
+            (Net::state(&n.a), Net::state(&n.b)),
+            (BfdState::Up, BfdState::Up)
+        );
+    }
+
+    #[test]
+    fn admin_down_from_the_peer_and_our_shutdown() {
+        let mut n = Net::new();
+        n.up();
+        n.run_until(n.now + 500);
+        transitions(&mut n.a);
+        transitions(&mut n.b);
+        // B (the upstream here) shuts down: one AdminDown, diag 7, at once.
+        let frames = n.b.shutdown();
+        assert_eq!(frames.len(), 1);
+        let r = bfd_of(&frames[0].frame);
+        assert_eq!((r.state, r.diag), (BfdState::AdminDown, Diag::AdminDown));
+        assert_eq!(
+            transitions(&mut n.b),
+            [(BfdState::Up, BfdState::AdminDown, Diag::AdminDown)]
+        );
+        n.deliver('b', frames);
+        assert_eq!(
+            transitions(&mut n.a),
+            [(BfdState::Up, BfdState::Down, Diag::NeighborDown)]
+        );
+        // B stays AdminDown: it sends nothing more and discards what A sends.
+        let t = n.now;
+        n.run_until(t + 5_000);
+        assert!(n.sent_by('b', t + 1).is_empty());
+        assert_eq!(Net::state(&n.b), BfdState::AdminDown);
+        assert_eq!(Net::state(&n.a), BfdState::Down);
+        assert!(transitions(&mut n.b).is_empty());
+    }
+
+    #[test]
+    fn frames_are_addressed_and_checksummed() {
+        let mut n = Net::new();
+        n.up();
+        n.run_until(n.now + 300);
+        let f =
+            n.a.on_tick(n.now + 200)
+                .pop()
+                .expect("a periodic packet")
+                .frame;
+        assert_eq!(f.len(), FRAME_LEN);
+        assert_eq!(&f[0..6], &B_MAC);
+        assert_eq!(&f[6..12], &A_MAC);
+        assert_eq!(&f[12..14], &[0x08, 0x00]);
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(
+            (ip.hop_limit(), ip.next_header(), ip.dscp_ecn()),
+            (255, 17, 0xc0)
+        );
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (A_ADDR, B_ADDR));
+        let udp = UdpPacket::new_checked(ip.payload()).unwrap();
+        assert!(udp.checksum() != 0 && udp.verify_checksum(A_ADDR, B_ADDR));
+        assert_eq!(udp.dst_port(), 3784);
+        assert!(SOURCE_PORTS.contains(&udp.src_port()));
+        assert_eq!(udp.payload().len(), HEADER_LEN);
+        // One source port for the whole session (RFC 5881 §4), each side its own.
+        n.run_until(n.now + 2_000);
+        assert!(n.log.len() > 40);
+        let a_ports: Vec<u16> = n
+            .sports
+            .iter()
+            .filter(|p| p.0 == 'a')
+            .map(|p| p.1)
+            .collect();
+        assert_eq!(a_ports, [udp.src_port()]);
+        assert_eq!(n.sports.len(), 2);
+        let r = bfd_of(&f);
+        let v = n.a.sessions().next().unwrap();
+        assert_eq!((r.my_discr, r.your_discr), (v.local_discr, v.remote_discr));
+        assert_eq!(
+            (
+                r.detect_mult,
+                r.required_min_rx_us,
+                r.required_min_echo_rx_us
+            ),
+            (3, 100_000, 0)
+        );
+    }
+
+    #[test]
+    fn same_seed_same_choices() {
+        let view = |seed| {
+            let b = Bfd::new(settings(A_MAC, A_ADDR, B_ADDR), seed, 0);
+            let v = b.sessions().next().unwrap();
+            (v.local_discr, b.sessions[0].src_port)
+        };
+        assert_eq!(view(5), view(5));
+        assert_ne!(view(5), view(6));
+        // Many peers: distinct non-zero discriminators, ports in range.
+        let mut s = BfdSettings::default();
+        for i in 0..200u8 {
+            s.peers.push(BfdPeer {
+                port: (i % 3) as PortId,
+                local_mac: A_MAC,
+                local_addr: A_ADDR,
+                peer_addr: Ipv4Addr::new(198, 51, 100, i),
+            });
+        }
+        let b = Bfd::new(s, 0, 0);
+        let d: std::collections::HashSet<u32> = b.sessions().map(|v| v.local_discr).collect();
+        assert_eq!(d.len(), 200);
+        assert!(!d.contains(&0));
+        assert!(b
+            .sessions
+            .iter()
+            .all(|s| SOURCE_PORTS.contains(&s.src_port)));
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Our side of the interop lab: the addresses and MAC the BIRD frame was sent to.
+    fn lab_side(strict: bool) -> Bfd {
+        let mut s = settings([0xb6, 0xfc, 0xc4, 0x0a, 0x54, 0xf4], A_ADDR, B_ADDR);
+        s.strict_source_port = strict;
+        Bfd::new(s, 9, 0)
+    }
+
+    #[test]
+    fn a_frame_captured_from_bird_starts_the_session() {
+        let f = unhex(BIRD_FRAME);
+        assert_eq!(&f[42..], &BIRD_DOWN);
+        let mut b = lab_side(false);
+        let out = b.on_frame(0, &f, 10);
+        assert_eq!(b.counters().received, 1);
+        assert_eq!(b.counters().refused, [0; BfdError::COUNT]);
+        assert_eq!(
+            transitions(&mut b),
+            [(BfdState::Down, BfdState::Init, Diag::None)]
+        );
+        // The answer goes to BIRD's MAC (learnt), with its discriminator.
+        assert_eq!(out.len(), 1);
+        assert_eq!(&out[0].frame[0..6], &f[6..12]);
+        let r = bfd_of(&out[0].frame);
+        assert_eq!((r.state, r.your_discr), (BfdState::Init, 0x72e1_1ba3));
+        // BIRD's source port (41090) is below RFC 5881's range: refused only when strict.
+        let mut strict = lab_side(true);
+        assert!(strict.on_frame(0, &f, 10).is_empty());
+        assert_eq!(
+            strict.counters().refused[BfdError::BadSourcePort.index()],
+            1
+        );
+    }
+
+    /// A frame from B to A carrying `r`, with the encapsulation fields `edit` may change before
+    /// the checksums are computed. Built by hand, not with `frame()`.
+    struct Raw {
+        src_mac: Mac,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        ttl: u8,
+        sport: u16,
+        dport: u16,
+        proto: u8,
+        bfd: Vec<u8>,
+    }
+
+    impl Raw {
+        fn new(r: &BfdRepr) -> Raw {
+            Raw {
+                src_mac: B_MAC,
+                src: B_ADDR,
+                dst: A_ADDR,
+                ttl: 255,
+                sport: 50_000,
+                dport: 3784,
+                proto: 17,
+                bfd: r.to_bytes().to_vec(),
+            }
+        }
+        fn bytes(&self) -> Vec<u8> {
+            let udp_len = 8 + self.bfd.len();
+            let mut f = Vec::new();
+            f.extend_from_slice(&A_MAC);
+            f.extend_from_slice(&self.src_mac);
+            f.extend_from_slice(&[0x08, 0x00]);
+            f.extend_from_slice(&[0x45, 0, 0, (20 + udp_len) as u8, 0, 0, 0x40, 0]);
+            f.extend_from_slice(&[self.ttl, self.proto, 0, 0]);
+            f.extend_from_slice(&self.src.octets());
+            f.extend_from_slice(&self.dst.octets());
+            f.extend_from_slice(&self.sport.to_be_bytes());
+            f.extend_from_slice(&self.dport.to_be_bytes());
+            f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+            f.extend_from_slice(&[0, 0]);
+            f.extend_from_slice(&self.bfd);
+            let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+            ip.fill_checksum();
+            UdpPacket::new_unchecked(&mut f[34..]).fill_checksum(self.src, self.dst);
+            f
+        }
+    }
+
+    fn peer_packet(state: BfdState, your: u32) -> BfdRepr {
+        BfdRepr {
+            diag: Diag::None,
+            state,
+            poll: false,
+            final_: false,
+            cpi: false,
+            auth: false,
+            demand: false,
+            detect_mult: 3,
+            my_discr: 0xb0b0_b0b0,
+            your_discr: your,
+            desired_min_tx_us: 100_000,
+            required_min_rx_us: 100_000,
+            required_min_echo_rx_us: 0,
+        }
+    }
+
+    #[test]
+    fn every_refusal_is_counted_and_changes_nothing() {
+        use BfdError::*;
+        let a = speaker_a();
+        let mine = a.sessions().next().unwrap().local_discr;
+        let down = peer_packet(BfdState::Down, 0);
+        let raw = |f: fn(&mut Raw)| {
+            let mut r = Raw::new(&down);
+            f(&mut r);
+            r.bytes()
+        };
+        let good = raw(|_| {});
+        let mut cases: Vec<(BfdError, Vec<u8>)> = vec![
+            (UnknownPeer, raw(|r| r.src = Ipv4Addr::new(198, 51, 100, 9))),
+            (UnknownPeer, raw(|r| r.dst = Ipv4Addr::new(198, 51, 100, 3))),
+            (BadTtl, raw(|r| r.ttl = 254)),
+            (BadTtl, raw(|r| r.ttl = 1)),
+            (BadSourcePort, raw(|r| r.sport = 0)),
+            (BadDestPort, raw(|r| r.dport = 4784)), // multihop (RFC 5883): not ours
+            (BadDestPort, raw(|r| r.dport = 3785)), // echo
+            (Malformed, raw(|r| r.proto = 6)),
+            (Malformed, raw(|r| r.src_mac = [1, 0, 0x5e, 0, 0, 1])),
+            (BadVersion, raw(|r| r.bfd[0] = 0x40)),
+            (BadLength, raw(|r| r.bfd[3] = 20)),
+            (BadLength, raw(|r| r.bfd[3] = 30)),
+            (ZeroDetectMult, raw(|r| r.bfd[2] = 0)),
+            (Multipoint, raw(|r| r.bfd[1] |= flag::M)),
+            (ZeroMyDiscriminator, raw(|r| r.bfd[4..8].fill(0))),
+            (
+                UnknownDiscriminator,
+                raw(|r| r.bfd[8..12].copy_from_slice(&[0, 0, 0, 1])),
+            ),
+            (NoDiscriminator, raw(|r| r.bfd[1] = 0xc0)), // Up, Your Discriminator 0
+            (NoDiscriminator, raw(|r| r.bfd[1] = 0x80)), // Init
+            (
+                UnexpectedAuth,
+                raw(|r| {
+                    r.bfd[1] |= flag::A;
+                    r.bfd[3] = 28;
+                    r.bfd.extend_from_slice(&[1, 4, b'p', b'w']);
+                }),
+            ),
+            (Truncated, good[..40].to_vec()),
+            (Truncated, good[..10].to_vec()),
+            (Truncated, raw(|r| r.bfd.truncate(20))),
+        ];
+        let mut bad = good.clone();
+        bad[24] ^= 1; // IPv4 header checksum
+        cases.push((BadChecksum, bad));
+        let mut bad = good.clone();
+        bad[40] ^= 1; // UDP checksum
+        cases.push((BadChecksum, bad));
+        let mut bad = good.clone();
+        bad[20] = 0x20; // more fragments
+        UdpPacket::new_unchecked(&mut bad[34..]).fill_checksum(B_ADDR, A_ADDR);
+        Ipv4Packet::new_unchecked(&mut bad[14..]).fill_checksum();
+        cases.push((Malformed, bad));
+        let mut arp = good.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        cases.push((Malformed, arp));
+        let mut qinq = good.clone();
+        qinq[12..14].copy_from_slice(&[0x88, 0xa8]);
+        cases.push((Malformed, qinq));
+        for (i, (want, f)) in cases.iter().enumerate() {
+            let mut b = a.clone();
+            assert!(b.on_frame(0, f, 5).is_empty(), "case {i}");
+            assert_eq!(
+                b.counters().refused[want.index()],
+                1,
+                "case {i}: want {want:?}"
+            );
+            assert_eq!(b.counters().refused.iter().sum::<u64>(), 1, "case {i}");
+            assert_eq!(b.counters().received, 0, "case {i}");
+            assert!(b.take_events().is_empty(), "case {i}");
+            let v = b.sessions().next().unwrap();
+            assert_eq!(
+                (v.state, v.remote_discr, v.peer_mac),
+                (BfdState::Down, 0, None)
+            );
+        }
+        // The wrong port is an unknown peer too.
+        let mut b = a.clone();
+        assert!(b.on_frame(1, &good, 5).is_empty());
+        assert_eq!(b.counters().refused[UnknownPeer.index()], 1);
+        // And the unchanged frame is accepted, as is one with our discriminator.
+        let mut b = a.clone();
+        assert_eq!(b.on_frame(0, &good, 5).len(), 1);
+        assert_eq!(b.counters().received, 1);
+        let mut init = Raw::new(&peer_packet(BfdState::Init, mine)).bytes();
+        let mut b = a.clone();
+        assert_eq!(b.on_frame(0, &init, 5).len(), 1);
+        assert_eq!(Net::state(&b), BfdState::Up);
+        // Zero UDP checksum means none (RFC 768) and is accepted.
+        init[40..42].fill(0);
+        let mut b = a.clone();
+        b.on_frame(0, &init, 5);
+        assert_eq!(b.counters().received, 1);
+    }
+
+    #[test]
+    fn vlan_tagged_peer_is_answered_on_its_vlan() {
+        let plain = Raw::new(&peer_packet(BfdState::Down, 0)).bytes();
+        let mut f = plain[..12].to_vec();
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]); // VLAN 42
+        f.extend_from_slice(&plain[12..]);
+        let mut a = speaker_a();
+        let out = a.on_frame(0, &f, 1);
+        assert_eq!(out.len(), 1);
+        let o = &out[0].frame;
+        assert_eq!(o.len(), FRAME_LEN + 4);
+        assert_eq!(&o[12..18], &[0x81, 0x00, 0x00, 0x2a, 0x08, 0x00]);
+        assert_eq!(
+            BfdRepr::parse_bytes(&o[46..]).unwrap().state,
+            BfdState::Init
+        );
+        assert!(Ipv4Packet::new_checked(&o[18..]).unwrap().verify_checksum());
+    }
+
+    #[test]
+    fn peer_demand_mode_stops_our_periodic_packets_and_min_rx_zero_too() {
+        let mut a = speaker_a();
+        let mine = a.sessions().next().unwrap().local_discr;
+        let send = |a: &mut Bfd, r: BfdRepr, now| a.on_frame(0, &Raw::new(&r).bytes(), now);
+        send(&mut a, peer_packet(BfdState::Init, mine), 0);
+        assert_eq!(Net::state(&a), BfdState::Up);
+        let mut demand = peer_packet(BfdState::Up, mine);
+        demand.demand = true;
+        let mut sent = 0;
+        for now in 1..1_000 {
+            if now % 50 == 0 {
+                send(&mut a, demand, now);
+            }
+            sent += a.on_tick(now).len();
+        }
+        assert_eq!(sent, 0, "periodic packets while the peer is in Demand mode");
+        // A Poll is still answered with a Final (RFC 5880 §6.6).
+        let mut poll = demand;
+        poll.poll = true;
+        let out = send(&mut a, poll, 1_000);
+        assert_eq!(out.len(), 1);
+        assert!(bfd_of(&out[0].frame).final_);
+        // Demand off: periodic packets resume.
+        send(&mut a, peer_packet(BfdState::Up, mine), 1_001);
+        assert!((1_002..1_200).any(|now| !a.on_tick(now).is_empty()));
+        // Required Min RX 0: the peer wants no periodic packets.
+        let mut quiet = peer_packet(BfdState::Up, mine);
+        quiet.required_min_rx_us = 0;
+        send(&mut a, quiet, 1_200);
+        assert!((1_201..1_250).all(|now| a.on_tick(now).is_empty()));
+    }
+
+    #[test]
+    fn next_wakeup_is_when_something_happens() {
+        let mut a = speaker_a();
+        assert_eq!(
+            a.next_wakeup(),
+            u64::MAX,
+            "passive and unheard: nothing to do"
+        );
+        a.set_peer_mac(B_ADDR, B_MAC);
+        assert_eq!(a.on_tick(0).len(), 1);
+        let w = a.next_wakeup();
+        assert!((750..=1000).contains(&w), "{w}");
+        assert!((1..w).all(|now| a.on_tick(now).is_empty()));
+        assert_eq!(a.on_tick(w).len(), 1);
+    }
+
+    #[test]
+    fn settings_validation() {
+        let ok = settings(A_MAC, A_ADDR, B_ADDR);
+        assert_eq!(ok.validate(), Ok(()));
+        let d = BfdSettings::default();
+        assert_eq!((d.min_tx_ms, d.min_rx_ms, d.multiplier), (100, 100, 3));
+        let mut s = ok.clone();
+        s.min_tx_ms = 0;
+        assert_eq!(s.validate(), Err(BfdSettingsError::BadInterval));
+        let mut s = ok.clone();
+        s.min_rx_ms = MAX_INTERVAL_MS + 1;
+        assert_eq!(s.validate(), Err(BfdSettingsError::BadInterval));
+        let mut s = ok.clone();
+        s.multiplier = 0;
+        assert_eq!(s.validate(), Err(BfdSettingsError::BadMultiplier));
+        let mut s = ok.clone();
+        s.peers.push(s.peers[0]);
+        assert_eq!(s.validate(), Err(BfdSettingsError::DuplicatePeer(B_ADDR)));
+        // Bfd::new keeps one session for the duplicate and clamps the rest.
+        s.multiplier = 0;
+        s.min_tx_ms = 0;
+        let b = Bfd::new(s, 0, 0);
+        assert_eq!(b.sessions().count(), 1);
+        assert_eq!(b.sessions[0].detect_mult, 1);
+        let mut s = ok;
+        s.peers[0].peer_addr = Ipv4Addr::BROADCAST;
+        assert_eq!(
+            s.validate(),
+            Err(BfdSettingsError::BadAddress(Ipv4Addr::BROADCAST))
+        );
+    }
+
+    /// xorshift64*, as in the other wire tests.
+    struct XRng(u64);
+    impl XRng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    #[test]
+    fn no_panic_on_truncated_or_mutated_frames() {
+        let mine = speaker_a().sessions().next().unwrap().local_discr;
+        let bases = [
+            Raw::new(&peer_packet(BfdState::Down, 0)).bytes(),
+            Raw::new(&peer_packet(BfdState::Up, mine)).bytes(),
+            unhex(BIRD_FRAME),
+        ];
+        let mut a = speaker_a();
+        let mut lab = lab_side(false);
+        for base in &bases {
+            for n in 0..base.len() {
+                a.on_frame(0, &base[..n], 0);
+                lab.on_frame(0, &base[..n], 0);
+            }
+        }
+        let mut rng = XRng(0xbfd0_5880);
+        let mut now = 0;
+        for i in 0..30_000 {
+            let mut b = bases[i % bases.len()].clone();
+            for _ in 0..1 + rng.next() % 4 {
+                let j = (rng.next() as usize) % b.len();
+                b[j] = rng.next() as u8;
+            }
+            if rng.next().is_multiple_of(4) {
+                let n = (rng.next() as usize) % b.len();
+                b.truncate(n);
+            }
+            now += rng.next() % 20;
+            for t in a.on_frame(0, &b, now).into_iter().chain(a.on_tick(now)) {
+                assert!(BfdRepr::parse_bytes(&t.frame[42..]).is_ok());
+            }
+            lab.on_frame(0, &b, now);
+            lab.on_tick(now);
+        }
+        // Mutations hit the checksums almost always: the bulk is refused, and counted.
+        let c = a.counters();
+        assert!(c.refused.iter().sum::<u64>() + c.received >= 30_000);
+    }
+}
