@@ -17,7 +17,7 @@
 //! Demand mode (we never set D; a peer's D is obeyed as RFC 5880 §6.8.7 says), the Echo
 //! function (Required Min Echo RX is always 0), multihop (RFC 5883), IPv6.
 
-pub mod session;
+mod session;
 pub mod wire;
 
 use std::net::Ipv4Addr;
@@ -31,6 +31,7 @@ use clua_pipeline::wire::WireError;
 
 use crate::model::Mac;
 use crate::plane::Transmit;
+pub use session::SLOW_TX_US;
 use session::{RxOutcome, Session};
 pub use wire::{BfdError, BfdPacket, BfdRepr, BfdState, Diag, BFD_PORT, SOURCE_PORTS, TTL};
 

@@ -4,8 +4,6 @@
 //!
 //! Times are microseconds (the unit of the wire intervals) on the caller's clock.
 
-use std::net::Ipv4Addr;
-
 use super::wire::{BfdError, BfdRepr, BfdState, Diag};
 use super::{BfdEvent, BfdPeer, Rng};
 use crate::model::Mac;
@@ -318,9 +316,5 @@ impl Session {
             // The Echo function is not supported: we do not want echo packets.
             required_min_echo_rx_us: 0,
         }
-    }
-
-    pub fn peer_addr(&self) -> Ipv4Addr {
-        self.peer.peer_addr
     }
 }
