@@ -16,7 +16,11 @@ It prints the first Control packet BIRD sent (hex, for the unit test in ctl/src/
 Everything it made is removed at the end, even on failure. Needs root.
 
     cargo build -p clua-ctl --example bfd_peer
-    sudo python3 ctl/examples/bfd_interop.py target/debug/examples/bfd_peer
+    sudo python3 ctl/examples/bfd_interop.py target/debug/examples/bfd_peer [--rip]
+
+With --rip, BIRD runs RIP with `bfd yes` and no `neighbor` line (the lead's lab setup); the
+shuttle sends RIPv2 responses for 203.0.113.5/32 from our address, and the run also checks that
+BIRD drops that route within the Detection Time of the SIGKILL.
 """
 import os
 import re
@@ -48,6 +52,26 @@ protocol bfd {{
 }}
 """
 
+# --rip: what the lead's lab uses. No `neighbor` line: RIP's `bfd yes` asks for a session with
+# every RIP neighbor it hears (here the shuttle's hand-made RIPv2 responses for RIP_ROUTE).
+BIRD_RIP_CONF = """\
+router id {bird};
+log "{log}" all;
+protocol device {{ }}
+protocol bfd {{
+    interface "{ifname}" {{
+        min rx interval 100 ms;
+        min tx interval 100 ms;
+        multiplier 3;
+    }};
+}}
+protocol rip {{
+    ipv4 {{ import all; export none; }};
+    interface "{ifname}" {{ bfd yes; }};
+}}
+"""
+RIP_ROUTE = "203.0.113.5/32"
+
 
 def sh(*args, check=True):
     return subprocess.run(args, check=check, capture_output=True, text=True).stdout
@@ -55,9 +79,38 @@ def sh(*args, check=True):
 
 # --- the shuttle: runs inside our namespace -------------------------------------------------
 
-def shuttle(ifname, mac, local, peer, binary):
+def ip_checksum(b):
+    if len(b) % 2:
+        b += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def rip_response(mac, local):
+    """A RIPv2 response (RFC 2453) from `local` to 224.0.0.9: RIP_ROUTE at metric 1."""
+    addr, plen = RIP_ROUTE.split("/")
+    mask = (0xFFFFFFFF << (32 - int(plen))) & 0xFFFFFFFF
+    rip = struct.pack("!BBH", 2, 2, 0) + struct.pack(
+        "!HH4sI4sI", 2, 0, socket.inet_aton(addr), mask, b"\0" * 4, 1)
+    udp = struct.pack("!HHHH", 520, 520, 8 + len(rip), 0) + rip  # checksum 0: none
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0xC0, 20 + len(udp), 0, 0x4000, 1, 17, 0,
+                     socket.inet_aton(local), socket.inet_aton("224.0.0.9"))
+    ip = ip[:10] + struct.pack("!H", ip_checksum(ip)) + ip[12:]
+    eth = bytes.fromhex("01005e000009") + bytes.fromhex(mac.replace(":", "")) + b"\x08\x00"
+    return eth + ip + udp
+
+
+def shuttle(ifname, mac, local, peer, binary, rip="no"):
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     s.bind((ifname, 0))
+    if rip == "rip":
+        def rip_sender():
+            while True:
+                s.send(rip_response(mac, local))
+                time.sleep(1)
+        threading.Thread(target=rip_sender, daemon=True).start()
     child = subprocess.Popen([binary, mac, local, peer], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True, bufsize=1)
     first = [True]
@@ -100,6 +153,11 @@ def shuttle(ifname, mac, local, peer, binary):
 
 # --- the orchestrator -----------------------------------------------------------------------
 
+def bird_route(birdc, sock):
+    out = sh(birdc, "-s", sock, "show", "route", RIP_ROUTE, check=False)
+    return RIP_ROUTE in out, out
+
+
 def bird_session(birdc, sock):
     out = sh(birdc, "-s", sock, "show", "bfd", "sessions", check=False)
     for line in out.splitlines():
@@ -112,7 +170,8 @@ def wait_state(birdc, sock, want, timeout):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         state, out = bird_session(birdc, sock)
-        if state is not None and (state == want if want != "!Up" else state != "Up"):
+        # With RIP's `bfd yes`, BIRD deletes the session once RIP drops the neighbor.
+        if (state == want) if want != "!Up" else (state != "Up"):
             return time.monotonic() - t0, out
         time.sleep(0.01)
     raise SystemExit("BIRD session never reached %s; last:\n%s" % (want, out))
@@ -122,6 +181,7 @@ def main():
     # A SIGTERM (timeout(1)) still removes what was made.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     binary = os.path.abspath(sys.argv[1])
+    rip = len(sys.argv) > 2 and sys.argv[2] == "--rip"
     prefix = "bfd" + secrets.token_hex(2)
     ns_bird, ns_ours = prefix + "-a", prefix + "-b"
     if_bird, if_ours = prefix + "a", prefix + "b"
@@ -151,7 +211,7 @@ def main():
            "nud", "permanent")
         conf, sock = os.path.join(tmp, "bird.conf"), os.path.join(tmp, "bird.ctl")
         with open(conf, "w") as f:
-            f.write(BIRD_CONF.format(bird=BIRD_ADDR, ours=OUR_ADDR, ifname=if_bird,
+            f.write((BIRD_RIP_CONF if rip else BIRD_CONF).format(bird=BIRD_ADDR, ours=OUR_ADDR, ifname=if_bird,
                                      log=os.path.join(tmp, "bird.log")))
         print("--- bird.conf\n" + open(conf).read())
         bird = subprocess.Popen(["ip", "netns", "exec", ns_bird, "bird", "-f", "-c", conf,
@@ -165,7 +225,7 @@ def main():
         def start_ours():
             p = subprocess.Popen(["ip", "netns", "exec", ns_ours, sys.executable,
                                   os.path.abspath(__file__), "--shuttle", if_ours, mac,
-                                  OUR_ADDR, BIRD_ADDR, binary],
+                                  OUR_ADDR, BIRD_ADDR, binary, "rip" if rip else "no"],
                                  stdin=subprocess.PIPE, text=True, start_new_session=True)
             shuttles.append(p)
             return p
@@ -174,13 +234,29 @@ def main():
         t, out = wait_state(birdc, sock, "Up", 15)
         print("1. BIRD session Up %.2f s after our side started:\n%s" % (t, out))
 
+        if rip:
+            t0 = time.monotonic()
+            while not bird_route(birdc, sock)[0]:
+                if time.monotonic() - t0 > 10:
+                    raise SystemExit("BIRD never learnt " + RIP_ROUTE)
+                time.sleep(0.05)
+            print("1r. BIRD learnt the RIP route:\n" + bird_route(birdc, sock)[1])
+
         os.killpg(ours.pid, signal.SIGKILL)
+        t_kill = time.monotonic()
         ours.wait()
         t, out = wait_state(birdc, sock, "!Up", 5)
         print("2. our side SIGKILLed: BIRD left Up after %.0f ms (detection time 300 ms):\n%s"
               % (t * 1000, out))
         if t > 0.6:
             raise SystemExit("too slow: %.0f ms" % (t * 1000))
+        if rip:
+            while bird_route(birdc, sock)[0]:
+                if time.monotonic() - t_kill > 10:
+                    raise SystemExit("BIRD kept the RIP route")
+                time.sleep(0.01)
+            print("2r. BIRD dropped the RIP route %.0f ms after SIGKILL (RIP alone: 180 s)\n%s"
+                  % ((time.monotonic() - t_kill) * 1000, bird_route(birdc, sock)[1]))
 
         ours = start_ours()
         t, out = wait_state(birdc, sock, "Up", 15)
@@ -213,6 +289,6 @@ def main():
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--shuttle":
-        shuttle(*sys.argv[2:7])
+        shuttle(*sys.argv[2:8])
     else:
         sys.exit(main())
