@@ -261,7 +261,6 @@ def main():
         ours = start_ours()
         t, out = wait_state(birdc, sock, "Up", 15)
         print("3a. Up again after %.2f s" % t)
-        t0 = time.monotonic()
         ours.stdin.write("shutdown\n")
         ours.stdin.flush()
         t, out = wait_state(birdc, sock, "!Up", 5)

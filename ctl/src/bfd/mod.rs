@@ -213,7 +213,7 @@ impl BfdCounters {
 /// A small deterministic PRNG (SplitMix64): discriminators, source ports and jitter come from
 /// the seed, never from global randomness.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// A generator started from `seed`.
@@ -357,6 +357,11 @@ impl Bfd {
             return Err(BfdError::BadSourcePort);
         }
         let r = BfdRepr::parse_bytes(udp.payload())?;
+        // Conforming senders put nothing after the packet (Ethernet padding is outside the
+        // IPv4 total length); RFC 5880 only asks Length <= payload, we ask equality.
+        if udp.payload().len() > usize::from(udp.payload()[3]) {
+            return Err(BfdError::Oversized);
+        }
         let s = &mut self.sessions[idx];
         let before = self.events.len();
         let out = s.receive(
@@ -1013,7 +1018,9 @@ mod tests {
             f.extend_from_slice(&A_MAC);
             f.extend_from_slice(&self.src_mac);
             f.extend_from_slice(&[0x08, 0x00]);
-            f.extend_from_slice(&[0x45, 0, 0, (20 + udp_len) as u8, 0, 0, 0x40, 0]);
+            f.extend_from_slice(&[0x45, 0]);
+            f.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+            f.extend_from_slice(&[0, 0, 0x40, 0]);
             f.extend_from_slice(&[self.ttl, self.proto, 0, 0]);
             f.extend_from_slice(&self.src.octets());
             f.extend_from_slice(&self.dst.octets());
@@ -1089,6 +1096,8 @@ mod tests {
                     r.bfd.extend_from_slice(&[1, 4, b'p', b'w']);
                 }),
             ),
+            (Oversized, raw(|r| r.bfd.extend_from_slice(&[0; 8]))),
+            (Oversized, raw(|r| r.bfd.resize(1400, 0xaa))),
             (Truncated, good[..40].to_vec()),
             (Truncated, good[..10].to_vec()),
             (Truncated, raw(|r| r.bfd.truncate(20))),

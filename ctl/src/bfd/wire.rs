@@ -19,8 +19,8 @@
 //! first three checks of RFC 5880 §6.8.6: version 1, Length at least 24, or 26 with the A bit,
 //! and at most the buffer), no accessor panics. [`BfdRepr::parse`] adds the next three (Detect
 //! Mult not zero, M clear, My Discriminator not zero); the checks that need a session (Your
-//! Discriminator, the A bit) are the session's ([`super::session`]). Bytes after Length (UDP
-//! padding) are ignored.
+//! Discriminator, the A bit) are the session's. Bytes after Length are ignored here;
+//! [`super::Bfd`] refuses them (`oversized`).
 //!
 //! Authentication (RFC 5880 §6.7) is not implemented: [`BfdRepr`] records whether the A bit was
 //! set and the session refuses such packets; [`BfdRepr::emit`] never writes an authentication
@@ -122,11 +122,15 @@ pub enum BfdError {
     /// Not an IPv4/UDP frame at all, a fragment, or a multicast or broadcast source MAC.
     #[error("frame is not a well-formed unfragmented IPv4/UDP frame")]
     Malformed,
+    /// A UDP payload longer than the Control packet's Length: nothing may follow it (the
+    /// parser alone ignores such bytes; the speaker refuses them).
+    #[error("UDP payload longer than the BFD Length field")]
+    Oversized,
 }
 
 impl BfdError {
     /// Number of variants (the size of a counter array indexed by [`BfdError::index`]).
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
     /// Every variant, in index order.
     pub const ALL: [BfdError; BfdError::COUNT] = [
         BfdError::Truncated,
@@ -144,6 +148,7 @@ impl BfdError {
         BfdError::BadDestPort,
         BfdError::BadChecksum,
         BfdError::Malformed,
+        BfdError::Oversized,
     ];
 
     /// Position in [`BfdError::ALL`].
@@ -169,6 +174,7 @@ impl BfdError {
             BfdError::BadDestPort => "bad_dest_port",
             BfdError::BadChecksum => "bad_checksum",
             BfdError::Malformed => "malformed",
+            BfdError::Oversized => "oversized",
         }
     }
 }
