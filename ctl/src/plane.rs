@@ -553,7 +553,7 @@ impl ControlPlane {
             ..Effects::default()
         };
         plane.announce(None, &mut fx);
-        plane.routing_status();
+        plane.routing_status(true);
         Ok((plane, fx))
     }
 
@@ -872,7 +872,7 @@ impl ControlPlane {
         self.snapshot = snapshot.clone();
         self.announce(Some((&before.0, &before.1)), fx);
         self.take_role_events(fx);
-        self.routing_status();
+        self.routing_status(true);
         fx.publish = Some(snapshot);
         Ok(generation)
     }
@@ -912,7 +912,7 @@ impl ControlPlane {
             self.flush_garps(now_ms, fx);
         }
         self.take_role_events(fx);
-        self.routing_status();
+        self.routing_status(changed);
     }
 
     fn take_role_events(&mut self, fx: &mut Effects) {
@@ -922,26 +922,29 @@ impl ControlPlane {
         }
     }
 
-    /// Copies the router protocol's state for the metrics endpoint.
-    fn routing_status(&self) {
+    /// Copies the router protocol's state for the metrics endpoint: the counters after every
+    /// input, the per-alias masters only when they (or the aliases) may have changed, since
+    /// that list is as long as the aliases.
+    fn routing_status(&self, masters_changed: bool) {
         let Some(role) = &self.role else {
             return;
         };
-        let mine = role.masters_of_this_router();
-        let status = RoutingStatus {
-            peers: role.tracker().peers().len(),
-            elections: role.elections(),
-            counters: role.tracker().counters().clone(),
-            masters: self
+        let Ok(mut g) = self.counters.routers.lock() else {
+            return;
+        };
+        let status = g.get_or_insert_with(RoutingStatus::default);
+        status.peers = role.tracker().peers().len();
+        status.elections = role.elections();
+        status.counters.clone_from(role.tracker().counters());
+        if masters_changed || status.masters.len() != self.state.cluster.aliases.len() {
+            let mine = role.masters_of_this_router();
+            status.masters = self
                 .state
                 .cluster
                 .aliases
                 .iter()
                 .map(|a| (a.name.clone(), mine.contains(&a.address)))
-                .collect(),
-        };
-        if let Ok(mut g) = self.counters.routers.lock() {
-            *g = Some(status);
+                .collect();
         }
     }
 
