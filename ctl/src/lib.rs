@@ -16,6 +16,7 @@ pub mod model;
 pub mod name;
 pub mod plane;
 pub mod protocol;
+pub mod rip;
 pub mod routers;
 pub mod services;
 pub mod show;
