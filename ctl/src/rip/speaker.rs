@@ -186,6 +186,9 @@ impl RipSpeaker {
             .position(|p| p.port == port)
             .ok_or(RipError::NotRipPort)?;
         let info = parse_frame(frame)?;
+        if info.dst_port != RIP_PORT {
+            return Err(RipError::BadPort);
+        }
         let (addr, mask) = {
             let p = &self.settings.ports[pi];
             (u32::from(p.addr), mask_of(p.prefix_len))
@@ -470,4 +473,613 @@ fn splitmix64(state: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rip::wire::tests::{
+        hex, BIRD_AUTH_REQUEST, BIRD_AUTH_RESPONSE, BIRD_PASSWORD, BIRD_REQUEST, BIRD_RESPONSE,
+    };
+    use crate::rip::wire::{verify, FrameInfo};
+    use crate::rip::RipAuth;
+
+    const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 3];
+    const BIRD_MAC: [u8; 6] = [0x36, 0xdd, 0x13, 0xbd, 0x34, 0x05];
+
+    /// Port 0: 198.51.100.2/24, broadcast (where the BIRD captures were made); port 1:
+    /// 192.0.2.129/25, multicast.
+    fn settings(auth: bool) -> RipSettings {
+        RipSettings {
+            ports: vec![
+                RipPort {
+                    port: 0,
+                    mac: MAC0,
+                    addr: Ipv4Addr::new(198, 51, 100, 2),
+                    prefix_len: 24,
+                    mode: RipMode::Broadcast,
+                },
+                RipPort {
+                    port: 1,
+                    mac: MAC1,
+                    addr: Ipv4Addr::new(192, 0, 2, 129),
+                    prefix_len: 25,
+                    mode: RipMode::Multicast,
+                },
+            ],
+            auth: auth.then(|| RipAuth {
+                key_id: 1,
+                key: BIRD_PASSWORD.to_vec(),
+            }),
+            ..RipSettings::default()
+        }
+    }
+
+    fn r(a: [u8; 4], len: u8) -> RipRoute {
+        RipRoute {
+            prefix: a.into(),
+            len,
+        }
+    }
+
+    fn set(routes: &[RipRoute]) -> BTreeSet<RipRoute> {
+        routes.iter().copied().collect()
+    }
+
+    /// A sent frame, taken apart; its authentication checked with the BIRD password.
+    fn decode(t: &Transmit) -> (FrameInfo, RipRepr) {
+        let info = parse_frame(&t.frame).expect("we send valid frames");
+        let d = &t.frame[info.payload.clone()];
+        let p = RipPacket::new_checked(d).expect("we send valid datagrams");
+        let repr = RipRepr::parse(&p).expect("we send valid datagrams");
+        if repr.auth.is_some() {
+            assert!(verify(&p, BIRD_PASSWORD), "our digest verifies");
+        }
+        (info, repr)
+    }
+
+    /// (route, metric) of every entry of the frames sent on `port`.
+    fn advertised(out: &[Transmit], port: PortId) -> Vec<(RipRoute, u32)> {
+        out.iter()
+            .filter(|t| t.port == port)
+            .flat_map(|t| decode(t).1.entries)
+            .map(|e| {
+                (
+                    RipRoute {
+                        prefix: e.addr,
+                        len: e.prefix_len().unwrap(),
+                    },
+                    e.metric,
+                )
+            })
+            .collect()
+    }
+
+    fn a() -> RipRoute {
+        r([203, 0, 113, 5], 32)
+    }
+    fn b() -> RipRoute {
+        r([203, 0, 113, 0], 24)
+    }
+    fn c() -> RipRoute {
+        r([198, 51, 100, 100], 32)
+    }
+
+    #[test]
+    fn ca6_first_routes_go_out_at_once_on_every_port_per_mode() {
+        let mut s = RipSpeaker::new(settings(false), 1, 0);
+        let out = s.set_routes(&set(&[a(), b()]), 10);
+        assert_eq!(out.len(), 2);
+        let (i0, r0) = decode(&out[0]);
+        assert_eq!(out[0].port, 0);
+        assert_eq!(&out[0].frame[0..6], &[0xff; 6]);
+        assert_eq!(&out[0].frame[6..12], &MAC0);
+        assert_eq!(i0.dst_addr, Ipv4Addr::new(198, 51, 100, 255));
+        assert_eq!(i0.src_addr, Ipv4Addr::new(198, 51, 100, 2));
+        assert_eq!((i0.src_port, i0.dst_port), (520, 520));
+        assert_eq!(r0.command, Command::Response);
+        assert_eq!(r0.auth, None);
+        for e in &r0.entries {
+            assert_eq!(
+                (e.afi, e.tag, e.next_hop, e.metric),
+                (2, 0, Ipv4Addr::UNSPECIFIED, 1)
+            );
+        }
+        let (i1, _) = decode(&out[1]);
+        assert_eq!(out[1].port, 1);
+        assert_eq!(&out[1].frame[0..6], &MULTICAST_MAC);
+        assert_eq!(i1.dst_addr, MULTICAST_GROUP);
+        assert_eq!(i1.src_addr, Ipv4Addr::new(192, 0, 2, 129));
+        assert_eq!(advertised(&out, 1), vec![(b(), 1), (a(), 1)]);
+        assert_eq!(s.counters().triggered, 2);
+        assert_eq!(s.counters().updates_sent, 2);
+        assert_eq!(s.routes().collect::<Vec<_>>(), vec![(b(), 1), (a(), 1)]);
+        // The same routes again change nothing.
+        assert!(s.set_routes(&set(&[a(), b()]), 5000).is_empty());
+        assert!(s.on_tick(5000).is_empty());
+    }
+
+    #[test]
+    fn triggered_updates_carry_changes_only_and_are_rate_limited() {
+        let mut st = settings(false);
+        st.triggered_min_ms = 2000;
+        let mut s = RipSpeaker::new(st, 1, 0);
+        assert_eq!(s.set_routes(&set(&[a(), b()]), 0).len(), 2);
+        // Inside the window: held back.
+        assert!(s.set_routes(&set(&[a(), c()]), 500).is_empty());
+        assert_eq!(s.next_wakeup(), 2000);
+        assert!(s.on_tick(1999).is_empty());
+        let out = s.on_tick(2000);
+        // b withdrawn (16), c new (1); a unchanged is not repeated.
+        assert_eq!(advertised(&out, 0), vec![(c(), 1), (b(), 16)]);
+        assert_eq!(advertised(&out, 1), vec![(c(), 1), (b(), 16)]);
+        // A change and its undoing inside one window still go out (as the state now is).
+        assert!(s.set_routes(&set(&[a()]), 2500).is_empty());
+        assert!(s.set_routes(&set(&[a(), c()]), 2600).is_empty());
+        let out = s.on_tick(4000);
+        assert_eq!(advertised(&out, 0), vec![(c(), 1)]);
+        // Past the window, a change goes out at once.
+        let out = s.set_routes(&set(&[c()]), 7000);
+        assert_eq!(advertised(&out, 0), vec![(a(), 16)]);
+        assert_eq!(s.counters().triggered, 8);
+    }
+
+    #[test]
+    fn withdrawn_routes_are_advertised_with_16_until_garbage_collected() {
+        let mut st = settings(false);
+        st.ports.truncate(1);
+        let mut s = RipSpeaker::new(st, 7, 0);
+        s.set_routes(&set(&[a(), b()]), 0);
+        s.set_routes(&set(&[a()]), 10_000);
+        assert_eq!(s.routes().collect::<Vec<_>>(), vec![(b(), 16), (a(), 1)]);
+        // Periodic updates until the garbage-collection time carry b with 16.
+        let mut t = 10_000;
+        let mut periodic_with_b = 0;
+        while t < 10_000 + GARBAGE_MS {
+            t = s.next_wakeup();
+            let out = s.on_tick(t);
+            let adv = advertised(&out, 0);
+            if t < 10_000 + GARBAGE_MS && !adv.is_empty() {
+                assert_eq!(adv, vec![(b(), 16), (a(), 1)], "at {t}");
+                periodic_with_b += 1;
+            }
+        }
+        assert!(periodic_with_b >= 3, "{periodic_with_b}");
+        assert_eq!(s.routes().collect::<Vec<_>>(), vec![(a(), 1)]);
+        let t = s.next_wakeup();
+        assert_eq!(advertised(&s.on_tick(t), 0), vec![(a(), 1)]);
+        // A withdrawn route that comes back is advertised with 1 again.
+        s.set_routes(&set(&[a(), b()]), t + 1);
+        s.set_routes(&set(&[a()]), t + 2);
+        let out = s.set_routes(&set(&[a(), b()]), t + 5000);
+        assert_eq!(advertised(&out, 0), vec![(b(), 1)]);
+        assert_eq!(s.routes().collect::<Vec<_>>(), vec![(b(), 1), (a(), 1)]);
+    }
+
+    #[test]
+    fn periodic_updates_every_30s_with_jitter_per_port_deterministic() {
+        let times = |seed| {
+            let mut s = RipSpeaker::new(settings(false), seed, 1_000);
+            s.set_routes(&set(&[a()]), 1_000);
+            let mut sent: [Vec<u64>; 2] = [vec![], vec![]];
+            let mut t = 1_000;
+            while t < 1_000 + 600_000 {
+                t = s.next_wakeup();
+                for tx in s.on_tick(t) {
+                    assert_eq!(
+                        advertised(std::slice::from_ref(&tx), tx.port),
+                        vec![(a(), 1)]
+                    );
+                    sent[usize::from(tx.port)].push(t);
+                }
+            }
+            assert_eq!(
+                s.counters().periodic as usize,
+                sent[0].len() + sent[1].len()
+            );
+            sent
+        };
+        let x = times(42);
+        assert_eq!(x, times(42), "the same seed gives the same timings");
+        assert_ne!(x, times(43));
+        assert_ne!(x[0], x[1], "ports are jittered independently");
+        for port in &x {
+            let mut last = 1_000;
+            for &t in port {
+                let gap = t - last;
+                assert!((25_000..=35_000).contains(&gap), "gap {gap}");
+                last = t;
+            }
+            assert!(port.len() >= 17 && port.len() <= 24, "{}", port.len());
+        }
+        // Not all gaps equal: there is jitter.
+        let gaps: BTreeSet<u64> = x[0].windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.len() > 5);
+    }
+
+    fn many(n: u32) -> BTreeSet<RipRoute> {
+        (0..n)
+            .map(|i| RipRoute {
+                prefix: Ipv4Addr::from(0xcb00_7100 + i),
+                len: 32,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn large_tables_are_split_25_or_24_with_authentication() {
+        for (auth, sizes) in [(false, vec![25, 25, 10]), (true, vec![24, 24, 12])] {
+            let mut st = settings(auth);
+            st.ports.truncate(1);
+            let mut s = RipSpeaker::new(st, 1, 0);
+            let out = s.set_routes(&many(60), 0);
+            let got: Vec<usize> = out.iter().map(|t| decode(t).1.entries.len()).collect();
+            assert_eq!(got, sizes);
+            for t in &out {
+                assert!(t.frame.len() <= 14 + 20 + 8 + wire::MAX_LEN);
+            }
+            assert_eq!(advertised(&out, 0).len(), 60);
+            assert_eq!(s.counters().updates_sent, 3);
+            if auth {
+                let seqs: Vec<u32> = out
+                    .iter()
+                    .map(|t| match decode(t).1.auth {
+                        Some(AuthInfo::Crypto { key_id: 1, seq }) => seq,
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
+            }
+        }
+    }
+
+    /// A frame from `src`:`sport` (MAC `smac`) to `dst`:520 carrying `repr`, signed with `key`.
+    fn frame(src: [u8; 4], sport: u16, dst: [u8; 4], repr: &RipRepr, key: &[u8]) -> Vec<u8> {
+        let mut d = vec![0; repr.buffer_len()];
+        repr.emit(&mut d);
+        wire::sign(&mut d, key);
+        let mut f = build_frame(
+            &FrameAddrs {
+                src_mac: BIRD_MAC,
+                dst_mac: [0xff; 6],
+                vlan_tci: None,
+                src_addr: src.into(),
+                dst_addr: dst.into(),
+                dst_port: RIP_PORT,
+            },
+            &d,
+        );
+        // build_frame always sends from 520; set the source port and redo the checksum.
+        let udp = 14 + 20;
+        f[udp..udp + 2].copy_from_slice(&sport.to_be_bytes());
+        let mut p = clua_pipeline::wire::udp::UdpPacket::new_unchecked(&mut f[udp..]);
+        p.fill_checksum(src.into(), dst.into());
+        f
+    }
+
+    const BIRD: [u8; 4] = [198, 51, 100, 1];
+    const BCAST: [u8; 4] = [198, 51, 100, 255];
+
+    #[test]
+    fn bird_whole_table_request_is_answered_by_unicast() {
+        let mut s = RipSpeaker::new(settings(false), 1, 0);
+        s.set_routes(&set(&[a(), b(), c()]), 0);
+        let out = s.on_frame(0, &hex(BIRD_REQUEST), 100);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].port, 0);
+        assert_eq!(&out[0].frame[0..6], &BIRD_MAC);
+        assert_eq!(&out[0].frame[6..12], &MAC0);
+        let (info, repr) = decode(&out[0]);
+        assert_eq!(info.dst_addr, Ipv4Addr::from(BIRD));
+        assert_eq!(info.dst_port, 520);
+        assert_eq!(repr.command, Command::Response);
+        assert_eq!(advertised(&out, 0), vec![(c(), 1), (b(), 1), (a(), 1)]);
+        assert_eq!(s.counters().requests_answered, 1);
+        // Withdrawn routes are answered with 16 while they are kept.
+        s.set_routes(&set(&[a()]), 5000);
+        let out = s.on_frame(0, &hex(BIRD_REQUEST), 5100);
+        assert_eq!(advertised(&out, 0), vec![(c(), 16), (b(), 16), (a(), 1)]);
+        // A request on a port without RIP is refused.
+        assert!(s.on_frame(5, &hex(BIRD_REQUEST), 5200).is_empty());
+        assert_eq!(s.counters().refused_for(RipError::NotRipPort), 1);
+    }
+
+    #[test]
+    fn specific_requests_get_our_metric_or_16_and_go_back_to_the_querying_port() {
+        let mut s = RipSpeaker::new(settings(false), 1, 0);
+        s.set_routes(&set(&[a(), b()]), 0);
+        let mut odd = RipEntry::route(Ipv4Addr::new(203, 0, 113, 0), 24, 0);
+        odd.mask = Ipv4Addr::new(255, 0, 255, 0);
+        let q = RipRepr {
+            command: Command::Request,
+            auth: None,
+            entries: vec![
+                RipEntry::route(Ipv4Addr::new(203, 0, 113, 5), 32, 0),
+                RipEntry::route(Ipv4Addr::new(203, 0, 113, 6), 32, 0),
+                RipEntry::route(Ipv4Addr::new(203, 0, 113, 0), 24, 16),
+                odd,
+            ],
+        };
+        // From a query program on port 40000 (RFC 2453 §3.9.1: answered to that port).
+        let out = s.on_frame(
+            0,
+            &frame([198, 51, 100, 9], 40000, [198, 51, 100, 2], &q, b""),
+            1,
+        );
+        assert_eq!(out.len(), 1);
+        let (info, repr) = decode(&out[0]);
+        assert_eq!(info.dst_port, 40000);
+        assert_eq!(info.src_port, 520);
+        assert_eq!(info.dst_addr, Ipv4Addr::new(198, 51, 100, 9));
+        let metrics: Vec<u32> = repr.entries.iter().map(|e| e.metric).collect();
+        assert_eq!(metrics, vec![1, 16, 1, 16]);
+        assert_eq!(
+            repr.entries[3].mask, odd.mask,
+            "entries are answered as asked"
+        );
+    }
+
+    #[test]
+    fn responses_are_counted_and_ignored() {
+        let mut s = RipSpeaker::new(settings(false), 1, 0);
+        s.set_routes(&set(&[a()]), 0);
+        assert!(s.on_frame(0, &hex(BIRD_RESPONSE), 10).is_empty());
+        assert_eq!(s.counters().responses_received, 1);
+        assert_eq!(s.routes().collect::<Vec<_>>(), vec![(a(), 1)]);
+        assert_eq!(s.counters().refused, [0; RipError::COUNT]);
+        // A response from another source port than 520.
+        let (_, d) = {
+            let f = hex(BIRD_RESPONSE);
+            let i = parse_frame(&f).unwrap();
+            (i.clone(), f[i.payload].to_vec())
+        };
+        let repr = RipRepr::parse(&RipPacket::new_checked(&d).unwrap()).unwrap();
+        assert!(s
+            .on_frame(0, &frame(BIRD, 521, BCAST, &repr, b""), 20)
+            .is_empty());
+        assert_eq!(s.counters().refused_for(RipError::BadPort), 1);
+        assert_eq!(s.counters().responses_received, 1);
+    }
+
+    #[test]
+    fn refused_by_reason() {
+        let mut s = RipSpeaker::new(settings(false), 1, 0);
+        s.set_routes(&set(&[a()]), 0);
+        let q = RipRepr::whole_table_request(None);
+        let count = |s: &mut RipSpeaker, port, f: Vec<u8>, e: RipError| {
+            let before = s.counters().refused_for(e);
+            assert!(s.on_frame(port, &f, 1).is_empty(), "{e:?}");
+            assert_eq!(s.counters().refused_for(e), before + 1, "{e:?}");
+        };
+        count(
+            &mut s,
+            0,
+            frame([203, 0, 113, 9], 520, BCAST, &q, b""),
+            RipError::NotOurSubnet,
+        );
+        count(
+            &mut s,
+            0,
+            frame([0, 0, 0, 0], 520, BCAST, &q, b""),
+            RipError::NotOurSubnet,
+        );
+        count(
+            &mut s,
+            1,
+            frame(BIRD, 520, BCAST, &q, b""),
+            RipError::NotForUs,
+        );
+        count(
+            &mut s,
+            0,
+            frame(BIRD, 520, [198, 51, 100, 77], &q, b""),
+            RipError::NotForUs,
+        );
+        let mut v1 = frame(BIRD, 520, BCAST, &q, b"");
+        v1[14 + 28 + 1] = 1;
+        count(&mut s, 0, v1, RipError::Malformed); // the UDP checksum no longer matches
+        let mut v1 = frame(BIRD, 520, BCAST, &q, b"");
+        v1[14 + 28 + 1] = 1;
+        v1[14 + 26..14 + 28].fill(0); // no UDP checksum
+        count(&mut s, 0, v1, RipError::BadVersion);
+        let mut big = RipRepr::whole_table_request(None);
+        big.command = Command::Response;
+        big.entries = many(26)
+            .iter()
+            .map(|r| RipEntry::route(r.prefix, r.len, 1))
+            .collect();
+        count(
+            &mut s,
+            0,
+            frame(BIRD, 520, BCAST, &big, b""),
+            RipError::Oversized,
+        );
+        count(&mut s, 0, hex(BIRD_AUTH_RESPONSE), RipError::BadAuth);
+        count(
+            &mut s,
+            0,
+            hex(BIRD_RESPONSE)[..60].to_vec(),
+            RipError::Malformed,
+        );
+        let mut to_521 = hex(BIRD_REQUEST);
+        to_521[14 + 23] = 0x09; // UDP destination port 521 (checksum now wrong, zero it)
+        to_521[14 + 26..14 + 28].fill(0);
+        count(&mut s, 0, to_521, RipError::BadPort);
+        assert_eq!(s.counters().requests_answered, 0);
+        assert_eq!(s.counters().responses_received, 0);
+        // The limited broadcast is for us on any RIP port's subnet.
+        assert_eq!(
+            s.on_frame(0, &frame(BIRD, 520, [255; 4], &q, b""), 2).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn rfc4822_bird_packets_accepted_and_answers_signed() {
+        let mut s = RipSpeaker::new(settings(true), 1, 1_796_164_000_000);
+        s.set_routes(&set(&[a(), b()]), 1_796_164_000_000);
+        // BIRD's authenticated request (sequence number 0), answered, signed.
+        let out = s.on_frame(0, &hex(BIRD_AUTH_REQUEST), 1_796_164_000_100);
+        assert_eq!(out.len(), 1);
+        let (_, repr) = decode(&out[0]);
+        assert!(
+            matches!(repr.auth, Some(AuthInfo::Crypto { key_id: 1, seq }) if seq >= 1_796_164_000)
+        );
+        assert_eq!(repr.entries.len(), 2);
+        // Its authenticated response is heard.
+        assert!(s.on_frame(0, &hex(BIRD_AUTH_RESPONSE), 1).is_empty());
+        assert_eq!(s.counters().responses_received, 1);
+        // Replayed: BIRD's request (seq 0) now lies below its response's (0x6b0f4d84).
+        assert!(s.on_frame(0, &hex(BIRD_AUTH_REQUEST), 2).is_empty());
+        assert_eq!(s.counters().refused_for(RipError::Replayed), 1);
+        // The same sequence number again is accepted (non-decreasing, RFC 4822 §3.2.2).
+        assert!(s.on_frame(0, &hex(BIRD_AUTH_RESPONSE), 3).is_empty());
+        assert_eq!(s.counters().responses_received, 2);
+        // Without authentication, a wrong key id, a wrong key, simple password: refused.
+        assert!(s.on_frame(0, &hex(BIRD_RESPONSE), 4).is_empty());
+        assert_eq!(s.counters().refused_for(RipError::Unauthenticated), 1);
+        let q = |auth| RipRepr::whole_table_request(Some(auth));
+        let crypto = |key_id, seq| AuthInfo::Crypto { key_id, seq };
+        let f = frame(
+            [198, 51, 100, 9],
+            520,
+            BCAST,
+            &q(crypto(2, 5)),
+            BIRD_PASSWORD,
+        );
+        assert!(s.on_frame(0, &f, 5).is_empty());
+        let f = frame(
+            [198, 51, 100, 9],
+            520,
+            BCAST,
+            &q(crypto(1, 5)),
+            b"not the password",
+        );
+        assert!(s.on_frame(0, &f, 6).is_empty());
+        let simple = AuthInfo::Other {
+            auth_type: wire::AUTH_PASSWORD,
+            data: *b"clua-rip-test-pa",
+        };
+        assert!(s
+            .on_frame(0, &frame([198, 51, 100, 9], 520, BCAST, &q(simple), b""), 7)
+            .is_empty());
+        assert_eq!(s.counters().refused_for(RipError::BadAuth), 3);
+        // A refused packet does not move the replay window: seq 5 from .9 is still fresh.
+        let f = frame(
+            [198, 51, 100, 9],
+            520,
+            BCAST,
+            &q(crypto(1, 5)),
+            BIRD_PASSWORD,
+        );
+        assert_eq!(s.on_frame(0, &f, 8).len(), 1);
+        let f = frame(
+            [198, 51, 100, 9],
+            520,
+            BCAST,
+            &q(crypto(1, 4)),
+            BIRD_PASSWORD,
+        );
+        assert!(s.on_frame(0, &f, 9).is_empty());
+        assert_eq!(s.counters().refused_for(RipError::Replayed), 2);
+        assert_eq!(s.counters().requests_answered, 2);
+    }
+
+    #[test]
+    fn our_signed_updates_are_accepted_by_a_second_speaker_once() {
+        let mut tx = RipSpeaker::new(settings(true), 1, 0);
+        let mut st = settings(true);
+        st.ports[0].addr = Ipv4Addr::new(198, 51, 100, 3);
+        let mut rx = RipSpeaker::new(st, 2, 0);
+        let out = tx.set_routes(&many(30), 0);
+        for t in out.iter().filter(|t| t.port == 0) {
+            assert!(rx.on_frame(0, &t.frame, 1).is_empty());
+        }
+        assert_eq!(rx.counters().responses_received, 2);
+        // Later packets carry higher sequence numbers; an earlier one is then a replay.
+        let later = tx.set_routes(&many(31), 5000);
+        assert!(rx.on_frame(0, &later[0].frame, 5001).is_empty());
+        assert!(rx.on_frame(0, &out[0].frame, 5002).is_empty());
+        assert_eq!(rx.counters().responses_received, 3);
+        assert_eq!(rx.counters().refused_for(RipError::Replayed), 1);
+    }
+
+    #[test]
+    fn vlan_tagged_request_answered_on_the_same_vlan() {
+        let mut s = RipSpeaker::new(settings(false), 1, 0);
+        s.set_routes(&set(&[a()]), 0);
+        let untagged = hex(BIRD_REQUEST);
+        let mut tagged = untagged[..12].to_vec();
+        tagged.extend_from_slice(&[0x81, 0x00, 0x20, 0x64]);
+        tagged.extend_from_slice(&untagged[12..]);
+        let out = s.on_frame(0, &tagged, 1);
+        assert_eq!(out.len(), 1);
+        assert_eq!(&out[0].frame[12..16], &[0x81, 0x00, 0x20, 0x64]);
+        assert_eq!(decode(&out[0]).0.vlan_tci, Some(0x2064));
+    }
+
+    #[test]
+    fn shutdown_withdraws_everything_at_once_on_every_port() {
+        let mut s = RipSpeaker::new(settings(false), 1, 0);
+        s.set_routes(&set(&[a(), b()]), 0);
+        // Inside the triggered window, with a change pending: shutdown does not wait.
+        assert!(s.set_routes(&set(&[a(), b(), c()]), 100).is_empty());
+        let out = s.shutdown();
+        assert_eq!(advertised(&out, 0), vec![(c(), 16), (b(), 16), (a(), 16)]);
+        assert_eq!(advertised(&out, 1), vec![(c(), 16), (b(), 16), (a(), 16)]);
+        assert!(s.routes().all(|(_, m)| m == 16));
+        // Nothing is pending any more; the withdrawn routes are forgotten in time.
+        assert!(s.on_tick(1000).is_empty());
+        assert_eq!(s.routes().count(), 3);
+        s.on_tick(100 + GARBAGE_MS);
+        assert_eq!(s.routes().count(), 0);
+        // An empty speaker sends nothing.
+        assert!(s.shutdown().is_empty());
+    }
+
+    #[test]
+    fn settings_are_clamped() {
+        let st = RipSettings {
+            update_ms: 0,
+            jitter_ms: 10,
+            triggered_min_ms: 0,
+            ..RipSettings::default()
+        };
+        let s = RipSpeaker::new(st, 0, 0);
+        assert_eq!(s.settings().update_ms, 1);
+        assert_eq!(s.settings().jitter_ms, 0);
+        assert_eq!(s.settings().triggered_min_ms, 1000);
+        assert_eq!(s.next_wakeup(), u64::MAX);
+        let d = RipSettings::default();
+        assert_eq!(
+            (d.update_ms, d.jitter_ms, d.triggered_min_ms),
+            (30_000, 5_000, 1_000)
+        );
+        assert!(d.ports.is_empty() && d.auth.is_none());
+    }
+
+    #[test]
+    fn random_frames_never_panic() {
+        let mut s = RipSpeaker::new(settings(true), 1, 0);
+        s.set_routes(&set(&[a(), b()]), 0);
+        let mut st = 99u64;
+        let seeds = [
+            hex(BIRD_REQUEST),
+            hex(BIRD_AUTH_RESPONSE),
+            hex(BIRD_AUTH_REQUEST),
+        ];
+        for i in 0..20_000u64 {
+            let mut f = seeds[(i % 3) as usize].clone();
+            for _ in 0..1 + i % 4 {
+                let r = splitmix64(&mut st);
+                let at = (r as usize) % f.len();
+                f[at] = (r >> 32) as u8;
+            }
+            let n = f.len() - (splitmix64(&mut st) as usize % 8).min(f.len());
+            let _ = s.on_frame((i % 3) as u16, &f[..n], i);
+        }
+        let total: u64 = s.counters().refused.iter().sum();
+        assert!(total > 10_000);
+    }
 }

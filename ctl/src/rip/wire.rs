@@ -711,8 +711,7 @@ pub struct FrameInfo {
 /// `cfg(fuzzing)`), refuses fragments.
 ///
 /// # Errors
-/// `Malformed` for anything that is not such a frame; `BadPort` if the UDP destination port is
-/// not 520.
+/// `Malformed` for anything that is not such a frame. The ports are the caller's to check.
 pub fn parse_frame(frame: &[u8]) -> Result<FrameInfo, RipError> {
     let l2 = parse_l2(frame).map_err(|_| RipError::Malformed)?;
     if l2.ethertype != EtherType::IPV4 {
@@ -730,9 +729,6 @@ pub fn parse_frame(frame: &[u8]) -> Result<FrameInfo, RipError> {
     let udp_repr = UdpRepr::parse(&udp).map_err(|_| RipError::Malformed)?;
     if !cfg!(fuzzing) && !udp.verify_checksum(ip_repr.src_addr, ip_repr.dst_addr) {
         return Err(RipError::Malformed);
-    }
-    if udp_repr.dst_port != RIP_PORT {
-        return Err(RipError::BadPort);
     }
     let payload_start = l4_offset + clua_pipeline::wire::udp::HEADER_LEN;
     let payload_end = l4_offset + usize::from(udp.len());
@@ -1148,12 +1144,12 @@ pub(crate) mod tests {
             let mut bad = f.clone();
             bad[l3 + 20 + 8] ^= 1;
             assert_eq!(parse_frame(&bad), Err(RipError::Malformed));
-            // Another destination port is not RIP.
+            // Any destination port (an answer to a query program).
             let mut other = a;
-            other.dst_port = 521;
+            other.dst_port = 40000;
             assert_eq!(
-                parse_frame(&build_frame(&other, &d)),
-                Err(RipError::BadPort)
+                parse_frame(&build_frame(&other, &d)).unwrap().dst_port,
+                40000
             );
         }
     }
