@@ -79,7 +79,7 @@ pub struct RipSpeaker {
     pending: bool,
     /// No triggered update before this.
     hold_until: u64,
-    /// The next RFC 4822 sequence number to send.
+    /// The last RFC 4822 sequence number sent.
     seq: u32,
     /// The last sequence number accepted from each source address.
     last_seq: HashMap<Ipv4Addr, u32>,
@@ -94,9 +94,12 @@ impl RipSpeaker {
     /// port is one jittered period after `now_ms`; the first [`set_routes`](Self::set_routes)
     /// announces the routes at once.
     ///
-    /// The RFC 4822 sequence number starts at `now_ms / 1000`, so that with a wall-clock
-    /// `now_ms` (ms since the Unix epoch, as BIRD uses seconds) it keeps rising across restarts
-    /// and peers do not take a restarted speaker's packets for replays.
+    /// The RFC 4822 sequence number of every packet is the larger of the last one sent and
+    /// `now_ms / 1000`: packets sent within one second share it (the RFC asks for
+    /// non-decreasing numbers, not increasing ones). With a wall-clock `now_ms` (ms since the
+    /// Unix epoch; BIRD uses seconds too) it keeps rising across restarts however many packets
+    /// were sent before, so peers do not take a restarted speaker's packets for replays (BIRD
+    /// refuses a lower number from a neighbour it remembers).
     ///
     /// `triggered_min_ms` is held to [`TRIGGERED_MIN_RANGE`], `update_ms` to at least 1 ms and
     /// `jitter_ms` to at most half of `update_ms`.
@@ -414,12 +417,10 @@ impl RipSpeaker {
             MAX_ENTRIES
         };
         for chunk in entries.chunks(per_packet) {
-            let auth = self.settings.auth.as_ref().map(|a| {
-                let seq = self.seq;
-                // Non-decreasing (RFC 4822 §3): at the top it stays there.
-                self.seq = self.seq.saturating_add(1);
-                (a, seq)
-            });
+            let clock = (self.now / 1000).min(u64::from(u32::MAX)) as u32;
+            self.seq = self.seq.max(clock);
+            let seq = self.seq;
+            let auth = self.settings.auth.as_ref().map(|a| (a, seq));
             let repr = RipRepr {
                 command: Command::Response,
                 auth: auth.map(|(a, seq)| AuthInfo::Crypto {
@@ -729,7 +730,13 @@ mod tests {
                         other => panic!("{other:?}"),
                     })
                     .collect();
-                assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
+                // One second: one sequence number (non-decreasing, RFC 4822 §3.2.2).
+                assert_eq!(seqs, vec![0, 0, 0]);
+                let later = s.set_routes(&many(61), 2_500);
+                assert!(matches!(
+                    decode(&later[0]).1.auth,
+                    Some(AuthInfo::Crypto { seq: 2, .. })
+                ));
             }
         }
     }
@@ -1003,6 +1010,22 @@ mod tests {
         assert!(rx.on_frame(0, &out[0].frame, 5002).is_empty());
         assert_eq!(rx.counters().responses_received, 3);
         assert_eq!(rx.counters().refused_for(RipError::Replayed), 1);
+        // However many packets it sent, a speaker restarted a second later is not a replay.
+        let mut heard = 0;
+        for t in 0..50 {
+            let out = tx.set_routes(&many(if t % 2 == 0 { 200 } else { 1 }), 6000 + t * 1000);
+            for f in out.iter().filter(|f| f.port == 0) {
+                rx.on_frame(0, &f.frame, 6000 + t * 1000);
+                heard += 1;
+            }
+        }
+        assert!(tx.counters().updates_sent > 200);
+        assert_eq!(rx.counters().responses_received, 3 + heard);
+        let mut restarted = RipSpeaker::new(settings(true), 3, 56_000);
+        let out = restarted.set_routes(&many(1), 56_000);
+        assert!(rx.on_frame(0, &out[0].frame, 56_001).is_empty());
+        assert_eq!(rx.counters().responses_received, 4 + heard);
+        assert_eq!(rx.counters().refused_for(RipError::Replayed), 1);
     }
 
     #[test]
@@ -1081,5 +1104,84 @@ mod tests {
         }
         let total: u64 = s.counters().refused.iter().sum();
         assert!(total > 10_000);
+    }
+
+    /// The frames of the BIRD interop lab (docs/rip.md, "Peering with BIRD"): with
+    /// `CLUA_RIP_FRAMES=DIR`, writes into DIR, one hex frame a line, what a router on
+    /// 198.51.100.2/24 (MAC 02:00:00:00:00:02, broadcast) sends for the aliases web
+    /// (198.51.100.100) and virt (203.0.113.5, virtual, mask 255.255.255.0): `FLAVOUR-announce.hex`
+    /// (the first triggered update) and `FLAVOUR-withdraw.hex` (shutdown), FLAVOUR `noauth` or
+    /// `auth` (key id 1, the BIRD captures' password, sequence numbers from the wall clock).
+    #[test]
+    #[ignore = "writes the frames for the BIRD lab; run with CLUA_RIP_FRAMES=DIR"]
+    fn bird_interop_frames() {
+        use crate::apply::ControlState;
+        use crate::model::{AliasSpec, Cluster, PortSpec, Prefix};
+        use clua_pipeline::snapshot::PortRole;
+        let dir = std::env::var("CLUA_RIP_FRAMES").expect("CLUA_RIP_FRAMES=DIR");
+        let alias = |name: &str, addr: [u8; 4], virtual_subnet, mask: Option<[u8; 4]>| AliasSpec {
+            name: name.into(),
+            address: addr.into(),
+            members: vec![],
+            rpri: 1,
+            virtual_subnet,
+            mask: mask.map(Ipv4Addr::from),
+        };
+        let state = ControlState {
+            cluster: Cluster {
+                name: "lab".into(),
+                default_alias: "web".into(),
+                max_aliases: 8,
+                ports: vec![PortSpec {
+                    name: "client".into(),
+                    role: PortRole::Client,
+                    address: Some(Prefix {
+                        addr: Ipv4Addr::new(198, 51, 100, 2),
+                        len: 24,
+                    }),
+                    mtu: 1500,
+                    mac: Some(MAC0),
+                    flow_source: None,
+                }],
+                members: vec![],
+                aliases: vec![
+                    alias("web", [198, 51, 100, 100], false, None),
+                    alias("virt", [203, 0, 113, 5], true, Some([255, 255, 255, 0])),
+                ],
+                services: vec![],
+                advert_port: 9471,
+            },
+            services_file: None,
+            resvok: false,
+        };
+        let routes = crate::rip::routes(&state);
+        assert_eq!(routes.len(), 3);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let write = |name: String, out: &[Transmit]| {
+            let text: String = out
+                .iter()
+                .map(|t| {
+                    t.frame
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                        + "\n"
+                })
+                .collect();
+            std::fs::write(format!("{dir}/{name}"), text).unwrap();
+        };
+        for (flavour, auth) in [("noauth", false), ("auth", true)] {
+            let mut st = settings(auth);
+            st.ports.truncate(1);
+            let mut s = RipSpeaker::new(st, 1, now);
+            write(
+                format!("{flavour}-announce.hex"),
+                &s.set_routes(&routes, now),
+            );
+            write(format!("{flavour}-withdraw.hex"), &s.shutdown());
+        }
     }
 }
