@@ -58,17 +58,17 @@ pub fn routes(state: &ControlState) -> BTreeSet<RipRoute> {
         .filter(|p| p.len < 31)
         .map(|p| p.broadcast())
         .collect();
-    let allowed = |net: Net| {
-        !NEVER.iter().any(|&n| overlaps(n, net))
-            && !interconnects.iter().any(|&n| overlaps(n, net))
-            && (state.resvok || !RFC1918.iter().any(|&n| overlaps(n, net)))
-            && !(net.1 == 32 && broadcasts.contains(&net.0))
-            && net.1 > 0
+    let forbidden = |net: Net| {
+        net.1 == 0
+            || NEVER.iter().any(|&n| overlaps(n, net))
+            || interconnects.iter().any(|&n| overlaps(n, net))
+            || (!state.resvok && RFC1918.iter().any(|&n| overlaps(n, net)))
+            || (net.1 == 32 && broadcasts.contains(&net.0))
     };
     let mut out = BTreeSet::new();
     for alias in &state.cluster.aliases {
         let a = u32::from(alias.address);
-        if !allowed((a, 32)) {
+        if forbidden((a, 32)) {
             continue;
         }
         out.insert(RipRoute {
@@ -82,7 +82,7 @@ pub fn routes(state: &ControlState) -> BTreeSet<RipRoute> {
             continue;
         };
         let net = a & mask_of(len);
-        if allowed((net, len)) {
+        if !forbidden((net, len)) {
             out.insert(RipRoute {
                 prefix: Ipv4Addr::from(net),
                 len,

@@ -356,7 +356,7 @@ fn is_crypto(b: &[u8]) -> bool {
 /// Where the entries end, given a buffer of at least the header (see `check_len`).
 fn entries_end(b: &[u8]) -> Result<usize, RipError> {
     if !is_crypto(b) {
-        if (b.len() - HEADER_LEN) % ENTRY_LEN != 0 {
+        if !(b.len() - HEADER_LEN).is_multiple_of(ENTRY_LEN) {
             return Err(RipError::Malformed);
         }
         return Ok(b.len());
@@ -364,7 +364,7 @@ fn entries_end(b: &[u8]) -> Result<usize, RipError> {
     let auth = &b[HEADER_LEN..HEADER_LEN + ENTRY_LEN];
     let end = usize::from(be16(&auth[field::PACKET_LEN]));
     if end < HEADER_LEN + ENTRY_LEN
-        || (end - HEADER_LEN) % ENTRY_LEN != 0
+        || !(end - HEADER_LEN).is_multiple_of(ENTRY_LEN)
         || end + TRAILER_LEN != b.len()
         || usize::from(auth[field::AUTH_DATA_LEN]) != DIGEST_LEN
     {
