@@ -1111,7 +1111,8 @@ mod tests {
     /// 198.51.100.2/24 (MAC 02:00:00:00:00:02, broadcast) sends for the aliases web
     /// (198.51.100.100) and virt (203.0.113.5, virtual, mask 255.255.255.0): `FLAVOUR-announce.hex`
     /// (the first triggered update) and `FLAVOUR-withdraw.hex` (shutdown), FLAVOUR `noauth` or
-    /// `auth` (key id 1, the BIRD captures' password, sequence numbers from the wall clock).
+    /// `auth` (key id 1, the BIRD captures' password, sequence numbers from the wall clock), or
+    /// `mcast` (authenticated, to 224.0.0.9).
     #[test]
     #[ignore = "writes the frames for the BIRD lab; run with CLUA_RIP_FRAMES=DIR"]
     fn bird_interop_frames() {
@@ -1173,9 +1174,14 @@ mod tests {
                 .collect();
             std::fs::write(format!("{dir}/{name}"), text).unwrap();
         };
-        for (flavour, auth) in [("noauth", false), ("auth", true)] {
+        for (flavour, auth, mode) in [
+            ("noauth", false, RipMode::Broadcast),
+            ("auth", true, RipMode::Broadcast),
+            ("mcast", true, RipMode::Multicast),
+        ] {
             let mut st = settings(auth);
             st.ports.truncate(1);
+            st.ports[0].mode = mode;
             let mut s = RipSpeaker::new(st, 1, now);
             write(
                 format!("{flavour}-announce.hex"),
