@@ -9,7 +9,8 @@
 //!   `triggered_min_ms` apart; a change inside that window goes out when it ends.
 //! - A withdrawn route keeps being advertised with metric 16 for [`GARBAGE_MS`] (the
 //!   garbage-collection timer of §3.8), then is forgotten.
-//! - Requests are answered (§3.9.1) by unicast to the requester; responses from other routers
+//! - Requests are answered (§3.9.1) by unicast to the requester (whole-table ones at most
+//!   [`TABLE_ANSWERS_PER_S`] a second); responses from other routers
 //!   are checked, counted and ignored: aliasd installs no routes (seed 000 §6.6.1).
 //! - [`RipSpeaker::shutdown`] advertises every route with metric 16 on every port at once.
 //!
@@ -31,6 +32,12 @@ use super::wire::{
 };
 use super::{RipMode, RipPort, RipRoute, RipSettings, GARBAGE_MS, TRIGGERED_MIN_RANGE};
 use crate::plane::Transmit;
+
+/// Whole-table requests answered per second at most; more are refused as
+/// [`RipError::RateLimited`]. Routers ask once at start (BIRD) or on demand; ten a second leaves
+/// room for a whole LAN of them starting together, while a flood of 24-byte requests cannot make
+/// the speaker send its whole table (hundreds of packets with 10,000 aliases) for each.
+pub const TABLE_ANSWERS_PER_S: u32 = 10;
 
 /// What the speaker did, for metrics and `cluamgr -s`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -85,6 +92,8 @@ pub struct RipSpeaker {
     last_seq: HashMap<Ipv4Addr, u32>,
     /// The latest `now_ms` seen (shutdown has none of its own).
     now: u64,
+    /// The current window of whole-table answers: its start, and answers given in it.
+    table_answers: (u64, u32),
     counters: RipCounters,
 }
 
@@ -119,6 +128,7 @@ impl RipSpeaker {
             seq: (now_ms / 1000).min(u64::from(u32::MAX)) as u32,
             last_seq: HashMap::new(),
             now: now_ms,
+            table_answers: (now_ms, 0),
             counters: RipCounters::default(),
         };
         for _ in 0..s.settings.ports.len() {
@@ -219,8 +229,12 @@ impl RipSpeaker {
                 Ok(Vec::new())
             }
             Command::Request => {
+                let whole = repr.is_whole_table_request();
+                if whole {
+                    self.table_answer_budget()?;
+                }
                 self.counters.requests_answered += 1;
-                let entries: Vec<RipEntry> = if repr.is_whole_table_request() {
+                let entries: Vec<RipEntry> = if whole {
                     self.entries(|_| true)
                 } else {
                     repr.entries
@@ -247,6 +261,20 @@ impl RipSpeaker {
                 Ok(out)
             }
         }
+    }
+
+    /// Takes one whole-table answer from the budget: [`TABLE_ANSWERS_PER_S`] a second.
+    fn table_answer_budget(&mut self) -> Result<(), RipError> {
+        let (start, n) = &mut self.table_answers;
+        if self.now >= *start + 1000 || self.now < *start {
+            *start = self.now;
+            *n = 0;
+        }
+        if *n >= TABLE_ANSWERS_PER_S {
+            return Err(RipError::RateLimited);
+        }
+        *n += 1;
+        Ok(())
     }
 
     /// Authentication as configured (RFC 4822 §2.5, §3): without a key nothing may carry
@@ -357,7 +385,8 @@ impl RipSpeaker {
     }
 
     /// The earliest `now_ms` at which [`on_tick`](Self::on_tick) has something to do:
-    /// a periodic update, a held-back triggered update, or a withdrawn route to forget.
+    /// a periodic update, a held-back triggered update, or a withdrawn route to forget
+    /// (`u64::MAX` if none: no ports).
     pub fn next_wakeup(&self) -> u64 {
         let periodic = self.next_periodic.iter().copied().min();
         let triggered = self.pending.then_some(self.hold_until);
@@ -790,6 +819,34 @@ mod tests {
         // A request on a port without RIP is refused.
         assert!(s.on_frame(5, &hex(BIRD_REQUEST), 5200).is_empty());
         assert_eq!(s.counters().refused_for(RipError::NotRipPort), 1);
+    }
+
+    #[test]
+    fn whole_table_answers_are_rate_limited() {
+        let mut s = RipSpeaker::new(settings(false), 1, 0);
+        s.set_routes(&set(&[a()]), 0);
+        let req = hex(BIRD_REQUEST);
+        for _ in 0..TABLE_ANSWERS_PER_S {
+            assert_eq!(s.on_frame(0, &req, 500).len(), 1);
+        }
+        assert!(s.on_frame(0, &req, 999).is_empty());
+        assert_eq!(s.counters().refused_for(RipError::RateLimited), 1);
+        // Specific requests are not limited (their answer is no bigger than the request).
+        let q = RipRepr {
+            command: Command::Request,
+            auth: None,
+            entries: vec![RipEntry::route(Ipv4Addr::new(203, 0, 113, 5), 32, 0)],
+        };
+        assert_eq!(
+            s.on_frame(0, &frame(BIRD, 520, BCAST, &q, b""), 999).len(),
+            1
+        );
+        // A second later the budget is back.
+        assert_eq!(s.on_frame(0, &req, 1500).len(), 1);
+        assert_eq!(
+            s.counters().requests_answered,
+            u64::from(TABLE_ANSWERS_PER_S) + 2
+        );
     }
 
     #[test]

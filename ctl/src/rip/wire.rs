@@ -151,11 +151,16 @@ pub enum RipError {
     /// Arrived on a port the speaker does not run on.
     #[error("RIP packet on a port without RIP")]
     NotRipPort,
+    /// A whole-table request beyond the answer budget (a small request asks for the whole
+    /// table, which may be hundreds of packets: the budget keeps the speaker from amplifying a
+    /// flood).
+    #[error("RIP whole-table request over the rate limit")]
+    RateLimited,
 }
 
 impl RipError {
     /// Number of variants (the size of a counter array indexed by [`RipError::index`]).
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
     /// Every variant, in index order.
     pub const ALL: [RipError; RipError::COUNT] = [
         RipError::Malformed,
@@ -169,6 +174,7 @@ impl RipError {
         RipError::NotOurSubnet,
         RipError::NotForUs,
         RipError::NotRipPort,
+        RipError::RateLimited,
     ];
 
     /// Position in [`RipError::ALL`].
@@ -190,6 +196,7 @@ impl RipError {
             RipError::NotOurSubnet => "not_our_subnet",
             RipError::NotForUs => "not_for_us",
             RipError::NotRipPort => "not_rip_port",
+            RipError::RateLimited => "rate_limited",
         }
     }
 }
