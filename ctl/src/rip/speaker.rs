@@ -326,22 +326,30 @@ impl RipSpeaker {
     /// table.
     pub fn on_tick(&mut self, now_ms: u64) -> Vec<Transmit> {
         self.now = self.now.max(now_ms);
-        self.table
-            .retain(|_, k| k.forget_at.is_none_or(|at| at > now_ms));
+        // Callers may tick far more often than anything is due: nothing is built then.
+        if self
+            .table
+            .values()
+            .any(|k| k.forget_at.is_some_and(|at| at <= now_ms))
+        {
+            self.table
+                .retain(|_, k| k.forget_at.is_none_or(|at| at > now_ms));
+        }
         let mut out = Vec::new();
         self.triggered(now_ms, &mut out);
-        let all = self.entries(|_| true);
+        let mut all: Option<Vec<RipEntry>> = None;
         for i in 0..self.settings.ports.len() {
             if self.next_periodic[i] > now_ms {
                 continue;
             }
             let at = now_ms + self.period();
             self.next_periodic[i] = at;
-            if all.is_empty() {
+            let entries = all.get_or_insert_with(|| self.entries(|_| true));
+            if entries.is_empty() {
                 continue;
             }
             let p = self.settings.ports[i].clone();
-            self.send(p.port, &update_addrs(&p), &all, &mut out);
+            self.send(p.port, &update_addrs(&p), entries, &mut out);
             self.counters.periodic += 1;
         }
         out
