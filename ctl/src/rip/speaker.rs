@@ -1176,8 +1176,9 @@ mod tests {
     /// 198.51.100.2/24 (MAC 02:00:00:00:00:02, broadcast) sends for the aliases web
     /// (198.51.100.100) and virt (203.0.113.5, virtual, mask 255.255.255.0): `FLAVOUR-announce.hex`
     /// (the first triggered update) and `FLAVOUR-withdraw.hex` (shutdown), FLAVOUR `noauth` or
-    /// `auth` (key id 1, the BIRD captures' password, sequence numbers from the wall clock), or
-    /// `mcast` (authenticated, to 224.0.0.9).
+    /// `auth` (key id 1, the BIRD captures' password, sequence numbers from the wall clock),
+    /// `mcast` (authenticated, to 224.0.0.9), or `second` (unauthenticated, from a second router
+    /// at 198.51.100.3, MAC 02:00:00:00:00:03).
     #[test]
     #[ignore = "writes the frames for the BIRD lab; run with CLUA_RIP_FRAMES=DIR"]
     fn bird_interop_frames() {
@@ -1243,10 +1244,16 @@ mod tests {
             ("noauth", false, RipMode::Broadcast),
             ("auth", true, RipMode::Broadcast),
             ("mcast", true, RipMode::Multicast),
+            ("second", false, RipMode::Broadcast),
         ] {
             let mut st = settings(auth);
             st.ports.truncate(1);
             st.ports[0].mode = mode;
+            if flavour == "second" {
+                // A second alias router on the LAN, for ECMP at BIRD.
+                st.ports[0].addr = Ipv4Addr::new(198, 51, 100, 3);
+                st.ports[0].mac = [2, 0, 0, 0, 0, 3];
+            }
             let mut s = RipSpeaker::new(st, 1, now);
             write(
                 format!("{flavour}-announce.hex"),
