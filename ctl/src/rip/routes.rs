@@ -9,7 +9,7 @@
 //!   not the cluster's.
 //! - An alias in RFC 1918 space (10/8, 172.16/12, 192.168/16) only once `cluamgr -r resvok` set
 //!   `ControlState::resvok` (§6.5).
-//! - Never a broadcast address (255.255.255.255 or any port subnet's broadcast), a multicast or
+//! - Never a broadcast address (255.255.255.255, any port subnet's broadcast or network address), a multicast or
 //!   class E address, 0/8, loopback, nor an address inside an interconnect port's subnet (§6.5:
 //!   "should not be a broadcast address or a multicast address, nor should it reside in the
 //!   subnet used by the cluster interconnect"). A network route is dropped when it overlaps any of
@@ -52,11 +52,12 @@ pub fn routes(state: &ControlState) -> BTreeSet<RipRoute> {
         .filter_map(|p| p.address)
         .map(|p| (p.network(), p.len))
         .collect();
+    // A subnet's network address was its broadcast address for 4.2BSD hosts; neither is a host.
     let broadcasts: Vec<u32> = ports
         .iter()
         .filter_map(|p| p.address)
         .filter(|p| p.len < 31)
-        .map(|p| p.broadcast())
+        .flat_map(|p| [p.broadcast(), p.network()])
         .collect();
     let forbidden = |net: Net| {
         net.1 == 0
@@ -262,6 +263,7 @@ mod tests {
         let bad = [
             [255, 255, 255, 255],
             [198, 51, 100, 255], // the client port's subnet broadcast
+            [198, 51, 100, 0],   // and its network address
             [224, 0, 0, 9],
             [239, 1, 2, 3],
             [127, 0, 0, 1],
