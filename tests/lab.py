@@ -941,13 +941,22 @@ class Lab:
         address, so nobody's cache is poisoned) and collect, for ``wait`` seconds, every ARP
         reply to it: the list of sender MACs, one per reply (with a shared vMAC two answerers
         give the same MAC twice, so len() counts answerers)."""
+        return self.arp_answerers_many([addr], ns=ns, wait=wait)[addr]
+
+    def arp_answerers_many(self, addrs: Sequence[str], ns: str | None = None,
+                           wait: float = 0.3) -> dict:
+        """arp_answerers() for several addresses in one window: {addr: [sender MACs]}."""
         ns = ns or self.cli
-        ifname = self.cli_if if self.ns(ns) == self.cli else None
-        if ifname is None:
+        if self.ns(ns) != self.cli:
             raise LabError("arp_answerers: only from the client namespace")
-        r = self.run(ns, sys.executable, "-c", _ARP_PROBE, ifname, CLIENT_MAC, CLIENT_IP, addr,
-                     str(wait), timeout=wait + 10)
-        return [l.strip() for l in r.stdout.splitlines() if l.strip()]
+        r = self.run(ns, sys.executable, "-c", _ARP_PROBE, self.cli_if, CLIENT_MAC, CLIENT_IP,
+                     ",".join(addrs), str(wait), timeout=wait + 10)
+        got: dict = {a: [] for a in addrs}
+        for line in r.stdout.splitlines():
+            if line.strip():
+                a, mac = line.split()
+                got[a].append(mac)
+        return got
 
     def client_neigh(self, addr: str, ns: str | None = None) -> str | None:
         """The client kernel's ARP entry (lladdr) for ``addr``, None without a usable one."""
@@ -1142,20 +1151,21 @@ protocol rip rip1 {{
                 "aliases": self.aliases, "pmd": self.pmd}
 
 
-# Sends one ARP request and prints the sender MAC of every ARP reply to it (argv: ifname,
-# our MAC, our address, target address, seconds). A raw AF_PACKET socket sees replies before
-# (and regardless of) the client kernel's neighbour table.
+# Sends one ARP request per target and prints "target sender-MAC" for every ARP reply to one
+# (argv: ifname, our MAC, our address, comma-separated targets, seconds). A raw AF_PACKET
+# socket sees replies before (and regardless of) the client kernel's neighbour table.
 _ARP_PROBE = r"""
 import socket, struct, sys, time
-ifname, mymac, myip, target, wait = sys.argv[1:6]
+ifname, mymac, myip, targets, wait = sys.argv[1:6]
 mac = bytes.fromhex(mymac.replace(":", ""))
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
 s.bind((ifname, 0x0806))
-req = (b"\xff" * 6 + mac + b"\x08\x06" + struct.pack(">HHBBH", 1, 0x0800, 6, 4, 1) + mac
-       + socket.inet_aton(myip) + b"\0" * 6 + socket.inet_aton(target))
-s.send(req + b"\0" * (60 - len(req)))
+tips = {socket.inet_aton(t): t for t in targets.split(",")}
+for tip in tips:
+    req = (b"\xff" * 6 + mac + b"\x08\x06" + struct.pack(">HHBBH", 1, 0x0800, 6, 4, 1) + mac
+           + socket.inet_aton(myip) + b"\0" * 6 + tip)
+    s.send(req + b"\0" * (60 - len(req)))
 end = time.monotonic() + float(wait)
-tip = socket.inet_aton(target)
 while True:
     left = end - time.monotonic()
     if left <= 0:
@@ -1168,8 +1178,8 @@ while True:
     if len(f) < 42 or f[12:14] != b"\x08\x06" or struct.unpack(">H", f[20:22])[0] != 2:
         continue
     sha, spa, tha, tpa = f[22:28], f[28:32], f[32:38], f[38:42]
-    if spa == tip and tha == mac and tpa == socket.inet_aton(myip):
-        print(":".join(f"{b:02x}" for b in sha), flush=True)
+    if spa in tips and tha == mac and tpa == socket.inet_aton(myip):
+        print(tips[spa], ":".join(f"{b:02x}" for b in sha), flush=True)
 """
 
 
