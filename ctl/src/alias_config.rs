@@ -215,7 +215,7 @@ cluamgr -a \"alias=x,join\"
 /etc/clu_alias.config:6: no command given (one of -a, -f, -F, -h, -r, -s, --register; -h for help)
 /etc/clu_alias.config:7: `ifconfig` is not cluamgr (each line is `cluamgr ARGS` or `/path/to/cluamgr ARGS`)
 /etc/clu_alias.config:8: join and leave are mutually exclusive
-/etc/clu_alias.config:9: unknown -a option `\"alias` (expected alias, join, leave, selw, selp, rpri, virtual or mask)"
+/etc/clu_alias.config:9: unknown -a option `\"alias` (expected alias, join, leave, selw, selp, rpri, virtual, mask or vmac)"
         );
         assert_eq!(
             e.0.iter().map(|e| e.line).collect::<Vec<_>>(),

@@ -268,6 +268,7 @@ pub fn apply(
                         rpri: DEFAULT_RPRI,
                         virtual_subnet: false,
                         mask: None,
+                        vmac: false,
                     });
                     let spec = next.cluster.aliases.last().expect("just pushed");
                     changes.push(format!(
@@ -277,6 +278,7 @@ pub fn apply(
                     next.cluster.aliases.len() - 1
                 }
             };
+            let cluster_name = next.cluster.name.clone();
             let a = &mut next.cluster.aliases[idx];
             let an = a.name.clone();
             if let Some(r) = options.rpri {
@@ -292,6 +294,20 @@ pub fn apply(
                         a.virtual_subnet
                     ));
                     a.virtual_subnet = v;
+                }
+            }
+            if let Some(v) = options.vmac {
+                if v != a.vmac {
+                    changes.push(format!(
+                        "alias {an}: vmac {} -> {v}{}",
+                        a.vmac,
+                        if v {
+                            format!(" ({})", crate::model::fmt_mac(&crate::model::vmac(&cluster_name, a.address)))
+                        } else {
+                            String::new()
+                        }
+                    ));
+                    a.vmac = v;
                 }
             }
             if let Some(m) = options.mask {
@@ -509,6 +525,7 @@ pub(crate) mod tests {
             rpri: DEFAULT_RPRI,
             virtual_subnet: false,
             mask: None,
+            vmac: false,
         };
         let mut cluster = Cluster {
             name: "lab".into(),

@@ -68,6 +68,10 @@ pub struct AliasOptions {
     pub virtual_subnet: Option<bool>,
     /// `mask=NETMASK`: a contiguous dotted netmask.
     pub mask: Option<Ipv4Addr>,
+    /// `vmac` / `vmac=t` (true), `vmac=f` (false): the alias's virtual MAC (CA5). Absent in
+    /// JSON from an older cluamgr: not given.
+    #[serde(default)]
+    pub vmac: Option<bool>,
 }
 
 /// What `-s` shows.
@@ -195,6 +199,11 @@ impl Command {
                 match o.virtual_subnet {
                     Some(true) => list.push("virtual=t".into()),
                     Some(false) => list.push("virtual=f".into()),
+                    None => {}
+                }
+                match o.vmac {
+                    Some(true) => list.push("vmac=t".into()),
+                    Some(false) => list.push("vmac=f".into()),
                     None => {}
                 }
                 if let Some(m) = o.mask {
@@ -336,6 +345,8 @@ pub enum CommandError {
     BadAlias(String),
     /// `virtual=` value other than `t` / `f`.
     BadVirtual(String),
+    /// `vmac=` value other than `t` / `f`.
+    BadVmac(String),
     /// `mask=` value that is not a contiguous netmask.
     BadMask(String),
     /// `--register` port/protocol.
@@ -409,6 +420,7 @@ impl fmt::Display for CommandError {
                 f,
                 "virtual=`{v}`: expected `virtual`, `virtual=t` or `virtual=f`"
             ),
+            BadVmac(v) => write!(f, "vmac=`{v}`: expected `vmac`, `vmac=t` or `vmac=f`"),
             BadMask(m) => write!(
                 f,
                 "mask=`{m}` is not a netmask (a dotted quad of contiguous one bits, e.g. 255.255.255.0)"
@@ -421,7 +433,7 @@ impl fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
-const A_OPTIONS: &str = "alias, join, leave, selw, selp, rpri, virtual or mask";
+const A_OPTIONS: &str = "alias, join, leave, selw, selp, rpri, virtual, mask or vmac";
 const R_OPTIONS: &str = "resvok or noresvok";
 
 /// The `-h` text.
@@ -449,6 +461,8 @@ Exactly one of -a, -f, -F, -h, -r, -s, --register per call.
         virtual[=t|f]   the alias is (t, the default when no value is given) or is not (f) on a
                         virtual subnet
         mask=NETMASK    the alias's subnet mask, dotted (e.g. 255.255.255.0)
+        vmac[=t|f]      the alias has (t) or has not (f) a virtual MAC that follows its
+                        proxy-ARP master (CA5)
   --member MEMBER     with -a only (clua extension): act for configured member MEMBER
   -f                  reload the configured clua_services file
   -F FILE             load clua_services file FILE instead
@@ -781,7 +795,8 @@ fn parse_num(
 }
 
 /// A contiguous netmask with at least one bit set.
-fn parse_mask(s: &str) -> Result<Ipv4Addr, CommandError> {
+/// Parses a contiguous dotted netmask (`255.255.255.0`); 0.0.0.0 is refused.
+pub fn parse_mask(s: &str) -> Result<Ipv4Addr, CommandError> {
     let m: Ipv4Addr = s.parse().map_err(|_| CommandError::BadMask(s.into()))?;
     let bits = u32::from(m);
     if bits == 0 || bits.leading_ones() + bits.trailing_zeros() != 32 {
@@ -808,7 +823,7 @@ fn parse_alias_list(list: &str) -> Result<(AliasRef, AliasOptions), CommandError
             None => (item, None),
         };
         let known = [
-            "alias", "join", "leave", "selw", "selp", "rpri", "virtual", "mask",
+            "alias", "join", "leave", "selw", "selp", "rpri", "virtual", "mask", "vmac",
         ];
         let Some(&name) = known.iter().find(|k| **k == name) else {
             return Err(CommandError::UnknownOption {
@@ -876,6 +891,13 @@ fn parse_alias_list(list: &str) -> Result<(AliasRef, AliasOptions), CommandError
                     None | Some("t") => true,
                     Some("f") => false,
                     Some(v) => return Err(CommandError::BadVirtual(v.to_string())),
+                })
+            }
+            "vmac" => {
+                o.vmac = Some(match value {
+                    None | Some("t") => true,
+                    Some("f") => false,
+                    Some(v) => return Err(CommandError::BadVmac(v.to_string())),
                 })
             }
             "mask" => {
@@ -1040,7 +1062,7 @@ mod tests {
 
     #[test]
     fn every_a_option() {
-        let c = p("-a join,alias=10.0.0.100,selw=100,selp=0,rpri=100000,virtual,mask=255.255.255.0 --member m2").unwrap();
+        let c = p("-a join,alias=10.0.0.100,selw=100,selp=0,rpri=100000,virtual,mask=255.255.255.0,vmac --member m2").unwrap();
         assert_eq!(
             c,
             Command::Alias {
@@ -1053,6 +1075,7 @@ mod tests {
                     rpri: Some(100_000),
                     virtual_subnet: Some(true),
                     mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+                    vmac: Some(true),
                 },
                 member: Some("m2".into()),
             }
@@ -1063,6 +1086,11 @@ mod tests {
         };
         assert!(o("-a alias=x,leave").leave);
         assert_eq!(o("-a alias=x,virtual=t").virtual_subnet, Some(true));
+        assert_eq!(o("-a alias=x,vmac=f").vmac, Some(false));
+        assert_eq!(
+            p("-a alias=x,vmac=yes").unwrap_err().to_string(),
+            "vmac=`yes`: expected `vmac`, `vmac=t` or `vmac=f`"
+        );
         assert_eq!(o("-a alias=x,virtual=f").virtual_subnet, Some(false));
         assert_eq!(o("-a alias=x,selw=1").selw, Some(1));
         assert_eq!(o("-a alias=x,rpri=0").rpri, Some(0));
@@ -1297,7 +1325,7 @@ mod tests {
     fn a_option_errors() {
         assert_eq!(
             err("-a alias=x,sticky"),
-            "unknown -a option `sticky` (expected alias, join, leave, selw, selp, rpri, virtual or mask)"
+            "unknown -a option `sticky` (expected alias, join, leave, selw, selp, rpri, virtual, mask or vmac)"
         );
         assert_eq!(
             err("-a alias=x,,join"),
@@ -1558,7 +1586,7 @@ mod tests {
         // The form shown in docs/cluamgr.md.
         assert_eq!(
             serde_json::to_string(&p("-a alias=DEFAULTALIAS,selw=3,selp=1,join").unwrap()).unwrap(),
-            r#"{"Alias":{"alias":"Default","options":{"join":true,"leave":false,"selw":3,"selp":1,"rpri":null,"virtual_subnet":null,"mask":null},"member":null}}"#
+            r#"{"Alias":{"alias":"Default","options":{"join":true,"leave":false,"selw":3,"selp":1,"rpri":null,"virtual_subnet":null,"mask":null,"vmac":null},"member":null}}"#
         );
         // Absent service options are false.
         let c: Command = serde_json::from_str(
@@ -1604,6 +1632,7 @@ mod tests {
             "rpri=N",
             "virtual[=t|f]",
             "mask=NETMASK",
+            "vmac[=t|f]",
             "resvok",
             "noresvok",
             "DEFAULTALIAS",

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod arp;
 pub mod command;
 pub mod config_error;
+pub mod frame;
 pub mod icmp;
 pub mod keyfile;
 pub mod line_error;

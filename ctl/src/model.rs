@@ -210,6 +210,21 @@ pub struct AliasSpec {
     pub virtual_subnet: bool,
     /// The alias's subnet mask (cluamgr `mask=`), if given.
     pub mask: Option<Ipv4Addr>,
+    /// Whether the alias has a virtual MAC (CA5, [`vmac`]): ARP replies and gratuitous ARP
+    /// carry it, and it follows the proxy-ARP master, so clients' ARP entries never change.
+    pub vmac: bool,
+}
+
+/// The virtual MAC of alias `addr` in cluster `cluster` (CA5): locally administered unicast,
+/// the same on every router of the cluster. Bytes 2..6 are the alias address, so two aliases of
+/// one cluster never share one; bytes 0..2 are 14 bits of SHA-256 of the cluster name, so two
+/// clusters on one LAN with the same alias address differ unless those 14 bits collide (1 in
+/// 16,384: give the clusters other names if they do).
+pub fn vmac(cluster: &str, addr: Ipv4Addr) -> Mac {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(cluster.as_bytes());
+    let a = addr.octets();
+    [(h[0] & 0xfc) | 0x02, h[1], a[0], a[1], a[2], a[3]]
 }
 
 impl AliasSpec {

@@ -401,6 +401,9 @@ impl ControlPlane {
                     ControlCounters::bump(&c.icmp_ignored)
                 }
             },
+            PuntReason::Router | PuntReason::Rip | PuntReason::Bfd => {
+                ControlCounters::bump(&c.unexpected);
+            }
             PuntReason::MemberAdvert => {
                 let Some(t) = self.members.as_mut() else {
                     ControlCounters::bump(&c.unexpected);
@@ -708,6 +711,7 @@ mod tests {
             rpri: 1,
             virtual_subnet: false,
             mask: None,
+            vmac: false,
         };
         let mut cluster = Cluster {
             name: "t".into(),

@@ -45,6 +45,8 @@ pub struct Config {
     pub resvok: bool,
     /// Member adverts (when any member has `agent = true`).
     pub adverts: Option<AdvertConfig>,
+    /// The router protocol (`[router]`): absent when this router is alone.
+    pub router: Option<RouterConfig>,
 }
 
 /// The `[control]` section.
@@ -215,6 +217,9 @@ pub enum ProblemKind {
     /// An empty string.
     #[error("must not be empty")]
     Empty,
+    /// Not a contiguous dotted netmask.
+    #[error("`{0}` is not a netmask (dotted and contiguous, e.g. 255.255.255.0)")]
+    Mask(String),
     /// Two ports on one DPDK device.
     #[error("device `{device}` is already port \"{port}\"")]
     DeviceTaken {
@@ -269,6 +274,18 @@ pub enum ProblemKind {
     /// UDP port 0.
     #[error("0 is not a UDP port")]
     PortZero,
+    /// Not a valid name (`clua_ctl::name` rules).
+    #[error(transparent)]
+    Name(#[from] clua_ctl::name::NameError),
+    /// `router.interconnect` names no interconnect port with an address.
+    #[error("`{0}` is not an interconnect [[port]] with an address")]
+    NotInterconnect(String),
+    /// `[router]` without any interconnect port with an address.
+    #[error("the router protocol needs an interconnect [[port]] with an address")]
+    NoInterconnect,
+    /// The router protocol and member adverts on one UDP port.
+    #[error("{0} is adverts.port too")]
+    PortClash(u16),
     /// Agent members without `adverts.key_file`.
     #[error("required when a member has agent = true")]
     KeyFileRequired,
@@ -346,6 +363,7 @@ pub struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     adverts: RawAdverts,
+    router: Option<RawRouter>,
     #[serde(default)]
     port: Vec<RawPort>,
     #[serde(default)]
@@ -466,6 +484,77 @@ fn default_dead_misses() -> u32 {
     clua_ctl::members::DEFAULT_DEAD_MISSES
 }
 
+/// `[router]` as written (docs/aliasd.toml.md).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouter {
+    node: String,
+    key_file: PathBuf,
+    #[serde(default = "default_router_port")]
+    port: u16,
+    #[serde(default = "default_router_interval")]
+    interval_ms: u32,
+    #[serde(default = "default_router_dead_misses")]
+    dead_misses: u32,
+    #[serde(default = "default_router_state_file")]
+    state_file: PathBuf,
+    #[serde(default = "default_garp_count")]
+    garp_count: u32,
+    #[serde(default = "default_garp_interval")]
+    garp_interval_ms: u32,
+    interconnect: Option<String>,
+}
+
+fn default_router_port() -> u16 {
+    clua_ctl::routers::wire::ROUTER_PORT
+}
+fn default_router_interval() -> u32 {
+    clua_ctl::routers::wire::DEFAULT_INTERVAL_MS
+}
+fn default_router_dead_misses() -> u32 {
+    clua_ctl::routers::wire::DEFAULT_DEAD_MISSES
+}
+fn default_router_state_file() -> PathBuf {
+    PathBuf::from("/var/lib/clua/router-boots")
+}
+fn default_garp_count() -> u32 {
+    3
+}
+fn default_garp_interval() -> u32 {
+    100
+}
+/// `router.garp_count`: at least one announcement, at most RFC 5227's order of magnitude.
+const GARP_COUNT: std::ops::RangeInclusive<u32> = 1..=10;
+/// `router.garp_interval_ms`.
+const GARP_INTERVAL_MS: std::ops::RangeInclusive<u32> = 10..=10_000;
+/// `router.dead_misses`.
+const ROUTER_DEAD_MISSES: std::ops::RangeInclusive<u32> = 2..=100;
+
+/// The `[router]` section: this router is one of several (issue 8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// The node name in router messages.
+    pub node: String,
+    /// Where the HMAC key is (read by `load_files`).
+    pub key_file: PathBuf,
+    /// The key (empty until `load_files`).
+    pub key: Vec<u8>,
+    /// UDP port of the router protocol.
+    pub udp_port: u16,
+    /// Announcement interval.
+    pub interval_ms: u32,
+    /// Missed intervals before a peer is dead.
+    pub dead_misses: u32,
+    /// The boot counter file.
+    pub state_file: PathBuf,
+    /// Gratuitous ARPs per alias a new master sends.
+    pub garp_count: u32,
+    /// Their spacing.
+    pub garp_interval_ms: u32,
+    /// The interconnect port the protocol runs on.
+    pub interconnect: String,
+}
+
 /// The `[adverts]` section, present when members run the member agent.
 #[derive(Clone, Debug)]
 pub struct AdvertConfig {
@@ -491,6 +580,9 @@ struct RawAlias {
     rpri: Option<u32>,
     #[serde(default)]
     r#virtual: bool,
+    mask: Option<String>,
+    #[serde(default)]
+    vmac: bool,
 }
 
 #[derive(Deserialize)]
@@ -533,6 +625,7 @@ pub struct ValidConfig {
     control: ControlConfig,
     /// `Some` when a member runs the agent: the key file and the advert settings.
     adverts: Option<(PathBuf, u16, u32)>,
+    router: Option<RouterConfig>,
 }
 
 impl Config {
@@ -725,6 +818,16 @@ impl RawConfig {
                 );
                 Ipv4Addr::UNSPECIFIED
             });
+            let mask = ra.mask.as_ref().and_then(|m| {
+                clua_ctl::command::parse_mask(m)
+                    .map_err(|_| {
+                        p(
+                            format!("alias[{i}] \"{}\" mask", ra.name),
+                            ProblemKind::Mask(m.clone()),
+                        )
+                    })
+                    .ok()
+            });
             let members = ra
                 .members
                 .iter()
@@ -741,7 +844,8 @@ impl RawConfig {
                 members,
                 rpri: ra.rpri.unwrap_or(DEFAULT_RPRI),
                 virtual_subnet: ra.r#virtual,
-                mask: None,
+                mask,
+                vmac: ra.vmac,
             });
         }
 
@@ -869,6 +973,73 @@ impl RawConfig {
                 }
             }
         }
+        let router = raw.router.as_ref().map(|r| {
+            if let Err(e) = clua_ctl::name::validate_name(r.node.as_bytes()) {
+                p("router.node".into(), e.into());
+            }
+            if r.port == 0 {
+                p("router.port".into(), ProblemKind::PortZero);
+            } else if adverts.is_some() && r.port == raw.adverts.port {
+                p("router.port".into(), ProblemKind::PortClash(r.port));
+            }
+            let interval = clua_ctl::routers::wire::INTERVAL_RANGE;
+            if !interval.contains(&r.interval_ms) {
+                p(
+                    "router.interval_ms".into(),
+                    out_of_range(r.interval_ms, *interval.start(), *interval.end()),
+                );
+            }
+            for (field, v, range) in [
+                ("router.dead_misses", r.dead_misses, ROUTER_DEAD_MISSES),
+                ("router.garp_count", r.garp_count, GARP_COUNT),
+                ("router.garp_interval_ms", r.garp_interval_ms, GARP_INTERVAL_MS),
+            ] {
+                if !range.contains(&v) {
+                    p(field.into(), out_of_range(v, *range.start(), *range.end()));
+                }
+            }
+            let with_address = |name: &str| {
+                cluster.ports.iter().any(|port| {
+                    port.name == name
+                        && port.role == PortRole::Interconnect
+                        && port.address.is_some()
+                })
+            };
+            let interconnect = match &r.interconnect {
+                Some(name) => {
+                    if !with_address(name) {
+                        p(
+                            "router.interconnect".into(),
+                            ProblemKind::NotInterconnect(name.clone()),
+                        );
+                    }
+                    name.clone()
+                }
+                None => match cluster
+                    .ports
+                    .iter()
+                    .find(|port| port.role == PortRole::Interconnect && port.address.is_some())
+                {
+                    Some(port) => port.name.clone(),
+                    None => {
+                        p("router.interconnect".into(), ProblemKind::NoInterconnect);
+                        String::new()
+                    }
+                },
+            };
+            RouterConfig {
+                node: r.node.clone(),
+                key_file: r.key_file.clone(),
+                key: Vec::new(),
+                udp_port: r.port,
+                interval_ms: r.interval_ms,
+                dead_misses: r.dead_misses,
+                state_file: r.state_file.clone(),
+                garp_count: r.garp_count,
+                garp_interval_ms: r.garp_interval_ms,
+                interconnect,
+            }
+        });
         if let Some(path) = &raw.control.services_file {
             if !raw.service.is_empty() {
                 p(
@@ -897,6 +1068,7 @@ impl RawConfig {
             metrics_listen,
             control: raw.control,
             adverts,
+            router,
         })
     }
 }
@@ -924,6 +1096,13 @@ impl ValidConfig {
                     dead_misses,
                 }),
                 Err(e) => return Err(fail(vec![Problem::at("adverts.key_file", e)])),
+            },
+        };
+        let router = match self.router {
+            None => None,
+            Some(r) => match clua_ctl::keyfile::load_key(&r.key_file) {
+                Ok(key) => Some(RouterConfig { key, ..r }),
+                Err(e) => return Err(fail(vec![Problem::at("router.key_file", e)])),
             },
         };
         let read = |p: &Path| std::fs::read_to_string(p);
@@ -982,6 +1161,7 @@ impl ValidConfig {
             control: self.control,
             resvok,
             adverts,
+            router,
         })
     }
 }

@@ -10,4 +10,5 @@
 //! (a liveness tracker over [`wire::RouterRepr`] feeding [`election::elect`]).
 
 pub mod election;
+pub mod tracker;
 pub mod wire;

@@ -18,7 +18,7 @@
 //!      92     2  alias_count (<= 1024)
 //!      94     2  port_count (<= 64)
 //!      96  12*a  alias entries: addr u32, rpri u32, flags u8 (bit 0 = joined, 0 = specified
-//!                only), 3 reserved bytes = 0
+//!                only; bit 1 = master now), 3 reserved bytes = 0
 //!       .  72*p  port entries: name (64 bytes, NUL-padded), addr u32, prefix_len u8 (1..=32),
 //!                flags u8 (bit 0 = up), 2 reserved bytes = 0
 //!       .    32  HMAC-SHA-256 over every byte before it
@@ -37,7 +37,6 @@
 //! The tag check is skipped when built with `--cfg fuzzing` (cargo-fuzz), so that a fuzzer can
 //! reach the content checks.
 //!
-//! **Not wired into aliasd yet** (see [`crate::routers`]).
 // `cfg(fuzzing)` is set by cargo-fuzz, not by Cargo, so it is not in rustc's list of known cfgs.
 #![allow(unexpected_cfgs)]
 
@@ -82,6 +81,10 @@ pub const DEFAULT_INTERVAL_MS: u32 = 100;
 pub const DEFAULT_DEAD_MISSES: u32 = 3;
 /// Bit 0 of an alias entry's flags: the router has joined the alias (0: it only specifies it).
 pub const ALIAS_FLAG_JOINED: u8 = 0x01;
+/// Alias entry flag: the sender is the alias's proxy-ARP master now (it answers ARP for it).
+/// Peers take the current masters from these claims ([`super::election`]'s incumbency), so a
+/// router that starts or heals from a partition learns who holds what before it claims anything.
+pub const ALIAS_FLAG_MASTER: u8 = 0x02;
 /// Bit 0 of a port entry's flags: the port's link is up.
 pub const PORT_FLAG_UP: u8 = 0x01;
 
@@ -288,7 +291,7 @@ pub struct AliasRecord {
     pub addr: Ipv4Addr,
     /// The router's rpri for it.
     pub rpri: u32,
-    /// Flags ([`ALIAS_FLAG_JOINED`]; other bits must be 0).
+    /// Flags ([`ALIAS_FLAG_JOINED`], [`ALIAS_FLAG_MASTER`]; other bits must be 0).
     pub flags: u8,
     /// The reserved bytes (must be 0).
     pub reserved: [u8; 3],
@@ -574,6 +577,8 @@ pub struct RouterAlias {
     pub rpri: u32,
     /// Whether the router joined it (false: it only specifies it).
     pub joined: bool,
+    /// Whether the router is its proxy-ARP master now ([`ALIAS_FLAG_MASTER`]).
+    pub master: bool,
 }
 
 /// One client-facing port as a router reports it.
@@ -689,7 +694,8 @@ impl RouterRepr {
                 &AliasRecord {
                     addr: a.addr,
                     rpri: a.rpri,
-                    flags: if a.joined { ALIAS_FLAG_JOINED } else { 0 },
+                    flags: if a.joined { ALIAS_FLAG_JOINED } else { 0 }
+                        | if a.master { ALIAS_FLAG_MASTER } else { 0 },
                     reserved: [0; 3],
                 },
             );
@@ -738,13 +744,14 @@ impl RouterRepr {
         let node = checked_name(p.node_field()).ok_or(RouterError::BadNode)?;
         let mut aliases = Vec::with_capacity(p.alias_count() as usize);
         for r in p.aliases() {
-            if r.flags & !ALIAS_FLAG_JOINED != 0 || r.reserved != [0; 3] {
+            if r.flags & !(ALIAS_FLAG_JOINED | ALIAS_FLAG_MASTER) != 0 || r.reserved != [0; 3] {
                 return Err(RouterError::Malformed);
             }
             aliases.push(RouterAlias {
                 addr: r.addr,
                 rpri: r.rpri,
                 joined: r.flags & ALIAS_FLAG_JOINED != 0,
+                master: r.flags & ALIAS_FLAG_MASTER != 0,
             });
         }
         let mut ports = Vec::with_capacity(p.port_count() as usize);
@@ -796,11 +803,13 @@ mod tests {
                     addr: Ipv4Addr::new(198, 51, 100, 100),
                     rpri: 100,
                     joined: false,
+                    master: false,
                 },
                 RouterAlias {
                     addr: Ipv4Addr::new(198, 51, 100, 101),
                     rpri: 10,
                     joined: true,
+                    master: false,
                 },
             ],
             ports: vec![
@@ -1045,7 +1054,7 @@ mod tests {
                 BadRpri,
                 Box::new(|b| b[A0 + 4..A0 + 8].copy_from_slice(&100_001u32.to_be_bytes())),
             ),
-            (Malformed, Box::new(|b| b[A0 + 8] = 2)),
+            (Malformed, Box::new(|b| b[A0 + 8] = 4)),
             (Malformed, Box::new(|b| b[A0 + 11] = 1)),
             (Duplicate, Box::new(|b| b[A0 + 15] = 100)),
             (BadPortName, Box::new(|b| b[P0] = 0)),
@@ -1116,6 +1125,7 @@ mod tests {
                 addr: Ipv4Addr::from(0x0a00_0001 + i as u32),
                 rpri: i as u32,
                 joined: i % 2 == 0,
+                master: i % 3 == 0,
             })
             .collect();
         r.ports = (0..MAX_PORTS)

@@ -5,12 +5,18 @@
 //! 1. The rx port must be in the snapshot, else [`DropReason::WrongPort`].
 //! 2. [`parse_l2`]: shorter than its Ethernet (+ tag) header → `Truncated`; QinQ or stacked
 //!    tags → `UnsupportedEthertype`. One 802.1Q tag is accepted (and removed by encap).
-//! 3. The destination MAC must be the rx port's MAC or broadcast, else `WrongPort`.
+//! 3. The destination MAC must be the rx port's MAC, broadcast, or one the snapshot says the
+//!    port accepts ([`Snapshot::accepts_mac`]: its vMACs, RIP's multicast MAC), else `WrongPort`.
 //! 4. ARP → [`PuntReason::Arp`]; anything but ARP and IPv4 → `UnsupportedEthertype`.
 //! 5. IPv4 header: shorter than 20 bytes or than its total length → `Truncated`; bad version,
 //!    header length, total length or checksum → `BadIpv4Header`. The checksum is verified only
 //!    when [`ClassifyConfig::checksum`]`.ipv4.rx()` (not when the NIC has, nor when fuzzing).
-//! 6. Broadcast destination MAC (with IPv4) → `NotAlias`.
+//! 6. Routing protocols (issue 8, when the snapshot's [`ControlPorts`](crate::snapshot::ControlPorts)
+//!    enable them; unfragmented UDP with a valid header): router messages on an interconnect
+//!    port to a router address or broadcast → [`PuntReason::Router`]; RIP (520) on a client
+//!    port to its address, broadcast or 224.0.0.9 → [`PuntReason::Rip`]; BFD (3784) on a client
+//!    port to its address → [`PuntReason::Bfd`]. Any other broadcast or RIP-multicast
+//!    destination MAC (with IPv4) → `NotAlias`.
 //! 7. Destination address neither an alias nor one of the router's own → `NotAlias`.
 //! 8. Fragment (MF set or offset ≠ 0) → `Fragment`: without ports it has no flow.
 //! 9. ICMP echo request (type 8) to an alias or a router address → [`PuntReason::IcmpEcho`]
@@ -28,7 +34,9 @@
 //! the alias. L4 checksums are not checked: the members verify them.
 
 use crate::hash::{FlowHashKey, FlowKey};
-use crate::snapshot::{AliasId, MemberId, PortId, PortRole, Snapshot};
+use crate::snapshot::{
+    AliasId, MemberId, PortId, PortInfo, PortRole, Snapshot, BFD_PORT, RIP_MULTICAST_MAC, RIP_PORT,
+};
 use crate::verdict::{DropReason, PuntReason, Verdict};
 use crate::wire::checksum::ChecksumCapabilities;
 use crate::wire::ethernet::{self, is_broadcast, parse_l2, EtherType, EthernetFrame};
@@ -102,6 +110,54 @@ fn drop(reason: DropReason) -> Verdict {
 
 /// [`classify_with`] under the default [`ClassifyConfig`] (software checksums, the fixed hash
 /// key): for tests and tools.
+/// The routing protocols' datagrams (issue 8): router messages on an interconnect port (to a
+/// router address or broadcast), RIP on a client port (to the router's address, broadcast or
+/// 224.0.0.9), BFD on a client port (to the router's address). Unfragmented UDP with a valid
+/// header only; the control plane checks the rest (authentication, TTL, subnet).
+#[inline]
+fn control_punt(
+    snap: &Snapshot,
+    port: &PortInfo,
+    broadcast: bool,
+    dst: u32,
+    ip: &Ipv4Packet<&[u8]>,
+) -> Option<PuntReason> {
+    let c = snap.control;
+    if ip.next_header() != protocol::UDP
+        || (c.router == 0 && !c.rip && !c.bfd)
+        || ip.more_frags()
+        || ip.frag_offset() != 0
+    {
+        return None;
+    }
+    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+    let own = port.ipv4.map(u32::from) == Some(dst);
+    let subnet_broadcast = port.ipv4.is_some_and(|a| {
+        let mask = if port.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - port.prefix_len as u32)
+        };
+        dst == u32::from(a) | !mask
+    });
+    let to_all = broadcast && (dst == u32::MAX || subnet_broadcast);
+    match port.role {
+        PortRole::Interconnect if c.router != 0 && udp.dst_port() == c.router => {
+            (own || to_all || snap.is_router_addr(dst)).then_some(PuntReason::Router)
+        }
+        PortRole::Client if c.rip && udp.dst_port() == RIP_PORT => {
+            (own || to_all || dst == RIP_MULTICAST_ADDR).then_some(PuntReason::Rip)
+        }
+        PortRole::Client if c.bfd && udp.dst_port() == BFD_PORT => {
+            own.then_some(PuntReason::Bfd)
+        }
+        _ => None,
+    }
+}
+
+/// 224.0.0.9, RIPv2's multicast group.
+const RIP_MULTICAST_ADDR: u32 = 0xe000_0009;
+
 #[inline]
 pub fn classify(snap: &Snapshot, rx_port: PortId, frame: &[u8]) -> Result<PacketMeta, Verdict> {
     classify_with(&ClassifyConfig::default(), snap, rx_port, frame)
@@ -127,7 +183,7 @@ pub fn classify_with(
     // parse_l2 succeeded, so the frame holds a full Ethernet header.
     let dst_mac = EthernetFrame::new_unchecked(frame).dst_addr();
     let broadcast = is_broadcast(&dst_mac);
-    if dst_mac != port.mac && !broadcast {
+    if dst_mac != port.mac && !broadcast && !snap.accepts_mac(rx_port, &dst_mac) {
         return Err(drop(DropReason::WrongPort));
     }
     match l2.ethertype {
@@ -144,10 +200,13 @@ pub fn classify_with(
     if cfg.checksum.ipv4.rx() && !ip.verify_checksum() {
         return Err(drop(DropReason::BadIpv4Header));
     }
-    if broadcast {
+    let dst = u32::from(ip.dst_addr());
+    if let Some(reason) = control_punt(snap, port, broadcast, dst, &ip) {
+        return Err(Verdict::Punt(reason));
+    }
+    if broadcast || dst_mac == RIP_MULTICAST_MAC {
         return Err(drop(DropReason::NotAlias));
     }
-    let dst = u32::from(ip.dst_addr());
     let alias = snap.alias_by_addr(dst);
     if alias.is_none() && !snap.is_router_addr(dst) {
         return Err(drop(DropReason::NotAlias));
@@ -479,6 +538,91 @@ pub(crate) mod tests {
         arp.extend_from_slice(&[2, 0, 0, 0, 0, 0x10, 0x08, 0x06]);
         arp.extend_from_slice(&[0; 28]);
         assert_eq!(classify(&s, 0, &arp), Err(Verdict::Punt(PuntReason::Arp)));
+    }
+
+    /// Issue 8: router messages, RIP and BFD are punted only where and when they are expected.
+    #[test]
+    fn routing_protocols_are_punted_by_port_role_and_destination() {
+        use crate::snapshot::ControlPorts;
+        let with_dst_mac = |mut f: Vec<u8>, mac: [u8; 6]| {
+            f[..6].copy_from_slice(&mac);
+            f
+        };
+        let bcast = [0xff; 6];
+        let ic0_mac = [2, 0, 0, 0, 0, 2];
+        let router_msg = with_dst_mac(frame([192, 0, 2, 127], 17, 0, &udp(9472, 9472)), bcast);
+        let rip_bcast = with_dst_mac(frame([198, 51, 100, 255], 17, 0, &udp(520, 520)), bcast);
+        let rip_mcast = with_dst_mac(
+            frame([224, 0, 0, 9], 17, 0, &udp(520, 520)),
+            RIP_MULTICAST_MAC,
+        );
+        let rip_unicast = frame([198, 51, 100, 2], 17, 0, &udp(520, 520));
+        let bfd = frame([198, 51, 100, 2], 17, 0, &udp(49152, 3784));
+        // Nothing is punted while the protocols are off.
+        let off = snap();
+        for f in [&rip_bcast, &rip_mcast, &rip_unicast, &bfd] {
+            assert!(matches!(classify(&off, 0, f), Err(Verdict::Drop(_))));
+        }
+        assert!(matches!(
+            classify(&off, 1, &router_msg),
+            Err(Verdict::Drop(_))
+        ));
+        let s = snap().with_control(ControlPorts {
+            router: 9472,
+            rip: true,
+            bfd: true,
+        });
+        // ic0 is 192.0.2.2 with prefix 24 in the fixture's port(): broadcast .255.
+        let ic_bcast = with_dst_mac(frame([192, 0, 2, 255], 17, 0, &udp(9472, 9472)), bcast);
+        assert_eq!(
+            classify(&s, 1, &ic_bcast),
+            Err(Verdict::Punt(PuntReason::Router))
+        );
+        let ic_unicast = with_dst_mac(frame([192, 0, 2, 2], 17, 0, &udp(9472, 9472)), ic0_mac);
+        assert_eq!(
+            classify(&s, 1, &ic_unicast),
+            Err(Verdict::Punt(PuntReason::Router))
+        );
+        // Not on the client port, and not to another subnet's broadcast.
+        assert_eq!(dropped(classify(&s, 0, &router_msg)), DropReason::NotAlias);
+        assert_eq!(
+            dropped(classify(&s, 1, &router_msg)),
+            DropReason::NotAlias,
+            "192.0.2.127 is not ic0's broadcast address"
+        );
+        for f in [&rip_bcast, &rip_mcast, &rip_unicast] {
+            assert_eq!(classify(&s, 0, f), Err(Verdict::Punt(PuntReason::Rip)));
+        }
+        assert_eq!(classify(&s, 0, &bfd), Err(Verdict::Punt(PuntReason::Bfd)));
+        // RIP and BFD are client-port protocols; BFD to a broadcast address is not punted.
+        let rip_ic = with_dst_mac(frame([192, 0, 2, 2], 17, 0, &udp(520, 520)), ic0_mac);
+        assert_eq!(dropped(classify(&s, 1, &rip_ic)), DropReason::NotAlias);
+        let bfd_bcast = with_dst_mac(frame([198, 51, 100, 255], 17, 0, &udp(49152, 3784)), bcast);
+        assert_eq!(dropped(classify(&s, 0, &bfd_bcast)), DropReason::NotAlias);
+        // Other multicast traffic to RIP's group MAC is not ours.
+        let other = with_dst_mac(frame([224, 0, 0, 9], 17, 0, &udp(520, 999)), RIP_MULTICAST_MAC);
+        assert_eq!(dropped(classify(&s, 0, &other)), DropReason::NotAlias);
+        // A fragment never is a control datagram.
+        let frag = with_dst_mac(frame([198, 51, 100, 255], 17, 0x2000, &udp(520, 520)), bcast);
+        assert_eq!(dropped(classify(&s, 0, &frag)), DropReason::NotAlias);
+    }
+
+    /// CA5: a port receives for the vMACs the snapshot gives it, and only those.
+    #[test]
+    fn vmacs_are_received_only_on_their_port() {
+        let vmac = [2, 0xc1, 198, 51, 100, 100];
+        let f = |mac: [u8; 6]| {
+            let mut f = frame(ALIAS, 6, 0, &tcp(40001, 80, TCP_SYN));
+            f[..6].copy_from_slice(&mac);
+            f
+        };
+        assert_eq!(dropped(classify(&snap(), 0, &f(vmac))), DropReason::WrongPort);
+        let s = snap().with_vmacs(vec![(0, vmac)]);
+        assert!(classify(&s, 0, &f(vmac)).is_ok());
+        assert_eq!(dropped(classify(&s, 1, &f(vmac))), DropReason::WrongPort);
+        let mut other = vmac;
+        other[5] = 101;
+        assert_eq!(dropped(classify(&s, 0, &f(other))), DropReason::WrongPort);
     }
 
     #[test]

@@ -270,6 +270,25 @@ impl core::fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
+/// The MAC of RIPv2's multicast group 224.0.0.9 (RFC 1112 §6.4 mapping).
+pub const RIP_MULTICAST_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x09];
+/// RIP's UDP port (RFC 2453).
+pub const RIP_PORT: u16 = 520;
+/// BFD's single-hop control UDP port (RFC 5881).
+pub const BFD_PORT: u16 = 3784;
+
+/// Which control protocols the router speaks, so classify knows what to punt (issue 8).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ControlPorts {
+    /// The router protocol's UDP port on the interconnect (docs/router-protocol.md); 0: the
+    /// router is alone.
+    pub router: u16,
+    /// RIPv2 (UDP 520) on client ports, including broadcast and 224.0.0.9.
+    pub rip: bool,
+    /// Single-hop BFD (UDP 3784) on client ports, to the router's own address.
+    pub bfd: bool,
+}
+
 /// Everything a worker needs to process packets. Immutable once built.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -286,6 +305,13 @@ pub struct Snapshot {
     /// ([`PuntReason::MemberAdvert`](crate::PuntReason::MemberAdvert)). 0 (what
     /// [`Snapshot::build`] sets): no adverts are expected. See [`Snapshot::with_advert_port`].
     pub advert_port: u16,
+    /// The control protocols whose datagrams classify punts (issue 8). All off by default.
+    pub control: ControlPorts,
+    /// Extra unicast MACs a port receives for (the vMACs of the aliases this router is the
+    /// proxy-ARP master of, CA5): `(port, mac)`, few. Frames to another router's vMAC are not
+    /// ours (`WrongPort`), so a frame flooded by a switch before it learnt the vMAC's port is
+    /// forwarded by the master alone.
+    pub vmacs: Box<[(PortId, [u8; 6])]>,
     alias_by_addr: HashMap<u32, AliasId, IntHashBuilder>,
     tcp_services: Box<[ServiceMode]>,
     udp_services: Box<[ServiceMode]>,
@@ -446,6 +472,8 @@ impl Snapshot {
             members,
             aliases: built,
             advert_port: 0,
+            control: ControlPorts::default(),
+            vmacs: Box::new([]),
             alias_by_addr,
             tcp_services,
             udp_services,
@@ -457,6 +485,26 @@ impl Snapshot {
     pub fn with_advert_port(mut self, port: u16) -> Snapshot {
         self.advert_port = port;
         self
+    }
+
+    /// The snapshot with the control protocols' ports set (see [`ControlPorts`]).
+    pub fn with_control(mut self, control: ControlPorts) -> Snapshot {
+        self.control = control;
+        self
+    }
+
+    /// The snapshot with the vMACs its ports receive for (see [`Snapshot::vmacs`]).
+    pub fn with_vmacs(mut self, vmacs: Vec<(PortId, [u8; 6])>) -> Snapshot {
+        self.vmacs = vmacs.into_boxed_slice();
+        self
+    }
+
+    /// Whether `port` receives frames sent to `mac` besides its own MAC and broadcast: one of
+    /// its vMACs, or RIP's multicast group 224.0.0.9 (01:00:5e:00:00:09) when RIP runs.
+    #[inline]
+    pub fn accepts_mac(&self, port: PortId, mac: &[u8; 6]) -> bool {
+        (self.control.rip && *mac == RIP_MULTICAST_MAC)
+            || self.vmacs.iter().any(|(p, m)| *p == port && m == mac)
     }
 
     /// Number of round-robin cursors the schedules of this snapshot use (see the module

@@ -28,16 +28,27 @@ pub enum PuntReason {
     /// [`Snapshot::advert_port`](crate::Snapshot::advert_port), received on an interconnect
     /// port. The control thread authenticates it.
     MemberAdvert = 2,
+    /// A router protocol message (issue 8, docs/router-protocol.md): UDP to
+    /// [`ControlPorts::router`](crate::snapshot::ControlPorts::router), to one of the router's
+    /// own addresses or broadcast, received on an interconnect port.
+    Router = 3,
+    /// RIPv2 (UDP 520, CA6) on a client port, to the router's address, broadcast or 224.0.0.9.
+    Rip = 4,
+    /// Single-hop BFD (UDP 3784, RFC 5881) on a client port, to the router's address.
+    Bfd = 5,
 }
 
 impl PuntReason {
     /// Number of variants, for counter arrays.
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 6;
     /// Every variant, in counter-index order.
     pub const ALL: [PuntReason; Self::COUNT] = [
         PuntReason::Arp,
         PuntReason::IcmpEcho,
         PuntReason::MemberAdvert,
+        PuntReason::Router,
+        PuntReason::Rip,
+        PuntReason::Bfd,
     ];
     /// The metric label.
     pub const fn name(self) -> &'static str {
@@ -45,6 +56,9 @@ impl PuntReason {
             PuntReason::Arp => "arp",
             PuntReason::IcmpEcho => "icmp_echo",
             PuntReason::MemberAdvert => "member_advert",
+            PuntReason::Router => "router",
+            PuntReason::Rip => "rip",
+            PuntReason::Bfd => "bfd",
         }
     }
 }
