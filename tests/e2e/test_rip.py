@@ -183,6 +183,11 @@ def test_bird_learns_host_and_network_routes_ecmp(lab, env):
     print(f"far client -> {VIRT}:80 through BIRD: {res}")
     assert res["ok"] == 20 and res["failed"] == 0, f"{res}" + env.tails()
     assert set(res["by_member"]) <= {"m1", "m2"}
+    for k in (1, 2):
+        sent = [float(x) for x in labmod.re.findall(
+            r"^clua_rip_updates_sent_total(?:\{[^}]*\})?\s+([0-9.eE+-]+)$", lab.metrics(k),
+            labmod.re.M)]
+        assert sent and sum(sent) >= 1, f"r{k} clua_rip_updates_sent_total {sent}"
     show = lab.cluamgr("-s", router=1).stdout
     assert VIRT_NET in show, f"cluamgr -s does not show the advertised route {VIRT_NET}:\n{show}"
 
@@ -275,6 +280,10 @@ def test_sigkill_bfd_drops_path(lab, env):
     assert gone <= BFD_DETECT + 0.3, f"BIRD took {gone:.2f} s to drop r2 (BFD 0.3 s)"
     assert routes.get(VIRT_NET) == [r1] and routes.get(f"{WEB}/32") == [r1], routes
     assert lab.bird_bfd_sessions().get(r2) != "Up"
+    changes = [float(x) for x in labmod.re.findall(
+        r"^clua_bfd_state_changes_total(?:\{[^}]*\})?\s+([0-9.eE+-]+)$", lab.metrics(1),
+        labmod.re.M)]
+    assert changes and sum(changes) >= 1, f"r1 clua_bfd_state_changes_total {changes}"
     res = far_tcp(lab, count=10)
     assert res["ok"] == 10, f"far client after r2's death: {res}" + env.tails()
 
