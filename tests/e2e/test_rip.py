@@ -35,11 +35,11 @@ class Env:
         self.lab, self.binary = lab, binary
         self.running: dict = {}
 
-    def config(self, k, key_file=None, bfd=False, extra_aliases=()):
+    def config(self, k, key_file=None, bfd=False, extra_aliases=(), mode="broadcast"):
         aliases = [{"name": "web", "address": WEB, "members": ["m1", "m2"]},
                    {"name": "virt", "address": VIRT, "virtual": True, "mask": VIRT_MASK,
                     "members": ["m1", "m2"]}]
-        rip = {"mode": "broadcast", "update_secs": UPDATE_SECS}
+        rip = {"mode": mode, "update_secs": UPDATE_SECS}
         if key_file:
             rip["key_file"] = str(key_file)
         doc = self.lab.aliasd_config_dict(
@@ -152,6 +152,10 @@ def test_lab_bird_with_a_python_rip_speaker(lab):
         r2 = labmod.RTR_CLI_IPS[2]
         took, routes = wait_routes(lab, lambda r: r.get(VIRT_NET) == [r2], timeout=2)
         assert took is not None, f"metric 16 did not withdraw router 1's path: {routes}"
+        # every test starts from a clean gateway: a stopped BIRD takes its kernel routes along
+        lab.stop_bird()
+        kr = lab.kernel_routes()
+        assert WEB not in kr and VIRT_NET not in kr, f"BIRD left kernel routes: {kr}"
     finally:
         lab.stop_bird()
         for k in (1, 2):
@@ -159,16 +163,18 @@ def test_lab_bird_with_a_python_rip_speaker(lab):
             lab.ip(r.ns, "addr", "flush", "dev", r.cli_if)
 
 
-def test_bird_learns_host_and_network_routes_ecmp(lab, env):
+@pytest.mark.parametrize("mode", ["broadcast", "multicast"])
+def test_bird_learns_host_and_network_routes_ecmp(lab, env, mode):
     """CA6: BIRD learns WEB/32 and the virtual alias's 203.0.113.0/25 from both routers (ECMP:
     both next hops), merged into the gateway's kernel table; the far client reaches the virtual
-    alias over TCP through BIRD's route (far -> gw -> router -> member -> gw -> far)."""
+    alias over TCP through BIRD's route (far -> gw -> router -> member -> gw -> far). RIP
+    broadcast (198.51.100.255) and multicast (224.0.0.9) alike."""
     assert not far_tcp(lab, count=1)["ok"], "the far client reaches VIRT without any route"
-    lab.start_bird(rip_auth=None, bfd=False)
-    env.start(1)
-    env.start(2)
+    lab.start_bird(rip_auth=None, bfd=False, mode=mode)
+    env.start(1, mode=mode)
+    env.start(2, mode=mode)
     took, routes = wait_routes(lab, both_learnt, timeout=2 * UPDATE_SECS + 2)
-    print(f"BIRD learnt both routes with both next hops after {took} s: {routes}")
+    print(f"{mode}: BIRD learnt both routes with both next hops after {took} s: {routes}")
     assert took is not None, (f"BIRD routes {routes}, want {WEB}/32 and {VIRT_NET} via {HOPS}"
                               + env.tails())
     deadline = time.monotonic() + 3
