@@ -128,6 +128,8 @@ def test_lab_bird_with_a_python_rip_speaker(lab):
     speaker in each router namespace (temporary kernel addresses .2 and .3), merges both next
     hops (ECMP) into the gateway's kernel table, parses as bird_routes() says, and drops a
     path at metric 16; its BFD sessions are listed (Down: nobody speaks BFD here)."""
+    # the far client's own path: the gateway, and a member answering it through the gateway
+    assert lab.ping(lab.far, labmod.GW_FAR_IP) and lab.ping(lab.far, lab.member("m1").address)
     lab.start_bird(rip_auth=None, bfd=True)
     try:
         for k in (1, 2):

@@ -255,6 +255,26 @@ def arp_master_metrics(lab, k) -> dict:
 
 
 # --------------------------------------------------------------------------------- tests
+def test_lab_routers_arp_probe_and_names(lab):
+    """The lab part: three router namespaces with the documented MACs on their three ports, no
+    kernel address and link names <= 15 characters; arp_answerers() sees exactly the gateway
+    for its address and nobody for an unused one, and client_neigh() reads the client's entry
+    once the kernel has resolved it."""
+    for r in lab.routers:
+        for ifn, role in zip(r.ifaces, ("client", "ic0", "ic1")):
+            info = labmod.json.loads(lab.ip(r.ns, "-j", "addr", "show", "dev", ifn).stdout)[0]
+            assert info["address"] == r.macs[role], (r.k, ifn, info["address"])
+            assert not [a for a in info.get("addr_info", []) if a["family"] == "inet"], info
+    assert all(len(n) <= 15 for n in lab.link_names()), lab.link_names()
+    assert len({m for r in lab.routers for m in r.macs.values()}
+               | {m.mac for m in lab.members}) == 3 * len(lab.routers) + len(lab.members)
+    gw_mac = labmod.json.loads(lab.ip(lab.gw, "-j", "link", "show", lab.gw_cli_if).stdout)[0]
+    assert lab.arp_answerers(labmod.GW_CLI_IP) == [gw_mac["address"]]
+    assert lab.arp_answerers("198.51.100.250") == []
+    assert lab.ping(lab.cli, labmod.GW_CLI_IP)
+    assert lab.client_neigh(labmod.GW_CLI_IP) == gw_mac["address"]
+
+
 def test_partition_really_isolates(lab):
     """The lab part of the partition tests: with temporary kernel addresses on the routers'
     ic0 veths (no aliasd running), partition((1, 2)) cuts router 1 from router 2 while both
