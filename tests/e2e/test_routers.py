@@ -328,13 +328,13 @@ def test_rpri_master_fallover_and_return(lab, routers):
     # ARP takeover time, without a TCP client (whose retries would not change it).
     t_kill = routers.kill(1)
     arp_takeover, seen = wait_placement(lab, {A1: 2}, timeout=3, since=t_kill)
-    garps = metric_total(lab, 2, "clua_garp_sent_total")
-    print(f"r2 clua_garp_sent_total after taking over: {garps}")
-    assert garps is not None and garps >= 1, f"r2 sent no gratuitous ARP ({garps})"
     print(f"ARP takeover after SIGKILL of the master: "
           f"{'never' if arp_takeover is None else f'{arp_takeover * 1000:.0f} ms'}")
     assert arp_takeover is not None and arp_takeover < 1.0, (
         f"r2 not the only answerer 1 s after r1 died (last: {seen})" + routers.tails())
+    garps = metric_total(lab, 2, "clua_garp_sent_total")
+    print(f"r2 clua_garp_sent_total after taking over: {garps}")
+    assert garps is not None and garps >= 1, f"r2 sent no gratuitous ARP ({garps})"
 
     times = []
     for trial in range(TRIALS):
@@ -382,8 +382,8 @@ def test_rpri_master_fallover_and_return(lab, routers):
 def test_placement_three_routers_ph1(lab, routers):
     """PH1: 4 aliases over 3 routers, rpri 10 everywhere except a4 on r3 (20). Started r1,
     r2, r3 one after the other, each alias's master follows the rule as the test computes it
-    (election.rs ported to Python), cluamgr-independent: seen as the one ARP answerer, and in
-    clua_alias_arp_master. SIGKILL of r1: its aliases go to the survivors by the fewest-aliases
+    (election.rs ported to Python): seen as the one ARP answerer, in `cluamgr -s` (`arp master:
+    NODE`, `(this router)` on it) and in clua_alias_arp_master. SIGKILL of r1: its aliases go to the survivors by the fewest-aliases
     and node-name tie-breaks; r1 returning with equal rpri takes none back."""
     aliases = [A1, A2, A3, A4]
     rpri = {1: {a: 10 for a in aliases}, 2: {a: 10 for a in aliases},
@@ -409,6 +409,8 @@ def test_placement_three_routers_ph1(lab, routers):
         got = arp_master_metrics(lab, k)
         for a in aliases:
             val = got.get(NAMES[a], got.get(a))
+            if current[a] != f"r{k}" and val is None:
+                val = 0.0  # "1 on the master": others may leave the sample out
             assert val == (1.0 if current[a] == f"r{k}" else 0.0), (
                 f"clua_alias_arp_master for {a} on r{k}: {val} ({got})")
 
