@@ -302,7 +302,13 @@ pub fn apply(
                         "alias {an}: vmac {} -> {v}{}",
                         a.vmac,
                         if v {
-                            format!(" ({})", crate::model::fmt_mac(&crate::model::vmac(&cluster_name, a.address)))
+                            format!(
+                                " ({})",
+                                crate::model::fmt_mac(&crate::model::vmac(
+                                    &cluster_name,
+                                    a.address
+                                ))
+                            )
                         } else {
                             String::new()
                         }

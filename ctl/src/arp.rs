@@ -5,6 +5,7 @@
 //! subnet is reached through a route, not proxy ARP (seed 000 Table 6-1). The router also
 //! answers for its own port address, on any port.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use clua_pipeline::snapshot::{PortId, PortRole, Snapshot};
@@ -22,18 +23,44 @@ pub enum ArpOutcome {
     Malformed,
 }
 
-/// Whether the router answers ARP for `target` on `port`.
-pub fn answers_for(snapshot: &Snapshot, port: PortId, target: Ipv4Addr) -> bool {
-    let Some(p) = snapshot.ports.get(port as usize) else {
-        return false;
-    };
+/// Which aliases this router answers ARP for, and with which MAC (issue 8; CA4, CA5).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArpView {
+    /// `None`: the router is alone and answers for every alias (in a client port's subnet);
+    /// `Some`: only for these, the aliases it is the elected proxy-ARP master of.
+    pub masters: Option<BTreeSet<Ipv4Addr>>,
+    /// The vMAC of every alias that has one (CA5): its ARP replies and announcements carry it.
+    pub vmacs: BTreeMap<Ipv4Addr, [u8; 6]>,
+}
+
+impl ArpView {
+    /// Whether this router answers for alias `addr` (subnet rules aside).
+    pub fn is_master(&self, addr: Ipv4Addr) -> bool {
+        self.masters.as_ref().is_none_or(|m| m.contains(&addr))
+    }
+}
+
+/// The MAC the router answers ARP for `target` on `port` with (the port's, or the alias's
+/// vMAC), or `None` if it does not answer: its own port address always; an alias only on a
+/// client port whose subnet holds it (or that has no address), and only if `view` says it is
+/// the alias's master.
+pub fn answers_for(
+    snapshot: &Snapshot,
+    view: &ArpView,
+    port: PortId,
+    target: Ipv4Addr,
+) -> Option<[u8; 6]> {
+    let p = snapshot.ports.get(port as usize)?;
     if p.ipv4 == Some(target) {
-        return true;
+        return Some(p.mac);
     }
-    if p.role != PortRole::Client || snapshot.alias_by_addr(u32::from(target)).is_none() {
-        return false;
+    if p.role != PortRole::Client
+        || snapshot.alias_by_addr(u32::from(target)).is_none()
+        || !view.is_master(target)
+    {
+        return None;
     }
-    match p.ipv4 {
+    let in_subnet = match p.ipv4 {
         None => true,
         Some(own) => {
             let mask = if p.prefix_len == 0 {
@@ -43,22 +70,20 @@ pub fn answers_for(snapshot: &Snapshot, port: PortId, target: Ipv4Addr) -> bool 
             };
             u32::from(own) & mask == u32::from(target) & mask
         }
-    }
+    };
+    in_subnet.then(|| view.vmacs.get(&target).copied().unwrap_or(p.mac))
 }
 
-/// Turns an ARP request for an address we answer for into the reply, in place.
-/// A VLAN tag, if present, is kept so the reply goes back on the same VLAN.
-pub fn respond(frame: &mut [u8], snapshot: &Snapshot, port: PortId) -> ArpOutcome {
+/// Turns an ARP request for an address we answer for ([`answers_for`]) into the reply, in
+/// place, from the MAC it gives. A VLAN tag, if present, is kept so the reply goes back on the
+/// same VLAN.
+pub fn respond(frame: &mut [u8], snapshot: &Snapshot, view: &ArpView, port: PortId) -> ArpOutcome {
     let Ok(l2) = parse_l2(frame) else {
         return ArpOutcome::Malformed;
     };
     if l2.ethertype != EtherType::ARP {
         return ArpOutcome::Malformed;
     }
-    let Some(port_info) = snapshot.ports.get(port as usize) else {
-        return ArpOutcome::Ignored;
-    };
-    let our_mac = port_info.mac;
     let request = {
         let Ok(pkt) = ArpPacket::new_checked(&frame[l2.l3_offset..]) else {
             return ArpOutcome::Malformed;
@@ -68,11 +93,12 @@ pub fn respond(frame: &mut [u8], snapshot: &Snapshot, port: PortId) -> ArpOutcom
             Err(_) => return ArpOutcome::Malformed,
         }
     };
-    if request.operation != ArpOperation::Request
-        || !answers_for(snapshot, port, request.target_protocol_addr)
-    {
+    if request.operation != ArpOperation::Request {
         return ArpOutcome::Ignored;
     }
+    let Some(our_mac) = answers_for(snapshot, view, port, request.target_protocol_addr) else {
+        return ArpOutcome::Ignored;
+    };
     // Never answer a probe's zero sender address with a unicast to nobody: RFC 5227 probes use
     // sender 0.0.0.0 and still deserve a reply (conflict detection), sent to the sender MAC.
     let reply = ArpRepr {
@@ -168,7 +194,10 @@ mod tests {
         let s = snapshot();
         let mut f = request([198, 51, 100, 100]);
         f.extend_from_slice(&[0; 18]); // Ethernet padding to 60 bytes stays untouched
-        assert_eq!(respond(&mut f, &s, 0), ArpOutcome::Reply);
+        assert_eq!(
+            respond(&mut f, &s, &ArpView::default(), 0),
+            ArpOutcome::Reply
+        );
         let mut want = Vec::new();
         want.extend_from_slice(&CLIENT_MAC); // to the requester
         want.extend_from_slice(&ROUTER_MAC);
@@ -188,7 +217,10 @@ mod tests {
         let mut f = plain[..12].to_vec();
         f.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]); // VLAN 100
         f.extend_from_slice(&plain[12..]);
-        assert_eq!(respond(&mut f, &s, 0), ArpOutcome::Reply);
+        assert_eq!(
+            respond(&mut f, &s, &ArpView::default(), 0),
+            ArpOutcome::Reply
+        );
         assert_eq!(&f[12..16], &[0x81, 0x00, 0x00, 0x64]);
         assert_eq!(&f[16..18], &[0x08, 0x06]);
         assert_eq!(&f[24..26], &[0, 2]);
@@ -200,7 +232,10 @@ mod tests {
         let s = snapshot();
         // CA4 / Table 6-1: the virtual-subnet alias is not proxy-ARPed.
         let mut f = request([203, 0, 113, 5]);
-        assert_eq!(respond(&mut f, &s, 0), ArpOutcome::Ignored);
+        assert_eq!(
+            respond(&mut f, &s, &ArpView::default(), 0),
+            ArpOutcome::Ignored
+        );
         assert_eq!(
             f,
             request([203, 0, 113, 5]),
@@ -208,33 +243,93 @@ mod tests {
         );
         // Another host on the LAN.
         assert_eq!(
-            respond(&mut request([198, 51, 100, 7]), &s, 0),
+            respond(&mut request([198, 51, 100, 7]), &s, &ArpView::default(), 0),
             ArpOutcome::Ignored
         );
         // Aliases are not answered on the interconnect (members must not learn them there)...
         assert_eq!(
-            respond(&mut request([198, 51, 100, 100]), &s, 1),
+            respond(
+                &mut request([198, 51, 100, 100]),
+                &s,
+                &ArpView::default(),
+                1
+            ),
             ArpOutcome::Ignored
         );
         // ...but the router's own address is answered on its port.
         let mut own = request([192, 0, 2, 2]);
-        assert_eq!(respond(&mut own, &s, 1), ArpOutcome::Reply);
+        assert_eq!(
+            respond(&mut own, &s, &ArpView::default(), 1),
+            ArpOutcome::Reply
+        );
         assert_eq!(&own[22..28], &[2, 0, 0, 0, 0, 2]);
         // A reply is not answered; unknown port ignored; garbage is malformed.
         let mut reply = request([198, 51, 100, 100]);
         reply[21] = 2;
-        assert_eq!(respond(&mut reply, &s, 0), ArpOutcome::Ignored);
         assert_eq!(
-            respond(&mut request([198, 51, 100, 100]), &s, 9),
+            respond(&mut reply, &s, &ArpView::default(), 0),
             ArpOutcome::Ignored
         );
         assert_eq!(
-            respond(&mut request([198, 51, 100, 100])[..30].to_vec(), &s, 0),
+            respond(
+                &mut request([198, 51, 100, 100]),
+                &s,
+                &ArpView::default(),
+                9
+            ),
+            ArpOutcome::Ignored
+        );
+        assert_eq!(
+            respond(
+                &mut request([198, 51, 100, 100])[..30].to_vec(),
+                &s,
+                &ArpView::default(),
+                0
+            ),
             ArpOutcome::Malformed
         );
         let mut bad_hlen = request([198, 51, 100, 100]);
         bad_hlen[18] = 8;
-        assert_eq!(respond(&mut bad_hlen, &s, 0), ArpOutcome::Malformed);
+        assert_eq!(
+            respond(&mut bad_hlen, &s, &ArpView::default(), 0),
+            ArpOutcome::Malformed
+        );
+    }
+
+    /// CA4/CA5: with several routers only the master answers, and with the alias's vMAC.
+    #[test]
+    fn only_the_master_answers_and_with_the_vmac() {
+        let s = snapshot();
+        let web = Ipv4Addr::new(198, 51, 100, 100);
+        let not_master = ArpView {
+            masters: Some(BTreeSet::new()),
+            vmacs: BTreeMap::new(),
+        };
+        assert_eq!(
+            respond(&mut request([198, 51, 100, 100]), &s, &not_master, 0),
+            ArpOutcome::Ignored
+        );
+        // Its own address it answers whatever the election says.
+        assert_eq!(
+            respond(&mut request([198, 51, 100, 2]), &s, &not_master, 0),
+            ArpOutcome::Reply
+        );
+        let vmac = [2, 0x40, 198, 51, 100, 100];
+        let master = ArpView {
+            masters: Some(BTreeSet::from([web])),
+            vmacs: BTreeMap::from([(web, vmac)]),
+        };
+        let mut f = request([198, 51, 100, 100]);
+        assert_eq!(respond(&mut f, &s, &master, 0), ArpOutcome::Reply);
+        assert_eq!(
+            &f[6..12],
+            &vmac,
+            "Ethernet source: switches learn the vMAC here"
+        );
+        assert_eq!(&f[22..28], &vmac, "ARP sender hardware address");
+        assert_eq!(&f[28..32], &[198, 51, 100, 100]);
+        assert_eq!(answers_for(&s, &master, 0, web), Some(vmac));
+        assert_eq!(answers_for(&s, &master, 1, web), None);
     }
 
     #[test]

@@ -29,16 +29,18 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use clua_pipeline::snapshot::{PortId, PortRole, Snapshot};
+use clua_pipeline::snapshot::{ControlPorts, PortId, PortRole, Snapshot};
 use clua_pipeline::{CoreCounters, MemberId, PuntReason};
 
 use crate::apply::{apply, Applied, ControlState};
-use crate::arp::{self, ArpOutcome};
+use crate::arp::{self, ArpOutcome, ArpView};
 use crate::command::{Command, USAGE};
 use crate::icmp::{self, IcmpOutcome};
 use crate::members::{AdvertCounters, AdvertSettings, MemberTracker};
 use crate::model::{Cluster, Mac, ModelError};
 use crate::protocol::Reply;
+use crate::routers::role::{InterconnectPort, RoleEvent, RouterRole};
+use crate::routers::tracker::{RouterCounters, RouterSettings};
 use crate::show::render_show;
 
 /// How long a failed re-application of the members' state waits before it is tried again.
@@ -72,6 +74,22 @@ pub struct ControlCounters {
     /// Member advert outcomes, copied after every advert (`None` when no member runs the
     /// agent).
     pub adverts: Mutex<Option<AdvertCounters>>,
+    /// The router protocol's state, copied after every change (`None` when this router is
+    /// alone).
+    pub routers: Mutex<Option<RoutingStatus>>,
+}
+
+/// What the metrics endpoint shows of the router protocol (issue 8).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoutingStatus {
+    /// Live peer routers.
+    pub peers: usize,
+    /// Elections that changed what this router answers ARP for.
+    pub elections: u64,
+    /// The protocol's counters.
+    pub counters: RouterCounters,
+    /// Per alias (name): whether this router is its proxy-ARP master.
+    pub masters: Vec<(String, bool)>,
 }
 
 impl ControlCounters {
@@ -87,6 +105,11 @@ impl ControlCounters {
     /// A copy of the advert counters.
     pub fn adverts(&self) -> Option<AdvertCounters> {
         self.adverts.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    /// A copy of the router protocol's status.
+    pub fn routers(&self) -> Option<RoutingStatus> {
+        self.routers.lock().map(|g| g.clone()).unwrap_or(None)
     }
 }
 
@@ -108,6 +131,8 @@ pub enum Cause {
     Command,
     /// Member adverts (or their absence: a member's dead interval passed).
     Members,
+    /// The proxy-ARP election: the vMACs this router receives for changed.
+    Routers,
 }
 
 impl Cause {
@@ -116,6 +141,7 @@ impl Cause {
             Cause::Start => "start",
             Cause::Command => "command",
             Cause::Members => "member adverts",
+            Cause::Routers => "proxy-ARP election",
         }
     }
 }
@@ -191,6 +217,8 @@ pub enum Event {
     },
     /// The members' reported state is in force again after failures.
     MemberStateApplied,
+    /// Peer routers and the proxy-ARP election (issue 8).
+    Router(RoleEvent),
 }
 
 impl Event {
@@ -248,6 +276,25 @@ impl fmt::Display for Event {
                 "member state from adverts not applied, retrying every {MEMBER_RETRY_MS} ms: {why}"
             ),
             Event::MemberStateApplied => f.write_str("member state from adverts applied again"),
+            Event::Router(RoleEvent::PeerUp(n)) => write!(f, "router {n} up"),
+            Event::Router(RoleEvent::PeerDown(n)) => {
+                write!(f, "router {n} down (dead interval passed or goodbye)")
+            }
+            Event::Router(RoleEvent::Master {
+                alias,
+                node: Some(n),
+                this_router,
+            }) => write!(
+                f,
+                "proxy-ARP master of alias {alias}: {n}{}",
+                if *this_router { " (this router)" } else { "" }
+            ),
+            Event::Router(RoleEvent::Master {
+                alias, node: None, ..
+            }) => write!(
+                f,
+                "alias {alias} has no proxy-ARP master: no live router has a port on its subnet"
+            ),
         }
     }
 }
@@ -294,6 +341,9 @@ pub enum StartError {
     /// The first snapshot could not be built.
     #[error("building the configuration snapshot: {0}")]
     Snapshot(#[from] clua_pipeline::snapshot::SnapshotError),
+    /// The router protocol's port is not an interconnect port with an address and a MAC.
+    #[error("router protocol port `{0}` is not a port with an address and a MAC")]
+    Interconnect(String),
 }
 
 /// The control plane. See the module docs.
@@ -311,6 +361,42 @@ pub struct ControlPlane {
     counters: Arc<ControlCounters>,
     cores: Vec<Arc<CoreCounters>>,
     files: FileReader,
+    /// This router among several (`None`: alone, it answers ARP for every alias).
+    role: Option<RouterRole>,
+    /// Which aliases this router answers ARP for, and with which MAC.
+    arp_view: ArpView,
+    /// Gratuitous ARPs still to send (a new master sends `garp_count`, spaced).
+    garps: Vec<PendingGarp>,
+    /// The last time an input carried.
+    now_ms: u64,
+}
+
+/// A gratuitous ARP announcement in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PendingGarp {
+    port: PortId,
+    alias: std::net::Ipv4Addr,
+    mac: Mac,
+    left: u32,
+    next_at: u64,
+}
+
+/// Everything [`ControlPlane::start_with`] needs.
+pub struct Start {
+    /// The configuration in force at start.
+    pub state: ControlState,
+    /// Port MACs, indexed like `state.cluster.ports`.
+    pub macs: Vec<Mac>,
+    /// Member adverts, when members run the agent.
+    pub adverts: Option<AdvertSettings>,
+    /// The router protocol, when this router is one of several (issue 8).
+    pub routers: Option<RouterSettings>,
+    /// The workers' counters.
+    pub cores: Vec<Arc<CoreCounters>>,
+    /// Reads the files commands name.
+    pub files: FileReader,
+    /// The time of start on the clock later inputs use.
+    pub now_ms: u64,
 }
 
 impl ControlPlane {
@@ -325,15 +411,63 @@ impl ControlPlane {
         cores: Vec<Arc<CoreCounters>>,
         files: FileReader,
     ) -> Result<(ControlPlane, Effects), StartError> {
-        let members = adverts.map(|a| MemberTracker::new(a, &state));
-        let snapshot = Arc::new(state.cluster.snapshot(1, &macs)?);
+        Self::start_with(Start {
+            state,
+            macs,
+            adverts: adverts.cloned(),
+            routers: None,
+            cores,
+            files,
+            now_ms: 0,
+        })
+    }
+
+    /// [`ControlPlane::start`] with every option. With `routers`, this router first listens to
+    /// its peers for one dead interval and answers ARP for no alias until the election says
+    /// which are its own ([`crate::routers::role`]); the router protocol runs on the
+    /// `interconnect` port the settings name.
+    pub fn start_with(start: Start) -> Result<(ControlPlane, Effects), StartError> {
+        let Start {
+            state,
+            macs,
+            adverts,
+            routers,
+            cores,
+            files,
+            now_ms,
+        } = start;
+        let members = adverts.as_ref().map(|a| MemberTracker::new(a, &state));
+        let role = match routers {
+            None => None,
+            Some(settings) => {
+                let ic = state
+                    .cluster
+                    .ports
+                    .iter()
+                    .enumerate()
+                    .find(|(_, p)| p.name == settings.interconnect)
+                    .and_then(|(i, p)| {
+                        let a = p.address?;
+                        Some(InterconnectPort {
+                            port: i as PortId,
+                            mac: macs.get(i).copied().or(p.mac)?,
+                            addr: a.addr,
+                            prefix_len: a.len,
+                        })
+                    })
+                    .ok_or_else(|| StartError::Interconnect(settings.interconnect.clone()))?;
+                Some(RouterRole::new(settings, ic))
+            }
+        };
         let counters = Arc::new(ControlCounters::default());
         if let Some(t) = &members {
             if let Ok(mut g) = counters.adverts.lock() {
                 *g = Some(t.counters().clone());
             }
         }
-        let plane = ControlPlane {
+        let arp_view = arp_view(&state, role.as_ref());
+        let snapshot = Arc::new(build_snapshot(&state, &macs, &arp_view, role.as_ref(), 1)?);
+        let mut plane = ControlPlane {
             state,
             macs,
             snapshot: snapshot.clone(),
@@ -344,6 +478,10 @@ impl ControlPlane {
             counters,
             cores,
             files,
+            role,
+            arp_view,
+            garps: Vec::new(),
+            now_ms,
         };
         let mut fx = Effects {
             publish: Some(snapshot.clone()),
@@ -353,7 +491,8 @@ impl ControlPlane {
             }],
             ..Effects::default()
         };
-        plane.announce(&snapshot, None, &mut fx);
+        plane.announce(None, &mut fx);
+        plane.routing_status();
         Ok((plane, fx))
     }
 
@@ -382,9 +521,10 @@ impl ControlPlane {
         now_ms: u64,
     ) -> Effects {
         let mut fx = Effects::default();
+        self.now_ms = self.now_ms.max(now_ms);
         let c = &self.counters;
         match reason {
-            PuntReason::Arp => match arp::respond(frame, &self.snapshot, port) {
+            PuntReason::Arp => match arp::respond(frame, &self.snapshot, &self.arp_view, port) {
                 ArpOutcome::Reply => {
                     ControlCounters::bump(&c.arp_replies);
                     fx.reply_in_place = true;
@@ -401,7 +541,19 @@ impl ControlPlane {
                     ControlCounters::bump(&c.icmp_ignored)
                 }
             },
-            PuntReason::Router | PuntReason::Rip | PuntReason::Bfd => {
+            PuntReason::Router => {
+                let Some(role) = self.role.as_mut() else {
+                    ControlCounters::bump(&c.unexpected);
+                    return fx;
+                };
+                if port != role.interconnect() {
+                    ControlCounters::bump(&c.unexpected);
+                    return fx;
+                }
+                let changed = role.on_frame(frame, &self.state, now_ms);
+                self.after_routing(changed, now_ms, &mut fx);
+            }
+            PuntReason::Rip | PuntReason::Bfd => {
                 ControlCounters::bump(&c.unexpected);
             }
             PuntReason::MemberAdvert => {
@@ -432,6 +584,13 @@ impl ControlPlane {
     /// that said goodbye end, a failed member-state application is retried.
     pub fn on_tick(&mut self, now_ms: u64) -> Effects {
         let mut fx = Effects::default();
+        self.now_ms = self.now_ms.max(now_ms);
+        if let Some(role) = self.role.as_mut() {
+            let (out, changed) = role.on_tick(&self.state, now_ms);
+            fx.transmit.extend(out);
+            self.after_routing(changed, now_ms, &mut fx);
+        }
+        self.flush_garps(now_ms, &mut fx);
         if let Some(t) = self.members.as_mut() {
             if t.expire(now_ms) {
                 self.members_pending = true;
@@ -556,45 +715,239 @@ impl ControlPlane {
         fx: &mut Effects,
     ) -> Result<u64, RebuildError> {
         let generation = self.snapshot.generation + 1;
-        let snapshot = Arc::new(next.cluster.snapshot(generation, &self.macs)?);
+        if let Some(role) = self.role.as_mut() {
+            // The router's own view (aliases, rpri) may have changed: elect again.
+            role.on_state_change();
+            let (out, _) = role.on_tick(&next, self.now_ms);
+            fx.transmit.extend(out);
+        }
+        let view = arp_view(&next, self.role.as_ref());
+        let snapshot = Arc::new(build_snapshot(
+            &next,
+            &self.macs,
+            &view,
+            self.role.as_ref(),
+            generation,
+        )?);
         diff_members(&self.state.cluster, &next.cluster, &mut fx.events);
         fx.events.push(Event::Generation { generation, cause });
-        let before = self.snapshot.clone();
+        let before = (
+            self.snapshot.clone(),
+            std::mem::replace(&mut self.arp_view, view),
+        );
         self.state = next;
         self.snapshot = snapshot.clone();
-        self.announce(&snapshot, Some(&before), fx);
+        self.announce(Some((&before.0, &before.1)), fx);
+        self.take_role_events(fx);
+        self.routing_status();
         fx.publish = Some(snapshot);
         Ok(generation)
     }
 
-    /// Gratuitous ARP for every alias answered on a client port in `now` and not in `before`
-    /// (all of them at start): a router that starts answering for an alias announces it, so
-    /// neighbours update their caches at once (CA4).
-    fn announce(&self, now: &Snapshot, before: Option<&Snapshot>, fx: &mut Effects) {
-        for (i, info) in now.ports.iter().enumerate() {
-            if info.role != PortRole::Client {
-                continue;
-            }
-            let port = i as PortId;
-            for alias in &now.aliases {
-                if !arp::answers_for(now, port, alias.addr)
-                    || before.is_some_and(|b| {
-                        arp::answers_for(b, port, alias.addr)
-                            && b.ports.get(i).map(|p| p.mac) == Some(info.mac)
-                    })
-                {
-                    continue;
+    /// After the router protocol ran: if what this router answers ARP for changed, a new ARP
+    /// view (at once: a router that lost an alias stops answering now), a snapshot with the
+    /// vMACs it now receives for, and gratuitous ARP for what it gained.
+    fn after_routing(&mut self, changed: bool, now_ms: u64, fx: &mut Effects) {
+        if changed {
+            let view = arp_view(&self.state, self.role.as_ref());
+            let generation = self.snapshot.generation + 1;
+            match build_snapshot(
+                &self.state,
+                &self.macs,
+                &view,
+                self.role.as_ref(),
+                generation,
+            ) {
+                Ok(s) => {
+                    let snapshot = Arc::new(s);
+                    let before = (
+                        std::mem::replace(&mut self.snapshot, snapshot.clone()),
+                        std::mem::replace(&mut self.arp_view, view),
+                    );
+                    fx.events.push(Event::Generation {
+                        generation,
+                        cause: Cause::Routers,
+                    });
+                    self.announce(Some((&before.0, &before.1)), fx);
+                    fx.publish = Some(snapshot);
                 }
-                let mut frame = [0u8; arp::ARP_FRAME_LEN];
-                arp::gratuitous(&mut frame, info.mac, alias.addr);
-                ControlCounters::bump(&self.counters.garp_sent);
-                fx.transmit.push(Transmit {
-                    port,
-                    frame: frame.to_vec(),
-                });
+                // The state built a snapshot before; only the vMACs differ, which cannot fail.
+                // Should it fail anyway, answer by the new view and keep the old snapshot.
+                Err(_) => self.arp_view = view,
+            }
+            self.flush_garps(now_ms, fx);
+        }
+        self.take_role_events(fx);
+        self.routing_status();
+    }
+
+    fn take_role_events(&mut self, fx: &mut Effects) {
+        if let Some(role) = self.role.as_mut() {
+            fx.events
+                .extend(role.take_events().into_iter().map(Event::Router));
+        }
+    }
+
+    /// Copies the router protocol's state for the metrics endpoint.
+    fn routing_status(&self) {
+        let Some(role) = &self.role else {
+            return;
+        };
+        let mine = role.masters_of_this_router();
+        let status = RoutingStatus {
+            peers: role.tracker().peers().len(),
+            elections: role.elections(),
+            counters: role.tracker().counters().clone(),
+            masters: self
+                .state
+                .cluster
+                .aliases
+                .iter()
+                .map(|a| (a.name.clone(), mine.contains(&a.address)))
+                .collect(),
+        };
+        if let Ok(mut g) = self.counters.routers.lock() {
+            *g = Some(status);
+        }
+    }
+
+    /// A clean shutdown: the router protocol's goodbye (peers take this router's aliases at
+    /// once). The plane answers nothing afterwards.
+    pub fn shutdown(&mut self) -> Effects {
+        let mut fx = Effects::default();
+        if let Some(role) = self.role.as_mut() {
+            fx.transmit.extend(role.goodbye());
+            self.arp_view.masters = Some(Default::default());
+            self.garps.clear();
+        }
+        fx
+    }
+
+    /// This router among several, if it is.
+    pub fn role(&self) -> Option<&RouterRole> {
+        self.role.as_ref()
+    }
+
+    /// The ARP view in force.
+    pub fn arp_view(&self) -> &ArpView {
+        &self.arp_view
+    }
+
+    /// Schedules gratuitous ARP for every (client port, alias, MAC) answered now and not
+    /// `before` (all of them at start): a router that starts answering for an alias announces
+    /// it, so neighbours update their caches at once (CA4), and from the vMAC so switches
+    /// learn where it is now (CA5). Announcements in progress for what is no longer answered
+    /// stop. Alone, one announcement per alias; among several routers `garp_count`, spaced.
+    fn announce(&mut self, before: Option<(&Snapshot, &ArpView)>, fx: &mut Effects) {
+        let now = answered(&self.snapshot, &self.arp_view);
+        let was = before.map(|(s, v)| answered(s, v)).unwrap_or_default();
+        self.garps
+            .retain(|g| now.contains(&(g.port, g.alias, g.mac)));
+        let (count, _) = self.garp_spacing();
+        for &(port, alias, mac) in now.difference(&was) {
+            self.garps.retain(|g| !(g.port == port && g.alias == alias));
+            self.garps.push(PendingGarp {
+                port,
+                alias,
+                mac,
+                left: count,
+                next_at: self.now_ms,
+            });
+        }
+        self.flush_garps(self.now_ms, fx);
+    }
+
+    fn garp_spacing(&self) -> (u32, u64) {
+        match &self.role {
+            None => (1, 0),
+            Some(r) => {
+                let s = r.tracker().settings();
+                (s.garp_count.max(1), u64::from(s.garp_interval_ms))
             }
         }
     }
+
+    /// Sends the gratuitous ARPs that are due.
+    fn flush_garps(&mut self, now_ms: u64, fx: &mut Effects) {
+        if self.garps.is_empty() {
+            return;
+        }
+        let (_, spacing) = self.garp_spacing();
+        for g in self.garps.iter_mut().filter(|g| g.next_at <= now_ms) {
+            let mut frame = [0u8; arp::ARP_FRAME_LEN];
+            arp::gratuitous(&mut frame, g.mac, g.alias);
+            ControlCounters::bump(&self.counters.garp_sent);
+            fx.transmit.push(Transmit {
+                port: g.port,
+                frame: frame.to_vec(),
+            });
+            g.left -= 1;
+            g.next_at = now_ms + spacing;
+        }
+        self.garps.retain(|g| g.left > 0);
+    }
+}
+
+/// Every (client port, alias, MAC) the router answers ARP for under `view`.
+fn answered(s: &Snapshot, view: &ArpView) -> BTreeSet<(PortId, std::net::Ipv4Addr, Mac)> {
+    let mut out = BTreeSet::new();
+    for (i, info) in s.ports.iter().enumerate() {
+        if info.role != PortRole::Client {
+            continue;
+        }
+        for alias in &s.aliases {
+            if let Some(mac) = arp::answers_for(s, view, i as PortId, alias.addr) {
+                out.insert((i as PortId, alias.addr, mac));
+            }
+        }
+    }
+    out
+}
+
+/// The ARP view of `state`: alone, every alias; among several routers, the ones the election
+/// gave this router; vMACs for the aliases that have one (CA5).
+fn arp_view(state: &ControlState, role: Option<&RouterRole>) -> ArpView {
+    ArpView {
+        masters: role.map(|r| r.masters_of_this_router().clone()),
+        vmacs: state
+            .cluster
+            .aliases
+            .iter()
+            .filter(|a| a.vmac)
+            .map(|a| {
+                (
+                    a.address,
+                    crate::model::vmac(&state.cluster.name, a.address),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The workers' snapshot of `state`: the model's, with the control protocols classify punts
+/// and the vMACs this router receives for (those of the aliases it answers ARP for).
+fn build_snapshot(
+    state: &ControlState,
+    macs: &[Mac],
+    view: &ArpView,
+    role: Option<&RouterRole>,
+    generation: u64,
+) -> Result<Snapshot, clua_pipeline::snapshot::SnapshotError> {
+    let s = state.cluster.snapshot(generation, macs)?;
+    let mut vmacs: Vec<(PortId, Mac)> = answered(&s, view)
+        .into_iter()
+        .filter(|(port, alias, mac)| {
+            view.vmacs.get(alias) == Some(mac) && s.ports[*port as usize].mac != *mac
+        })
+        .map(|(port, _, mac)| (port, mac))
+        .collect();
+    vmacs.dedup();
+    let control = ControlPorts {
+        router: role.map_or(0, |r| r.tracker().settings().udp_port),
+        rip: false,
+        bfd: false,
+    };
+    Ok(s.with_control(control).with_vmacs(vmacs))
 }
 
 impl Effects {

@@ -322,8 +322,10 @@ mod tests {
         // The same rule as the ARP responder's.
         let snap = s.cluster.snapshot(6, &MACS).unwrap();
         for a in &s.cluster.aliases {
-            let answered = (0..snap.ports.len())
-                .any(|p| crate::arp::answers_for(&snap, p as PortId, a.address));
+            let answered = (0..snap.ports.len()).any(|p| {
+                crate::arp::answers_for(&snap, &Default::default(), p as PortId, a.address)
+                    .is_some()
+            });
             assert_eq!(answered, !proxy_arp_ports(&s.cluster, a.address).is_empty());
         }
     }

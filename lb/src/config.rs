@@ -515,7 +515,7 @@ fn default_router_dead_misses() -> u32 {
     clua_ctl::routers::wire::DEFAULT_DEAD_MISSES
 }
 fn default_router_state_file() -> PathBuf {
-    PathBuf::from("/var/lib/clua/router-boots")
+    PathBuf::from(clua_ctl::boots::DEFAULT_ROUTER_STATE_FILE)
 }
 fn default_garp_count() -> u32 {
     3
@@ -992,7 +992,11 @@ impl RawConfig {
             for (field, v, range) in [
                 ("router.dead_misses", r.dead_misses, ROUTER_DEAD_MISSES),
                 ("router.garp_count", r.garp_count, GARP_COUNT),
-                ("router.garp_interval_ms", r.garp_interval_ms, GARP_INTERVAL_MS),
+                (
+                    "router.garp_interval_ms",
+                    r.garp_interval_ms,
+                    GARP_INTERVAL_MS,
+                ),
             ] {
                 if !range.contains(&v) {
                     p(field.into(), out_of_range(v, *range.start(), *range.end()));

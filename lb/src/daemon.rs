@@ -17,8 +17,9 @@ use clua_ctl::apply::ControlState;
 use clua_ctl::command::Command;
 use clua_ctl::members::AdvertSettings;
 use clua_ctl::model::fmt_mac;
-use clua_ctl::plane::{ControlCounters, ControlPlane, Effects, StartError};
+use clua_ctl::plane::{ControlCounters, ControlPlane, Effects, Start, StartError};
 use clua_ctl::protocol::Reply;
+use clua_ctl::routers::tracker::RouterSettings;
 use clua_dpdk::{Eal, Mbuf, Mempool, Port, PortConf};
 use clua_pipeline::snapshot::{Encap, PortRole};
 use clua_pipeline::{CoreCounters, PacketBuf, Pipeline, Snapshot};
@@ -61,6 +62,8 @@ pub enum DaemonError {
     Admin(String, std::io::Error),
     /// Installing the signal handlers failed.
     Signals(std::io::Error),
+    /// The router protocol's boot counter (`[router] state_file`).
+    Boots(clua_ctl::boots::BootsError),
 }
 
 impl fmt::Display for DaemonError {
@@ -92,6 +95,7 @@ impl fmt::Display for DaemonError {
             DaemonError::Metrics(e) => write!(f, "metrics.listen: {e}"),
             DaemonError::Admin(path, e) => write!(f, "control.socket {path}: {e}"),
             DaemonError::Signals(e) => write!(f, "installing signal handlers: {e}"),
+            DaemonError::Boots(e) => write!(f, "[router] state_file: {e}"),
         }
     }
 }
@@ -194,6 +198,8 @@ pub fn summary(c: &Config) -> String {
 /// Runs aliasd until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let stop = Arc::new(AtomicBool::new(false));
+    // The workers stop after the control thread said goodbye to its peers.
+    let workers_stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signals)?;
     }
@@ -278,13 +284,29 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         port: a.port,
         dead_misses: a.dead_misses,
     });
-    let (mut plane, first) = ControlPlane::start(
+    let routers = match &config.router {
+        None => None,
+        Some(r) => Some(RouterSettings {
+            node: r.node.clone(),
+            key: r.key.clone(),
+            udp_port: r.udp_port,
+            interval_ms: r.interval_ms,
+            dead_misses: r.dead_misses,
+            boot_id: clua_ctl::boots::next_boot_id(&r.state_file).map_err(DaemonError::Boots)?,
+            garp_count: r.garp_count,
+            garp_interval_ms: r.garp_interval_ms,
+            interconnect: r.interconnect.clone(),
+        }),
+    };
+    let (mut plane, first) = ControlPlane::start_with(Start {
         state,
         macs,
-        adverts.as_ref(),
-        cores.clone(),
-        Box::new(|p| std::fs::read_to_string(p)),
-    )
+        adverts: adverts.clone(),
+        routers,
+        cores: cores.clone(),
+        files: Box::new(|p| std::fs::read_to_string(p)),
+        now_ms: started.elapsed().as_millis() as u64,
+    })
     .map_err(DaemonError::Start)?;
     let snapshot = plane.snapshot().clone();
     let shared = Arc::new(ArcSwap::new(snapshot.clone()));
@@ -311,7 +333,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             punt: punt.clone(),
             inject: (i == 0).then(|| inject.clone()),
             snapshot: shared.clone(),
-            stop: stop.clone(),
+            stop: workers_stop.clone(),
             idle_sleep_us: config.dpdk.idle_sleep_us,
             clock,
         };
@@ -420,6 +442,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
 
     tracing::info!("stopping");
+    // The goodbye (peers take this router's aliases at once) goes out through worker 0 before
+    // the workers stop: wait until it left the inject queue, a few milliseconds at most.
+    io.apply(plane.shutdown());
+    let deadline = std::time::Instant::now() + Duration::from_millis(100);
+    while !inject.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    workers_stop.store(true, Ordering::Relaxed);
     for l in launched {
         l.wait();
     }

@@ -76,6 +76,18 @@ impl MetricsSource {
 /// Counters with their `# HELP` text. Labelled ones carry the label in the name's comment.
 const COUNTERS: &[(&str, &str)] = &[
     (
+        "clua_router_messages_sent_total",
+        "Router protocol announcements and goodbyes sent.",
+    ),
+    (
+        "clua_router_messages_received_total",
+        "Router protocol messages received, by outcome (accepted, or the refusal's reason).",
+    ),
+    (
+        "clua_router_elections_total",
+        "Proxy-ARP elections that changed the aliases this router answers ARP for.",
+    ),
+    (
         "clua_member_adverts_total",
         "Member adverts by outcome (accepted, goodbye, replayed, rejections by reason).",
     ),
@@ -156,6 +168,14 @@ const COUNTERS: &[(&str, &str)] = &[
 
 const GAUGES: &[(&str, &str)] = &[
     ("clua_member_up", "Whether the member is up."),
+    (
+        "clua_router_peers",
+        "Peer alias routers live now (router protocol, issue 8).",
+    ),
+    (
+        "clua_alias_arp_master",
+        "1 if this router is the alias's proxy-ARP master (it answers ARP for it), else 0.",
+    ),
     (
         "clua_snapshot_generation",
         "Generation of the configuration snapshot in force.",
@@ -292,6 +312,21 @@ impl Exporter {
             for &(name, f) in PORT {
                 for p in &ports {
                     counter!(name, "port" => p.name.clone()).absolute(f(p));
+                }
+            }
+            if let Some(r) = src.control.routers() {
+                gauge!("clua_router_peers").set(r.peers as f64);
+                counter!("clua_router_messages_sent_total").absolute(r.counters.sent);
+                counter!("clua_router_elections_total").absolute(r.elections);
+                counter!("clua_router_messages_received_total", "outcome" => "accepted")
+                    .absolute(r.counters.accepted);
+                for (outcome, n) in r.counters.refusals() {
+                    counter!("clua_router_messages_received_total", "outcome" => outcome)
+                        .absolute(n);
+                }
+                for (alias, master) in r.masters {
+                    gauge!("clua_alias_arp_master", "alias" => alias)
+                        .set(f64::from(u8::from(master)));
                 }
             }
             // Exact as f64 up to 2^53 generations.

@@ -226,8 +226,9 @@ mod tests {
         for r in PuntReason::ALL {
             assert_eq!(counters.punt_dropped_for(r), 1, "{r:?}");
         }
-        assert_eq!(counters.drops_for(DropReason::PuntQueueFull), 3);
-        assert_eq!(q.clear(), 3);
+        let n = PuntReason::COUNT as u64;
+        assert_eq!(counters.drops_for(DropReason::PuntQueueFull), n);
+        assert_eq!(q.clear(), n as usize);
         assert!(q.is_empty());
         assert_eq!(
             PuntQueues::<u32>::default().capacity(),

@@ -13,7 +13,7 @@
 //! - [`agent`]: the advert loop, cluamgr on the member, goodbye on SIGTERM.
 
 pub mod agent;
-pub mod boots;
+pub use clua_ctl::boots;
 pub mod config;
 pub mod host;
 pub mod listen;

@@ -10,5 +10,6 @@
 //! (a liveness tracker over [`wire::RouterRepr`] feeding [`election::elect`]).
 
 pub mod election;
+pub mod role;
 pub mod tracker;
 pub mod wire;

@@ -39,6 +39,8 @@ pub struct RouterSettings {
     pub garp_count: u32,
     /// Spacing of those gratuitous ARPs.
     pub garp_interval_ms: u32,
+    /// The name of the interconnect port the protocol runs on (it needs an address).
+    pub interconnect: String,
 }
 
 /// What one peer said last.
@@ -176,6 +178,11 @@ impl RouterTracker {
         u64::from(self.settings.interval_ms) * u64::from(self.settings.dead_misses)
     }
 
+    /// Counts a message refused before it reached [`RouterTracker::on_datagram`] (its frame).
+    pub fn on_refused(&mut self, e: RouterError) {
+        self.counters.refused[e.index()] += 1;
+    }
+
     /// A router protocol datagram (the UDP payload) received at `now_ms`.
     pub fn on_datagram(&mut self, bytes: &[u8], now_ms: u64) -> RouterOutcome {
         let repr = match RouterRepr::parse_verified(bytes, &self.settings.key) {
@@ -234,8 +241,9 @@ impl RouterTracker {
             }
             Some(old) => {
                 let new = &self.peers[&repr.node];
-                let changed =
-                    old.aliases != new.aliases || old.ports != new.ports || old.health != new.health;
+                let changed = old.aliases != new.aliases
+                    || old.ports != new.ports
+                    || old.health != new.health;
                 RouterOutcome::Refreshed {
                     node: repr.node,
                     changed,
@@ -379,6 +387,7 @@ mod tests {
             boot_id,
             garp_count: 3,
             garp_interval_ms: 100,
+            interconnect: "ic0".into(),
         }
     }
 
@@ -494,11 +503,17 @@ mod tests {
         let mut r1 = RouterTracker::new(settings("r1", 1));
         r1.on_datagram(&announce(&mut r2, 10, false), 0);
         let claimed = announce(&mut r2, 10, true);
-        assert!(r1.on_datagram(&claimed, 100).changed(), "a claim is a change");
+        assert!(
+            r1.on_datagram(&claimed, 100).changed(),
+            "a claim is a change"
+        );
         let bye = r2
             .message(RouterKind::Goodbye, Health::Healthy, vec![], vec![])
             .unwrap();
-        assert_eq!(r1.on_datagram(&bye, 150), RouterOutcome::PeerGone("r2".into()));
+        assert_eq!(
+            r1.on_datagram(&bye, 150),
+            RouterOutcome::PeerGone("r2".into())
+        );
         assert!(r1.peers().is_empty());
     }
 

@@ -148,9 +148,7 @@ fn control_punt(
         PortRole::Client if c.rip && udp.dst_port() == RIP_PORT => {
             (own || to_all || dst == RIP_MULTICAST_ADDR).then_some(PuntReason::Rip)
         }
-        PortRole::Client if c.bfd && udp.dst_port() == BFD_PORT => {
-            own.then_some(PuntReason::Bfd)
-        }
+        PortRole::Client if c.bfd && udp.dst_port() == BFD_PORT => own.then_some(PuntReason::Bfd),
         _ => None,
     }
 }
@@ -600,10 +598,16 @@ pub(crate) mod tests {
         let bfd_bcast = with_dst_mac(frame([198, 51, 100, 255], 17, 0, &udp(49152, 3784)), bcast);
         assert_eq!(dropped(classify(&s, 0, &bfd_bcast)), DropReason::NotAlias);
         // Other multicast traffic to RIP's group MAC is not ours.
-        let other = with_dst_mac(frame([224, 0, 0, 9], 17, 0, &udp(520, 999)), RIP_MULTICAST_MAC);
+        let other = with_dst_mac(
+            frame([224, 0, 0, 9], 17, 0, &udp(520, 999)),
+            RIP_MULTICAST_MAC,
+        );
         assert_eq!(dropped(classify(&s, 0, &other)), DropReason::NotAlias);
         // A fragment never is a control datagram.
-        let frag = with_dst_mac(frame([198, 51, 100, 255], 17, 0x2000, &udp(520, 520)), bcast);
+        let frag = with_dst_mac(
+            frame([198, 51, 100, 255], 17, 0x2000, &udp(520, 520)),
+            bcast,
+        );
         assert_eq!(dropped(classify(&s, 0, &frag)), DropReason::NotAlias);
     }
 
@@ -616,7 +620,10 @@ pub(crate) mod tests {
             f[..6].copy_from_slice(&mac);
             f
         };
-        assert_eq!(dropped(classify(&snap(), 0, &f(vmac))), DropReason::WrongPort);
+        assert_eq!(
+            dropped(classify(&snap(), 0, &f(vmac))),
+            DropReason::WrongPort
+        );
         let s = snap().with_vmacs(vec![(0, vmac)]);
         assert!(classify(&s, 0, &f(vmac)).is_ok());
         assert_eq!(dropped(classify(&s, 1, &f(vmac))), DropReason::WrongPort);

@@ -1,9 +1,11 @@
-//! The boot counter: each start of the agent gets a `boot_id` one larger than the last, kept in
-//! a small state file (like SNMPv3's snmpEngineBoots, RFC 3414 §2.2).
+//! The boot counter: each start of the member agent, or of aliasd among several routers, gets a
+//! `boot_id` one larger than the last, kept in a small state file (like SNMPv3's
+//! snmpEngineBoots, RFC 3414 §2.2). Shared by both, so it lives here rather than in either
+//! binary (it is one of the control crate's few pieces of file I/O, like the key files).
 //!
-//! Routers accept an advert only if its boot id is larger than the last one they accepted from
-//! the member, or equal with a larger sequence number (docs/member-protocol.md, replay
-//! protection). The boot id must therefore grow with every start, and nothing here reads the
+//! Routers accept an advert (or a peer router's message) only if its boot id is larger than the
+//! last one they accepted from the sender, or equal with a larger sequence number
+//! (docs/member-protocol.md, docs/router-protocol.md, replay protection). The boot id must therefore grow with every start, and nothing here reads the
 //! clock: a member whose clock steps back still restarts with a larger boot id.
 //!
 //! The file holds the last boot id in decimal and a newline. [`next_boot_id`] reads it, adds one
@@ -18,8 +20,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// Where the counter is kept unless `state_file` says otherwise.
+/// Where the member agent keeps its counter unless `state_file` says otherwise.
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/clua/member-boots";
+/// Where aliasd keeps its counter unless `[router] state_file` says otherwise.
+pub const DEFAULT_ROUTER_STATE_FILE: &str = "/var/lib/clua/router-boots";
 
 /// Why the next boot id could not be had.
 #[derive(Debug)]
