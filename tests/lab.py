@@ -374,6 +374,7 @@ class Lab:
         self.far = f"{P}-far"
         self.far_if, self.gw_far_if = f"{P}-f", f"{P}-gf"
         self.bird_proc: subprocess.Popen | None = None
+        self.last_arp_sent: float | None = None
         self.bird_sock = self.out_dir / "bird.ctl"
         for i in range(1, members + 1):
             self.members.append(Member(
@@ -945,7 +946,9 @@ class Lab:
 
     def arp_answerers_many(self, addrs: Sequence[str], ns: str | None = None,
                            wait: float = 0.3) -> dict:
-        """arp_answerers() for several addresses in one window: {addr: [sender MACs]}."""
+        """arp_answerers() for several addresses in one window: {addr: [sender MACs]}.
+        ``last_arp_sent`` is then the time.monotonic() the requests left at (the probe is a
+        fresh Python process: it starts some 50 ms after the call)."""
         ns = ns or self.cli
         if self.ns(ns) != self.cli:
             raise LabError("arp_answerers: only from the client namespace")
@@ -955,7 +958,10 @@ class Lab:
         for line in r.stdout.splitlines():
             if line.strip():
                 a, mac = line.split()
-                got[a].append(mac)
+                if a == "sent":
+                    self.last_arp_sent = float(mac)
+                else:
+                    got[a].append(mac)
         return got
 
     def client_neigh(self, addr: str, ns: str | None = None) -> str | None:
@@ -1152,7 +1158,8 @@ protocol rip rip1 {{
 
 
 # Sends one ARP request per target and prints "target sender-MAC" for every ARP reply to one
-# (argv: ifname, our MAC, our address, comma-separated targets, seconds). A raw AF_PACKET
+# (argv: ifname, our MAC, our address, comma-separated targets, seconds), after a line
+# "sent T" with the time.monotonic() the requests left at. A raw AF_PACKET
 # socket sees replies before (and regardless of) the client kernel's neighbour table.
 _ARP_PROBE = r"""
 import socket, struct, sys, time
@@ -1165,6 +1172,7 @@ for tip in tips:
     req = (b"\xff" * 6 + mac + b"\x08\x06" + struct.pack(">HHBBH", 1, 0x0800, 6, 4, 1) + mac
            + socket.inet_aton(myip) + b"\0" * 6 + tip)
     s.send(req + b"\0" * (60 - len(req)))
+print("sent", f"{time.monotonic():.6f}", flush=True)
 end = time.monotonic() + float(wait)
 while True:
     left = end - time.monotonic()

@@ -64,9 +64,13 @@ class Routers:
         return d
 
     def kill(self, k, sig=labmod.signal.SIGKILL) -> float:
+        """Signal router k; returns the time of the signal. ``dead_at``: when it was reaped
+        (a killed process runs on for a moment: its workers may still forward a packet)."""
         d = self.running.pop(k)
         self.rpri.pop(k)
         t = d.kill(sig)
+        d.proc.wait(5)
+        self.dead_at = time.monotonic()
         d.stop(timeout=5)
         self._save(k, d)
         return t
@@ -119,10 +123,9 @@ def wait_placement(lab, want: dict, timeout: float, since: float | None = None) 
     t0 = time.monotonic() if since is None else since
     last = None
     while True:
-        sent = time.monotonic()
         last = placement(lab, list(want))
         if all(last[a] == [k] for a, k in want.items()):
-            return sent - t0, last
+            return lab.last_arp_sent - t0, last
         if time.monotonic() - t0 > timeout:
             return None, last
 
@@ -198,9 +201,11 @@ def start_connect_loop(lab, addr, seconds):
     return p
 
 
-def first_connection_after(p, t_kill, timeout) -> tuple:
+def first_connection_after(p, t_kill, timeout, started_after=None) -> tuple:
     """Wait for the loop to end; (seconds from t_kill to the end of the first successful
-    connection started after t_kill, or None; successes before t_kill)."""
+    connection started after ``started_after`` (default t_kill), or None; successes before
+    t_kill)."""
+    started_after = t_kill if started_after is None else started_after
     out, _ = p.communicate(timeout=timeout)
     before, after = 0, None
     for line in out.decode().splitlines():
@@ -210,7 +215,7 @@ def first_connection_after(p, t_kill, timeout) -> tuple:
         start, end, ok = float(parts[0]), float(parts[1]), parts[2] == "1"
         if ok and end < t_kill:
             before += 1
-        if ok and start >= t_kill and after is None:
+        if ok and start >= started_after and after is None:
             after = end - t_kill
     return after, before
 
@@ -236,11 +241,25 @@ def show_masters(lab, k, aliases) -> dict:
     return got
 
 
-def assert_show(lab, current: dict, routers_up, aliases):
+def check_show(lab, current: dict, routers_up, aliases, problems: list, when: str):
+    """The operator view (cluamgr -s) agrees with the election; mismatches go to ``problems``
+    (asserted at the end of a test, so that the data-plane checks run first)."""
     for k in routers_up:
         got = show_masters(lab, k, aliases)
         want = {a: (current[a], current[a] == f"r{k}") for a in aliases}
-        assert got == want, f"cluamgr -s on r{k}: arp masters {got}, want {want}"
+        if got != want:
+            problems.append(f"{when}: cluamgr -s on r{k}: arp masters {got}, want {want}")
+
+
+def check_arp_master_metrics(lab, current: dict, routers_up, aliases, problems, when):
+    for k in routers_up:
+        got = arp_master_metrics(lab, k)
+        for a in aliases:
+            val = got.get(NAMES[a], got.get(a))
+            if current[a] != f"r{k}" and val is None:
+                val = 0.0  # "1 on the master": others may leave the sample out
+            if val != (1.0 if current[a] == f"r{k}" else 0.0):
+                problems.append(f"{when}: clua_alias_arp_master for {a} on r{k}: {val} ({got})")
 
 
 def arp_master_metrics(lab, k) -> dict:
@@ -334,7 +353,6 @@ def test_rpri_master_fallover_and_return(lab, routers):
         f"r2 not the only answerer 1 s after r1 died (last: {seen})" + routers.tails())
     garps = metric_total(lab, 2, "clua_garp_sent_total")
     print(f"r2 clua_garp_sent_total after taking over: {garps}")
-    assert garps is not None and garps >= 1, f"r2 sent no gratuitous ARP ({garps})"
 
     times = []
     for trial in range(TRIALS):
@@ -352,7 +370,8 @@ def test_rpri_master_fallover_and_return(lab, routers):
         p = start_connect_loop(lab, A1, seconds=12)
         time.sleep(0.3)
         t_kill = routers.kill(1)
-        after, before = first_connection_after(p, t_kill, timeout=20)
+        after, before = first_connection_after(p, t_kill, timeout=20,
+                                               started_after=routers.dead_at)
         assert before > 0, f"trial {trial}: no connection succeeded before the kill"
         assert after is not None, (f"trial {trial}: no new connection within 12 s of the "
                                    f"master's SIGKILL" + routers.tails())
@@ -377,14 +396,16 @@ def test_rpri_master_fallover_and_return(lab, routers):
     assert lab.client_neigh(A1) == mac_of(lab, 2), "the equal-rpri router's start moved the client"
     res = lab.client("tcp", f"{A1}:80", count=10, timeout=2)
     assert res["ok"] == 10, f"{res}" + routers.tails()
+    assert garps is not None and garps >= 1, f"r2 counted no gratuitous ARP ({garps})"
 
 
 def test_placement_three_routers_ph1(lab, routers):
     """PH1: 4 aliases over 3 routers, rpri 10 everywhere except a4 on r3 (20). Started r1,
     r2, r3 one after the other, each alias's master follows the rule as the test computes it
     (election.rs ported to Python): seen as the one ARP answerer, in `cluamgr -s` (`arp master:
-    NODE`, `(this router)` on it) and in clua_alias_arp_master. SIGKILL of r1: its aliases go to the survivors by the fewest-aliases
-    and node-name tie-breaks; r1 returning with equal rpri takes none back."""
+    NODE`, `(this router)` on it) and in clua_alias_arp_master. SIGKILL of r1: its aliases go
+    to the survivors by the fewest-aliases and node-name tie-breaks; r1 returning with equal
+    rpri takes none back. The operator view is checked last (after the data-plane checks)."""
     aliases = [A1, A2, A3, A4]
     rpri = {1: {a: 10 for a in aliases}, 2: {a: 10 for a in aliases},
             3: {A1: 10, A2: 10, A3: 10, A4: 20}}
@@ -402,17 +423,12 @@ def test_placement_three_routers_ph1(lab, routers):
             f"after starting r{k} the placement moved: {again}, want {want}" + routers.tails())
     # The rule, by hand: r1 first takes all; r3's strictly higher rpri takes a4.
     assert as_numbers(current) == {A1: 1, A2: 1, A3: 1, A4: 3}
-    assert_show(lab, current, (1, 2, 3), aliases)
+    problems: list = []
+    check_show(lab, current, (1, 2, 3), aliases, problems, "3 routers")
+    check_arp_master_metrics(lab, current, (1, 2, 3), aliases, problems, "3 routers")
     elections = metric_total(lab, 3, "clua_router_elections_total")
-    assert elections is not None and elections >= 1, f"r3 clua_router_elections_total {elections}"
-    for k in (1, 2, 3):
-        got = arp_master_metrics(lab, k)
-        for a in aliases:
-            val = got.get(NAMES[a], got.get(a))
-            if current[a] != f"r{k}" and val is None:
-                val = 0.0  # "1 on the master": others may leave the sample out
-            assert val == (1.0 if current[a] == f"r{k}" else 0.0), (
-                f"clua_alias_arp_master for {a} on r{k}: {val} ({got})")
+    if not (elections or 0) >= 1:
+        problems.append(f"r3 clua_router_elections_total {elections}")
 
     t_kill = routers.kill(1)
     current = elect(views_of(routers), current)
@@ -424,7 +440,8 @@ def test_placement_three_routers_ph1(lab, routers):
     print(f"PH1 fallover of r1's 3 aliases: "
           f"{'never' if moved is None else f'{moved * 1000:.0f} ms'} after SIGKILL")
     assert took is not None, f"after killing r1: answerers {seen}, want {want}" + routers.tails()
-    assert_show(lab, current, (2, 3), aliases)
+    check_show(lab, current, (2, 3), aliases, problems, "r1 killed")
+    check_arp_master_metrics(lab, current, (2, 3), aliases, problems, "r1 killed")
 
     routers.start(1, rpri[1])
     assert elect(views_of(routers), current) == current
@@ -433,7 +450,8 @@ def test_placement_three_routers_ph1(lab, routers):
         got = placement(lab, aliases)
         assert got == {a: [n] for a, n in want.items()}, (
             f"r1 returned with equal rpri and aliases moved: {got}, want {want}" + routers.tails())
-    assert_show(lab, current, (1, 2, 3), aliases)
+    check_show(lab, current, (1, 2, 3), aliases, problems, "r1 back")
+    assert not problems, "operator view:\n" + "\n".join(problems)
 
 
 def test_vmac_client_entry_survives_takeover(lab, routers):
@@ -453,14 +471,12 @@ def test_vmac_client_entry_survives_takeover(lab, routers):
     assert vmac not in {mac_of(lab, r.k) for r in lab.routers}, f"{vmac} is a port MAC"
     got = lab.arp_answerers(A1)
     assert got == [vmac], f"ARP answerers {got}, want exactly one reply with {vmac}"
-    for k in (1, 2):
-        show = lab.cluamgr("-s", router=k).stdout
-        assert vmac in show.lower(), f"cluamgr -s on r{k} does not show vmac {vmac}:\n{show}"
+    shows = {k: lab.cluamgr("-s", router=k).stdout for k in (1, 2)}
 
     p = start_connect_loop(lab, A1, seconds=10)
     time.sleep(0.3)
     t_kill = routers.kill(1)
-    after, before = first_connection_after(p, t_kill, timeout=20)
+    after, before = first_connection_after(p, t_kill, timeout=20, started_after=routers.dead_at)
     print(f"vMAC takeover: first new TCP connection "
           f"{'never' if after is None else f'{after * 1000:.0f} ms'} after SIGKILL")
     assert before > 0 and after is not None, f"before {before}, after {after}" + routers.tails()
@@ -471,6 +487,8 @@ def test_vmac_client_entry_survives_takeover(lab, routers):
     assert res["ok"] == 20, f"{res}" + routers.tails()
     assert lab.arp_answerers(A1) == [vmac]
     assert lab.client_neigh(A1) == vmac
+    for k, show in shows.items():
+        assert vmac in show.lower(), f"cluamgr -s on r{k} does not show vmac {vmac}:\n{show}"
 
 
 def test_partition_then_heal_one_answerer(lab, routers):
@@ -496,13 +514,17 @@ def test_partition_then_heal_one_answerer(lab, routers):
         assert all(sorted(v) == [1, 2] for v in split.values()), (
             f"during the partition, not both routers answer: {split}" + routers.tails())
     finally:
+        t_heal = time.monotonic()  # before the first port rejoins: strict on the routers
         lab.heal()
-    t_heal = time.monotonic()
     slack = 0.1
-    time.sleep(max(0.0, t_heal + INTERVAL_MS / 1000 + slack - time.monotonic()))
+    # the probe process takes ~50 ms to start: aim its request at interval + slack
+    time.sleep(max(0.0, t_heal + INTERVAL_MS / 1000 + slack - 0.05 - time.monotonic()))
     first = placement(lab, [A1, A2])
-    print(f"{(time.monotonic() - t_heal) * 1000:.0f} ms after heal (window opened at "
-          f"{INTERVAL_MS} + {slack * 1000:.0f} ms): answerers {first}")
+    opened = lab.last_arp_sent - t_heal
+    print(f"ARP requests {opened * 1000:.0f} ms after heal (one interval {INTERVAL_MS} ms + "
+          f"slack {slack * 1000:.0f} ms): answerers {first}")
+    assert opened <= INTERVAL_MS / 1000 + slack + 0.15, (
+        f"the probe left {opened:.3f} s after heal: machine overloaded, the check proves nothing")
     assert first[A1] == [1], f"a1 after heal: {first[A1]} (want only r1)" + routers.tails()
     assert len(first[A2]) == 1, f"a2 after heal: {first[A2]} (want one)" + routers.tails()
     for _ in range(4):
