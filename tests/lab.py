@@ -949,13 +949,27 @@ class Lab:
         """arp_answerers() for several addresses in one window: {addr: [sender MACs]}.
         ``last_arp_sent`` is then the time.monotonic() the requests left at (the probe is a
         fresh Python process: it starts some 50 ms after the call)."""
+        return self.arp_probe_result(self.arp_probe_start(addrs, ns=ns, wait=wait), addrs)
+
+    def arp_probe_start(self, addrs: Sequence[str], at: float | None = None,
+                        ns: str | None = None, wait: float = 0.3) -> subprocess.Popen:
+        """Start an ARP probe in the background that sends its requests at time.monotonic()
+        ``at`` (default: at once), so a test can aim it precisely; arp_probe_result() reads it."""
         ns = ns or self.cli
         if self.ns(ns) != self.cli:
             raise LabError("arp_answerers: only from the client namespace")
-        r = self.run(ns, sys.executable, "-c", _ARP_PROBE, self.cli_if, CLIENT_MAC, CLIENT_IP,
-                     ",".join(addrs), str(wait), timeout=wait + 10)
+        return self.popen(ns, sys.executable, "-c", _ARP_PROBE, self.cli_if, CLIENT_MAC,
+                          CLIENT_IP, ",".join(addrs), str(wait),
+                          f"{at:.6f}" if at is not None else "0")
+
+    def arp_probe_result(self, p: subprocess.Popen, addrs: Sequence[str]) -> dict:
+        out, err = p.communicate(timeout=30)
+        if p in self.procs:
+            self.procs.remove(p)
+        if p.returncode != 0:
+            raise LabError(f"ARP probe failed ({p.returncode}): {err.decode(errors='replace')}")
         got: dict = {a: [] for a in addrs}
-        for line in r.stdout.splitlines():
+        for line in out.decode().splitlines():
             if line.strip():
                 a, mac = line.split()
                 if a == "sent":
@@ -1158,16 +1172,18 @@ protocol rip rip1 {{
 
 
 # Sends one ARP request per target and prints "target sender-MAC" for every ARP reply to one
-# (argv: ifname, our MAC, our address, comma-separated targets, seconds), after a line
-# "sent T" with the time.monotonic() the requests left at. A raw AF_PACKET
+# (argv: ifname, our MAC, our address, comma-separated targets, seconds, send-at monotonic
+# time or 0), after a line "sent T" with the time.monotonic() the requests left at. A raw AF_PACKET
 # socket sees replies before (and regardless of) the client kernel's neighbour table.
 _ARP_PROBE = r"""
 import socket, struct, sys, time
-ifname, mymac, myip, targets, wait = sys.argv[1:6]
+ifname, mymac, myip, targets, wait, at = sys.argv[1:7]
 mac = bytes.fromhex(mymac.replace(":", ""))
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
 s.bind((ifname, 0x0806))
 tips = {socket.inet_aton(t): t for t in targets.split(",")}
+while time.monotonic() < float(at):
+    time.sleep(min(0.005, max(0.0, float(at) - time.monotonic())))
 for tip in tips:
     req = (b"\xff" * 6 + mac + b"\x08\x06" + struct.pack(">HHBBH", 1, 0x0800, 6, 4, 1) + mac
            + socket.inet_aton(myip) + b"\0" * 6 + tip)
