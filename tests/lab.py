@@ -783,11 +783,13 @@ class Lab:
             self.key_file("router.key", b"clua-lab-router-key-" + self.prefix.encode() + b"\n")
         return path
 
-    def member_entries(self) -> list[dict]:
+    def member_entries(self, macs: bool = True) -> list[dict]:
+        """[[member]] entries; ``macs=False`` leaves out ``mac`` (the router learns it by ARP)."""
         out = []
         for m in self.members:
-            e = {"name": m.name, "port": m.port, "address": m.address, "mac": m.mac,
-                 "encap": m.encap}
+            e = {"name": m.name, "port": m.port, "address": m.address, "encap": m.encap}
+            if macs:
+                e["mac"] = m.mac
             if m.encap == "vxlan":
                 e.update({"vni": VXLAN_VNI, "inner_mac": m.inner_mac, "vxlan_port": VXLAN_PORT})
             out.append(e)
@@ -796,9 +798,10 @@ class Lab:
     def aliasd_config_dict(self, aliases: Sequence[dict], services: Sequence[dict] = (),
                            metrics: str | None = "127.0.0.1:9470", pmd: str | None = None,
                            default_alias: str | None = None, cluster_name: str = "lab",
-                           extra: dict | None = None, router: int = 1,
-                           node: str | None = None, router_opts: dict | None = None,
-                           rip: dict | None = None, bfd: dict | None = None) -> dict:
+                           extra: dict | None = None, member_macs: bool = True,
+                           router: int = 1, node: str | None = None,
+                           router_opts: dict | None = None, rip: dict | None = None,
+                           bfd: dict | None = None) -> dict:
         """aliases: [{"name": "web", "address": "198.51.100.100",
                        "members": [{"name": "m1", "selw": 3}, "m2", ...]}]
         services: [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]}]
@@ -828,7 +831,7 @@ class Lab:
         if bfd is not None:
             doc["bfd"] = dict(bfd)
         doc["port"] = self.ports(pmd, router)
-        doc["member"] = self.member_entries()
+        doc["member"] = self.member_entries(macs=member_macs)
         al = []
         for a in aliases:
             a = dict(a)

@@ -29,7 +29,7 @@ use crate::model::{
 use crate::services::{parse_services, ServicesErrors};
 
 /// Where `rpri` takes effect: said in the reply and in `-s` (issue 7).
-pub const RPRI_NOTE: &str = "used by the proxy-ARP master election among several routers (CA4; not yet implemented: this router answers ARP for the alias alone)";
+pub const RPRI_NOTE: &str = "the proxy-ARP master election among several routers (CA4, aliasd.toml [router]): the highest rpri answers ARP; a router alone answers for the alias itself";
 /// Where `virtual` takes effect.
 pub const VIRTUAL_NOTE: &str = "stored for RIP's network route (CA6; RIP comes later); proxy ARP depends only on whether the address is in a client port's subnet";
 /// Where `mask` takes effect.
@@ -498,7 +498,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::command::parse_args;
-    use crate::model::{MemberSpec, PortSpec, Prefix};
+    use crate::model::{MemberMac, MemberSpec, PortSpec, Prefix};
 
     pub(crate) const MACS: [[u8; 6]; 2] = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
 
@@ -518,7 +518,7 @@ pub(crate) mod tests {
             name: format!("m{i}"),
             port: "ic0".into(),
             address: Ipv4Addr::new(192, 0, 2, 10 + i),
-            mac: [2, 0, 0, 0, 1, i],
+            mac: MemberMac::Configured([2, 0, 0, 0, 1, i]),
             encap: Encap::L2,
             up: true,
             agent: false,

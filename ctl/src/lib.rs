@@ -16,6 +16,7 @@ pub mod line_error;
 pub mod members;
 pub mod model;
 pub mod name;
+pub mod neighbors;
 pub mod plane;
 pub mod protocol;
 pub mod routers;

@@ -8,6 +8,8 @@
 //!   class E, limited broadcast, nor the network or broadcast address of a port's subnet, nor in
 //!   an interconnect subnet, nor a router address;
 //! - every member is reached through an interconnect port; every joined member exists once;
+//! - a member without a configured MAC has its address on its port's subnet (or the port has
+//!   no address), so that ARP on the port can resolve it;
 //! - at most `max_aliases` aliases (default 8, at most 102,400), and the default alias exists;
 //! - service (port, protocol) pairs are unique and their options obey CA9's exclusions.
 //!
@@ -162,8 +164,9 @@ pub struct MemberSpec {
     pub port: String,
     /// Its interconnect address.
     pub address: Ipv4Addr,
-    /// Its MAC (or its next hop's) on that port.
-    pub mac: Mac,
+    /// The MAC frames to it are sent to on that port (for ipip/vxlan the outer destination):
+    /// configured, or learned by ARP on the port (`crate::neighbors`).
+    pub mac: MemberMac,
     /// How packets are carried to it.
     pub encap: Encap,
     /// Whether it is up (CA3). Until members send adverts, configured members are up.
@@ -173,6 +176,60 @@ pub struct MemberSpec {
     pub agent: bool,
     /// The ports it reported listening on (agent members); `None`: eligible for every port.
     pub listening: Option<Vec<(Proto, u16)>>,
+}
+
+/// Where a member's MAC comes from and what is known of it.
+///
+/// A configured MAC is used as is and never replaced by ARP (an operator who writes one means
+/// it: a next hop, a static entry on a LAN without ARP). Without one, the router resolves the
+/// member's address by ARP on the member's port (`crate::neighbors` keeps this field up to
+/// date); a member whose MAC is not [usable](MemberMac::usable) gets no new flows, as if it
+/// were down (CA3), and shows so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberMac {
+    /// `mac` in the configuration.
+    Configured(Mac),
+    /// No `mac` configured and no ARP answer yet.
+    Unresolved,
+    /// Learned by ARP and answering.
+    Learned(Mac),
+    /// Learned once, but the member stopped answering ARP: no new flows until it answers
+    /// again; established flows still go to this last MAC (a MAC change is learned from any
+    /// ARP packet of the member, so the last one heard is the best guess).
+    Expired(Mac),
+}
+
+impl MemberMac {
+    /// The configured MAC, if any.
+    pub fn configured(&self) -> Option<Mac> {
+        match *self {
+            MemberMac::Configured(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The MAC frames go to, if one is known (configured, learned, or the last one learned).
+    pub fn current(&self) -> Option<Mac> {
+        match *self {
+            MemberMac::Configured(m) | MemberMac::Learned(m) | MemberMac::Expired(m) => Some(m),
+            MemberMac::Unresolved => None,
+        }
+    }
+
+    /// Whether new flows may go to the member as far as its MAC is concerned.
+    pub fn usable(&self) -> bool {
+        matches!(self, MemberMac::Configured(_) | MemberMac::Learned(_))
+    }
+
+    /// Where the MAC comes from and its ARP state, in words (`cluamgr -s`).
+    pub fn source(&self) -> &'static str {
+        match self {
+            MemberMac::Configured(_) => "configured",
+            MemberMac::Unresolved => "arp:resolving",
+            MemberMac::Learned(_) => "arp:learned",
+            MemberMac::Expired(_) => "arp:expired",
+        }
+    }
 }
 
 /// A member's join of an alias with its attributes (CA8).
@@ -515,6 +572,17 @@ pub enum Problem {
     /// A multicast MAC where a station's is needed.
     #[error("{} is a multicast MAC", fmt_mac(.0))]
     MulticastMac(Mac),
+    /// A member without a configured MAC that ARP cannot resolve: its address is not on its
+    /// port's subnet (the MAC would be a next hop's, which the router has no route to find).
+    #[error("required: {address} is outside port \"{port}\"'s subnet {subnet}, so ARP cannot resolve it")]
+    MacNeeded {
+        /// The member's address.
+        address: Ipv4Addr,
+        /// Its port.
+        port: String,
+        /// The port's subnet.
+        subnet: Prefix,
+    },
     /// A VXLAN VNI of more than 24 bits.
     #[error("{0} does not fit in 24 bits")]
     VniTooLarge(u32),
@@ -795,8 +863,23 @@ impl Cluster {
             if m.address.is_multicast() || m.address.is_broadcast() || m.address.is_unspecified() {
                 errs.push(err(at(Some("address")), Problem::NotUnicast(m.address)));
             }
-            if m.mac[0] & 1 == 1 {
-                errs.push(err(at(Some("mac")), Problem::MulticastMac(m.mac)));
+            if let Some(mac) = m.mac.configured() {
+                if mac[0] & 1 == 1 {
+                    errs.push(err(at(Some("mac")), Problem::MulticastMac(mac)));
+                }
+            } else if let Some(subnet) = self
+                .port_index(&m.port)
+                .and_then(|pi| self.ports[pi].address)
+                .filter(|pre| !pre.contains(m.address))
+            {
+                errs.push(err(
+                    at(Some("mac")),
+                    Problem::MacNeeded {
+                        address: m.address,
+                        port: m.port.clone(),
+                        subnet,
+                    },
+                ));
             }
             if let Encap::Vxlan { vni, inner_mac, .. } = m.encap {
                 if vni >= 1 << 24 {
@@ -942,10 +1025,11 @@ impl Cluster {
                     id: MemberId(i as u32),
                     name: m.name.clone(),
                     port: self.port_index(&m.port).unwrap_or(usize::MAX) as u16,
-                    mac: m.mac,
+                    mac: m.mac.current().unwrap_or([0; 6]),
                     ipv4: m.address,
                     encap: m.encap,
-                    up: m.up,
+                    // CA3: without a usable MAC the member is as good as down.
+                    up: m.up && m.mac.usable(),
                     listening: m
                         .listening
                         .as_ref()

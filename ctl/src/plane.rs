@@ -38,10 +38,11 @@ use crate::command::{Command, USAGE};
 use crate::icmp::{self, IcmpOutcome};
 use crate::members::{AdvertCounters, AdvertSettings, MemberTracker};
 use crate::model::{Cluster, Mac, ModelError};
+use crate::neighbors::{Heard, NeighborCounters, NeighborEvent, NeighborSettings, Neighbors};
 use crate::protocol::Reply;
 use crate::routers::role::{InterconnectPort, RoleEvent, RouterRole};
 use crate::routers::tracker::{RouterCounters, RouterSettings};
-use crate::show::render_show;
+use crate::show::render_show_routing;
 
 /// How long a failed re-application of the members' state waits before it is tried again.
 pub const MEMBER_RETRY_MS: u64 = 1000;
@@ -77,6 +78,8 @@ pub struct ControlCounters {
     /// The router protocol's state, copied after every change (`None` when this router is
     /// alone).
     pub routers: Mutex<Option<RoutingStatus>>,
+    /// Member MACs learned by ARP (members without a configured `mac`).
+    pub neighbors: Arc<NeighborCounters>,
 }
 
 /// What the metrics endpoint shows of the router protocol (issue 8).
@@ -133,6 +136,8 @@ pub enum Cause {
     Members,
     /// The proxy-ARP election: the vMACs this router receives for changed.
     Routers,
+    /// A member MAC learned, changed or expired (ARP on the interconnect).
+    Neighbors,
 }
 
 impl Cause {
@@ -142,6 +147,7 @@ impl Cause {
             Cause::Command => "command",
             Cause::Members => "member adverts",
             Cause::Routers => "proxy-ARP election",
+            Cause::Neighbors => "member MACs by ARP",
         }
     }
 }
@@ -219,6 +225,8 @@ pub enum Event {
     MemberStateApplied,
     /// Peer routers and the proxy-ARP election (issue 8).
     Router(RoleEvent),
+    /// A member MAC learned by ARP, changed or expired.
+    Neighbor(NeighborEvent),
 }
 
 impl Event {
@@ -227,7 +235,7 @@ impl Event {
         matches!(
             self,
             Event::CommandRefused { .. } | Event::MemberStateNotApplied { .. }
-        )
+        ) || matches!(self, Event::Neighbor(e) if e.is_warning())
     }
 }
 
@@ -295,6 +303,7 @@ impl fmt::Display for Event {
                 f,
                 "alias {alias} has no proxy-ARP master: no live router has a port on its subnet"
             ),
+            Event::Neighbor(e) => e.fmt(f),
         }
     }
 }
@@ -358,6 +367,8 @@ pub struct ControlPlane {
     members_retry_at: u64,
     /// The last reason re-application failed (logged once).
     members_error: Option<RebuildError>,
+    /// Member MACs by ARP (members without a configured `mac`).
+    neighbors: Neighbors,
     counters: Arc<ControlCounters>,
     cores: Vec<Arc<CoreCounters>>,
     files: FileReader,
@@ -465,9 +476,15 @@ impl ControlPlane {
                 *g = Some(t.counters().clone());
             }
         }
+        let neighbors = Neighbors::new(
+            &state.cluster,
+            NeighborSettings::default(),
+            counters.neighbors.clone(),
+        );
         let arp_view = arp_view(&state, role.as_ref());
         let snapshot = Arc::new(build_snapshot(&state, &macs, &arp_view, role.as_ref(), 1)?);
         let mut plane = ControlPlane {
+            neighbors,
             state,
             macs,
             snapshot: snapshot.clone(),
@@ -522,6 +539,9 @@ impl ControlPlane {
     ) -> Effects {
         let mut fx = Effects::default();
         self.now_ms = self.now_ms.max(now_ms);
+        if matches!(reason, PuntReason::Arp) {
+            self.hear_arp(port, frame, now_ms, &mut fx);
+        }
         let c = &self.counters;
         match reason {
             PuntReason::Arp => match arp::respond(frame, &self.snapshot, &self.arp_view, port) {
@@ -601,13 +621,55 @@ impl ControlPlane {
             }
         }
         self.apply_members(now_ms, &mut fx);
+        self.tick_neighbors(now_ms, &mut fx);
         fx
+    }
+
+    /// Every ARP packet, request or reply, before the responder may rewrite it: a member's
+    /// own ARP packets tell its MAC (crate::neighbors).
+    fn hear_arp(&mut self, port: PortId, frame: &[u8], now_ms: u64, fx: &mut Effects) {
+        if let Heard::Member(Some(e)) = self.neighbors.on_arp(port, frame, now_ms) {
+            fx.events.push(Event::Neighbor(e));
+        }
+    }
+
+    /// The resolver's due ARP requests, and a new generation when a member MAC was learned,
+    /// changed or expired.
+    fn tick_neighbors(&mut self, now_ms: u64, fx: &mut Effects) {
+        let mut requests = Vec::new();
+        let mut events = Vec::new();
+        self.neighbors
+            .on_tick(now_ms, &self.snapshot, &mut requests, &mut events);
+        fx.transmit.extend(requests.into_iter().map(|r| Transmit {
+            port: r.port,
+            frame: r.frame.to_vec(),
+        }));
+        fx.events.extend(events.into_iter().map(Event::Neighbor));
+        if !self.neighbors.due(now_ms) {
+            return;
+        }
+        let mut next = self.state.clone();
+        self.neighbors.apply(&mut next);
+        if next == self.state {
+            self.neighbors.applied(now_ms);
+            return;
+        }
+        match self.publish(next, Cause::Neighbors, fx) {
+            Ok(_) => self.neighbors.applied(now_ms),
+            Err(why) => {
+                self.neighbors.retry_at(now_ms + MEMBER_RETRY_MS);
+                let why = why.to_string();
+                fx.events
+                    .push(Event::Neighbor(NeighborEvent::NotApplied { why }));
+            }
+        }
     }
 
     /// A cluamgr command: applied to a copy of the state, validated, turned into a snapshot and
     /// published, or refused with nothing changed.
     pub fn on_command(&mut self, command: &Command, now_ms: u64) -> (Reply, Effects) {
         let mut fx = Effects::default();
+        self.now_ms = self.now_ms.max(now_ms);
         let text = command.to_args().join(" ");
         let refuse = |why: String, fx: &mut Effects| {
             fx.events.push(Event::CommandRefused {
@@ -630,7 +692,17 @@ impl ControlPlane {
                 let counters = |id: MemberId| member_totals(cores, id);
                 Reply {
                     ok: true,
-                    output: render_show(&self.state, &self.snapshot, &what, &counters),
+                    output: render_show_routing(
+                        &self.state,
+                        &self.snapshot,
+                        &what,
+                        &counters,
+                        &crate::show::RoutingShow {
+                            role: self.role.as_ref(),
+                            arp: &self.arp_view,
+                            now_ms: self.now_ms,
+                        },
+                    ),
                 }
             }
             Ok(Applied::Changed(_, changes)) if changes.is_empty() => Reply {
@@ -1027,7 +1099,7 @@ fn diff_members(old: &Cluster, new: &Cluster, events: &mut Vec<Event>) {
 mod tests {
     use super::*;
     use crate::advert::{AdvertKind, AdvertRepr, AliasEntry};
-    use crate::model::{AliasSpec, JoinSpec, MemberSpec, PortSpec, Prefix, Proto};
+    use crate::model::{AliasSpec, JoinSpec, MemberMac, MemberSpec, PortSpec, Prefix, Proto};
     use clua_pipeline::snapshot::Encap;
     use std::net::Ipv4Addr;
 
@@ -1051,7 +1123,7 @@ mod tests {
             name: name.into(),
             port: "ic0".into(),
             address: Ipv4Addr::new(192, 0, 2, last),
-            mac: [2, 0, 0, 0, 1, last],
+            mac: MemberMac::Configured([2, 0, 0, 0, 1, last]),
             encap: Encap::L2,
             up: false,
             agent: true,

@@ -14,7 +14,7 @@ use clua_pipeline::snapshot::{MemberId, PortRole, ServiceMode, Snapshot};
 
 use crate::apply::{find_alias, service_notes, ControlState, RPRI_NOTE};
 use crate::command::ShowWhat;
-use crate::model::{AliasSpec, Cluster};
+use crate::model::{fmt_mac, AliasSpec, Cluster};
 
 /// Per-member counters summed over the workers: (packets forwarded, new flows).
 pub type MemberCounters<'a> = &'a dyn Fn(MemberId) -> (u64, u64);
@@ -68,6 +68,107 @@ pub fn reach(cluster: &Cluster, a: &AliasSpec) -> String {
 
 /// Renders `-s` for the state in force (`snapshot` is the one built from it: up/down state,
 /// the in_single active member).
+/// What `-s` shows of the routers (issue 8).
+pub struct RoutingShow<'a> {
+    /// This router among several (`None`: alone).
+    pub role: Option<&'a crate::routers::role::RouterRole>,
+    /// The ARP view in force.
+    pub arp: &'a crate::arp::ArpView,
+    /// The time now (for "heard N ms ago").
+    pub now_ms: u64,
+}
+
+/// `cluamgr -s` with the routers' part: the router and its peers at the top, per alias its
+/// proxy-ARP master and vMAC.
+pub fn render_show_routing(
+    state: &ControlState,
+    snapshot: &Snapshot,
+    what: &ShowWhat,
+    counters: MemberCounters,
+    routing: &RoutingShow<'_>,
+) -> String {
+    let mut o = String::new();
+    let cl = &state.cluster;
+    if matches!(what, ShowWhat::All) {
+        match routing.role {
+            None => o.push_str(
+                "routers: this router alone (no [router] section): it answers ARP for every alias\n",
+            ),
+            Some(r) => {
+                let s = r.tracker().settings();
+                let _ = writeln!(
+                    o,
+                    "routers: this router {} (boot {}), interval {} ms, dead after {} missed{}",
+                    s.node,
+                    s.boot_id,
+                    s.interval_ms,
+                    s.dead_misses,
+                    if r.listening(routing.now_ms) {
+                        ", still listening to its peers (answers ARP for nothing yet)"
+                    } else {
+                        ""
+                    }
+                );
+                for (node, p) in r.tracker().peers() {
+                    let _ = writeln!(
+                        o,
+                        "  peer {node}: boot {}, heard {} ms ago, interval {} ms, {} aliases",
+                        p.boot_id,
+                        routing.now_ms.saturating_sub(p.heard_ms),
+                        p.interval_ms,
+                        p.aliases.len()
+                    );
+                }
+                if r.tracker().peers().is_empty() {
+                    o.push_str("  no live peer routers\n");
+                }
+            }
+        }
+    }
+    let body = render_show(state, snapshot, what, counters);
+    // Per alias, after its header line: the master and the vMAC.
+    for line in body.lines() {
+        o.push_str(line);
+        o.push('\n');
+        let Some(rest) = line.strip_prefix("alias ") else {
+            continue;
+        };
+        let Some(a) = cl
+            .aliases
+            .iter()
+            .find(|a| rest.starts_with(&format!("{} {}", a.name, a.address)))
+        else {
+            continue;
+        };
+        match routing.role {
+            None => {}
+            Some(r) => {
+                let this = &r.tracker().settings().node;
+                match r.masters().get(&a.address) {
+                    Some(n) if n == this => {
+                        let _ = writeln!(o, "  arp master: {n} (this router)");
+                    }
+                    Some(n) => {
+                        let _ = writeln!(o, "  arp master: {n}");
+                    }
+                    None if r.listening(routing.now_ms) => {
+                        o.push_str("  arp master: not yet elected (listening)\n")
+                    }
+                    None => o.push_str(
+                        "  arp master: none (no live router has a client port on its subnet)\n",
+                    ),
+                }
+            }
+        }
+        if let Some(v) = routing.arp.vmacs.get(&a.address) {
+            let _ = writeln!(o, "  vmac: {} (CA5)", crate::model::fmt_mac(v));
+        }
+    }
+    o
+}
+
+/// `cluamgr -s` of the cluster and its members (see [`render_show_routing`] for the routers'
+/// part).
 pub fn render_show(
     state: &ControlState,
     snapshot: &Snapshot,
@@ -164,8 +265,8 @@ pub fn render_show(
         );
         let _ = writeln!(
             o,
-            "  {:<12} {:<5} {:>12} {:>10}",
-            "member", "state", "packets", "flows"
+            "  {:<12} {:<5} {:<17} {:<13} {:>12} {:>10}",
+            "member", "state", "mac", "mac from", "packets", "flows"
         );
         for (i, m) in cl.members.iter().enumerate() {
             if !all && !shown_members[i] {
@@ -174,11 +275,19 @@ pub fn render_show(
             let id = MemberId(i as u32);
             let up = snapshot.member(id).is_some_and(|m| m.up);
             let (packets, flows) = counters(id);
+            // A member without a usable MAC is down whatever its adverts say (CA3); the
+            // `mac from` column says why.
+            let mac = m
+                .mac
+                .current()
+                .map_or_else(|| "-".to_string(), |m| fmt_mac(&m));
             let _ = writeln!(
                 o,
-                "  {:<12} {:<5} {:>12} {:>10}",
+                "  {:<12} {:<5} {:<17} {:<13} {:>12} {:>10}",
                 m.name,
                 if up { "up" } else { "down" },
+                mac,
+                m.mac.source(),
                 packets,
                 flows
             );
@@ -264,7 +373,14 @@ mod tests {
             .unwrap();
         assert_eq!(
             m1.split_whitespace().collect::<Vec<_>>(),
-            ["m1", "up", "123456", "789"]
+            [
+                "m1",
+                "up",
+                "02:00:00:00:01:01",
+                "configured",
+                "123456",
+                "789"
+            ]
         );
         // One alias: its block, and the totals of its members only.
         let cmd = crate::command::parse_args(["-s", "cluster"]).unwrap();
@@ -274,6 +390,41 @@ mod tests {
         let one = show(&s, what, &counters);
         assert!(!block(&one, "alias cluster").contains("123456"), "{one}");
         assert!(block(&one, "members").contains("123456"), "{one}");
+    }
+
+    /// Issue 8: a member's MAC and where it comes from (configured, or ARP and its state); a
+    /// member whose MAC ARP has not resolved, or that stopped answering, is down (CA3).
+    #[test]
+    fn member_macs_say_whether_configured_or_learned() {
+        use crate::model::MemberMac;
+        let mut s = state();
+        s.cluster.members[1].mac = MemberMac::Unresolved;
+        s.cluster.members[2].mac = MemberMac::Expired([2, 0, 0, 0, 9, 3]);
+        let out = show(&s, ShowWhat::All, &|_| (0, 0));
+        let members = block(&out, "members");
+        let row = |name: &str| -> Vec<String> {
+            let l = members
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("{name} in {members}"));
+            l.split_whitespace().map(str::to_string).collect()
+        };
+        assert_eq!(row("m1")[1..4], ["up", "02:00:00:00:01:01", "configured"]);
+        assert_eq!(row("m2")[1..4], ["down", "-", "arp:resolving"]);
+        assert_eq!(
+            row("m3")[1..4],
+            ["down", "02:00:00:00:09:03", "arp:expired"]
+        );
+        s.cluster.members[1].mac = MemberMac::Learned([2, 0, 0, 0, 9, 2]);
+        let out = show(&s, ShowWhat::All, &|_| (0, 0));
+        let members = block(&out, "members");
+        assert!(
+            members
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()[..4]
+                    == ["m2", "up", "02:00:00:00:09:02", "arp:learned"]),
+            "{members}"
+        );
     }
 
     /// A member that left an alias is listed as left with the attributes it keeps.

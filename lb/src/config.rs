@@ -18,9 +18,9 @@ use clua_ctl::apply::{apply, Applied, ApplyError, ControlState};
 use clua_ctl::command::Command;
 
 use clua_ctl::model::{
-    parse_mac, AliasSpec, Cluster, JoinSpec, MacError, MemberSpec, ModelError, PortSpec, Prefix,
-    PrefixError, Proto, ServiceOptionError, ServiceOptions, ServiceSpec, DEFAULT_MAX_ALIASES,
-    DEFAULT_RPRI,
+    parse_mac, AliasSpec, Cluster, JoinSpec, MacError, MemberMac, MemberSpec, ModelError, PortSpec,
+    Prefix, PrefixError, Proto, ServiceOptionError, ServiceOptions, ServiceSpec,
+    DEFAULT_MAX_ALIASES, DEFAULT_RPRI,
 };
 use clua_pipeline::snapshot::{Encap, PortRole};
 use clua_pipeline::PipelineConfig;
@@ -446,7 +446,9 @@ struct RawMember {
     name: String,
     port: String,
     address: String,
-    mac: String,
+    /// The member's (or next hop's) MAC; absent: learned by ARP on `port` (ctl::neighbors),
+    /// which needs `address` on the port's subnet. A configured one is never replaced by ARP.
+    mac: Option<String>,
     #[serde(default = "default_encap")]
     encap: String,
     vni: Option<u32>,
@@ -750,10 +752,15 @@ impl RawConfig {
                 );
                 Ipv4Addr::UNSPECIFIED
             });
-            let mac = parse_mac(&rm.mac).unwrap_or_else(|e| {
-                p(format!("{at} mac"), e.into());
-                [0; 6]
-            });
+            // Without `mac` the router learns it by ARP on the member's port (ctl::neighbors).
+            let mac = match rm.mac.as_deref().map(parse_mac) {
+                None => MemberMac::Unresolved,
+                Some(Ok(m)) => MemberMac::Configured(m),
+                Some(Err(e)) => {
+                    p(format!("{at} mac"), e.into());
+                    MemberMac::Configured([0; 6])
+                }
+            };
             let vx_only = |p: &mut dyn FnMut(String, ProblemKind), field: &str, set: bool| {
                 if set {
                     p(format!("{at} {field}"), ProblemKind::VxlanOnly);

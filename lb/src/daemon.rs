@@ -146,7 +146,9 @@ pub fn summary(c: &Config) -> String {
             m.name,
             m.port,
             m.address,
-            fmt_mac(&m.mac),
+            m.mac
+                .configured()
+                .map_or_else(|| "mac by ARP".to_string(), |mac| fmt_mac(&mac)),
             encap
         );
     }

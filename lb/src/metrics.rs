@@ -76,6 +76,22 @@ impl MetricsSource {
 /// Counters with their `# HELP` text. Labelled ones carry the label in the name's comment.
 const COUNTERS: &[(&str, &str)] = &[
     (
+        "clua_member_arp_requests_total",
+        "ARP requests sent to resolve or refresh member MACs (members without `mac`).",
+    ),
+    (
+        "clua_member_mac_learned_total",
+        "Member MACs learned by ARP where none was known.",
+    ),
+    (
+        "clua_member_mac_changed_total",
+        "Member MACs that changed (followed at once).",
+    ),
+    (
+        "clua_member_mac_expired_total",
+        "Member MACs that expired (refreshes unanswered): no new flows until answered.",
+    ),
+    (
         "clua_router_messages_sent_total",
         "Router protocol announcements and goodbyes sent.",
     ),
@@ -204,6 +220,18 @@ const CONTROL: &[Field<ControlCounters>] = &[
     ("clua_icmp_ignored_total", |c| get(&c.icmp_ignored)),
     ("clua_gratuitous_arp_total", |c| get(&c.garp_sent)),
     ("clua_control_tx_failed_total", |c| get(&c.tx_failed)),
+    ("clua_member_arp_requests_total", |c| {
+        get(&c.neighbors.requests_sent)
+    }),
+    ("clua_member_mac_learned_total", |c| {
+        get(&c.neighbors.learned)
+    }),
+    ("clua_member_mac_changed_total", |c| {
+        get(&c.neighbors.changed)
+    }),
+    ("clua_member_mac_expired_total", |c| {
+        get(&c.neighbors.expired)
+    }),
 ];
 
 const PORT: &[Field<PortCounters>] = &[

@@ -460,3 +460,54 @@ fn tcp_half_open_ms_defaults_and_is_range_checked() {
         assert!(Config::parse(&set(v), "golden.toml").is_ok(), "{v}");
     }
 }
+
+/// Issue 8: `mac` of a `[[member]]` is optional; without it the router learns it by ARP on the
+/// member's port, and until then the member gets no traffic (CA3). A bad `mac` is still named.
+#[test]
+fn member_mac_is_optional_and_a_bad_one_still_named() {
+    use clua_ctl::model::MemberMac;
+    let text = GOLDEN
+        .replace("mac = \"02:00:00:00:01:01\"\n", "")
+        .replace("mac = \"02:00:00:00:01:03\"\n", "");
+    let c = Config::parse(&text, "test.toml").unwrap();
+    let macs: Vec<MemberMac> = c.cluster.members.iter().map(|m| m.mac).collect();
+    assert_eq!(
+        macs[..3],
+        [
+            MemberMac::Unresolved,
+            MemberMac::Configured([2, 0, 0, 0, 1, 2]),
+            MemberMac::Unresolved
+        ]
+    );
+    let s = c
+        .cluster
+        .snapshot(
+            1,
+            &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]],
+        )
+        .unwrap();
+    let up: Vec<bool> = (0..4).map(|i| s.member(MemberId(i)).unwrap().up).collect();
+    assert_eq!(up, [false, true, false, true]);
+    // The ipip member without mac is still an ipip member (its outer MAC comes from ARP).
+    assert_eq!(s.member(MemberId(2)).unwrap().encap, Encap::Ipip);
+
+    let text = GOLDEN.replace("mac = \"02:00:00:00:01:01\"", "mac = \"02:00:00:00:01\"");
+    assert_rejected(&text, &["member[0] \"m1\" mac", "not a MAC address"]);
+    let text = GOLDEN.replace("mac = \"02:00:00:00:01:01\"", "mac = \"01:00:5e:00:00:01\"");
+    assert_rejected(&text, &["member \"m1\" mac", "multicast MAC"]);
+    // Without a mac the address must be on the port's subnet: ARP cannot find a next hop.
+    let text = GOLDEN.replace(
+        "address = \"192.0.2.141\"\nmac = \"02:00:00:00:02:01\"\n",
+        "address = \"192.0.2.41\"\n",
+    );
+    assert_rejected(
+        &text,
+        &[
+            "member \"m4\" mac",
+            "192.0.2.41 is outside port \"ic1\"'s subnet 192.0.2.130/25",
+        ],
+    );
+    // With a configured mac (a next hop's) such an address is fine.
+    let text = GOLDEN.replace("address = \"192.0.2.141\"", "address = \"192.0.2.41\"");
+    Config::parse(&text, "test.toml").unwrap();
+}

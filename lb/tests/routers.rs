@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use clua_ctl::apply::ControlState;
-use clua_ctl::model::{vmac, Prefix};
+use clua_ctl::command::parse_args;
+use clua_ctl::model::{fmt_mac, vmac, Prefix};
 use clua_ctl::plane::{ControlPlane, Effects, Start, Transmit};
 use clua_ctl::routers::tracker::RouterSettings;
 use clua_lb::config::Config;
@@ -398,6 +399,25 @@ fn the_vmac_follows_the_master() {
         .contains(&(CLIENT_PORT, v)));
     let g = lan.garps(1, WEB, killed);
     assert!(!g.is_empty() && g.iter().all(|(_, m)| *m == v), "{g:?}");
+    // cluamgr -s on both routers: who is master, and the vMAC.
+    let show = |lan: &mut Lan, i: usize| {
+        let now = lan.now;
+        let (reply, _) = lan.routers[i]
+            .plane
+            .on_command(&parse_args(&["-s"]).unwrap(), now);
+        assert!(reply.ok);
+        reply.output
+    };
+    let s2 = show(&mut lan, 1);
+    assert!(s2.contains("routers: this router r2"), "{s2}");
+    assert!(s2.contains("arp master: r2 (this router)"), "{s2}");
+    assert!(s2.contains(&format!("vmac: {}", fmt_mac(&v))), "{s2}");
+    lan.restart(0, st(100));
+    lan.run(500);
+    let (s1, s2) = (show(&mut lan, 0), show(&mut lan, 1));
+    assert!(s1.contains("arp master: r1 (this router)"), "{s1}");
+    assert!(s2.contains("peer r1: boot 2"), "{s2}");
+    assert!(s2.contains("arp master: r1\n"), "{s2}");
     // Another alias without a vMAC is answered from the port's MAC.
     let other = lan.answerers(TUN);
     assert_eq!(other.len(), 1);

@@ -24,7 +24,6 @@
 //! are assigned in ascending address order, each assignment counting at once for the next. Two
 //! routers with the same views and the same current masters therefore compute identical results.
 //!
-//! **Not wired into aliasd yet** (see [`crate::routers`]).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

@@ -5,9 +5,9 @@
 //! - [`wire`]: the router protocol message routers announce themselves with over the
 //!   interconnect (docs/router-protocol.md).
 //!
-//! **Not wired into aliasd yet**: no thread sends or receives router messages and aliasd still
-//! answers ARP for every alias alone. A later session connects these pieces to the control plane
-//! (a liveness tracker over [`wire::RouterRepr`] feeding [`election::elect`]).
+//! - [`tracker`]: which peers are live and what they say (replay protection, claims).
+//! - [`role`]: this router's part: listen first, announce, elect, goodbye. The control plane
+//!   (`crate::plane`) answers ARP by its result. See docs/routing.md.
 
 pub mod election;
 pub mod role;
