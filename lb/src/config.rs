@@ -47,6 +47,10 @@ pub struct Config {
     pub adverts: Option<AdvertConfig>,
     /// The router protocol (`[router]`): absent when this router is alone.
     pub router: Option<RouterConfig>,
+    /// RIPv2 (`[rip]`): absent, no routes are advertised.
+    pub rip: Option<RipConfig>,
+    /// BFD (`[bfd]`).
+    pub bfd: Option<BfdConfig>,
 }
 
 /// The `[control]` section.
@@ -283,6 +287,18 @@ pub enum ProblemKind {
     /// `[router]` without any interconnect port with an address.
     #[error("the router protocol needs an interconnect [[port]] with an address")]
     NoInterconnect,
+    /// `rip.mode` other than broadcast / multicast.
+    #[error("`{0}` is not broadcast or multicast")]
+    RipMode(String),
+    /// `rip.ports` names no client port with an address.
+    #[error("`{0}` is not a client [[port]] with an address")]
+    NotClientPort(String),
+    /// RIP without any client port with an address.
+    #[error("RIP needs a client [[port]] with an address")]
+    NoRipPort,
+    /// A BFD peer on no client port's subnet.
+    #[error("{0} is in no client [[port]]'s subnet (single-hop BFD, RFC 5881)")]
+    NoPortForPeer(Ipv4Addr),
     /// The router protocol and member adverts on one UDP port.
     #[error("{0} is adverts.port too")]
     PortClash(u16),
@@ -364,6 +380,8 @@ pub struct RawConfig {
     #[serde(default)]
     adverts: RawAdverts,
     router: Option<RawRouter>,
+    rip: Option<RawRip>,
+    bfd: Option<RawBfd>,
     #[serde(default)]
     port: Vec<RawPort>,
     #[serde(default)]
@@ -532,6 +550,107 @@ const GARP_INTERVAL_MS: std::ops::RangeInclusive<u32> = 10..=10_000;
 /// `router.dead_misses`.
 const ROUTER_DEAD_MISSES: std::ops::RangeInclusive<u32> = 2..=100;
 
+/// `[rip]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRip {
+    ports: Option<Vec<String>>,
+    #[serde(default = "default_rip_mode")]
+    mode: String,
+    #[serde(default = "default_rip_update")]
+    update_secs: u64,
+    #[serde(default = "default_rip_jitter")]
+    jitter_secs: u64,
+    #[serde(default = "default_rip_triggered")]
+    triggered_min_secs: u64,
+    key_file: Option<PathBuf>,
+    #[serde(default = "default_rip_key_id")]
+    key_id: u8,
+}
+fn default_rip_mode() -> String {
+    "broadcast".into()
+}
+fn default_rip_update() -> u64 {
+    30
+}
+fn default_rip_jitter() -> u64 {
+    5
+}
+fn default_rip_triggered() -> u64 {
+    1
+}
+fn default_rip_key_id() -> u8 {
+    1
+}
+/// `rip.update_secs`: RFC 2453's 30 s by default; a route times out at the peer after 180 s.
+const RIP_UPDATE_SECS: std::ops::RangeInclusive<u64> = 5..=300;
+/// `rip.triggered_min_secs`: RFC 2453 §3.10.1 (1 to 5 s).
+const RIP_TRIGGERED_SECS: std::ops::RangeInclusive<u64> = 1..=5;
+
+/// `[bfd]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBfd {
+    peers: Vec<String>,
+    #[serde(default = "default_bfd_interval")]
+    min_tx_ms: u32,
+    #[serde(default = "default_bfd_interval")]
+    min_rx_ms: u32,
+    #[serde(default = "default_bfd_multiplier")]
+    multiplier: u8,
+}
+fn default_bfd_interval() -> u32 {
+    100
+}
+fn default_bfd_multiplier() -> u8 {
+    3
+}
+/// `bfd.min_tx_ms` / `min_rx_ms`.
+const BFD_INTERVAL_MS: std::ops::RangeInclusive<u32> = 10..=10_000;
+
+/// RIPv2's send mode on a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RipSendMode {
+    /// To the subnet's broadcast address.
+    Broadcast,
+    /// To 224.0.0.9.
+    Multicast,
+}
+
+/// The `[rip]` section (CA6, docs/rip.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RipConfig {
+    /// The client ports RIP runs on.
+    pub ports: Vec<String>,
+    /// Broadcast or multicast.
+    pub mode: RipSendMode,
+    /// Unsolicited updates every this many ms (± jitter).
+    pub update_ms: u64,
+    /// Their random offset.
+    pub jitter_ms: u64,
+    /// Least spacing of triggered updates.
+    pub triggered_min_ms: u64,
+    /// RFC 4822 HMAC-SHA-256: the key file.
+    pub key_file: Option<PathBuf>,
+    /// The key (read by `load_files`).
+    pub key: Option<Vec<u8>>,
+    /// Its key id.
+    pub key_id: u8,
+}
+
+/// The `[bfd]` section (RFC 5880/5881, docs/bfd.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BfdConfig {
+    /// Each peer with the client port whose subnet holds it.
+    pub peers: Vec<(String, Ipv4Addr)>,
+    /// Desired min TX interval.
+    pub min_tx_ms: u32,
+    /// Required min RX interval.
+    pub min_rx_ms: u32,
+    /// Detection multiplier.
+    pub multiplier: u8,
+}
+
 /// The `[router]` section: this router is one of several (issue 8).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouterConfig {
@@ -628,6 +747,8 @@ pub struct ValidConfig {
     /// `Some` when a member runs the agent: the key file and the advert settings.
     adverts: Option<(PathBuf, u16, u32)>,
     router: Option<RouterConfig>,
+    rip: Option<RipConfig>,
+    bfd: Option<BfdConfig>,
 }
 
 impl Config {
@@ -1051,6 +1172,121 @@ impl RawConfig {
                 interconnect,
             }
         });
+        let client_port = |name: &str| {
+            cluster
+                .ports
+                .iter()
+                .find(|port| port.name == name && port.role == PortRole::Client)
+                .and_then(|port| port.address)
+        };
+        let rip = raw.rip.as_ref().map(|r| {
+            let mode = match r.mode.as_str() {
+                "broadcast" => RipSendMode::Broadcast,
+                "multicast" => RipSendMode::Multicast,
+                other => {
+                    p("rip.mode".into(), ProblemKind::RipMode(other.into()));
+                    RipSendMode::Broadcast
+                }
+            };
+            let ports: Vec<String> = match &r.ports {
+                Some(list) => {
+                    for name in list {
+                        if client_port(name).is_none() {
+                            p("rip.ports".into(), ProblemKind::NotClientPort(name.clone()));
+                        }
+                    }
+                    list.clone()
+                }
+                None => cluster
+                    .ports
+                    .iter()
+                    .filter(|port| port.role == PortRole::Client && port.address.is_some())
+                    .map(|port| port.name.clone())
+                    .collect(),
+            };
+            if ports.is_empty() {
+                p("rip.ports".into(), ProblemKind::NoRipPort);
+            }
+            if !RIP_UPDATE_SECS.contains(&r.update_secs) {
+                p(
+                    "rip.update_secs".into(),
+                    out_of_range(
+                        r.update_secs,
+                        *RIP_UPDATE_SECS.start(),
+                        *RIP_UPDATE_SECS.end(),
+                    ),
+                );
+            }
+            if r.jitter_secs * 2 >= r.update_secs {
+                p(
+                    "rip.jitter_secs".into(),
+                    out_of_range(r.jitter_secs, 0u64, r.update_secs.saturating_sub(1) / 2),
+                );
+            }
+            if !RIP_TRIGGERED_SECS.contains(&r.triggered_min_secs) {
+                p(
+                    "rip.triggered_min_secs".into(),
+                    out_of_range(
+                        r.triggered_min_secs,
+                        *RIP_TRIGGERED_SECS.start(),
+                        *RIP_TRIGGERED_SECS.end(),
+                    ),
+                );
+            }
+            RipConfig {
+                ports,
+                mode,
+                update_ms: r.update_secs * 1000,
+                jitter_ms: r.jitter_secs * 1000,
+                triggered_min_ms: r.triggered_min_secs * 1000,
+                key_file: r.key_file.clone(),
+                key: None,
+                key_id: r.key_id,
+            }
+        });
+        let bfd = raw.bfd.as_ref().map(|b| {
+            let mut peers = Vec::new();
+            for (i, text) in b.peers.iter().enumerate() {
+                let at = format!("bfd.peers[{i}]");
+                let Ok(addr) = text.parse::<Ipv4Addr>() else {
+                    p(at, ProblemKind::NotIpv4(text.clone()));
+                    continue;
+                };
+                let port = cluster.ports.iter().find(|port| {
+                    port.role == PortRole::Client
+                        && port
+                            .address
+                            .is_some_and(|a| a.contains(addr) && a.addr != addr)
+                });
+                match port {
+                    Some(port) => peers.push((port.name.clone(), addr)),
+                    None => p(at, ProblemKind::NoPortForPeer(addr)),
+                }
+            }
+            if b.peers.is_empty() {
+                p("bfd.peers".into(), ProblemKind::Empty);
+            }
+            for (field, v) in [
+                ("bfd.min_tx_ms", b.min_tx_ms),
+                ("bfd.min_rx_ms", b.min_rx_ms),
+            ] {
+                if !BFD_INTERVAL_MS.contains(&v) {
+                    p(
+                        field.into(),
+                        out_of_range(v, *BFD_INTERVAL_MS.start(), *BFD_INTERVAL_MS.end()),
+                    );
+                }
+            }
+            if b.multiplier == 0 {
+                p("bfd.multiplier".into(), out_of_range(0u8, 1u8, 255u8));
+            }
+            BfdConfig {
+                peers,
+                min_tx_ms: b.min_tx_ms,
+                min_rx_ms: b.min_rx_ms,
+                multiplier: b.multiplier,
+            }
+        });
         if let Some(path) = &raw.control.services_file {
             if !raw.service.is_empty() {
                 p(
@@ -1080,6 +1316,8 @@ impl RawConfig {
             control: raw.control,
             adverts,
             router,
+            rip,
+            bfd,
         })
     }
 }
@@ -1115,6 +1353,19 @@ impl ValidConfig {
                 Ok(key) => Some(RouterConfig { key, ..r }),
                 Err(e) => return Err(fail(vec![Problem::at("router.key_file", e)])),
             },
+        };
+        let rip = match self.rip {
+            Some(r) => match &r.key_file {
+                None => Some(r),
+                Some(path) => match clua_ctl::keyfile::load_key(path) {
+                    Ok(key) => Some(RipConfig {
+                        key: Some(key),
+                        ..r
+                    }),
+                    Err(e) => return Err(fail(vec![Problem::at("rip.key_file", e)])),
+                },
+            },
+            None => None,
         };
         let read = |p: &Path| std::fs::read_to_string(p);
         let mut state = ControlState {
@@ -1173,6 +1424,8 @@ impl ValidConfig {
             resvok,
             adverts,
             router,
+            rip,
+            bfd: self.bfd,
         })
     }
 }

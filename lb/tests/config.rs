@@ -511,3 +511,111 @@ fn member_mac_is_optional_and_a_bad_one_still_named() {
     let text = GOLDEN.replace("address = \"192.0.2.141\"", "address = \"192.0.2.41\"");
     Config::parse(&text, "test.toml").unwrap();
 }
+
+/// Issue 8: `[router]`, `[rip]`, `[bfd]` and the alias fields `vmac` and `mask`: defaults,
+/// ranges, and every bad value named (validation reads no key file: `Config::check`).
+#[test]
+fn router_rip_and_bfd_sections_are_validated() {
+    let ok = |extra: &str| {
+        let text = format!("{GOLDEN}\n{extra}");
+        match Config::check(&text, "test.toml") {
+            Ok(v) => v,
+            Err(e) => panic!("refused:\n{e}\n{extra}"),
+        }
+    };
+    let bad = |extra: &str, needles: &[&str]| {
+        let text = format!("{GOLDEN}\n{extra}");
+        let e = match Config::check(&text, "test.toml") {
+            Ok(_) => panic!("accepted:\n{extra}"),
+            Err(e) => e.to_string(),
+        };
+        for n in needles {
+            assert!(e.contains(n), "`{n}` not in:\n{e}");
+        }
+    };
+    ok("[router]\nnode = \"r1\"\nkey_file = \"/k\"\n");
+    bad("[router]\nkey_file = \"/k\"\n", &["missing field `node`"]);
+    bad(
+        "[router]\nnode = \"r 1\"\nkey_file = \"/k\"\n",
+        &["router.node"],
+    );
+    bad(
+        "[router]\nnode = \"r1\"\nkey_file = \"/k\"\ninterval_ms = 50\n",
+        &["router.interval_ms: 50 is out of range 100..=60000"],
+    );
+    bad(
+        "[router]\nnode = \"r1\"\nkey_file = \"/k\"\ndead_misses = 1\ngarp_count = 0\ngarp_interval_ms = 1\n",
+        &[
+            "router.dead_misses: 1 is out of range 2..=100",
+            "router.garp_count: 0 is out of range 1..=10",
+            "router.garp_interval_ms: 1 is out of range 10..=10000",
+        ],
+    );
+    bad(
+        "[router]\nnode = \"r1\"\nkey_file = \"/k\"\ninterconnect = \"client\"\n",
+        &["router.interconnect: `client` is not an interconnect [[port]] with an address"],
+    );
+    bad(
+        "[router]\nnode = \"r1\"\nkey_file = \"/k\"\nport = 0\n",
+        &["router.port: 0 is not a UDP port"],
+    );
+    ok("[rip]\n");
+    ok("[rip]\nports = [\"client\"]\nmode = \"multicast\"\nupdate_secs = 10\njitter_secs = 2\nkey_file = \"/k\"\nkey_id = 7\n");
+    bad(
+        "[rip]\nmode = \"anycast\"\n",
+        &["rip.mode: `anycast` is not broadcast or multicast"],
+    );
+    bad(
+        "[rip]\nports = [\"ic0\"]\n",
+        &["rip.ports: `ic0` is not a client [[port]] with an address"],
+    );
+    bad(
+        "[rip]\nupdate_secs = 1\n",
+        &["rip.update_secs: 1 is out of range 5..=300"],
+    );
+    bad(
+        "[rip]\nupdate_secs = 10\njitter_secs = 5\n",
+        &["rip.jitter_secs"],
+    );
+    bad(
+        "[rip]\ntriggered_min_secs = 9\n",
+        &["rip.triggered_min_secs"],
+    );
+    ok("[bfd]\npeers = [\"198.51.100.1\"]\n");
+    bad(
+        "[bfd]\npeers = [\"203.0.113.1\", \"x\"]\nmultiplier = 0\nmin_tx_ms = 5\n",
+        &[
+            "bfd.peers[0]: 203.0.113.1 is in no client [[port]]'s subnet",
+            "bfd.peers[1]: `x` is not an IPv4 address",
+            "bfd.multiplier",
+            "bfd.min_tx_ms: 5 is out of range 10..=10000",
+        ],
+    );
+    // vmac and mask on an alias.
+    let v = ok("");
+    assert!(v
+        .cluster()
+        .aliases
+        .iter()
+        .all(|a| !a.vmac && a.mask.is_none()));
+    let text = GOLDEN.replacen(
+        "name = \"spare\"\naddress = \"198.51.100.103\"",
+        "name = \"spare\"\naddress = \"198.51.100.103\"\nvmac = true\nmask = \"255.255.255.0\"",
+        1,
+    );
+    let v = Config::check(&text, "t").unwrap();
+    let spare = v
+        .cluster()
+        .aliases
+        .iter()
+        .find(|a| a.name == "spare")
+        .unwrap();
+    assert!(spare.vmac);
+    assert_eq!(spare.mask, Some("255.255.255.0".parse().unwrap()));
+    let text = text.replace("mask = \"255.255.255.0\"", "mask = \"255.0.255.0\"");
+    let e = Config::check(&text, "t").unwrap_err().to_string();
+    assert!(
+        e.contains("alias[4] \"spare\" mask: `255.0.255.0` is not a netmask"),
+        "{e}"
+    );
+}
