@@ -25,6 +25,8 @@ LAB = dict(members=2, vxlan_members=0, routers=2, far=True, aliases=[WEB, VIRT],
 SERVICES = [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]}]
 METRICS = "127.0.0.1:9470"
 UPDATE_SECS = 5  # short, so the "learns nothing" waits are bounded (RFC 2453 default 30)
+JITTER_SECS = 1  # less than half of update_secs (docs/aliasd.toml.md)
+PERIOD_MAX = UPDATE_SECS + JITTER_SECS  # the longest gap between two periodic updates
 PASSWORD = "clua-lab-rip-password-0123"
 BFD_DETECT = 0.3  # 100 ms x 3
 HOPS = sorted([labmod.RTR_CLI_IPS[1], labmod.RTR_CLI_IPS[2]])
@@ -39,7 +41,7 @@ class Env:
         aliases = [{"name": "web", "address": WEB, "members": ["m1", "m2"]},
                    {"name": "virt", "address": VIRT, "virtual": True, "mask": VIRT_MASK,
                     "members": ["m1", "m2"]}]
-        rip = {"mode": mode, "update_secs": UPDATE_SECS}
+        rip = {"mode": mode, "update_secs": UPDATE_SECS, "jitter_secs": JITTER_SECS}
         if key_file:
             rip["key_file"] = str(key_file)
         doc = self.lab.aliasd_config_dict(
@@ -175,7 +177,7 @@ def test_bird_learns_host_and_network_routes_ecmp(lab, env, mode):
     lab.start_bird(rip_auth=None, bfd=False, mode=mode)
     env.start(1, mode=mode)
     env.start(2, mode=mode)
-    took, routes = wait_routes(lab, both_learnt, timeout=2 * UPDATE_SECS + 2)
+    took, routes = wait_routes(lab, both_learnt, timeout=2 * PERIOD_MAX)
     print(f"{mode}: BIRD learnt both routes with both next hops after {took} s: {routes}")
     assert took is not None, (f"BIRD routes {routes}, want {WEB}/32 and {VIRT_NET} via {HOPS}"
                               + env.tails())
@@ -208,14 +210,14 @@ def test_authenticated_rip(lab, env):
     lab.start_bird(rip_auth=PASSWORD, bfd=False)
     env.start(1, key_file=key)
     env.start(2, key_file=key)
-    took, routes = wait_routes(lab, both_learnt, timeout=2 * UPDATE_SECS + 2)
+    took, routes = wait_routes(lab, both_learnt, timeout=2 * PERIOD_MAX)
     print(f"authenticated: BIRD learnt the routes after {took} s")
     assert took is not None, f"authenticated RIP: BIRD routes {routes}" + env.tails()
     res = far_tcp(lab, count=10)
     assert res["ok"] == 10, f"{res}" + env.tails()
 
     lab.start_bird(rip_auth=PASSWORD + "-wrong", bfd=False)
-    wait = max(2 * UPDATE_SECS + 1, 2 * took)
+    wait = max(2 * PERIOD_MAX, 2 * took)
     time.sleep(wait)
     routes = lab.bird_routes()
     print(f"wrong password, after {wait:.1f} s: BIRD routes {routes}")
@@ -229,7 +231,7 @@ def test_leave_and_sigterm_withdraw_at_once(lab, env):
     lab.start_bird(rip_auth=None, bfd=False)
     env.start(1)
     env.start(2)
-    took, routes = wait_routes(lab, both_learnt, timeout=2 * UPDATE_SECS + 2)
+    took, routes = wait_routes(lab, both_learnt, timeout=2 * PERIOD_MAX)
     assert took is not None, f"BIRD routes {routes}" + env.tails()
 
     # The router leaves the alias; if this aliasd takes `leave` only for a member, every
@@ -264,7 +266,7 @@ def test_sigkill_bfd_drops_path(lab, env):
     lab.start_bird(rip_auth=None, bfd=True)
     env.start(1, bfd=True)
     env.start(2, bfd=True)
-    took, routes = wait_routes(lab, both_learnt, timeout=2 * UPDATE_SECS + 2)
+    took, routes = wait_routes(lab, both_learnt, timeout=2 * PERIOD_MAX)
     assert took is not None, f"BIRD routes {routes}" + env.tails()
     r1, r2 = labmod.RTR_CLI_IPS[1], labmod.RTR_CLI_IPS[2]
     deadline = time.monotonic() + 5
@@ -308,14 +310,14 @@ def test_rfc1918_only_after_resvok(lab, env):
     priv = {"name": "priv", "address": PRIV, "members": ["m1"]}  # bypasses lab's address check
     env.start(1, extra_aliases=[priv])
     took, routes = wait_routes(lab, lambda r: r.get(f"{WEB}/32") == [labmod.RTR_CLI_IPS[1]],
-                               timeout=2 * UPDATE_SECS + 2)
+                               timeout=2 * PERIOD_MAX)
     assert took is not None, f"BIRD routes {routes}" + env.tails()
-    time.sleep(UPDATE_SECS + 1)  # at least one full periodic update since
+    time.sleep(PERIOD_MAX + 0.5)  # at least one full periodic update since
     routes = lab.bird_routes()
     assert f"{PRIV}/32" not in routes, f"{PRIV} advertised before resvok: {routes}"
 
     lab.cluamgr("-r", "resvok", router=1)
-    took, routes = wait_routes(lab, lambda r: f"{PRIV}/32" in r, timeout=UPDATE_SECS + 2)
+    took, routes = wait_routes(lab, lambda r: f"{PRIV}/32" in r, timeout=PERIOD_MAX + 1)
     print(f"resvok: BIRD learnt {PRIV}/32 after {took} s")
     assert took is not None, f"{PRIV} not advertised after resvok: {routes}" + env.tails()
     assert routes[f"{PRIV}/32"] == [labmod.RTR_CLI_IPS[1]]
