@@ -11,6 +11,7 @@ Measurements (time to the first new TCP connection through the new master, ARP t
 partition healing) are printed: run with -s to see them.
 """
 
+import hashlib
 import statistics
 import subprocess
 import sys
@@ -98,6 +99,13 @@ def routers(aliasd_bin, lab):
     rs = Routers(lab, aliasd_bin)
     yield rs
     rs.stop_all()
+
+
+def expected_vmac(cluster: str, alias: str) -> str:
+    """docs/routing.md: (h0 & 0xfc) | 0x02, h1, a, b, c, d with h = SHA-256(cluster name)."""
+    h = hashlib.sha256(cluster.encode()).digest()
+    octets = [(h[0] & 0xFC) | 0x02, h[1], *(int(x) for x in alias.split("."))]
+    return ":".join(f"{b:02x}" for b in octets)
 
 
 def mac_of(lab, k) -> str:
@@ -473,6 +481,8 @@ def test_vmac_client_entry_survives_takeover(lab, routers):
     first = int(vmac.split(":")[0], 16)
     assert first & 2 and not first & 1, f"vMAC {vmac} not locally administered unicast"
     assert vmac not in {mac_of(lab, r.k) for r in lab.routers}, f"{vmac} is a port MAC"
+    derived = expected_vmac("lab", A1)
+    assert vmac == derived, f"vMAC {vmac}, docs/routing.md derives {derived}"
     got = lab.arp_answerers(A1)
     assert got == [vmac], f"ARP answerers {got}, want exactly one reply with {vmac}"
     shows = {k: lab.cluamgr("-s", router=k).stdout for k in (1, 2)}
