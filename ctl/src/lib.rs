@@ -6,6 +6,7 @@ pub mod advert;
 pub mod alias_config;
 pub mod apply;
 pub mod arp;
+pub mod bfd;
 pub mod boots;
 pub mod command;
 pub mod config_error;

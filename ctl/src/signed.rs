@@ -134,6 +134,68 @@ pub fn freshness(last: Option<(u64, u64)>, boot_id: u64, seq: u64) -> Freshness 
     }
 }
 
+/// The replay rule with a window (RFC 4303 §3.4.3 style, 64 messages): like [`freshness`],
+/// but a message of the current boot up to 63 below the highest seq seen is also fresh, once.
+/// For senders whose messages of one interval may arrive out of order (a router's announcement
+/// over several frames, received by several workers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayWindow {
+    boot_id: u64,
+    top: u64,
+    /// Bit i: seq `top - i` was accepted.
+    seen: u64,
+}
+
+impl ReplayWindow {
+    /// The window after accepting `(boot_id, seq)`, or why it is refused (`last` `None`: the
+    /// first message from the sender).
+    pub fn check(
+        last: Option<ReplayWindow>,
+        boot_id: u64,
+        seq: u64,
+    ) -> Result<ReplayWindow, Freshness> {
+        let Some(w) = last else {
+            return Ok(ReplayWindow {
+                boot_id,
+                top: seq,
+                seen: 1,
+            });
+        };
+        if boot_id < w.boot_id {
+            return Err(Freshness::StaleBoot);
+        }
+        if boot_id > w.boot_id {
+            return Ok(ReplayWindow {
+                boot_id,
+                top: seq,
+                seen: 1,
+            });
+        }
+        if seq > w.top {
+            let shift = seq - w.top;
+            let seen = if shift >= 64 { 0 } else { w.seen << shift };
+            return Ok(ReplayWindow {
+                boot_id,
+                top: seq,
+                seen: seen | 1,
+            });
+        }
+        let back = w.top - seq;
+        if back >= 64 || w.seen & (1 << back) != 0 {
+            return Err(Freshness::Replayed);
+        }
+        Ok(ReplayWindow {
+            seen: w.seen | (1 << back),
+            ..w
+        })
+    }
+
+    /// The sender's boot id.
+    pub fn boot_id(&self) -> u64 {
+        self.boot_id
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +214,38 @@ mod tests {
         b[..4].copy_from_slice(b"TEST");
         b[4] = 1;
         b
+    }
+
+    #[test]
+    fn the_replay_window_takes_reordered_messages_once() {
+        let w = ReplayWindow::check(None, 5, 10).unwrap();
+        let w = ReplayWindow::check(Some(w), 5, 12).unwrap();
+        // 11 arrives late: fresh once, then a replay.
+        let w = ReplayWindow::check(Some(w), 5, 11).unwrap();
+        assert_eq!(
+            ReplayWindow::check(Some(w), 5, 11),
+            Err(Freshness::Replayed)
+        );
+        assert_eq!(
+            ReplayWindow::check(Some(w), 5, 12),
+            Err(Freshness::Replayed)
+        );
+        assert_eq!(
+            ReplayWindow::check(Some(w), 5, 10),
+            Err(Freshness::Replayed)
+        );
+        // Far below the window: refused; far above: the window moves.
+        let w = ReplayWindow::check(Some(w), 5, 200).unwrap();
+        assert_eq!(
+            ReplayWindow::check(Some(w), 5, 136),
+            Err(Freshness::Replayed)
+        );
+        assert!(ReplayWindow::check(Some(w), 5, 137).is_ok());
+        assert_eq!(
+            ReplayWindow::check(Some(w), 4, 999),
+            Err(Freshness::StaleBoot)
+        );
+        assert_eq!(ReplayWindow::check(Some(w), 6, 1).unwrap().boot_id(), 6);
     }
 
     #[test]

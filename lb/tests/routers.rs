@@ -465,3 +465,45 @@ fn forged_and_replayed_messages_change_nothing() {
     );
     assert_eq!(status.peers, 0);
 }
+
+/// More aliases than fit one frame: each interval's announcement is split over several
+/// messages within the interconnect MTU, and the election still sees every alias.
+#[test]
+fn many_aliases_are_announced_over_several_frames() {
+    let many = |odd_wins: bool| {
+        let mut st = state_rpri(&[]);
+        st.cluster.max_aliases = 1000;
+        for d in 110..=249u8 {
+            let addr = std::net::Ipv4Addr::new(198, 51, 100, d);
+            let mut a = st.cluster.aliases[1].clone();
+            a.name = format!("a{d}");
+            a.address = addr;
+            a.members.clear();
+            a.rpri = if (d % 2 == 1) == odd_wins { 100 } else { 10 };
+            st.cluster.aliases.push(a);
+        }
+        st
+    };
+    let mut lan = Lan::new(vec![many(false), many(true)]);
+    lan.run(600);
+    for d in 110..=249u8 {
+        let want = if d % 2 == 1 { "r2" } else { "r1" };
+        assert_eq!(lan.names([198, 51, 100, d]), [want], ".{d}");
+    }
+    let frames: Vec<&Transmit> = lan.routers[0]
+        .sent
+        .iter()
+        .filter(|(_, t)| t.port == IC0)
+        .map(|(_, t)| t)
+        .collect();
+    assert!(
+        frames.iter().all(|t| t.frame.len() <= 14 + 1600),
+        "within the ic0 MTU"
+    );
+    assert!(
+        frames.iter().any(|t| t.frame.len() > 1400),
+        "big messages are used"
+    );
+    let per_interval = frames.len() as f64 / 6.0;
+    assert!(per_interval >= 2.0, "{per_interval} messages per interval");
+}

@@ -27,6 +27,14 @@ use crate::model::Mac;
 use crate::plane::Transmit;
 use clua_pipeline::snapshot::{PortId, PortRole};
 
+/// How many alias entries fit one message in an IPv4 packet of `mtu` bytes with `ports` port
+/// entries (at least 1, at most [`MAX_ALIASES`]).
+pub fn aliases_per_message(mtu: usize, ports: usize) -> usize {
+    use super::wire::{ALIAS_ENTRY_LEN, HEADER_LEN, PORT_ENTRY_LEN, TAG_LEN};
+    let room = mtu.saturating_sub(20 + 8 + HEADER_LEN + TAG_LEN + ports * PORT_ENTRY_LEN);
+    (room / ALIAS_ENTRY_LEN).clamp(1, MAX_ALIASES)
+}
+
 /// The interconnect port the router protocol runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InterconnectPort {
@@ -172,9 +180,10 @@ impl RouterRole {
     /// Returns the frames to send and whether what this router answers ARP for changed.
     pub fn on_tick(&mut self, state: &ControlState, now_ms: u64) -> (Vec<Transmit>, bool) {
         self.start_clock(now_ms);
-        for n in self.tracker.expire(now_ms) {
+        let expired = self.tracker.expire(now_ms);
+        self.dirty |= expired.changed();
+        for n in expired.dead {
             self.events.push(RoleEvent::PeerDown(n));
-            self.dirty = true;
         }
         let changed = self.run_election(state, now_ms);
         let mut out = Vec::new();
@@ -233,9 +242,9 @@ impl RouterRole {
         true
     }
 
-    /// This router's view for the election, and its message's alias and port entries: every
-    /// alias it specifies (at most [`MAX_ALIASES`], in address order), every client port with
-    /// an address (at most [`MAX_PORTS`]), taken as up (aliasd has no link state yet).
+    /// This router's view for the election, and its messages' alias and port entries: every
+    /// alias it specifies, in address order, every client port with an address (at most
+    /// [`MAX_PORTS`]), taken as up (aliasd has no link state yet).
     fn own(&self, state: &ControlState) -> (RouterView, Vec<RouterAlias>, Vec<RouterPort>) {
         let ports: Vec<RouterPort> = state
             .cluster
@@ -260,7 +269,6 @@ impl RouterRole {
             .map(|a| (a.address, a.rpri))
             .collect();
         specified.sort();
-        specified.truncate(MAX_ALIASES);
         let mut view = RouterView::default();
         let mut aliases = Vec::with_capacity(specified.len());
         for (addr, rpri) in specified {
@@ -304,13 +312,33 @@ impl RouterRole {
         })
     }
 
-    fn announce(&mut self, state: &ControlState) -> Option<Transmit> {
+    /// This interval's announcement: as many messages as it takes for every alias to fit a
+    /// frame of the interconnect port's MTU (each message with every port).
+    fn announce(&mut self, state: &ControlState) -> Vec<Transmit> {
         let (_, aliases, ports) = self.own(state);
-        let bytes = self
-            .tracker
-            .message(RouterKind::Announce, Health::Healthy, aliases, ports)
-            .ok()?;
-        self.frame(&bytes)
+        let mtu = state
+            .cluster
+            .ports
+            .get(usize::from(self.ic.port))
+            .map_or(1500, |p| usize::from(p.mtu));
+        let per_message = aliases_per_message(mtu, ports.len());
+        let mut out = Vec::new();
+        let mut chunks: Vec<&[RouterAlias]> = aliases.chunks(per_message).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        for chunk in chunks {
+            let Ok(bytes) = self.tracker.message(
+                RouterKind::Announce,
+                Health::Healthy,
+                chunk.to_vec(),
+                ports.clone(),
+            ) else {
+                continue;
+            };
+            out.extend(self.frame(&bytes));
+        }
+        out
     }
 
     /// The goodbye of a clean shutdown: peers take over at once instead of after the dead

@@ -12,13 +12,17 @@
 //!   `own_name`).
 //! - The replay state of a peer outlives its death: a replay of a dead peer's old message
 //!   cannot revive it.
+//! - A router with more aliases than fit one frame announces them over several messages per
+//!   interval (each with every port). So a message adds to the sender's view rather than
+//!   replacing it, and each alias entry ages on its own: an alias the peer stopped announcing
+//!   leaves its view `dead_misses` of its intervals after it was last announced.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use super::election::{AliasView, RouterView, Views};
 use super::wire::{Health, RouterAlias, RouterError, RouterKind, RouterPort, RouterRepr};
-use crate::signed::{freshness, Freshness};
+use crate::signed::{Freshness, ReplayWindow};
 
 /// What a router needs to take part in the router protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,8 +60,8 @@ pub struct Peer {
     pub health: Health,
     /// When its last announcement was accepted.
     pub heard_ms: u64,
-    /// The aliases it specifies or joins.
-    pub aliases: Vec<RouterAlias>,
+    /// The aliases it specifies or joins, each with when it was last announced.
+    pub aliases: BTreeMap<Ipv4Addr, (RouterAlias, u64)>,
     /// Its client-facing ports.
     pub ports: Vec<RouterPort>,
 }
@@ -104,6 +108,22 @@ impl RouterCounters {
     }
 }
 
+/// What [`RouterTracker::expire`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Peers that died.
+    pub dead: Vec<String>,
+    /// Whether alias entries of live peers aged out.
+    pub aged: bool,
+}
+
+impl Expired {
+    /// Whether the live views changed.
+    pub fn changed(&self) -> bool {
+        !self.dead.is_empty() || self.aged
+    }
+}
+
 /// What a received datagram did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouterOutcome {
@@ -140,8 +160,9 @@ pub struct RouterTracker {
     settings: RouterSettings,
     seq: u64,
     peers: BTreeMap<String, Peer>,
-    /// Last accepted `(boot_id, seq)` per node, kept after death (replay protection).
-    replay: BTreeMap<String, (u64, u64)>,
+    /// Replay state per node, kept after death (replay protection; a window, since one
+    /// interval's messages may arrive out of order).
+    replay: BTreeMap<String, ReplayWindow>,
     counters: RouterCounters,
 }
 
@@ -196,20 +217,20 @@ impl RouterTracker {
             self.counters.own_name += 1;
             return RouterOutcome::Refused;
         }
-        match freshness(self.replay.get(&repr.node).copied(), repr.boot_id, repr.seq) {
-            Freshness::Fresh => {}
-            Freshness::Replayed => {
-                self.counters.replayed += 1;
+        match ReplayWindow::check(self.replay.get(&repr.node).copied(), repr.boot_id, repr.seq) {
+            Ok(w) => {
+                self.replay.insert(repr.node.clone(), w);
+            }
+            Err(Freshness::StaleBoot) => {
+                self.counters.stale_boot += 1;
                 return RouterOutcome::Refused;
             }
-            Freshness::StaleBoot => {
-                self.counters.stale_boot += 1;
+            Err(_) => {
+                self.counters.replayed += 1;
                 return RouterOutcome::Refused;
             }
         }
         self.counters.accepted += 1;
-        self.replay
-            .insert(repr.node.clone(), (repr.boot_id, repr.seq));
         if repr.kind == RouterKind::Goodbye {
             return if self.peers.remove(&repr.node).is_some() {
                 self.counters.peers_down += 1;
@@ -221,39 +242,52 @@ impl RouterTracker {
                 }
             };
         }
-        let mut aliases = repr.aliases;
-        aliases.sort_by_key(|a| a.addr);
         let mut ports = repr.ports;
         ports.sort_by(|a, b| a.name.cmp(&b.name));
-        let peer = Peer {
-            boot_id: repr.boot_id,
-            seq: repr.seq,
-            interval_ms: repr.interval_ms,
-            health: repr.health,
-            heard_ms: now_ms,
-            aliases,
-            ports,
-        };
-        match self.peers.insert(repr.node.clone(), peer) {
-            None => {
-                self.counters.peers_up += 1;
-                RouterOutcome::PeerUp(repr.node)
+        let (peer, up) = match self.peers.get_mut(&repr.node) {
+            Some(p) if p.boot_id == repr.boot_id => (p, false),
+            _ => {
+                // New, or restarted: nothing of its earlier boot's view survives.
+                let fresh = Peer {
+                    boot_id: repr.boot_id,
+                    seq: repr.seq,
+                    interval_ms: repr.interval_ms,
+                    health: repr.health,
+                    heard_ms: now_ms,
+                    aliases: BTreeMap::new(),
+                    ports: Vec::new(),
+                };
+                let was = self.peers.insert(repr.node.clone(), fresh).is_some();
+                (self.peers.get_mut(&repr.node).expect("inserted"), !was)
             }
-            Some(old) => {
-                let new = &self.peers[&repr.node];
-                let changed = old.aliases != new.aliases
-                    || old.ports != new.ports
-                    || old.health != new.health;
-                RouterOutcome::Refreshed {
-                    node: repr.node,
-                    changed,
-                }
+        };
+        let mut changed = peer.ports != ports || peer.health != repr.health;
+        peer.seq = peer.seq.max(repr.seq);
+        peer.interval_ms = repr.interval_ms;
+        peer.health = repr.health;
+        peer.heard_ms = now_ms;
+        peer.ports = ports;
+        for a in repr.aliases {
+            match peer.aliases.insert(a.addr, (a, now_ms)) {
+                Some((old, _)) if old == a => {}
+                _ => changed = true,
+            }
+        }
+        if up {
+            self.counters.peers_up += 1;
+            RouterOutcome::PeerUp(repr.node)
+        } else {
+            RouterOutcome::Refreshed {
+                node: repr.node,
+                changed,
             }
         }
     }
 
-    /// Peers whose dead interval passed by `now_ms` are dropped; returns their names.
-    pub fn expire(&mut self, now_ms: u64) -> Vec<String> {
+    /// Peers whose dead interval passed by `now_ms` are dropped (their names are returned),
+    /// and so are the alias entries live peers stopped announcing (`aged` tells whether any
+    /// went).
+    pub fn expire(&mut self, now_ms: u64) -> Expired {
         let misses = self.settings.dead_misses;
         let dead: Vec<String> = self
             .peers
@@ -265,7 +299,14 @@ impl RouterTracker {
             self.peers.remove(n);
         }
         self.counters.peers_down += dead.len() as u64;
-        dead
+        let mut aged = false;
+        for p in self.peers.values_mut() {
+            let life = u64::from(p.interval_ms) * u64::from(misses);
+            let before = p.aliases.len();
+            p.aliases.retain(|_, (_, heard)| *heard + life > now_ms);
+            aged |= p.aliases.len() != before;
+        }
+        Expired { dead, aged }
     }
 
     /// The earliest time a live peer dies without news.
@@ -326,7 +367,7 @@ impl RouterTracker {
         for (node, p) in &self.peers {
             let up: Vec<&RouterPort> = p.ports.iter().filter(|port| port.up).collect();
             let mut view = RouterView::default();
-            for a in &p.aliases {
+            for (a, _) in p.aliases.values() {
                 let up_interfaces = up
                     .iter()
                     .filter(|port| same_subnet(port.addr, port.prefix_len, a.addr))
@@ -426,7 +467,7 @@ mod tests {
         let m = announce(&mut r2, 10, false);
         assert_eq!(r1.on_datagram(&m, 1000), RouterOutcome::PeerUp("r2".into()));
         assert_eq!(r1.next_deadline(), Some(1300));
-        assert!(r1.expire(1299).is_empty());
+        assert!(!r1.expire(1299).changed());
         let m = announce(&mut r2, 10, false);
         assert_eq!(
             r1.on_datagram(&m, 1200),
@@ -435,8 +476,8 @@ mod tests {
                 changed: false
             }
         );
-        assert!(r1.expire(1499).is_empty());
-        assert_eq!(r1.expire(1500), vec!["r2".to_string()]);
+        assert!(!r1.expire(1499).changed());
+        assert_eq!(r1.expire(1500).dead, vec!["r2".to_string()]);
         assert!(r1.peers().is_empty());
         assert_eq!(r1.counters().peers_up, 1);
         assert_eq!(r1.counters().peers_down, 1);
@@ -458,7 +499,7 @@ mod tests {
         forged[n - 1] ^= 1;
         assert_eq!(r1.on_datagram(&forged, 10), RouterOutcome::Refused);
         assert_eq!(r1.counters().refused[RouterError::BadTag.index()], 1);
-        assert_eq!(r1.peers()["r2"].aliases[0].rpri, 10);
+        assert_eq!(r1.peers()["r2"].aliases[&A].0.rpri, 10);
         // Under another key.
         let mut other = RouterTracker::new(RouterSettings {
             key: b"another key, 16 bytes at least".to_vec(),
@@ -559,6 +600,62 @@ mod tests {
         );
         let (views, current) = r1.views(own(1), &BTreeSet::new());
         assert_eq!(elect(&views, &current)[&A], "r1");
+    }
+
+    /// A router with many aliases announces them over several messages: they add up, and an
+    /// alias no longer announced ages out while its router stays live.
+    #[test]
+    fn aliases_over_several_messages_add_up_and_age_out() {
+        let mut r2 = RouterTracker::new(settings("r2", 1));
+        let mut r1 = RouterTracker::new(settings("r1", 1));
+        let b = Ipv4Addr::new(198, 51, 100, 101);
+        let part = |t: &mut RouterTracker, addr| {
+            t.message(
+                RouterKind::Announce,
+                Health::Healthy,
+                vec![RouterAlias {
+                    addr,
+                    rpri: 5,
+                    joined: false,
+                    master: false,
+                }],
+                vec![port(true)],
+            )
+            .unwrap()
+        };
+        r1.on_datagram(&part(&mut r2, A), 0);
+        assert!(r1.on_datagram(&part(&mut r2, b), 1).changed());
+        assert_eq!(r1.peers()["r2"].aliases.len(), 2);
+        // Only A is announced from now on: b leaves the view 300 ms after its last message
+        // (at 1 ms).
+        for t in [100, 200, 301] {
+            assert!(!r1.on_datagram(&part(&mut r2, A), t).changed());
+            let e = r1.expire(t);
+            assert_eq!(e.changed(), t == 301, "at {t}: {e:?}");
+        }
+        assert_eq!(
+            r1.peers()["r2"].aliases.keys().copied().collect::<Vec<_>>(),
+            [A]
+        );
+        // A restart starts its view afresh.
+        let mut again = RouterTracker::new(settings("r2", 2));
+        r1.on_datagram(&part(&mut again, b), 310);
+        assert_eq!(
+            r1.peers()["r2"].aliases.keys().copied().collect::<Vec<_>>(),
+            [b]
+        );
+    }
+
+    #[test]
+    fn message_sizes_fit_the_mtu() {
+        use crate::routers::role::aliases_per_message;
+        use crate::routers::wire::buffer_len;
+        for (mtu, ports) in [(1500, 1), (1600, 3), (9000, 1), (576, 4)] {
+            let n = aliases_per_message(mtu, ports);
+            assert!(20 + 8 + buffer_len(n, ports) <= mtu, "{mtu} {ports} {n}");
+            assert!(20 + 8 + buffer_len(n + 1, ports) > mtu || n == 1024);
+        }
+        assert_eq!(aliases_per_message(100, 64), 1, "at least one");
     }
 
     #[test]
