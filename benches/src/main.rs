@@ -1,5 +1,7 @@
 //! `clua-bench`: helpers for `scripts/bench` (see docs/performance.md).
 //!
+//! - `clua-bench routers [--routers 3] [--aliases 10000] [--secs 10]`: the router protocol's
+//!   control-thread cost (benches/src/routers.rs).
 //! - `clua-bench pcap --flows N [--ppf K] --out FILE`: the benchmark traffic as a pcap.
 //! - `clua-bench config --flows N --client DEVARGS --ic DEVARGS [--metrics ADDR]
 //!   [--mbufs M] [--memory-mb MB]`: the aliasd configuration (TOML on stdout).
@@ -18,6 +20,7 @@
 //! permutation), so consecutive packets belong to distant flows, as on a loaded link.
 
 mod advert;
+mod routers;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -305,7 +308,7 @@ fn die(msg: &str) -> ! {
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = argv.first().cloned() else {
-        die("usage: clua-bench pcap|config|ring|advert ... (see benches/src/main.rs)")
+        die("usage: clua-bench pcap|config|ring|advert|routers ... (see benches/src/main.rs)")
     };
     let a = Args(argv[1..].to_vec());
     match cmd.as_str() {
@@ -335,6 +338,11 @@ fn main() {
             a.num("--members", 64),
             a.num("--aliases", 8),
             a.num("--n", 200_000),
+        ),
+        "routers" => routers::run(
+            a.num("--routers", 3),
+            a.num("--aliases", 10_000),
+            a.num("--secs", 10),
         ),
         other => die(&format!("unknown command {other}")),
     }

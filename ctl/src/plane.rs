@@ -34,6 +34,7 @@ use clua_pipeline::{CoreCounters, MemberId, PuntReason};
 
 use crate::apply::{apply, Applied, ControlState};
 use crate::arp::{self, ArpOutcome, ArpView};
+use crate::bfd::{Bfd, BfdCounters, BfdEvent, BfdSettings, BfdState};
 use crate::command::{Command, USAGE};
 use crate::icmp::{self, IcmpOutcome};
 use crate::members::{AdvertCounters, AdvertSettings, MemberTracker};
@@ -78,8 +79,19 @@ pub struct ControlCounters {
     /// The router protocol's state, copied after every change (`None` when this router is
     /// alone).
     pub routers: Mutex<Option<RoutingStatus>>,
+    /// BFD's counters and sessions, copied after every change (`None` without `[bfd]`).
+    pub bfd: Mutex<Option<BfdStatus>>,
     /// Member MACs learned by ARP (members without a configured `mac`).
     pub neighbors: Arc<NeighborCounters>,
+}
+
+/// What the metrics endpoint shows of BFD.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BfdStatus {
+    /// The counters.
+    pub counters: BfdCounters,
+    /// Each session: peer and whether it is up.
+    pub sessions: Vec<(std::net::Ipv4Addr, bool)>,
 }
 
 /// What the metrics endpoint shows of the router protocol (issue 8).
@@ -108,6 +120,11 @@ impl ControlCounters {
     /// A copy of the advert counters.
     pub fn adverts(&self) -> Option<AdvertCounters> {
         self.adverts.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    /// A copy of BFD's status.
+    pub fn bfd(&self) -> Option<BfdStatus> {
+        self.bfd.lock().map(|g| g.clone()).unwrap_or(None)
     }
 
     /// A copy of the router protocol's status.
@@ -225,6 +242,8 @@ pub enum Event {
     MemberStateApplied,
     /// Peer routers and the proxy-ARP election (issue 8).
     Router(RoleEvent),
+    /// A BFD session changed state.
+    Bfd(BfdEvent),
     /// A member MAC learned by ARP, changed or expired.
     Neighbor(NeighborEvent),
 }
@@ -284,6 +303,11 @@ impl fmt::Display for Event {
                 "member state from adverts not applied, retrying every {MEMBER_RETRY_MS} ms: {why}"
             ),
             Event::MemberStateApplied => f.write_str("member state from adverts applied again"),
+            Event::Bfd(e) => write!(
+                f,
+                "BFD session with {}: {} -> {} ({})",
+                e.peer, e.from, e.to, e.diag
+            ),
             Event::Router(RoleEvent::PeerUp(n)) => write!(f, "router {n} up"),
             Event::Router(RoleEvent::PeerDown(n)) => {
                 write!(f, "router {n} down (dead interval passed or goodbye)")
@@ -380,6 +404,8 @@ pub struct ControlPlane {
     garps: Vec<PendingGarp>,
     /// The last time an input carried.
     now_ms: u64,
+    /// BFD sessions with the upstream routers.
+    bfd: Option<Bfd>,
 }
 
 /// A gratuitous ARP announcement in progress.
@@ -402,6 +428,9 @@ pub struct Start {
     pub adverts: Option<AdvertSettings>,
     /// The router protocol, when this router is one of several (issue 8).
     pub routers: Option<RouterSettings>,
+    /// BFD with upstream routers (RFC 5880/5881), with its seed (discriminators, source
+    /// ports, jitter: differ per start).
+    pub bfd: Option<(BfdSettings, u64)>,
     /// The workers' counters.
     pub cores: Vec<Arc<CoreCounters>>,
     /// Reads the files commands name.
@@ -427,6 +456,7 @@ impl ControlPlane {
             macs,
             adverts: adverts.cloned(),
             routers: None,
+            bfd: None,
             cores,
             files,
             now_ms: 0,
@@ -443,10 +473,12 @@ impl ControlPlane {
             macs,
             adverts,
             routers,
+            bfd,
             cores,
             files,
             now_ms,
         } = start;
+        let bfd = bfd.map(|(settings, seed)| Bfd::new(settings, seed, now_ms));
         let members = adverts.as_ref().map(|a| MemberTracker::new(a, &state));
         let role = match routers {
             None => None,
@@ -482,7 +514,18 @@ impl ControlPlane {
             counters.neighbors.clone(),
         );
         let arp_view = arp_view(&state, role.as_ref());
-        let snapshot = Arc::new(build_snapshot(&state, &macs, &arp_view, role.as_ref(), 1)?);
+        let protocols = Protocols {
+            rip: false,
+            bfd: bfd.is_some(),
+        };
+        let snapshot = Arc::new(build_snapshot(
+            &state,
+            &macs,
+            &arp_view,
+            role.as_ref(),
+            protocols,
+            1,
+        )?);
         let mut plane = ControlPlane {
             neighbors,
             state,
@@ -499,6 +542,7 @@ impl ControlPlane {
             arp_view,
             garps: Vec::new(),
             now_ms,
+            bfd,
         };
         let mut fx = Effects {
             publish: Some(snapshot.clone()),
@@ -509,7 +553,7 @@ impl ControlPlane {
             ..Effects::default()
         };
         plane.announce(None, &mut fx);
-        plane.routing_status();
+        plane.routing_status(true);
         Ok((plane, fx))
     }
 
@@ -573,7 +617,15 @@ impl ControlPlane {
                 let changed = role.on_frame(frame, &self.state, now_ms);
                 self.after_routing(changed, now_ms, &mut fx);
             }
-            PuntReason::Rip | PuntReason::Bfd => {
+            PuntReason::Bfd => {
+                let Some(b) = self.bfd.as_mut() else {
+                    ControlCounters::bump(&c.unexpected);
+                    return fx;
+                };
+                fx.transmit.extend(b.on_frame(port, frame, now_ms));
+                self.bfd_status(&mut fx);
+            }
+            PuntReason::Rip => {
                 ControlCounters::bump(&c.unexpected);
             }
             PuntReason::MemberAdvert => {
@@ -611,6 +663,13 @@ impl ControlPlane {
             self.after_routing(changed, now_ms, &mut fx);
         }
         self.flush_garps(now_ms, &mut fx);
+        if let Some(b) = self.bfd.as_mut() {
+            let out = b.on_tick(now_ms);
+            if !out.is_empty() {
+                fx.transmit.extend(out);
+                self.bfd_status(&mut fx);
+            }
+        }
         if let Some(t) = self.members.as_mut() {
             if t.expire(now_ms) {
                 self.members_pending = true;
@@ -701,6 +760,7 @@ impl ControlPlane {
                             role: self.role.as_ref(),
                             arp: &self.arp_view,
                             now_ms: self.now_ms,
+                            bfd: self.bfd.as_ref(),
                         },
                     ),
                 }
@@ -799,6 +859,7 @@ impl ControlPlane {
             &self.macs,
             &view,
             self.role.as_ref(),
+            self.protocols(),
             generation,
         )?);
         diff_members(&self.state.cluster, &next.cluster, &mut fx.events);
@@ -811,7 +872,7 @@ impl ControlPlane {
         self.snapshot = snapshot.clone();
         self.announce(Some((&before.0, &before.1)), fx);
         self.take_role_events(fx);
-        self.routing_status();
+        self.routing_status(true);
         fx.publish = Some(snapshot);
         Ok(generation)
     }
@@ -828,6 +889,7 @@ impl ControlPlane {
                 &self.macs,
                 &view,
                 self.role.as_ref(),
+                self.protocols(),
                 generation,
             ) {
                 Ok(s) => {
@@ -850,7 +912,7 @@ impl ControlPlane {
             self.flush_garps(now_ms, fx);
         }
         self.take_role_events(fx);
-        self.routing_status();
+        self.routing_status(changed);
     }
 
     fn take_role_events(&mut self, fx: &mut Effects) {
@@ -860,26 +922,29 @@ impl ControlPlane {
         }
     }
 
-    /// Copies the router protocol's state for the metrics endpoint.
-    fn routing_status(&self) {
+    /// Copies the router protocol's state for the metrics endpoint: the counters after every
+    /// input, the per-alias masters only when they (or the aliases) may have changed, since
+    /// that list is as long as the aliases.
+    fn routing_status(&self, masters_changed: bool) {
         let Some(role) = &self.role else {
             return;
         };
-        let mine = role.masters_of_this_router();
-        let status = RoutingStatus {
-            peers: role.tracker().peers().len(),
-            elections: role.elections(),
-            counters: role.tracker().counters().clone(),
-            masters: self
+        let Ok(mut g) = self.counters.routers.lock() else {
+            return;
+        };
+        let status = g.get_or_insert_with(RoutingStatus::default);
+        status.peers = role.tracker().peers().len();
+        status.elections = role.elections();
+        status.counters.clone_from(role.tracker().counters());
+        if masters_changed || status.masters.len() != self.state.cluster.aliases.len() {
+            let mine = role.masters_of_this_router();
+            status.masters = self
                 .state
                 .cluster
                 .aliases
                 .iter()
                 .map(|a| (a.name.clone(), mine.contains(&a.address)))
-                .collect(),
-        };
-        if let Ok(mut g) = self.counters.routers.lock() {
-            *g = Some(status);
+                .collect();
         }
     }
 
@@ -887,12 +952,47 @@ impl ControlPlane {
     /// once). The plane answers nothing afterwards.
     pub fn shutdown(&mut self) -> Effects {
         let mut fx = Effects::default();
+        if let Some(b) = self.bfd.as_mut() {
+            fx.transmit.extend(b.shutdown());
+            self.bfd_status(&mut fx);
+        }
         if let Some(role) = self.role.as_mut() {
             fx.transmit.extend(role.goodbye());
             self.arp_view.masters = Some(Default::default());
             self.garps.clear();
         }
         fx
+    }
+
+    /// BFD's events as log lines, its counters and sessions for the metrics endpoint.
+    fn bfd_status(&mut self, fx: &mut Effects) {
+        let Some(b) = self.bfd.as_mut() else {
+            return;
+        };
+        fx.events
+            .extend(b.take_events().into_iter().map(Event::Bfd));
+        let status = BfdStatus {
+            counters: b.counters().clone(),
+            sessions: b
+                .sessions()
+                .map(|s| (s.peer, s.state == BfdState::Up))
+                .collect(),
+        };
+        if let Ok(mut g) = self.counters.bfd.lock() {
+            *g = Some(status);
+        }
+    }
+
+    fn protocols(&self) -> Protocols {
+        Protocols {
+            rip: false,
+            bfd: self.bfd.is_some(),
+        }
+    }
+
+    /// BFD, if it runs.
+    pub fn bfd(&self) -> Option<&Bfd> {
+        self.bfd.as_ref()
     }
 
     /// This router among several, if it is.
@@ -996,6 +1096,13 @@ fn arp_view(state: &ControlState, role: Option<&RouterRole>) -> ArpView {
     }
 }
 
+/// Which of RIP and BFD run (classify punts their datagrams).
+#[derive(Clone, Copy, Debug, Default)]
+struct Protocols {
+    rip: bool,
+    bfd: bool,
+}
+
 /// The workers' snapshot of `state`: the model's, with the control protocols classify punts
 /// and the vMACs this router receives for (those of the aliases it answers ARP for).
 fn build_snapshot(
@@ -1003,6 +1110,7 @@ fn build_snapshot(
     macs: &[Mac],
     view: &ArpView,
     role: Option<&RouterRole>,
+    protocols: Protocols,
     generation: u64,
 ) -> Result<Snapshot, clua_pipeline::snapshot::SnapshotError> {
     let s = state.cluster.snapshot(generation, macs)?;
@@ -1016,8 +1124,8 @@ fn build_snapshot(
     vmacs.dedup();
     let control = ControlPorts {
         router: role.map_or(0, |r| r.tracker().settings().udp_port),
-        rip: false,
-        bfd: false,
+        rip: protocols.rip,
+        bfd: protocols.bfd,
     };
     Ok(s.with_control(control).with_vmacs(vmacs))
 }

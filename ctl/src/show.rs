@@ -76,6 +76,8 @@ pub struct RoutingShow<'a> {
     pub arp: &'a crate::arp::ArpView,
     /// The time now (for "heard N ms ago").
     pub now_ms: u64,
+    /// BFD, if it runs.
+    pub bfd: Option<&'a crate::bfd::Bfd>,
 }
 
 /// `cluamgr -s` with the routers' part: the router and its peers at the top, per alias its
@@ -123,6 +125,26 @@ pub fn render_show_routing(
                     o.push_str("  no live peer routers\n");
                 }
             }
+        }
+    }
+    if let (ShowWhat::All, Some(b)) = (what, routing.bfd) {
+        for s in b.sessions() {
+            let _ = writeln!(
+                o,
+                "bfd peer {} from {}: {} (peer says {}), tx every {} ms, detection {} ms, last diag {}{}",
+                s.peer,
+                s.local_addr,
+                s.state,
+                s.remote_state,
+                s.tx_interval_ms,
+                s.detection_time_ms,
+                s.diag,
+                if s.peer_mac.is_none() {
+                    ", passive until the peer is heard"
+                } else {
+                    ""
+                }
+            );
         }
     }
     let body = render_show(state, snapshot, what, counters);

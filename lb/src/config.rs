@@ -598,6 +598,8 @@ struct RawBfd {
     min_rx_ms: u32,
     #[serde(default = "default_bfd_multiplier")]
     multiplier: u8,
+    #[serde(default)]
+    strict_source_port: bool,
 }
 fn default_bfd_interval() -> u32 {
     100
@@ -649,6 +651,8 @@ pub struct BfdConfig {
     pub min_rx_ms: u32,
     /// Detection multiplier.
     pub multiplier: u8,
+    /// Refuse peers' packets from source ports outside 49152..=65535.
+    pub strict_source_port: bool,
 }
 
 /// The `[router]` section: this router is one of several (issue 8).
@@ -1285,6 +1289,7 @@ impl RawConfig {
                 min_tx_ms: b.min_tx_ms,
                 min_rx_ms: b.min_rx_ms,
                 multiplier: b.multiplier,
+                strict_source_port: b.strict_source_port,
             }
         });
         if let Some(path) = &raw.control.services_file {

@@ -300,11 +300,41 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             interconnect: r.interconnect.clone(),
         }),
     };
+    let bfd = config.bfd.as_ref().map(|b| {
+        let peers = b
+            .peers
+            .iter()
+            .filter_map(|(port, peer)| {
+                let i = config.cluster.port_index(port)?;
+                Some(clua_ctl::bfd::BfdPeer {
+                    port: i as u16,
+                    local_mac: *macs.get(i)?,
+                    local_addr: config.cluster.ports[i].address?.addr,
+                    peer_addr: *peer,
+                })
+            })
+            .collect();
+        let settings = clua_ctl::bfd::BfdSettings {
+            peers,
+            min_tx_ms: b.min_tx_ms,
+            min_rx_ms: b.min_rx_ms,
+            multiplier: b.multiplier,
+            strict_source_port: b.strict_source_port,
+        };
+        // Discriminators and source ports must differ per start: std's per-process random
+        // hasher keys are enough for that (no security rests on them, RFC 5880 §6.3).
+        let seed = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            std::process::id(),
+        );
+        (settings, seed)
+    });
     let (mut plane, first) = ControlPlane::start_with(Start {
         state,
         macs,
         adverts: adverts.clone(),
         routers,
+        bfd,
         cores: cores.clone(),
         files: Box::new(|p| std::fs::read_to_string(p)),
         now_ms: started.elapsed().as_millis() as u64,

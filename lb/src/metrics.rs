@@ -92,6 +92,19 @@ const COUNTERS: &[(&str, &str)] = &[
         "Member MACs that expired (refreshes unanswered): no new flows until answered.",
     ),
     (
+        "clua_bfd_packets_received_total",
+        "BFD control packets accepted.",
+    ),
+    ("clua_bfd_packets_sent_total", "BFD control packets sent."),
+    (
+        "clua_bfd_state_changes_total",
+        "BFD session state changes (each also logged).",
+    ),
+    (
+        "clua_bfd_refused_total",
+        "BFD packets refused, by reason (RFC 5880 6.8.6 and RFC 5881 checks).",
+    ),
+    (
         "clua_router_messages_sent_total",
         "Router protocol announcements and goodbyes sent.",
     ),
@@ -184,6 +197,10 @@ const COUNTERS: &[(&str, &str)] = &[
 
 const GAUGES: &[(&str, &str)] = &[
     ("clua_member_up", "Whether the member is up."),
+    (
+        "clua_bfd_session_up",
+        "1 while the BFD session with the peer is Up (RFC 5880), else 0.",
+    ),
     (
         "clua_router_peers",
         "Peer alias routers live now (router protocol, issue 8).",
@@ -340,6 +357,18 @@ impl Exporter {
             for &(name, f) in PORT {
                 for p in &ports {
                     counter!(name, "port" => p.name.clone()).absolute(f(p));
+                }
+            }
+            if let Some(b) = src.control.bfd() {
+                counter!("clua_bfd_packets_received_total").absolute(b.counters.received);
+                counter!("clua_bfd_packets_sent_total").absolute(b.counters.sent);
+                counter!("clua_bfd_state_changes_total").absolute(b.counters.state_changes);
+                for (reason, n) in b.counters.refused_by_label() {
+                    counter!("clua_bfd_refused_total", "reason" => reason).absolute(n);
+                }
+                for (peer, up) in b.sessions {
+                    gauge!("clua_bfd_session_up", "peer" => peer.to_string())
+                        .set(f64::from(u8::from(up)));
                 }
             }
             if let Some(r) = src.control.routers() {

@@ -97,6 +97,7 @@ fn plane(k: u8, name: &str, boot: u64, st: ControlState, now: u64) -> (ControlPl
         macs: macs(k),
         adverts: None,
         routers: Some(settings(name, boot)),
+        bfd: None,
         cores: vec![Arc::new(CoreCounters::new(16))],
         files: Box::new(|_| Err(std::io::ErrorKind::NotFound.into())),
         now_ms: now,
@@ -506,4 +507,98 @@ fn many_aliases_are_announced_over_several_frames() {
     );
     let per_interval = frames.len() as f64 / 6.0;
     assert!(per_interval >= 2.0, "{per_interval} messages per interval");
+}
+
+/// BFD (RFC 5880/5881) between a router and its upstream, through the control plane: the
+/// punted frames of the upstream reach the plane as classify punts them, the session comes
+/// Up on both sides, and the router's clean shutdown takes the upstream's session down at once
+/// (AdminDown) instead of after its detection time.
+#[test]
+fn bfd_with_the_upstream_comes_up_and_goes_down_at_shutdown() {
+    use clua_ctl::bfd::{Bfd, BfdPeer, BfdSettings, BfdState};
+    let up_mac = [2, 0, 0, 0, 0, 0x20];
+    let up_addr = std::net::Ipv4Addr::new(198, 51, 100, 1);
+    let router_addr = std::net::Ipv4Addr::new(198, 51, 100, 2);
+    let st = state(1, &[], &[]);
+    let settings = BfdSettings {
+        peers: vec![BfdPeer {
+            port: CLIENT_PORT,
+            local_mac: macs(1)[0],
+            local_addr: router_addr,
+            peer_addr: up_addr,
+        }],
+        ..BfdSettings::default()
+    };
+    let (mut plane, _) = ControlPlane::start_with(Start {
+        state: st,
+        macs: macs(1),
+        adverts: None,
+        routers: None,
+        bfd: Some((settings, 7)),
+        cores: vec![Arc::new(CoreCounters::new(16))],
+        files: Box::new(|_| Err(std::io::ErrorKind::NotFound.into())),
+        now_ms: 0,
+    })
+    .unwrap();
+    assert!(plane.snapshot().control.bfd, "classify punts BFD now");
+    let mut upstream = Bfd::new(
+        BfdSettings {
+            peers: vec![BfdPeer {
+                port: 0,
+                local_mac: up_mac,
+                local_addr: up_addr,
+                peer_addr: router_addr,
+            }],
+            ..BfdSettings::default()
+        },
+        99,
+        0,
+    );
+    upstream.set_peer_mac(router_addr, macs(1)[0]);
+    let mut to_router: Vec<Vec<u8>> = Vec::new();
+    for now in (0..5000).step_by(10) {
+        for mut f in std::mem::take(&mut to_router) {
+            assert_eq!(
+                classify(plane.snapshot(), CLIENT_PORT, &f).err(),
+                Some(Verdict::Punt(PuntReason::Bfd))
+            );
+            let fx = plane.on_frame(CLIENT_PORT, PuntReason::Bfd, &mut f, now);
+            for t in fx.transmit {
+                to_router.extend(
+                    upstream
+                        .on_frame(0, &t.frame, now)
+                        .into_iter()
+                        .map(|t| t.frame),
+                );
+            }
+        }
+        for t in plane.on_tick(now).transmit {
+            to_router.extend(
+                upstream
+                    .on_frame(0, &t.frame, now)
+                    .into_iter()
+                    .map(|t| t.frame),
+            );
+        }
+        to_router.extend(upstream.on_tick(now).into_iter().map(|t| t.frame));
+    }
+    let ours: Vec<_> = plane.bfd().unwrap().sessions().collect();
+    assert_eq!(ours[0].state, BfdState::Up, "{ours:?}");
+    assert_eq!(upstream.sessions().next().unwrap().state, BfdState::Up);
+    let status = plane.counters().bfd().unwrap();
+    assert_eq!(status.sessions, vec![(up_addr, true)]);
+    assert!(status.counters.received > 10);
+    let (reply, _) = plane.on_command(&parse_args(&["-s"]).unwrap(), 5000);
+    assert!(
+        reply
+            .output
+            .contains("bfd peer 198.51.100.1 from 198.51.100.2: up (peer says up)"),
+        "{}",
+        reply.output
+    );
+    // SIGTERM: AdminDown reaches the upstream at once.
+    for t in plane.shutdown().transmit {
+        upstream.on_frame(0, &t.frame, 5001);
+    }
+    assert_eq!(upstream.sessions().next().unwrap().state, BfdState::Down);
 }

@@ -9,7 +9,7 @@
 //!   sees the incumbents' claims (PH1: no automatic re-balancing).
 //! - Every router computes the election from the same input (the live views and the claims in
 //!   them, [`RouterTracker::views`]), so once their messages crossed they agree; a router that
-//!   loses an alias stops answering at once (the caller rebuilds its [`ArpView`] from
+//!   loses an alias stops answering at its next tick (the caller rebuilds its [`ArpView`] from
 //!   [`RouterRole::masters_of_this_router`] after every change), and one that wins announces its
 //!   claim at once, not at the next interval.
 //! - The election runs again on every change of the live views (a peer up, down, or saying
@@ -151,9 +151,11 @@ impl RouterRole {
         }
     }
 
-    /// A punted router-protocol frame. Returns whether what this router answers ARP for
-    /// changed.
-    pub fn on_frame(&mut self, frame: &[u8], state: &ControlState, now_ms: u64) -> bool {
+    /// A punted router-protocol frame. The election it may call for runs at the next tick (at
+    /// most once per tick: one interval's announcement of a router with many aliases takes
+    /// many frames, and the election costs as much as the aliases), so this returns whether
+    /// what this router answers ARP for changed — never, today; kept for the caller's shape.
+    pub fn on_frame(&mut self, frame: &[u8], _state: &ControlState, now_ms: u64) -> bool {
         self.start_clock(now_ms);
         let Some((_, _, _, payload)) = udp_payload(frame) else {
             // Not a well-formed unfragmented IPv4/UDP datagram: counted with the wire's
@@ -173,7 +175,7 @@ impl RouterRole {
             RouterOutcome::Refreshed { changed, .. } => self.dirty |= changed,
             RouterOutcome::Refused => {}
         }
-        self.run_election(state, now_ms)
+        false
     }
 
     /// The passage of time: peers die, the listening period ends, announcements are due.

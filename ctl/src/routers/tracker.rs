@@ -164,6 +164,8 @@ pub struct RouterTracker {
     /// interval's messages may arrive out of order).
     replay: BTreeMap<String, ReplayWindow>,
     counters: RouterCounters,
+    /// When alias entries are next checked for age.
+    next_aging: u64,
 }
 
 impl RouterTracker {
@@ -175,6 +177,7 @@ impl RouterTracker {
             peers: BTreeMap::new(),
             replay: BTreeMap::new(),
             counters: RouterCounters::default(),
+            next_aging: 0,
         }
     }
 
@@ -300,6 +303,12 @@ impl RouterTracker {
         }
         self.counters.peers_down += dead.len() as u64;
         let mut aged = false;
+        // Alias entries age at interval granularity, not every tick: the scan is as long as
+        // the peers' aliases (10,000s), and an entry's life is several intervals anyway.
+        if now_ms < self.next_aging {
+            return Expired { dead, aged };
+        }
+        self.next_aging = now_ms + u64::from(self.settings.interval_ms.min(100)) / 2;
         for p in self.peers.values_mut() {
             let life = u64::from(p.interval_ms) * u64::from(misses);
             let before = p.aliases.len();
