@@ -992,12 +992,14 @@ class Lab:
     # ------------------------------------------------------------- BIRD 2, the upstream router
     def start_bird(self, rip_auth: str | None = None, bfd: bool = False,
                    mode: str = "broadcast", kernel_filter: bool = True,
-                   timeout: float = 10) -> subprocess.Popen:
+                   static_bfd: dict | None = None, timeout: float = 10) -> subprocess.Popen:
         """Run BIRD 2 in P-gw as the upstream router: RIPv2 on the client LAN interface
         (import all, export none), ECMP merged into P-gw's kernel table, optional RFC 4822
         HMAC-SHA-256 (password ``rip_auth``, key id 1) and BFD (100 ms, multiplier 3).
         kernel_filter: only documentation-range routes reach the kernel (a config-only RFC 1918
-        alias may be learnt by BIRD but never routes a packet). Restarts a running BIRD."""
+        alias may be learnt by BIRD but never routes a packet). static_bfd: {prefix: [next
+        hops]} as static routes (protocol static1) whose next hops each need a BFD session Up:
+        BFD with aliasd without RIP. Restarts a running BIRD."""
         if mode not in ("broadcast", "multicast"):
             raise ValueError(f"mode {mode!r}")
         self.stop_bird()
@@ -1028,7 +1030,12 @@ protocol rip rip1 {{
     }};
 }}
 """
-        if bfd:
+        if static_bfd:
+            text += "protocol static static1 {\n    ipv4;\n"
+            for prefix, hops in static_bfd.items():
+                text += f"    route {prefix}" + "".join(f" via {h} bfd" for h in hops) + ";\n"
+            text += "}\n"
+        if bfd or static_bfd:
             text += f"""protocol bfd bfd1 {{
     interface {iface} {{
         min rx interval 100 ms;

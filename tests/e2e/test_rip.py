@@ -37,7 +37,8 @@ class Env:
         self.lab, self.binary = lab, binary
         self.running: dict = {}
 
-    def config(self, k, key_file=None, bfd=False, extra_aliases=(), mode="broadcast"):
+    def config(self, k, key_file=None, bfd=False, extra_aliases=(), mode="broadcast",
+               rip_on=True):
         aliases = [{"name": "web", "address": WEB, "members": ["m1", "m2"]},
                    {"name": "virt", "address": VIRT, "virtual": True, "mask": VIRT_MASK,
                     "members": ["m1", "m2"]}]
@@ -45,7 +46,8 @@ class Env:
         if key_file:
             rip["key_file"] = str(key_file)
         doc = self.lab.aliasd_config_dict(
-            aliases, SERVICES, router=k, node=f"r{k}", metrics=METRICS, rip=rip,
+            aliases, SERVICES, router=k, node=f"r{k}", metrics=METRICS,
+            rip=rip if rip_on else None,
             default_alias="web",
             bfd={"peers": [labmod.GW_CLI_IP], "min_tx_ms": 100, "min_rx_ms": 100,
                  "multiplier": 3} if bfd else None)
@@ -296,6 +298,56 @@ def test_sigkill_bfd_drops_path(lab, env):
     assert changes and sum(changes) >= 1, f"r1 clua_bfd_state_changes_total {changes}"
     res = far_tcp(lab, count=10)
     assert res["ok"] == 10, f"far client after r2's death: {res}" + env.tails()
+
+
+def wait_bfd_up(lab, addrs, timeout=5) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        sessions = lab.bird_bfd_sessions()
+        if all(sessions.get(a) == "Up" for a in addrs) or time.monotonic() > deadline:
+            return sessions
+        time.sleep(0.1)
+
+
+def test_bfd_alone_static_route_drops_dead_router(lab, env):
+    """BFD without RIP: BIRD's static route to the virtual subnet via both routers, each next
+    hop alive only while its BFD session is Up. The sessions come Up with aliasd's [bfd]; the
+    far client gets through; SIGKILL of router 2 drops its next hop within the detection time
+    (3 x 100 ms) plus the slack of test_sigkill_bfd_drops_path; SIGTERM of router 1 sends
+    AdminDown (docs/bfd.md), so its hop goes at once too."""
+    r1, r2 = labmod.RTR_CLI_IPS[1], labmod.RTR_CLI_IPS[2]
+    lab.start_bird(static_bfd={VIRT_NET: [r1, r2]})
+    env.start(1, bfd=True, rip_on=False)
+    env.start(2, bfd=True, rip_on=False)
+    sessions = wait_bfd_up(lab, [r1, r2])
+    print(f"BFD sessions in BIRD: {sessions}")
+    assert sessions.get(r1) == "Up" and sessions.get(r2) == "Up", (
+        f"BFD sessions {sessions}" + env.tails())
+    deadline = time.monotonic() + 2
+    while lab.bird_routes("static1").get(VIRT_NET) != HOPS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lab.bird_routes("static1").get(VIRT_NET) == HOPS, lab.bird_routes("static1")
+    res = far_tcp(lab, count=10)
+    assert res["ok"] == 10, f"far client over the static route: {res}" + env.tails()
+
+    t = env.stop(2, labmod.signal.SIGKILL)
+    while lab.bird_routes("static1").get(VIRT_NET) != [r1] and time.monotonic() - t < 5:
+        time.sleep(0.02)
+    gone = time.monotonic() - t
+    print(f"BFD alone: SIGKILL of r2, BIRD dropped its static next hop after "
+          f"{gone * 1000:.0f} ms (detection time {BFD_DETECT * 1000:.0f} ms)")
+    assert lab.bird_routes("static1").get(VIRT_NET) == [r1], lab.bird_routes("static1")
+    assert gone <= BFD_DETECT + 0.3, f"BIRD took {gone:.2f} s to drop r2 (BFD 0.3 s)"
+    res = far_tcp(lab, count=10)
+    assert res["ok"] == 10, f"far client after r2's death: {res}" + env.tails()
+
+    t = env.stop(1, labmod.signal.SIGTERM)
+    while VIRT_NET in lab.bird_routes("static1") and time.monotonic() - t < 5:
+        time.sleep(0.02)
+    gone = time.monotonic() - t
+    print(f"BFD alone: SIGTERM of r1 (AdminDown), BIRD dropped its hop after {gone * 1000:.0f} ms")
+    assert VIRT_NET not in lab.bird_routes("static1"), lab.bird_routes("static1")
+    assert gone <= BFD_DETECT + 0.3, f"AdminDown took {gone:.2f} s to take effect"
 
 
 def test_rfc1918_only_after_resvok(lab, env):
