@@ -20,6 +20,7 @@ pub mod name;
 pub mod neighbors;
 pub mod plane;
 pub mod protocol;
+pub mod rip;
 pub mod routers;
 pub mod services;
 pub mod show;
