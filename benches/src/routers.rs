@@ -62,6 +62,8 @@ pub fn run(routers: u32, aliases: u32, secs: u32) {
                     interconnect: "ic0".into(),
                 }),
                 bfd: None,
+                rip: None,
+                wall_clock_ms: 0,
                 cores: vec![Arc::new(CoreCounters::new(1))],
                 files: Box::new(|_| Err(std::io::ErrorKind::NotFound.into())),
                 now_ms: 0,

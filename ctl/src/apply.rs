@@ -31,11 +31,11 @@ use crate::services::{parse_services, ServicesErrors};
 /// Where `rpri` takes effect: said in the reply and in `-s` (issue 7).
 pub const RPRI_NOTE: &str = "the proxy-ARP master election among several routers (CA4, aliasd.toml [router]): the highest rpri answers ARP; a router alone answers for the alias itself";
 /// Where `virtual` takes effect.
-pub const VIRTUAL_NOTE: &str = "stored for RIP's network route (CA6; RIP comes later); proxy ARP depends only on whether the address is in a client port's subnet";
+pub const VIRTUAL_NOTE: &str = "with [rip], the alias's network route (its mask) is advertised besides its host route (CA6); proxy ARP depends only on whether the address is in a client port's subnet";
 /// Where `mask` takes effect.
-pub const MASK_NOTE: &str = "stored for RIP's network route (CA6; RIP comes later)";
+pub const MASK_NOTE: &str = "the network route RIP advertises for a virtual alias (CA6)";
 /// Where `-r resvok` takes effect.
-pub const RESVOK_NOTE: &str = "stored for RIP (CA6; RIP comes later: no alias is advertised yet)";
+pub const RESVOK_NOTE: &str = "RIP advertises RFC 1918 aliases only while resvok is on (CA6)";
 /// Where the service option in_nolocal takes effect (CA9).
 pub const IN_NOLOCAL_NOTE: &str = "enforced on members by the member agent (nftables, from in_nolocal_ports in the member's member.toml), not by the router, which forwards the port's alias traffic as usual";
 /// Where out_alias takes effect (CA9).
@@ -51,7 +51,7 @@ pub struct ControlState {
     pub cluster: Cluster,
     /// The clua_services file that `-f` reloads, if one is configured.
     pub services_file: Option<PathBuf>,
-    /// `-r resvok`: RFC 1918 aliases may be advertised (stored; RIP comes later).
+    /// `-r resvok`: RFC 1918 aliases may be advertised by RIP (CA6).
     pub resvok: bool,
 }
 

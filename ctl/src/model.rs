@@ -263,7 +263,7 @@ pub struct AliasSpec {
     /// election among several routers comes with the router protocol.
     pub rpri: u32,
     /// Whether the alias is on a virtual subnet (advertised by a network route, never
-    /// proxy-ARPed; seed 000 Table 6-1). Stored; RIP comes later.
+    /// proxy-ARPed; seed 000 Table 6-1): RIP advertises its network route (`crate::rip`).
     pub virtual_subnet: bool,
     /// The alias's subnet mask (cluamgr `mask=`), if given.
     pub mask: Option<Ipv4Addr>,

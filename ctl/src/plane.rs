@@ -41,6 +41,7 @@ use crate::members::{AdvertCounters, AdvertSettings, MemberTracker};
 use crate::model::{Cluster, Mac, ModelError};
 use crate::neighbors::{Heard, NeighborCounters, NeighborEvent, NeighborSettings, Neighbors};
 use crate::protocol::Reply;
+use crate::rip::{RipCounters, RipSettings, RipSpeaker};
 use crate::routers::role::{InterconnectPort, RoleEvent, RouterRole};
 use crate::routers::tracker::{RouterCounters, RouterSettings};
 use crate::show::render_show_routing;
@@ -81,8 +82,19 @@ pub struct ControlCounters {
     pub routers: Mutex<Option<RoutingStatus>>,
     /// BFD's counters and sessions, copied after every change (`None` without `[bfd]`).
     pub bfd: Mutex<Option<BfdStatus>>,
+    /// RIP's counters and routes, copied after every change (`None` without `[rip]`).
+    pub rip: Mutex<Option<RipStatus>>,
     /// Member MACs learned by ARP (members without a configured `mac`).
     pub neighbors: Arc<NeighborCounters>,
+}
+
+/// What the metrics endpoint shows of RIP.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RipStatus {
+    /// The counters.
+    pub counters: RipCounters,
+    /// Routes advertised now with metric 1 (withdrawn ones still sent with 16 not counted).
+    pub routes: usize,
 }
 
 /// What the metrics endpoint shows of BFD.
@@ -120,6 +132,11 @@ impl ControlCounters {
     /// A copy of the advert counters.
     pub fn adverts(&self) -> Option<AdvertCounters> {
         self.adverts.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    /// A copy of RIP's status.
+    pub fn rip(&self) -> Option<RipStatus> {
+        self.rip.lock().map(|g| g.clone()).unwrap_or(None)
     }
 
     /// A copy of BFD's status.
@@ -406,6 +423,10 @@ pub struct ControlPlane {
     now_ms: u64,
     /// BFD sessions with the upstream routers.
     bfd: Option<Bfd>,
+    /// The RIPv2 speaker.
+    rip: Option<RipSpeaker>,
+    /// Added to `now_ms` for RIP (wall-clock milliseconds).
+    rip_offset: u64,
 }
 
 /// A gratuitous ARP announcement in progress.
@@ -431,6 +452,11 @@ pub struct Start {
     /// BFD with upstream routers (RFC 5880/5881), with its seed (discriminators, source
     /// ports, jitter: differ per start).
     pub bfd: Option<(BfdSettings, u64)>,
+    /// RIPv2 on client ports (CA6), with its seed (jitter).
+    pub rip: Option<(RipSettings, u64)>,
+    /// Milliseconds since the Unix epoch at `now_ms`: RIP's RFC 4822 sequence numbers follow
+    /// the wall clock so that they keep growing across restarts (peers refuse a lower one).
+    pub wall_clock_ms: u64,
     /// The workers' counters.
     pub cores: Vec<Arc<CoreCounters>>,
     /// Reads the files commands name.
@@ -457,6 +483,8 @@ impl ControlPlane {
             adverts: adverts.cloned(),
             routers: None,
             bfd: None,
+            rip: None,
+            wall_clock_ms: 0,
             cores,
             files,
             now_ms: 0,
@@ -474,10 +502,14 @@ impl ControlPlane {
             adverts,
             routers,
             bfd,
+            rip,
+            wall_clock_ms,
             cores,
             files,
             now_ms,
         } = start;
+        let rip_offset = wall_clock_ms.saturating_sub(now_ms);
+        let rip = rip.map(|(settings, seed)| RipSpeaker::new(settings, seed, now_ms + rip_offset));
         let bfd = bfd.map(|(settings, seed)| Bfd::new(settings, seed, now_ms));
         let members = adverts.as_ref().map(|a| MemberTracker::new(a, &state));
         let role = match routers {
@@ -515,7 +547,7 @@ impl ControlPlane {
         );
         let arp_view = arp_view(&state, role.as_ref());
         let protocols = Protocols {
-            rip: false,
+            rip: rip.is_some(),
             bfd: bfd.is_some(),
         };
         let snapshot = Arc::new(build_snapshot(
@@ -543,6 +575,8 @@ impl ControlPlane {
             garps: Vec::new(),
             now_ms,
             bfd,
+            rip,
+            rip_offset,
         };
         let mut fx = Effects {
             publish: Some(snapshot.clone()),
@@ -554,6 +588,7 @@ impl ControlPlane {
         };
         plane.announce(None, &mut fx);
         plane.routing_status(true);
+        plane.rip_routes(&mut fx);
         Ok((plane, fx))
     }
 
@@ -626,7 +661,13 @@ impl ControlPlane {
                 self.bfd_status(&mut fx);
             }
             PuntReason::Rip => {
-                ControlCounters::bump(&c.unexpected);
+                let Some(r) = self.rip.as_mut() else {
+                    ControlCounters::bump(&c.unexpected);
+                    return fx;
+                };
+                fx.transmit
+                    .extend(r.on_frame(port, frame, now_ms + self.rip_offset));
+                self.rip_status();
             }
             PuntReason::MemberAdvert => {
                 let Some(t) = self.members.as_mut() else {
@@ -663,6 +704,13 @@ impl ControlPlane {
             self.after_routing(changed, now_ms, &mut fx);
         }
         self.flush_garps(now_ms, &mut fx);
+        if let Some(r) = self.rip.as_mut() {
+            let now = now_ms + self.rip_offset;
+            if now >= r.next_wakeup() {
+                fx.transmit.extend(r.on_tick(now));
+                self.rip_status();
+            }
+        }
         if let Some(b) = self.bfd.as_mut() {
             let out = b.on_tick(now_ms);
             if !out.is_empty() {
@@ -761,6 +809,7 @@ impl ControlPlane {
                             arp: &self.arp_view,
                             now_ms: self.now_ms,
                             bfd: self.bfd.as_ref(),
+                            rip: self.rip.as_ref(),
                         },
                     ),
                 }
@@ -873,6 +922,7 @@ impl ControlPlane {
         self.announce(Some((&before.0, &before.1)), fx);
         self.take_role_events(fx);
         self.routing_status(true);
+        self.rip_routes(fx);
         fx.publish = Some(snapshot);
         Ok(generation)
     }
@@ -952,6 +1002,11 @@ impl ControlPlane {
     /// once). The plane answers nothing afterwards.
     pub fn shutdown(&mut self) -> Effects {
         let mut fx = Effects::default();
+        if let Some(r) = self.rip.as_mut() {
+            // Every route with metric 16 at once: the upstream drops them now (CA6).
+            fx.transmit.extend(r.shutdown());
+            self.rip_status();
+        }
         if let Some(b) = self.bfd.as_mut() {
             fx.transmit.extend(b.shutdown());
             self.bfd_status(&mut fx);
@@ -962,6 +1017,36 @@ impl ControlPlane {
             self.garps.clear();
         }
         fx
+    }
+
+    /// The routes of the state in force to the RIP speaker: what is new goes out at once
+    /// (triggered update), what is gone goes out with metric 16.
+    fn rip_routes(&mut self, fx: &mut Effects) {
+        let Some(r) = self.rip.as_mut() else {
+            return;
+        };
+        let routes = crate::rip::routes(&self.state);
+        fx.transmit
+            .extend(r.set_routes(&routes, self.now_ms + self.rip_offset));
+        self.rip_status();
+    }
+
+    fn rip_status(&self) {
+        let Some(r) = &self.rip else {
+            return;
+        };
+        let status = RipStatus {
+            counters: r.counters().clone(),
+            routes: r.routes().filter(|(_, m)| *m < 16).count(),
+        };
+        if let Ok(mut g) = self.counters.rip.lock() {
+            *g = Some(status);
+        }
+    }
+
+    /// RIP, if it runs.
+    pub fn rip(&self) -> Option<&RipSpeaker> {
+        self.rip.as_ref()
     }
 
     /// BFD's events as log lines, its counters and sessions for the metrics endpoint.
@@ -985,7 +1070,7 @@ impl ControlPlane {
 
     fn protocols(&self) -> Protocols {
         Protocols {
-            rip: false,
+            rip: self.rip.is_some(),
             bfd: self.bfd.is_some(),
         }
     }

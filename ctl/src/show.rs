@@ -21,7 +21,7 @@ pub type MemberCounters<'a> = &'a dyn Fn(MemberId) -> (u64, u64);
 
 /// How a non-virtual alias outside every client subnet is reached (issue 7). Accepted, not
 /// refused: CA2 lets a router route for an alias without answering ARP for it.
-pub const ROUTED: &str = "routed (outside every client subnet: no proxy ARP; reachable only by a route to it, RIP comes later)";
+pub const ROUTED: &str = "routed (outside every client subnet: no proxy ARP; reachable by a route to it: RIP's host route with [rip], else a static route)";
 
 /// The client ports on which the router answers ARP for alias address `addr`: those whose
 /// subnet contains it, and those without an address. The same rule as
@@ -57,7 +57,7 @@ pub fn reach(cluster: &Cluster, a: &AliasSpec) -> String {
         (false, false) => format!("common subnet: proxy ARP on port {}", ports.join(", port ")),
         (false, true) => ROUTED.to_string(),
         (true, true) => format!(
-            "virtual subnet{mask}: no proxy ARP; to be advertised by a network route (RIP comes later), until then reachable only by a route to it"
+            "virtual subnet{mask}: no proxy ARP; reachable by a route to it (RIP advertises its host route, and the network route when it has a mask, with [rip])"
         ),
         (true, false) => format!(
             "virtual subnet{mask}, but inside a client subnet: proxy ARP on port {} (the network route comes with RIP)",
@@ -78,6 +78,8 @@ pub struct RoutingShow<'a> {
     pub now_ms: u64,
     /// BFD, if it runs.
     pub bfd: Option<&'a crate::bfd::Bfd>,
+    /// RIP, if it runs.
+    pub rip: Option<&'a crate::rip::RipSpeaker>,
 }
 
 /// `cluamgr -s` with the routers' part: the router and its peers at the top, per alias its
@@ -126,6 +128,19 @@ pub fn render_show_routing(
                 }
             }
         }
+    }
+    if let (ShowWhat::All, Some(r)) = (what, routing.rip) {
+        let c = r.counters();
+        let _ = writeln!(
+            o,
+            "rip: {} routes advertised ({} withdrawn, metric 16), {} packets sent, {} requests answered, {} responses heard (not installed), {} refused",
+            r.routes().filter(|(_, m)| *m < 16).count(),
+            r.routes().filter(|(_, m)| *m >= 16).count(),
+            c.updates_sent,
+            c.requests_answered,
+            c.responses_received,
+            c.refused.iter().sum::<u64>()
+        );
     }
     if let (ShowWhat::All, Some(b)) = (what, routing.bfd) {
         for s in b.sessions() {
@@ -180,6 +195,21 @@ pub fn render_show_routing(
                         "  arp master: none (no live router has a client port on its subnet)\n",
                     ),
                 }
+            }
+        }
+        if let Some(r) = routing.rip {
+            let routes: Vec<String> = r
+                .routes()
+                .filter(|(route, m)| {
+                    *m < 16
+                        && crate::routers::tracker::same_subnet(route.prefix, route.len, a.address)
+                })
+                .map(|(route, _)| route.to_string())
+                .collect();
+            if routes.is_empty() {
+                o.push_str("  rip: not advertised (CA6 rules: RFC 1918 without resvok, or a reserved or interconnect address)\n");
+            } else {
+                let _ = writeln!(o, "  rip: advertised {}", routes.join(", "));
             }
         }
         if let Some(v) = routing.arp.vmacs.get(&a.address) {

@@ -329,12 +329,54 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         );
         (settings, seed)
     });
+    let rip = config.rip.as_ref().map(|r| {
+        let mode = match r.mode {
+            crate::config::RipSendMode::Broadcast => clua_ctl::rip::RipMode::Broadcast,
+            crate::config::RipSendMode::Multicast => clua_ctl::rip::RipMode::Multicast,
+        };
+        let ports = r
+            .ports
+            .iter()
+            .filter_map(|name| {
+                let i = config.cluster.port_index(name)?;
+                let a = config.cluster.ports[i].address?;
+                Some(clua_ctl::rip::RipPort {
+                    port: i as u16,
+                    mac: *macs.get(i)?,
+                    addr: a.addr,
+                    prefix_len: a.len,
+                    mode,
+                })
+            })
+            .collect();
+        let settings = clua_ctl::rip::RipSettings {
+            ports,
+            update_ms: r.update_ms,
+            jitter_ms: r.jitter_ms,
+            triggered_min_ms: r.triggered_min_ms,
+            auth: r.key.clone().map(|key| clua_ctl::rip::RipAuth {
+                key_id: r.key_id,
+                key,
+            }),
+        };
+        // The jitter's seed: differs per start (std's per-process random hasher keys).
+        let seed = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            "rip",
+        );
+        (settings, seed)
+    });
+    let wall_clock_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let (mut plane, first) = ControlPlane::start_with(Start {
         state,
         macs,
         adverts: adverts.clone(),
         routers,
         bfd,
+        rip,
+        wall_clock_ms,
         cores: cores.clone(),
         files: Box::new(|p| std::fs::read_to_string(p)),
         now_ms: started.elapsed().as_millis() as u64,

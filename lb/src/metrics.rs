@@ -92,6 +92,20 @@ const COUNTERS: &[(&str, &str)] = &[
         "Member MACs that expired (refreshes unanswered): no new flows until answered.",
     ),
     (
+        "clua_rip_updates_sent_total",
+        "RIP response packets sent (periodic, triggered, answers, shutdown).",
+    ),
+    (
+        "clua_rip_triggered_updates_total",
+        "RIP triggered updates (per port per change).",
+    ),
+    ("clua_rip_requests_answered_total", "RIP requests answered."),
+    (
+        "clua_rip_responses_received_total",
+        "Valid RIP responses heard from other routers (never installed).",
+    ),
+    ("clua_rip_refused_total", "RIP packets refused, by reason."),
+    (
         "clua_bfd_packets_received_total",
         "BFD control packets accepted.",
     ),
@@ -197,6 +211,10 @@ const COUNTERS: &[(&str, &str)] = &[
 
 const GAUGES: &[(&str, &str)] = &[
     ("clua_member_up", "Whether the member is up."),
+    (
+        "clua_rip_routes",
+        "Routes RIP advertises now with metric 1 (CA6).",
+    ),
     (
         "clua_bfd_session_up",
         "1 while the BFD session with the peer is Up (RFC 5880), else 0.",
@@ -358,6 +376,18 @@ impl Exporter {
                 for p in &ports {
                     counter!(name, "port" => p.name.clone()).absolute(f(p));
                 }
+            }
+            if let Some(r) = src.control.rip() {
+                counter!("clua_rip_updates_sent_total").absolute(r.counters.updates_sent);
+                counter!("clua_rip_triggered_updates_total").absolute(r.counters.triggered);
+                counter!("clua_rip_requests_answered_total").absolute(r.counters.requests_answered);
+                counter!("clua_rip_responses_received_total")
+                    .absolute(r.counters.responses_received);
+                for e in clua_ctl::rip::RipError::ALL {
+                    counter!("clua_rip_refused_total", "reason" => e.name())
+                        .absolute(r.counters.refused_for(e));
+                }
+                gauge!("clua_rip_routes").set(r.routes as f64);
             }
             if let Some(b) = src.control.bfd() {
                 counter!("clua_bfd_packets_received_total").absolute(b.counters.received);

@@ -98,6 +98,8 @@ fn plane(k: u8, name: &str, boot: u64, st: ControlState, now: u64) -> (ControlPl
         adverts: None,
         routers: Some(settings(name, boot)),
         bfd: None,
+        rip: None,
+        wall_clock_ms: 0,
         cores: vec![Arc::new(CoreCounters::new(16))],
         files: Box::new(|_| Err(std::io::ErrorKind::NotFound.into())),
         now_ms: now,
@@ -535,6 +537,8 @@ fn bfd_with_the_upstream_comes_up_and_goes_down_at_shutdown() {
         adverts: None,
         routers: None,
         bfd: Some((settings, 7)),
+        rip: None,
+        wall_clock_ms: 0,
         cores: vec![Arc::new(CoreCounters::new(16))],
         files: Box::new(|_| Err(std::io::ErrorKind::NotFound.into())),
         now_ms: 0,
@@ -601,4 +605,132 @@ fn bfd_with_the_upstream_comes_up_and_goes_down_at_shutdown() {
         upstream.on_frame(0, &t.frame, 5001);
     }
     assert_eq!(upstream.sessions().next().unwrap().state, BfdState::Down);
+}
+
+/// RIPv2 through the control plane (CA6): at start a triggered update carries a host route
+/// per alias; a whole-table request from the upstream is answered to it; a virtual alias with
+/// a mask adds its network route once a command says so; shutdown withdraws every route with
+/// metric 16 at once.
+#[test]
+fn rip_advertises_the_aliases_and_withdraws_them_at_shutdown() {
+    use clua_ctl::rip::wire::{parse_frame, Command as RipCommand, RipPacket, RipRepr};
+    use clua_ctl::rip::{RipMode, RipPort, RipSettings};
+    let st = state(1, &[], &[]);
+    let settings = RipSettings {
+        ports: vec![RipPort {
+            port: CLIENT_PORT,
+            mac: macs(1)[0],
+            addr: [198, 51, 100, 2].into(),
+            prefix_len: 24,
+            mode: RipMode::Broadcast,
+        }],
+        ..RipSettings::default()
+    };
+    let (mut plane, fx) = ControlPlane::start_with(Start {
+        state: st,
+        macs: macs(1),
+        adverts: None,
+        routers: None,
+        bfd: None,
+        rip: Some((settings, 3)),
+        wall_clock_ms: 1_800_000_000_000,
+        cores: vec![Arc::new(CoreCounters::new(16))],
+        files: Box::new(|_| Err(std::io::ErrorKind::NotFound.into())),
+        now_ms: 0,
+    })
+    .unwrap();
+    assert!(plane.snapshot().control.rip);
+    let routes_in = |frames: &[Transmit]| -> Vec<(String, u32)> {
+        let mut out = Vec::new();
+        for t in frames.iter().filter(|t| t.port == CLIENT_PORT) {
+            let Ok(info) = parse_frame(&t.frame) else {
+                continue;
+            };
+            if info.dst_port != 520 {
+                continue;
+            }
+            let p = RipPacket::new_checked(&t.frame[info.payload.clone()]).unwrap();
+            let r = RipRepr::parse(&p).unwrap();
+            assert_eq!(r.command, RipCommand::Response);
+            for e in r.entries {
+                let len = u32::from(e.mask).leading_ones();
+                out.push((format!("{}/{len}", e.addr), e.metric));
+            }
+        }
+        out.sort();
+        out
+    };
+    // golden.toml: five aliases in 198.51.100.0/24, none virtual.
+    let first = routes_in(&fx.transmit);
+    let mut want: Vec<(String, u32)> = (99..=103)
+        .map(|d| (format!("198.51.100.{d}/32"), 1))
+        .collect();
+    want.sort();
+    assert_eq!(first, want);
+    // A whole-table request (RFC 2453 3.9.1) from the upstream, by hand.
+    let mut req = Vec::new();
+    req.extend_from_slice(&macs(1)[0]);
+    req.extend_from_slice(&[2, 0, 0, 0, 0, 0x20, 0x08, 0x00]);
+    let rip = [&[1u8, 2, 0, 0][..], &[0, 0, 0, 0], &[0; 12], &[0, 0, 0, 16]].concat();
+    let mut ip = vec![
+        0x45, 0, 0, 0, 0, 0, 0, 0, 1, 17, 0, 0, 198, 51, 100, 1, 198, 51, 100, 2,
+    ];
+    let total = (20 + 8 + rip.len()) as u16;
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    let c = clua_pipeline::wire::checksum::checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    req.extend_from_slice(&ip);
+    let mut udp = vec![2, 8, 2, 8, 0, 0, 0, 0];
+    udp[4..6].copy_from_slice(&((8 + rip.len()) as u16).to_be_bytes());
+    let mut seg = udp.clone();
+    seg.extend_from_slice(&rip);
+    let sum = clua_pipeline::wire::checksum::pseudo_header(
+        [198, 51, 100, 1].into(),
+        [198, 51, 100, 2].into(),
+        17,
+        seg.len() as u16,
+    );
+    use clua_pipeline::wire::checksum as ck;
+    let c = !ck::fold(ck::combine(&[sum, ck::sum(&seg)]));
+    seg[6..8].copy_from_slice(&c.to_be_bytes());
+    req.extend_from_slice(&seg);
+    assert_eq!(
+        classify(plane.snapshot(), CLIENT_PORT, &req).err(),
+        Some(Verdict::Punt(PuntReason::Rip))
+    );
+    let fx = plane.on_frame(CLIENT_PORT, PuntReason::Rip, &mut req, 10);
+    assert_eq!(
+        routes_in(&fx.transmit),
+        want,
+        "the whole table, to the requester"
+    );
+    assert_eq!(&fx.transmit[0].frame[..6], &[2, 0, 0, 0, 0, 0x20]);
+    // A virtual alias with a mask: a triggered update adds its network route.
+    let (reply, fx) = plane.on_command(
+        &parse_args(&["-a", "alias=203.0.113.10,virtual,mask=255.255.255.128"]).unwrap(),
+        2000,
+    );
+    assert!(reply.ok, "{}", reply.output);
+    let added = routes_in(&fx.transmit);
+    assert!(added.contains(&("203.0.113.0/25".into(), 1)), "{added:?}");
+    assert!(added.contains(&("203.0.113.10/32".into(), 1)), "{added:?}");
+    let (reply, _) = plane.on_command(&parse_args(&["-s"]).unwrap(), 2001);
+    assert!(
+        reply.output.contains("rip: 7 routes advertised"),
+        "{}",
+        reply.output
+    );
+    assert!(
+        reply
+            .output
+            .contains("rip: advertised 203.0.113.0/25, 203.0.113.10/32"),
+        "{}",
+        reply.output
+    );
+    // SIGTERM: every route with metric 16, at once.
+    let gone = routes_in(&plane.shutdown().transmit);
+    assert_eq!(gone.len(), 7, "{gone:?}");
+    assert!(gone.iter().all(|(_, m)| *m == 16), "{gone:?}");
+    let status = plane.counters().rip().unwrap();
+    assert!(status.counters.requests_answered >= 1);
 }

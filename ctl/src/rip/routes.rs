@@ -120,6 +120,7 @@ mod tests {
             rpri: 1,
             virtual_subnet,
             mask: mask.map(Ipv4Addr::from),
+            vmac: false,
         }
     }
 

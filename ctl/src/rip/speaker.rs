@@ -1193,6 +1193,7 @@ mod tests {
             rpri: 1,
             virtual_subnet,
             mask: mask.map(Ipv4Addr::from),
+            vmac: false,
         };
         let state = ControlState {
             cluster: Cluster {
