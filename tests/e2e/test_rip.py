@@ -226,18 +226,17 @@ def test_authenticated_rip(lab, env):
     assert routes == {}, f"BIRD with a wrong password learnt {routes}" + env.tails()
 
 
-def test_leave_and_sigterm_withdraw_at_once(lab, env):
-    """`cluamgr -a alias=WEB,leave` on router 1 withdraws r1's path to WEB at once (metric 16,
-    BIRD keeps only r2's within 2 s), the virtual route staying; SIGTERM of router 2 withdraws
-    every route it advertised within 2 s (clean shutdown sends metric 16)."""
+def test_leave_withdraws_at_once(lab, env):
+    """When the last member leaves WEB on router 1 (`cluamgr -a alias=WEB,leave`: the router
+    itself if it takes it, else every member with --member), r1's path to WEB goes at once
+    (metric 16: BIRD keeps only r2's within 2 s; an alias with no member must not draw traffic
+    to a router that would drop it), the virtual route staying; a join brings it back."""
     lab.start_bird(rip_auth=None, bfd=False)
     env.start(1)
     env.start(2)
     took, routes = wait_routes(lab, both_learnt, timeout=2 * PERIOD_MAX)
     assert took is not None, f"BIRD routes {routes}" + env.tails()
 
-    # The router leaves the alias; if this aliasd takes `leave` only for a member, every
-    # member of WEB leaves it on r1 instead (then r1 has no path to WEB either).
     r = lab.cluamgr("-a", f"alias={WEB},leave", router=1, check=False)
     how = "router leave"
     if r.returncode != 0 and "--member" in r.stderr:
@@ -252,12 +251,30 @@ def test_leave_and_sigterm_withdraw_at_once(lab, env):
     assert took is not None, f"after leave on r1, BIRD routes {routes}" + env.tails()
     assert routes.get(VIRT_NET) == HOPS, f"leave of WEB touched {VIRT_NET}: {routes}"
 
+    if how == "router leave":
+        lab.cluamgr("-a", f"alias={WEB},join", router=1)
+    else:
+        lab.cluamgr("-a", f"alias={WEB},join", "--member", "m1", router=1)
+    took, routes = wait_routes(lab, lambda r: r.get(f"{WEB}/32") == HOPS, timeout=2 + 5)
+    assert took is not None, f"after the join, BIRD routes {routes}" + env.tails()
+
+
+def test_sigterm_withdraws_at_once(lab, env):
+    """SIGTERM of router 2 withdraws every route it advertised within 2 s (clean shutdown sends
+    metric 16 for all, docs/rip.md); router 1's stay."""
+    lab.start_bird(rip_auth=None, bfd=False)
+    env.start(1)
+    env.start(2)
+    took, routes = wait_routes(lab, both_learnt, timeout=2 * PERIOD_MAX)
+    assert took is not None, f"BIRD routes {routes}" + env.tails()
+    r1, r2 = labmod.RTR_CLI_IPS[1], labmod.RTR_CLI_IPS[2]
     t = env.stop(2, labmod.signal.SIGTERM)
     took, routes = wait_routes(lab, lambda r: all(r2 not in v for v in r.values()), timeout=2)
     took = None if took is None else time.monotonic() - t
     print(f"SIGTERM of r2: BIRD dropped its paths {took} s after the signal: {routes}")
     assert took is not None, f"after SIGTERM of r2, BIRD routes {routes}" + env.tails()
-    assert routes.get(VIRT_NET) == [r1], f"r1's route went too: {routes}"
+    assert routes.get(VIRT_NET) == [r1] and routes.get(f"{WEB}/32") == [r1], (
+        f"r1's routes went too: {routes}")
 
 
 def test_sigkill_bfd_drops_path(lab, env):
