@@ -371,12 +371,13 @@ def test_rfc1918_only_after_resvok(lab, env):
     """CA6: an RFC 1918 alias is advertised only after `cluamgr -r resvok`.
 
     The lab's address rule (documentation ranges only) holds: PRIV (10.0.0.5) is a config-only
-    alias: no interface has it, no member holds it, nothing sends to it; before resvok it
-    appears nowhere on the wire, after resvok only inside RIP payloads to BIRD, and BIRD's kernel
-    export filter (start_bird(kernel_filter=True)) keeps it out of every kernel table, so no
-    packet is ever addressed to or from it. That last point is asserted too."""
+    alias: no interface has it, no member holds it, nothing sends to it. It appears only as
+    payload: in the router announcements on the lab interconnect, and after resvok in RIP
+    payloads to BIRD, whose kernel export filter (start_bird(kernel_filter=True)) keeps it out
+    of every kernel table, so no packet is ever addressed to or from it (asserted too)."""
     lab.start_bird(rip_auth=None, bfd=False)
-    priv = {"name": "priv", "address": PRIV, "members": ["m1"]}  # bypasses lab's address check
+    # appended after the lab's address check (aliasd_config_dict refuses 10/8, rightly)
+    priv = {"name": "priv", "address": PRIV, "members": [{"name": "m1"}]}
     env.start(1, extra_aliases=[priv])
     took, routes = wait_routes(lab, lambda r: r.get(f"{WEB}/32") == [labmod.RTR_CLI_IPS[1]],
                                timeout=2 * PERIOD_MAX)
