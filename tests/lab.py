@@ -1047,6 +1047,9 @@ protocol rip rip1 {{
 """
         conf.write_text(text)
         self._sh(["bird", "-p", "-c", str(conf)])
+        log_path = self.out_dir / "bird.log"  # one BIRD run per log; the one before is .prev
+        if log_path.exists():
+            log_path.replace(self.out_dir / "bird.log.prev")
         for f in (self.bird_sock,):
             try:
                 f.unlink()
