@@ -11,6 +11,12 @@ without ever touching the root namespace's interfaces, routes or sysctls:
     P-m1..mN 192.0.2.11.. on P-b0   (l2 members)
     P-v1..vK 192.0.2.141.. on P-b1  (vxlan members, VXLAN device P-vx id 42, dstport 4789)
 
+With ``Lab(routers=N)`` (N = 2, 3) routers 2 and 3 are namespaces P-rt2 / P-rt3 with ports
+P-r2c/P-r20/P-r21 and P-r3c/P-r30/P-r31 on the same three bridges (MACs 02:00:00:00:k0:01..03,
+aliasd addresses 198.51.100.(1+k), 192.0.2.(1+k), 192.0.2.(129+k)); ``Lab(far=True)`` adds
+P-far 203.0.113.194/26, a client in another subnet behind P-gw (203.0.113.193/26, veth P-f/P-gf).
+BIRD 2 (``start_bird``) runs in P-gw as the upstream RIP/BFD router.
+
 P is a per-run prefix ("cl" + 4 hex digits).  aliasd runs in P-rtr and takes P-rc/P-r0/P-r1 with
 the AF_XDP PMD (or AF_PACKET when CLUA_PMD=af_packet).  Members hold the aliases on lo and reply
 straight to the client through P-gw (direct server return).
@@ -51,6 +57,14 @@ RTR_CLI_IP = "198.51.100.2"  # aliasd's own address on the client port (not a ke
 RTR_IC0_IP = "192.0.2.2"
 RTR_IC1_IP = "192.0.2.130"
 RTR_MACS = {"client": "02:00:00:00:00:01", "ic0": "02:00:00:00:00:02", "ic1": "02:00:00:00:00:03"}
+MAX_ROUTERS = 3
+# Router k's aliasd addresses (not kernel addresses) and MACs; router 1 keeps the historic ones.
+RTR_CLI_IPS = {k: f"198.51.100.{1 + k}" for k in range(1, MAX_ROUTERS + 1)}
+RTR_IC0_IPS = {k: f"192.0.2.{1 + k}" for k in range(1, MAX_ROUTERS + 1)}
+RTR_IC1_IPS = {k: f"192.0.2.{129 + k}" for k in range(1, MAX_ROUTERS + 1)}
+FAR_IP = "203.0.113.194"
+GW_FAR_IP = "203.0.113.193"
+FAR_PREFIX_LEN = 26  # 203.0.113.192/26: outside the lab's virtual aliases (203.0.113.0/25)
 IC_MTU = 1600
 CLI_MTU = 1500
 VXLAN_VNI = 42
@@ -58,6 +72,15 @@ VXLAN_PORT = 4789
 PREFIX_RE = re.compile(r"^cl[0-9a-f]{4}$")
 
 _ALLOWED_NETS = ("198.51.100.", "192.0.2.", "203.0.113.")
+
+
+def router_macs(k: int) -> dict:
+    """Router k's port MACs: router 1 02:00:00:00:00:0X (as ever), router k 02:00:00:00:k0:0X
+    (members use 02:00:00:00:01:.. and 02:00:00:00:02:.., so k0 never collides)."""
+    if k == 1:
+        return dict(RTR_MACS)
+    return {"client": f"02:00:00:00:{k}0:01", "ic0": f"02:00:00:00:{k}0:02",
+            "ic1": f"02:00:00:00:{k}0:03"}
 
 
 def _check_addr(addr: str) -> str:
@@ -80,6 +103,29 @@ def member_binary() -> Path:
     beside aliasd_binary() (same build, same directory)."""
     env = os.environ.get("CLUA_MEMBER")
     return Path(env) if env else aliasd_binary().with_name("clua-member")
+
+
+def cluamgr_binary() -> Path:
+    """cluamgr: $CLUA_CLUAMGR, else the one beside aliasd_binary()."""
+    env = os.environ.get("CLUA_CLUAMGR")
+    return Path(env) if env else aliasd_binary().with_name("cluamgr")
+
+
+@dataclass
+class Router:
+    k: int  # 1..MAX_ROUTERS
+    ns: str
+    cli_if: str
+    ic0_if: str
+    ic1_if: str
+    macs: dict  # port name -> MAC
+    cli_ip: str
+    ic0_ip: str
+    ic1_ip: str
+
+    @property
+    def ifaces(self) -> tuple:
+        return (self.cli_if, self.ic0_if, self.ic1_if)
 
 
 @dataclass
@@ -142,6 +188,16 @@ class Aliasd:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL) -> float:
+        """Send ``sig`` to aliasd itself (not its group: the exec chain kept our child's pid);
+        returns time.monotonic() just before the signal. Follow with stop() to reap it."""
+        t = time.monotonic()
+        try:
+            os.kill(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        return t
 
     def stop(self, timeout: float = 10) -> int | None:
         rc = self.lab.stop(self.proc, timeout=timeout)
@@ -274,9 +330,13 @@ class Lab:
                  tcp_ports: Sequence[int] = (80, 22), udp_ports: Sequence[int] = (53,),
                  hold_ports: Sequence[int] = (), servers: bool = True,
                  prefix: str | None = None, out_dir: str | os.PathLike | None = None,
-                 verbose: bool = False):
+                 verbose: bool = False, routers: int = 1, far: bool = False):
         if not 0 <= members <= 9 or not 0 <= vxlan_members <= 9:
             raise ValueError("members and vxlan_members must be 0..9")
+        if not 1 <= routers <= MAX_ROUTERS:
+            raise ValueError(f"routers must be 1..{MAX_ROUTERS}")
+        self.n_routers = routers
+        self.far_client = far
         self.n_members = members
         self.n_vxlan = vxlan_members
         self.aliases = [_check_addr(a) for a in aliases]
@@ -304,6 +364,18 @@ class Lab:
         self.cli_if = f"{P}-c"
         self.gw_cli_if, self.gw_ic0_if, self.gw_ic1_if = f"{P}-gc", f"{P}-g0", f"{P}-g1"
         self.rtr_cli_if, self.rtr_ic0_if, self.rtr_ic1_if = f"{P}-rc", f"{P}-r0", f"{P}-r1"
+        self.routers: list[Router] = [Router(1, self.rtr, self.rtr_cli_if, self.rtr_ic0_if,
+                                             self.rtr_ic1_if, router_macs(1), RTR_CLI_IPS[1],
+                                             RTR_IC0_IPS[1], RTR_IC1_IPS[1])]
+        for k in range(2, routers + 1):
+            self.routers.append(Router(k, f"{P}-rt{k}", f"{P}-r{k}c", f"{P}-r{k}0",
+                                       f"{P}-r{k}1", router_macs(k), RTR_CLI_IPS[k],
+                                       RTR_IC0_IPS[k], RTR_IC1_IPS[k]))
+        self.far = f"{P}-far"
+        self.far_if, self.gw_far_if = f"{P}-f", f"{P}-gf"
+        self.bird_proc: subprocess.Popen | None = None
+        self.last_arp_sent: float | None = None
+        self.bird_sock = self.out_dir / "bird.ctl"
         for i in range(1, members + 1):
             self.members.append(Member(
                 name=f"m{i}", ns=f"{P}-m{i}", ifname=f"{P}-m{i}", address=f"192.0.2.{10 + i}",
@@ -335,8 +407,14 @@ class Lab:
     def vxlan_member_list(self) -> list[Member]:
         return [m for m in self.members if m.encap == "vxlan"]
 
+    def router(self, k: int = 1) -> Router:
+        if not 1 <= k <= self.n_routers:
+            raise KeyError(f"router {k} (this lab has {self.n_routers})")
+        return self.routers[k - 1]
+
     def all_namespaces(self) -> list[str]:
-        return [self.sw, self.cli, self.gw, self.rtr] + [m.ns for m in self.members]
+        extra = [r.ns for r in self.routers[1:]] + ([self.far] if self.far_client else [])
+        return [self.sw, self.cli, self.gw, self.rtr] + extra + [m.ns for m in self.members]
 
     def link_names(self) -> list[str]:
         names = [self.br_cli, self.br_ic0, self.br_ic1, self.cli_if, self.gw_cli_if,
@@ -349,6 +427,10 @@ class Lab:
         names += [n + "s" for n in (self.cli_if, self.gw_cli_if, self.gw_ic0_if, self.gw_ic1_if,
                                     self.rtr_cli_if, self.rtr_ic0_if, self.rtr_ic1_if)]
         names += [m.ifname + "s" for m in self.members]
+        for r in self.routers[1:]:
+            names += list(r.ifaces) + [i + "s" for i in r.ifaces]
+        if self.far_client:
+            names += [self.far_if, self.gw_far_if]
         return names
 
     def _log(self, msg: str):
@@ -507,14 +589,29 @@ class Lab:
                     *[f"net.ipv4.conf.{i}.rp_filter=0"
                       for i in (self.gw_cli_if, self.gw_ic0_if, self.gw_ic1_if)])
 
-        # alias router: three ports, no kernel addresses, no IPv6
-        rtr = self.rtr
-        for ifn, br, mtu, role in ((self.rtr_cli_if, self.br_cli, CLI_MTU, "client"),
-                                   (self.rtr_ic0_if, self.br_ic0, IC_MTU, "ic0"),
-                                   (self.rtr_ic1_if, self.br_ic1, IC_MTU, "ic1")):
-            self._switch_port(rtr, ifn, br, mtu, RTR_MACS[role])
-            self.sysctl(rtr, f"net.ipv6.conf.{ifn}.disable_ipv6=1", check=False)
-            self.ip(rtr, "link", "set", ifn, "up")
+        # alias routers: three ports each, no kernel addresses, no IPv6
+        for r in self.routers:
+            for ifn, br, mtu, role in ((r.cli_if, self.br_cli, CLI_MTU, "client"),
+                                       (r.ic0_if, self.br_ic0, IC_MTU, "ic0"),
+                                       (r.ic1_if, self.br_ic1, IC_MTU, "ic1")):
+                self._switch_port(r.ns, ifn, br, mtu, r.macs[role])
+                self.sysctl(r.ns, f"net.ipv6.conf.{ifn}.disable_ipv6=1", check=False)
+                self.ip(r.ns, "link", "set", ifn, "up")
+
+        # a client in another subnet, one routed hop behind the gateway
+        if self.far_client:
+            self._veth(gw, self.gw_far_if, self.far, self.far_if, CLI_MTU)
+            self.ip(gw, "addr", "add", f"{GW_FAR_IP}/{FAR_PREFIX_LEN}", "dev", self.gw_far_if)
+            self.ip(gw, "link", "set", self.gw_far_if, "up")
+            self.ip(self.far, "addr", "add", f"{FAR_IP}/{FAR_PREFIX_LEN}", "dev", self.far_if)
+            self.ip(self.far, "link", "set", self.far_if, "up")
+            self.ip(self.far, "route", "add", "default", "via", GW_FAR_IP)
+            self.sysctl(gw, f"net.ipv4.conf.{self.gw_far_if}.rp_filter=0")
+            self.sysctl(self.far, "net.ipv4.conf.all.rp_filter=0",
+                        "net.ipv4.conf.default.rp_filter=0",
+                        f"net.ipv4.conf.{self.far_if}.rp_filter=0")
+            self._no_offload(gw, self.gw_far_if)
+            self._no_offload(self.far, self.far_if)
 
         # members
         for m in self.members:
@@ -651,16 +748,40 @@ class Lab:
             pass
 
     # ----------------------------------------------------------------------- aliasd support
-    def ports(self, kind: str | None = None) -> list[dict]:
+    def ports(self, kind: str | None = None, router: int = 1) -> list[dict]:
         kind = kind or self.pmd
+        r = self.routers[router - 1] if router <= len(self.routers) else None
+        if r is None:  # a config for a lab that is not built (lab_config() in test_aliasd)
+            raise KeyError(f"router {router} (this lab has {self.n_routers})")
         return [
-            {"name": "client", "devargs": devargs(kind, 0, self.rtr_cli_if), "role": "client",
-             "address": f"{RTR_CLI_IP}/24", "mtu": CLI_MTU, "mac": RTR_MACS["client"]},
-            {"name": "ic0", "devargs": devargs(kind, 1, self.rtr_ic0_if), "role": "interconnect",
-             "address": f"{RTR_IC0_IP}/25", "mtu": IC_MTU, "mac": RTR_MACS["ic0"]},
-            {"name": "ic1", "devargs": devargs(kind, 2, self.rtr_ic1_if), "role": "interconnect",
-             "address": f"{RTR_IC1_IP}/25", "mtu": IC_MTU, "mac": RTR_MACS["ic1"]},
+            {"name": "client", "devargs": devargs(kind, 0, r.cli_if), "role": "client",
+             "address": f"{r.cli_ip}/24", "mtu": CLI_MTU, "mac": r.macs["client"]},
+            {"name": "ic0", "devargs": devargs(kind, 1, r.ic0_if), "role": "interconnect",
+             "address": f"{r.ic0_ip}/25", "mtu": IC_MTU, "mac": r.macs["ic0"]},
+            {"name": "ic1", "devargs": devargs(kind, 2, r.ic1_if), "role": "interconnect",
+             "address": f"{r.ic1_ip}/25", "mtu": IC_MTU, "mac": r.macs["ic1"]},
         ]
+
+    def control_socket(self, router: int = 1) -> Path:
+        """Router k's cluamgr socket (router 1: out_dir/aliasd.sock as ever)."""
+        return self.out_dir / ("aliasd.sock" if router == 1 else f"aliasd-r{router}.sock")
+
+    def key_file(self, name: str, data: bytes) -> Path:
+        """A root-owned 0600 key file in out_dir (the rule aliasd's key files follow)."""
+        path = self.out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o600)
+        return path
+
+    def router_key_file(self) -> Path:
+        """The routers' shared [router] key (HMAC-SHA-256, >= 16 bytes), written on first use."""
+        path = self.out_dir / "router.key"
+        if not path.exists():
+            self.key_file("router.key", b"clua-lab-router-key-" + self.prefix.encode() + b"\n")
+        return path
 
     def member_entries(self, macs: bool = True) -> list[dict]:
         """[[member]] entries; ``macs=False`` leaves out ``mac`` (the router learns it by ARP)."""
@@ -677,10 +798,17 @@ class Lab:
     def aliasd_config_dict(self, aliases: Sequence[dict], services: Sequence[dict] = (),
                            metrics: str | None = "127.0.0.1:9470", pmd: str | None = None,
                            default_alias: str | None = None, cluster_name: str = "lab",
-                           extra: dict | None = None, member_macs: bool = True) -> dict:
+                           extra: dict | None = None, member_macs: bool = True,
+                           router: int = 1, node: str | None = None,
+                           router_opts: dict | None = None, rip: dict | None = None,
+                           bfd: dict | None = None) -> dict:
         """aliases: [{"name": "web", "address": "198.51.100.100",
                        "members": [{"name": "m1", "selw": 3}, "m2", ...]}]
-        services: [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]}]"""
+        services: [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]}]
+        router: which lab router the config is for (its ports and cluamgr socket).
+        node: makes it one of several routers: a [router] table with this node name, the lab's
+        shared router key and a boot counter in out_dir (router_opts adds/overrides fields).
+        rip, bfd: the [rip] and [bfd] tables, as given."""
         cluster = {"name": cluster_name}
         if default_alias:
             cluster["default_alias"] = default_alias
@@ -691,10 +819,18 @@ class Lab:
                      "mbufs": 16383},  # AF_XDP fill rings need many: see tests/README.md
         }
         # A per-run cluamgr socket: several aliasd may run on one machine (tests, demo, bench).
-        doc["control"] = {"socket": str(self.out_dir / "aliasd.sock")}
+        doc["control"] = {"socket": str(self.control_socket(router))}
         if metrics:
             doc["metrics"] = {"listen": metrics}
-        doc["port"] = self.ports(pmd)
+        if node is not None:
+            doc["router"] = {"node": node, "key_file": str(self.router_key_file()),
+                             "state_file": str(self.out_dir / f"{node}-boots"),
+                             **(router_opts or {})}
+        if rip is not None:
+            doc["rip"] = dict(rip)
+        if bfd is not None:
+            doc["bfd"] = dict(bfd)
+        doc["port"] = self.ports(pmd, router)
         doc["member"] = self.member_entries(macs=member_macs)
         al = []
         for a in aliases:
@@ -715,29 +851,259 @@ class Lab:
 
     def write_aliasd_config(self, aliases: Sequence[dict], services: Sequence[dict] = (),
                             path: str | os.PathLike | None = None, **kw) -> Path:
-        """Write an aliasd TOML for this lab and return its path (default lab-out/P/aliasd.toml)."""
+        """Write an aliasd TOML for this lab and return its path (default lab-out/P/aliasd.toml,
+        aliasd-rK.toml for router K)."""
         text = toml_dumps(self.aliasd_config_dict(aliases, services, **kw))
-        path = Path(path) if path else self.out_dir / "aliasd.toml"
+        k = kw.get("router", 1)
+        path = Path(path) if path else self.out_dir / (
+            "aliasd.toml" if k == 1 else f"aliasd-r{k}.toml")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         return path
 
     def start_aliasd(self, config: str | os.PathLike, binary: str | os.PathLike | None = None,
-                     timeout: float = 30, args: Sequence[str] = ()) -> Aliasd:
-        """Start aliasd in P-rtr (bpffs mounted first) and wait for 'aliasd: ready' on stderr."""
+                     timeout: float = 30, args: Sequence[str] = (), router: int = 1,
+                     wait: bool = True) -> Aliasd:
+        """Start aliasd in router ``router``'s namespace (bpffs mounted first) and wait for
+        'aliasd: ready' on stderr (``wait=False``: return at once; call wait_ready())."""
         binary = str(binary or aliasd_binary())
         script = ('mount -t bpf bpf /sys/fs/bpf 2>/dev/null; ulimit -l unlimited 2>/dev/null; '
                   'exec "$@"')
-        p = self.popen(self.rtr, "sh", "-c", script, "aliasd", binary, "--config", str(config),
-                       *args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        p = self.popen(self.router(router).ns, "sh", "-c", script, "aliasd", binary, "--config",
+                       str(config), *args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         d = Aliasd(self, p, str(config))
+        d.router = router
+        if wait:
+            self.wait_ready(d, timeout)
+        return d
+
+    def wait_ready(self, d: Aliasd, timeout: float = 30) -> Aliasd:
         if not d.wait_for(r"aliasd: ready", timeout):
-            rc = p.poll()
+            rc = d.proc.poll()
             d.stop(timeout=5)
             state = f"exited with {rc}" if rc is not None else f"not ready after {timeout:.0f}s"
-            (self.out_dir / "aliasd.stderr").write_text(d.stderr)
-            raise AliasdError(f"aliasd {state}; stderr:\n{d.stderr}")
+            k = getattr(d, "router", 1)
+            name = "aliasd.stderr" if k == 1 else f"aliasd-r{k}.stderr"
+            (self.out_dir / name).write_text(d.stderr)
+            raise AliasdError(f"aliasd (router {k}) {state}; stderr:\n{d.stderr}")
         return d
+
+    def cluamgr(self, *args: str, router: int = 1, check: bool = True,
+                timeout: float = 10) -> subprocess.CompletedProcess:
+        """Run cluamgr against router ``router``'s aliasd (its own control socket)."""
+        r = subprocess.run([str(cluamgr_binary()), "--socket", str(self.control_socket(router)),
+                            *args], capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise LabError(f"cluamgr {shlex.join(args)} (router {router}) -> {r.returncode}\n"
+                           f"{r.stdout}{r.stderr}")
+        return r
+
+    def metrics(self, router: int = 1, listen: str = "127.0.0.1:9470") -> str:
+        """The text of router ``router``'s Prometheus endpoint ('' when it does not answer).
+        Each router is its own namespace, so every one listens on the same address."""
+        r = self.run(self.router(router).ns, "curl", "-s", "-m", "3",
+                     f"http://{listen}/metrics", check=False)
+        return r.stdout if r.returncode == 0 else ""
+
+    # ------------------------------------------------------------ interconnect partitions
+    def _ic_switch_ports(self, k: int) -> list[str]:
+        r = self.router(k)
+        return [r.ic0_if + "s", r.ic1_if + "s"]
+
+    def partition(self, routers: Sequence[int] = (1, 2)):
+        """Cut the interconnect between ``routers``: their ic0/ic1 switch ports become bridge
+        ports with ``isolated on``, which reach every non-isolated port (gateway, members,
+        other routers) but not each other. The client LAN is untouched. Checked in the kernel."""
+        ports = [p for k in routers for p in self._ic_switch_ports(k)]
+        for p in ports:
+            self._sh(["ip", "netns", "exec", self.sw, "bridge", "link", "set", "dev", p,
+                      "isolated", "on"])
+        self._check_isolated(ports, True)
+
+    def heal(self):
+        """Undo every partition()."""
+        ports = [p for r in self.routers for p in self._ic_switch_ports(r.k)]
+        for p in ports:
+            self._sh(["ip", "netns", "exec", self.sw, "bridge", "link", "set", "dev", p,
+                      "isolated", "off"])
+        self._check_isolated(ports, False)
+
+    def isolated_ports(self) -> set[str]:
+        out = self._sh(["ip", "netns", "exec", self.sw, "bridge", "-d", "-j", "link",
+                        "show"]).stdout
+        return {e["ifname"] for e in json.loads(out or "[]") if e.get("isolated")}
+
+    def _check_isolated(self, ports: Sequence[str], want: bool):
+        iso = self.isolated_ports()
+        wrong = [p for p in ports if (p in iso) != want]
+        if wrong:
+            raise LabError(f"bridge ports {wrong} not isolated={want} (isolated: {sorted(iso)})")
+
+    # --------------------------------------------------------------------- ARP observation
+    def arp_answerers(self, addr: str, ns: str | None = None, wait: float = 0.3) -> list[str]:
+        """Send one ARP request for ``addr`` from the client namespace (its own MAC and
+        address, so nobody's cache is poisoned) and collect, for ``wait`` seconds, every ARP
+        reply to it: the list of sender MACs, one per reply (with a shared vMAC two answerers
+        give the same MAC twice, so len() counts answerers)."""
+        return self.arp_answerers_many([addr], ns=ns, wait=wait)[addr]
+
+    def arp_answerers_many(self, addrs: Sequence[str], ns: str | None = None,
+                           wait: float = 0.3) -> dict:
+        """arp_answerers() for several addresses in one window: {addr: [sender MACs]}.
+        ``last_arp_sent`` is then the time.monotonic() the requests left at (the probe is a
+        fresh Python process: it starts some 50 ms after the call)."""
+        return self.arp_probe_result(self.arp_probe_start(addrs, ns=ns, wait=wait), addrs)
+
+    def arp_probe_start(self, addrs: Sequence[str], at: float | None = None,
+                        ns: str | None = None, wait: float = 0.3) -> subprocess.Popen:
+        """Start an ARP probe in the background that sends its requests at time.monotonic()
+        ``at`` (default: at once), so a test can aim it precisely; arp_probe_result() reads it."""
+        ns = ns or self.cli
+        if self.ns(ns) != self.cli:
+            raise LabError("arp_answerers: only from the client namespace")
+        return self.popen(ns, sys.executable, "-c", _ARP_PROBE, self.cli_if, CLIENT_MAC,
+                          CLIENT_IP, ",".join(addrs), str(wait),
+                          f"{at:.6f}" if at is not None else "0")
+
+    def arp_probe_result(self, p: subprocess.Popen, addrs: Sequence[str]) -> dict:
+        out, err = p.communicate(timeout=30)
+        if p in self.procs:
+            self.procs.remove(p)
+        if p.returncode != 0:
+            raise LabError(f"ARP probe failed ({p.returncode}): {err.decode(errors='replace')}")
+        got: dict = {a: [] for a in addrs}
+        for line in out.decode().splitlines():
+            if line.strip():
+                a, mac = line.split()
+                if a == "sent":
+                    self.last_arp_sent = float(mac)
+                else:
+                    got[a].append(mac)
+        return got
+
+    def client_neigh(self, addr: str, ns: str | None = None) -> str | None:
+        """The client kernel's ARP entry (lladdr) for ``addr``, None without a usable one."""
+        out = self.ip(ns or self.cli, "-j", "neigh", "show", addr).stdout
+        for e in json.loads(out or "[]"):
+            if e.get("lladdr") and "FAILED" not in e.get("state", []):
+                return e["lladdr"].lower()
+        return None
+
+    # ------------------------------------------------------------- BIRD 2, the upstream router
+    def start_bird(self, rip_auth: str | None = None, bfd: bool = False,
+                   mode: str = "broadcast", kernel_filter: bool = True,
+                   static_bfd: dict | None = None, timeout: float = 10) -> subprocess.Popen:
+        """Run BIRD 2 in P-gw as the upstream router: RIPv2 on the client LAN interface
+        (import all, export none), ECMP merged into P-gw's kernel table, optional RFC 4822
+        HMAC-SHA-256 (password ``rip_auth``, key id 1) and BFD (100 ms, multiplier 3).
+        kernel_filter: only documentation-range routes reach the kernel (a config-only RFC 1918
+        alias may be learnt by BIRD but never routes a packet). static_bfd: {prefix: [next
+        hops]} as static routes (protocol static1) whose next hops each need a BFD session Up:
+        BFD with aliasd without RIP. Restarts a running BIRD."""
+        if mode not in ("broadcast", "multicast"):
+            raise ValueError(f"mode {mode!r}")
+        self.stop_bird()
+        conf = self.out_dir / "bird.conf"
+        iface = json.dumps(self.gw_cli_if)
+        auth = ""
+        if rip_auth is not None:
+            auth = (f"authentication cryptographic; password {json.dumps(rip_auth)} "
+                    "{ id 1; algorithm hmac sha256; };")
+        kfilter = ("export where net ~ [ 198.51.100.0/24+, 203.0.113.0/24+, 192.0.2.0/24+ ];"
+                   if kernel_filter else "export all;")
+        text = f"""# written by tests/lab.py for {self.prefix}
+log "{self.out_dir / 'bird.log'}" all;
+router id {GW_CLI_IP};
+protocol device {{ scan time 2; }}
+protocol kernel kernel1 {{
+    ipv4 {{ import none; {kfilter} }};
+    merge paths yes;
+}}
+protocol rip rip1 {{
+    ipv4 {{ import all; export none; }};
+    ecmp yes;
+    interface {iface} {{
+        version 2;
+        mode {mode};
+        {auth}
+        bfd {"yes" if bfd else "no"};
+    }};
+}}
+"""
+        if static_bfd:
+            text += "protocol static static1 {\n    ipv4;\n"
+            for prefix, hops in static_bfd.items():
+                text += f"    route {prefix}" + "".join(f" via {h} bfd" for h in hops) + ";\n"
+            text += "}\n"
+        if bfd or static_bfd:
+            text += f"""protocol bfd bfd1 {{
+    interface {iface} {{
+        min rx interval 100 ms;
+        min tx interval 100 ms;
+        idle tx interval 300 ms;
+        multiplier 3;
+    }};
+}}
+"""
+        conf.write_text(text)
+        self._sh(["bird", "-p", "-c", str(conf)])
+        log_path = self.out_dir / "bird.log"  # one BIRD run per log; the one before is .prev
+        if log_path.exists():
+            log_path.replace(self.out_dir / "bird.log.prev")
+        for f in (self.bird_sock,):
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+        log = open(self.out_dir / "bird.stderr", "ab")
+        self.bird_proc = self.popen(self.gw, "bird", "-f", "-c", str(conf), "-s",
+                                    str(self.bird_sock), "-P", str(self.out_dir / "bird.pid"),
+                                    stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.bird_proc.poll() is not None:
+                raise LabError(f"bird exited with {self.bird_proc.returncode}: "
+                               f"{(self.out_dir / 'bird.stderr').read_text(errors='replace')}")
+            if self.bird_sock.exists() and self.birdc("show status", check=False).returncode == 0:
+                return self.bird_proc
+            time.sleep(0.1)
+        raise LabError("bird did not open its control socket")
+
+    def stop_bird(self):
+        if self.bird_proc is not None:
+            self.stop(self.bird_proc, timeout=5)
+            self.bird_proc = None
+
+    def birdc(self, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self._sh(["birdc", "-s", str(self.bird_sock), *command.split()], check=check,
+                        timeout=10)
+
+    def bird_routes(self, protocol: str = "rip1") -> dict:
+        """``show route protocol rip1`` as {prefix: [next hop, ...]} (sorted)."""
+        return {p: sorted(v["via"]) for p, v in self.bird_routes_detail(protocol).items()}
+
+    def bird_routes_detail(self, protocol: str = "rip1") -> dict:
+        """{prefix: {"via": [next hops], "metric": int | None}} of ``show route protocol P``."""
+        out = self.birdc(f"show route protocol {protocol}").stdout
+        return parse_bird_routes(out)
+
+    def bird_bfd_sessions(self, protocol: str = "bfd1") -> dict:
+        """``show bfd sessions`` as {neighbor address: state}."""
+        r = self.birdc(f"show bfd sessions {protocol}", check=False)
+        return parse_bird_bfd(r.stdout)
+
+    def kernel_routes(self, ns: str | None = None) -> dict:
+        """``ip -j route`` of ``ns`` (default P-gw) as {dst: [gateways]} (multipath flattened;
+        [] for a directly connected route)."""
+        out = self.ip(ns or self.gw, "-j", "route", "show").stdout
+        routes: dict = {}
+        for e in json.loads(out or "[]"):
+            hops = [h["gateway"] for h in e.get("nexthops", []) if "gateway" in h]
+            if "gateway" in e:
+                hops.append(e["gateway"])
+            routes[e["dst"]] = sorted(hops)
+        return routes
 
     # ------------------------------------------------------------------------ client helpers
     def client(self, mode: str, to: str, count: int, timeout: float = 2,
@@ -816,6 +1182,75 @@ class Lab:
                                                        if n.startswith(self.prefix + "-")],
                 "members": [(m.name, m.address, m.mac, m.encap) for m in self.members],
                 "aliases": self.aliases, "pmd": self.pmd}
+
+
+# Sends one ARP request per target and prints "target sender-MAC" for every ARP reply to one
+# (argv: ifname, our MAC, our address, comma-separated targets, seconds, send-at monotonic
+# time or 0), after a line "sent T" with the time.monotonic() the requests left at. A raw AF_PACKET
+# socket sees replies before (and regardless of) the client kernel's neighbour table.
+_ARP_PROBE = r"""
+import socket, struct, sys, time
+ifname, mymac, myip, targets, wait, at = sys.argv[1:7]
+mac = bytes.fromhex(mymac.replace(":", ""))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind((ifname, 0x0806))
+tips = {socket.inet_aton(t): t for t in targets.split(",")}
+while time.monotonic() < float(at):
+    time.sleep(min(0.005, max(0.0, float(at) - time.monotonic())))
+for tip in tips:
+    req = (b"\xff" * 6 + mac + b"\x08\x06" + struct.pack(">HHBBH", 1, 0x0800, 6, 4, 1) + mac
+           + socket.inet_aton(myip) + b"\0" * 6 + tip)
+    s.send(req + b"\0" * (60 - len(req)))
+print("sent", f"{time.monotonic():.6f}", flush=True)
+end = time.monotonic() + float(wait)
+while True:
+    left = end - time.monotonic()
+    if left <= 0:
+        break
+    s.settimeout(left)
+    try:
+        f = s.recv(2048)
+    except socket.timeout:
+        break
+    if len(f) < 42 or f[12:14] != b"\x08\x06" or struct.unpack(">H", f[20:22])[0] != 2:
+        continue
+    sha, spa, tha, tpa = f[22:28], f[28:32], f[32:38], f[38:42]
+    if spa in tips and tha == mac and tpa == socket.inet_aton(myip):
+        print(tips[spa], ":".join(f"{b:02x}" for b in sha), flush=True)
+"""
+
+
+def parse_bird_routes(out: str) -> dict:
+    """BIRD 2 ``show route`` text -> {prefix: {"via": [...], "metric": int | None}}. ECMP
+    next hops of one route and alternative routes of one prefix are both collected."""
+    routes: dict = {}
+    cur = None
+    for line in out.splitlines():
+        m = re.match(r"^(\d+\.\d+\.\d+\.\d+/\d+)\s+(\S+)", line)
+        if m:
+            cur = m.group(1)
+            routes.setdefault(cur, {"via": [], "metric": None})
+        elif not re.match(r"^\s+\S+\s+\[", line) and not line.startswith(("\t", " ")):
+            cur = None  # "Table master4:", "BIRD ... ready."
+        if cur is None:
+            continue
+        mm = re.search(r"\((\d+)/(\d+)\)", line)
+        if mm:
+            routes[cur]["metric"] = int(mm.group(2))
+        for v in re.findall(r"via (\d+\.\d+\.\d+\.\d+)", line):
+            if v not in routes[cur]["via"]:
+                routes[cur]["via"].append(v)
+    return routes
+
+
+def parse_bird_bfd(out: str) -> dict:
+    """BIRD 2 ``show bfd sessions`` text -> {neighbor address: state}."""
+    sessions = {}
+    for line in out.splitlines():
+        m = re.match(r"^(\d+\.\d+\.\d+\.\d+)\s+(\S+)\s+(\S+)", line)
+        if m:
+            sessions[m.group(1)] = m.group(3)
+    return sessions
 
 
 def _rm_dpdk_runtime(prefix: str):
