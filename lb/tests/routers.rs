@@ -660,9 +660,10 @@ fn rip_advertises_the_aliases_and_withdraws_them_at_shutdown() {
         out.sort();
         out
     };
-    // golden.toml: five aliases in 198.51.100.0/24, none virtual.
+    // golden.toml: five aliases in 198.51.100.0/24, none virtual; "spare" (.103) has no
+    // member, so nothing would serve traffic routed to it: not advertised.
     let first = routes_in(&fx.transmit);
-    let mut want: Vec<(String, u32)> = (99..=103)
+    let mut want: Vec<(String, u32)> = (99..=102)
         .map(|d| (format!("198.51.100.{d}/32"), 1))
         .collect();
     want.sort();
@@ -707,7 +708,13 @@ fn rip_advertises_the_aliases_and_withdraws_them_at_shutdown() {
     assert_eq!(&fx.transmit[0].frame[..6], &[2, 0, 0, 0, 0, 0x20]);
     // A virtual alias with a mask: a triggered update adds its network route.
     let (reply, fx) = plane.on_command(
-        &parse_args(&["-a", "alias=203.0.113.10,virtual,mask=255.255.255.128"]).unwrap(),
+        &parse_args(&[
+            "-a",
+            "alias=203.0.113.10,virtual,mask=255.255.255.128,join",
+            "--member",
+            "m1",
+        ])
+        .unwrap(),
         2000,
     );
     assert!(reply.ok, "{}", reply.output);
@@ -716,7 +723,7 @@ fn rip_advertises_the_aliases_and_withdraws_them_at_shutdown() {
     assert!(added.contains(&("203.0.113.10/32".into(), 1)), "{added:?}");
     let (reply, _) = plane.on_command(&parse_args(&["-s"]).unwrap(), 2001);
     assert!(
-        reply.output.contains("rip: 7 routes advertised"),
+        reply.output.contains("rip: 6 routes advertised"),
         "{}",
         reply.output
     );
@@ -727,9 +734,24 @@ fn rip_advertises_the_aliases_and_withdraws_them_at_shutdown() {
         "{}",
         reply.output
     );
-    // SIGTERM: every route with metric 16, at once.
+    // The last member leaving an alias withdraws its routes (metric 16) at once.
+    let (reply, fx) = plane.on_command(
+        &parse_args(&["-a", "alias=203.0.113.10,leave", "--member", "m1"]).unwrap(),
+        9000,
+    );
+    assert!(reply.ok, "{}", reply.output);
+    let withdrawn = routes_in(&fx.transmit);
+    assert_eq!(
+        withdrawn,
+        [
+            ("203.0.113.0/25".to_string(), 16),
+            ("203.0.113.10/32".to_string(), 16)
+        ]
+    );
+    // SIGTERM: every route with metric 16, at once (the two withdrawn still go out with 16
+    // until garbage collection).
     let gone = routes_in(&plane.shutdown().transmit);
-    assert_eq!(gone.len(), 7, "{gone:?}");
+    assert_eq!(gone.len(), 6, "{gone:?}");
     assert!(gone.iter().all(|(_, m)| *m == 16), "{gone:?}");
     let status = plane.counters().rip().unwrap();
     assert!(status.counters.requests_answered >= 1);

@@ -44,6 +44,12 @@ fn overlaps(a: Net, b: Net) -> bool {
 }
 
 /// The routes `state` asks this router to advertise (CA6), each with metric 1 when sent.
+///
+/// Only aliases some member serves are advertised: at least one joined member that is up. An
+/// alias nobody serves would draw traffic (through the upstream's ECMP) that the router can
+/// only drop, so its routes are withdrawn (metric 16) when its last member leaves or goes down,
+/// and come back when one joins or comes up. The router still routes for it otherwise (CA2:
+/// proxy ARP, ICMP in alias context).
 pub fn routes(state: &ControlState) -> BTreeSet<RipRoute> {
     let ports = &state.cluster.ports;
     let interconnects: Vec<Net> = ports
@@ -66,10 +72,19 @@ pub fn routes(state: &ControlState) -> BTreeSet<RipRoute> {
             || (!state.resvok && RFC1918.iter().any(|&n| overlaps(n, net)))
             || (net.1 == 32 && broadcasts.contains(&net.0))
     };
+    let serving = |alias: &crate::model::AliasSpec| {
+        alias.joined().any(|j| {
+            state
+                .cluster
+                .members
+                .iter()
+                .any(|m| m.name == j.member && m.up)
+        })
+    };
     let mut out = BTreeSet::new();
     for alias in &state.cluster.aliases {
         let a = u32::from(alias.address);
-        if forbidden((a, 32)) {
+        if forbidden((a, 32)) || !serving(alias) {
             continue;
         }
         out.insert(RipRoute {
@@ -96,7 +111,8 @@ pub fn routes(state: &ControlState) -> BTreeSet<RipRoute> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AliasSpec, Cluster, PortSpec, Prefix};
+    use crate::model::{AliasSpec, Cluster, JoinSpec, MemberMac, MemberSpec, PortSpec, Prefix};
+    use clua_pipeline::snapshot::Encap;
 
     fn port(name: &str, role: PortRole, addr: [u8; 4], len: u8) -> PortSpec {
         PortSpec {
@@ -113,10 +129,16 @@ mod tests {
     }
 
     fn alias(name: &str, addr: [u8; 4], virtual_subnet: bool, mask: Option<[u8; 4]>) -> AliasSpec {
+        // Served by m1 (up), so that only the CA6 rules decide.
         AliasSpec {
             name: name.into(),
             address: addr.into(),
-            members: vec![],
+            members: vec![JoinSpec {
+                member: "m1".into(),
+                selw: 1,
+                selp: 1,
+                joined: true,
+            }],
             rpri: 1,
             virtual_subnet,
             mask: mask.map(Ipv4Addr::from),
@@ -136,7 +158,16 @@ mod tests {
                     port("client", PortRole::Client, [198, 51, 100, 2], 24),
                     port("ic0", PortRole::Interconnect, [192, 0, 2, 2], 24),
                 ],
-                members: vec![],
+                members: vec![MemberSpec {
+                    name: "m1".into(),
+                    port: "ic0".into(),
+                    address: [192, 0, 2, 11].into(),
+                    mac: MemberMac::Configured([2, 0, 0, 0, 1, 1]),
+                    encap: Encap::L2,
+                    up: true,
+                    agent: false,
+                    listening: None,
+                }],
                 aliases,
                 services: vec![],
                 advert_port: 9471,
@@ -157,9 +188,26 @@ mod tests {
         routes(&state(aliases, resvok)).into_iter().collect()
     }
 
+    /// An alias nobody serves (no joined member up) is not advertised: upstream ECMP would send
+    /// traffic the router can only drop. It comes back when a member is up and joined again.
     #[test]
-    fn ca6_host_route_for_every_specified_alias_joined_or_not() {
-        // Neither alias has a member: a router routes for aliases it only specifies (CA2).
+    fn only_aliases_a_member_serves_are_advertised() {
+        let web = || alias("web", [198, 51, 100, 100], false, None);
+        let mut st = state(vec![web()], false);
+        assert_eq!(routes(&st).len(), 1);
+        st.cluster.members[0].up = false;
+        assert!(routes(&st).is_empty(), "its only member is down");
+        st.cluster.members[0].up = true;
+        st.cluster.aliases[0].members[0].joined = false;
+        assert!(routes(&st).is_empty(), "its only member left");
+        st.cluster.aliases[0].members.clear();
+        assert!(routes(&st).is_empty(), "no member at all");
+        st.cluster.aliases[0].members = web().members;
+        assert_eq!(routes(&st).len(), 1);
+    }
+
+    #[test]
+    fn ca6_host_route_for_every_served_alias() {
         let v = got(
             vec![
                 alias("cluster", [198, 51, 100, 99], false, None),
