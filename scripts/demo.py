@@ -100,8 +100,92 @@ def main() -> int:
         d.stop(timeout=10)
         ok = (r["ok"] == 300 and u["ok"] == 60 and s["ok"] == 20 and v["ok"] == 30
               and len(s["by_member"]) == 1 and ch.returncode == 0 and w["ok"] == 120)
-    say(f"\ndemo: lab removed. {'Everything worked.' if ok else 'SOMETHING FAILED (see above).'}")
+    say("\ndemo: lab removed.")
+    ok2 = routers_part(binary)
+    ok = ok and ok2
+    say(f"\ndemo: {'Everything worked.' if ok else 'SOMETHING FAILED (see above).'}")
     return 0 if ok else 1
+
+
+def routers_part(binary) -> bool:
+    """Two alias routers (issue 8): proxy-ARP election by rpri with a vMAC, RIP routes at a real
+    BIRD with ECMP and BFD, and a takeover when the master is killed."""
+    web = "198.51.100.100"
+    virt, virt_mask, virt_net = "203.0.113.10", "255.255.255.128", "203.0.113.0/25"
+    with labmod.Lab(members=2, routers=2, far=True, aliases=[web, virt], tcp_ports=(80,),
+                    udp_ports=()) as L:
+        say(f"\n8. two alias routers r1 (rpri 100) and r2 (rpri 10), lab {L.prefix}: the router "
+            "protocol elects r1 proxy-ARP master of web (with a vMAC); both advertise web and "
+            f"the virtual alias {virt} by RIP to BIRD in the gateway, with BFD")
+        L.start_bird(bfd=True)
+        routers = {}
+        for k, rpri in ((1, 100), (2, 10)):
+            aliases = [{"name": "web", "address": web, "members": ["m1", "m2"], "rpri": rpri,
+                        "vmac": True},
+                       {"name": "virt", "address": virt, "virtual": True, "mask": virt_mask,
+                        "members": ["m1", "m2"]}]
+            cfg = L.write_aliasd_config(
+                aliases, [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]}],
+                router=k, node=f"r{k}", default_alias="web",
+                rip={"update_secs": 5, "jitter_secs": 1},
+                bfd={"peers": [labmod.GW_CLI_IP]})
+            routers[k] = L.start_aliasd(cfg, binary, timeout=30, router=k)
+        deadline = time.monotonic() + 15
+        routes = {}
+        while time.monotonic() < deadline:
+            routes = L.bird_routes()
+            if len(routes.get(f"{web}/32", [])) == 2 and len(routes.get(virt_net, [])) == 2:
+                break
+            time.sleep(0.2)
+        say("    BIRD's RIP routes (next hops = the routers' client addresses, ECMP):")
+        for prefix, hops in sorted(routes.items()):
+            say(f"      {prefix:<20} via {', '.join(hops)}")
+        answer = L.arp_answerers(web)
+        before = L.client_neigh(web) if L.ping(L.cli, web, count=1) else None
+        say(f"    ARP for {web}: answered by {len(answer)} router(s) with {', '.join(answer)}; "
+            f"the client's ARP entry: {before}")
+        c = L.client("tcp", f"{web}:80", 40)
+        far = L.client("tcp", f"{virt}:80", 20, ns=L.far)
+        say(f"    40 connections from the client LAN: {c['ok']} completed {c['by_member']}; "
+            f"20 from the far client through BIRD to {virt}: {far['ok']} completed")
+        show = L.cluamgr("-s", "web", router=2).stdout
+        for line in show.splitlines():
+            if "arp master" in line or "vmac" in line or line.startswith("alias"):
+                say("    r2$ cluamgr -s web: " + line.strip())
+
+        say("\n9. SIGKILL r1: r2 takes web over after the dead interval (3 x 100 ms) and "
+            "announces it from the same vMAC; BFD tells BIRD to drop r1's paths")
+        t0 = routers[1].kill()
+        first = None
+        while time.monotonic() - t0 < 5:
+            r = L.client("tcp", f"{web}:80", 1, timeout=0.2, max_failures=0)
+            if r["ok"]:
+                first = time.monotonic() - t0
+                break
+        routers[1].stop(timeout=5)
+        after = L.client_neigh(web)
+        say(f"    first new connection through r2 {first * 1000:.0f} ms after the kill"
+            if first else "    NO connection through r2")
+        say(f"    the client's ARP entry for {web}: {after} "
+            f"({'unchanged' if after == before else 'CHANGED'})")
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            routes = L.bird_routes()
+            if all(labmod.RTR_CLI_IPS[1] not in h for h in routes.values()):
+                break
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        for prefix, hops in sorted(routes.items()):
+            say(f"      {prefix:<20} via {', '.join(hops)}")
+        say(f"    BIRD dropped r1's paths {took * 1000:.0f} ms after the kill (RIP alone: 180 s)")
+        c2 = L.client("tcp", f"{web}:80", 20)
+        say(f"    20 more connections: {c2['ok']} completed")
+        routers[2].stop(timeout=10)
+        ok = (len(answer) == 1 and answer[0] == before and c["ok"] == 40 and far["ok"] == 20
+              and first is not None and after == before and c2["ok"] == 20
+              and all(labmod.RTR_CLI_IPS[1] not in h for h in routes.values()))
+    say("\ndemo: second lab removed.")
+    return ok
 
 
 if __name__ == "__main__":
