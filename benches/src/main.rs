@@ -348,6 +348,90 @@ fn main() {
     }
 }
 
+/// The control frames of `ring --control 1`: two peer routers' signed announcements (8
+/// aliases, one port) to ic0's broadcast, a BFD control packet and a RIP response from the
+/// upstream 198.51.100.1 on the client port. Valid frames, so the worker punts them as it
+/// would in a cluster of 3 routers.
+fn control_frames(macs: &[[u8; 6]]) -> Vec<(&'static str, Vec<u8>)> {
+    use clua_ctl::frame::UdpFrame;
+    use clua_ctl::routers::tracker::{RouterSettings, RouterTracker};
+    use clua_ctl::routers::wire::{Health, RouterAlias, RouterKind, RouterPort};
+    let mut out = Vec::new();
+    for k in 2..=3u8 {
+        let mut t = RouterTracker::new(RouterSettings {
+            node: format!("r{k}"),
+            key: b"bench router key 0123456789".to_vec(),
+            udp_port: 9472,
+            interval_ms: 100,
+            dead_misses: 3,
+            boot_id: 1,
+            garp_count: 3,
+            garp_interval_ms: 100,
+            interconnect: "ic0".into(),
+        });
+        let aliases = (0..8)
+            .map(|i| RouterAlias {
+                addr: Ipv4Addr::new(198, 51, 100, 100 + i),
+                rpri: 1,
+                joined: false,
+                master: false,
+            })
+            .collect();
+        let ports = vec![RouterPort {
+            name: "client".into(),
+            addr: Ipv4Addr::new(198, 51, 100, k + 1),
+            prefix_len: 24,
+            up: true,
+        }];
+        let msg = t
+            .message(RouterKind::Announce, Health::Healthy, aliases, ports)
+            .unwrap_or_else(|e| die(&format!("router message: {e:?}")));
+        let f = UdpFrame {
+            src_mac: [2, 0, 0, 0, k, 2],
+            dst_mac: [0xff; 6],
+            src: Ipv4Addr::new(192, 0, 2, k + 1),
+            dst: Ipv4Addr::new(192, 0, 2, 255), // ic0 is 192.0.2.2/24 in config_toml
+            ttl: 1,
+            src_port: 9472,
+            dst_port: 9472,
+        };
+        out.push(("ic0", f.build(&msg).unwrap_or_default()));
+    }
+    let upstream = |dst: Ipv4Addr, dst_mac, ttl, sport, dport, payload: &[u8]| {
+        UdpFrame {
+            src_mac: [2, 0, 0, 0, 0, 0x20],
+            dst_mac,
+            src: Ipv4Addr::new(198, 51, 100, 1),
+            dst,
+            ttl,
+            src_port: sport,
+            dst_port: dport,
+        }
+        .build(payload)
+        .unwrap_or_default()
+    };
+    // BFD (RFC 5880 §4.1): version 1, state Up, detect mult 3, length 24, intervals 100 ms.
+    let mut bfd = vec![0x20, 0xc0, 3, 24];
+    bfd.extend_from_slice(&1u32.to_be_bytes());
+    bfd.extend_from_slice(&2u32.to_be_bytes());
+    for _ in 0..3 {
+        bfd.extend_from_slice(&100_000u32.to_be_bytes());
+    }
+    out.push((
+        "client",
+        upstream(Ipv4Addr::new(198, 51, 100, 2), macs[0], 255, 49152, 3784, &bfd),
+    ));
+    // RIP response (RFC 2453 §4): one route, to the subnet broadcast.
+    let mut rip = vec![2, 2, 0, 0, 0, 2, 0, 0];
+    rip.extend_from_slice(&[203, 0, 113, 0, 255, 255, 255, 0, 0, 0, 0, 0]);
+    rip.extend_from_slice(&1u32.to_be_bytes());
+    out.push((
+        "rip",
+        upstream(Ipv4Addr::new(198, 51, 100, 255), [0xff; 6], 1, 520, 520, &rip),
+    ));
+    out
+}
+
 /// In-flight packets the generator keeps queued in front of the worker.
 const IN_FLIGHT: u32 = 4096;
 
@@ -357,6 +441,9 @@ fn ring(a: &Args) {
     let warmup = Duration::from_secs(a.num("--warmup", 2).into());
     let window = Duration::from_secs(a.num("--secs", 10).into());
     let memory_mb = a.num("--memory-mb", 512);
+    // --control 1: the routing protocols run beside the traffic, as among 3 routers with RIP
+    // and BFD (issue 8 "Performance"): see control_frames().
+    let control = a.num("--control", 0) != 0;
     let t = traffic(flows, ppf);
     let pid = std::process::id();
     let prefix = format!("clua-bench-{pid}");
@@ -414,8 +501,18 @@ fn ring(a: &Args) {
         config
             .cluster
             .snapshot(1, &macs)
-            .unwrap_or_else(|e| die(&format!("snapshot: {e}"))),
+            .unwrap_or_else(|e| die(&format!("snapshot: {e}")))
+            .with_control(clua_pipeline::snapshot::ControlPorts {
+                router: if control { 9472 } else { 0 },
+                rip: control,
+                bfd: control,
+            }),
     );
+    let control_set = control.then(|| control_frames(&macs));
+    let punt = Arc::new(PuntQueues::default());
+    let mut next_control = Instant::now();
+    let mut control_sent = 0u64;
+    let mut control_punted = 0u64;
     let counters = Arc::new(CoreCounters::new(config.pipeline.max_members));
     let stop = Arc::new(AtomicBool::new(false));
     let worker = Worker {
@@ -425,7 +522,7 @@ fn ring(a: &Args) {
             Port::from_id(ic.id()).unwrap(),
         ],
         pipeline: Pipeline::new(&config.pipeline, snapshot.clone(), counters.clone()),
-        punt: Arc::new(PuntQueues::default()),
+        punt: punt.clone(),
         inject: None,
         snapshot: Arc::new(ArcSwap::new(snapshot)),
         stop: stop.clone(),
@@ -483,6 +580,32 @@ fn ring(a: &Args) {
             }
         }
         let now = Instant::now();
+        if let Some(set) = &control_set {
+            // Every 100 ms what a router hears: 2 peers' announcements on ic0, BFD from the
+            // upstream on the client port; RIP from the upstream every 30 s (here: 1 in 300
+            // rounds). The main lcore plays the control thread: it drains the punt queues.
+            if now >= next_control {
+                next_control += Duration::from_millis(100);
+                let round = control_sent / 3;
+                for (port, frame) in set.iter() {
+                    if port == &"rip" && round % 300 != 0 {
+                        continue;
+                    }
+                    let ring = if *port == "ic0" { &i_rx } else { &c_rx };
+                    if let Some(m) = Mbuf::from_bytes(&pool, frame) {
+                        let mut b = Burst::new();
+                        let _ = b.push(m);
+                        ring.enqueue_burst(&mut b);
+                        control_sent += 1;
+                    }
+                }
+            }
+            // Drained when frames were sent (the worker punts within microseconds), so the
+            // generator loop costs the same as without control traffic in between.
+            if control_sent > control_punted {
+                control_punted += punt.drain(64, |p| drop(p)) as u64;
+            }
+        }
         let rx = get(&counters.rx);
         if established_at.is_none() && rx >= total as u64 {
             established_at = Some(now);
@@ -521,11 +644,12 @@ fn ring(a: &Args) {
     println!(
         "RESULT engine=aliasd-ring flows={flows} packets_in_file={total} secs={secs:.3} rx={rx} \
          forwarded={fwd} mpps={:.3} fwd_mpps={:.3} conn_hits={hits} conn_inserts={inserts} conn_evictions={evictions} \
-         drops_total={drops} table_entries={} generator_empty_polls={:.2}%",
+         drops_total={drops} table_entries={} generator_empty_polls={:.2}% control={} control_sent={control_sent} control_punted={control_punted}",
         rx as f64 / secs / 1e6,
         fwd as f64 / secs / 1e6,
         get(&counters.conn_inserts),
         100.0 * empty_polls as f64 / polls.max(1) as f64,
+        u8::from(control),
     );
     for p in [client, ic] {
         let _ = p.stop();
