@@ -419,7 +419,14 @@ fn control_frames(macs: &[[u8; 6]]) -> Vec<(&'static str, Vec<u8>)> {
     }
     out.push((
         "client",
-        upstream(Ipv4Addr::new(198, 51, 100, 2), macs[0], 255, 49152, 3784, &bfd),
+        upstream(
+            Ipv4Addr::new(198, 51, 100, 2),
+            macs[0],
+            255,
+            49152,
+            3784,
+            &bfd,
+        ),
     ));
     // RIP response (RFC 2453 §4): one route, to the subnet broadcast.
     let mut rip = vec![2, 2, 0, 0, 0, 2, 0, 0];
@@ -427,7 +434,14 @@ fn control_frames(macs: &[[u8; 6]]) -> Vec<(&'static str, Vec<u8>)> {
     rip.extend_from_slice(&1u32.to_be_bytes());
     out.push((
         "rip",
-        upstream(Ipv4Addr::new(198, 51, 100, 255), [0xff; 6], 1, 520, 520, &rip),
+        upstream(
+            Ipv4Addr::new(198, 51, 100, 255),
+            [0xff; 6],
+            1,
+            520,
+            520,
+            &rip,
+        ),
     ));
     out
 }
@@ -588,7 +602,7 @@ fn ring(a: &Args) {
                 next_control += Duration::from_millis(100);
                 let round = control_sent / 3;
                 for (port, frame) in set.iter() {
-                    if port == &"rip" && round % 300 != 0 {
+                    if port == &"rip" && !round.is_multiple_of(300) {
                         continue;
                     }
                     let ring = if *port == "ic0" { &i_rx } else { &c_rx };
@@ -603,7 +617,7 @@ fn ring(a: &Args) {
             // Drained when frames were sent (the worker punts within microseconds), so the
             // generator loop costs the same as without control traffic in between.
             if control_sent > control_punted {
-                control_punted += punt.drain(64, |p| drop(p)) as u64;
+                control_punted += punt.drain(64, drop) as u64;
             }
         }
         let rx = get(&counters.rx);

@@ -407,7 +407,7 @@ fn the_vmac_follows_the_master() {
         let now = lan.now;
         let (reply, _) = lan.routers[i]
             .plane
-            .on_command(&parse_args(&["-s"]).unwrap(), now);
+            .on_command(&parse_args(["-s"]).unwrap(), now);
         assert!(reply.ok);
         reply.output
     };
@@ -592,7 +592,7 @@ fn bfd_with_the_upstream_comes_up_and_goes_down_at_shutdown() {
     let status = plane.counters().bfd().unwrap();
     assert_eq!(status.sessions, vec![(up_addr, true)]);
     assert!(status.counters.received > 10);
-    let (reply, _) = plane.on_command(&parse_args(&["-s"]).unwrap(), 5000);
+    let (reply, _) = plane.on_command(&parse_args(["-s"]).unwrap(), 5000);
     assert!(
         reply
             .output
@@ -708,7 +708,7 @@ fn rip_advertises_the_aliases_and_withdraws_them_at_shutdown() {
     assert_eq!(&fx.transmit[0].frame[..6], &[2, 0, 0, 0, 0, 0x20]);
     // A virtual alias with a mask: a triggered update adds its network route.
     let (reply, fx) = plane.on_command(
-        &parse_args(&[
+        &parse_args([
             "-a",
             "alias=203.0.113.10,virtual,mask=255.255.255.128,join",
             "--member",
@@ -721,7 +721,7 @@ fn rip_advertises_the_aliases_and_withdraws_them_at_shutdown() {
     let added = routes_in(&fx.transmit);
     assert!(added.contains(&("203.0.113.0/25".into(), 1)), "{added:?}");
     assert!(added.contains(&("203.0.113.10/32".into(), 1)), "{added:?}");
-    let (reply, _) = plane.on_command(&parse_args(&["-s"]).unwrap(), 2001);
+    let (reply, _) = plane.on_command(&parse_args(["-s"]).unwrap(), 2001);
     assert!(
         reply.output.contains("rip: 6 routes advertised"),
         "{}",
@@ -736,7 +736,7 @@ fn rip_advertises_the_aliases_and_withdraws_them_at_shutdown() {
     );
     // The last member leaving an alias withdraws its routes (metric 16) at once.
     let (reply, fx) = plane.on_command(
-        &parse_args(&["-a", "alias=203.0.113.10,leave", "--member", "m1"]).unwrap(),
+        &parse_args(["-a", "alias=203.0.113.10,leave", "--member", "m1"]).unwrap(),
         9000,
     );
     assert!(reply.ok, "{}", reply.output);
