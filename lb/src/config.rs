@@ -557,6 +557,8 @@ struct RawRip {
     ports: Option<Vec<String>>,
     #[serde(default = "default_rip_mode")]
     mode: String,
+    #[serde(default)]
+    port_modes: std::collections::BTreeMap<String, String>,
     #[serde(default = "default_rip_update")]
     update_secs: u64,
     #[serde(default = "default_rip_jitter")]
@@ -624,8 +626,8 @@ pub enum RipSendMode {
 pub struct RipConfig {
     /// The client ports RIP runs on.
     pub ports: Vec<String>,
-    /// Broadcast or multicast.
-    pub mode: RipSendMode,
+    /// Broadcast or multicast, per port in `ports` order.
+    pub modes: Vec<RipSendMode>,
     /// Unsolicited updates every this many ms (± jitter).
     pub update_ms: u64,
     /// Their random offset.
@@ -1184,14 +1186,25 @@ impl RawConfig {
                 .and_then(|port| port.address)
         };
         let rip = raw.rip.as_ref().map(|r| {
-            let mode = match r.mode.as_str() {
+            let mut parse_mode = |field: String, text: &str| match text {
                 "broadcast" => RipSendMode::Broadcast,
                 "multicast" => RipSendMode::Multicast,
                 other => {
-                    p("rip.mode".into(), ProblemKind::RipMode(other.into()));
+                    p(field, ProblemKind::RipMode(other.into()));
                     RipSendMode::Broadcast
                 }
             };
+            let mode = parse_mode("rip.mode".into(), &r.mode);
+            let port_modes: Vec<(String, RipSendMode)> = r
+                .port_modes
+                .iter()
+                .map(|(name, m)| {
+                    (
+                        name.clone(),
+                        parse_mode(format!("rip.port_modes.{name}"), m),
+                    )
+                })
+                .collect();
             let ports: Vec<String> = match &r.ports {
                 Some(list) => {
                     for name in list {
@@ -1211,6 +1224,23 @@ impl RawConfig {
             if ports.is_empty() {
                 p("rip.ports".into(), ProblemKind::NoRipPort);
             }
+            for (name, _) in &port_modes {
+                if !ports.contains(name) {
+                    p(
+                        format!("rip.port_modes.{name}"),
+                        ProblemKind::NotClientPort(name.clone()),
+                    );
+                }
+            }
+            let modes = ports
+                .iter()
+                .map(|name| {
+                    port_modes
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map_or(mode, |(_, m)| *m)
+                })
+                .collect();
             if !RIP_UPDATE_SECS.contains(&r.update_secs) {
                 p(
                     "rip.update_secs".into(),
@@ -1239,7 +1269,7 @@ impl RawConfig {
             }
             RipConfig {
                 ports,
-                mode,
+                modes,
                 update_ms: r.update_secs * 1000,
                 jitter_ms: r.jitter_secs * 1000,
                 triggered_min_ms: r.triggered_min_secs * 1000,

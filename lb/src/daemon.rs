@@ -330,14 +330,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         (settings, seed)
     });
     let rip = config.rip.as_ref().map(|r| {
-        let mode = match r.mode {
-            crate::config::RipSendMode::Broadcast => clua_ctl::rip::RipMode::Broadcast,
-            crate::config::RipSendMode::Multicast => clua_ctl::rip::RipMode::Multicast,
-        };
         let ports = r
             .ports
             .iter()
-            .filter_map(|name| {
+            .zip(&r.modes)
+            .filter_map(|(name, mode)| {
+                let mode = match mode {
+                    crate::config::RipSendMode::Broadcast => clua_ctl::rip::RipMode::Broadcast,
+                    crate::config::RipSendMode::Multicast => clua_ctl::rip::RipMode::Multicast,
+                };
                 let i = config.cluster.port_index(name)?;
                 let a = config.cluster.ports[i].address?;
                 Some(clua_ctl::rip::RipPort {

@@ -565,6 +565,28 @@ fn router_rip_and_bfd_sections_are_validated() {
         "[rip]\nmode = \"anycast\"\n",
         &["rip.mode: `anycast` is not broadcast or multicast"],
     );
+    ok("[rip]\n[rip.port_modes]\nclient = \"multicast\"\n");
+    let c = Config::parse(
+        &format!("{GOLDEN}\n[rip]\n[rip.port_modes]\nclient = \"multicast\"\n"),
+        "t",
+    )
+    .unwrap();
+    let rip = c.rip.unwrap();
+    assert_eq!(rip.ports, ["client"]);
+    assert_eq!(rip.modes, [clua_lb::config::RipSendMode::Multicast]);
+    let c = Config::parse(&format!("{GOLDEN}\n[rip]\n"), "t").unwrap();
+    assert_eq!(
+        c.rip.unwrap().modes,
+        [clua_lb::config::RipSendMode::Broadcast],
+        "the default mode"
+    );
+    bad(
+        "[rip]\n[rip.port_modes]\nclient = \"x\"\nic0 = \"multicast\"\n",
+        &[
+            "rip.port_modes.client: `x` is not broadcast or multicast",
+            "rip.port_modes.ic0: `ic0` is not a client [[port]] with an address",
+        ],
+    );
     bad(
         "[rip]\nports = [\"ic0\"]\n",
         &["rip.ports: `ic0` is not a client [[port]] with an address"],
