@@ -419,7 +419,14 @@ fn control_frames(macs: &[[u8; 6]]) -> Vec<(&'static str, Vec<u8>)> {
     }
     out.push((
         "client",
-        upstream(Ipv4Addr::new(198, 51, 100, 2), macs[0], 255, 49152, 3784, &bfd),
+        upstream(
+            Ipv4Addr::new(198, 51, 100, 2),
+            macs[0],
+            255,
+            49152,
+            3784,
+            &bfd,
+        ),
     ));
     // RIP response (RFC 2453 §4): one route, to the subnet broadcast.
     let mut rip = vec![2, 2, 0, 0, 0, 2, 0, 0];
@@ -427,7 +434,14 @@ fn control_frames(macs: &[[u8; 6]]) -> Vec<(&'static str, Vec<u8>)> {
     rip.extend_from_slice(&1u32.to_be_bytes());
     out.push((
         "rip",
-        upstream(Ipv4Addr::new(198, 51, 100, 255), [0xff; 6], 1, 520, 520, &rip),
+        upstream(
+            Ipv4Addr::new(198, 51, 100, 255),
+            [0xff; 6],
+            1,
+            520,
+            520,
+            &rip,
+        ),
     ));
     out
 }
