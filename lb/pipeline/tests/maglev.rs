@@ -352,7 +352,7 @@ fn every_hash_maps_into_the_table() {
     assert_eq!(t.lookup(u64::MAX << 32), Some(t.entries()[4_098]));
 }
 
-/// Build time of the default table for 100 members (run with `--ignored --nocapture`; reported
+/// Build time of tables for 100 members, and lookup time (run with `--ignored --nocapture`; reported
 /// in docs/performance.md, never asserted).
 #[test]
 #[ignore]
@@ -376,4 +376,19 @@ fn build_time() {
             eprintln!("100 members, {name} weights, M={size}: {per:?} per build");
         }
     }
+    // Lookups, dependent on each other so they cannot overlap: an upper bound per packet.
+    let set = members(&mut rng, 100, |_, _| 1);
+    let table = MaglevTable::build_default(&set).unwrap();
+    let n = 10_000_000u64;
+    let mut h = 0x1234_5678_9abc_def0u64;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        let m = table.lookup(h).unwrap();
+        h = h.rotate_left(17) ^ u64::from(m.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    std::hint::black_box(h);
+    eprintln!(
+        "lookup (M=65537, dependent chain): {:?} per lookup",
+        start.elapsed() / n as u32
+    );
 }
