@@ -392,3 +392,38 @@ fn build_time() {
         start.elapsed() / n as u32
     );
 }
+
+/// SC1: weights change at any time. Changing one member's weight moves flows to or from that
+/// member only (apart from a few, as with a member leaving): at most 1 % of all flows move
+/// between two other members, and the new table's shares follow the new weights.
+#[test]
+fn changing_one_weight_moves_flows_of_that_member_only() {
+    let mut rng = Rng(11);
+    let mut worst = 0.0f64;
+    for n in 3..=20usize {
+        let set = members(&mut rng, n, |r, _| 1 + r.below(10) as u32);
+        let before = MaglevTable::build_default(&set).unwrap();
+        let mut changed = set.clone();
+        let at = rng.below(n as u64) as usize;
+        changed[at].1 = if changed[at].1 > 5 { 1 } else { 10 };
+        let after = MaglevTable::build_default(&changed).unwrap();
+        check_shares("changed weight", &changed, 3000 + n as u64);
+        let x = set[at].0;
+        let mut between_others = 0u64;
+        for h in hashes(3000 + n as u64) {
+            let (b, a) = (before.lookup(h).unwrap(), after.lookup(h).unwrap());
+            between_others += u64::from(a != b && a != x && b != x);
+        }
+        let frac = between_others as f64 / FLOWS as f64;
+        assert!(
+            frac <= 0.01,
+            "N={n}: {:.3} % of flows moved between members other than {x:?}; {set:?} -> {changed:?}",
+            100.0 * frac
+        );
+        worst = worst.max(frac);
+    }
+    eprintln!(
+        "weight change: worst {:.3} % of flows moved between other members",
+        100.0 * worst
+    );
+}
