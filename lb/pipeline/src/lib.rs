@@ -19,6 +19,7 @@ pub mod classify;
 pub mod conntrack;
 pub mod encap;
 pub mod hash;
+pub mod maglev;
 pub mod refuse;
 pub mod select;
 pub mod snapshot;
