@@ -124,9 +124,22 @@ pub const ARP_FRAME_LEN: usize = 14 + 28;
 /// Writes a gratuitous ARP announcement for `addr` at `mac` (RFC 5227 §2.3: an ARP request with
 /// sender and target protocol address both `addr`, broadcast).
 pub fn gratuitous(buf: &mut [u8; ARP_FRAME_LEN], mac: [u8; 6], addr: Ipv4Addr) {
+    request(buf, BROADCAST, mac, addr, addr);
+}
+
+/// Writes an ARP request for `target` from `mac` / `addr`, sent to `to` (broadcast, or a known
+/// MAC for a unicast refresh). The target hardware address is zero, as in any request. `addr`
+/// is 0.0.0.0 on a port without an address (an RFC 5227 probe, which hosts answer too).
+pub fn request(
+    buf: &mut [u8; ARP_FRAME_LEN],
+    to: [u8; 6],
+    mac: [u8; 6],
+    addr: Ipv4Addr,
+    target: Ipv4Addr,
+) {
     {
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
-        eth.set_dst_addr(BROADCAST);
+        eth.set_dst_addr(to);
         eth.set_src_addr(mac);
         eth.set_ethertype(EtherType::ARP);
     }
@@ -135,7 +148,7 @@ pub fn gratuitous(buf: &mut [u8; ARP_FRAME_LEN], mac: [u8; 6], addr: Ipv4Addr) {
         source_hardware_addr: mac,
         source_protocol_addr: addr,
         target_hardware_addr: [0; 6],
-        target_protocol_addr: addr,
+        target_protocol_addr: target,
     };
     repr.emit(&mut ArpPacket::new_unchecked(&mut buf[14..]));
 }

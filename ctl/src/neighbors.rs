@@ -38,10 +38,10 @@ use std::sync::Arc;
 
 use clua_pipeline::snapshot::{PortId, Snapshot};
 use clua_pipeline::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
-use clua_pipeline::wire::ethernet::{parse_l2, EtherType, EthernetFrame, BROADCAST};
+use clua_pipeline::wire::ethernet::{parse_l2, EtherType, BROADCAST};
 
 use crate::apply::ControlState;
-use crate::arp::ARP_FRAME_LEN;
+use crate::arp::{request, ARP_FRAME_LEN};
 use crate::model::{fmt_mac, Cluster, Mac, MemberMac};
 
 /// Timing and bounds of the resolver.
@@ -472,27 +472,6 @@ fn arp_sender(frame: &[u8]) -> Option<(Mac, Ipv4Addr)> {
         return None;
     }
     Some((repr.source_hardware_addr, repr.source_protocol_addr))
-}
-
-/// Writes an ARP request for `target` from `mac`/`addr`, Ethernet destination `to`
-/// (broadcast, or the known MAC for a unicast refresh). The target hardware address is zero, as
-/// in any request. `addr` is 0.0.0.0 on a port without an address (an RFC 5227 probe, which
-/// hosts answer too).
-pub fn request(buf: &mut [u8; ARP_FRAME_LEN], to: Mac, mac: Mac, addr: Ipv4Addr, target: Ipv4Addr) {
-    {
-        let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
-        eth.set_dst_addr(to);
-        eth.set_src_addr(mac);
-        eth.set_ethertype(EtherType::ARP);
-    }
-    let repr = ArpRepr {
-        operation: ArpOperation::Request,
-        source_hardware_addr: mac,
-        source_protocol_addr: addr,
-        target_hardware_addr: [0; 6],
-        target_protocol_addr: target,
-    };
-    repr.emit(&mut ArpPacket::new_unchecked(&mut buf[14..]));
 }
 
 #[cfg(test)]
