@@ -138,6 +138,13 @@ impl Ord for Turn {
 }
 
 impl MaglevTable {
+    /// A table with no entries: every lookup is `None`.
+    pub fn empty() -> MaglevTable {
+        MaglevTable {
+            entries: Box::new([]),
+        }
+    }
+
     /// The paper's default size, a prime well above 100 × the member count of a large alias.
     pub const DEFAULT_SIZE: u32 = 65_537;
     /// The largest size accepted (64 MiB of entries); the bound also keeps the fill's exact

@@ -18,11 +18,15 @@
 //!   table. A client SYN's entry is **half-open** (short `tcp_half_open_ms`; evicted first,
 //!   and never evicting an established or closing entry) until the client's next non-SYN
 //!   segment makes it established (issue 9); a SYN that finds no slot it may take is still
-//!   forwarded, without an entry, and counted (`CoreCounters::syn_without_slot`). A **non-SYN
-//!   miss is selected and inserted too**, as established: after a router restart (or a
-//!   table eviction) established flows are re-spread by the round robin and may land on a
-//!   member that does not know them (it answers RST). Consistent hashing (Maglev) over the
-//!   schedule would keep most of them; that is a later step.
+//!   forwarded, without an entry, and counted (`CoreCounters::syn_without_slot`), to the
+//!   member the **consistent hash** gives (below), which its ACK will take too. A **non-SYN
+//!   miss** belongs to a flow begun elsewhere (before a router restart, on another router
+//!   ECMP moved it from, or evicted): it never goes through the round robin but through the
+//!   schedule's weighted Maglev table (`crate::maglev`, selw as weights) of its flow under the
+//!   fixed key [`FlowHashKey::FIXED`], so every router and every start computes the same
+//!   member; it is then inserted as established. Flows whose SYN took the round robin can still
+//!   land elsewhere after a miss: the `weighted` policy and flow hand-off between routers
+//!   (issue 9) close that.
 //! - **UDP**: in_multi is per-datagram weighted round robin over the port's schedule with no
 //!   table entry (seed 002: "each packet might go to a different alias member"); in_single
 //!   goes to the port's `single_active`.
@@ -208,6 +212,29 @@ impl Selector {
         Some(schedule[idx as usize])
     }
 
+    /// The member for a TCP flow of an alias port that must not go through the round robin
+    /// (issue 9): for in_multi the schedule's weighted consistent hash (Maglev, selw as
+    /// weights) of the flow under the fixed key, so every router and every restart computes the
+    /// same member; the round robin only if the table is empty; in_single the active member.
+    #[inline]
+    fn pick_stateless(
+        &mut self,
+        snap: &Snapshot,
+        meta: &PacketMeta,
+        alias: usize,
+        mode: ServiceMode,
+    ) -> Option<MemberId> {
+        let key = &meta.key;
+        let s = snap.aliases.get(alias)?.schedule(key.proto, key.dst_port);
+        if mode != ServiceMode::InMulti {
+            return s.single_active;
+        }
+        match s.maglev.lookup_flow(key, &FlowHashKey::FIXED) {
+            Some(m) => Some(m),
+            None => self.pick(snap, alias, mode, key.proto, key.dst_port),
+        }
+    }
+
     /// Selects a member for one classified TCP or UDP packet and updates the table.
     #[inline]
     pub fn select(
@@ -267,7 +294,15 @@ impl Selector {
                 };
             }
         }
-        let Some(member) = self.pick(snap, alias, mode, key.proto, key.dst_port) else {
+        // A new connection (the client's SYN) goes by the round robin (CA7); any other segment
+        // that misses the table belongs to a flow begun elsewhere (before a restart, on another
+        // router, or evicted) and goes by the consistent hash, never the round robin.
+        let picked = if syn_only {
+            self.pick(snap, alias, mode, key.proto, key.dst_port)
+        } else {
+            self.pick_stateless(snap, meta, alias, mode)
+        };
+        let Some(mut member) = picked else {
             return Selection::Drop(DropReason::NoMember);
         };
         let state = if fin_rst {
@@ -292,9 +327,15 @@ impl Selector {
                     CoreCounters::add(&counters.conn_evictions, 1);
                 }
             }
-            // Served without an entry: its retransmission or ACK is selected afresh (and may
-            // find a slot by then).
-            None => CoreCounters::add(&counters.syn_without_slot, 1),
+            // Served without an entry, statelessly: by the consistent hash, which its
+            // retransmission and its ACK (misses too, unless they find a slot) also take, so
+            // the connection stays on one member.
+            None => {
+                CoreCounters::add(&counters.syn_without_slot, 1);
+                if let Some(m) = self.pick_stateless(snap, meta, alias, mode) {
+                    member = m;
+                }
+            }
         }
         Selection::Member {
             member,
@@ -706,6 +747,53 @@ mod tests {
 
     /// Issue 9: a SYN whose buckets are full of established flows is forwarded (selected as
     /// any new flow) without an entry, and counted; the established flows keep theirs.
+    /// Issue 9: a flow that misses the table (router restart, another router, eviction) gets
+    /// the same member from every router whatever its connection-table hash key, and keeps it
+    /// when it finds its entry afterwards.
+    #[test]
+    fn a_miss_gets_the_same_member_on_every_router() {
+        use crate::classify::{classify_with, ClassifyConfig};
+        let s = snap();
+        let c = CoreCounters::new(8);
+        // Each router (and each start) classifies with its own random hash key.
+        let under = |key: FlowHashKey, p: u16| {
+            let cfg = ClassifyConfig {
+                hash_key: key,
+                ..ClassifyConfig::default()
+            };
+            classify_with(
+                &cfg,
+                &s,
+                0,
+                &frame(ALIAS, 6, 0, &tcp(2000 + p, 80, TCP_ACK)),
+            )
+            .unwrap()
+        };
+        let (ka, kb) = (FlowHashKey::new([1, 2]), FlowHashKey::new([3, 4]));
+        let mut a = Selector::with_hash_key(1024, H, &s, ka);
+        let mut b = Selector::with_hash_key(1024, H, &s, kb);
+        let mut seen = [0u32; 2];
+        for p in 0..300u16 {
+            let first = member_of(a.select(&s, &under(ka, p), 0, &c));
+            seen[first as usize] += 1;
+            assert_eq!(
+                member_of(b.select(&s, &under(kb, p), 0, &c)),
+                first,
+                "port {p}"
+            );
+            // A hit keeps it.
+            assert_eq!(member_of(a.select(&s, &under(ka, p), 1, &c)), first);
+            // A restart: a new, empty table under another key.
+            let kr = FlowHashKey::new([u64::from(p), 9]);
+            let mut r = Selector::with_hash_key(64, H, &s, kr);
+            assert_eq!(member_of(r.select(&s, &under(kr, p), 2, &c)), first);
+        }
+        assert!(
+            seen[0] > 150 && seen[1] > 60,
+            "by the weights 2:1: {seen:?}"
+        );
+    }
+
     #[test]
     fn a_syn_without_a_slot_is_forwarded_and_counted() {
         let s = snap();
@@ -716,22 +804,44 @@ mod tests {
             .iter()
             .map(|m| member_of(sel.select(&s, m, 0, &c)))
             .collect();
-        assert_eq!(owners, vec![0, 0, 1, 0, 0, 1, 0, 0]);
+        // Non-SYN misses go by the consistent hash of the flow (issue 9), not the round robin.
+        let table = s.aliases[0].schedule(6, 80).maglev;
+        let hashed = |m: &PacketMeta| table.lookup_flow(&m.key, &FlowHashKey::FIXED).unwrap().0;
+        assert_eq!(owners, est.iter().map(hashed).collect::<Vec<_>>());
+        // Over many flows the misses follow the weights (m0 selw 2, m1 selw 1).
+        let mut big = Selector::new(1 << 14, H, &s);
+        let other = CoreCounters::new(8);
+        let n = 6000u16;
+        let to_m0 = (0..n)
+            .filter(|&p| {
+                member_of(big.select(&s, &meta(&s, 6, 1000 + p, 80, TCP_ACK), 0, &other)) == 0
+            })
+            .count() as f64;
+        assert!((to_m0 / f64::from(n) - 2.0 / 3.0).abs() < 0.03, "{to_m0}");
+        assert_eq!(big.cursors(), &[0]);
+        assert_eq!(sel.cursors(), &[0], "misses leave the round robin alone");
         for p in 100..120u16 {
             let mut syn = meta(&s, 6, p, 80, TCP_SYN);
             syn.tcp_seq = 77;
             let r = sel.select(&s, &syn, 10, &c);
-            assert!(
-                matches!(r, Selection::Member { new_flow: true, .. }),
-                "{r:?}"
+            // Slotless, so served statelessly: the member its ACK (a miss too) will get.
+            assert_eq!(
+                r,
+                Selection::Member {
+                    member: MemberId(hashed(&syn)),
+                    new_flow: true
+                }
             );
             assert!(sel.conns().find(&syn.key, syn.hash, 10).is_none());
+            let ack = meta(&s, 6, p, 80, TCP_ACK);
+            let mut probe = Selector::new(8, H, &s);
+            assert_eq!(
+                member_of(probe.select(&s, &ack, 10, &other)),
+                hashed(&syn),
+                "the ACK finds the SYN's member"
+            );
         }
-        assert_eq!(
-            sel.cursors(),
-            &[(8 + 20) % 3],
-            "the SYNs were round-robined"
-        );
+        assert_eq!(sel.cursors(), &[20 % 3], "the SYNs were round-robined");
         assert_eq!(CoreCounters::get(&c.syn_without_slot), 20);
         assert_eq!(CoreCounters::get(&c.conn_inserts), 8);
         assert_eq!(CoreCounters::get(&c.conn_evictions), 0);

@@ -23,8 +23,10 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use crate::hash::IntHashBuilder;
+use crate::maglev::MaglevTable;
 
 /// Index of a DPDK port (and of [`Snapshot::ports`]).
 pub type PortId = u16;
@@ -136,6 +138,8 @@ pub struct PortSchedule {
     pub single_active: Option<MemberId>,
     /// Index of the schedule's round-robin cursor (below [`Snapshot::cursor_count`]).
     pub cursor: u32,
+    /// The weighted consistent hash over the same tier (selw as weights).
+    pub maglev: Arc<MaglevTable>,
 }
 
 /// The schedule that applies to one packet: see [`Alias::schedule`].
@@ -147,6 +151,9 @@ pub struct ScheduleRef<'a> {
     pub single_active: Option<MemberId>,
     /// Index of the round-robin cursor.
     pub cursor: usize,
+    /// The weighted consistent hash over the same members (in_multi flows that must not go
+    /// through the round robin: a non-SYN miss, a SYN with no table slot).
+    pub maglev: &'a MaglevTable,
 }
 
 /// An alias as the pipeline sees it.
@@ -168,6 +175,8 @@ pub struct Alias {
     pub port_schedules: Box<[PortSchedule]>,
     /// Cursor index of the default schedule (the alias's index).
     cursor: u32,
+    /// The default schedule's weighted consistent hash.
+    pub maglev: Arc<MaglevTable>,
 }
 
 impl Alias {
@@ -186,6 +195,7 @@ impl Alias {
                     multi: &p.multi_schedule,
                     single_active: p.single_active,
                     cursor: p.cursor as usize,
+                    maglev: &p.maglev,
                 };
             }
         }
@@ -193,6 +203,7 @@ impl Alias {
             multi: &self.multi_schedule,
             single_active: self.single_active,
             cursor: self.cursor as usize,
+            maglev: &self.maglev,
         }
     }
 }
@@ -318,19 +329,52 @@ pub struct Snapshot {
     cursor_count: usize,
 }
 
+/// A tier's members with their selw, sorted by id: a Maglev table's input.
+type WeightedTier = Vec<(MemberId, u32)>;
+
+/// Maglev tables of one snapshot, shared by every schedule over the same weighted members (many
+/// aliases usually have the same members: one table, not one per alias and port).
+#[derive(Default)]
+struct MaglevCache(HashMap<WeightedTier, Arc<MaglevTable>>);
+
+impl MaglevCache {
+    /// The table over `tier`. Small tiers get a small table (4,099 entries: 16 KiB, still
+    /// ≥ 128 entries per member up to 32 members, so shares stay within about 1 % of the
+    /// weights), larger ones the default 65,537. A tier the table cannot hold (more members
+    /// than entries) gets an empty table: its lookups fall back to the round robin.
+    fn get(&mut self, tier: WeightedTier) -> Arc<MaglevTable> {
+        if let Some(t) = self.0.get(&tier) {
+            return t.clone();
+        }
+        let size = if tier.len() <= 32 {
+            4099
+        } else {
+            MaglevTable::DEFAULT_SIZE
+        };
+        let t = Arc::new(
+            MaglevTable::build(&tier, size)
+                .or_else(|_| MaglevTable::build(&[], size))
+                .unwrap_or_else(|_| MaglevTable::empty()),
+        );
+        self.0.insert(tier, t.clone());
+        t
+    }
+}
+
 /// The weighted round-robin schedule and the in_single member over the members of `ams` that
-/// `eligible` accepts: the highest selp tier among them, join order, `selw` repeats.
+/// `eligible` accepts: the highest selp tier among them, join order, `selw` repeats; and the
+/// tier with its weights, for its Maglev table.
 fn tier_schedule(
     ams: &[AliasMember],
     eligible: impl Fn(MemberId) -> bool,
-) -> (Box<[MemberId]>, Option<MemberId>) {
+) -> (Box<[MemberId]>, Option<MemberId>, WeightedTier) {
     let Some(top) = ams
         .iter()
         .filter(|am| eligible(am.member))
         .map(|am| am.selp)
         .max()
     else {
-        return (Box::new([]), None);
+        return (Box::new([]), None, Vec::new());
     };
     let eligible = &eligible;
     let tier = || {
@@ -340,7 +384,9 @@ fn tier_schedule(
     let schedule = tier()
         .flat_map(|am| std::iter::repeat_n(am.member, am.selw as usize))
         .collect();
-    (schedule, tier().next().map(|am| am.member))
+    let mut weighted: Vec<(MemberId, u32)> = tier().map(|am| (am.member, am.selw)).collect();
+    weighted.sort_unstable();
+    (schedule, tier().next().map(|am| am.member), weighted)
 }
 
 impl Snapshot {
@@ -385,6 +431,7 @@ impl Snapshot {
         let mut alias_by_addr =
             HashMap::with_capacity_and_hasher(aliases.len(), Default::default());
         let mut built = Vec::with_capacity(aliases.len());
+        let mut tables = MaglevCache::default();
         for (idx, (name, addr, alias_members)) in aliases.into_iter().enumerate() {
             for am in &alias_members {
                 if !matches!(members.get(am.member.0 as usize), Some(Some(_))) {
@@ -408,9 +455,10 @@ impl Snapshot {
             }
             // Checked above: every alias member exists.
             let up = |id: MemberId| members[id.0 as usize].as_ref().filter(|m| m.up);
-            let (multi_schedule, single_active) = tier_schedule(&alias_members, |id| {
+            let (multi_schedule, single_active, tier) = tier_schedule(&alias_members, |id| {
                 up(id).is_some_and(|m| m.listening.is_none())
             });
+            let maglev = tables.get(tier);
             // Every (proto, port) an up member of the alias reports listening on.
             let mut listed: Vec<(u8, u16)> = alias_members
                 .iter()
@@ -423,19 +471,21 @@ impl Snapshot {
             let port_schedules = listed
                 .into_iter()
                 .map(|(proto, port)| {
-                    let (multi_schedule, single_active) = tier_schedule(&alias_members, |id| {
-                        up(id).is_some_and(|m| {
-                            m.listening
-                                .as_deref()
-                                .is_none_or(|l| l.binary_search(&(proto, port)).is_ok())
-                        })
-                    });
+                    let (multi_schedule, single_active, tier) =
+                        tier_schedule(&alias_members, |id| {
+                            up(id).is_some_and(|m| {
+                                m.listening
+                                    .as_deref()
+                                    .is_none_or(|l| l.binary_search(&(proto, port)).is_ok())
+                            })
+                        });
                     PortSchedule {
                         proto,
                         port,
                         multi_schedule,
                         single_active,
                         cursor: 0,
+                        maglev: tables.get(tier),
                     }
                 })
                 .collect();
@@ -447,6 +497,7 @@ impl Snapshot {
                 single_active,
                 port_schedules,
                 cursor: idx as u32,
+                maglev,
             });
         }
         // Port-schedule cursors follow the aliases' default ones, in alias and port order.
