@@ -199,13 +199,17 @@ pub fn classify_with(
         return Err(drop(DropReason::BadIpv4Header));
     }
     let dst = u32::from(ip.dst_addr());
-    if let Some(reason) = control_punt(snap, port, broadcast, dst, &ip) {
-        return Err(Verdict::Punt(reason));
+    let alias = snap.alias_by_addr(dst);
+    // Control datagrams are never to an alias, so alias traffic (the per-packet case) skips the
+    // check.
+    if alias.is_none() {
+        if let Some(reason) = control_punt(snap, port, broadcast, dst, &ip) {
+            return Err(Verdict::Punt(reason));
+        }
     }
     if broadcast || dst_mac == RIP_MULTICAST_MAC {
         return Err(drop(DropReason::NotAlias));
     }
-    let alias = snap.alias_by_addr(dst);
     if alias.is_none() && !snap.is_router_addr(dst) {
         return Err(drop(DropReason::NotAlias));
     }
