@@ -649,8 +649,9 @@ impl ControlPlane {
                     ControlCounters::bump(&c.unexpected);
                     return fx;
                 }
-                let changed = role.on_frame(frame, &self.state, now_ms);
-                self.after_routing(changed, now_ms, &mut fx);
+                role.on_frame(frame, now_ms);
+                // Nothing is elected here (at the next tick); the events and counters are new.
+                self.after_routing(false, now_ms, &mut fx);
             }
             PuntReason::Bfd => {
                 let Some(b) = self.bfd.as_mut() else {

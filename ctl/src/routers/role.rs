@@ -151,17 +151,16 @@ impl RouterRole {
         }
     }
 
-    /// A punted router-protocol frame. The election it may call for runs at the next tick (at
+    /// A punted router-protocol frame. The election it may call for runs at the next tick, at
     /// most once per tick: one interval's announcement of a router with many aliases takes
-    /// many frames, and the election costs as much as the aliases), so this returns whether
-    /// what this router answers ARP for changed — never, today; kept for the caller's shape.
-    pub fn on_frame(&mut self, frame: &[u8], _state: &ControlState, now_ms: u64) -> bool {
+    /// many frames, and the election costs as much as the aliases.
+    pub fn on_frame(&mut self, frame: &[u8], now_ms: u64) {
         self.start_clock(now_ms);
         let Some((_, _, _, payload)) = udp_payload(frame) else {
             // Not a well-formed unfragmented IPv4/UDP datagram: counted with the wire's
             // malformed messages.
             self.tracker.on_refused(super::wire::RouterError::Malformed);
-            return false;
+            return;
         };
         match self.tracker.on_datagram(payload, now_ms) {
             RouterOutcome::PeerUp(n) => {
@@ -175,7 +174,6 @@ impl RouterRole {
             RouterOutcome::Refreshed { changed, .. } => self.dirty |= changed,
             RouterOutcome::Refused => {}
         }
-        false
     }
 
     /// The passage of time: peers die, the listening period ends, announcements are due.
