@@ -394,6 +394,9 @@ fn control_frames(macs: &[[u8; 6]]) -> Vec<(&'static str, Vec<u8>)> {
             ttl: 1,
             src_port: 9472,
             dst_port: 9472,
+            dscp_ecn: 0,
+            dont_frag: false,
+            vlan_tci: None,
         };
         out.push(("ic0", f.build(&msg).unwrap_or_default()));
     }
@@ -406,6 +409,9 @@ fn control_frames(macs: &[[u8; 6]]) -> Vec<(&'static str, Vec<u8>)> {
             ttl,
             src_port: sport,
             dst_port: dport,
+            dscp_ecn: 0,
+            dont_frag: false,
+            vlan_tci: None,
         }
         .build(payload)
         .unwrap_or_default()

@@ -1,16 +1,17 @@
-//! Frames the control plane originates (router messages; RIP and BFD use the same shape):
-//! untagged Ethernet II, a 20-byte IPv4 header, UDP with its checksum. Built from the pipeline's
-//! wire `Repr`s so there is one encoder of each header in the workspace.
+//! Frames the control plane originates (router messages, RIP, BFD): Ethernet II with at most
+//! one 802.1Q tag, a 20-byte IPv4 header, UDP with its checksum. Built from the pipeline's wire
+//! `Repr`s so there is one encoder of each header in the workspace, and one frame builder for
+//! the control plane.
 
 use std::net::Ipv4Addr;
 
-use clua_pipeline::wire::ethernet::{EtherType, EthernetFrame, EthernetRepr};
+use clua_pipeline::wire::ethernet::{EtherType, EthernetFrame, EthernetRepr, VLAN_TAG_LEN};
 use clua_pipeline::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use clua_pipeline::wire::udp::{UdpPacket, UdpRepr};
 
 use crate::model::Mac;
 
-/// Ethernet + IPv4 + UDP header bytes.
+/// Ethernet + IPv4 + UDP header bytes (untagged).
 pub const UDP_HEADERS_LEN: usize = 14 + 20 + 8;
 
 /// Addresses and ports of one UDP datagram in an Ethernet frame.
@@ -30,6 +31,12 @@ pub struct UdpFrame {
     pub src_port: u16,
     /// UDP destination port.
     pub dst_port: u16,
+    /// The IPv4 TOS byte (DSCP and ECN).
+    pub dscp_ecn: u8,
+    /// The IPv4 DF flag.
+    pub dont_frag: bool,
+    /// An 802.1Q TCI to tag the frame with (an answer goes back on the VLAN it came on).
+    pub vlan_tci: Option<u16>,
 }
 
 impl UdpFrame {
@@ -38,20 +45,30 @@ impl UdpFrame {
         if payload.len() > 65_507 {
             return None;
         }
-        let mut f = vec![0u8; UDP_HEADERS_LEN + payload.len()];
-        f[UDP_HEADERS_LEN..].copy_from_slice(payload);
+        let l3 = 14 + self.vlan_tci.map_or(0, |_| VLAN_TAG_LEN);
+        let l4 = l3 + 20;
+        let mut f = vec![0u8; l4 + 8 + payload.len()];
+        f[l4 + 8..].copy_from_slice(payload);
         EthernetRepr {
             src_addr: self.src_mac,
             dst_addr: self.dst_mac,
-            ethertype: EtherType::IPV4,
+            ethertype: if self.vlan_tci.is_some() {
+                EtherType::VLAN
+            } else {
+                EtherType::IPV4
+            },
         }
         .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+        if let Some(tci) = self.vlan_tci {
+            f[14..16].copy_from_slice(&tci.to_be_bytes());
+            f[16..18].copy_from_slice(&EtherType::IPV4.to_be_bytes());
+        }
         UdpRepr {
             src_port: self.src_port,
             dst_port: self.dst_port,
         }
         .emit(
-            &mut UdpPacket::new_unchecked(&mut f[34..]),
+            &mut UdpPacket::new_unchecked(&mut f[l4..]),
             payload.len(),
             self.src,
             self.dst,
@@ -63,10 +80,10 @@ impl UdpFrame {
             next_header: protocol::UDP,
             payload_len: 8 + payload.len(),
             hop_limit: self.ttl,
-            dscp_ecn: 0,
-            dont_frag: false,
+            dscp_ecn: self.dscp_ecn,
+            dont_frag: self.dont_frag,
         }
-        .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..]));
+        .emit(&mut Ipv4Packet::new_unchecked(&mut f[l3..]));
         Some(f)
     }
 }
@@ -109,6 +126,9 @@ mod tests {
             ttl: 1,
             src_port: 9472,
             dst_port: 9472,
+            dscp_ecn: 0,
+            dont_frag: false,
+            vlan_tci: None,
         };
         let f = spec.build(b"hello").unwrap();
         assert_eq!(f.len(), UDP_HEADERS_LEN + 5);
@@ -132,5 +152,21 @@ mod tests {
         frag[20] = 0x20;
         assert_eq!(udp_payload(&frag), None);
         assert_eq!(spec.build(&vec![0; 65_508]), None);
+        // Tagged, with a TOS and DF: the same datagram behind the tag.
+        let tagged = UdpFrame {
+            vlan_tci: Some(0x2064),
+            dscp_ecn: 0xc0,
+            dont_frag: true,
+            ..spec
+        }
+        .build(b"hello")
+        .unwrap();
+        assert_eq!(&tagged[12..18], &[0x81, 0x00, 0x20, 0x64, 0x08, 0x00]);
+        let ip = Ipv4Packet::new_checked(&tagged[18..]).unwrap();
+        assert!(ip.verify_checksum() && ip.dont_frag() && ip.dscp_ecn() == 0xc0);
+        assert_eq!(
+            udp_payload(&tagged),
+            Some((spec.src, 1, 9472, &b"hello"[..]))
+        );
     }
 }

@@ -25,8 +25,8 @@ use std::net::Ipv4Addr;
 use clua_pipeline::snapshot::PortId;
 use clua_pipeline::wire::checksum::ChecksumCapabilities;
 use clua_pipeline::wire::ethernet::{is_multicast, parse_l2, EtherType, EthernetFrame};
-use clua_pipeline::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
-use clua_pipeline::wire::udp::{UdpPacket, UdpRepr};
+use clua_pipeline::wire::ipv4::{protocol, Ipv4Packet};
+use clua_pipeline::wire::udp::UdpPacket;
 use clua_pipeline::wire::WireError;
 
 use crate::model::Mac;
@@ -495,49 +495,24 @@ impl Bfd {
 /// to the peer's (tagged if the peer's packets were), IPv4 TTL 255 DSCP CS6 from our address to
 /// the peer's, UDP from the session's source port to 3784, both checksums computed.
 fn frame(s: &Session, r: &BfdRepr) -> Option<Transmit> {
-    let mac = s.peer_mac?;
-    let l2_len = if s.vlan.is_some() { 18 } else { 14 };
-    let mut f = vec![0u8; l2_len + 20 + 8 + wire::HEADER_LEN];
-    {
-        let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-        eth.set_dst_addr(mac);
-        eth.set_src_addr(s.peer.local_mac);
-        match s.vlan {
-            Some(vid) => {
-                eth.set_ethertype(EtherType::VLAN);
-                f[14..16].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
-                f[16..18].copy_from_slice(&EtherType::IPV4.to_be_bytes());
-            }
-            None => eth.set_ethertype(EtherType::IPV4),
-        }
-    }
-    let l4 = l2_len + 20;
-    r.emit(&mut BfdPacket::new_unchecked(&mut f[l4 + 8..]));
-    let udp_len = 8 + wire::HEADER_LEN;
-    UdpRepr {
+    let mut datagram = [0u8; wire::HEADER_LEN];
+    r.emit(&mut BfdPacket::new_unchecked(&mut datagram[..]));
+    let frame = crate::frame::UdpFrame {
+        src_mac: s.peer.local_mac,
+        dst_mac: s.peer_mac?,
+        src: s.peer.local_addr,
+        dst: s.peer.peer_addr,
+        ttl: TTL,
         src_port: s.src_port,
         dst_port: BFD_PORT,
-    }
-    .emit(
-        &mut UdpPacket::new_unchecked(&mut f[l4..]),
-        wire::HEADER_LEN,
-        s.peer.local_addr,
-        s.peer.peer_addr,
-        true,
-    );
-    Ipv4Repr {
-        src_addr: s.peer.local_addr,
-        dst_addr: s.peer.peer_addr,
-        next_header: protocol::UDP,
-        payload_len: udp_len,
-        hop_limit: TTL,
         dscp_ecn: DSCP_CS6,
         dont_frag: true,
+        vlan_tci: s.vlan.map(|vid| vid & 0x0fff),
     }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[l2_len..]));
+    .build(&datagram)?;
     Some(Transmit {
         port: s.peer.port,
-        frame: f,
+        frame,
     })
 }
 

@@ -40,7 +40,7 @@
 
 use std::net::Ipv4Addr;
 
-use clua_pipeline::wire::ethernet::{parse_l2, EtherType, EthernetFrame, VLAN_TAG_LEN};
+use clua_pipeline::wire::ethernet::{parse_l2, EtherType, EthernetFrame};
 use clua_pipeline::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use clua_pipeline::wire::udp::{UdpPacket, UdpRepr};
 use hmac::{Hmac, Mac};
@@ -772,52 +772,20 @@ pub struct FrameAddrs {
 /// An Ethernet/IPv4/UDP frame around `datagram`: TTL 1 (RIP never leaves the link), DF clear,
 /// TOS network control, both checksums computed.
 pub fn build_frame(a: &FrameAddrs, datagram: &[u8]) -> Vec<u8> {
-    let l3 = 14
-        + if a.vlan_tci.is_some() {
-            VLAN_TAG_LEN
-        } else {
-            0
-        };
-    let udp_len = clua_pipeline::wire::udp::HEADER_LEN + datagram.len();
-    let mut f = vec![0u8; l3 + 20 + udp_len];
-    {
-        let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-        eth.set_dst_addr(a.dst_mac);
-        eth.set_src_addr(a.src_mac);
-        match a.vlan_tci {
-            Some(_) => eth.set_ethertype(EtherType::VLAN),
-            None => eth.set_ethertype(EtherType::IPV4),
-        }
-        if let Some(tci) = a.vlan_tci {
-            let b = eth.payload_mut();
-            b[0..2].copy_from_slice(&tci.to_be_bytes());
-            b[2..4].copy_from_slice(&EtherType::IPV4.to_be_bytes());
-        }
-    }
-    let ip = Ipv4Repr {
-        src_addr: a.src_addr,
-        dst_addr: a.dst_addr,
-        next_header: protocol::UDP,
-        payload_len: udp_len,
-        hop_limit: 1,
-        dscp_ecn: TOS_NETWORK_CONTROL,
-        dont_frag: false,
-    };
-    ip.emit(&mut Ipv4Packet::new_unchecked(&mut f[l3..l3 + 20]));
-    let l4 = l3 + 20;
-    f[l4 + clua_pipeline::wire::udp::HEADER_LEN..].copy_from_slice(datagram);
-    UdpRepr {
+    crate::frame::UdpFrame {
+        src_mac: a.src_mac,
+        dst_mac: a.dst_mac,
+        src: a.src_addr,
+        dst: a.dst_addr,
+        ttl: 1,
         src_port: RIP_PORT,
         dst_port: a.dst_port,
+        dscp_ecn: TOS_NETWORK_CONTROL,
+        dont_frag: false,
+        vlan_tci: a.vlan_tci,
     }
-    .emit(
-        &mut UdpPacket::new_unchecked(&mut f[l4..]),
-        datagram.len(),
-        a.src_addr,
-        a.dst_addr,
-        true,
-    );
-    f
+    .build(datagram)
+    .unwrap_or_default()
 }
 
 #[cfg(test)]

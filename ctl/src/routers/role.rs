@@ -304,6 +304,9 @@ impl RouterRole {
             ttl: 1,
             src_port: port,
             dst_port: port,
+            dscp_ecn: 0,
+            dont_frag: false,
+            vlan_tci: None,
         }
         .build(payload)
         .map(|frame| Transmit {
