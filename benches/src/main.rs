@@ -526,6 +526,7 @@ fn ring(a: &Args) {
                 router: if control { 9472 } else { 0 },
                 rip: control,
                 bfd: control,
+                sync: 0,
             }),
     );
     let control_set = control.then(|| control_frames(&macs));

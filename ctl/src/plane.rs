@@ -670,6 +670,8 @@ impl ControlPlane {
                     .extend(r.on_frame(port, frame, now_ms + self.rip_offset));
                 self.rip_status();
             }
+            // Flow hand-off (issue 9) is not spoken yet: nothing punts it.
+            PuntReason::Sync => ControlCounters::bump(&c.unexpected),
             PuntReason::MemberAdvert => {
                 let Some(t) = self.members.as_mut() else {
                     ControlCounters::bump(&c.unexpected);
@@ -1212,6 +1214,7 @@ fn build_snapshot(
         router: role.map_or(0, |r| r.tracker().settings().udp_port),
         rip: protocols.rip,
         bfd: protocols.bfd,
+        sync: 0,
     };
     Ok(s.with_control(control).with_vmacs(vmacs))
 }

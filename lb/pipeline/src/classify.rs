@@ -124,7 +124,7 @@ fn control_punt(
 ) -> Option<PuntReason> {
     let c = snap.control;
     if ip.next_header() != protocol::UDP
-        || (c.router == 0 && !c.rip && !c.bfd)
+        || (c.router == 0 && c.sync == 0 && !c.rip && !c.bfd)
         || ip.more_frags()
         || ip.frag_offset() != 0
     {
@@ -144,6 +144,9 @@ fn control_punt(
     match port.role {
         PortRole::Interconnect if c.router != 0 && udp.dst_port() == c.router => {
             (own || to_all || snap.is_router_addr(dst)).then_some(PuntReason::Router)
+        }
+        PortRole::Interconnect if c.sync != 0 && udp.dst_port() == c.sync => {
+            (own || to_all || snap.is_router_addr(dst)).then_some(PuntReason::Sync)
         }
         PortRole::Client if c.rip && udp.dst_port() == RIP_PORT => {
             (own || to_all || dst == RIP_MULTICAST_ADDR).then_some(PuntReason::Rip)
@@ -573,6 +576,7 @@ pub(crate) mod tests {
             router: 9472,
             rip: true,
             bfd: true,
+            sync: 9473,
         });
         // ic0 is 192.0.2.2 with prefix 24 in the fixture's port(): broadcast .255.
         let ic_bcast = with_dst_mac(frame([192, 0, 2, 255], 17, 0, &udp(9472, 9472)), bcast);
@@ -585,6 +589,19 @@ pub(crate) mod tests {
             classify(&s, 1, &ic_unicast),
             Err(Verdict::Punt(PuntReason::Router))
         );
+        // Flow hand-off (issue 9): like the router protocol, on its own port.
+        let sync_bcast = with_dst_mac(frame([192, 0, 2, 255], 17, 0, &udp(9473, 9473)), bcast);
+        assert_eq!(
+            classify(&s, 1, &sync_bcast),
+            Err(Verdict::Punt(PuntReason::Sync))
+        );
+        let sync_unicast = with_dst_mac(frame([192, 0, 2, 2], 17, 0, &udp(9473, 9473)), ic0_mac);
+        assert_eq!(
+            classify(&s, 1, &sync_unicast),
+            Err(Verdict::Punt(PuntReason::Sync))
+        );
+        let sync_client = with_dst_mac(frame([198, 51, 100, 255], 17, 0, &udp(9473, 9473)), bcast);
+        assert_eq!(dropped(classify(&s, 0, &sync_client)), DropReason::NotAlias);
         // Not on the client port, and not to another subnet's broadcast.
         assert_eq!(dropped(classify(&s, 0, &router_msg)), DropReason::NotAlias);
         assert_eq!(

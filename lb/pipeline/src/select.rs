@@ -46,6 +46,7 @@
 
 use crate::classify::{PacketMeta, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::conntrack::{ConnTable, FlowState, InsertOutcome};
+use crate::handoff::FlowRecord;
 use crate::hash::FlowHashKey;
 use crate::snapshot::{MemberId, ServiceMode, Snapshot};
 use crate::verdict::{CoreCounters, DropReason};
@@ -95,6 +96,15 @@ pub struct Selector {
     timeouts: Timeouts,
     /// Where [`touch_buckets`](Self::touch_buckets) leaves its reads.
     sink: u64,
+    /// Whether TCP entries that become established are recorded for hand-off to peer routers
+    /// (issue 9; off: nothing is recorded, at no cost).
+    handoff: bool,
+    /// This burst's hand-off records (see [`Selector::handoffs`]); fixed, never grows.
+    handoffs: [FlowRecord; crate::BURST],
+    /// How many of `handoffs` are in use.
+    handoff_len: usize,
+    /// Records that did not fit (more than [`crate::BURST`] since the last clear).
+    handoff_overflow: u64,
 }
 
 impl Selector {
@@ -117,6 +127,45 @@ impl Selector {
             cursors: vec![0; snapshot.cursor_count()],
             timeouts,
             sink: 0,
+            handoff: false,
+            handoffs: [FlowRecord::default(); crate::BURST],
+            handoff_len: 0,
+            handoff_overflow: 0,
+        }
+    }
+
+    /// Turns recording of hand-off records on or off (see [`Selector::handoffs`]).
+    pub fn set_handoff(&mut self, on: bool) {
+        self.handoff = on;
+    }
+
+    /// The TCP entries that became established since the last [`clear_handoffs`]
+    /// (Self::clear_handoffs): a half-open entry's first non-SYN client segment, or a non-SYN
+    /// miss inserted as established. At most [`crate::BURST`]; the rest are counted in
+    /// [`handoff_overflow`](Self::handoff_overflow). Empty unless [`set_handoff`]
+    /// (Self::set_handoff) turned recording on.
+    pub fn handoffs(&self) -> &[FlowRecord] {
+        &self.handoffs[..self.handoff_len]
+    }
+
+    /// Forgets this burst's hand-off records.
+    pub fn clear_handoffs(&mut self) {
+        self.handoff_len = 0;
+    }
+
+    /// Hand-off records that did not fit in a burst's array, since creation.
+    pub fn handoff_overflow(&self) -> u64 {
+        self.handoff_overflow
+    }
+
+    #[inline]
+    fn record_handoff(&mut self, rec: FlowRecord) {
+        match self.handoffs.get_mut(self.handoff_len) {
+            Some(slot) => {
+                *slot = rec;
+                self.handoff_len += 1;
+            }
+            None => self.handoff_overflow += 1,
         }
     }
 
@@ -287,6 +336,15 @@ impl Selector {
                 };
                 self.conns
                     .refresh_as(slot, now_ms, self.timeouts.of(state), state);
+                if self.handoff && slot.half_open && state == FlowState::Established {
+                    self.record_handoff(FlowRecord {
+                        key: *key,
+                        member: slot.member,
+                        state,
+                        isn: slot.isn,
+                        remaining_ms: self.timeouts.of(state).min(u32::MAX as u64) as u32,
+                    });
+                }
                 CoreCounters::add(&counters.conn_hits, 1);
                 return Selection::Member {
                     member: slot.member,
@@ -322,6 +380,15 @@ impl Selector {
             if syn_only { meta.tcp_seq } else { 0 },
         ) {
             Some(outcome) => {
+                if self.handoff && state == FlowState::Established {
+                    self.record_handoff(FlowRecord {
+                        key: *key,
+                        member,
+                        state,
+                        isn: 0,
+                        remaining_ms: self.timeouts.of(state).min(u32::MAX as u64) as u32,
+                    });
+                }
                 CoreCounters::add(&counters.conn_inserts, 1);
                 if outcome == InsertOutcome::Evicted {
                     CoreCounters::add(&counters.conn_evictions, 1);

@@ -298,6 +298,9 @@ pub struct ControlPorts {
     pub rip: bool,
     /// Single-hop BFD (UDP 3784) on client ports, to the router's own address.
     pub bfd: bool,
+    /// The flow hand-off protocol's UDP port on the interconnect (issue 9,
+    /// docs/sync-protocol.md); 0: flows are not handed to peers.
+    pub sync: u16,
 }
 
 /// Everything a worker needs to process packets. Immutable once built.

@@ -36,11 +36,15 @@ pub enum PuntReason {
     Rip = 4,
     /// Single-hop BFD (UDP 3784, RFC 5881) on a client port, to the router's address.
     Bfd = 5,
+    /// A flow hand-off message from a peer router (issue 9, docs/sync-protocol.md): UDP to
+    /// [`ControlPorts::sync`](crate::snapshot::ControlPorts::sync), to one of the router's own
+    /// addresses or broadcast, received on an interconnect port.
+    Sync = 6,
 }
 
 impl PuntReason {
     /// Number of variants, for counter arrays.
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
     /// Every variant, in counter-index order.
     pub const ALL: [PuntReason; Self::COUNT] = [
         PuntReason::Arp,
@@ -49,6 +53,7 @@ impl PuntReason {
         PuntReason::Router,
         PuntReason::Rip,
         PuntReason::Bfd,
+        PuntReason::Sync,
     ];
     /// The metric label.
     pub const fn name(self) -> &'static str {
@@ -59,6 +64,7 @@ impl PuntReason {
             PuntReason::Router => "router",
             PuntReason::Rip => "rip",
             PuntReason::Bfd => "bfd",
+            PuntReason::Sync => "sync",
         }
     }
 }

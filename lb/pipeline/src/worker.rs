@@ -57,6 +57,9 @@ pub struct PipelineConfig {
     /// unkeyed, flows can be precomputed to evict chosen connections). Default
     /// [`FlowHashKey::FIXED`], for tests; aliasd sets [`FlowHashKey::random`] at every start.
     pub hash_key: FlowHashKey,
+    /// Whether TCP flows that become established are recorded for hand-off to peer routers
+    /// ([`Pipeline::handoffs`], issue 9). Default off.
+    pub handoff: bool,
 }
 
 impl Default for PipelineConfig {
@@ -70,6 +73,7 @@ impl Default for PipelineConfig {
             refusals_per_sec: 100,
             checksum: ChecksumCapabilities::default(),
             hash_key: FlowHashKey::FIXED,
+            handoff: false,
         }
     }
 }
@@ -118,8 +122,9 @@ impl core::fmt::Debug for Pipeline {
 impl Pipeline {
     /// A pipeline for one core. Allocates the connection table.
     pub fn new(cfg: &PipelineConfig, snapshot: Arc<Snapshot>, counters: Arc<CoreCounters>) -> Self {
-        let selector =
+        let mut selector =
             Selector::with_hash_key(cfg.conn_capacity, cfg.timeouts(), &snapshot, cfg.hash_key);
+        selector.set_handoff(cfg.handoff);
         Pipeline {
             snapshot,
             counters,
@@ -158,6 +163,14 @@ impl Pipeline {
         &self.refusals
     }
 
+    /// The hand-off records of the last [`process_burst`](Self::process_burst) (TCP flows that
+    /// became established in this core's table; empty unless [`PipelineConfig::handoff`]). A
+    /// burst of more than [`BURST`] packets keeps the first [`BURST`] records and counts the
+    /// rest ([`Selector::handoff_overflow`]).
+    pub fn handoffs(&self) -> &[crate::handoff::FlowRecord] {
+        self.selector.handoffs()
+    }
+
     /// The selection state, writable (e.g. to flush the connection table).
     pub fn selector_mut(&mut self) -> &mut Selector {
         &mut self.selector
@@ -176,6 +189,7 @@ impl Pipeline {
         verdicts: &mut [Verdict],
     ) {
         let n = pkts.len().min(verdicts.len());
+        self.selector.clear_handoffs();
         for (p, v) in pkts[..n]
             .chunks_mut(BURST)
             .zip(verdicts[..n].chunks_mut(BURST))

@@ -259,10 +259,15 @@ fn golden_covers_reasons() {
         );
     }
     // The routing protocols are punted only when the snapshot enables them ([router], RIP,
-    // BFD), which the golden topology (and aliasd's golden.toml, which needs no key files)
+    // BFD, flow hand-off), which the golden topology (and aliasd's golden.toml, which needs no key files)
     // does not: classify's unit test `routing_protocols_are_punted_by_port_role_and_destination`
     // and lb/tests/routers.rs cover them.
-    const ROUTING: [PuntReason; 3] = [PuntReason::Router, PuntReason::Rip, PuntReason::Bfd];
+    const ROUTING: [PuntReason; 4] = [
+        PuntReason::Router,
+        PuntReason::Rip,
+        PuntReason::Bfd,
+        PuntReason::Sync,
+    ];
     for r in PuntReason::ALL {
         assert_eq!(
             seen.contains(&Verdict::Punt(r)),
