@@ -63,6 +63,7 @@ pub fn run(routers: u32, aliases: u32, secs: u32) {
                 }),
                 bfd: None,
                 rip: None,
+                sync: None,
                 wall_clock_ms: 0,
                 cores: vec![Arc::new(CoreCounters::new(1))],
                 files: Box::new(|_| Err(std::io::ErrorKind::NotFound.into())),

@@ -26,3 +26,4 @@ pub mod services;
 pub mod show;
 pub mod signed;
 pub mod socket;
+pub mod sync;

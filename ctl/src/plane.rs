@@ -362,6 +362,12 @@ pub struct Effects {
     pub publish: Option<Arc<Snapshot>>,
     /// Log events, in order.
     pub events: Vec<Event>,
+    /// Flow records (in this router's member ids) every worker installs in its connection
+    /// table: flows handed over by peer routers (issue 9).
+    pub install: Vec<clua_pipeline::handoff::FlowRecord>,
+    /// A peer asked for this router's whole table (it is starting): every worker walks its
+    /// table once, handing every live entry to [`ControlPlane::on_flows`].
+    pub walk_all: bool,
 }
 
 impl Effects {
@@ -371,6 +377,8 @@ impl Effects {
             && self.transmit.is_empty()
             && self.publish.is_none()
             && self.events.is_empty()
+            && self.install.is_empty()
+            && !self.walk_all
     }
 }
 
@@ -454,6 +462,9 @@ pub struct Start {
     pub bfd: Option<(BfdSettings, u64)>,
     /// RIPv2 on client ports (CA6), with its seed (jitter).
     pub rip: Option<(RipSettings, u64)>,
+    /// Flow hand-off with peer routers (issue 9); needs `routers` (it shares its node, key and
+    /// interconnect).
+    pub sync: Option<crate::sync::SyncSettings>,
     /// Milliseconds since the Unix epoch at `now_ms`: RIP's RFC 4822 sequence numbers follow
     /// the wall clock so that they keep growing across restarts (peers refuse a lower one).
     pub wall_clock_ms: u64,
@@ -484,6 +495,7 @@ impl ControlPlane {
             routers: None,
             bfd: None,
             rip: None,
+            sync: None,
             wall_clock_ms: 0,
             cores,
             files,
@@ -503,6 +515,7 @@ impl ControlPlane {
             routers,
             bfd,
             rip,
+            sync: _sync,
             wall_clock_ms,
             cores,
             files,
@@ -1001,6 +1014,19 @@ impl ControlPlane {
         }
     }
 
+    /// Flow records from this router's workers (TCP flows that became established, and the
+    /// entries of their periodic or requested table walks), in this router's member ids: batched
+    /// and handed to the peer routers (issue 9, docs/sync-protocol.md).
+    pub fn on_flows(
+        &mut self,
+        records: &[clua_pipeline::handoff::FlowRecord],
+        now_ms: u64,
+    ) -> Effects {
+        // Not spoken yet (issue 9 in progress): the records are dropped.
+        let _ = (records, now_ms);
+        Effects::default()
+    }
+
     /// A clean shutdown: the router protocol's goodbye (peers take this router's aliases at
     /// once). The plane answers nothing afterwards.
     pub fn shutdown(&mut self) -> Effects {
@@ -1227,6 +1253,8 @@ impl Effects {
             self.publish = other.publish;
         }
         self.events.extend(other.events);
+        self.install.extend(other.install);
+        self.walk_all |= other.walk_all;
     }
 }
 

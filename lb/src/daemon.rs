@@ -377,6 +377,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         routers,
         bfd,
         rip,
+        sync: None,
         wall_clock_ms,
         cores: cores.clone(),
         files: Box::new(|p| std::fs::read_to_string(p)),
