@@ -46,6 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
 SERVER = TESTS / "servers" / "member_server.py"
 CLIENT = TESTS / "clients" / "client.py"
+LONGLIVED = TESTS / "clients" / "longlived.py"
+FTP_CLIENTS = TESTS / "clients" / "ftp_clients.py"
+FTP_DATA_SIZE = 256 * 1024  # data.bin of every member's vsftpd (tests/clients/ftp_clients.py)
 STATE_DIR = Path(os.environ.get("CLUA_LAB_STATE", "/tmp/clua-lab"))
 
 CLIENT_IP = "198.51.100.10"
@@ -322,6 +325,9 @@ class Lab:
     tcp_ports, udp_ports, hold_ports   ports of the member servers (tests/servers/member_server.py)
     servers         start member servers (default True)
     prefix          force a prefix (default: random cl + 4 hex)
+    sync_section    write aliasd's [sync] table (issue 9) with a per-router flows_file in
+                    out_dir: True always, False never, None (default) when the aliasd binary
+                    knows [sync] (aliasd_knows_sync(): today's aliasd rejects unknown tables)
     """
 
     def __init__(self, members: int = 3, vxlan_members: int = 0,
@@ -330,13 +336,17 @@ class Lab:
                  tcp_ports: Sequence[int] = (80, 22), udp_ports: Sequence[int] = (53,),
                  hold_ports: Sequence[int] = (), servers: bool = True,
                  prefix: str | None = None, out_dir: str | os.PathLike | None = None,
-                 verbose: bool = False, routers: int = 1, far: bool = False):
+                 verbose: bool = False, routers: int = 1, far: bool = False,
+                 sync_section: bool | None = None):
         if not 0 <= members <= 9 or not 0 <= vxlan_members <= 9:
             raise ValueError("members and vxlan_members must be 0..9")
         if not 1 <= routers <= MAX_ROUTERS:
             raise ValueError(f"routers must be 1..{MAX_ROUTERS}")
         self.n_routers = routers
         self.far_client = far
+        self.sync_section = sync_section
+        self.ftp_procs: dict = {}  # member name -> vsftpd Popen
+        self.client_addrs: list[str] = []
         self.n_members = members
         self.n_vxlan = vxlan_members
         self.aliases = [_check_addr(a) for a in aliases]
@@ -692,6 +702,8 @@ class Lab:
                     print(f"lab: stopping pid {p.pid}: {e}", file=sys.stderr)
             for m in self.members:
                 m.server = None
+            self.ftp_procs.clear()
+            self.client_addrs.clear()
             # any stray process still inside one of our namespaces (started by us) goes too
             for ns in list(self.created_ns):
                 r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
@@ -801,14 +813,25 @@ class Lab:
                            extra: dict | None = None, member_macs: bool = True,
                            router: int = 1, node: str | None = None,
                            router_opts: dict | None = None, rip: dict | None = None,
-                           bfd: dict | None = None) -> dict:
+                           bfd: dict | None = None, sync: dict | bool | None = None,
+                           tables: dict | None = None,
+                           services_lines: Sequence[str] | None = None,
+                           binary: str | os.PathLike | None = None) -> dict:
         """aliases: [{"name": "web", "address": "198.51.100.100",
                        "members": [{"name": "m1", "selw": 3}, "m2", ...]}]
         services: [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]}]
         router: which lab router the config is for (its ports and cluamgr socket).
         node: makes it one of several routers: a [router] table with this node name, the lab's
         shared router key and a boot counter in out_dir (router_opts adds/overrides fields).
-        rip, bfd: the [rip] and [bfd] tables, as given."""
+        rip, bfd: the [rip] and [bfd] tables, as given.
+        sync (issue 9): keys of [sync] on top of the lab's per-router default
+        ``flows_file = out_dir/flows-rK`` (so no run ever reads another's file); False: no
+        [sync]. The table is written only when ``sync_section`` allows it (default: when
+        ``binary`` (default aliasd_binary()) knows [sync]); otherwise it is left out with a note
+        on stderr, and aliasd runs as today's does without it.
+        tables: keys of [tables] (e.g. connections = 1024).
+        services_lines: clua_services(4) lines, written to out_dir/clua_services-rK and named by
+        [control] services_file (instead of ``services``)."""
         cluster = {"name": cluster_name}
         if default_alias:
             cluster["default_alias"] = default_alias
@@ -840,8 +863,19 @@ class Lab:
                             for x in a.get("members", [])]
             al.append(a)
         doc["alias"] = al
+        if services_lines is not None:
+            if services:
+                raise ValueError("services and services_lines are exclusive")
+            sf = self.out_dir / f"clua_services-r{router}"
+            sf.parent.mkdir(parents=True, exist_ok=True)
+            sf.write_text("# written by tests/lab.py\n" + "".join(f"{l}\n" for l in services_lines))
+            doc["control"]["services_file"] = str(sf)
         if services:
             doc["service"] = [dict(s) for s in services]
+        if tables:
+            doc["tables"] = dict(tables)
+        if sync is not False and self._want_sync(binary, explicit=isinstance(sync, dict)):
+            doc["sync"] = {"flows_file": str(self.flows_file(router)), **(sync or {})}
         for k, v in (extra or {}).items():
             if isinstance(v, dict) and isinstance(doc.get(k), dict):
                 doc[k].update(v)
@@ -904,6 +938,161 @@ class Lab:
         r = self.run(self.router(router).ns, "curl", "-s", "-m", "3",
                      f"http://{listen}/metrics", check=False)
         return r.stdout if r.returncode == 0 else ""
+
+    def metric_sum(self, name: str, router: int = 1, labels: str | None = None) -> float | None:
+        """The sum of every sample of metric ``name`` on router ``router`` (None if absent);
+        ``labels``: only samples whose label text contains it (e.g. 'outcome="ok"')."""
+        vals = []
+        for m in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s+([0-9.eE+-]+)$",
+                             self.metrics(router), re.M):
+            if labels is None or labels in (m.group(1) or ""):
+                vals.append(float(m.group(2)))
+        return sum(vals) if vals else None
+
+    # ------------------------------------------------------------------- issue 9 helpers
+    def flows_file(self, router: int = 1) -> Path:
+        """Router k's [sync] flows_file: in this run's out_dir, never shared with another run."""
+        return self.out_dir / f"flows-r{router}"
+
+    def _want_sync(self, binary, explicit: bool) -> bool:
+        if self.sync_section is not None:
+            return self.sync_section
+        if aliasd_knows_sync(binary):
+            return True
+        if explicit:
+            print(f"lab[{self.prefix}]: {binary or aliasd_binary()} does not know [sync] "
+                  "(before issue 9): the section is left out", file=sys.stderr)
+        return False
+
+    def add_client_addresses(self, n: int, first: int = 20) -> list[str]:
+        """``n`` more addresses 198.51.100.FIRST.. on the client (each a separate client for
+        sticky policies); idempotent. The gateway reaches them by ARP like the client's own."""
+        if not (0 < n and first + n <= 99):
+            raise ValueError("client addresses 198.51.100.20..98 only (aliases from .100)")
+        addrs = [f"198.51.100.{first + i}" for i in range(n)]
+        for a in addrs:
+            if a not in self.client_addrs:
+                self.ip(self.cli, "addr", "add", f"{a}/24", "dev", self.cli_if)
+                self.client_addrs.append(a)
+        return addrs
+
+    def start_longlived(self, to: str, count: int = 20, interval: float = 0.1,
+                        timeout: float = 20, max_seconds: float = 120,
+                        ns: str | None = None) -> "LongLived":
+        """tests/clients/longlived.py in the client namespace: ``count`` connections to a hold
+        port, each talking every ``interval`` s. Returns once every connection has its first
+        reply (``.ready``: {"members", "errors"}); ``.finish()`` stops it and returns the
+        summary (see the script)."""
+        p = self.popen(ns or self.cli, sys.executable, "-u", str(LONGLIVED), "--to", to,
+                       "--count", str(count), "--interval", str(interval), "--timeout",
+                       str(timeout), "--max-seconds", str(max_seconds),
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ll = LongLived(self, p, timeout)
+        line = self._readline(p, time.monotonic() + count * 3 + 10)
+        try:
+            ll.ready = json.loads(line)
+        except json.JSONDecodeError:
+            self.stop(p)
+            raise LabError(f"longlived.py did not start: {line!r} "
+                           f"{p.stderr.read().decode(errors='replace') if p.stderr else ''}")
+        return ll
+
+    def ftp_clients(self, to: str, sources: Sequence[str], timeout: float = 10) -> list:
+        """tests/clients/ftp_clients.py: one passive-mode client per source address, at once;
+        returns its "clients" list."""
+        r = self.run(self.cli, sys.executable, str(FTP_CLIENTS), "--to", to, "--sources",
+                     ",".join(sources), "--timeout", str(timeout), check=False,
+                     timeout=timeout * 10 + 30)
+        try:
+            return json.loads(r.stdout.strip().splitlines()[-1])["clients"]
+        except (IndexError, json.JSONDecodeError, KeyError):
+            raise LabError(f"ftp_clients.py gave no JSON (rc {r.returncode}):\n"
+                           f"{r.stdout}{r.stderr}")
+
+    def start_ftp(self, members: Sequence[str] | None = None, alias: str | None = None,
+                  pasv: tuple = (30000, 30100), timeout: float = 10) -> dict:
+        """vsftpd (Debian package) in each member's namespace, listening on ``alias`` port 21
+        (default: the lab's first alias; members hold it on lo and answer by direct server
+        return), anonymous read-only, passive mode only on ports ``pasv``. Its banner says
+        ``member=NAME``; its root holds whoami.txt (``member=NAME``), served-by-NAME and
+        data.bin (``member=NAME`` then a pattern, FTP_DATA_SIZE bytes). Logs in
+        out_dir/ftp/NAME/. Returns {name: Popen}; stopped by stop_ftp() or at teardown."""
+        import shutil
+        exe = shutil.which("vsftpd") or "/usr/sbin/vsftpd"
+        if not os.access(exe, os.X_OK):
+            raise LabError("vsftpd not installed (Debian package vsftpd: scripts/setup)")
+        alias = alias or self.aliases[0]
+        empty = self.out_dir / "ftp" / "empty"  # vsftpd's secure_chroot_dir: empty, root's
+        empty.mkdir(parents=True, exist_ok=True)
+        os.chmod(empty, 0o755)
+        started = {}
+        for name in members or [m.name for m in self.members]:
+            m = self.member(name)
+            base = self.out_dir / "ftp" / name
+            root = base / "root"
+            root.mkdir(parents=True, exist_ok=True)
+            for d in (self.out_dir / "ftp", base, root):
+                os.chmod(d, 0o755)
+            (root / "whoami.txt").write_text(f"member={name}\n")
+            (root / f"served-by-{name}").write_text(f"{name}\n")
+            head = f"member={name}\n".encode()
+            body = bytes((i * 7 + 3) & 0xFF for i in range(FTP_DATA_SIZE - len(head)))
+            (root / "data.bin").write_bytes(head + body)
+            for f in root.iterdir():
+                os.chmod(f, 0o644)
+            conf = base / "vsftpd.conf"
+            conf.write_text("\n".join([
+                "listen=YES", "listen_ipv6=NO", f"listen_address={alias}", "listen_port=21",
+                "background=NO", "anonymous_enable=YES", "local_enable=NO", "write_enable=NO",
+                "no_anon_password=YES", f"anon_root={root}", "anon_world_readable_only=YES",
+                "pasv_enable=YES", "port_enable=NO", f"pasv_min_port={pasv[0]}",
+                f"pasv_max_port={pasv[1]}", "connect_from_port_20=NO",
+                f"ftpd_banner=clua lab vsftpd member={name}", "dirmessage_enable=NO",
+                f"secure_chroot_dir={empty}", "seccomp_sandbox=NO", "isolate=NO",
+                "isolate_network=NO", "xferlog_enable=YES", "xferlog_std_format=NO",
+                f"vsftpd_log_file={base / 'vsftpd.log'}", "max_clients=0", "max_per_ip=0",
+                "hide_ids=YES", "ssl_enable=NO", "accept_timeout=10",
+                "data_connection_timeout=30", "idle_session_timeout=60", ""]))
+            os.chmod(conf, 0o600)
+            log = open(base / "vsftpd.stderr", "ab")
+            started[name] = self.popen(m.ns, exe, str(conf), stdout=log,
+                                       stderr=subprocess.STDOUT)
+            log.close()
+            self.ftp_procs[name] = started[name]
+        deadline = time.monotonic() + timeout
+        for name, p in started.items():
+            m = self.member(name)
+            while True:
+                ss = self.run(m.ns, "ss", "-Hltn", "sport", "=", ":21", check=False).stdout
+                if f"{alias}:21" in ss:
+                    break
+                if p.poll() is not None or time.monotonic() > deadline:
+                    err = (self.out_dir / "ftp" / name / "vsftpd.stderr").read_text(
+                        errors="replace")
+                    raise LabError(f"vsftpd in {name} did not listen on {alias}:21 "
+                                   f"(rc {p.poll()}): {err}")
+                time.sleep(0.05)
+        return started
+
+    def stop_ftp(self):
+        for name, p in list(self.ftp_procs.items()):
+            self.stop(p, timeout=5)
+            del self.ftp_procs[name]
+
+    def syn_flood(self, to: str, count: int, src_first: int = 128, src_last: int = 250,
+                  ns: str | None = None, timeout: float = 60) -> dict:
+        """Send ``count`` TCP SYNs to ``to`` (ADDR:PORT) from the client namespace through a raw
+        socket, as fast as Python allows, from spoofed sources 198.51.100.SRC_FIRST..SRC_LAST
+        (client-LAN addresses nobody holds: the members' SYN-ACKs die at the gateway's
+        unanswered ARP) and ports 1024..65535, each (source, port) once. Returns {"sent",
+        "seconds", "start", "end"} (time.monotonic())."""
+        host, port = to.rsplit(":", 1)
+        _check_addr(host)
+        if not (0 < src_first <= src_last <= 254) or count > (src_last - src_first + 1) * 64000:
+            raise ValueError("flood sources")
+        r = self.run(ns or self.cli, sys.executable, "-c", _SYN_FLOOD, host, port, str(count),
+                     str(src_first), str(src_last), check=True, timeout=timeout)
+        return json.loads(r.stdout.strip().splitlines()[-1])
 
     # ------------------------------------------------------------ interconnect partitions
     def _ic_switch_ports(self, k: int) -> list[str]:
@@ -1182,6 +1371,106 @@ protocol rip rip1 {{
                                                        if n.startswith(self.prefix + "-")],
                 "members": [(m.name, m.address, m.mac, m.encap) for m in self.members],
                 "aliases": self.aliases, "pmd": self.pmd}
+
+
+class LongLived:
+    """A running tests/clients/longlived.py (Lab.start_longlived)."""
+
+    def __init__(self, lab: "Lab", proc: subprocess.Popen, timeout: float):
+        self.lab, self.proc, self.timeout = lab, proc, timeout
+        self.ready: dict = {}
+        self.result: dict | None = None
+
+    def finish(self) -> dict:
+        """Stop talking and return the summary ("conns", "outage", ...)."""
+        if self.result is not None:
+            return self.result
+        try:
+            self.proc.stdin.write(b"stop\n")
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        line = self.lab._readline(self.proc, time.monotonic() + self.timeout + 15)
+        self.lab.stop(self.proc)
+        try:
+            self.result = json.loads(line)
+        except json.JSONDecodeError:
+            raise LabError(f"longlived.py gave no summary: {line!r}")
+        return self.result
+
+
+_SYNC_KNOWN: dict = {}
+
+
+def aliasd_knows_sync(binary: str | os.PathLike | None = None) -> bool:
+    """Whether this aliasd binary accepts a [sync] table (issue 9): `aliasd --check` of a tiny
+    config with one; today's aliasd refuses unknown tables ("unknown field `sync`"). Cached per
+    binary and modification time."""
+    path = Path(binary or aliasd_binary())
+    try:
+        key = (str(path), path.stat().st_mtime)
+    except OSError:
+        return False
+    if key not in _SYNC_KNOWN:
+        import tempfile
+        doc = {"cluster": {"name": "probe", "default_alias": "a"},
+               "dpdk": {"hugepages": False},
+               "port": [{"name": "client", "devargs": "net_af_packet0,iface=lo",
+                         "role": "client", "address": "198.51.100.2/24"}],
+               "alias": [{"name": "a", "address": "198.51.100.100"}],
+               "sync": {"flows_file": ""}}
+        with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+            f.write(toml_dumps(doc))
+        try:
+            r = subprocess.run([str(path), "--config", f.name, "--check"], capture_output=True,
+                               text=True, timeout=30)
+            _SYNC_KNOWN[key] = "unknown field `sync`" not in (r.stdout + r.stderr)
+        finally:
+            os.unlink(f.name)
+    return _SYNC_KNOWN[key]
+
+
+# argv: dst, port, count, first and last host byte of the spoofed 198.51.100.x sources. Raw IPv4
+# (IPPROTO_RAW: we write the header; the kernel fills in the IP checksum), a valid TCP checksum
+# (the router and the members check it). Prints {"sent", "seconds", "start", "end"}.
+_SYN_FLOOD = r"""
+import json, socket, struct, sys, time
+dst, port, count, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+d = socket.inet_aton(dst)
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xFFFF)
+    t += t >> 16
+    return ~t & 0xFFFF
+n_src = hi - lo + 1
+sent = 0
+start = time.monotonic()
+for i in range(count):
+    src = socket.inet_aton("198.51.100.%d" % (lo + i % n_src))
+    sport = 1024 + (i // n_src) % 64000
+    seq = (i * 2654435761) & 0xFFFFFFFF
+    tcp = struct.pack("!HHIIBBHHH", sport, port, seq, 0, 5 << 4, 0x02, 64240, 0, 0)
+    c = csum(src + d + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i & 0xFFFF, 0, 64, 6, 0, src, d)
+    while True:
+        try:
+            s.sendto(ip + tcp, (dst, 0))
+            break
+        except BlockingIOError:
+            time.sleep(0.0005)
+        except OSError as e:
+            if e.errno != 105:  # ENOBUFS: the queue is full, try again
+                raise
+            time.sleep(0.0005)
+    sent += 1
+end = time.monotonic()
+print(json.dumps({"sent": sent, "seconds": end - start, "start": start, "end": end}))
+"""
 
 
 # Sends one ARP request per target and prints "target sender-MAC" for every ARP reply to one
