@@ -1381,6 +1381,29 @@ class LongLived:
         self.ready: dict = {}
         self.result: dict | None = None
 
+    def status(self) -> dict:
+        """{"t", "last": [last reply time per connection], "errors": [...]} right now."""
+        self.proc.stdin.write(b"status\n")
+        self.proc.stdin.flush()
+        line = self.lab._readline(self.proc, time.monotonic() + 10)
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            raise LabError(f"longlived.py status: {line!r}")
+
+    def wait_all_replied_after(self, t: float, timeout: float = 20) -> dict:
+        """Poll status() until every connection has a reply after time.monotonic() ``t`` or
+        has failed (or ``timeout`` s pass); returns the last status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status()
+            if all(e is not None or (last is not None and last > t)
+                   for last, e in zip(st["last"], st["errors"])):
+                return st
+            if time.monotonic() > deadline:
+                return st
+            time.sleep(0.1)
+
     def finish(self) -> dict:
         """Stop talking and return the summary ("conns", "outage", ...)."""
         if self.result is not None:

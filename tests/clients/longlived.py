@@ -12,8 +12,13 @@ Opens ``count`` connections to a member server's hold port (tests/servers/member
 From then on every connection, in its own thread, sends a short line every ``--interval``
 seconds and waits at most ``--timeout`` for the reply, which must name the same member. A reset,
 an EOF, a timeout or another member's name ends that connection as failed (the first error is
-kept). The run ends at a line ``stop`` on stdin, at EOF of stdin, or after ``--max-seconds``;
-then it prints
+kept). A line ``status`` on stdin prints
+
+    {"event": "status", "t": T, "last": [time of each connection's last reply or null],
+     "errors": [each connection's error or null]}
+
+The run ends at a line ``stop`` on stdin, at EOF of stdin, or after ``--max-seconds``; then it
+prints
 
     {"event": "done", "t": T, "conns": [{"member", "replies", "error", "first", "last",
      "max_gap", "gap_from"}, ...], "outage": {"longest_silence", "silence_from"}}
@@ -145,8 +150,13 @@ def main():
 
     def watch_stdin():
         for line in sys.stdin:
-            if line.strip() == "stop":
+            cmd = line.strip()
+            if cmd == "stop":
                 break
+            if cmd == "status":
+                print(json.dumps({"event": "status", "t": time.monotonic(),
+                                  "last": [c.times[-1] if c.times else None for c in conns],
+                                  "errors": [c.error for c in conns]}), flush=True)
         stop.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
