@@ -954,6 +954,15 @@ class Lab:
         """Router k's [sync] flows_file: in this run's out_dir, never shared with another run."""
         return self.out_dir / f"flows-r{router}"
 
+    def forget_flows(self):
+        """Remove every router's flows_file: a test that starts its own aliasd does not take
+        over the flows an earlier test's aliasd wrote at its SIGTERM."""
+        for r in self.routers:
+            try:
+                self.flows_file(r.k).unlink()
+            except FileNotFoundError:
+                pass
+
     def _want_sync(self, binary, explicit: bool) -> bool:
         if self.sync_section is not None:
             return self.sync_section
@@ -978,7 +987,7 @@ class Lab:
 
     def start_longlived(self, to: str, count: int = 20, interval: float = 0.1,
                         timeout: float = 20, max_seconds: float = 120,
-                        ns: str | None = None) -> "LongLived":
+                        ns: str | None = None) -> "LongLived":  # ns: e.g. self.far
         """tests/clients/longlived.py in the client namespace: ``count`` connections to a hold
         port, each talking every ``interval`` s. Returns once every connection has its first
         reply (``.ready``: {"members", "errors"}); ``.finish()`` stops it and returns the

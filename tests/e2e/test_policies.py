@@ -28,6 +28,7 @@ N_FTP_CLIENTS = 20
 def aliasd(aliasd_bin, lab):
     """start(aliases, services_lines) -> Aliasd; stopped (stderr kept) after the test."""
     running = []
+    lab.forget_flows()
 
     def start(aliases, services_lines, default_alias):
         cfg = lab.write_aliasd_config(aliases, services_lines=services_lines,

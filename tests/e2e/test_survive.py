@@ -24,8 +24,9 @@ import pytest
 import lab as labmod
 
 A = "198.51.100.100"
-LAB = dict(members=3, vxlan_members=0, routers=2, aliases=[A], tcp_ports=(80,), udp_ports=(),
-           hold_ports=(8080,))
+VIRT, VIRT_MASK, VIRT_NET = "203.0.113.10", "255.255.255.128", "203.0.113.0/25"
+LAB = dict(members=3, vxlan_members=0, routers=2, far=True, aliases=[A, VIRT], tcp_ports=(80,),
+           udp_ports=(), hold_ports=(8080,))
 SERVICES = [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]},
             {"name": "hold", "port": 8080, "proto": "tcp", "options": ["in_multi"]}]
 ALIASES = [{"name": "a1", "address": A, "members": ["m1", "m2", "m3"]}]
@@ -42,9 +43,15 @@ class Routers:
     def __init__(self, lab, binary):
         self.lab, self.binary, self.running = lab, binary, {}
 
-    def config(self, k, rpri=None, tables=None, sync=None):
+    def config(self, k, rpri=None, tables=None, sync=None, ecmp=False):
         kw = {}
-        if rpri is not None:  # one of several routers: [router] (and [sync] on by default)
+        if ecmp:  # RIP and BFD to BIRD (test_rip.py), the virtual alias; [router] for [sync]
+            kw = dict(node=f"r{k}", rip={"update_secs": 5, "jitter_secs": 1},
+                      bfd={"peers": [labmod.GW_CLI_IP], "min_tx_ms": 100, "min_rx_ms": 100,
+                           "multiplier": 3})
+            aliases = ALIASES + [{"name": "virt", "address": VIRT, "virtual": True,
+                                  "mask": VIRT_MASK, "members": ["m1", "m2", "m3"]}]
+        elif rpri is not None:  # one of several routers: [router] (and [sync] on by default)
             kw = dict(node=f"r{k}", router_opts={"interval_ms": INTERVAL_MS,
                                                  "dead_misses": DEAD_MISSES, "garp_count": 3,
                                                  "garp_interval_ms": 100})
@@ -89,6 +96,7 @@ class Routers:
 
 @pytest.fixture
 def routers(aliasd_bin, lab):
+    lab.forget_flows()
     rs = Routers(lab, aliasd_bin)
     yield rs
     rs.stop_all()
@@ -99,9 +107,9 @@ def longlived(lab):
     """Start tests/clients/longlived.py; whatever a test started is stopped after it."""
     started = []
 
-    def start(**kw):
-        ll = lab.start_longlived(f"{A}:8080", count=N_CONNS, interval=INTERVAL_MS / 1000,
-                                 timeout=20, max_seconds=90, **kw)
+    def start(to=f"{A}:8080", ns=None):
+        ll = lab.start_longlived(to, count=N_CONNS, interval=INTERVAL_MS / 1000, timeout=20,
+                                 max_seconds=90, ns=ns)
         started.append(ll)
         return ll
 
@@ -155,6 +163,53 @@ def test_one_router_sigterm_and_restart_keeps_long_lived_connections(lab, router
           f"{(t_ready - t_term) * 1000:.0f} ms; flows file "
           f"{'present' if lab.flows_file(1).exists() else 'absent'}")
     check_survived(ll, t_ready, "SIGTERM and restart", routers)
+
+
+def test_ecmp_behind_bird_sigkill_of_one_router_keeps_long_lived_connections(
+        lab, routers, longlived):
+    """Two routers behind BIRD (RIP, ECMP, BFD 100 ms x 3; the gateway hashes flows over both
+    paths by their ports): 20 long-lived connections from the far client to the virtual alias,
+    carried by both routers. SIGKILL of r2: BFD drops its path, its flows arrive at r1, which
+    learnt them from r2's hand-off, and every connection continues on its member."""
+    lab.sysctl(lab.gw, "net.ipv4.fib_multipath_hash_policy=1")
+    lab.start_bird(bfd=True)
+    try:
+        for k in (1, 2):
+            routers.start(k, routers.config(k, ecmp=True))
+        hops = sorted([lab.router(1).cli_ip, lab.router(2).cli_ip])
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            ok = (lab.bird_routes().get(VIRT_NET) == hops
+                  and all(lab.bird_bfd_sessions().get(h) == "Up" for h in hops))
+            if ok:
+                break
+            time.sleep(0.1)
+        assert ok, (f"BIRD: routes {lab.bird_routes()}, BFD {lab.bird_bfd_sessions()}"
+                    + routers.tails())
+        before = {k: lab.metric_sum("clua_conn_inserts_total", router=k) or 0 for k in (1, 2)}
+        ll = longlived(to=f"{VIRT}:8080", ns=lab.far)
+        members = ll.ready["members"]
+        assert not ll.ready["errors"] and all(members), f"opening: {ll.ready}" + routers.tails()
+        carried = {k: (lab.metric_sum("clua_conn_inserts_total", router=k) or 0) - before[k]
+                   for k in (1, 2)}
+        print(f"ECMP: new flows per router {carried}; by member "
+              f"{ {m: members.count(m) for m in sorted(set(members))} }")
+        assert all(v > 0 for v in carried.values()), (
+            f"ECMP did not spread the connections over both routers: {carried}" + routers.tails())
+        time.sleep(1.5)  # the hand-off is batched: let r1 hear of r2's flows
+        t_kill, t_gone = routers.signal(2, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while lab.kernel_routes().get(VIRT_NET) != [lab.router(1).cli_ip]:
+            assert time.monotonic() < deadline, (
+                f"the gateway still routes {VIRT_NET} via {lab.kernel_routes().get(VIRT_NET)}"
+                + routers.tails())
+            time.sleep(0.02)
+        print(f"ECMP: the gateway's route left r2 {(time.monotonic() - t_kill) * 1000:.0f} ms "
+              f"after its SIGKILL")
+        check_survived(ll, t_gone + 0.5, "SIGKILL of one ECMP router", routers)
+    finally:
+        lab.stop_bird()
+        lab.sysctl(lab.gw, "net.ipv4.fib_multipath_hash_policy=0")
 
 
 def test_two_routers_sigkill_of_master_keeps_long_lived_connections(lab, routers, longlived):
