@@ -113,7 +113,7 @@ def routers_part(binary) -> bool:
     web = "198.51.100.100"
     virt, virt_mask, virt_net = "203.0.113.10", "255.255.255.128", "203.0.113.0/25"
     with labmod.Lab(members=2, routers=2, far=True, aliases=[web, virt], tcp_ports=(80,),
-                    udp_ports=()) as L:
+                    udp_ports=(), hold_ports=(8080,)) as L:
         say(f"\n8. two alias routers r1 (rpri 100) and r2 (rpri 10), lab {L.prefix}: the router "
             "protocol elects r1 proxy-ARP master of web (with a vMAC); both advertise web and "
             f"the virtual alias {virt} by RIP to BIRD in the gateway, with BFD")
@@ -125,7 +125,9 @@ def routers_part(binary) -> bool:
                        {"name": "virt", "address": virt, "virtual": True, "mask": virt_mask,
                         "members": ["m1", "m2"]}]
             cfg = L.write_aliasd_config(
-                aliases, [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]}],
+                aliases, [{"name": "http", "port": 80, "proto": "tcp", "options": ["in_multi"]},
+                          {"name": "hold", "port": 8080, "proto": "tcp",
+                           "options": ["in_multi"]}],
                 router=k, node=f"r{k}", default_alias="web",
                 rip={"update_secs": 5, "jitter_secs": 1},
                 bfd={"peers": [labmod.GW_CLI_IP]})
@@ -152,6 +154,12 @@ def routers_part(binary) -> bool:
         for line in show.splitlines():
             if "arp master" in line or "vmac" in line or line.startswith("alias"):
                 say("    r2$ cluamgr -s web: " + line.strip())
+
+        ll = L.start_longlived(f"{web}:8080", count=10)
+        held = ll.ready["members"]
+        say(f"    10 long-lived connections to {web}:8080, each sending a line every 100 ms: "
+            f"on {' '.join(str(m) for m in held)}")
+        time.sleep(1.5)  # r1 hands each established flow to r2 (issue 9)
 
         say("\n9. SIGKILL r1: r2 takes web over after the dead interval (3 x 100 ms) and "
             "announces it from the same vMAC; BFD tells BIRD to drop r1's paths")
@@ -180,9 +188,20 @@ def routers_part(binary) -> bool:
         say(f"    BIRD dropped r1's paths {took * 1000:.0f} ms after the kill (RIP alone: 180 s)")
         c2 = L.client("tcp", f"{web}:80", 20)
         say(f"    20 more connections: {c2['ok']} completed")
+        ll.wait_all_replied_after(time.monotonic(), timeout=10)
+        res = ll.finish()
+        kept = [x for x, m in zip(res["conns"], held) if m and not x["error"] and x["member"] == m]
+        gap = max((x["max_gap"] or 0 for x in kept), default=0)
+        say(f"    long-lived connections: {len(kept)} of {len(held)} carried on on their member "
+            f"through the takeover (r1 had handed their flows to r2), the longest pause "
+            f"{gap * 1000:.0f} ms")
+        for x in res["conns"]:
+            if x["error"]:
+                say(f"      connection {x['i']} ({x['member']}): {x['error']}")
         routers[2].stop(timeout=10)
         ok = (len(answer) == 1 and answer[0] == before and c["ok"] == 40 and far["ok"] == 20
               and first is not None and after == before and c2["ok"] == 20
+              and len(kept) == len(held) == 10
               and all(labmod.RTR_CLI_IPS[1] not in h for h in routes.values()))
     say("\ndemo: second lab removed.")
     return ok
