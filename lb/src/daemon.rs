@@ -30,8 +30,8 @@ use crate::config::{port_name, Config};
 use crate::metrics::{self, MetricsServer, MetricsSource, PortCounters};
 use crate::punt::{PuntQueues, Punted};
 use crate::worker::{Transmit, Worker, WorkerSync};
-use clua_pipeline::handoff::FlowRecord;
 use clua_ctl::socket::AdminSocket;
+use clua_pipeline::handoff::FlowRecord;
 
 /// Why aliasd could not run.
 #[derive(Debug)]
@@ -429,13 +429,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         );
     }
     let mut launched = Vec::new();
-    for ((i, lcore), pipeline) in config
-        .dpdk
-        .worker_lcores
-        .iter()
-        .enumerate()
-        .zip(pipelines)
-    {
+    for ((i, lcore), pipeline) in config.dpdk.worker_lcores.iter().enumerate().zip(pipelines) {
         let worker = Worker {
             queue: i as u16,
             ports: ports

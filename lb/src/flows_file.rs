@@ -201,7 +201,15 @@ pub fn collect(records: &[FlowRecord], snapshot: &Snapshot, written_ms: u64) -> 
         })
         .collect();
     // A stable order: the same tables give the same file.
-    flows.sort_by_key(|f| (f.key.src, f.key.dst, f.key.src_port, f.key.dst_port, f.key.proto));
+    flows.sort_by_key(|f| {
+        (
+            f.key.src,
+            f.key.dst,
+            f.key.src_port,
+            f.key.dst_port,
+            f.key.proto,
+        )
+    });
     Saved {
         written_ms,
         members,
@@ -422,10 +430,12 @@ pub fn read(path: &Path) -> Result<Option<Saved>, FlowsFileError> {
             })
         }
     };
-    decode(&bytes).map(Some).map_err(|what| FlowsFileError::Format {
-        path: path.to_path_buf(),
-        what,
-    })
+    decode(&bytes)
+        .map(Some)
+        .map_err(|what| FlowsFileError::Format {
+            path: path.to_path_buf(),
+            what,
+        })
 }
 
 /// Writes `saved` to `path` atomically: `PATH.tmp` beside it, written, fsynced, renamed over

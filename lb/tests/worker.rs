@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use clua_lb::punt::{PuntQueues, Punted};
-use clua_lb::worker::{Poll, Running, Transmit, Worker, SNAPSHOT_POLL};
+use clua_lb::worker::{Poll, Running, Transmit, Worker, WorkerSync, SNAPSHOT_POLL};
 use clua_packet::{PacketBuf, QueuePort, VecBuf, BURST};
 use clua_pipeline::{CoreCounters, DropReason, Pipeline, PipelineConfig, PuntReason, Snapshot};
 use common::*;
@@ -105,6 +105,7 @@ impl<B: PacketBuf> Rig<B> {
             stop: rig.stop.clone(),
             idle_sleep_us: 0,
             clock: Box::new(move || now.load(Ordering::Relaxed)) as Box<dyn Fn() -> u64 + Send>,
+            sync: WorkerSync::default(),
         };
         (rig, worker)
     }

@@ -1034,8 +1034,16 @@ mod tests {
         for (i, k) in keys.iter().enumerate() {
             let state = [HalfOpen, Established, Closing][i % 3];
             let h = t.hash(k);
-            t.insert_hashed(k, h, MemberId(i as u32), 0, 1000 + i as u64, state, i as u32)
-                .unwrap();
+            t.insert_hashed(
+                k,
+                h,
+                MemberId(i as u32),
+                0,
+                1000 + i as u64,
+                state,
+                i as u32,
+            )
+            .unwrap();
         }
         // Ten of them expire before the walk.
         for k in &keys[..10] {
