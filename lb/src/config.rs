@@ -1508,6 +1508,11 @@ impl ValidConfig {
         &self.cluster
     }
 
+    /// The `[sync]` section as validated.
+    pub fn sync(&self) -> &SyncConfig {
+        &self.sync
+    }
+
     /// Step 3: reads the advert key file, then applies `control.services_file` and the
     /// commands of `control.alias_config`, in that order, as cluamgr would.
     pub fn load_files(self) -> Result<Config, RouterConfigError> {
