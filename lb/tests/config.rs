@@ -679,7 +679,11 @@ fn sync_section_defaults_ranges_and_router_dependency() {
     let settings = s.settings().unwrap();
     assert_eq!(settings, clua_ctl::sync::SyncSettings::default());
     assert_eq!(
-        (settings.udp_port, settings.refresh_ms, settings.max_records_per_sec),
+        (
+            settings.udp_port,
+            settings.refresh_ms,
+            settings.max_records_per_sec
+        ),
         (9473, 30_000, 1_000_000)
     );
     // Every key.
@@ -697,13 +701,18 @@ fn sync_section_defaults_ranges_and_router_dependency() {
         }
     );
     // Off explicitly with [router]; the flows file off with "".
-    let s = ok(&format!("{router}[sync]\nenabled = false\nflows_file = \"\"\n"));
+    let s = ok(&format!(
+        "{router}[sync]\nenabled = false\nflows_file = \"\"\n"
+    ));
     assert!(!s.enabled);
     assert_eq!(s.flows_file, None);
     // The flows file without [router] (one router restarting keeps its flows).
     let s = ok("[sync]\nflows_file = \"/var/tmp/x\"\n");
     assert!(!s.enabled);
-    assert_eq!(s.flows_file.as_deref(), Some(std::path::Path::new("/var/tmp/x")));
+    assert_eq!(
+        s.flows_file.as_deref(),
+        Some(std::path::Path::new("/var/tmp/x"))
+    );
     bad(
         "[sync]\nenabled = true\n",
         &["sync.enabled: flow hand-off needs a [router] section"],
