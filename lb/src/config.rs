@@ -630,7 +630,7 @@ impl Default for SyncConfig {
 impl SyncConfig {
     /// The control plane's settings, when hand-off is on.
     pub fn settings(&self) -> Option<clua_ctl::sync::SyncSettings> {
-        self.enabled.then(|| clua_ctl::sync::SyncSettings {
+        self.enabled.then_some(clua_ctl::sync::SyncSettings {
             udp_port: self.udp_port,
             refresh_ms: self.refresh_ms,
             max_records_per_sec: self.max_records_per_sec,

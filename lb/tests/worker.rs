@@ -133,12 +133,7 @@ impl<B: PacketBuf> Rig<B> {
     }
 }
 
-fn rig(
-    queue: u16,
-) -> (
-    Rig<VecBuf>,
-    Running<Port<VecBuf>, Box<dyn Fn() -> u64 + Send>>,
-) {
+fn rig(queue: u16) -> (Rig<VecBuf>, TestRunning) {
     let (rig, worker) = Rig::new(queue, PipelineConfig::default(), 1024);
     (rig, worker.start())
 }
@@ -334,12 +329,7 @@ fn worker_0_transmits_injected_frames_on_its_queue() {
 }
 
 /// A worker on queue 1 whose rig shares `other`'s inject queue (which it must not serve).
-fn rig_with_shared_inject(
-    other: &Rig<VecBuf>,
-) -> (
-    Rig<VecBuf>,
-    Running<Port<VecBuf>, Box<dyn Fn() -> u64 + Send>>,
-) {
+fn rig_with_shared_inject(other: &Rig<VecBuf>) -> (Rig<VecBuf>, TestRunning) {
     let (mut rig, worker) = Rig::new(1, PipelineConfig::default(), 1024);
     rig.inject = other.inject.clone();
     assert!(worker.inject.is_none());
