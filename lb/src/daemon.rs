@@ -825,3 +825,79 @@ impl Drop for RuntimeDir {
         let _ = std::fs::remove_dir(&self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clua_pipeline::conntrack::FlowState;
+    use clua_pipeline::snapshot::MemberId;
+
+    fn rings(n: usize, capacity: usize) -> (Vec<WorkerRings>, Vec<Arc<CoreCounters>>) {
+        let rings = (0..n)
+            .map(|_| WorkerRings {
+                out: Some(Arc::new(ArrayQueue::new(capacity))),
+                install: Some(Arc::new(ArrayQueue::new(capacity))),
+                walk_all: Some(Arc::new(AtomicBool::new(false))),
+            })
+            .collect();
+        let cores = (0..n).map(|_| Arc::new(CoreCounters::new(4))).collect();
+        (rings, cores)
+    }
+
+    fn rec(i: u16) -> FlowRecord {
+        FlowRecord {
+            key: clua_pipeline::hash::FlowKey {
+                src: 1,
+                dst: 2,
+                src_port: i,
+                dst_port: 80,
+                proto: 6,
+            },
+            member: MemberId(1),
+            state: FlowState::Established,
+            isn: 0,
+            remaining_ms: 1000,
+        }
+    }
+
+    /// Issue 9: `Effects.install` reaches every worker (each has its own table); a full ring
+    /// drops the rest for that worker only, counted; `Effects.walk_all` raises every flag.
+    #[test]
+    fn installs_go_to_every_worker_and_a_full_ring_is_counted() {
+        let (rings, cores) = rings(3, 8);
+        // Worker 1's ring is already half full.
+        for i in 0..4 {
+            rings[1]
+                .install
+                .as_ref()
+                .unwrap()
+                .push(rec(1000 + i))
+                .unwrap();
+        }
+        let batch: Vec<FlowRecord> = (0..6).map(rec).collect();
+        deliver_flows(&batch, false, &rings, &cores);
+        for (w, (r, c)) in rings.iter().zip(&cores).enumerate() {
+            let q = r.install.as_ref().unwrap();
+            let full = CoreCounters::get(&c.handoff_install_full);
+            if w == 1 {
+                assert_eq!((q.len(), full), (8, 2));
+            } else {
+                assert_eq!((q.len(), full), (6, 0));
+                let got: Vec<FlowRecord> = std::iter::from_fn(|| q.pop()).collect();
+                assert_eq!(got, batch, "in order");
+            }
+            assert!(!r.walk_all.as_ref().unwrap().load(Ordering::Relaxed));
+        }
+        deliver_flows(&[], true, &rings, &cores);
+        assert!(rings
+            .iter()
+            .all(|r| r.walk_all.as_ref().unwrap().load(Ordering::Relaxed)));
+        // Without hand-off (no rings) nothing happens, and nothing panics.
+        let off = [WorkerRings {
+            out: None,
+            install: None,
+            walk_all: None,
+        }];
+        deliver_flows(&batch, true, &off, &cores[..1]);
+    }
+}
