@@ -549,6 +549,7 @@ fn ring(a: &Args) {
         stop: stop.clone(),
         idle_sleep_us: 0,
         clock: TscClock::new(eal.tsc_hz()),
+        sync: Default::default(),
     };
     let launched =
         clua_dpdk::launch(1, move || worker.run()).unwrap_or_else(|e| die(&format!("launch: {e}")));

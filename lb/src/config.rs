@@ -51,6 +51,8 @@ pub struct Config {
     pub rip: Option<RipConfig>,
     /// BFD (`[bfd]`).
     pub bfd: Option<BfdConfig>,
+    /// Flow hand-off and the flows file (`[sync]`, issue 9).
+    pub sync: SyncConfig,
 }
 
 /// The `[control]` section.
@@ -302,6 +304,17 @@ pub enum ProblemKind {
     /// The router protocol and member adverts on one UDP port.
     #[error("{0} is adverts.port too")]
     PortClash(u16),
+    /// Flow hand-off on another protocol's UDP port.
+    #[error("{port} is {other} too")]
+    PortTaken {
+        /// The port.
+        port: u16,
+        /// The field that has it.
+        other: &'static str,
+    },
+    /// `sync.enabled = true` without `[router]`.
+    #[error("flow hand-off needs a [router] section (it shares router.node, router.key_file and router.interconnect)")]
+    SyncWithoutRouter,
     /// Agent members without `adverts.key_file`.
     #[error("required when a member has agent = true")]
     KeyFileRequired,
@@ -382,6 +395,8 @@ pub struct RawConfig {
     router: Option<RawRouter>,
     rip: Option<RawRip>,
     bfd: Option<RawBfd>,
+    #[serde(default)]
+    sync: RawSync,
     #[serde(default)]
     port: Vec<RawPort>,
     #[serde(default)]
@@ -549,6 +564,79 @@ const GARP_COUNT: std::ops::RangeInclusive<u32> = 1..=10;
 const GARP_INTERVAL_MS: std::ops::RangeInclusive<u32> = 10..=10_000;
 /// `router.dead_misses`.
 const ROUTER_DEAD_MISSES: std::ops::RangeInclusive<u32> = 2..=100;
+
+/// `[sync]` as written (docs/aliasd.toml.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSync {
+    enabled: Option<bool>,
+    port: u16,
+    refresh_secs: u64,
+    max_records_per_sec: u32,
+    flows_file: PathBuf,
+}
+
+impl Default for RawSync {
+    fn default() -> Self {
+        let d = clua_ctl::sync::SyncSettings::default();
+        RawSync {
+            enabled: None,
+            port: d.udp_port,
+            refresh_secs: d.refresh_ms / 1000,
+            max_records_per_sec: d.max_records_per_sec,
+            flows_file: PathBuf::from(DEFAULT_FLOWS_FILE),
+        }
+    }
+}
+
+/// `[sync] flows_file` by default.
+pub const DEFAULT_FLOWS_FILE: &str = "/var/lib/clua/flows";
+/// `sync.refresh_secs`: often enough to outrun the shortest idle timeout people set, rarely
+/// enough that a million flows stay a modest share of the interconnect.
+const SYNC_REFRESH_SECS: std::ops::RangeInclusive<u64> = 1..=3600;
+/// `sync.max_records_per_sec`.
+const SYNC_MAX_RECORDS: std::ops::RangeInclusive<u32> = 1..=100_000_000;
+
+/// The `[sync]` section: flow hand-off between routers, and the flows file (issue 9).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// Flow hand-off with peer routers is on (needs `[router]`; its default is whether
+    /// `[router]` is configured).
+    pub enabled: bool,
+    /// Its UDP port on the interconnect.
+    pub udp_port: u16,
+    /// Every live entry is handed again within this period.
+    pub refresh_ms: u64,
+    /// The most flow records sent per second.
+    pub max_records_per_sec: u32,
+    /// Where the flows are kept across a restart (written at SIGTERM, read at start); `None`:
+    /// nowhere. Works without `[router]`.
+    pub flows_file: Option<PathBuf>,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        let d = clua_ctl::sync::SyncSettings::default();
+        SyncConfig {
+            enabled: false,
+            udp_port: d.udp_port,
+            refresh_ms: d.refresh_ms,
+            max_records_per_sec: d.max_records_per_sec,
+            flows_file: Some(PathBuf::from(DEFAULT_FLOWS_FILE)),
+        }
+    }
+}
+
+impl SyncConfig {
+    /// The control plane's settings, when hand-off is on.
+    pub fn settings(&self) -> Option<clua_ctl::sync::SyncSettings> {
+        self.enabled.then_some(clua_ctl::sync::SyncSettings {
+            udp_port: self.udp_port,
+            refresh_ms: self.refresh_ms,
+            max_records_per_sec: self.max_records_per_sec,
+        })
+    }
+}
 
 /// `[rip]` as written.
 #[derive(Deserialize)]
@@ -755,6 +843,7 @@ pub struct ValidConfig {
     router: Option<RouterConfig>,
     rip: Option<RipConfig>,
     bfd: Option<BfdConfig>,
+    sync: SyncConfig,
 }
 
 impl Config {
@@ -1178,6 +1267,61 @@ impl RawConfig {
                 interconnect,
             }
         });
+        let sync = {
+            let r = &raw.sync;
+            let enabled = r.enabled.unwrap_or(router.is_some());
+            if enabled && router.is_none() {
+                p("sync.enabled".into(), ProblemKind::SyncWithoutRouter);
+            }
+            if enabled {
+                if r.port == 0 {
+                    p("sync.port".into(), ProblemKind::PortZero);
+                } else if router.as_ref().is_some_and(|rt| rt.udp_port == r.port) {
+                    p(
+                        "sync.port".into(),
+                        ProblemKind::PortTaken {
+                            port: r.port,
+                            other: "router.port",
+                        },
+                    );
+                } else if adverts.is_some() && r.port == raw.adverts.port {
+                    p(
+                        "sync.port".into(),
+                        ProblemKind::PortTaken {
+                            port: r.port,
+                            other: "adverts.port",
+                        },
+                    );
+                }
+            }
+            if !SYNC_REFRESH_SECS.contains(&r.refresh_secs) {
+                p(
+                    "sync.refresh_secs".into(),
+                    out_of_range(
+                        r.refresh_secs,
+                        *SYNC_REFRESH_SECS.start(),
+                        *SYNC_REFRESH_SECS.end(),
+                    ),
+                );
+            }
+            if !SYNC_MAX_RECORDS.contains(&r.max_records_per_sec) {
+                p(
+                    "sync.max_records_per_sec".into(),
+                    out_of_range(
+                        r.max_records_per_sec,
+                        *SYNC_MAX_RECORDS.start(),
+                        *SYNC_MAX_RECORDS.end(),
+                    ),
+                );
+            }
+            SyncConfig {
+                enabled,
+                udp_port: r.port,
+                refresh_ms: r.refresh_secs.saturating_mul(1000),
+                max_records_per_sec: r.max_records_per_sec,
+                flows_file: (!r.flows_file.as_os_str().is_empty()).then(|| r.flows_file.clone()),
+            }
+        };
         let client_port = |name: &str| {
             cluster
                 .ports
@@ -1353,6 +1497,7 @@ impl RawConfig {
             router,
             rip,
             bfd,
+            sync,
         })
     }
 }
@@ -1361,6 +1506,11 @@ impl ValidConfig {
     /// The validated cluster (default-alias joins done; referenced files not yet applied).
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
+    }
+
+    /// The `[sync]` section as validated.
+    pub fn sync(&self) -> &SyncConfig {
+        &self.sync
     }
 
     /// Step 3: reads the advert key file, then applies `control.services_file` and the
@@ -1447,6 +1597,7 @@ impl ValidConfig {
             tcp_half_open_ms: t.tcp_half_open_ms,
             max_members: cluster.members.len().max(1),
             refusals_per_sec: self.refusals_per_sec,
+            handoff: self.sync.enabled,
             ..PipelineConfig::default()
         };
         Ok(Config {
@@ -1461,6 +1612,7 @@ impl ValidConfig {
             router,
             rip,
             bfd: self.bfd,
+            sync: self.sync,
         })
     }
 }

@@ -29,8 +29,9 @@ use crate::clock::TscClock;
 use crate::config::{port_name, Config};
 use crate::metrics::{self, MetricsServer, MetricsSource, PortCounters};
 use crate::punt::{PuntQueues, Punted};
-use crate::worker::{Transmit, Worker};
+use crate::worker::{Transmit, Worker, WorkerSync};
 use clua_ctl::socket::AdminSocket;
+use clua_pipeline::handoff::FlowRecord;
 
 /// Why aliasd could not run.
 #[derive(Debug)]
@@ -377,7 +378,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         routers,
         bfd,
         rip,
-        sync: None,
+        // Config validation guarantees [router] when hand-off is on.
+        sync: config.sync.settings().filter(|_| config.router.is_some()),
         wall_clock_ms,
         cores: cores.clone(),
         files: Box::new(|p| std::fs::read_to_string(p)),
@@ -387,7 +389,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let snapshot = plane.snapshot().clone();
     let shared = Arc::new(ArcSwap::new(snapshot.clone()));
     let punt = Arc::new(PuntQueues::new(config.control.punt_queue));
-    let inject: Arc<ArrayQueue<Transmit<Mbuf>>> = Arc::new(ArrayQueue::new(1024));
+    let inject: Arc<ArrayQueue<Transmit<Mbuf>>> = Arc::new(ArrayQueue::new(INJECT_QUEUE));
     let clock = TscClock::new(eal.tsc_hz());
 
     // A fresh connection-table hash key at every start (issue 7): flows that share a
@@ -396,8 +398,38 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         hash_key: clua_pipeline::hash::FlowHashKey::random(),
         ..config.pipeline.clone()
     };
+    // Flow hand-off (issue 9): per worker a ring of records to the control thread, a ring of
+    // records to install, and the walk-all flag; the flows file needs the table back at stop.
+    let handoff = config.pipeline.handoff;
+    let rings: Vec<WorkerRings> = cores
+        .iter()
+        .map(|_| WorkerRings {
+            out: handoff.then(|| Arc::new(ArrayQueue::new(HANDOFF_RING))),
+            install: handoff.then(|| Arc::new(ArrayQueue::new(INSTALL_RING))),
+            walk_all: handoff.then(|| Arc::new(AtomicBool::new(false))),
+        })
+        .collect();
+    let dump = config
+        .sync
+        .flows_file
+        .as_ref()
+        .map(|_| Arc::new(std::sync::Mutex::new(Vec::<FlowRecord>::new())));
+    let mut pipelines: Vec<Pipeline> = cores
+        .iter()
+        .map(|c| Pipeline::new(&pipeline_config, snapshot.clone(), c.clone()))
+        .collect();
+    if let Some(path) = &config.sync.flows_file {
+        // Installed on the workers' clock (the TSC), which their tables age by.
+        restore_flows(
+            path,
+            &snapshot,
+            &mut pipelines,
+            wall_clock_ms,
+            crate::clock::Clock::now_ms(&clock),
+        );
+    }
     let mut launched = Vec::new();
-    for (i, lcore) in config.dpdk.worker_lcores.iter().enumerate() {
+    for ((i, lcore), pipeline) in config.dpdk.worker_lcores.iter().enumerate().zip(pipelines) {
         let worker = Worker {
             queue: i as u16,
             ports: ports
@@ -405,13 +437,20 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 .map(|p| Port::from_id(p.id()))
                 .collect::<Result<_, _>>()
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?,
-            pipeline: Pipeline::new(&pipeline_config, snapshot.clone(), cores[i].clone()),
+            pipeline,
             punt: punt.clone(),
             inject: (i == 0).then(|| inject.clone()),
             snapshot: shared.clone(),
             stop: workers_stop.clone(),
             idle_sleep_us: config.dpdk.idle_sleep_us,
             clock,
+            sync: WorkerSync {
+                handoff: rings[i].out.clone(),
+                refresh_ms: if handoff { config.sync.refresh_ms } else { 0 },
+                install: rings[i].install.clone(),
+                walk_all: rings[i].walk_all.clone(),
+                dump: dump.clone(),
+            },
         };
         launched.push(
             clua_dpdk::launch(*lcore, move || worker.run())
@@ -424,6 +463,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         inject: inject.clone(),
         pool: &pool,
         counters: plane.counters().clone(),
+        rings: &rings,
+        cores: &cores,
     };
     io.apply(first);
 
@@ -483,6 +524,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     );
 
     let mut last_tick = 0;
+    let mut flows: Vec<FlowRecord> = Vec::with_capacity(FLOWS_PER_LOOP);
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         let now_ms = started.elapsed().as_millis() as u64;
@@ -502,6 +544,23 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             io.apply(fx);
         });
         busy |= drained > 0;
+        // The workers' hand-off records, a budget per round and per worker, to the peers.
+        if handoff {
+            for r in &rings {
+                let Some(out) = &r.out else { continue };
+                while flows.len() < FLOWS_PER_LOOP {
+                    match out.pop() {
+                        Some(rec) => flows.push(rec),
+                        None => break,
+                    }
+                }
+                if !flows.is_empty() {
+                    busy = true;
+                    io.apply(plane.on_flows(&flows, now_ms));
+                    flows.clear();
+                }
+            }
+        }
         while let Ok((command, reply_to)) = command_rx.try_recv() {
             busy = true;
             let (reply, fx) = plane.on_command(&command, now_ms);
@@ -529,6 +588,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     workers_stop.store(true, Ordering::Relaxed);
     for l in launched {
         l.wait();
+    }
+    // The workers handed their tables back when they stopped (issue 9: flows survive a
+    // restart of this router).
+    if let (Some(path), Some(dump)) = (&config.sync.flows_file, &dump) {
+        let records = std::mem::take(&mut *dump.lock().unwrap_or_else(|p| p.into_inner()));
+        save_flows(path, &records, plane.snapshot());
     }
     let _ = admin_thread.join();
     drop(metrics_server);
@@ -602,13 +667,91 @@ fn serve_admin(
     });
 }
 
+/// Frames queued for worker 0 to transmit. Sized for bursts of flow hand-off datagrams (a
+/// walk of a million-entry table at `max_records_per_sec`) on top of ARP and protocol
+/// frames; a full queue drops the frame and counts it (`tx_failed`). Each queued frame holds
+/// an mbuf of the pool (`dpdk.mbufs`).
+pub const INJECT_QUEUE: usize = 4096;
+
+/// Flow records one worker can have waiting for the control thread (32 bytes each).
+pub const HANDOFF_RING: usize = 65536;
+
+/// Records the control thread can have waiting for one worker to install.
+pub const INSTALL_RING: usize = 65536;
+
+/// Records the control thread takes from one worker's ring per round.
+const FLOWS_PER_LOOP: usize = 4096;
+
+/// One worker's hand-off rings (all `None` without flow hand-off).
+struct WorkerRings {
+    out: Option<Arc<ArrayQueue<FlowRecord>>>,
+    install: Option<Arc<ArrayQueue<FlowRecord>>>,
+    walk_all: Option<Arc<AtomicBool>>,
+}
+
+/// Reads the flows file and installs its flows in every pipeline. Never fails: a missing file
+/// is normal, and a bad one is a warning (crate::flows_file).
+fn restore_flows(
+    path: &std::path::Path,
+    snapshot: &Snapshot,
+    pipelines: &mut [Pipeline],
+    wall_clock_ms: u64,
+    now_ms: u64,
+) {
+    let saved = match crate::flows_file::read(path) {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!("flows file ignored: {e}");
+            return;
+        }
+    };
+    let restored = crate::flows_file::restore(&saved, snapshot, wall_clock_ms);
+    let mut installed = 0;
+    for p in pipelines.iter_mut() {
+        for r in &restored.records {
+            if p.install(r, now_ms) == clua_pipeline::conntrack::InstallOutcome::Installed {
+                installed += 1;
+            }
+        }
+    }
+    tracing::info!(
+        "flows file {}: {} flows restored ({} installs over {} workers), {} expired, {} of members no longer configured",
+        path.display(),
+        restored.records.len(),
+        installed,
+        pipelines.len(),
+        restored.expired,
+        restored.unknown_member
+    );
+}
+
+/// Writes the workers' tables to the flows file; a failure is a warning (the next start just
+/// has empty tables).
+fn save_flows(path: &std::path::Path, records: &[FlowRecord], snapshot: &Snapshot) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let saved = crate::flows_file::collect(records, snapshot, now);
+    match crate::flows_file::write(path, &saved) {
+        Ok(()) => tracing::info!(
+            "flows file {}: {} flows written",
+            path.display(),
+            saved.flows.len()
+        ),
+        Err(e) => tracing::warn!("flows file not written: {e}"),
+    }
+}
+
 /// Carries the control plane's effects out: snapshots published for the workers, frames handed
-/// to worker 0's TX queue, events logged.
+/// to worker 0's TX queue, flows to the workers' install rings, events logged.
 struct ControlIo<'a> {
     shared: Arc<ArcSwap<Snapshot>>,
     inject: Arc<ArrayQueue<Transmit<Mbuf>>>,
     pool: &'a Mempool,
     counters: Arc<ControlCounters>,
+    rings: &'a [WorkerRings],
+    cores: &'a [Arc<CoreCounters>],
 }
 
 impl ControlIo<'_> {
@@ -616,6 +759,7 @@ impl ControlIo<'_> {
         if let Some(s) = fx.publish {
             self.shared.store(s);
         }
+        deliver_flows(&fx.install, fx.walk_all, self.rings, self.cores);
         for t in fx.transmit {
             match Mbuf::from_bytes(self.pool, &t.frame) {
                 Some(m) => self.send(t.port, m),
@@ -642,6 +786,36 @@ impl ControlIo<'_> {
     }
 }
 
+/// Hands peers' flows to every worker's install ring (a full ring drops the record for that
+/// worker and counts it in its `handoff_install_full`), and raises every worker's walk-all
+/// flag when a peer asked for the whole table.
+fn deliver_flows(
+    install: &[FlowRecord],
+    walk_all: bool,
+    rings: &[WorkerRings],
+    cores: &[Arc<CoreCounters>],
+) {
+    for (r, c) in rings.iter().zip(cores) {
+        if let Some(ring) = &r.install {
+            let mut full = 0;
+            for rec in install {
+                if ring.push(*rec).is_err() {
+                    full += 1;
+                }
+            }
+            if full > 0 {
+                // The control thread is this counter's only writer.
+                c.handoff_install_full.fetch_add(full, Ordering::Relaxed);
+            }
+        }
+        if walk_all {
+            if let Some(flag) = &r.walk_all {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// EAL's runtime directory for this process (`--file-prefix clua-PID`), which EAL leaves behind
 /// (empty, thanks to `--no-shconf`): removed when aliasd exits, however it exits.
 struct RuntimeDir(String);
@@ -649,5 +823,81 @@ struct RuntimeDir(String);
 impl Drop for RuntimeDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clua_pipeline::conntrack::FlowState;
+    use clua_pipeline::snapshot::MemberId;
+
+    fn rings(n: usize, capacity: usize) -> (Vec<WorkerRings>, Vec<Arc<CoreCounters>>) {
+        let rings = (0..n)
+            .map(|_| WorkerRings {
+                out: Some(Arc::new(ArrayQueue::new(capacity))),
+                install: Some(Arc::new(ArrayQueue::new(capacity))),
+                walk_all: Some(Arc::new(AtomicBool::new(false))),
+            })
+            .collect();
+        let cores = (0..n).map(|_| Arc::new(CoreCounters::new(4))).collect();
+        (rings, cores)
+    }
+
+    fn rec(i: u16) -> FlowRecord {
+        FlowRecord {
+            key: clua_pipeline::hash::FlowKey {
+                src: 1,
+                dst: 2,
+                src_port: i,
+                dst_port: 80,
+                proto: 6,
+            },
+            member: MemberId(1),
+            state: FlowState::Established,
+            isn: 0,
+            remaining_ms: 1000,
+        }
+    }
+
+    /// Issue 9: `Effects.install` reaches every worker (each has its own table); a full ring
+    /// drops the rest for that worker only, counted; `Effects.walk_all` raises every flag.
+    #[test]
+    fn installs_go_to_every_worker_and_a_full_ring_is_counted() {
+        let (rings, cores) = rings(3, 8);
+        // Worker 1's ring is already half full.
+        for i in 0..4 {
+            rings[1]
+                .install
+                .as_ref()
+                .unwrap()
+                .push(rec(1000 + i))
+                .unwrap();
+        }
+        let batch: Vec<FlowRecord> = (0..6).map(rec).collect();
+        deliver_flows(&batch, false, &rings, &cores);
+        for (w, (r, c)) in rings.iter().zip(&cores).enumerate() {
+            let q = r.install.as_ref().unwrap();
+            let full = CoreCounters::get(&c.handoff_install_full);
+            if w == 1 {
+                assert_eq!((q.len(), full), (8, 2));
+            } else {
+                assert_eq!((q.len(), full), (6, 0));
+                let got: Vec<FlowRecord> = std::iter::from_fn(|| q.pop()).collect();
+                assert_eq!(got, batch, "in order");
+            }
+            assert!(!r.walk_all.as_ref().unwrap().load(Ordering::Relaxed));
+        }
+        deliver_flows(&[], true, &rings, &cores);
+        assert!(rings
+            .iter()
+            .all(|r| r.walk_all.as_ref().unwrap().load(Ordering::Relaxed)));
+        // Without hand-off (no rings) nothing happens, and nothing panics.
+        let off = [WorkerRings {
+            out: None,
+            install: None,
+            walk_all: None,
+        }];
+        deliver_flows(&batch, true, &off, &cores[..1]);
     }
 }

@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod flows_file;
 pub mod metrics;
 pub mod punt;
 pub mod worker;

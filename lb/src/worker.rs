@@ -8,16 +8,26 @@
 //! ([`Worker::inject`]). The stop flag and the published snapshot are read every
 //! [`SNAPSHOT_POLL`] loops, so a new snapshot takes effect between bursts.
 //!
+//! With [`WorkerSync`] (issue 9, flow hand-off between routers), the worker also hands flow
+//! records to the control thread through a bounded ring it never waits on: the TCP flows that
+//! became established in each burst, and every live entry of its table once per
+//! `refresh_ms` (a walk paced by the clock, a bounded number of slots per loop), or once at
+//! once when the control thread asks ([`WorkerSync::walk_all`]: a starting peer wants the
+//! whole table). It installs the records the control thread passes back (peers' flows), a
+//! budget per loop. At stop it can hand its whole table back ([`WorkerSync::dump`]) for the
+//! flows file. All of it is optional: without it the loop does none of this.
+//!
 //! The loop is generic over the port ([`PacketPort`], hence the buffer type) and the [`Clock`]:
 //! aliasd runs it over DPDK ports and the TSC, tests over [`clua_packet::QueuePort`]s and fake
 //! time, with no EAL.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use clua_packet::{Burst, PacketPort};
+use clua_pipeline::handoff::FlowRecord;
 use clua_pipeline::{CoreCounters, DropReason, Pipeline, Snapshot, Verdict, BURST};
 use crossbeam_queue::ArrayQueue;
 
@@ -26,6 +36,40 @@ use crate::punt::{PuntQueues, Punted};
 
 /// Loop iterations between checks of the stop flag and the published snapshot.
 pub const SNAPSHOT_POLL: u32 = 64;
+
+/// Connection-table slots the periodic walk covers per loop at most (it is paced to cover the
+/// table once per `refresh_ms`; this bounds a loop that comes late).
+pub const WALK_SLOTS_PER_LOOP: usize = 256;
+
+/// Slots per loop of a requested whole-table walk ([`WorkerSync::walk_all`]): faster than the
+/// periodic walk, still bounded so that packets keep flowing.
+pub const WALK_ALL_SLOTS_PER_LOOP: usize = 4096;
+
+/// Handed-over flows installed per loop at most.
+pub const INSTALL_BUDGET: usize = 256;
+
+/// A worker's side of flow hand-off (issue 9). `Default`: all off, at no cost.
+#[derive(Debug, Default)]
+pub struct WorkerSync {
+    /// Where the worker puts flow records for the control thread
+    /// ([`ControlPlane::on_flows`](clua_ctl::plane::ControlPlane::on_flows)): the pipeline's
+    /// [`handoffs`](Pipeline::handoffs) after each burst and the entries of the walks. When
+    /// it is full, burst records are dropped and counted (`handoff_ring_full`) and the walk
+    /// waits. `None`: no hand-off, no walk.
+    pub handoff: Option<Arc<ArrayQueue<FlowRecord>>>,
+    /// The periodic walk hands every live entry to `handoff` once per this many ms (the
+    /// refresh of long-lived flows in peers' tables). 0: no periodic walk.
+    pub refresh_ms: u64,
+    /// Records, in this router's member ids, the worker installs in its table
+    /// ([`Pipeline::install`]), [`INSTALL_BUDGET`] per loop.
+    pub install: Option<Arc<ArrayQueue<FlowRecord>>>,
+    /// Set by the control thread: walk the whole table once now, [`WALK_ALL_SLOTS_PER_LOOP`]
+    /// slots per loop (needs `handoff`). The worker clears it when it starts the walk.
+    pub walk_all: Option<Arc<AtomicBool>>,
+    /// Where [`Running::hand_back`] (called by [`Worker::run`] once stopped) appends every
+    /// live entry of the table: the flows file written at shutdown.
+    pub dump: Option<Arc<Mutex<Vec<FlowRecord>>>>,
+}
 
 /// A frame the control thread wants sent (ARP replies, gratuitous ARP, echo replies), and the
 /// port to send it on.
@@ -56,8 +100,11 @@ pub struct Worker<P: PacketPort, C> {
     pub stop: Arc<AtomicBool>,
     /// Sleep when idle (labs on few cores); 0 polls flat out.
     pub idle_sleep_us: u32,
-    /// Time for the pipeline (connection ageing, refusal rate limit), read once per RX burst.
+    /// Time for the pipeline (connection ageing, refusal rate limit), read once per RX burst
+    /// (and once per loop for hand-off, when [`WorkerSync`] has something to do).
     pub clock: C,
+    /// Flow hand-off (issue 9); `WorkerSync::default()` when off.
+    pub sync: WorkerSync,
 }
 
 /// What one [`Running::poll`] did.
@@ -79,6 +126,20 @@ pub struct Running<P: PacketPort, C> {
     tx: Vec<Burst<P::Buf>>,
     verdicts: [Verdict; BURST],
     loops: u32,
+    walk: Walk,
+}
+
+/// Where the hand-off walk of the table is.
+#[derive(Debug, Default)]
+struct Walk {
+    /// The next slot.
+    at: usize,
+    /// When the current periodic pass began (`None` until the first loop).
+    pass_start: Option<u64>,
+    /// Slots walked since then.
+    done: usize,
+    /// Slots a requested whole-table walk has still to cover.
+    all_left: usize,
 }
 
 impl<P: PacketPort, C: Clock> Worker<P, C> {
@@ -93,6 +154,7 @@ impl<P: PacketPort, C: Clock> Worker<P, C> {
                 Poll::Received(_) => {}
             }
         }
+        running.hand_back();
         0
     }
 
@@ -104,6 +166,7 @@ impl<P: PacketPort, C: Clock> Worker<P, C> {
             tx: self.ports.iter().map(|_| Burst::new()).collect(),
             verdicts: [Verdict::Drop(DropReason::Truncated); BURST],
             loops: 0,
+            walk: Walk::default(),
             worker: self,
         }
     }
@@ -129,6 +192,11 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
             if current.generation != w.pipeline.snapshot().generation {
                 w.pipeline
                     .set_snapshot(arc_swap::Guard::into_inner(current));
+            }
+            if let Some(flag) = &w.sync.walk_all {
+                if flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::Relaxed) {
+                    self.walk.all_left = w.pipeline.conn_capacity();
+                }
             }
         }
         let counters: &CoreCounters = &self.counters;
@@ -159,6 +227,12 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
             let verdicts = &mut self.verdicts[..n];
             w.pipeline
                 .process_burst(port_id as u16, now_ms, self.rx.as_mut_slice(), verdicts);
+            if let Some(out) = &w.sync.handoff {
+                let records = w.pipeline.handoffs();
+                if !records.is_empty() {
+                    hand_off(out, records, counters);
+                }
+            }
             for (buf, verdict) in self.rx.drain().zip(verdicts.iter()) {
                 match *verdict {
                     Verdict::Forward(out) => match self.tx.get_mut(usize::from(out)) {
@@ -187,8 +261,97 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
             }
             flush_all(&w.ports, w.queue, &mut self.tx, counters);
         }
+        if w.sync.install.is_some() || w.sync.handoff.is_some() {
+            self.sync_step();
+        }
         Poll::Received(received)
     }
+
+    /// Installs what the control thread passed (a budget), then walks the table's next slots.
+    fn sync_step(&mut self) {
+        let w = &mut self.worker;
+        let now_ms = w.clock.now_ms();
+        if let Some(install) = &w.sync.install {
+            for _ in 0..INSTALL_BUDGET {
+                let Some(rec) = install.pop() else { break };
+                w.pipeline.install(&rec, now_ms);
+            }
+        }
+        let Some(out) = &w.sync.handoff else { return };
+        let cap = w.pipeline.conn_capacity();
+        let walk = &mut self.walk;
+        let mut slots = 0;
+        let refresh = w.sync.refresh_ms;
+        if refresh > 0 {
+            let mut start = *walk.pass_start.get_or_insert(now_ms);
+            let elapsed = now_ms.saturating_sub(start);
+            if walk.done >= cap && elapsed >= refresh {
+                // The next pass. One that starts more than a period late starts now, rather
+                // than racing to catch up.
+                start = if elapsed >= 2 * refresh {
+                    now_ms
+                } else {
+                    start + refresh
+                };
+                walk.pass_start = Some(start);
+                walk.done = 0;
+            }
+            let elapsed = now_ms.saturating_sub(start).min(refresh);
+            let due = (cap as u128 * u128::from(elapsed) / u128::from(refresh)) as usize;
+            slots = due.saturating_sub(walk.done).min(WALK_SLOTS_PER_LOOP);
+        }
+        if walk.all_left > 0 {
+            slots = slots.max(walk.all_left.min(WALK_ALL_SLOTS_PER_LOOP));
+        }
+        // A slot yields at most one record: walking no more slots than the ring has room for
+        // loses none (this worker is the ring's only producer). A full ring holds the walk.
+        slots = slots.min(out.capacity() - out.len());
+        if slots == 0 {
+            return;
+        }
+        let counters: &CoreCounters = &self.counters;
+        let mut emitted = 0;
+        walk.at = w.pipeline.export(walk.at, slots, now_ms, |r| {
+            if out.push(r).is_ok() {
+                emitted += 1;
+            } else {
+                CoreCounters::add(&counters.handoff_ring_full, 1);
+            }
+        });
+        CoreCounters::add(&counters.handoff_emitted, emitted);
+        walk.done += slots;
+        walk.all_left = walk.all_left.saturating_sub(slots);
+    }
+
+    /// Appends every live entry of the table to [`WorkerSync::dump`] (if set): what
+    /// [`Worker::run`] does once stopped, for the flows file (issue 9: flows survive a
+    /// restart). Allocates; not for the packet path.
+    pub fn hand_back(&self) {
+        let w = &self.worker;
+        let Some(dump) = &w.sync.dump else { return };
+        let now_ms = w.clock.now_ms();
+        let mut records = Vec::new();
+        w.pipeline
+            .export(0, w.pipeline.conn_capacity(), now_ms, |r| records.push(r));
+        match dump.lock() {
+            Ok(mut d) => d.extend(records),
+            Err(poisoned) => poisoned.into_inner().extend(records),
+        }
+    }
+}
+
+/// Puts a burst's hand-off records on the ring; what does not fit is counted, never waited for.
+#[inline]
+fn hand_off(out: &ArrayQueue<FlowRecord>, records: &[FlowRecord], counters: &CoreCounters) {
+    let mut emitted = 0;
+    for r in records {
+        if out.push(*r).is_ok() {
+            emitted += 1;
+        } else {
+            CoreCounters::add(&counters.handoff_ring_full, 1);
+        }
+    }
+    CoreCounters::add(&counters.handoff_emitted, emitted);
 }
 
 /// Sends every non-empty TX buffer on its port.

@@ -641,3 +641,111 @@ fn router_rip_and_bfd_sections_are_validated() {
         "{e}"
     );
 }
+
+/// Issue 9: `[sync]`: on by default exactly when `[router]` is configured; every key
+/// range-checked and named; its port distinct from the router protocol's; on without
+/// `[router]` an error naming both; the flows file works alone and "" turns it off.
+#[test]
+fn sync_section_defaults_ranges_and_router_dependency() {
+    use clua_lb::config::{SyncConfig, DEFAULT_FLOWS_FILE};
+    let check = |extra: &str| Config::check(&format!("{GOLDEN}\n{extra}"), "test.toml");
+    let ok = |extra: &str| -> SyncConfig {
+        match check(extra) {
+            Ok(v) => v.sync().clone(),
+            Err(e) => panic!("refused:\n{e}\n{extra}"),
+        }
+    };
+    let bad = |extra: &str, needles: &[&str]| {
+        let e = match check(extra) {
+            Ok(_) => panic!("accepted:\n{extra}"),
+            Err(e) => e.to_string(),
+        };
+        for n in needles {
+            assert!(e.contains(n), "`{n}` not in:\n{e}");
+        }
+    };
+    let router = "[router]\nnode = \"r1\"\nkey_file = \"/k\"\n";
+    // Alone: off, but the flows file is on by default.
+    let s = ok("");
+    assert!(!s.enabled);
+    assert_eq!(s.settings(), None);
+    assert_eq!(
+        s.flows_file.as_deref(),
+        Some(std::path::Path::new(DEFAULT_FLOWS_FILE))
+    );
+    // With [router]: on, with the documented defaults.
+    let s = ok(router);
+    assert!(s.enabled);
+    let settings = s.settings().unwrap();
+    assert_eq!(settings, clua_ctl::sync::SyncSettings::default());
+    assert_eq!(
+        (
+            settings.udp_port,
+            settings.refresh_ms,
+            settings.max_records_per_sec
+        ),
+        (9473, 30_000, 1_000_000)
+    );
+    // Every key.
+    let s = ok(&format!(
+        "{router}[sync]\nport = 9999\nrefresh_secs = 5\nmax_records_per_sec = 2000\nflows_file = \"/tmp/f\"\n"
+    ));
+    assert_eq!(
+        s,
+        SyncConfig {
+            enabled: true,
+            udp_port: 9999,
+            refresh_ms: 5_000,
+            max_records_per_sec: 2000,
+            flows_file: Some("/tmp/f".into()),
+        }
+    );
+    // Off explicitly with [router]; the flows file off with "".
+    let s = ok(&format!(
+        "{router}[sync]\nenabled = false\nflows_file = \"\"\n"
+    ));
+    assert!(!s.enabled);
+    assert_eq!(s.flows_file, None);
+    // The flows file without [router] (one router restarting keeps its flows).
+    let s = ok("[sync]\nflows_file = \"/var/tmp/x\"\n");
+    assert!(!s.enabled);
+    assert_eq!(
+        s.flows_file.as_deref(),
+        Some(std::path::Path::new("/var/tmp/x"))
+    );
+    bad(
+        "[sync]\nenabled = true\n",
+        &["sync.enabled: flow hand-off needs a [router] section"],
+    );
+    bad(
+        &format!("{router}[sync]\nport = 0\n"),
+        &["sync.port: 0 is not a UDP port"],
+    );
+    bad(
+        &format!("{router}[sync]\nport = 9472\n"),
+        &["sync.port: 9472 is router.port too"],
+    );
+    bad(
+        &format!("{router}port = 9500\n[sync]\nport = 9500\n"),
+        &["sync.port: 9500 is router.port too"],
+    );
+    bad(
+        &format!("{router}[sync]\nport = 70000\n"),
+        &["port", "70000"],
+    );
+    bad(
+        &format!("{router}[sync]\nrefresh_secs = 0\nmax_records_per_sec = 0\n"),
+        &[
+            "sync.refresh_secs: 0 is out of range 1..=3600",
+            "sync.max_records_per_sec: 0 is out of range 1..=100000000",
+        ],
+    );
+    bad(
+        &format!("{router}[sync]\nrefresh_secs = 3601\n"),
+        &["sync.refresh_secs: 3601 is out of range 1..=3600"],
+    );
+    bad("[sync]\nwalk = true\n", &["unknown field `walk`"]);
+    // The pipeline records hand-offs exactly when hand-off is on.
+    let c = Config::parse(GOLDEN, "t").unwrap();
+    assert!(!c.pipeline.handoff && !c.sync.enabled);
+}

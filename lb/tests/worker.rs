@@ -6,13 +6,17 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use clua_lb::punt::{PuntQueues, Punted};
-use clua_lb::worker::{Poll, Running, Transmit, Worker, SNAPSHOT_POLL};
+use clua_lb::worker::{Poll, Running, Transmit, Worker, WorkerSync, SNAPSHOT_POLL};
 use clua_packet::{PacketBuf, QueuePort, VecBuf, BURST};
+use clua_pipeline::conntrack::FlowState;
+use clua_pipeline::handoff::FlowRecord;
+use clua_pipeline::hash::FlowKey;
+use clua_pipeline::snapshot::MemberId;
 use clua_pipeline::{CoreCounters, DropReason, Pipeline, PipelineConfig, PuntReason, Snapshot};
 use common::*;
 use crossbeam_queue::ArrayQueue;
@@ -83,6 +87,16 @@ impl<B: PacketBuf> Rig<B> {
     /// Three ports with two queues each; the worker uses queue `queue` and, as worker 0,
     /// transmits injected frames.
     fn new(queue: u16, cfg: PipelineConfig, punt_capacity: usize) -> (Self, TestWorker<B>) {
+        Self::with_sync(queue, cfg, punt_capacity, WorkerSync::default())
+    }
+
+    /// [`Rig::new`] with flow hand-off (issue 9).
+    fn with_sync(
+        queue: u16,
+        cfg: PipelineConfig,
+        punt_capacity: usize,
+        sync: WorkerSync,
+    ) -> (Self, TestWorker<B>) {
         let snapshot = Arc::new(topology());
         let counters = Arc::new(cfg.new_counters());
         let rig = Rig {
@@ -105,6 +119,7 @@ impl<B: PacketBuf> Rig<B> {
             stop: rig.stop.clone(),
             idle_sleep_us: 0,
             clock: Box::new(move || now.load(Ordering::Relaxed)) as Box<dyn Fn() -> u64 + Send>,
+            sync,
         };
         (rig, worker)
     }
@@ -118,12 +133,7 @@ impl<B: PacketBuf> Rig<B> {
     }
 }
 
-fn rig(
-    queue: u16,
-) -> (
-    Rig<VecBuf>,
-    Running<Port<VecBuf>, Box<dyn Fn() -> u64 + Send>>,
-) {
+fn rig(queue: u16) -> (Rig<VecBuf>, TestRunning) {
     let (rig, worker) = Rig::new(queue, PipelineConfig::default(), 1024);
     (rig, worker.start())
 }
@@ -319,12 +329,7 @@ fn worker_0_transmits_injected_frames_on_its_queue() {
 }
 
 /// A worker on queue 1 whose rig shares `other`'s inject queue (which it must not serve).
-fn rig_with_shared_inject(
-    other: &Rig<VecBuf>,
-) -> (
-    Rig<VecBuf>,
-    Running<Port<VecBuf>, Box<dyn Fn() -> u64 + Send>>,
-) {
+fn rig_with_shared_inject(other: &Rig<VecBuf>) -> (Rig<VecBuf>, TestRunning) {
     let (mut rig, worker) = Rig::new(1, PipelineConfig::default(), 1024);
     rig.inject = other.inject.clone();
     assert!(worker.inject.is_none());
@@ -489,4 +494,353 @@ fn the_stop_flag_ends_the_loop() {
     rig.stop.store(true, Ordering::Relaxed);
     assert_eq!(done_rx.recv_timeout(Duration::from_secs(10)), Ok(0));
     thread.join().unwrap();
+}
+
+// Flow hand-off (issue 9): the worker's rings to and from the control thread.
+
+/// The rings of one worker's hand-off, held by the test as the control thread would.
+struct SyncRig {
+    out: Arc<ArrayQueue<FlowRecord>>,
+    install: Arc<ArrayQueue<FlowRecord>>,
+    walk_all: Arc<AtomicBool>,
+    dump: Arc<Mutex<Vec<FlowRecord>>>,
+}
+
+type TestRunning = Running<Port<VecBuf>, Box<dyn Fn() -> u64 + Send>>;
+
+/// Worker 1 with hand-off on, an outgoing ring of `out_capacity` records and a periodic walk
+/// every `refresh_ms` (0: none).
+fn sync_rig(
+    conn_capacity: usize,
+    out_capacity: usize,
+    refresh_ms: u64,
+) -> (Rig<VecBuf>, SyncRig, TestRunning) {
+    let s = SyncRig {
+        out: Arc::new(ArrayQueue::new(out_capacity)),
+        install: Arc::new(ArrayQueue::new(4096)),
+        walk_all: Arc::new(AtomicBool::new(false)),
+        dump: Arc::new(Mutex::new(Vec::new())),
+    };
+    let cfg = PipelineConfig {
+        conn_capacity,
+        handoff: true,
+        ..PipelineConfig::default()
+    };
+    let sync = WorkerSync {
+        handoff: Some(s.out.clone()),
+        refresh_ms,
+        install: Some(s.install.clone()),
+        walk_all: Some(s.walk_all.clone()),
+        dump: Some(s.dump.clone()),
+    };
+    let (rig, worker) = Rig::with_sync(1, cfg, 1024, sync);
+    (rig, s, worker.start())
+}
+
+fn drain(q: &ArrayQueue<FlowRecord>) -> Vec<FlowRecord> {
+    std::iter::from_fn(|| q.pop()).collect()
+}
+
+fn web_key(sport: u16) -> FlowKey {
+    FlowKey {
+        src: u32::from_be_bytes(CLIENT),
+        dst: u32::from_be_bytes(WEB),
+        src_port: sport,
+        dst_port: 80,
+        proto: 6,
+    }
+}
+
+fn established(sport: u16, member: u32, remaining_ms: u32) -> FlowRecord {
+    FlowRecord {
+        key: web_key(sport),
+        member: MemberId(member),
+        state: FlowState::Established,
+        isn: 1000 + u32::from(sport),
+        remaining_ms,
+    }
+}
+
+fn member_of(w: &TestRunning, key: &FlowKey, now_ms: u64) -> Option<MemberId> {
+    let conns = w.worker().pipeline.selector().conns();
+    conns.find(key, conns.hash(key), now_ms).map(|s| s.member)
+}
+
+/// Issue 9: a TCP flow that becomes established (the client's ACK after its SYN) is handed to
+/// the control thread after the burst, once, with its member.
+#[test]
+fn flows_that_become_established_are_handed_to_the_control_thread() {
+    let (rig, s, mut w) = sync_rig(1024, 64, 0);
+    let client = rig.port(CLIENT_PORT);
+    for i in 0..3 {
+        client
+            .push_rx(1, VecBuf::new(&syn(43000 + i, WEB, 80)))
+            .unwrap();
+    }
+    w.poll();
+    assert!(s.out.is_empty(), "half-open flows are not handed over");
+    for i in 0..3 {
+        client
+            .push_rx(1, VecBuf::new(&tcp_frame(CLIENT, 43000 + i, WEB, 80, ACK)))
+            .unwrap();
+    }
+    w.poll();
+    let got = drain(&s.out);
+    assert_eq!(got.len(), 3);
+    for (r, i) in got.iter().zip(0..) {
+        assert_eq!(r.key, web_key(43000 + i));
+        assert_eq!(r.state, FlowState::Established);
+        assert_eq!(Some(r.member), member_of(&w, &r.key, 1_000));
+    }
+    assert_eq!(CoreCounters::get(&rig.counters.handoff_emitted), 3);
+    // Later segments of the same flows hand nothing over again.
+    for i in 0..3 {
+        client
+            .push_rx(1, VecBuf::new(&tcp_frame(CLIENT, 43000 + i, WEB, 80, ACK)))
+            .unwrap();
+    }
+    w.poll();
+    assert!(s.out.is_empty());
+}
+
+/// Issue 9: a full ring never holds a worker up: the records that do not fit are dropped and
+/// counted, and packets are forwarded as usual.
+#[test]
+fn a_full_handoff_ring_drops_and_counts_and_never_blocks() {
+    let (rig, s, mut w) = sync_rig(1024, 4, 0);
+    let client = rig.port(CLIENT_PORT);
+    // Mid-flow ACKs: each is a non-SYN miss inserted as established, and handed over.
+    for i in 0..10 {
+        client
+            .push_rx(1, VecBuf::new(&tcp_frame(CLIENT, 44000 + i, WEB, 80, ACK)))
+            .unwrap();
+    }
+    assert_eq!(w.poll(), Poll::Received(10));
+    assert_eq!(rig.port(IC0).take_tx(1).len(), 10, "every packet forwarded");
+    assert_eq!(s.out.len(), 4);
+    assert_eq!(CoreCounters::get(&rig.counters.handoff_emitted), 4);
+    assert_eq!(CoreCounters::get(&rig.counters.handoff_ring_full), 6);
+}
+
+/// Issue 9: the periodic walk hands every live entry over once per `refresh_ms`, paced by the
+/// clock (not all at once), and again in the next period.
+#[test]
+fn the_periodic_walk_covers_the_table_once_per_refresh_period() {
+    let (rig, s, mut w) = sync_rig(4096, 8192, 1_000);
+    // 300 flows, installed as a peer would hand them.
+    for i in 0..300 {
+        s.install
+            .push(established(i, 1 + u32::from(i) % 3, 60_000))
+            .unwrap();
+    }
+    // The first loops install them (a budget per loop) and start the pass at t = 1000.
+    for _ in 0..2 {
+        w.poll();
+    }
+    assert_eq!(CoreCounters::get(&rig.counters.handoff_installed), 300);
+    assert!(drain(&s.out).len() <= 300);
+    // Halfway through the period about half of the table has been walked.
+    let mut seen = Vec::new();
+    rig.now.store(1_500, Ordering::Relaxed);
+    for _ in 0..20 {
+        w.poll();
+    }
+    seen.extend(drain(&s.out));
+    let half = seen.len();
+    // Repeating loops at the same time walk nothing more.
+    for _ in 0..20 {
+        w.poll();
+    }
+    assert!(s.out.is_empty(), "the walk is paced by time, not by loops");
+    rig.now.store(2_000, Ordering::Relaxed);
+    for _ in 0..20 {
+        w.poll();
+    }
+    seen.extend(drain(&s.out));
+    // The first pass, counting the part walked at t = 1000 before the installs, saw each flow
+    // at most once; by the end of the period every flow has been handed over.
+    let mut keys: Vec<u16> = seen.iter().map(|r| r.key.src_port).collect();
+    keys.sort_unstable();
+    let before = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), before, "no flow twice in one pass");
+    assert!(
+        (50..=250).contains(&half),
+        "{half} of 300 flows after half the period"
+    );
+    // The next period hands every one over again, each with its member and time left.
+    rig.now.store(3_000, Ordering::Relaxed);
+    for _ in 0..40 {
+        w.poll();
+    }
+    let again = drain(&s.out);
+    assert_eq!(again.len(), 300, "the whole table within the second period");
+    for r in &again {
+        assert_eq!(r.member, MemberId(1 + u32::from(r.key.src_port) % 3));
+        assert_eq!(r.remaining_ms, 60_000 - 2_000);
+    }
+    assert_eq!(CoreCounters::get(&rig.counters.handoff_ring_full), 0);
+}
+
+/// Issue 9: with the ring full the walk waits instead of dropping: nothing is lost, and it
+/// continues where it stopped once the control thread has drained the ring.
+#[test]
+fn a_full_ring_holds_the_walk_without_losing_entries() {
+    let (rig, s, mut w) = sync_rig(1024, 16, 1_000);
+    for i in 0..100 {
+        s.install.push(established(i, 1, 60_000)).unwrap();
+    }
+    w.poll();
+    rig.now.store(5_000, Ordering::Relaxed);
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        w.poll();
+        assert!(s.out.len() <= 16);
+        // The control thread takes a few at a time.
+        for _ in 0..3 {
+            if let Some(r) = s.out.pop() {
+                seen.push(r.key.src_port);
+            }
+        }
+    }
+    seen.extend(drain(&s.out).iter().map(|r| r.key.src_port));
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), 100, "every entry handed over");
+    assert_eq!(CoreCounters::get(&rig.counters.handoff_ring_full), 0);
+}
+
+/// Issue 9: a starting peer's request (walk_all) walks the whole table once, without waiting
+/// for the refresh period, a bounded number of slots per loop.
+#[test]
+fn walk_all_hands_the_whole_table_over_once() {
+    // No periodic walk: only the request walks.
+    let (rig, s, mut w) = sync_rig(1 << 16, 1 << 16, 0);
+    for i in 0..2000 {
+        s.install.push(established(i, 2, 60_000)).unwrap();
+    }
+    for _ in 0..(2000 / clua_lb::worker::INSTALL_BUDGET + 1) {
+        w.poll();
+    }
+    assert_eq!(CoreCounters::get(&rig.counters.handoff_installed), 2000);
+    assert!(s.out.is_empty());
+    s.walk_all.store(true, Ordering::Relaxed);
+    // Seen at the next stop-flag check; then 4096 slots per loop: 16 loops for 65536.
+    let loops = SNAPSHOT_POLL as usize + (1 << 16) / clua_lb::worker::WALK_ALL_SLOTS_PER_LOOP;
+    let mut after_one_check = 0;
+    for i in 0..loops {
+        w.poll();
+        if i == SNAPSHOT_POLL as usize {
+            after_one_check = s.out.len();
+        }
+    }
+    assert!(
+        !s.walk_all.load(Ordering::Relaxed),
+        "the worker took the request"
+    );
+    assert!(
+        after_one_check > 0 && after_one_check < 2000,
+        "bounded per loop: {after_one_check} after the first walking loops"
+    );
+    let got = drain(&s.out);
+    assert_eq!(got.len(), 2000);
+    for _ in 0..200 {
+        w.poll();
+    }
+    assert!(s.out.is_empty(), "once");
+}
+
+/// Issue 9: records the control thread passes are installed, a budget per loop, and then
+/// decide where the flow's packets go; a flow whose SYN this worker saw keeps its member.
+#[test]
+fn installed_flows_steer_their_packets_and_local_syn_flows_keep_theirs() {
+    let (rig, s, mut w) = sync_rig(1024, 1024, 0);
+    let client = rig.port(CLIENT_PORT);
+    // A local flow: SYN seen here.
+    client
+        .push_rx(1, VecBuf::new(&syn(45000, WEB, 80)))
+        .unwrap();
+    w.poll();
+    let local = member_of(&w, &web_key(45000), 1_000).unwrap();
+    drop(rig.port(IC0).take_tx(1));
+    let other = MemberId(if local.0 == 0 { 1 } else { 0 });
+    // A peer claims it for another member, and hands over 600 more flows, all to m3 (id 2).
+    s.install
+        .push(FlowRecord {
+            member: other,
+            ..established(45000, 0, 60_000)
+        })
+        .unwrap();
+    for i in 0..600 {
+        s.install.push(established(46000 + i, 2, 60_000)).unwrap();
+    }
+    w.poll();
+    assert_eq!(
+        s.install.len(),
+        601 - clua_lb::worker::INSTALL_BUDGET,
+        "a budget per loop"
+    );
+    for _ in 0..3 {
+        w.poll();
+    }
+    assert!(s.install.is_empty());
+    assert_eq!(CoreCounters::get(&rig.counters.handoff_installed), 600);
+    assert_eq!(CoreCounters::get(&rig.counters.handoff_kept), 1);
+    assert_eq!(member_of(&w, &web_key(45000), 1_000), Some(local));
+    // Mid-flow packets of the handed-over flows go to m3 (02:00:00:00:01:03), whatever the
+    // consistent hash would say.
+    for i in 0..20 {
+        client
+            .push_rx(1, VecBuf::new(&tcp_frame(CLIENT, 46000 + i, WEB, 80, ACK)))
+            .unwrap();
+    }
+    w.poll();
+    let out = rig.port(IC0).take_tx(1);
+    assert_eq!(out.len(), 20);
+    for b in &out {
+        assert_eq!(dst_mac(b.data()), [2, 0, 0, 0, 1, 3]);
+    }
+}
+
+/// Issue 9: once stopped, the worker hands its whole table back (for the flows file).
+#[test]
+fn a_stopped_worker_hands_its_table_back() {
+    let (rig, s, mut w) = sync_rig(1024, 1024, 0);
+    for i in 0..50 {
+        s.install.push(established(i, 1, 60_000)).unwrap();
+    }
+    w.poll();
+    rig.stop.store(true, Ordering::Relaxed);
+    while w.poll() != Poll::Stopped {}
+    w.hand_back();
+    let mut got = s.dump.lock().unwrap().clone();
+    got.sort_by_key(|r| r.key.src_port);
+    assert_eq!(got.len(), 50);
+    for (r, i) in got.iter().zip(0..) {
+        assert_eq!(*r, established(i, 1, 60_000));
+    }
+}
+
+/// Issue 9: `Worker::run` hands the table back on its way out, on its own thread.
+#[test]
+fn run_hands_the_table_back_when_stopped() {
+    let dump = Arc::new(Mutex::new(Vec::new()));
+    let install = Arc::new(ArrayQueue::new(64));
+    let cfg = PipelineConfig::default();
+    let sync = WorkerSync {
+        install: Some(install.clone()),
+        dump: Some(dump.clone()),
+        ..WorkerSync::default()
+    };
+    let (rig, worker) = Rig::<VecBuf>::with_sync(0, cfg, 16, sync);
+    for i in 0..10 {
+        install.push(established(i, 2, 60_000)).unwrap();
+    }
+    let t = std::thread::spawn(move || worker.run());
+    while !install.is_empty() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    rig.stop.store(true, Ordering::Relaxed);
+    assert_eq!(t.join().unwrap(), 0);
+    assert_eq!(dump.lock().unwrap().len(), 10);
 }

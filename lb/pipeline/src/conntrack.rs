@@ -32,6 +32,7 @@
 //! Each core owns its table, so nothing here is shared or locked. The table stores stable
 //! [`MemberId`]s, so it survives snapshot swaps (established flows keep their member).
 
+use crate::handoff::FlowRecord;
 use crate::hash::{FlowHashKey, FlowKey};
 use crate::snapshot::MemberId;
 
@@ -99,6 +100,28 @@ fn pack(key: &FlowKey) -> (u64, u64) {
     )
 }
 
+#[inline(always)]
+fn unpack(k0: u64, k1: u64) -> FlowKey {
+    FlowKey {
+        src: (k0 >> 32) as u32,
+        dst: k0 as u32,
+        src_port: (k1 >> 24) as u16,
+        dst_port: (k1 >> 8) as u16,
+        proto: k1 as u8,
+    }
+}
+
+#[inline(always)]
+fn state_of(member: u32) -> FlowState {
+    if member & CLOSING != 0 {
+        FlowState::Closing
+    } else if member & HALF_OPEN != 0 {
+        FlowState::HalfOpen
+    } else {
+        FlowState::Established
+    }
+}
+
 /// A live entry found by [`ConnTable::find`], valid until the table is next modified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot {
@@ -122,6 +145,22 @@ pub enum InsertOutcome {
     Inserted,
     /// The bucket was full of live entries; the one closest to expiry was evicted.
     Evicted,
+}
+
+/// What [`ConnTable::install`] did with a handed-over flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallOutcome {
+    /// The record is in the table now (a new entry, or one replacing a mid-flow guess).
+    Installed,
+    /// The key's live entry already had the record's member; its expiry was extended.
+    Refreshed,
+    /// The key's live entry has another member and stays (this router saw its SYN, or
+    /// neither side did).
+    Kept,
+    /// Both buckets were full of established and closing entries; nothing was written.
+    Refused,
+    /// The record had no time left.
+    Expired,
 }
 
 /// A fixed-capacity flow -> member table. See the module docs.
@@ -324,7 +363,6 @@ impl ConnTable {
     ) -> Option<InsertOutcome> {
         debug_assert_eq!(hash, self.hash(key), "hash under another key");
         let (k0, k1) = pack(key);
-        let (b1, b2) = self.buckets(hash);
         let new = Entry {
             k0,
             k1,
@@ -332,6 +370,23 @@ impl ConnTable {
             member: member_word(member, state),
             isn,
         };
+        self.put(new, hash, now_ms, state, true)
+    }
+
+    /// Writes `new` (whose key hashes to `hash`) as [`insert_hashed`](Self::insert_hashed)
+    /// describes; with `evict_established` false, a full pair of buckets gives up only a
+    /// half-open entry, whatever `state` is (installs, see [`install`](Self::install)).
+    #[inline]
+    fn put(
+        &mut self,
+        new: Entry,
+        hash: u32,
+        now_ms: u64,
+        state: FlowState,
+        evict_established: bool,
+    ) -> Option<InsertOutcome> {
+        let (k0, k1) = (new.k0, new.k1);
+        let (b1, b2) = self.buckets(hash);
         // Per bucket: its first free (empty or expired) slot and how many it has.
         let mut free = [(0usize, 0u32); 2];
         // The live entry closest to expiry, and the half-open one (used only when both buckets
@@ -368,7 +423,7 @@ impl ConnTable {
             (free[1].0, InsertOutcome::Inserted)
         } else if oldest_half_open.1 != u64::MAX {
             (oldest_half_open.0, InsertOutcome::Evicted)
-        } else if state != FlowState::HalfOpen {
+        } else if state != FlowState::HalfOpen && evict_established {
             (oldest.0, InsertOutcome::Evicted)
         } else {
             return None;
@@ -398,6 +453,105 @@ impl ConnTable {
         )
         // Unreachable: only a half-open insert is refused.
         .unwrap_or(InsertOutcome::Evicted)
+    }
+
+    /// Hands every live entry among the `count` slots from `from_slot` on (wrapping at the
+    /// end of the table) to `f`, as a [`FlowRecord`] with the time it has left after `now_ms`
+    /// (at most `u32::MAX` ms). Returns the slot to continue from, so that a caller walking a
+    /// few slots at a time (a worker's periodic hand-off walk, issue 9) covers the whole table
+    /// in [`capacity`](Self::capacity) slots. `count` above the capacity walks the table once.
+    pub fn export(
+        &self,
+        from_slot: usize,
+        count: usize,
+        now_ms: u64,
+        mut f: impl FnMut(FlowRecord),
+    ) -> usize {
+        let cap = self.entries.len();
+        let mut i = from_slot % cap;
+        for _ in 0..count.min(cap) {
+            let e = &self.entries[i];
+            if e.expiry > now_ms {
+                f(FlowRecord {
+                    key: unpack(e.k0, e.k1),
+                    member: MemberId(e.member & !STATE),
+                    state: state_of(e.member),
+                    isn: e.isn,
+                    remaining_ms: (e.expiry - now_ms).min(u64::from(u32::MAX)) as u32,
+                });
+            }
+            i += 1;
+            if i == cap {
+                i = 0;
+            }
+        }
+        i
+    }
+
+    /// Installs a flow another router (or this router before a restart) handed over, until
+    /// `now_ms + rec.remaining_ms`. The rule (issue 9), in order:
+    ///
+    /// 1. `remaining_ms` 0: nothing happens ([`InstallOutcome::Expired`]).
+    /// 2. No live entry for the key: inserted ([`InstallOutcome::Installed`]), like a half-open
+    ///    insert for eviction: it may take a free slot or evict a half-open entry, never an
+    ///    established or closing one ([`InstallOutcome::Refused`] then). A flow this router
+    ///    forwards must not lose its member to one it may never see.
+    /// 3. A live entry with the same member: its expiry becomes the later of the two, and a
+    ///    half-open entry takes the record's state (the handshake was seen completing
+    ///    elsewhere) ([`InstallOutcome::Refreshed`]). This is how the periodic walk keeps a
+    ///    long-lived flow alive in the tables of routers that do not see its packets.
+    /// 4. A live entry with another member that was opened mid-flow here (isn 0, chosen by the
+    ///    consistent hash after a miss), while the record's was opened by a SYN (isn != 0): the
+    ///    record's sender chose the member the connection was opened with, so the entry is
+    ///    replaced ([`InstallOutcome::Installed`]).
+    /// 5. Otherwise the local entry stays ([`InstallOutcome::Kept`]): a flow whose SYN this
+    ///    router saw keeps its member, and of two mid-flow guesses neither replaces the other
+    ///    (two routers would otherwise swap theirs on every refresh).
+    pub fn install(&mut self, rec: &FlowRecord, now_ms: u64) -> InstallOutcome {
+        if rec.remaining_ms == 0 {
+            return InstallOutcome::Expired;
+        }
+        let key = &rec.key;
+        let hash = self.hash(key);
+        let expiry = now_ms.saturating_add(u64::from(rec.remaining_ms)).max(1);
+        if let Some(slot) = self.find(key, hash, now_ms) {
+            let Some(e) = self.entries.get_mut(slot.index as usize) else {
+                return InstallOutcome::Kept;
+            };
+            if slot.member == MemberId(rec.member.0 & !STATE) {
+                e.expiry = e.expiry.max(expiry);
+                if slot.half_open {
+                    e.member = member_word(slot.member, rec.state);
+                    if e.isn == 0 {
+                        e.isn = rec.isn;
+                    }
+                }
+                return InstallOutcome::Refreshed;
+            }
+            if slot.isn != 0 || rec.isn == 0 {
+                return InstallOutcome::Kept;
+            }
+            *e = Entry {
+                k0: e.k0,
+                k1: e.k1,
+                expiry,
+                member: member_word(rec.member, rec.state),
+                isn: rec.isn,
+            };
+            return InstallOutcome::Installed;
+        }
+        let (k0, k1) = pack(key);
+        let new = Entry {
+            k0,
+            k1,
+            expiry,
+            member: member_word(rec.member, rec.state),
+            isn: rec.isn,
+        };
+        match self.put(new, hash, now_ms, rec.state, false) {
+            Some(_) => InstallOutcome::Installed,
+            None => InstallOutcome::Refused,
+        }
     }
 
     /// Number of live entries at `now_ms` (a full scan, for tests and metrics).
@@ -858,5 +1012,188 @@ mod tests {
             }
             assert_eq!(t.lookup(&victim, 2).is_none(), evicted, "{table_key:?}");
         }
+    }
+
+    fn rec(k: FlowKey, m: u32, state: FlowState, isn: u32, remaining_ms: u32) -> FlowRecord {
+        FlowRecord {
+            key: k,
+            member: MemberId(m),
+            state,
+            isn,
+            remaining_ms,
+        }
+    }
+
+    /// Issue 9: the walk hands out every live entry exactly once per pass, with its state,
+    /// isn, member and the time it has left, whatever chunk size the caller walks in.
+    #[test]
+    fn export_walks_every_live_entry_once_per_pass_in_any_chunks() {
+        use FlowState::*;
+        let mut t = ConnTable::new(256);
+        let keys = random_keys(5, 100);
+        for (i, k) in keys.iter().enumerate() {
+            let state = [HalfOpen, Established, Closing][i % 3];
+            let h = t.hash(k);
+            t.insert_hashed(
+                k,
+                h,
+                MemberId(i as u32),
+                0,
+                1000 + i as u64,
+                state,
+                i as u32,
+            )
+            .unwrap();
+        }
+        // Ten of them expire before the walk.
+        for k in &keys[..10] {
+            let s = t.find(k, t.hash(k), 0).unwrap();
+            t.refresh_as(s, 0, 5, FlowState::Established);
+        }
+        for chunk in [1, 7, 64, 256, 1000] {
+            let mut seen = Vec::new();
+            let mut at = 3; // any starting slot
+            let mut walked = 0;
+            while walked < t.capacity() {
+                let n = chunk.min(t.capacity() - walked);
+                at = t.export(at, n, 10, |r| seen.push(r));
+                walked += n;
+            }
+            assert_eq!(at, 3, "a whole pass ends where it began");
+            assert_eq!(seen.len(), 90, "chunk {chunk}");
+            seen.sort_by_key(|r| r.member.0);
+            for (r, i) in seen.iter().zip(10..) {
+                assert_eq!(r.key, keys[i as usize]);
+                assert_eq!(r.member, MemberId(i));
+                assert_eq!(r.state, [HalfOpen, Established, Closing][i as usize % 3]);
+                assert_eq!(r.isn, i);
+                assert_eq!(r.remaining_ms, 1000 + i - 10);
+            }
+        }
+        // More than the capacity walks the table once.
+        let mut n = 0;
+        assert_eq!(t.export(0, 10 * t.capacity(), 10, |_| n += 1), 0);
+        assert_eq!(n, 90);
+        // Exported records install into an empty table as they were.
+        let mut u = ConnTable::with_key(256, FlowHashKey::new([9, 9]));
+        t.export(0, t.capacity(), 10, |r| {
+            assert_eq!(u.install(&r, 20), InstallOutcome::Installed);
+        });
+        for (i, k) in keys.iter().enumerate().skip(10) {
+            let s = u.find(k, u.hash(k), 20).unwrap();
+            assert_eq!((s.member, s.isn), (MemberId(i as u32), i as u32));
+            assert!(u.find(k, u.hash(k), 20 + 1000 + i as u64 - 10).is_none());
+        }
+    }
+
+    /// Issue 9: the install rule. A flow this router saw the SYN of keeps its entry; a
+    /// mid-flow guess gives way to a record opened by a SYN; two guesses do not replace each
+    /// other; the same member refreshes.
+    #[test]
+    fn install_keeps_local_syn_entries_and_replaces_mid_flow_guesses() {
+        use FlowState::*;
+        let mut t = ConnTable::new(64);
+        let (a, b, c, d) = (key(1), key(2), key(3), key(4));
+        // a: opened here by a SYN (isn 7), established.
+        insert_as(&mut t, &a, 1, 0, 1000, Established);
+        assert_eq!(
+            t.install(&rec(a, 2, Established, 99, 5000), 0),
+            InstallOutcome::Kept
+        );
+        assert_eq!(t.lookup(&a, 999), Some(MemberId(1)));
+        assert_eq!(t.lookup(&a, 1000), None, "not extended either");
+        // b: opened here mid-flow (isn 0); a record from a router that saw the SYN wins.
+        t.insert(&b, MemberId(1), 0, 1000);
+        assert_eq!(
+            t.install(&rec(b, 2, Established, 0, 5000), 0),
+            InstallOutcome::Kept,
+            "a mid-flow guess does not replace another"
+        );
+        assert_eq!(t.lookup(&b, 0), Some(MemberId(1)));
+        assert_eq!(
+            t.install(&rec(b, 2, Established, 42, 5000), 0),
+            InstallOutcome::Installed
+        );
+        let s = t.find(&b, t.hash(&b), 4999).unwrap();
+        assert_eq!((s.member, s.isn, s.closing), (MemberId(2), 42, false));
+        // ... and then it is a SYN-opened entry: kept against a third opinion.
+        assert_eq!(
+            t.install(&rec(b, 3, Established, 43, 5000), 0),
+            InstallOutcome::Kept
+        );
+        // c: no entry: installed with its state, isn and remaining time.
+        assert_eq!(
+            t.install(&rec(c, 4, Closing, 5, 300), 100),
+            InstallOutcome::Installed
+        );
+        let s = t.find(&c, t.hash(&c), 399).unwrap();
+        assert_eq!((s.member, s.isn, s.closing), (MemberId(4), 5, true));
+        assert!(t.find(&c, t.hash(&c), 400).is_none());
+        // The same member refreshes to the later expiry and never shortens.
+        assert_eq!(
+            t.install(&rec(a, 1, Established, 7, 5000), 500),
+            InstallOutcome::Refreshed
+        );
+        assert_eq!(t.lookup(&a, 5499), Some(MemberId(1)));
+        assert_eq!(
+            t.install(&rec(a, 1, Established, 7, 10), 500),
+            InstallOutcome::Refreshed
+        );
+        assert_eq!(t.lookup(&a, 5499), Some(MemberId(1)));
+        // A half-open entry here whose handshake completed elsewhere becomes established.
+        insert_as(&mut t, &d, 6, 0, 100, HalfOpen);
+        assert_eq!(
+            t.install(&rec(d, 6, Established, 7, 3000), 0),
+            InstallOutcome::Refreshed
+        );
+        let s = t.find(&d, t.hash(&d), 2999).unwrap();
+        assert!(!s.half_open && !s.closing);
+        // No time left: nothing happens.
+        let e = key(5);
+        assert_eq!(
+            t.install(&rec(e, 1, Established, 1, 0), 0),
+            InstallOutcome::Expired
+        );
+        assert_eq!(t.lookup(&e, 0), None);
+        // An expired local entry is no entry.
+        assert_eq!(
+            t.install(&rec(c, 9, Established, 0, 100), 400),
+            InstallOutcome::Installed
+        );
+        assert_eq!(t.lookup(&c, 400), Some(MemberId(9)));
+    }
+
+    /// Issue 9: an installed flow is placed like a half-open one: it may evict a half-open
+    /// entry, never an established or closing one (refused), so hand-off traffic cannot
+    /// push out the flows this router forwards.
+    #[test]
+    fn install_never_evicts_an_established_entry() {
+        use FlowState::*;
+        let mut t = ConnTable::new(8); // one bucket
+        for i in 0..6 {
+            insert_as(&mut t, &key(i), i, 0, 1000, Established);
+        }
+        insert_as(&mut t, &key(6), 6, 0, 2000, HalfOpen);
+        insert_as(&mut t, &key(7), 7, 0, 2000, Closing);
+        assert_eq!(
+            t.install(&rec(key(20), 20, Established, 1, 90_000), 1),
+            InstallOutcome::Installed
+        );
+        assert_eq!(t.lookup(&key(6), 1), None, "the half-open entry went");
+        for i in 21..40 {
+            assert_eq!(
+                t.install(&rec(key(i), i, Established, 1, 90_000), 1),
+                InstallOutcome::Refused
+            );
+            assert_eq!(t.lookup(&key(i), 1), None);
+        }
+        for i in (0..6).chain([7, 20]) {
+            assert_eq!(t.lookup(&key(i), 1), Some(MemberId(i)), "key {i}");
+        }
+        // Once entries expire, installs take their slots.
+        assert_eq!(
+            t.install(&rec(key(30), 30, Established, 1, 90_000), 1000),
+            InstallOutcome::Installed
+        );
     }
 }

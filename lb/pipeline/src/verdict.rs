@@ -163,6 +163,26 @@ pub struct CoreCounters {
     /// Client SYNs forwarded without a connection-table entry: both candidate buckets were
     /// full of established and closing entries, which a half-open flow may not evict.
     pub syn_without_slot: AtomicU64,
+    /// Flow records (issue 9 hand-off: flows that became established, and the entries of the
+    /// periodic and requested table walks) this core handed to the control thread.
+    pub handoff_emitted: AtomicU64,
+    /// Flow records dropped because the control thread's hand-off ring from this core was
+    /// full (the worker never waits for it).
+    pub handoff_ring_full: AtomicU64,
+    /// Handed-over flows this core installed in its table (new, or replacing an entry it
+    /// opened mid-flow; [`ConnTable::install`](crate::conntrack::ConnTable::install)).
+    pub handoff_installed: AtomicU64,
+    /// Handed-over flows whose entry here already had their member (its expiry extended).
+    pub handoff_refreshed: AtomicU64,
+    /// Handed-over flows ignored because this core's entry for them names another member and
+    /// stays (its SYN was seen here, or neither side saw it).
+    pub handoff_kept: AtomicU64,
+    /// Handed-over flows not installed: no slot (both buckets full of established and
+    /// closing entries), or no time left.
+    pub handoff_refused: AtomicU64,
+    /// Handed-over flows the control thread dropped because this core's install ring was
+    /// full. Written by the control thread (its only writer), not by the core.
+    pub handoff_install_full: AtomicU64,
 }
 
 impl CoreCounters {
@@ -182,6 +202,13 @@ impl CoreCounters {
             conn_inserts: AtomicU64::new(0),
             conn_evictions: AtomicU64::new(0),
             syn_without_slot: AtomicU64::new(0),
+            handoff_emitted: AtomicU64::new(0),
+            handoff_ring_full: AtomicU64::new(0),
+            handoff_installed: AtomicU64::new(0),
+            handoff_refreshed: AtomicU64::new(0),
+            handoff_kept: AtomicU64::new(0),
+            handoff_refused: AtomicU64::new(0),
+            handoff_install_full: AtomicU64::new(0),
         }
     }
 

@@ -107,6 +107,7 @@ pub struct Pipeline {
     selector: Selector,
     refusals: RefusalLimiter,
     classify: ClassifyConfig,
+    timeouts: Timeouts,
     meta: [PacketMeta; BURST],
 }
 
@@ -131,6 +132,7 @@ impl Pipeline {
             selector,
             refusals: RefusalLimiter::new(cfg.refusals_per_sec),
             classify: cfg.classify(),
+            timeouts: cfg.timeouts(),
             meta: [PacketMeta::default(); BURST],
         }
     }
@@ -169,6 +171,60 @@ impl Pipeline {
     /// rest ([`Selector::handoff_overflow`]).
     pub fn handoffs(&self) -> &[crate::handoff::FlowRecord] {
         self.selector.handoffs()
+    }
+
+    /// Number of connection-table slots (what a whole [`export`](Self::export) walk covers).
+    pub fn conn_capacity(&self) -> usize {
+        self.selector.conns().capacity()
+    }
+
+    /// Hands the live connection-table entries among `count` slots from `from_slot` on to
+    /// `f` and returns the slot to continue from (see
+    /// [`ConnTable::export`](crate::conntrack::ConnTable::export)): the worker's periodic
+    /// hand-off walk, and the dump of the table at shutdown (issue 9).
+    pub fn export(
+        &self,
+        from_slot: usize,
+        count: usize,
+        now_ms: u64,
+        f: impl FnMut(crate::handoff::FlowRecord),
+    ) -> usize {
+        self.selector.conns().export(from_slot, count, now_ms, f)
+    }
+
+    /// Installs a flow handed over by a peer router, or restored from before a restart, and
+    /// counts the outcome (see [`ConnTable::install`](crate::conntrack::ConnTable::install)
+    /// for the rule). Its remaining time is capped at this pipeline's timeout for its state
+    /// (a peer with longer timeouts cannot pin entries here for longer); sticky affinities
+    /// (`src_port` 0) keep theirs, since their timeout is the policy's.
+    pub fn install(
+        &mut self,
+        rec: &crate::handoff::FlowRecord,
+        now_ms: u64,
+    ) -> crate::conntrack::InstallOutcome {
+        use crate::conntrack::{FlowState, InstallOutcome};
+        let cap = match rec.state {
+            FlowState::HalfOpen => self.timeouts.tcp_half_open_ms,
+            FlowState::Closing => self.timeouts.tcp_closing_ms,
+            FlowState::Established if rec.key.src_port == 0 => u64::from(u32::MAX),
+            FlowState::Established => self.timeouts.tcp_idle_ms,
+        };
+        let rec = crate::handoff::FlowRecord {
+            remaining_ms: u64::from(rec.remaining_ms).min(cap) as u32,
+            ..*rec
+        };
+        let outcome = self.selector.conns_mut().install(&rec, now_ms);
+        let c = &self.counters;
+        CoreCounters::add(
+            match outcome {
+                InstallOutcome::Installed => &c.handoff_installed,
+                InstallOutcome::Refreshed => &c.handoff_refreshed,
+                InstallOutcome::Kept => &c.handoff_kept,
+                InstallOutcome::Refused | InstallOutcome::Expired => &c.handoff_refused,
+            },
+            1,
+        );
+        outcome
     }
 
     /// The selection state, writable (e.g. to flush the connection table).
