@@ -419,8 +419,9 @@ fn half_full_connection_table_evicts_no_live_flow() {
     let again = send(&mut p, 1001, &acks(80, 0..n, ACK));
     assert_eq!(again, got);
     assert_eq!(CoreCounters::get(&c.conn_hits), n as u64);
-    // 150 % of capacity: evictions, each one counted.
-    send(&mut p, 1002, &syns(80, n..n * 4));
+    // 150 % of capacity: evictions, each one counted. (Mid-flow segments, which insert
+    // established entries: half-open SYNs at one instant evict nothing, see conntrack's grace.)
+    send(&mut p, 1002, &acks(80, n..n * 4, ACK));
     let evictions = CoreCounters::get(&c.conn_evictions);
     assert!(evictions >= (n as u64) * 2, "{evictions} evictions");
     assert_eq!(
@@ -475,10 +476,12 @@ fn a_syn_flood_of_twenty_times_the_table_leaves_every_established_flow_on_its_me
     let evictions = CoreCounters::get(&c.conn_evictions);
     let without_slot = CoreCounters::get(&c.syn_without_slot);
     assert_eq!(inserts + without_slot, 20_000);
-    // The free slots filled up with half-open entries; later SYNs only replaced those.
+    // The free slots filled up with half-open entries; the later SYNs (all within a half-open
+    // entry's grace) took none of those and were served without an entry.
     assert_eq!(inserts - evictions, 1024 - 400);
     assert_eq!(p.selector().conns().live(2000), 1024);
-    assert!(evictions > 19_000, "{evictions} evictions");
+    assert_eq!(evictions, 0, "{evictions} evictions");
+    assert_eq!(without_slot, 20_000 - (1024 - 400));
 
     // Every established flow is still on its member, as a table hit.
     assert_eq!(members(&send(&mut p, 3000, &acks(80, 0..400, ACK))), owners);
