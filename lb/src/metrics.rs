@@ -551,6 +551,14 @@ pub fn stop_summary(
     } else {
         let _ = writeln!(o, "new flows by member: {}", flows.join(", "));
     }
+    if let Some(c) = control.sync() {
+        let refused: u64 = c.refusals().map(|(_, n)| n).sum();
+        let _ = writeln!(
+            o,
+            "flow hand-off: {} records sent ({} over the rate limit), {} received, {} installed, {} unknown members, {} datagrams refused",
+            c.records_sent, c.rate_limited, c.records_received, c.records_installed, c.unknown_member, refused
+        );
+    }
     o
 }
 
@@ -1092,6 +1100,24 @@ mod tests {
         assert!(lines[1].contains("gratuitous ARPs 2"), "{text}");
         assert_eq!(lines[2], "new flows by member: m1 7, m2 3");
         assert!(!text.contains("# HELP"), "not the Prometheus text");
+        // With the flow hand-off, one line more.
+        let mut c = clua_ctl::sync::SyncCounters {
+            records_sent: 40,
+            rate_limited: 2,
+            records_received: 9,
+            records_installed: 8,
+            unknown_member: 1,
+            replayed: 3,
+            ..Default::default()
+        };
+        c.refused[0] = 1;
+        *s.control.sync.lock().unwrap() = Some(c);
+        let text = s.stop_summary(None);
+        assert_eq!(
+            text.lines().nth(3),
+            Some("flow hand-off: 40 records sent (2 over the rate limit), 9 received, 8 installed, 1 unknown members, 4 datagrams refused"),
+            "{text}"
+        );
 
         let idle = stop_summary(&snapshot(1, vec![]), &[], &ControlCounters::default(), None);
         assert!(
