@@ -9,7 +9,9 @@
 //! - [`ControlPlane::start`] builds the first snapshot and announces the aliases (gratuitous ARP);
 //! - [`ControlPlane::on_frame`] takes a punted frame with its [`PuntReason`] and port;
 //! - [`ControlPlane::on_command`] takes a cluamgr command and returns its reply;
-//! - [`ControlPlane::on_tick`] takes the time (`now_ms`, any monotonic millisecond clock).
+//! - [`ControlPlane::on_tick`] takes the time (`now_ms`, any monotonic millisecond clock);
+//! - [`ControlPlane::on_flows`] takes the workers' flow records for the peer routers (issue 9,
+//!   [`crate::sync`]).
 //!
 //! Each returns [`Effects`]: frames to transmit, a snapshot to publish, log events. aliasd's
 //! threads only move bytes between these calls and the world, so everything here is tested with
@@ -481,8 +483,9 @@ impl SyncPlane {
         self.transmit(fx);
     }
 
-    /// The member ids of `snapshot` by interconnect address (rebuilt once per generation).
-    fn members(&mut self, snapshot: &Snapshot) -> &HashMap<std::net::Ipv4Addr, MemberId> {
+    /// Makes `by_addr` the member ids of `snapshot` by interconnect address (rebuilt once per
+    /// generation).
+    fn refresh_members(&mut self, snapshot: &Snapshot) {
         if self.by_addr_generation != snapshot.generation {
             self.by_addr = snapshot
                 .members
@@ -492,7 +495,6 @@ impl SyncPlane {
                 .collect();
             self.by_addr_generation = snapshot.generation;
         }
-        &self.by_addr
     }
 }
 
@@ -792,7 +794,7 @@ impl ControlPlane {
                         .handoff
                         .on_refused(crate::sync::wire::SyncError::Malformed),
                     Some((_, _, _, payload)) => {
-                        s.members(&self.snapshot);
+                        s.refresh_members(&self.snapshot);
                         let by_addr = &s.by_addr;
                         let got = s.handoff.on_datagram(
                             payload,
@@ -1199,10 +1201,16 @@ impl ControlPlane {
         fx
     }
 
-    /// A clean shutdown: the router protocol's goodbye (peers take this router's aliases at
-    /// once). The plane answers nothing afterwards.
+    /// A clean shutdown: the flow hand-off's batch in progress, and the router protocol's
+    /// goodbye (peers take this router's aliases at once). The plane answers nothing afterwards.
     pub fn shutdown(&mut self) -> Effects {
         let mut fx = Effects::default();
+        if let Some(s) = self.sync.as_mut() {
+            // The batch in progress goes now: its flows are about to move to the peers.
+            s.handoff.flush_all(&mut s.out);
+            s.transmit(&mut fx);
+            self.sync_status();
+        }
         if let Some(r) = self.rip.as_mut() {
             // Every route with metric 16 at once: the upstream drops them now (CA6).
             fx.transmit.extend(r.shutdown());

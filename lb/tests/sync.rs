@@ -244,6 +244,29 @@ fn records_from_one_router_are_installed_by_its_peer_in_the_peers_member_ids() {
 }
 
 #[test]
+fn a_clean_shutdown_sends_the_batch_in_progress_before_the_goodbye() {
+    let (mut a, _) = plane(1, false, SyncSettings::default());
+    let (mut b, _) = plane(2, true, SyncSettings::default());
+    let fx = a.on_flows(
+        &[record(1, id_of(&a, "m2")), record(2, id_of(&a, "m1"))],
+        2000,
+    );
+    assert!(sync_frames(&fx).is_empty(), "not due yet");
+    let fx = a.shutdown();
+    let frames = sync_frames(&fx);
+    assert_eq!(frames.len(), 1);
+    let udp_to = |port: u16| {
+        fx.transmit
+            .iter()
+            .position(|t| t.frame.get(36..38) == Some(&port.to_be_bytes()[..]))
+    };
+    assert!(udp_to(9473).unwrap() < udp_to(9472).expect("the goodbye"));
+    let got = deliver(&mut b, &frames, 2001);
+    let names: Vec<String> = got.install.iter().map(|r| name_of(&b, r.member)).collect();
+    assert_eq!(names, ["m2", "m1"]);
+}
+
+#[test]
 fn a_starting_router_asks_and_its_peer_walks_its_whole_table() {
     let (mut a, _) = plane(1, false, SyncSettings::default());
     let (mut b, fx) = plane(2, true, SyncSettings::default());

@@ -276,6 +276,13 @@ impl Handoff {
         }
     }
 
+    /// The batch in progress at once, due or not (a clean shutdown).
+    pub fn flush_all(&mut self, out: &mut Vec<Vec<u8>>) {
+        if !self.pending.is_empty() {
+            self.send_pending(out);
+        }
+    }
+
     /// A whole-table request (signed UDP payload): this router is starting.
     pub fn request(&mut self) -> Option<Vec<u8>> {
         let b = self.sign(SyncKind::Request, Vec::new())?;
