@@ -244,6 +244,29 @@ fn records_from_one_router_are_installed_by_its_peer_in_the_peers_member_ids() {
 }
 
 #[test]
+fn one_broadcast_reaches_every_peer_each_in_its_own_member_ids() {
+    let (mut a, _) = plane(1, false, SyncSettings::default());
+    let (mut b, _) = plane(2, true, SyncSettings::default());
+    let mut st = state(3, false);
+    st.cluster.members.rotate_left(2);
+    let (mut c, _) = start(3, st, KEY, Some(SyncSettings::default()), 1000).unwrap();
+    let ids = |p: &ControlPlane| id_of(p, "m1");
+    assert!(ids(&a) != ids(&b) && ids(&b) != ids(&c) && ids(&a) != ids(&c));
+    let (recs, frames) = hand_off(&mut a, 9, 2000);
+    assert_eq!(frames.len(), 1);
+    for peer in [&mut b, &mut c] {
+        let got = deliver(peer, &frames, 2020);
+        let want: Vec<String> = recs.iter().map(|r| name_of(&a, r.member)).collect();
+        let have: Vec<String> = got
+            .install
+            .iter()
+            .map(|r| name_of(peer, r.member))
+            .collect();
+        assert_eq!(have, want);
+    }
+}
+
+#[test]
 fn a_clean_shutdown_sends_the_batch_in_progress_before_the_goodbye() {
     let (mut a, _) = plane(1, false, SyncSettings::default());
     let (mut b, _) = plane(2, true, SyncSettings::default());
