@@ -154,7 +154,7 @@ fn record(i: u32, member: MemberId) -> FlowRecord {
             proto: 6,
         },
         member,
-        state: if i % 5 == 0 {
+        state: if i.is_multiple_of(5) {
             FlowState::Closing
         } else {
             FlowState::Established
