@@ -25,7 +25,7 @@
 //!   [`MEMBER_RETRY_MS`]), so the data plane never keeps a member up that its adverts say is
 //!   down because one rebuild failed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -458,8 +458,10 @@ pub struct ControlPlane {
 struct SyncPlane {
     handoff: Handoff,
     ic: InterconnectPort,
-    /// Interconnect address to member id, of snapshot generation `by_addr_generation`.
-    by_addr: HashMap<std::net::Ipv4Addr, MemberId>,
+    /// (interconnect address, member id), sorted, of snapshot generation `by_addr_generation`:
+    /// a binary search per received record (cheaper than hashing for the few members of a
+    /// cluster).
+    by_addr: Vec<(std::net::Ipv4Addr, MemberId)>,
     by_addr_generation: u64,
     /// Whether the request repeated at the first peer's appearance has gone (or is moot).
     asked_again: bool,
@@ -487,12 +489,10 @@ impl SyncPlane {
     /// generation).
     fn refresh_members(&mut self, snapshot: &Snapshot) {
         if self.by_addr_generation != snapshot.generation {
-            self.by_addr = snapshot
-                .members
-                .iter()
-                .flatten()
-                .map(|m| (m.ipv4, m.id))
-                .collect();
+            self.by_addr.clear();
+            self.by_addr
+                .extend(snapshot.members.iter().flatten().map(|m| (m.ipv4, m.id)));
+            self.by_addr.sort_unstable();
             self.by_addr_generation = snapshot.generation;
         }
     }
@@ -625,7 +625,7 @@ impl ControlPlane {
                             now_ms,
                         ),
                         ic,
-                        by_addr: HashMap::new(),
+                        by_addr: Vec::new(),
                         by_addr_generation: 0,
                         asked_again: false,
                         out: Vec::new(),
@@ -798,7 +798,12 @@ impl ControlPlane {
                         let by_addr = &s.by_addr;
                         let got = s.handoff.on_datagram(
                             payload,
-                            |a| by_addr.get(&a).copied(),
+                            |a| {
+                                by_addr
+                                    .binary_search_by_key(&a, |e| e.0)
+                                    .ok()
+                                    .map(|i| by_addr[i].1)
+                            },
                             &mut fx.install,
                         );
                         fx.walk_all = got == Received::Request;
