@@ -2,6 +2,8 @@
 //!
 //! - `clua-bench routers [--routers 3] [--aliases 10000] [--secs 10]`: the router protocol's
 //!   control-thread cost (benches/src/routers.rs).
+//! - `clua-bench handoff [--records 1000000] [--batch 32] [--members 64] [--mtu 1500]`: the
+//!   flow hand-off's control-thread cost at 1 M new flows/s (benches/src/handoff.rs).
 //! - `clua-bench pcap --flows N [--ppf K] --out FILE`: the benchmark traffic as a pcap.
 //! - `clua-bench config --flows N --client DEVARGS --ic DEVARGS [--metrics ADDR]
 //!   [--mbufs M] [--memory-mb MB]`: the aliasd configuration (TOML on stdout).
@@ -20,6 +22,7 @@
 //! permutation), so consecutive packets belong to distant flows, as on a loaded link.
 
 mod advert;
+mod handoff;
 mod routers;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -308,7 +311,7 @@ fn die(msg: &str) -> ! {
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = argv.first().cloned() else {
-        die("usage: clua-bench pcap|config|ring|advert|routers ... (see benches/src/main.rs)")
+        die("usage: clua-bench pcap|config|ring|advert|routers|handoff ... (see benches/src/main.rs)")
     };
     let a = Args(argv[1..].to_vec());
     match cmd.as_str() {
@@ -343,6 +346,12 @@ fn main() {
             a.num("--routers", 3),
             a.num("--aliases", 10_000),
             a.num("--secs", 10),
+        ),
+        "handoff" => handoff::run(
+            a.num("--records", 1_000_000),
+            a.num("--batch", 32),
+            a.num("--members", 64),
+            a.num("--mtu", 1500),
         ),
         other => die(&format!("unknown command {other}")),
     }

@@ -9,7 +9,9 @@
 //! - [`ControlPlane::start`] builds the first snapshot and announces the aliases (gratuitous ARP);
 //! - [`ControlPlane::on_frame`] takes a punted frame with its [`PuntReason`] and port;
 //! - [`ControlPlane::on_command`] takes a cluamgr command and returns its reply;
-//! - [`ControlPlane::on_tick`] takes the time (`now_ms`, any monotonic millisecond clock).
+//! - [`ControlPlane::on_tick`] takes the time (`now_ms`, any monotonic millisecond clock);
+//! - [`ControlPlane::on_flows`] takes the workers' flow records for the peer routers (issue 9,
+//!   [`crate::sync`]).
 //!
 //! Each returns [`Effects`]: frames to transmit, a snapshot to publish, log events. aliasd's
 //! threads only move bytes between these calls and the world, so everything here is tested with
@@ -36,6 +38,7 @@ use crate::apply::{apply, Applied, ControlState};
 use crate::arp::{self, ArpOutcome, ArpView};
 use crate::bfd::{Bfd, BfdCounters, BfdEvent, BfdSettings, BfdState};
 use crate::command::{Command, USAGE};
+use crate::frame::udp_payload;
 use crate::icmp::{self, IcmpOutcome};
 use crate::members::{AdvertCounters, AdvertSettings, MemberTracker};
 use crate::model::{Cluster, Mac, ModelError};
@@ -45,6 +48,7 @@ use crate::rip::{RipCounters, RipSettings, RipSpeaker};
 use crate::routers::role::{InterconnectPort, RoleEvent, RouterRole};
 use crate::routers::tracker::{RouterCounters, RouterSettings};
 use crate::show::render_show_routing;
+use crate::sync::{Handoff, Received, SyncCounters};
 
 /// How long a failed re-application of the members' state waits before it is tried again.
 pub const MEMBER_RETRY_MS: u64 = 1000;
@@ -84,6 +88,8 @@ pub struct ControlCounters {
     pub bfd: Mutex<Option<BfdStatus>>,
     /// RIP's counters and routes, copied after every change (`None` without `[rip]`).
     pub rip: Mutex<Option<RipStatus>>,
+    /// The flow hand-off's counters, copied after every change (`None` without it).
+    pub sync: Mutex<Option<SyncCounters>>,
     /// Member MACs learned by ARP (members without a configured `mac`).
     pub neighbors: Arc<NeighborCounters>,
 }
@@ -147,6 +153,11 @@ impl ControlCounters {
     /// A copy of the router protocol's status.
     pub fn routers(&self) -> Option<RoutingStatus> {
         self.routers.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    /// A copy of the flow hand-off's counters.
+    pub fn sync(&self) -> Option<SyncCounters> {
+        self.sync.lock().map(|g| g.clone()).unwrap_or(None)
     }
 }
 
@@ -402,6 +413,9 @@ pub enum StartError {
     /// The router protocol's port is not an interconnect port with an address and a MAC.
     #[error("router protocol port `{0}` is not a port with an address and a MAC")]
     Interconnect(String),
+    /// Flow hand-off without the router protocol (it shares its node, key and interconnect).
+    #[error("flow hand-off ([sync]) needs the router protocol ([router])")]
+    SyncWithoutRouters,
 }
 
 /// The control plane. See the module docs.
@@ -435,6 +449,53 @@ pub struct ControlPlane {
     rip: Option<RipSpeaker>,
     /// Added to `now_ms` for RIP (wall-clock milliseconds).
     rip_offset: u64,
+    /// Flow hand-off with the peer routers (issue 9).
+    sync: Option<SyncPlane>,
+}
+
+/// The flow hand-off's part of the control plane: the state machine, the interconnect it
+/// speaks on, and the member addresses of the snapshot in force.
+struct SyncPlane {
+    handoff: Handoff,
+    ic: InterconnectPort,
+    /// (interconnect address, member id), sorted, of snapshot generation `by_addr_generation`:
+    /// a binary search per received record (cheaper than hashing for the few members of a
+    /// cluster).
+    by_addr: Vec<(std::net::Ipv4Addr, MemberId)>,
+    by_addr_generation: u64,
+    /// Whether the request repeated at the first peer's appearance has gone (or is moot).
+    asked_again: bool,
+    /// Scratch for the datagrams of one input.
+    out: Vec<Vec<u8>>,
+}
+
+impl SyncPlane {
+    /// Sends the signed payloads in `out` as broadcast frames on the interconnect.
+    fn transmit(&mut self, fx: &mut Effects) {
+        let port = self.handoff.settings().udp_port;
+        for p in self.out.drain(..) {
+            fx.transmit.extend(self.ic.broadcast_frame(port, &p));
+        }
+    }
+
+    fn request(&mut self, fx: &mut Effects) {
+        if let Some(p) = self.handoff.request() {
+            self.out.push(p);
+        }
+        self.transmit(fx);
+    }
+
+    /// Makes `by_addr` the member ids of `snapshot` by interconnect address (rebuilt once per
+    /// generation).
+    fn refresh_members(&mut self, snapshot: &Snapshot) {
+        if self.by_addr_generation != snapshot.generation {
+            self.by_addr.clear();
+            self.by_addr
+                .extend(snapshot.members.iter().flatten().map(|m| (m.ipv4, m.id)));
+            self.by_addr.sort_unstable();
+            self.by_addr_generation = snapshot.generation;
+        }
+    }
 }
 
 /// A gratuitous ARP announcement in progress.
@@ -515,7 +576,7 @@ impl ControlPlane {
             routers,
             bfd,
             rip,
-            sync: _sync,
+            sync,
             wall_clock_ms,
             cores,
             files,
@@ -525,6 +586,10 @@ impl ControlPlane {
         let rip = rip.map(|(settings, seed)| RipSpeaker::new(settings, seed, now_ms + rip_offset));
         let bfd = bfd.map(|(settings, seed)| Bfd::new(settings, seed, now_ms));
         let members = adverts.as_ref().map(|a| MemberTracker::new(a, &state));
+        if sync.is_some() && routers.is_none() {
+            return Err(StartError::SyncWithoutRouters);
+        }
+        let mut sync_plane = None;
         let role = match routers {
             None => None,
             Some(settings) => {
@@ -544,6 +609,28 @@ impl ControlPlane {
                         })
                     })
                     .ok_or_else(|| StartError::Interconnect(settings.interconnect.clone()))?;
+                sync_plane = sync.map(|s| {
+                    let mtu = state
+                        .cluster
+                        .ports
+                        .get(usize::from(ic.port))
+                        .map_or(1500, |p| usize::from(p.mtu));
+                    SyncPlane {
+                        handoff: Handoff::new(
+                            s,
+                            settings.node.clone(),
+                            settings.key.clone(),
+                            settings.boot_id,
+                            mtu,
+                            now_ms,
+                        ),
+                        ic,
+                        by_addr: Vec::new(),
+                        by_addr_generation: 0,
+                        asked_again: false,
+                        out: Vec::new(),
+                    }
+                });
                 Some(RouterRole::new(settings, ic))
             }
         };
@@ -562,6 +649,9 @@ impl ControlPlane {
         let protocols = Protocols {
             rip: rip.is_some(),
             bfd: bfd.is_some(),
+            sync: sync_plane
+                .as_ref()
+                .map_or(0, |s| s.handoff.settings().udp_port),
         };
         let snapshot = Arc::new(build_snapshot(
             &state,
@@ -590,6 +680,7 @@ impl ControlPlane {
             bfd,
             rip,
             rip_offset,
+            sync: sync_plane,
         };
         let mut fx = Effects {
             publish: Some(snapshot.clone()),
@@ -602,6 +693,12 @@ impl ControlPlane {
         plane.announce(None, &mut fx);
         plane.routing_status(true);
         plane.rip_routes(&mut fx);
+        // A starting router learns its peers' flows before it forwards: they walk their tables
+        // while it listens (docs/sync-protocol.md "Start-up").
+        if let Some(s) = plane.sync.as_mut() {
+            s.request(&mut fx);
+        }
+        plane.sync_status();
         Ok((plane, fx))
     }
 
@@ -683,8 +780,37 @@ impl ControlPlane {
                     .extend(r.on_frame(port, frame, now_ms + self.rip_offset));
                 self.rip_status();
             }
-            // Flow hand-off (issue 9) is not spoken yet: nothing punts it.
-            PuntReason::Sync => ControlCounters::bump(&c.unexpected),
+            PuntReason::Sync => {
+                let Some(s) = self.sync.as_mut() else {
+                    ControlCounters::bump(&c.unexpected);
+                    return fx;
+                };
+                if port != s.ic.port {
+                    ControlCounters::bump(&c.unexpected);
+                    return fx;
+                }
+                match udp_payload(frame) {
+                    None => s
+                        .handoff
+                        .on_refused(crate::sync::wire::SyncError::Malformed),
+                    Some((_, _, _, payload)) => {
+                        s.refresh_members(&self.snapshot);
+                        let by_addr = &s.by_addr;
+                        let got = s.handoff.on_datagram(
+                            payload,
+                            |a| {
+                                by_addr
+                                    .binary_search_by_key(&a, |e| e.0)
+                                    .ok()
+                                    .map(|i| by_addr[i].1)
+                            },
+                            &mut fx.install,
+                        );
+                        fx.walk_all = got == Received::Request;
+                    }
+                }
+                self.sync_status();
+            }
             PuntReason::MemberAdvert => {
                 let Some(t) = self.members.as_mut() else {
                     ControlCounters::bump(&c.unexpected);
@@ -745,6 +871,13 @@ impl ControlPlane {
         }
         self.apply_members(now_ms, &mut fx);
         self.tick_neighbors(now_ms, &mut fx);
+        if let Some(s) = self.sync.as_mut() {
+            if s.handoff.next_flush().is_some_and(|t| now_ms >= t) {
+                s.handoff.flush(now_ms, &mut s.out);
+                s.transmit(&mut fx);
+                self.sync_status();
+            }
+        }
         fx
     }
 
@@ -826,6 +959,7 @@ impl ControlPlane {
                             now_ms: self.now_ms,
                             bfd: self.bfd.as_ref(),
                             rip: self.rip.as_ref(),
+                            sync: self.sync(),
                         },
                     ),
                 }
@@ -982,10 +1116,41 @@ impl ControlPlane {
     }
 
     fn take_role_events(&mut self, fx: &mut Effects) {
-        if let Some(role) = self.role.as_mut() {
-            fx.events
-                .extend(role.take_events().into_iter().map(Event::Router));
+        let Some(role) = self.role.as_mut() else {
+            return;
+        };
+        let events = role.take_events();
+        let peer_up = events.iter().any(|e| matches!(e, RoleEvent::PeerUp(_)));
+        fx.events.extend(events.into_iter().map(Event::Router));
+        // The start-up request again when the first peer is heard, unless a peer's flows came
+        // already: the first may have gone before the interconnect carried anything.
+        if let (true, Some(s)) = (peer_up, self.sync.as_mut()) {
+            if !s.asked_again {
+                s.asked_again = true;
+                if s.handoff.counters().messages_received == 0 {
+                    s.request(fx);
+                    self.sync_status();
+                }
+            }
         }
+    }
+
+    /// Copies the flow hand-off's counters for the metrics endpoint.
+    fn sync_status(&self) {
+        let Some(s) = &self.sync else {
+            return;
+        };
+        if let Ok(mut g) = self.counters.sync.lock() {
+            match g.as_mut() {
+                Some(c) => c.clone_from(s.handoff.counters()),
+                None => *g = Some(s.handoff.counters().clone()),
+            }
+        }
+    }
+
+    /// The flow hand-off, if it runs.
+    pub fn sync(&self) -> Option<&Handoff> {
+        self.sync.as_ref().map(|s| &s.handoff)
     }
 
     /// Copies the router protocol's state for the metrics endpoint: the counters after every
@@ -1017,20 +1182,40 @@ impl ControlPlane {
     /// Flow records from this router's workers (TCP flows that became established, and the
     /// entries of their periodic or requested table walks), in this router's member ids: batched
     /// and handed to the peer routers (issue 9, docs/sync-protocol.md).
+    /// Without the hand-off, the records are dropped.
     pub fn on_flows(
         &mut self,
         records: &[clua_pipeline::handoff::FlowRecord],
         now_ms: u64,
     ) -> Effects {
-        // Not spoken yet (issue 9 in progress): the records are dropped.
-        let _ = (records, now_ms);
-        Effects::default()
+        let mut fx = Effects::default();
+        self.now_ms = self.now_ms.max(now_ms);
+        let Some(s) = self.sync.as_mut() else {
+            return fx;
+        };
+        let members = &self.snapshot.members;
+        let address = |id: MemberId| {
+            members
+                .get(id.0 as usize)
+                .and_then(|m| m.as_ref())
+                .map(|m| m.ipv4)
+        };
+        s.handoff.offer(records, address, now_ms, &mut s.out);
+        s.transmit(&mut fx);
+        self.sync_status();
+        fx
     }
 
-    /// A clean shutdown: the router protocol's goodbye (peers take this router's aliases at
-    /// once). The plane answers nothing afterwards.
+    /// A clean shutdown: the flow hand-off's batch in progress, and the router protocol's
+    /// goodbye (peers take this router's aliases at once). The plane answers nothing afterwards.
     pub fn shutdown(&mut self) -> Effects {
         let mut fx = Effects::default();
+        if let Some(s) = self.sync.as_mut() {
+            // The batch in progress goes now: its flows are about to move to the peers.
+            s.handoff.flush_all(&mut s.out);
+            s.transmit(&mut fx);
+            self.sync_status();
+        }
         if let Some(r) = self.rip.as_mut() {
             // Every route with metric 16 at once: the upstream drops them now (CA6).
             fx.transmit.extend(r.shutdown());
@@ -1101,6 +1286,10 @@ impl ControlPlane {
         Protocols {
             rip: self.rip.is_some(),
             bfd: self.bfd.is_some(),
+            sync: self
+                .sync
+                .as_ref()
+                .map_or(0, |s| s.handoff.settings().udp_port),
         }
     }
 
@@ -1210,11 +1399,13 @@ fn arp_view(state: &ControlState, role: Option<&RouterRole>) -> ArpView {
     }
 }
 
-/// Which of RIP and BFD run (classify punts their datagrams).
+/// Which of RIP and BFD run, and the flow hand-off's port (0: off): classify punts their
+/// datagrams.
 #[derive(Clone, Copy, Debug, Default)]
 struct Protocols {
     rip: bool,
     bfd: bool,
+    sync: u16,
 }
 
 /// The workers' snapshot of `state`: the model's, with the control protocols classify punts
@@ -1240,7 +1431,7 @@ fn build_snapshot(
         router: role.map_or(0, |r| r.tracker().settings().udp_port),
         rip: protocols.rip,
         bfd: protocols.bfd,
-        sync: 0,
+        sync: protocols.sync,
     };
     Ok(s.with_control(control).with_vmacs(vmacs))
 }

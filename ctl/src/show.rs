@@ -80,6 +80,8 @@ pub struct RoutingShow<'a> {
     pub bfd: Option<&'a crate::bfd::Bfd>,
     /// RIP, if it runs.
     pub rip: Option<&'a crate::rip::RipSpeaker>,
+    /// The flow hand-off, if it runs (issue 9).
+    pub sync: Option<&'a crate::sync::Handoff>,
 }
 
 /// `cluamgr -s` with the routers' part: the router and its peers at the top, per alias its
@@ -162,6 +164,9 @@ pub fn render_show_routing(
             );
         }
     }
+    if let (ShowWhat::All, Some(h)) = (what, routing.sync) {
+        render_sync(&mut o, h);
+    }
     let body = render_show(state, snapshot, what, counters);
     // Per alias, after its header line: the master and the vMAC.
     for line in body.lines() {
@@ -217,6 +222,51 @@ pub fn render_show_routing(
         }
     }
     o
+}
+
+/// The flow hand-off's lines of `cluamgr -s` (issue 9, docs/sync-protocol.md): what was sent
+/// and received, and every drop by reason.
+pub fn render_sync(o: &mut String, h: &crate::sync::Handoff) {
+    let s = h.settings();
+    let c = h.counters();
+    let _ = writeln!(
+        o,
+        "sync: flow hand-off on UDP {}, at most {} records/s, {} records per datagram, refresh every {} ms",
+        s.udp_port,
+        s.max_records_per_sec,
+        h.records_per_message(),
+        s.refresh_ms
+    );
+    let _ = writeln!(
+        o,
+        "  sent: {} records in {} datagrams, {} whole-table requests",
+        c.records_sent, c.messages_sent, c.requests_sent
+    );
+    let _ = writeln!(
+        o,
+        "  received: {} records in {} datagrams, {} installed, {} whole-table requests",
+        c.records_received, c.messages_received, c.records_installed, c.requests_received
+    );
+    let drops: Vec<String> = c
+        .record_drops()
+        .iter()
+        .map(|(n, v)| format!("{v} {n}"))
+        .collect();
+    let _ = writeln!(o, "  records dropped: {}", drops.join(", "));
+    let refused: Vec<String> = c
+        .refusals()
+        .filter(|(_, v)| *v > 0)
+        .map(|(n, v)| format!("{v} {n}"))
+        .collect();
+    let _ = writeln!(
+        o,
+        "  datagrams refused: {}",
+        if refused.is_empty() {
+            "none".to_string()
+        } else {
+            refused.join(", ")
+        }
+    );
 }
 
 /// `cluamgr -s` of the cluster and its members (see [`render_show_routing`] for the routers'

@@ -134,6 +134,42 @@ const COUNTERS: &[(&str, &str)] = &[
         "clua_member_adverts_total",
         "Member adverts by outcome (accepted, goodbye, replayed, rejections by reason).",
     ),
+    (
+        "clua_sync_messages_sent_total",
+        "Flow hand-off datagrams of flow records sent to the peer routers (issue 9).",
+    ),
+    (
+        "clua_sync_records_sent_total",
+        "Flow records handed to the peer routers.",
+    ),
+    (
+        "clua_sync_requests_sent_total",
+        "Whole-table requests sent (this router starting).",
+    ),
+    (
+        "clua_sync_messages_received_total",
+        "Authentic, fresh flow hand-off datagrams received.",
+    ),
+    (
+        "clua_sync_records_received_total",
+        "Flow records received in them.",
+    ),
+    (
+        "clua_sync_records_installed_total",
+        "Received flow records handed to the workers to install.",
+    ),
+    (
+        "clua_sync_requests_received_total",
+        "Whole-table requests received from starting peers (each starts a table walk).",
+    ),
+    (
+        "clua_sync_records_dropped_total",
+        "Flow records dropped, by reason (rate_limit, unknown_member, unmapped).",
+    ),
+    (
+        "clua_sync_messages_refused_total",
+        "Flow hand-off datagrams refused, by reason (bad_tag, replayed, truncated, ...).",
+    ),
     ("clua_rx_packets_total", "Packets received by workers."),
     (
         "clua_forwarded_packets_total",
@@ -416,9 +452,29 @@ impl Exporter {
                         .set(f64::from(u8::from(master)));
                 }
             }
+            if let Some(c) = src.control.sync() {
+                fold_sync(&c);
+            }
             // Exact as f64 up to 2^53 generations.
             gauge!("clua_snapshot_generation").set(snapshot.generation as f64);
         });
+    }
+}
+
+/// The flow hand-off's counters (issue 9, docs/sync-protocol.md), inside a fold.
+fn fold_sync(c: &clua_ctl::sync::SyncCounters) {
+    counter!("clua_sync_messages_sent_total").absolute(c.messages_sent);
+    counter!("clua_sync_records_sent_total").absolute(c.records_sent);
+    counter!("clua_sync_requests_sent_total").absolute(c.requests_sent);
+    counter!("clua_sync_messages_received_total").absolute(c.messages_received);
+    counter!("clua_sync_records_received_total").absolute(c.records_received);
+    counter!("clua_sync_records_installed_total").absolute(c.records_installed);
+    counter!("clua_sync_requests_received_total").absolute(c.requests_received);
+    for (reason, n) in c.record_drops() {
+        counter!("clua_sync_records_dropped_total", "reason" => reason).absolute(n);
+    }
+    for (reason, n) in c.refusals() {
+        counter!("clua_sync_messages_refused_total", "reason" => reason).absolute(n);
     }
 }
 
@@ -494,6 +550,14 @@ pub fn stop_summary(
         let _ = writeln!(o, "new flows by member: no members");
     } else {
         let _ = writeln!(o, "new flows by member: {}", flows.join(", "));
+    }
+    if let Some(c) = control.sync() {
+        let refused: u64 = c.refusals().map(|(_, n)| n).sum();
+        let _ = writeln!(
+            o,
+            "flow hand-off: {} records sent ({} over the rate limit), {} received, {} installed, {} unknown members, {} datagrams refused",
+            c.records_sent, c.rate_limited, c.records_received, c.records_installed, c.unknown_member, refused
+        );
     }
     o
 }
@@ -848,6 +912,63 @@ mod tests {
     }
 
     #[test]
+    fn the_flow_hand_off_is_exported_when_it_runs() {
+        let f = fixture();
+        let text = Exporter::new().render(&f.source);
+        assert!(
+            !text.contains("\nclua_sync_"),
+            "not without [sync]:\n{text}"
+        );
+        let mut c = clua_ctl::sync::SyncCounters {
+            records_sent: 120,
+            records_installed: 77,
+            rate_limited: 9,
+            unknown_member: 2,
+            replayed: 3,
+            requests_received: 1,
+            ..Default::default()
+        };
+        c.refused[clua_ctl::sync::wire::SyncError::BadTag.index()] = 4;
+        *f.source.control.sync.lock().unwrap() = Some(c);
+        let text = Exporter::new().render(&f.source);
+        let samples = parse(&text);
+        let v = |name: &str, labels: &[(&str, &str)]| {
+            value(&samples, name, labels).unwrap_or_else(|| panic!("{name}{labels:?}:\n{text}"))
+        };
+        assert_eq!(v("clua_sync_records_sent_total", &[]), 120.0);
+        assert_eq!(v("clua_sync_records_installed_total", &[]), 77.0);
+        assert_eq!(v("clua_sync_requests_received_total", &[]), 1.0);
+        assert_eq!(v("clua_sync_records_received_total", &[]), 0.0);
+        assert_eq!(
+            v(
+                "clua_sync_records_dropped_total",
+                &[("reason", "rate_limit")]
+            ),
+            9.0
+        );
+        assert_eq!(
+            v(
+                "clua_sync_records_dropped_total",
+                &[("reason", "unknown_member")]
+            ),
+            2.0
+        );
+        assert_eq!(
+            v("clua_sync_messages_refused_total", &[("reason", "bad_tag")]),
+            4.0
+        );
+        assert_eq!(
+            v(
+                "clua_sync_messages_refused_total",
+                &[("reason", "replayed")]
+            ),
+            3.0
+        );
+        assert!(text.contains("# HELP clua_sync_records_dropped_total "));
+        assert!(text.contains("# TYPE clua_sync_records_sent_total counter"));
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         let f = fixture();
         let odd = "p\"1\\x\ny";
@@ -979,6 +1100,24 @@ mod tests {
         assert!(lines[1].contains("gratuitous ARPs 2"), "{text}");
         assert_eq!(lines[2], "new flows by member: m1 7, m2 3");
         assert!(!text.contains("# HELP"), "not the Prometheus text");
+        // With the flow hand-off, one line more.
+        let mut c = clua_ctl::sync::SyncCounters {
+            records_sent: 40,
+            rate_limited: 2,
+            records_received: 9,
+            records_installed: 8,
+            unknown_member: 1,
+            replayed: 3,
+            ..Default::default()
+        };
+        c.refused[0] = 1;
+        *s.control.sync.lock().unwrap() = Some(c);
+        let text = s.stop_summary(None);
+        assert_eq!(
+            text.lines().nth(3),
+            Some("flow hand-off: 40 records sent (2 over the rate limit), 9 received, 8 installed, 1 unknown members, 4 datagrams refused"),
+            "{text}"
+        );
 
         let idle = stop_summary(&snapshot(1, vec![]), &[], &ControlCounters::default(), None);
         assert!(

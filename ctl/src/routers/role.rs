@@ -49,13 +49,37 @@ pub struct InterconnectPort {
 }
 
 impl InterconnectPort {
-    fn broadcast(&self) -> Ipv4Addr {
+    /// The subnet's broadcast address.
+    pub fn broadcast(&self) -> Ipv4Addr {
         let mask = if self.prefix_len == 0 {
             0
         } else {
             u32::MAX << (32 - u32::from(self.prefix_len.min(32)))
         };
         Ipv4Addr::from(u32::from(self.addr) | !mask)
+    }
+
+    /// A control-protocol datagram from this router to every router on the interconnect
+    /// (subnet broadcast, TTL 1, from and to `udp_port`): the router protocol's and the flow
+    /// hand-off's frames.
+    pub fn broadcast_frame(&self, udp_port: u16, payload: &[u8]) -> Option<Transmit> {
+        UdpFrame {
+            src_mac: self.mac,
+            dst_mac: [0xff; 6],
+            src: self.addr,
+            dst: self.broadcast(),
+            ttl: 1,
+            src_port: udp_port,
+            dst_port: udp_port,
+            dscp_ecn: 0,
+            dont_frag: false,
+            vlan_tci: None,
+        }
+        .build(payload)
+        .map(|frame| Transmit {
+            port: self.port,
+            frame,
+        })
     }
 }
 
@@ -295,24 +319,8 @@ impl RouterRole {
     }
 
     fn frame(&self, payload: &[u8]) -> Option<Transmit> {
-        let port = self.tracker.settings().udp_port;
-        UdpFrame {
-            src_mac: self.ic.mac,
-            dst_mac: [0xff; 6],
-            src: self.ic.addr,
-            dst: self.ic.broadcast(),
-            ttl: 1,
-            src_port: port,
-            dst_port: port,
-            dscp_ecn: 0,
-            dont_frag: false,
-            vlan_tci: None,
-        }
-        .build(payload)
-        .map(|frame| Transmit {
-            port: self.ic.port,
-            frame,
-        })
+        self.ic
+            .broadcast_frame(self.tracker.settings().udp_port, payload)
     }
 
     /// This interval's announcement: as many messages as it takes for every alias to fit a

@@ -263,12 +263,12 @@ fn addr(b: &[u8]) -> Ipv4Addr {
     Ipv4Addr::new(b[0], b[1], b[2], b[3])
 }
 /// The name in a NUL-padded field: the bytes before the first NUL.
-fn padded_name(f: &[u8]) -> &[u8] {
+pub(crate) fn padded_name(f: &[u8]) -> &[u8] {
     let n = f.iter().position(|&b| b == 0).unwrap_or(f.len());
     &f[..n]
 }
 /// The name in a NUL-padded field, if it is a valid name followed by NULs only.
-fn checked_name(f: &[u8]) -> Option<String> {
+pub(crate) fn checked_name(f: &[u8]) -> Option<String> {
     let n = padded_name(f);
     if validate_name(n).is_err() || f[n.len()..].iter().any(|&b| b != 0) {
         return None;
@@ -276,12 +276,12 @@ fn checked_name(f: &[u8]) -> Option<String> {
     // validate_name admits ASCII only.
     String::from_utf8(n.to_vec()).ok()
 }
-fn write_name(f: &mut [u8], name: &[u8]) {
+pub(crate) fn write_name(f: &mut [u8], name: &[u8]) {
     f.fill(0);
     let n = name.len().min(f.len());
     f[..n].copy_from_slice(&name[..n]);
 }
-fn is_unicast(a: Ipv4Addr) -> bool {
+pub(crate) fn is_unicast(a: Ipv4Addr) -> bool {
     !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
 }
 /// One alias entry as on the wire (unvalidated).

@@ -29,3 +29,8 @@ impl Default for SyncSettings {
         }
     }
 }
+
+pub mod handoff;
+pub mod wire;
+
+pub use handoff::{Handoff, Received, SyncCounters, FLUSH_MS};
