@@ -209,6 +209,34 @@ const COUNTERS: &[(&str, &str)] = &[
         "clua_refusals_sent_total",
         "in_noalias packets answered with a TCP RST or ICMP port unreachable.",
     ),
+    (
+        "clua_handoff_records_emitted_total",
+        "Flow records the workers handed to the control thread for peer routers (issue 9).",
+    ),
+    (
+        "clua_handoff_ring_full_total",
+        "Flow records dropped because a worker's hand-off ring was full.",
+    ),
+    (
+        "clua_handoff_installed_total",
+        "Flows handed over by peers (or the flows file) installed in a worker's table.",
+    ),
+    (
+        "clua_handoff_refreshed_total",
+        "Handed-over flows whose local entry had the same member (expiry extended).",
+    ),
+    (
+        "clua_handoff_kept_total",
+        "Handed-over flows ignored: the local entry names another member and stays.",
+    ),
+    (
+        "clua_handoff_refused_total",
+        "Handed-over flows not installed: no slot, or no time left.",
+    ),
+    (
+        "clua_handoff_install_ring_full_total",
+        "Handed-over flows dropped because a worker's install ring was full.",
+    ),
     ("clua_arp_replies_total", "ARP replies sent."),
     ("clua_arp_ignored_total", "ARP packets not for us."),
     ("clua_arp_malformed_total", "Malformed ARP packets."),
@@ -281,6 +309,26 @@ const CORE_TOTALS: &[Field<CoreCounters>] = &[
         get(&c.syn_without_slot)
     }),
     ("clua_refusals_sent_total", |c| get(&c.refusals_sent)),
+    ("clua_handoff_records_emitted_total", |c| {
+        get(&c.handoff_emitted)
+    }),
+    (
+        "clua_handoff_ring_full_total",
+        |c| get(&c.handoff_ring_full),
+    ),
+    (
+        "clua_handoff_installed_total",
+        |c| get(&c.handoff_installed),
+    ),
+    (
+        "clua_handoff_refreshed_total",
+        |c| get(&c.handoff_refreshed),
+    ),
+    ("clua_handoff_kept_total", |c| get(&c.handoff_kept)),
+    ("clua_handoff_refused_total", |c| get(&c.handoff_refused)),
+    ("clua_handoff_install_ring_full_total", |c| {
+        get(&c.handoff_install_full)
+    }),
 ];
 
 const CONTROL: &[Field<ControlCounters>] = &[
