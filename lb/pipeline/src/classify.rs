@@ -27,7 +27,8 @@
 //!     [`PuntReason::MemberAdvert`]; on a client port, and anything else → `NotAlias` (members
 //!     advertise over the interconnect only).
 //! 11. TCP and UDP to an alias: the header must pass `new_checked` (`BadL4Header`); other
-//!     protocols → `UnsupportedProtocol`.
+//!     protocols → `UnsupportedProtocol`; source port 0 → `SourcePortZero` (reserved, and the
+//!     source port of the connection table's sticky-affinity keys, see `crate::select`).
 //!
 //! The output is a [`PacketMeta`]: the flow key and its hash (keyed with
 //! [`ClassifyConfig::hash_key`], see [`crate::hash`]), TCP flags, where the IP header is, and
@@ -260,6 +261,11 @@ pub fn classify_with(
         },
         _ => return Err(drop(DropReason::UnsupportedProtocol)),
     };
+    // Port 0 is reserved (RFC 6335 §6) and names the connection table's sticky affinities
+    // (issue 9): a real packet must never share their keys.
+    if src_port == 0 {
+        return Err(drop(DropReason::SourcePortZero));
+    }
     let key = FlowKey {
         src: u32::from(ip.src_addr()),
         dst,
