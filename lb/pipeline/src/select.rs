@@ -91,7 +91,7 @@
 //! and are reset when aliases are added, removed or renumbered.
 
 use crate::classify::{PacketMeta, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
-use crate::conntrack::{ConnTable, FlowState, InsertOutcome, Slot};
+use crate::conntrack::{ConnTable, FlowState, InsertOutcome};
 use crate::handoff::FlowRecord;
 use crate::hash::{FlowHashKey, FlowKey};
 use crate::snapshot::{MemberId, Policy, ServiceMode, Snapshot};
@@ -635,6 +635,7 @@ mod tests {
     use super::*;
     use crate::classify::classify;
     use crate::classify::tests::{frame, snap, tcp, ALIAS};
+    use crate::conntrack::Slot;
     use crate::snapshot::tests::{member, port};
     use crate::snapshot::{AliasMember, PortRole};
     use std::net::Ipv4Addr;
