@@ -2,6 +2,8 @@
 //!
 //! - `clua-bench routers [--routers 3] [--aliases 10000] [--secs 10]`: the router protocol's
 //!   control-thread cost (benches/src/routers.rs).
+//! - `clua-bench policies [--flows 1048576] [--secs 3]`: the load-balancing policies' cost in
+//!   the pipeline, established Mpps and new-flow rate per core (benches/src/policies.rs).
 //! - `clua-bench pcap --flows N [--ppf K] --out FILE`: the benchmark traffic as a pcap.
 //! - `clua-bench config --flows N --client DEVARGS --ic DEVARGS [--metrics ADDR]
 //!   [--mbufs M] [--memory-mb MB]`: the aliasd configuration (TOML on stdout).
@@ -20,6 +22,7 @@
 //! permutation), so consecutive packets belong to distant flows, as on a loaded link.
 
 mod advert;
+mod policies;
 mod routers;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -308,7 +311,7 @@ fn die(msg: &str) -> ! {
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = argv.first().cloned() else {
-        die("usage: clua-bench pcap|config|ring|advert|routers ... (see benches/src/main.rs)")
+        die("usage: clua-bench pcap|config|ring|advert|routers|policies ... (see benches/src/main.rs)")
     };
     let a = Args(argv[1..].to_vec());
     match cmd.as_str() {
@@ -344,6 +347,7 @@ fn main() {
             a.num("--aliases", 10_000),
             a.num("--secs", 10),
         ),
+        "policies" => policies::run(a.num("--flows", 1 << 20), f64::from(a.num("--secs", 3))),
         other => die(&format!("unknown command {other}")),
     }
 }
