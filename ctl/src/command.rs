@@ -491,7 +491,8 @@ Exactly one of -a, -f, -F, -h, -r, -s, --register per call.
   --register PORT/PROTO[,option]...
                       register a service as clua_registerservice() would: options are the
                       clua_services(4) ones (in_single, in_multi, in_noalias, in_nolocal,
-                      out_alias, static), default in_single
+                      out_alias, static), default in_single; in_multi takes one policy:
+                      wrr (default), weighted, sticky or wildcard_sticky
 ";
 
 /// A parsed command line plus the CLI-local `--check` flag (valid only with `-F`).

@@ -464,16 +464,14 @@ impl Selector {
             _ if snap.wildcard_sticky() => {
                 let w = wildcard_key(key);
                 if let Some(slot) = self.conns.find(&w, self.conns.hash(&w), now_ms) {
+                    // A completed handshake is a real client: a half-open (UDP-made)
+                    // affinity becomes a full one.
                     if slot.member == member {
                         self.conns.refresh_as(
                             slot,
                             now_ms,
                             self.timeouts.sticky_ms,
-                            if slot.half_open {
-                                FlowState::HalfOpen
-                            } else {
-                                FlowState::Established
-                            },
+                            FlowState::Established,
                         );
                     }
                 }

@@ -169,9 +169,10 @@ impl Pipeline {
     }
 
     /// The hand-off records of the last [`process_burst`](Self::process_burst) (TCP flows that
-    /// became established in this core's table; empty unless [`PipelineConfig::handoff`]). A
-    /// burst of more than [`BURST`] packets keeps the first [`BURST`] records and counts the
-    /// rest ([`Selector::handoff_overflow`]).
+    /// became established in this core's table, and sticky affinities written as established;
+    /// empty unless [`PipelineConfig::handoff`]). At most
+    /// [`HANDOFF_CAP`](crate::select::HANDOFF_CAP) records (two per packet of a full burst);
+    /// the rest are counted ([`Selector::handoff_overflow`]).
     pub fn handoffs(&self) -> &[crate::handoff::FlowRecord] {
         self.selector.handoffs()
     }
