@@ -860,7 +860,7 @@ pub(crate) mod tests {
         .unwrap();
         assert!(!changes.iter().any(|c| c.contains("policy")), "{changes:?}");
         // A policy without in_multi is refused with the parser's words.
-        let e = parse_args(&["--register", "80/tcp,sticky"]).unwrap_err();
+        let e = parse_args(["--register", "80/tcp,sticky"]).unwrap_err();
         assert!(
             e.to_string()
                 .contains("sticky is a policy of in_multi ports"),
