@@ -385,6 +385,25 @@ pub(crate) mod tests {
         }
     }
 
+    /// Issue 9: source port 0 is the connection table's sticky-affinity key, so no real TCP or
+    /// UDP packet to an alias may have it; port 1 is fine.
+    #[test]
+    fn source_port_zero_is_dropped() {
+        let s = snap();
+        for (proto, l4) in [
+            (6u8, tcp(0, 80, TCP_SYN).to_vec()),
+            (17, udp(0, 53).to_vec()),
+        ] {
+            assert_eq!(
+                dropped(classify(&s, 0, &frame(ALIAS, proto, 0, &l4))),
+                DropReason::SourcePortZero,
+                "proto {proto}"
+            );
+        }
+        let m = classify(&s, 0, &frame(ALIAS, 17, 0, &udp(1, 53))).unwrap();
+        assert_eq!(m.key.src_port, 1);
+    }
+
     #[test]
     fn tcp_and_udp_to_an_alias_yield_the_flow() {
         let s = snap();
