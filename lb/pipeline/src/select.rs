@@ -1705,4 +1705,41 @@ mod tests {
         connect(&mut sel, &s, src, 1001, 80, 5);
         assert_eq!(sel.handoffs().len(), 1, "a refresh is not handed off again");
     }
+
+    /// CA8 with SC2: an affinity holds only while its member is in the port's eligible tier;
+    /// when a higher selp tier comes up, the client moves there (and sticks).
+    #[test]
+    fn a_sticky_client_follows_the_selp_tier() {
+        let pol = [(6, 80, Policy::Sticky)];
+        let tiered = |top_up: bool| {
+            let am = |id, selp| AliasMember {
+                member: MemberId(id),
+                selw: 1,
+                selp,
+            };
+            policy_snap(
+                1,
+                [true, true, top_up],
+                vec![am(0, 1), am(1, 1), am(2, 5)],
+                &pol,
+            )
+        };
+        let low = tiered(false);
+        let mut sel = Selector::new(1 << 10, P, &low);
+        let src = client(21);
+        let first = connect(&mut sel, &low, src, 1000, 80, 0);
+        assert!(first < 2, "only the selp 1 tier is up");
+        let high = tiered(true);
+        sel.on_snapshot(&low, &high);
+        assert_eq!(connect(&mut sel, &high, src, 1001, 80, 1), 2);
+        sel.on_snapshot(&high, &low);
+        let back = connect(&mut sel, &low, src, 1002, 80, 2);
+        assert!(back < 2);
+        // The old connection stays where it was (SC1-style: established flows keep their member).
+        let c = CoreCounters::new(8);
+        assert_eq!(
+            member_of(sel.select(&low, &pkt(src, 6, 1000, 80, TCP_ACK, 9), 3, &c)),
+            first
+        );
+    }
 }
