@@ -4,6 +4,8 @@
 //!   control-thread cost (benches/src/routers.rs).
 //! - `clua-bench handoff [--records 1000000] [--batch 32] [--members 64] [--mtu 1500]`: the
 //!   flow hand-off's control-thread cost at 1 M new flows/s (benches/src/handoff.rs).
+//! - `clua-bench policies [--flows 1048576] [--secs 3]`: the load-balancing policies' cost in
+//!   the pipeline, established Mpps and new-flow rate per core (benches/src/policies.rs).
 //! - `clua-bench pcap --flows N [--ppf K] --out FILE`: the benchmark traffic as a pcap.
 //! - `clua-bench config --flows N --client DEVARGS --ic DEVARGS [--metrics ADDR]
 //!   [--mbufs M] [--memory-mb MB]`: the aliasd configuration (TOML on stdout).
@@ -23,6 +25,7 @@
 
 mod advert;
 mod handoff;
+mod policies;
 mod routers;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -209,6 +212,10 @@ idle_sleep_us = 0
 [tables]
 connections = {connections}
 
+# No flows file: one bench run's flows never reach the next.
+[sync]
+flows_file = ""
+
 [[port]]
 name = "client"
 devargs = "{client}"
@@ -311,7 +318,7 @@ fn die(msg: &str) -> ! {
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = argv.first().cloned() else {
-        die("usage: clua-bench pcap|config|ring|advert|routers|handoff ... (see benches/src/main.rs)")
+        die("usage: clua-bench pcap|config|ring|advert|routers|handoff|policies ... (see benches/src/main.rs)")
     };
     let a = Args(argv[1..].to_vec());
     match cmd.as_str() {
@@ -353,6 +360,7 @@ fn main() {
             a.num("--members", 64),
             a.num("--mtu", 1500),
         ),
+        "policies" => policies::run(a.num("--flows", 1 << 20), f64::from(a.num("--secs", 3))),
         other => die(&format!("unknown command {other}")),
     }
 }

@@ -240,11 +240,20 @@ pub fn apply(
                         proto.name(),
                         s.name
                     ));
+                    let after = ServiceSpec {
+                        options: *options,
+                        ..s.clone()
+                    };
+                    changes.extend(policy_changes(
+                        std::slice::from_ref(s),
+                        std::slice::from_ref(&after),
+                    ));
                     s.options = *options;
                     changes.extend(service_notes(std::slice::from_ref(s)));
                 }
                 None => {
                     changes.push(format!("service {port}/{} registered", proto.name()));
+                    changes.extend(policy_changes(&[], std::slice::from_ref(&entry)));
                     changes.extend(service_notes(std::slice::from_ref(&entry)));
                     services.push(entry);
                 }
@@ -453,10 +462,51 @@ fn load_services(
         "services loaded from {shown}: {} entries ({added} added, {changed} changed, {removed} removed)",
         services.len()
     ));
+    changes.extend(policy_changes(before, &services));
     changes.extend(service_notes(&services));
     next.cluster.services = services;
     Ok(())
 }
+
+/// What a change of a port's load-balancing policy (issue 9; SC1–SC3) does, one line per
+/// port of `after` whose policy differs from `before` (an unlisted port has none, `-`) and is
+/// or was other than the default `wrr`.
+pub fn policy_changes(before: &[ServiceSpec], after: &[ServiceSpec]) -> Vec<String> {
+    let policy = |s: Option<&ServiceSpec>| {
+        s.map_or("-", |s| {
+            crate::services::effective_policy(&s.options).trim_end_matches(" (default)")
+        })
+    };
+    after
+        .iter()
+        .filter_map(|s| {
+            let b = before
+                .iter()
+                .find(|b| b.port == s.port && b.proto == s.proto);
+            let (old, new) = (policy(b), policy(Some(s)));
+            // Between "none" and the default round robin nothing changes for anyone.
+            let plain = |p: &str| p == "-" || p == "wrr";
+            (old != new && !(plain(old) && plain(new))).then(|| {
+                let mut line = format!(
+                    "service {}/{} policy {old} -> {new}: {POLICY_CHANGE_NOTE}",
+                    s.port,
+                    s.proto.name()
+                );
+                if matches!(old, "sticky" | "wildcard_sticky") {
+                    line.push_str(STICKY_DROPPED_NOTE);
+                }
+                line
+            })
+        })
+        .collect()
+}
+
+/// What any policy change does (docs/clua_services.md).
+pub const POLICY_CHANGE_NOTE: &str =
+    "new connections follow it, established connections keep their member";
+/// Added when the old policy kept client affinities (SC2: "while the policy is unchanged").
+pub const STICKY_DROPPED_NOTE: &str = "; the clients' affinities for the port are no longer used \
+and expire [tables] sticky_timeout_ms after their last refresh";
 
 /// The service options the router stores but does not act on, each with where it takes effect
 /// (CA9; issue 7): `(option, note)`.
@@ -494,7 +544,7 @@ pub fn service_notes(services: &[ServiceSpec]) -> Vec<String> {
 pub(crate) mod tests {
     use std::net::Ipv4Addr;
 
-    use clua_pipeline::snapshot::{Encap, MemberId, PortRole};
+    use clua_pipeline::snapshot::{Encap, MemberId, PortRole, ServiceMode};
 
     use super::*;
     use crate::command::parse_args;
@@ -571,6 +621,10 @@ pub(crate) mod tests {
         let files = |p: &Path| match p.to_str() {
             Some("/etc/clua_services") => Ok(
                 "ssh 22/tcp in_single,in_nolocal\nlogin 513/tcp in_multi,out_alias,static\n".into(),
+            ),
+            Some("/etc/clua_services.sticky") => Ok(
+                "ssh 22/tcp in_single,in_nolocal\nlogin 513/tcp in_multi,out_alias,static,sticky\n"
+                    .into(),
             ),
             _ => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
         };
@@ -751,6 +805,66 @@ pub(crate) mod tests {
         assert_eq!(
             text,
             "member m1 has not joined alias 198.51.100.50 (add join)"
+        );
+    }
+
+    /// Issue 9 (SC2: "while the policy is unchanged"): a policy change, by `-F`/`-f` or
+    /// `--register`, reaches the snapshot and says what happens to connections and affinities.
+    #[test]
+    fn a_policy_change_is_applied_and_explained() {
+        let (s, _) = run(&state(), &["-F", "/etc/clua_services"]).unwrap();
+        let (s, changes) = run(&s, &["-F", "/etc/clua_services.sticky"]).unwrap();
+        assert!(
+            changes.contains(&format!(
+                "service 513/tcp policy wrr -> sticky: {POLICY_CHANGE_NOTE}"
+            )),
+            "{changes:?}"
+        );
+        let snap = s.cluster.snapshot(3, &MACS).unwrap();
+        assert_eq!(
+            snap.service(6, 513),
+            (
+                ServiceMode::InMulti,
+                clua_pipeline::snapshot::Policy::Sticky
+            )
+        );
+        assert_eq!(
+            snap.service(6, 22),
+            (ServiceMode::InSingle, clua_pipeline::snapshot::Policy::Wrr)
+        );
+        let (s, changes) = run(&s, &["--register", "513/tcp,in_multi,weighted"]).unwrap();
+        assert!(
+            changes.contains(&format!(
+                "service 513/tcp policy sticky -> weighted: {POLICY_CHANGE_NOTE}{STICKY_DROPPED_NOTE}"
+            )),
+            "{changes:?}"
+        );
+        let snap = s.cluster.snapshot(4, &MACS).unwrap();
+        assert_eq!(
+            snap.service(6, 513).1,
+            clua_pipeline::snapshot::Policy::Weighted
+        );
+        let (s, changes) = run(&s, &["--register", "21/tcp,in_multi,wildcard_sticky"]).unwrap();
+        assert!(
+            changes.contains(&format!(
+                "service 21/tcp policy - -> wildcard_sticky: {POLICY_CHANGE_NOTE}"
+            )),
+            "{changes:?}"
+        );
+        assert!(s.cluster.snapshot(5, &MACS).unwrap().wildcard_sticky());
+        // Unchanged policy: no line.
+        let (_, changes) = run(
+            &s,
+            &["--register", "21/tcp,in_multi,wildcard_sticky,out_alias"],
+        )
+        .unwrap();
+        assert!(!changes.iter().any(|c| c.contains("policy")), "{changes:?}");
+        // A policy without in_multi is refused with the parser's words.
+        let e = parse_args(["--register", "80/tcp,sticky"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("sticky is a policy of in_multi ports"),
+            "{e}"
         );
     }
 }

@@ -101,6 +101,20 @@ struct ServiceOptionsDef {
     in_nolocal: bool,
     out_alias: bool,
     static_port: bool,
+    // The load-balancing policies (issue 9), sent only when set, so commands without one read
+    // the same as before.
+    #[serde(skip_serializing_if = "is_false")]
+    wrr: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    weighted: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    sticky: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    wildcard_sticky: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for ServiceOptionsDef {
@@ -113,6 +127,10 @@ impl Default for ServiceOptionsDef {
             in_nolocal: o.in_nolocal,
             out_alias: o.out_alias,
             static_port: o.static_port,
+            wrr: o.wrr,
+            weighted: o.weighted,
+            sticky: o.sticky,
+            wildcard_sticky: o.wildcard_sticky,
         }
     }
 }
@@ -473,7 +491,8 @@ Exactly one of -a, -f, -F, -h, -r, -s, --register per call.
   --register PORT/PROTO[,option]...
                       register a service as clua_registerservice() would: options are the
                       clua_services(4) ones (in_single, in_multi, in_noalias, in_nolocal,
-                      out_alias, static), default in_single
+                      out_alias, static), default in_single; in_multi takes one policy:
+                      wrr (default), weighted, sticky or wildcard_sticky
 ";
 
 /// A parsed command line plus the CLI-local `--check` flag (valid only with `-F`).
@@ -1486,7 +1505,7 @@ mod tests {
         );
         assert_eq!(
             err("--register 7/tcp,in_fast"),
-            "--register: unknown service option `in_fast` (expected in_single, in_multi, in_noalias, in_nolocal, out_alias or static)"
+            "--register: unknown service option `in_fast` (expected in_single, in_multi, in_noalias, in_nolocal, out_alias, static, wrr, weighted, sticky or wildcard_sticky)"
         );
         assert_eq!(
             err("--register 7/tcp,in_multi,in_single"),

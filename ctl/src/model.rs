@@ -21,7 +21,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use clua_pipeline::snapshot::{
-    AliasMember, Encap, Member, MemberId, PortInfo, PortRole, ServiceMode,
+    AliasMember, Encap, Member, MemberId, Policy, PortInfo, PortRole, ServiceMode, ServicePolicy,
     ServiceSpec as PipelineService, Snapshot, SnapshotError,
 };
 
@@ -337,17 +337,50 @@ pub struct ServiceOptions {
     pub out_alias: bool,
     /// static (port reservation on members; stored here).
     pub static_port: bool,
+    /// wrr: weighted round robin (the in_multi default, written out).
+    pub wrr: bool,
+    /// weighted: weighted consistent hashing of the flow (SC1).
+    pub weighted: bool,
+    /// sticky: a client address sticks to one member for the port (SC2).
+    pub sticky: bool,
+    /// wildcard_sticky: a client address sticks to one member for every port of the alias
+    /// (SC3).
+    pub wildcard_sticky: bool,
 }
 
 /// What is wrong with a clua_services(4) option list.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceOptionError {
     /// A word that is not an option.
-    #[error("unknown service option `{0}` (expected in_single, in_multi, in_noalias, in_nolocal, out_alias or static)")]
+    #[error("unknown service option `{0}` (expected in_single, in_multi, in_noalias, in_nolocal, out_alias, static, wrr, weighted, sticky or wildcard_sticky)")]
     Unknown(String),
-    /// CA9: options that exclude each other, all of those given.
+    /// CA9: options that exclude each other, all of those given (the distribution modes; the
+    /// load-balancing policies, of which a port has one).
     #[error("{} are mutually exclusive", .0.join(" and "))]
     Exclusive(Vec<&'static str>),
+    /// A load-balancing policy on a port that is not in_multi: only in_multi ports choose
+    /// among members.
+    #[error("{policy} is a policy of in_multi ports: {}", policy_without_multi(.mode))]
+    PolicyWithoutInMulti {
+        /// The policy as written.
+        policy: &'static str,
+        /// The port's mode: `in_single`, `in_single (default)` or `in_noalias`.
+        mode: &'static str,
+    },
+}
+
+/// What a port that is not in_multi does instead of a policy (for
+/// [`ServiceOptionError::PolicyWithoutInMulti`]).
+fn policy_without_multi(mode: &str) -> &'static str {
+    match mode {
+        "in_noalias" => "an in_noalias port is refused on aliases, no member is chosen",
+        "in_single" => {
+            "an in_single port sends every client to its one active member already (write in_multi instead of in_single)"
+        }
+        _ => {
+            "a port without in_multi is in_single and sends every client to its one active member already (add in_multi)"
+        }
+    }
 }
 
 impl ServiceOptions {
@@ -360,13 +393,32 @@ impl ServiceOptions {
             "in_nolocal" => self.in_nolocal = true,
             "out_alias" => self.out_alias = true,
             "static" => self.static_port = true,
+            "wrr" => self.wrr = true,
+            "weighted" => self.weighted = true,
+            "sticky" => self.sticky = true,
+            "wildcard_sticky" => self.wildcard_sticky = true,
             other => return Err(ServiceOptionError::Unknown(other.into())),
         }
         Ok(())
     }
 
+    /// The load-balancing policies given, as written, in a fixed order.
+    fn policies(&self) -> Vec<&'static str> {
+        [
+            (self.wrr, "wrr"),
+            (self.weighted, "weighted"),
+            (self.sticky, "sticky"),
+            (self.wildcard_sticky, "wildcard_sticky"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| *n)
+        .collect()
+    }
+
     /// CA9: in_multi, in_single and in_noalias are mutually exclusive; so are in_nolocal and
-    /// in_noalias.
+    /// in_noalias. Issue 9: wrr, weighted, sticky and wildcard_sticky are mutually exclusive,
+    /// and only in_multi ports take one.
     pub fn check(&self) -> Result<(), ServiceOptionError> {
         let dist = [
             (self.in_single, "in_single"),
@@ -377,6 +429,17 @@ impl ServiceOptions {
         if set.len() > 1 {
             return Err(ServiceOptionError::Exclusive(set));
         }
+        let policies = self.policies();
+        if policies.len() > 1 {
+            return Err(ServiceOptionError::Exclusive(policies));
+        }
+        if let (Some(&policy), false) = (policies.first(), self.in_multi) {
+            let mode = match set.first() {
+                Some(&m) => m,
+                None => "in_single (default)",
+            };
+            return Err(ServiceOptionError::PolicyWithoutInMulti { policy, mode });
+        }
         if self.in_nolocal && self.in_noalias {
             return Err(ServiceOptionError::Exclusive(vec![
                 "in_nolocal",
@@ -384,6 +447,20 @@ impl ServiceOptions {
             ]));
         }
         Ok(())
+    }
+
+    /// The load-balancing policy (issue 9): the one given, else `wrr`. Meaningful for
+    /// in_multi ports only (see [`check`](Self::check)).
+    pub fn policy(&self) -> Policy {
+        if self.weighted {
+            Policy::Weighted
+        } else if self.sticky {
+            Policy::Sticky
+        } else if self.wildcard_sticky {
+            Policy::WildcardSticky
+        } else {
+            Policy::Wrr
+        }
     }
 
     /// The data-plane distribution mode.
@@ -1069,7 +1146,18 @@ impl Cluster {
                 mode: s.options.mode(),
             })
             .collect();
+        let policies: Vec<ServicePolicy> = self
+            .services
+            .iter()
+            .filter(|s| s.options.mode() == ServiceMode::InMulti)
+            .map(|s| ServicePolicy {
+                proto: s.proto.number(),
+                port: s.port,
+                policy: s.options.policy(),
+            })
+            .collect();
         Snapshot::build(generation, ports, members, aliases, &services)
+            .and_then(|s| s.with_policies(&policies))
             .map(|s| s.with_advert_port(self.advert_port))
     }
 }

@@ -5,7 +5,9 @@
 //! spaces or tabs; `#` starts a comment that runs to the end of the line; blank lines are
 //! ignored. `Options` is a comma-separated list with no spaces inside it (`in_multi,out_alias`).
 //! An entry without options is accepted and is in_single, as is any port the file does not list
-//! (CA9: "in_single is the default alias attribute").
+//! (CA9: "in_single is the default alias attribute"). An in_multi entry may name one
+//! load-balancing policy (issue 9; SC1–SC3): `wrr` (the default), `weighted`, `sticky` or
+//! `wildcard_sticky` (docs/clua_services.md).
 //!
 //! [`parse_services`] reads a whole file and reports every problem in it at once, each as
 //! `FILE:LINE: what`, so an administrator fixes the file in one pass.
@@ -14,6 +16,8 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::line_error::{LineError, LineErrors};
+
+use clua_pipeline::snapshot::Policy;
 
 use crate::model::{Proto, ServiceOptionError, ServiceOptions, ServiceSpec};
 
@@ -315,6 +319,10 @@ pub fn format_options(o: &ServiceOptions) -> String {
         (o.in_nolocal, "in_nolocal"),
         (o.out_alias, "out_alias"),
         (o.static_port, "static"),
+        (o.wrr, "wrr"),
+        (o.weighted, "weighted"),
+        (o.sticky, "sticky"),
+        (o.wildcard_sticky, "wildcard_sticky"),
     ]
     .iter()
     .filter(|(on, _)| *on)
@@ -341,14 +349,29 @@ pub fn effective_mode(o: &ServiceOptions) -> &'static str {
     }
 }
 
-/// Renders entries as an aligned table with a header: service, port/proto, options, and the
-/// effective mode. Every line ends in `\n`; columns are separated by at least two spaces.
+/// The load-balancing policy clua applies (issue 9; SC1–SC3): for in_multi `wrr`, `weighted`,
+/// `sticky`, `wildcard_sticky`, or `wrr (default)` when none was written; `-` for other ports
+/// (they have one active member, or none).
+pub fn effective_policy(o: &ServiceOptions) -> &'static str {
+    if !o.in_multi {
+        return "-";
+    }
+    match o.policy() {
+        Policy::Wrr if !o.wrr => "wrr (default)",
+        p => p.name(),
+    }
+}
+
+/// Renders entries as an aligned table with a header: service, port/proto, options, the
+/// effective mode and policy. Every line ends in `\n`; columns are separated by at least two
+/// spaces.
 pub fn render_table(specs: &[ServiceSpec]) -> String {
-    let rows: Vec<[String; 4]> = std::iter::once([
+    let rows: Vec<[String; 5]> = std::iter::once([
         "SERVICE".to_string(),
         "PORT/PROTO".to_string(),
         "OPTIONS".to_string(),
         "MODE".to_string(),
+        "POLICY".to_string(),
     ])
     .chain(specs.iter().map(|s| {
         [
@@ -356,10 +379,11 @@ pub fn render_table(specs: &[ServiceSpec]) -> String {
             format!("{}/{}", s.port, s.proto.name()),
             format_options(&s.options),
             effective_mode(&s.options).to_string(),
+            effective_policy(&s.options).to_string(),
         ]
     }))
     .collect();
-    let mut width = [0usize; 3];
+    let mut width = [0usize; 4];
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.chars().count());
@@ -370,7 +394,7 @@ pub fn render_table(specs: &[ServiceSpec]) -> String {
         for (c, w) in r.iter().zip(width.iter()) {
             out.push_str(&format!("{c:<0$}  ", w));
         }
-        out.push_str(&r[3]);
+        out.push_str(&r[4]);
         out.push('\n');
     }
     out
@@ -463,27 +487,104 @@ Xserver\t6000/tcp\tout_alias,static\t# X Windows Server
         assert_eq!(lines.len(), 19);
         assert_eq!(
             lines[0],
-            "SERVICE  PORT/PROTO  OPTIONS                    MODE"
+            "SERVICE  PORT/PROTO  OPTIONS                    MODE                 POLICY"
         );
         assert_eq!(
             lines[1],
-            "echo     7/tcp       in_multi                   in_multi"
+            "echo     7/tcp       in_multi                   in_multi             wrr (default)"
         );
         assert_eq!(
             lines[7],
-            "netstat  15/tcp      in_single                  in_single"
+            "netstat  15/tcp      in_single                  in_single            -"
         );
         assert_eq!(
             lines[16],
-            "login    513/tcp     in_multi,out_alias,static  in_multi"
+            "login    513/tcp     in_multi,out_alias,static  in_multi             wrr (default)"
         );
         assert_eq!(
             lines[17],
-            "who      513/udp     in_noalias,static          in_noalias"
+            "who      513/udp     in_noalias,static          in_noalias           -"
         );
         assert_eq!(
             lines[18],
-            "Xserver  6000/tcp    out_alias,static           in_single (default)"
+            "Xserver  6000/tcp    out_alias,static           in_single (default)  -"
+        );
+    }
+
+    /// Issue 9 (SC1–SC3): the policy options of in_multi ports, written back in a fixed order.
+    #[test]
+    fn policies_parse_and_render() {
+        let text = "\
+web    80/tcp   in_multi
+api    81/tcp   in_multi,wrr
+dns    53/udp   weighted,in_multi
+shop   443/tcp  in_multi,sticky,out_alias
+ftp    21/tcp   in_multi,wildcard_sticky
+";
+        let specs = parse_services(text, "f").unwrap();
+        let policies: Vec<Policy> = specs.iter().map(|s| s.options.policy()).collect();
+        assert_eq!(
+            policies,
+            [
+                Policy::Wrr,
+                Policy::Wrr,
+                Policy::Weighted,
+                Policy::Sticky,
+                Policy::WildcardSticky
+            ]
+        );
+        assert_eq!(format_options(&specs[2].options), "in_multi,weighted");
+        assert_eq!(
+            format_options(&specs[3].options),
+            "in_multi,out_alias,sticky"
+        );
+        let t = render_table(&specs);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "SERVICE  PORT/PROTO  OPTIONS                    MODE      POLICY",
+                "web      80/tcp      in_multi                   in_multi  wrr (default)",
+                "api      81/tcp      in_multi,wrr               in_multi  wrr",
+                "dns      53/udp      in_multi,weighted          in_multi  weighted",
+                "shop     443/tcp     in_multi,out_alias,sticky  in_multi  sticky",
+                "ftp      21/tcp      in_multi,wildcard_sticky   in_multi  wildcard_sticky",
+            ]
+        );
+    }
+
+    /// Issue 9: one policy per port, and only on in_multi ports; the message says what the
+    /// port does instead.
+    #[test]
+    fn policy_errors() {
+        assert_eq!(
+            one_error("a 1/tcp in_multi,sticky,weighted\n"),
+            "clua_services:1: weighted and sticky are mutually exclusive"
+        );
+        assert_eq!(
+            one_error("a 1/tcp wildcard_sticky,in_multi,wrr\n"),
+            "clua_services:1: wrr and wildcard_sticky are mutually exclusive"
+        );
+        assert_eq!(
+            one_error("a 1/tcp sticky\n"),
+            "clua_services:1: sticky is a policy of in_multi ports: a port without in_multi is in_single and sends every client to its one active member already (add in_multi)"
+        );
+        assert_eq!(
+            one_error("a 1/tcp in_single,weighted\n"),
+            "clua_services:1: weighted is a policy of in_multi ports: an in_single port sends every client to its one active member already (write in_multi instead of in_single)"
+        );
+        assert_eq!(
+            one_error("a 1/udp in_noalias,wildcard_sticky\n"),
+            "clua_services:1: wildcard_sticky is a policy of in_multi ports: an in_noalias port is refused on aliases, no member is chosen"
+        );
+        assert_eq!(
+            one_error("a 1/tcp in_multi,sticky,sticky\n"),
+            "clua_services:1: option `sticky` is given twice"
+        );
+        // The distribution modes are checked first.
+        assert_eq!(
+            one_error("a 1/tcp in_multi,in_single,sticky\n"),
+            "clua_services:1: in_single and in_multi are mutually exclusive"
         );
     }
 
@@ -571,8 +672,8 @@ Xserver\t6000/tcp\tout_alias,static\t# X Windows Server
     #[test]
     fn error_unknown_option() {
         assert_eq!(
-            one_error("a 1/tcp in_multi,sticky\n"),
-            "clua_services:1: unknown service option `sticky` (expected in_single, in_multi, in_noalias, in_nolocal, out_alias or static)"
+            one_error("a 1/tcp in_multi,stickyy\n"),
+            "clua_services:1: unknown service option `stickyy` (expected in_single, in_multi, in_noalias, in_nolocal, out_alias, static, wrr, weighted, sticky or wildcard_sticky)"
         );
     }
 
@@ -637,7 +738,7 @@ y 3/ftp in_foo
 /etc/clua_services:4: service `x` has no PortNumber/ProtocolName field (expected `x PORT/tcp|udp [OPTIONS]`)
 /etc/clua_services:5: 1/tcp is already listed on line 1 (`ok`)
 /etc/clua_services:6: protocol `ftp` is not supported (only tcp and udp)
-/etc/clua_services:6: unknown service option `in_foo` (expected in_single, in_multi, in_noalias, in_nolocal, out_alias or static)"
+/etc/clua_services:6: unknown service option `in_foo` (expected in_single, in_multi, in_noalias, in_nolocal, out_alias, static, wrr, weighted, sticky or wildcard_sticky)"
         );
         assert_eq!(
             e.0.iter().map(|e| e.line).collect::<Vec<_>>(),

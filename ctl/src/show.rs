@@ -396,7 +396,10 @@ pub fn render_show(
         }
     }
     if all {
-        let _ = writeln!(o, "\nservices (unlisted ports are in_single)");
+        let _ = writeln!(
+            o,
+            "\nservices (unlisted ports are in_single; policies: docs/clua_services.md)"
+        );
         if cl.services.is_empty() {
             let _ = writeln!(o, "  none");
         }
@@ -416,13 +419,17 @@ pub fn render_show(
                     extra.push(n);
                 }
             }
+            // The load-balancing policy of an in_multi port (issue 9; SC1–SC3); other ports
+            // have none ("-").
+            let policy = crate::services::effective_policy(&s.options);
             let _ = writeln!(
                 o,
-                "  {:<14} {:>5}/{:<4} {:<10} {}",
+                "  {:<14} {:>5}/{:<4} {:<10} {:<15} {}",
                 s.name,
                 s.port,
                 s.proto.name(),
                 mode,
+                policy,
                 extra.join(",")
             );
         }
@@ -598,5 +605,33 @@ mod tests {
             assert!(services.contains(note), "{services}");
         }
         assert!(services.contains("in_nolocal (22/tcp)"), "{services}");
+    }
+
+    /// Issue 9: each service line says its policy (SC1–SC3): in_multi ports their policy or
+    /// `wrr (default)`, other ports `-`.
+    #[test]
+    fn services_show_their_policy() {
+        let (s, _) = run(&state(), &["--register", "21/tcp,in_multi,wildcard_sticky"]).unwrap();
+        let (s, _) = run(&s, &["--register", "8080/tcp,in_multi"]).unwrap();
+        let (s, _) = run(&s, &["--register", "53/udp,in_multi,weighted"]).unwrap();
+        let (s, _) = run(&s, &["--register", "22/tcp,in_single"]).unwrap();
+        let out = show(&s, ShowWhat::All, &|_| (0, 0));
+        let services = block(&out, "services");
+        let line = |port: &str| {
+            services
+                .lines()
+                .find(|l| l.contains(port))
+                .unwrap_or_else(|| panic!("{port} in {services}"))
+                .split_whitespace()
+                .skip(2)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(line("21/tcp"), "in_multi wildcard_sticky");
+        assert_eq!(line("8080/tcp"), "in_multi wrr");
+        assert!(services.contains("wrr (default)"), "{services}");
+        assert_eq!(line("53/udp"), "in_multi weighted");
+        assert_eq!(line("22/tcp"), "in_single -");
     }
 }

@@ -423,7 +423,12 @@ struct RawTables {
     tcp_idle_secs: u64,
     tcp_closing_secs: u64,
     tcp_half_open_ms: u64,
+    sticky_timeout_ms: u64,
 }
+
+/// `[tables] sticky_timeout_ms`: how long a sticky client's affinity outlives its last new
+/// connection (issue 9; docs/clua_services.md): 1 s to 24 h.
+const STICKY_MS: std::ops::RangeInclusive<u64> = 1_000..=86_400_000;
 
 /// `[tables] tcp_half_open_ms`: at least a slow handshake's round trip, at most IPVS's
 /// SYN_RECV timeout (60 s).
@@ -437,6 +442,7 @@ impl Default for RawTables {
             tcp_idle_secs: d.tcp_idle_ms / 1000,
             tcp_closing_secs: d.tcp_closing_ms / 1000,
             tcp_half_open_ms: d.tcp_half_open_ms,
+            sticky_timeout_ms: d.sticky_timeout_ms,
         }
     }
 }
@@ -1122,6 +1128,12 @@ impl RawConfig {
                 ),
             );
         }
+        if !STICKY_MS.contains(&t.sticky_timeout_ms) {
+            p(
+                "tables.sticky_timeout_ms".into(),
+                out_of_range(t.sticky_timeout_ms, *STICKY_MS.start(), *STICKY_MS.end()),
+            );
+        }
         let d = &raw.dpdk;
         if d.worker_lcores.is_empty() {
             p("dpdk.worker_lcores".into(), ProblemKind::NoWorker);
@@ -1595,6 +1607,7 @@ impl ValidConfig {
             tcp_idle_ms: t.tcp_idle_secs * 1000,
             tcp_closing_ms: t.tcp_closing_secs * 1000,
             tcp_half_open_ms: t.tcp_half_open_ms,
+            sticky_timeout_ms: t.sticky_timeout_ms,
             max_members: cluster.members.len().max(1),
             refusals_per_sec: self.refusals_per_sec,
             handoff: self.sync.enabled,

@@ -749,3 +749,43 @@ fn sync_section_defaults_ranges_and_router_dependency() {
     let c = Config::parse(GOLDEN, "t").unwrap();
     assert!(!c.pipeline.handoff && !c.sync.enabled);
 }
+
+/// Issue 9 (SC2, SC3): how long a sticky client's affinity outlives its last new connection:
+/// 300 s by default, range-checked; the policies themselves come from clua_services options.
+#[test]
+fn sticky_timeout_ms_defaults_and_is_range_checked() {
+    let c = Config::parse(GOLDEN, "golden.toml").unwrap();
+    assert_eq!(c.pipeline.sticky_timeout_ms, 300_000);
+    let set = |v: &str| GOLDEN.replace("[tables]", &format!("[tables]\nsticky_timeout_ms = {v}"));
+    let c = Config::parse(&set("60000"), "golden.toml").unwrap();
+    assert_eq!(c.pipeline.sticky_timeout_ms, 60_000);
+    for v in ["999", "86400001", "0"] {
+        assert_rejected(&set(v), &["tables.sticky_timeout_ms", "out of range"]);
+    }
+    for v in ["1000", "86400000"] {
+        assert!(Config::parse(&set(v), "golden.toml").is_ok(), "{v}");
+    }
+}
+
+/// Issue 9: a `[[service]]` in aliasd.toml takes the policy options like clua_services, with
+/// the same checks.
+#[test]
+fn service_policies_in_the_config() {
+    let with = |opts: &str| {
+        format!(
+            "{GOLDEN}\n[[service]]\nname = \"ftp\"\nport = 21\nproto = \"tcp\"\noptions = [{opts}]\n"
+        )
+    };
+    let c = Config::parse(&with("\"in_multi\", \"wildcard_sticky\""), "golden.toml").unwrap();
+    let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]];
+    let snap = c.cluster.snapshot(1, &macs).unwrap();
+    assert_eq!(
+        snap.service(6, 21),
+        (ServiceMode::InMulti, clua_pipeline::Policy::WildcardSticky)
+    );
+    assert!(snap.wildcard_sticky());
+    assert_rejected(
+        &with("\"in_single\", \"sticky\""),
+        &["sticky is a policy of in_multi ports"],
+    );
+}

@@ -143,7 +143,10 @@ fn golden_fixtures_through_aliasd_on_net_pcap() {
             &format!("\"net_pcap2,rx_pcap={d}/empty.pcap,tx_pcap={d}/ic1-out.pcap\""),
         )
         + &format!("\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n")
-        + &format!("\n[control]\nsocket = \"{d}/aliasd.sock\"\n");
+        + &format!("\n[control]\nsocket = \"{d}/aliasd.sock\"\n")
+        // Its own flows file (issue 9): the default one would carry one run's flows into the
+        // next and change where the fixtures' frames go.
+        + &format!("\n[sync]\nflows_file = \"{d}/flows\"\n");
     std::fs::write(dir.join("aliasd.toml"), &config).unwrap();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_aliasd"))

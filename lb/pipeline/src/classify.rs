@@ -27,7 +27,8 @@
 //!     [`PuntReason::MemberAdvert`]; on a client port, and anything else → `NotAlias` (members
 //!     advertise over the interconnect only).
 //! 11. TCP and UDP to an alias: the header must pass `new_checked` (`BadL4Header`); other
-//!     protocols → `UnsupportedProtocol`.
+//!     protocols → `UnsupportedProtocol`; source port 0 → `SourcePortZero` (reserved, and the
+//!     source port of the connection table's sticky-affinity keys, see `crate::select`).
 //!
 //! The output is a [`PacketMeta`]: the flow key and its hash (keyed with
 //! [`ClassifyConfig::hash_key`], see [`crate::hash`]), TCP flags, where the IP header is, and
@@ -260,6 +261,11 @@ pub fn classify_with(
         },
         _ => return Err(drop(DropReason::UnsupportedProtocol)),
     };
+    // Port 0 is reserved (RFC 6335 §6) and names the connection table's sticky affinities
+    // (issue 9): a real packet must never share their keys.
+    if src_port == 0 {
+        return Err(drop(DropReason::SourcePortZero));
+    }
     let key = FlowKey {
         src: u32::from(ip.src_addr()),
         dst,
@@ -377,6 +383,25 @@ pub(crate) mod tests {
             Err(Verdict::Drop(d)) => d,
             other => panic!("expected a drop, got {other:?}"),
         }
+    }
+
+    /// Issue 9: source port 0 is the connection table's sticky-affinity key, so no real TCP or
+    /// UDP packet to an alias may have it; port 1 is fine.
+    #[test]
+    fn source_port_zero_is_dropped() {
+        let s = snap();
+        for (proto, l4) in [
+            (6u8, tcp(0, 80, TCP_SYN).to_vec()),
+            (17, udp(0, 53).to_vec()),
+        ] {
+            assert_eq!(
+                dropped(classify(&s, 0, &frame(ALIAS, proto, 0, &l4))),
+                DropReason::SourcePortZero,
+                "proto {proto}"
+            );
+        }
+        let m = classify(&s, 0, &frame(ALIAS, 17, 0, &udp(1, 53))).unwrap();
+        assert_eq!(m.key.src_port, 1);
     }
 
     #[test]

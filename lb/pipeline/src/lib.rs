@@ -32,8 +32,8 @@ pub mod worker;
 pub use clua_packet::buf;
 pub use clua_packet::{PacketBuf, VecBuf, BURST};
 pub use snapshot::{
-    Alias, AliasId, AliasMember, Encap, Member, MemberId, PortId, PortInfo, PortRole, PortSchedule,
-    ScheduleRef, ServiceMode, Snapshot,
+    Alias, AliasId, AliasMember, Encap, Member, MemberId, Policy, PortId, PortInfo, PortRole,
+    PortSchedule, ScheduleRef, ServiceMode, Snapshot,
 };
 pub use verdict::{CoreCounters, DropReason, PuntReason, Verdict};
 pub use worker::{Pipeline, PipelineConfig};

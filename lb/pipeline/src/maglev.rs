@@ -64,6 +64,9 @@ const SEED_SKIP: u64 = 0x6d61_676c_6576_2d73; // "maglev-s"
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MaglevTable {
     entries: Box<[MemberId]>,
+    /// The members that own entries, sorted by id: the tier the table was built over (what a
+    /// sticky affinity is checked against, see [`MaglevTable::contains`]).
+    members: Box<[MemberId]>,
 }
 
 /// Why a table could not be built.
@@ -142,6 +145,7 @@ impl MaglevTable {
     pub fn empty() -> MaglevTable {
         MaglevTable {
             entries: Box::new([]),
+            members: Box::new([]),
         }
     }
 
@@ -178,9 +182,7 @@ impl MaglevTable {
             });
         }
         if sorted.is_empty() {
-            return Ok(MaglevTable {
-                entries: Box::new([]),
-            });
+            return Ok(MaglevTable::empty());
         }
 
         let m = u64::from(size);
@@ -231,7 +233,8 @@ impl MaglevTable {
             .into_iter()
             .map(|i| sorted.get(i as usize).map_or(MemberId(0), |&(id, _)| id))
             .collect();
-        Ok(MaglevTable { entries })
+        let members = sorted.iter().map(|&(id, _)| id).collect();
+        Ok(MaglevTable { entries, members })
     }
 
     /// [`build`](Self::build) with [`DEFAULT_SIZE`](Self::DEFAULT_SIZE).
@@ -260,6 +263,35 @@ impl MaglevTable {
     #[inline]
     pub fn lookup_flow(&self, flow: &FlowKey, key: &FlowHashKey) -> Option<MemberId> {
         self.lookup(u64::from(flow.hash_keyed(key)))
+    }
+
+    /// The member for a new flow of client `src` to alias `alias` (both host order) under the
+    /// `sticky` and `wildcard_sticky` policies (SC2, SC3): the entry of the client's hash under
+    /// [`FlowHashKey::FIXED`], so the first choice follows the weights and every core, router and
+    /// restart makes the same one. The hash is that of the client's wildcard affinity key
+    /// (`proto 0`, ports 0), which no real packet has.
+    #[inline]
+    pub fn lookup_client(&self, src: u32, alias: u32) -> Option<MemberId> {
+        let key = FlowKey {
+            src,
+            dst: alias,
+            src_port: 0,
+            dst_port: 0,
+            proto: 0,
+        };
+        self.lookup_flow(&key, &FlowHashKey::FIXED)
+    }
+
+    /// Whether `member` owns entries: it is in the tier the table was built over (a member with
+    /// weight 0 is not). O(log n).
+    #[inline]
+    pub fn contains(&self, member: MemberId) -> bool {
+        self.members.binary_search(&member).is_ok()
+    }
+
+    /// The members that own entries, sorted by id.
+    pub fn members(&self) -> &[MemberId] {
+        &self.members
     }
 
     /// The entries, e.g. for the control plane to compare two tables.

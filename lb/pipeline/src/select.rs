@@ -31,6 +31,52 @@
 //!   table entry (seed 002: "each packet might go to a different alias member"); in_single
 //!   goes to the port's `single_active`.
 //!
+//! **Policies** (SC1–SC3, seed 004; issue 9). An in_multi port has one
+//! ([`Snapshot::service`]; clua_services `wrr`, `weighted`, `sticky`, `wildcard_sticky`), which
+//! decides the member of a *new* flow — a client SYN that misses the table, or a UDP datagram.
+//! Established flows keep their member whatever the policy (the table), so weights may change at
+//! any time (SC1).
+//!
+//! - `wrr` (the default): the round robin above. It costs nothing new: one predicted branch
+//!   (`plain`) per packet.
+//! - `weighted`: the port schedule's weighted Maglev table of the flow under the fixed key, so
+//!   every router and every restart computes the same member; a non-SYN miss gets the same
+//!   member as its SYN did. UDP: per datagram, so one 5-tuple stays on one member.
+//! - `sticky` (SC2): a client address sticks to one member for the port while that member is
+//!   up and in the port's eligible tier. The **affinity** is a connection-table entry under the
+//!   synthetic key [`sticky_key`] (source port 0) that names the member and expires
+//!   [`Timeouts::sticky_ms`] after the client's last connection. Without a valid affinity the
+//!   member is the Maglev table's entry for the client *address*
+//!   ([`MaglevTable::lookup_client`](crate::maglev::MaglevTable::lookup_client)): the first
+//!   choice follows the weights, and every core and router makes the same one, so an affinity
+//!   made on one core is usually what the others would choose too.
+//! - `wildcard_sticky` (SC3): the same with the key [`wildcard_key`] (protocol 0, ports 0),
+//!   made by connections to the wildcard_sticky port; while some port has this policy
+//!   ([`Snapshot::wildcard_sticky`]; otherwise nobody pays for the look-up) every new flow to
+//!   ANY port of the alias but in_noalias ones — ports that are in_single by default, such as
+//!   passive FTP data ports, included — goes to the client's wildcard member while that member
+//!   is up and joined to the alias (for the wildcard_sticky port itself: in its eligible tier).
+//!   Completed connections to other ports that went to that member refresh it.
+//!
+//! An affinity whose member is down, gone from the alias or out of the port's tier is ignored,
+//! and the next connection's fresh choice replaces it; a member leaving or rejoining changes no
+//! other member's affinities, and a weight change none (SC1: sticky clients move only when their
+//! member goes).
+//!
+//! **SYN floods.** An affinity is used at SYN time but written (created, moved or refreshed) only
+//! when the connection's handshake completes (the half-open → established transition above):
+//! spoofed SYNs never get that far, so a flood creates no affinity and cannot evict established
+//! flows through them. A non-SYN miss (a flow begun elsewhere) uses but does not write one. UDP
+//! has no handshake: a client's first datagram writes its affinity as *half-open* (it never
+//! evicts an established entry and is evicted first, like a SYN's), and its next datagram to the
+//! port promotes it to established; each datagram refreshes it. Established affinities are
+//! handed off like flows ([`Selector::handoffs`]).
+//!
+//! **A policy change** (`cluamgr -f` after editing clua_services) takes effect with the next
+//! snapshot for new flows; established flows keep their member. Affinities of a port whose
+//! policy is no longer sticky are no longer used or refreshed and expire `sticky_ms` after they
+//! were last refreshed; a port changed back to sticky before then finds them again.
+//!
 //! No member (empty schedule, no active member) → [`DropReason::NoMember`].
 //!
 //! A table hit is honoured while the member exists in the snapshot and is up; membership of
@@ -47,8 +93,8 @@
 use crate::classify::{PacketMeta, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::conntrack::{ConnTable, FlowState, InsertOutcome};
 use crate::handoff::FlowRecord;
-use crate::hash::FlowHashKey;
-use crate::snapshot::{MemberId, ServiceMode, Snapshot};
+use crate::hash::{FlowHashKey, FlowKey};
+use crate::snapshot::{MemberId, Policy, ServiceMode, Snapshot};
 use crate::verdict::{CoreCounters, DropReason};
 use crate::wire::ipv4::protocol;
 
@@ -62,6 +108,9 @@ pub struct Timeouts {
     /// A half-open TCP flow (the client's SYN seen, nothing else from it yet) is forgotten
     /// after this long without a retransmitted SYN.
     pub tcp_half_open_ms: u64,
+    /// A client's sticky or wildcard_sticky affinity (SC2, SC3) is forgotten this long after
+    /// the last connection or datagram that made or refreshed it.
+    pub sticky_ms: u64,
 }
 
 impl Timeouts {
@@ -72,6 +121,34 @@ impl Timeouts {
             FlowState::Established => self.tcp_idle_ms,
             FlowState::Closing => self.tcp_closing_ms,
         }
+    }
+}
+
+/// How many hand-off records one burst may leave (see [`Selector::handoffs`]): a packet may
+/// record its flow and its client's affinity.
+pub const HANDOFF_CAP: usize = 2 * crate::BURST;
+
+/// The connection-table key of a client's `sticky` affinity for one port of an alias (SC2):
+/// the flow's protocol, client address, alias and port, source port 0 (which no real packet
+/// has: classify drops it, [`DropReason::SourcePortZero`]).
+#[inline(always)]
+pub fn sticky_key(flow: &FlowKey) -> FlowKey {
+    FlowKey {
+        src_port: 0,
+        ..*flow
+    }
+}
+
+/// The connection-table key of a client's `wildcard_sticky` affinity for a whole alias (SC3):
+/// protocol 0 and both ports 0.
+#[inline(always)]
+pub fn wildcard_key(flow: &FlowKey) -> FlowKey {
+    FlowKey {
+        src: flow.src,
+        dst: flow.dst,
+        src_port: 0,
+        dst_port: 0,
+        proto: 0,
     }
 }
 
@@ -100,10 +177,10 @@ pub struct Selector {
     /// (issue 9; off: nothing is recorded, at no cost).
     handoff: bool,
     /// This burst's hand-off records (see [`Selector::handoffs`]); fixed, never grows.
-    handoffs: [FlowRecord; crate::BURST],
+    handoffs: [FlowRecord; HANDOFF_CAP],
     /// How many of `handoffs` are in use.
     handoff_len: usize,
-    /// Records that did not fit (more than [`crate::BURST`] since the last clear).
+    /// Records that did not fit (more than [`HANDOFF_CAP`] since the last clear).
     handoff_overflow: u64,
 }
 
@@ -128,7 +205,7 @@ impl Selector {
             timeouts,
             sink: 0,
             handoff: false,
-            handoffs: [FlowRecord::default(); crate::BURST],
+            handoffs: [FlowRecord::default(); HANDOFF_CAP],
             handoff_len: 0,
             handoff_overflow: 0,
         }
@@ -141,7 +218,9 @@ impl Selector {
 
     /// The TCP entries that became established since the last [`clear_handoffs`]
     /// (Self::clear_handoffs): a half-open entry's first non-SYN client segment, or a non-SYN
-    /// miss inserted as established. At most [`crate::BURST`]; the rest are counted in
+    /// miss inserted as established; and the sticky affinities (synthetic keys, see
+    /// [`sticky_key`], [`wildcard_key`]) written or promoted as established. At most
+    /// [`HANDOFF_CAP`] (a packet may complete a flow and its affinity); the rest are counted in
     /// [`handoff_overflow`](Self::handoff_overflow). Empty unless [`set_handoff`]
     /// (Self::set_handoff) turned recording on.
     pub fn handoffs(&self) -> &[FlowRecord] {
@@ -261,26 +340,143 @@ impl Selector {
         Some(schedule[idx as usize])
     }
 
-    /// The member for a TCP flow of an alias port that must not go through the round robin
-    /// (issue 9): for in_multi the schedule's weighted consistent hash (Maglev, selw as
-    /// weights) of the flow under the fixed key, so every router and every restart computes the
-    /// same member; the round robin only if the table is empty; in_single the active member.
-    #[inline]
-    fn pick_stateless(
+    /// The member for a new flow that is not plain `wrr` (a policy, or a snapshot with a
+    /// wildcard_sticky port), or for a TCP flow that must not go through the round robin
+    /// (`stateless`: a non-SYN miss, a SYN without a table slot; issue 9):
+    ///
+    /// 1. with a wildcard_sticky port in the snapshot, the client's wildcard affinity, if its
+    ///    member is up and still joined to the alias (for the wildcard_sticky port itself: in
+    ///    the port's eligible tier);
+    /// 2. `sticky`: the client's affinity for the port, if its member is up and in the port's
+    ///    eligible tier (the schedule's Maglev table);
+    /// 3. the policy's choice: `weighted` the schedule's Maglev table of the flow under the
+    ///    fixed key; `sticky`, `wildcard_sticky` that of the client address
+    ///    ([`MaglevTable::lookup_client`](crate::maglev::MaglevTable::lookup_client)); `wrr` the
+    ///    round robin, or when `stateless` the Maglev table of the flow; in_single the active
+    ///    member. An empty Maglev table (a tier too large for it) falls back to the round robin.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)] // the packet path passes what it has already computed
+    fn pick_policy(
         &mut self,
         snap: &Snapshot,
         meta: &PacketMeta,
         alias: usize,
         mode: ServiceMode,
+        policy: Policy,
+        now_ms: u64,
+        stateless: bool,
     ) -> Option<MemberId> {
         let key = &meta.key;
-        let s = snap.aliases.get(alias)?.schedule(key.proto, key.dst_port);
+        let a = snap.aliases.get(alias)?;
+        let s = a.schedule(key.proto, key.dst_port);
+        let up = |m: MemberId| snap.member(m).is_some_and(|m| m.up);
+        if snap.wildcard_sticky() {
+            let w = wildcard_key(key);
+            if let Some(slot) = self.conns.find(&w, self.conns.hash(&w), now_ms) {
+                let holds = up(slot.member)
+                    && if policy == Policy::WildcardSticky {
+                        s.maglev.contains(slot.member)
+                    } else {
+                        a.members.iter().any(|am| am.member == slot.member)
+                    };
+                if holds {
+                    return Some(slot.member);
+                }
+            }
+        }
         if mode != ServiceMode::InMulti {
             return s.single_active;
         }
-        match s.maglev.lookup_flow(key, &FlowHashKey::FIXED) {
+        let chosen = match policy {
+            Policy::Wrr if !stateless => None,
+            Policy::Wrr | Policy::Weighted => s.maglev.lookup_flow(key, &FlowHashKey::FIXED),
+            Policy::Sticky => {
+                let k = sticky_key(key);
+                match self.conns.find(&k, self.conns.hash(&k), now_ms) {
+                    Some(slot) if up(slot.member) && s.maglev.contains(slot.member) => {
+                        Some(slot.member)
+                    }
+                    _ => s.maglev.lookup_client(key.src, key.dst),
+                }
+            }
+            Policy::WildcardSticky => s.maglev.lookup_client(key.src, key.dst),
+        };
+        match chosen {
             Some(m) => Some(m),
             None => self.pick(snap, alias, mode, key.proto, key.dst_port),
+        }
+    }
+
+    /// Writes or refreshes a client's affinity `akey` to `member` (its sticky timeout restarts).
+    /// An entry already naming `member` is refreshed as established; otherwise (none yet, or
+    /// one naming a member that no longer holds it) a new entry in `fresh` state replaces it:
+    /// established for a TCP connection whose handshake completed, half-open for a UDP
+    /// datagram (see the module docs: SYN and UDP floods). Affinities written or promoted as
+    /// established are handed off like flows.
+    #[inline(never)]
+    fn remember(&mut self, akey: &FlowKey, member: MemberId, now_ms: u64, fresh: FlowState) {
+        let hash = self.conns.hash(akey);
+        let timeout = self.timeouts.sticky_ms;
+        let written = match self.conns.find(akey, hash, now_ms) {
+            Some(slot) if slot.member == member => {
+                self.conns
+                    .refresh_as(slot, now_ms, timeout, FlowState::Established);
+                slot.half_open
+            }
+            _ => {
+                self.conns
+                    .insert_hashed(akey, hash, member, now_ms, timeout, fresh, 0)
+                    .is_some()
+                    && fresh == FlowState::Established
+            }
+        };
+        if self.handoff && written {
+            self.record_handoff(FlowRecord {
+                key: *akey,
+                member,
+                state: FlowState::Established,
+                isn: 0,
+                remaining_ms: timeout.min(u32::MAX as u64) as u32,
+            });
+        }
+    }
+
+    /// After a TCP connection's handshake completed on `member`: a sticky or wildcard_sticky
+    /// port makes (or refreshes) its client's affinity; with a wildcard_sticky port in the
+    /// snapshot, a connection to any other port that went to the client's wildcard member
+    /// refreshes that affinity (passive FTP data connections keep it alive).
+    #[inline(never)]
+    fn completed(
+        &mut self,
+        snap: &Snapshot,
+        key: &FlowKey,
+        policy: Policy,
+        member: MemberId,
+        now_ms: u64,
+    ) {
+        match policy {
+            Policy::Sticky => {
+                self.remember(&sticky_key(key), member, now_ms, FlowState::Established)
+            }
+            Policy::WildcardSticky => {
+                self.remember(&wildcard_key(key), member, now_ms, FlowState::Established)
+            }
+            _ if snap.wildcard_sticky() => {
+                let w = wildcard_key(key);
+                if let Some(slot) = self.conns.find(&w, self.conns.hash(&w), now_ms) {
+                    // A completed handshake is a real client: a half-open (UDP-made)
+                    // affinity becomes a full one.
+                    if slot.member == member {
+                        self.conns.refresh_as(
+                            slot,
+                            now_ms,
+                            self.timeouts.sticky_ms,
+                            FlowState::Established,
+                        );
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -295,7 +491,9 @@ impl Selector {
     ) -> Selection {
         let key = &meta.key;
         let alias = meta.alias.0 as usize;
-        let mode = snap.service_mode(key.proto, key.dst_port);
+        let (mode, policy) = snap.service(key.proto, key.dst_port);
+        // Plain wrr with no wildcard_sticky port anywhere: today's path, nothing else to look at.
+        let plain = (policy as u8 | snap.wildcard_sticky() as u8) == 0;
         if mode == ServiceMode::InNoalias {
             // RFC 9293 §3.10.7.1: a RST is never answered with a RST.
             return if key.proto == protocol::TCP && meta.tcp_flags & TCP_RST != 0 {
@@ -305,12 +503,26 @@ impl Selector {
             };
         }
         if key.proto != protocol::TCP {
-            return match self.pick(snap, alias, mode, key.proto, key.dst_port) {
-                Some(member) => Selection::Member {
-                    member,
-                    new_flow: mode == ServiceMode::InMulti,
-                },
-                None => Selection::Drop(DropReason::NoMember),
+            let picked = if plain {
+                self.pick(snap, alias, mode, key.proto, key.dst_port)
+            } else {
+                self.pick_policy(snap, meta, alias, mode, policy, now_ms, false)
+            };
+            let Some(member) = picked else {
+                return Selection::Drop(DropReason::NoMember);
+            };
+            match policy {
+                Policy::Sticky => {
+                    self.remember(&sticky_key(key), member, now_ms, FlowState::HalfOpen)
+                }
+                Policy::WildcardSticky => {
+                    self.remember(&wildcard_key(key), member, now_ms, FlowState::HalfOpen)
+                }
+                _ => {}
+            }
+            return Selection::Member {
+                member,
+                new_flow: mode == ServiceMode::InMulti,
             };
         }
         let fin_rst = meta.tcp_flags & (TCP_FIN | TCP_RST) != 0;
@@ -336,14 +548,19 @@ impl Selector {
                 };
                 self.conns
                     .refresh_as(slot, now_ms, self.timeouts.of(state), state);
-                if self.handoff && slot.half_open && state == FlowState::Established {
-                    self.record_handoff(FlowRecord {
-                        key: *key,
-                        member: slot.member,
-                        state,
-                        isn: slot.isn,
-                        remaining_ms: self.timeouts.of(state).min(u32::MAX as u64) as u32,
-                    });
+                if slot.half_open && state == FlowState::Established {
+                    if self.handoff {
+                        self.record_handoff(FlowRecord {
+                            key: *key,
+                            member: slot.member,
+                            state,
+                            isn: slot.isn,
+                            remaining_ms: self.timeouts.of(state).min(u32::MAX as u64) as u32,
+                        });
+                    }
+                    if !plain {
+                        self.completed(snap, key, policy, slot.member, now_ms);
+                    }
                 }
                 CoreCounters::add(&counters.conn_hits, 1);
                 return Selection::Member {
@@ -355,10 +572,10 @@ impl Selector {
         // A new connection (the client's SYN) goes by the round robin (CA7); any other segment
         // that misses the table belongs to a flow begun elsewhere (before a restart, on another
         // router, or evicted) and goes by the consistent hash, never the round robin.
-        let picked = if syn_only {
+        let picked = if syn_only && plain {
             self.pick(snap, alias, mode, key.proto, key.dst_port)
         } else {
-            self.pick_stateless(snap, meta, alias, mode)
+            self.pick_policy(snap, meta, alias, mode, policy, now_ms, !syn_only)
         };
         let Some(mut member) = picked else {
             return Selection::Drop(DropReason::NoMember);
@@ -399,7 +616,7 @@ impl Selector {
             // the connection stays on one member.
             None => {
                 CoreCounters::add(&counters.syn_without_slot, 1);
-                if let Some(m) = self.pick_stateless(snap, meta, alias, mode) {
+                if let Some(m) = self.pick_policy(snap, meta, alias, mode, policy, now_ms, true) {
                     member = m;
                 }
             }
@@ -416,6 +633,7 @@ mod tests {
     use super::*;
     use crate::classify::classify;
     use crate::classify::tests::{frame, snap, tcp, ALIAS};
+    use crate::conntrack::Slot;
     use crate::snapshot::tests::{member, port};
     use crate::snapshot::{AliasMember, PortRole};
     use std::net::Ipv4Addr;
@@ -424,6 +642,7 @@ mod tests {
         tcp_idle_ms: 1000,
         tcp_closing_ms: 100,
         tcp_half_open_ms: 1000,
+        sticky_ms: 5000,
     };
 
     fn meta(s: &Snapshot, proto: u8, sport: u16, dport: u16, flags: u8) -> PacketMeta {
@@ -472,13 +691,13 @@ mod tests {
     fn tcp_in_multi_walks_the_schedule_and_remembers_flows() {
         let s = snap(); // schedule: m0 m0 m1
         let mut sel = Selector::new(64, T, &s);
-        let got: Vec<u32> = (0..6)
+        let got: Vec<u32> = (1..7)
             .map(|p| member_of(pick(&mut sel, &s, &meta(&s, 6, p, 80, TCP_SYN), 0)))
             .collect();
         assert_eq!(got, vec![0, 0, 1, 0, 0, 1]);
         assert_eq!(sel.cursors(), &[0]);
-        // The third flow is on m1; its next packet too, and it is not a new flow.
-        let r = pick(&mut sel, &s, &meta(&s, 6, 2, 80, TCP_ACK), 10);
+        // Source port 0 is never a real flow's (classify drops it). The third flow is on m1; its next packet too, and it is not a new flow.
+        let r = pick(&mut sel, &s, &meta(&s, 6, 3, 80, TCP_ACK), 10);
         assert_eq!(
             r,
             Selection::Member {
@@ -690,7 +909,7 @@ mod tests {
         let s = listening_snap(1, &[(6, 80), (17, 53)]);
         let mut sel = Selector::new(64, T, &s);
         assert_eq!(sel.cursors().len(), 4, "default + tcp/22, tcp/80, udp/53");
-        let tcp80: Vec<u32> = (0..6)
+        let tcp80: Vec<u32> = (1..7)
             .map(|p| member_of(pick(&mut sel, &s, &meta(&s, 6, p, 80, TCP_SYN), 0)))
             .collect();
         assert_eq!(
@@ -746,6 +965,7 @@ mod tests {
         tcp_idle_ms: 10_000,
         tcp_closing_ms: 100,
         tcp_half_open_ms: 500,
+        sticky_ms: 60_000,
     };
 
     /// Issue 9: a SYN's entry is half-open (short timeout) until the client's next segment;
@@ -866,7 +1086,7 @@ mod tests {
         let s = snap();
         let mut sel = Selector::new(8, H, &s); // one bucket
         let c = CoreCounters::new(8);
-        let est: Vec<PacketMeta> = (0..8).map(|p| meta(&s, 6, p, 80, TCP_ACK)).collect();
+        let est: Vec<PacketMeta> = (1..9).map(|p| meta(&s, 6, p, 80, TCP_ACK)).collect();
         let owners: Vec<u32> = est
             .iter()
             .map(|m| member_of(sel.select(&s, m, 0, &c)))
@@ -929,5 +1149,598 @@ mod tests {
         assert!(sel.conns().find(&syn.key, syn.hash, 21).unwrap().half_open);
         assert_eq!(CoreCounters::get(&c.syn_without_slot), 20);
         assert_eq!(CoreCounters::get(&c.conn_evictions), 0);
+    }
+
+    // ---- Policies (SC1–SC3, seed 004; issue 9) ------------------------------------------
+
+    const P: Timeouts = Timeouts {
+        tcp_idle_ms: 10_000,
+        tcp_closing_ms: 100,
+        tcp_half_open_ms: 500,
+        sticky_ms: 60_000,
+    };
+
+    /// Distinct client addresses (10.0.0.1 up).
+    fn client(i: u32) -> u32 {
+        0x0a00_0001 + i
+    }
+
+    /// A classified packet from `src:sport` to the alias's `dport` (hashed as `Selector::new`
+    /// keys its table).
+    fn pkt(src: u32, proto: u8, sport: u16, dport: u16, flags: u8, seq: u32) -> PacketMeta {
+        let key = FlowKey {
+            src,
+            dst: u32::from_be_bytes(ALIAS),
+            src_port: sport,
+            dst_port: dport,
+            proto,
+        };
+        PacketMeta {
+            key,
+            hash: key.hash_keyed(&FlowHashKey::FIXED),
+            tcp_flags: flags,
+            tcp_seq: seq,
+            ..PacketMeta::default()
+        }
+    }
+
+    /// web = `members` (m0..m2 exist; `up` says which are up); tcp/80, tcp/21, udp/53
+    /// in_multi, tcp/513 in_noalias; `policies` on top.
+    fn policy_snap(
+        generation: u64,
+        up: [bool; 3],
+        members: Vec<AliasMember>,
+        policies: &[(u8, u16, Policy)],
+    ) -> Snapshot {
+        let ports = vec![
+            port("client", PortRole::Client, 1, Some([198, 51, 100, 2])),
+            port("ic0", PortRole::Interconnect, 2, Some([192, 0, 2, 2])),
+        ];
+        let spec = |proto, port, mode| crate::snapshot::ServiceSpec { proto, port, mode };
+        Snapshot::build(
+            generation,
+            ports,
+            vec![member(0, up[0]), member(1, up[1]), member(2, up[2])],
+            vec![("web".into(), Ipv4Addr::from(ALIAS), members)],
+            &[
+                spec(6, 80, ServiceMode::InMulti),
+                spec(6, 21, ServiceMode::InMulti),
+                spec(17, 53, ServiceMode::InMulti),
+                spec(6, 513, ServiceMode::InNoalias),
+            ],
+        )
+        .unwrap()
+        .with_policies(
+            &policies
+                .iter()
+                .map(|&(proto, port, policy)| crate::snapshot::ServicePolicy {
+                    proto,
+                    port,
+                    policy,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    }
+
+    fn ams(selw: [u32; 3]) -> Vec<AliasMember> {
+        (0..3)
+            .map(|i| AliasMember {
+                member: MemberId(i),
+                selw: selw[i as usize],
+                selp: 1,
+            })
+            .collect()
+    }
+
+    /// A whole TCP connection's opening from `src:sport` to `dport`: the SYN and the client's
+    /// ACK. Returns the member; both packets must agree.
+    fn connect(
+        sel: &mut Selector,
+        s: &Snapshot,
+        src: u32,
+        sport: u16,
+        dport: u16,
+        now: u64,
+    ) -> u32 {
+        let c = CoreCounters::new(8);
+        let syn = member_of(sel.select(s, &pkt(src, 6, sport, dport, TCP_SYN, 77), now, &c));
+        let ack = member_of(sel.select(s, &pkt(src, 6, sport, dport, TCP_ACK, 78), now, &c));
+        assert_eq!(syn, ack, "{src:x}:{sport} -> {dport}");
+        syn
+    }
+
+    fn affinity(sel: &Selector, k: &FlowKey, now: u64) -> Option<Slot> {
+        sel.conns().find(k, sel.conns().hash(k), now)
+    }
+
+    #[test]
+    fn policies_apply_only_to_in_multi_ports() {
+        let s = policy_snap(
+            1,
+            [true; 3],
+            ams([1, 1, 1]),
+            &[
+                (6, 80, Policy::Sticky),
+                (6, 22, Policy::Sticky),
+                (6, 513, Policy::Weighted),
+                (17, 53, Policy::WildcardSticky),
+            ],
+        );
+        assert_eq!(s.service(6, 80), (ServiceMode::InMulti, Policy::Sticky));
+        assert_eq!(s.service(6, 21), (ServiceMode::InMulti, Policy::Wrr));
+        assert_eq!(s.service(6, 22), (ServiceMode::InSingle, Policy::Wrr));
+        assert_eq!(s.service(6, 513), (ServiceMode::InNoalias, Policy::Wrr));
+        assert_eq!(
+            s.service(17, 53),
+            (ServiceMode::InMulti, Policy::WildcardSticky)
+        );
+        assert_eq!(s.service(1, 53), (ServiceMode::InSingle, Policy::Wrr));
+        assert!(s.wildcard_sticky());
+        assert!(
+            !policy_snap(1, [true; 3], ams([1, 1, 1]), &[(6, 80, Policy::Sticky)])
+                .wildcard_sticky()
+        );
+    }
+
+    /// SC1: `weighted` is the Maglev table of the flow, the same for its SYN, a non-SYN miss and
+    /// every datagram of a UDP 5-tuple; the round robin never moves.
+    #[test]
+    fn weighted_follows_the_flow_hash() {
+        let s = policy_snap(
+            1,
+            [true; 3],
+            ams([3, 2, 1]),
+            &[(6, 80, Policy::Weighted), (17, 53, Policy::Weighted)],
+        );
+        let mut sel = Selector::new(4096, P, &s);
+        let c = CoreCounters::new(8);
+        let table = s.aliases[0].schedule(6, 80).maglev;
+        let mut seen = [0u32; 3];
+        for i in 0..600u32 {
+            let syn = pkt(client(i), 6, 1000 + i as u16, 80, TCP_SYN, 5);
+            let want = table.lookup_flow(&syn.key, &FlowHashKey::FIXED).unwrap();
+            assert_eq!(member_of(sel.select(&s, &syn, 0, &c)), want.0);
+            seen[want.0 as usize] += 1;
+            // The same flow seen first mid-way by another router gets the same member.
+            let mut other = Selector::new(64, P, &s);
+            let ack = pkt(client(i), 6, 1000 + i as u16, 80, TCP_ACK, 6);
+            assert_eq!(member_of(other.select(&s, &ack, 0, &c)), want.0);
+            let dgram = pkt(client(i), 17, 1000 + i as u16, 53, 0, 0);
+            let m = member_of(sel.select(&s, &dgram, 0, &c));
+            assert_eq!(m, member_of(sel.select(&s, &dgram, 1, &c)));
+            assert_eq!(
+                m,
+                table
+                    .lookup_flow(&dgram.key, &FlowHashKey::FIXED)
+                    .unwrap()
+                    .0
+            );
+        }
+        assert!(
+            seen[0] > seen[1] && seen[1] > seen[2],
+            "by the weights 3:2:1: {seen:?}"
+        );
+        assert!(sel.cursors().iter().all(|&c| c == 0), "{:?}", sel.cursors());
+        // UDP leaves no table entry.
+        assert_eq!(sel.conns().live(1), 600);
+    }
+
+    /// SC2: a client's connections to a sticky port go to one member; its first choice is the
+    /// Maglev table's entry for the client address (so it follows the weights), and the
+    /// affinity is written when the handshake completes.
+    #[test]
+    fn sticky_clients_keep_one_member_and_first_choices_follow_the_weights() {
+        let s = policy_snap(1, [true; 3], ams([2, 1, 1]), &[(6, 80, Policy::Sticky)]);
+        let mut sel = Selector::new(1 << 14, P, &s);
+        let c = CoreCounters::new(8);
+        let table = s.aliases[0].schedule(6, 80).maglev;
+        let mut seen = [0u32; 3];
+        for i in 0..2000u32 {
+            let src = client(i);
+            let first = table
+                .lookup_client(src, u32::from_be_bytes(ALIAS))
+                .unwrap()
+                .0;
+            seen[first as usize] += 1;
+            let syn = pkt(src, 6, 1000, 80, TCP_SYN, 1);
+            assert_eq!(member_of(sel.select(&s, &syn, 0, &c)), first);
+            // No affinity until the handshake completes.
+            assert!(affinity(&sel, &sticky_key(&syn.key), 0).is_none());
+            sel.select(&s, &pkt(src, 6, 1000, 80, TCP_ACK, 2), 0, &c);
+            let a = affinity(&sel, &sticky_key(&syn.key), 0).unwrap();
+            assert_eq!((a.member.0, a.half_open, a.closing), (first, false, false));
+        }
+        let share = f64::from(seen[0]) / 2000.0;
+        assert!((share - 0.5).abs() < 0.05, "selw 2 of 4: {seen:?}");
+        // Thirty more connections of one client, each from another port: one member, where
+        // wrr would have walked the schedule.
+        let src = client(7);
+        let first = affinity(&sel, &sticky_key(&pkt(src, 6, 1, 80, 0, 0).key), 0)
+            .unwrap()
+            .member
+            .0;
+        for p in 0..30 {
+            assert_eq!(connect(&mut sel, &s, src, 2000 + p, 80, 10), first);
+        }
+        assert!(
+            sel.cursors().iter().all(|&c| c == 0),
+            "sticky never round-robins"
+        );
+        // Other ports of the alias are not sticky: tcp/21 is wrr.
+        let on21: Vec<u32> = (0..4)
+            .map(|p| connect(&mut sel, &s, src, 3000 + p, 21, 10))
+            .collect();
+        assert_eq!(on21, [0, 0, 1, 2]);
+    }
+
+    /// SC2 and SC1: a weight change, and another member leaving and rejoining, move no sticky
+    /// client, though they change what its first choice would be; the affinity outlives the
+    /// last connection by `sticky_ms` and is refreshed by each completed connection.
+    #[test]
+    fn sticky_clients_stay_when_weights_change_and_others_leave_and_rejoin() {
+        let pol = [(6, 80, Policy::Sticky)];
+        let s1 = policy_snap(1, [true; 3], ams([1, 1, 1]), &pol);
+        let s2 = policy_snap(2, [true, true, false], ams([1, 1, 1]), &pol); // m2 down
+        let s3 = policy_snap(3, [true; 3], ams([1, 1, 1]), &pol); // m2 back
+        let s4 = policy_snap(4, [true; 3], ams([1, 1, 50]), &pol); // m2's weight up
+        let alias = u32::from_be_bytes(ALIAS);
+        let first = |s: &Snapshot, src| {
+            s.aliases[0]
+                .schedule(6, 80)
+                .maglev
+                .lookup_client(src, alias)
+                .unwrap()
+                .0
+        };
+        // Clients on m0 or m1 whose first choice is another member while m2 is down, or with
+        // m2's new weight: the cases an affinity must override.
+        let moved_by_leave: Vec<u32> = (0..200_000)
+            .map(client)
+            .filter(|&c| first(&s1, c) != 2 && first(&s2, c) != first(&s1, c))
+            .take(5)
+            .collect();
+        assert_eq!(
+            moved_by_leave.len(),
+            5,
+            "Maglev moves a few entries between the others"
+        );
+        let moved_by_weight: Vec<u32> = (0..1000)
+            .map(client)
+            .filter(|&c| first(&s1, c) != 2 && first(&s4, c) != first(&s1, c))
+            .take(5)
+            .collect();
+        assert_eq!(moved_by_weight.len(), 5);
+        let mut sel = Selector::new(1 << 12, P, &s1);
+        let clients: Vec<u32> = moved_by_leave
+            .iter()
+            .chain(&moved_by_weight)
+            .copied()
+            .collect();
+        let owner: Vec<u32> = clients
+            .iter()
+            .map(|&c| connect(&mut sel, &s1, c, 1000, 80, 0))
+            .collect();
+        let mut now = 0;
+        for (s_old, s_new) in [(&s1, &s2), (&s2, &s3), (&s3, &s4)] {
+            sel.on_snapshot(s_old, s_new);
+            now += 50_000; // within sticky_ms of the previous connection
+            for (k, (&c, &o)) in clients.iter().zip(&owner).enumerate() {
+                assert_eq!(
+                    connect(&mut sel, s_new, c, 1001 + (now / 1000) as u16, 80, now),
+                    o,
+                    "client {k} at generation {}",
+                    s_new.generation
+                );
+            }
+        }
+        // After sticky_ms without a connection the affinity is gone: first choice again.
+        now += P.sticky_ms;
+        for &c in &moved_by_weight {
+            assert_eq!(connect(&mut sel, &s4, c, 9000, 80, now), first(&s4, c));
+        }
+    }
+
+    /// SC2: when the client's member goes down (or leaves the port's tier) its affinity is
+    /// ignored; the fresh choice replaces it and sticks, also after the member comes back.
+    #[test]
+    fn a_sticky_client_moves_when_its_member_goes_and_sticks_again() {
+        let pol = [(6, 80, Policy::Sticky)];
+        let s1 = policy_snap(1, [true; 3], ams([1, 1, 1]), &pol);
+        let alias = u32::from_be_bytes(ALIAS);
+        let src = (0..100)
+            .map(client)
+            .find(|&c| {
+                s1.aliases[0].schedule(6, 80).maglev.lookup_client(c, alias) == Some(MemberId(2))
+            })
+            .unwrap();
+        let mut sel = Selector::new(1 << 10, P, &s1);
+        assert_eq!(connect(&mut sel, &s1, src, 1000, 80, 0), 2);
+        let s2 = policy_snap(2, [true, true, false], ams([1, 1, 1]), &pol);
+        sel.on_snapshot(&s1, &s2);
+        let moved = connect(&mut sel, &s2, src, 1001, 80, 10);
+        assert_ne!(moved, 2);
+        assert_eq!(
+            affinity(&sel, &sticky_key(&pkt(src, 6, 1, 80, 0, 0).key), 10)
+                .unwrap()
+                .member
+                .0,
+            moved
+        );
+        let s3 = policy_snap(3, [true; 3], ams([1, 1, 1]), &pol);
+        sel.on_snapshot(&s2, &s3);
+        for p in 0..5 {
+            assert_eq!(connect(&mut sel, &s3, src, 1002 + p, 80, 20), moved);
+        }
+        // Gone from the alias (up, but not joined): the same.
+        let s4 = policy_snap(
+            4,
+            [true; 3],
+            ams([1, 1, 1])
+                .into_iter()
+                .filter(|a| a.member.0 != moved)
+                .collect(),
+            &pol,
+        );
+        sel.on_snapshot(&s3, &s4);
+        let again = connect(&mut sel, &s4, src, 1100, 80, 30);
+        assert_ne!(again, moved);
+    }
+
+    /// The SYN-flood rule: spoofed SYNs use affinities but never write them, so a flood of 20×
+    /// the table leaves every established flow and every affinity where it was.
+    #[test]
+    fn a_syn_flood_on_a_sticky_port_creates_no_affinities() {
+        let s = policy_snap(1, [true; 3], ams([1, 1, 1]), &[(6, 80, Policy::Sticky)]);
+        let mut sel = Selector::new(64, P, &s);
+        let c = CoreCounters::new(8);
+        let real: Vec<(u32, u32)> = (0..12)
+            .map(|i| (client(i), connect(&mut sel, &s, client(i), 1000, 80, 0)))
+            .collect();
+        let live = sel.conns().live(0);
+        assert_eq!(live, 24, "12 flows and 12 affinities");
+        for i in 0..(20 * 64u32) {
+            let spoofed = pkt(client(1000 + i), 6, 1 + (i % 60000) as u16, 80, TCP_SYN, i);
+            assert!(matches!(
+                sel.select(&s, &spoofed, 1, &c),
+                Selection::Member { .. }
+            ));
+            assert!(affinity(&sel, &sticky_key(&spoofed.key), 1).is_none());
+        }
+        // The SYNs, all within a half-open entry's grace, evicted nothing: they filled the
+        // free slots and the rest went without an entry; the 24 entries of before stay.
+        assert_eq!(CoreCounters::get(&c.conn_evictions), 0);
+        assert!(CoreCounters::get(&c.syn_without_slot) > 0);
+        for (src, m) in &real {
+            let ack = pkt(*src, 6, 1000, 80, TCP_ACK, 100);
+            assert_eq!(
+                sel.select(&s, &ack, 2, &c),
+                Selection::Member {
+                    member: MemberId(*m),
+                    new_flow: false
+                }
+            );
+            assert_eq!(
+                affinity(&sel, &sticky_key(&ack.key), 2).unwrap().member.0,
+                *m
+            );
+        }
+    }
+
+    /// A flow of a sticky client that misses the table (a restart, another router) takes the
+    /// client's affinity when there is one, else the client's first choice.
+    #[test]
+    fn a_non_syn_miss_on_a_sticky_port_follows_the_client() {
+        let pol = [(6, 80, Policy::Sticky)];
+        let s1 = policy_snap(1, [true; 3], ams([1, 1, 1]), &pol);
+        let s2 = policy_snap(2, [true; 3], ams([1, 1, 50]), &pol);
+        let alias = u32::from_be_bytes(ALIAS);
+        let first = |s: &Snapshot, c| {
+            s.aliases[0]
+                .schedule(6, 80)
+                .maglev
+                .lookup_client(c, alias)
+                .unwrap()
+                .0
+        };
+        let src = (0..1000)
+            .map(client)
+            .find(|&c| first(&s1, c) == 0 && first(&s2, c) == 2)
+            .unwrap();
+        let mut sel = Selector::new(1 << 10, P, &s1);
+        assert_eq!(connect(&mut sel, &s1, src, 1000, 80, 0), 0);
+        sel.on_snapshot(&s1, &s2);
+        let c = CoreCounters::new(8);
+        let mid = pkt(src, 6, 5555, 80, TCP_ACK, 9);
+        assert_eq!(member_of(sel.select(&s2, &mid, 1, &c)), 0, "the affinity");
+        let mut fresh = Selector::new(1 << 10, P, &s2);
+        assert_eq!(
+            member_of(fresh.select(&s2, &mid, 1, &c)),
+            2,
+            "the client's first choice"
+        );
+        assert!(
+            affinity(&fresh, &sticky_key(&mid.key), 1).is_none(),
+            "misses write none"
+        );
+    }
+
+    /// SC3: a connection to the wildcard_sticky port makes the client's wildcard affinity;
+    /// then every new flow of that client to any port of the alias (unlisted in_single ports,
+    /// UDP, other in_multi ports) goes to its member, but in_noalias ports are still refused.
+    /// Its member down: ignored.
+    #[test]
+    fn wildcard_sticky_takes_every_port_of_the_alias_to_one_member() {
+        let pol = [(6, 21, Policy::WildcardSticky)];
+        let s = policy_snap(1, [true; 3], ams([1, 1, 1]), &pol);
+        assert!(s.wildcard_sticky());
+        let alias = u32::from_be_bytes(ALIAS);
+        let table = s.aliases[0].schedule(6, 21).maglev;
+        // A client whose member is not the in_single ports' active member (m0).
+        let src = (0..100)
+            .map(client)
+            .find(|&c| table.lookup_client(c, alias) == Some(MemberId(2)))
+            .unwrap();
+        let other = (0..100).map(client).find(|&c| c != src).unwrap();
+        let mut sel = Selector::new(1 << 10, P, &s);
+        let c = CoreCounters::new(8);
+        // Before the control connection: passive ports are in_single (m0).
+        assert_eq!(connect(&mut sel, &s, src, 999, 40_000, 0), 0);
+        assert_eq!(connect(&mut sel, &s, src, 1000, 21, 0), 2);
+        let w = wildcard_key(&pkt(src, 6, 1, 21, 0, 0).key);
+        assert_eq!(affinity(&sel, &w, 0).unwrap().member.0, 2);
+        for p in 0..10u16 {
+            assert_eq!(
+                connect(&mut sel, &s, src, 2000 + p, 40_001 + p, 1),
+                2,
+                "data port"
+            );
+        }
+        // in_multi wrr ports and UDP follow it too.
+        for p in 0..4u16 {
+            assert_eq!(connect(&mut sel, &s, src, 3000 + p, 80, 1), 2);
+            assert_eq!(
+                member_of(sel.select(&s, &pkt(src, 17, 3000 + p, 53, 0, 0), 1, &c)),
+                2
+            );
+            assert_eq!(
+                member_of(sel.select(&s, &pkt(src, 17, 3000 + p, 7, 0, 0), 1, &c)),
+                2
+            );
+        }
+        assert_eq!(
+            sel.select(&s, &pkt(src, 6, 4000, 513, TCP_SYN, 1), 1, &c),
+            Selection::Refuse
+        );
+        // Another client has no affinity: in_single as before.
+        assert_eq!(connect(&mut sel, &s, other, 1000, 40_000, 1), 0);
+        // Data connections that used the affinity refresh it.
+        let now = P.sticky_ms - 1;
+        assert_eq!(connect(&mut sel, &s, src, 5000, 40_100, now), 2);
+        assert_eq!(
+            connect(&mut sel, &s, src, 5001, 40_101, now + P.sticky_ms - 1),
+            2
+        );
+        // Its member down: the affinity is ignored; the next control connection replaces it.
+        let s2 = policy_snap(2, [true, true, false], ams([1, 1, 1]), &pol);
+        sel.on_snapshot(&s, &s2);
+        let t = 2 * P.sticky_ms;
+        assert_eq!(connect(&mut sel, &s2, src, 6000, 40_200, t), 0);
+        let moved = connect(&mut sel, &s2, src, 6001, 21, t);
+        assert_ne!(moved, 2);
+        assert_eq!(affinity(&sel, &w, t).unwrap().member.0, moved);
+        assert_eq!(connect(&mut sel, &s2, src, 6002, 40_201, t), moved);
+    }
+
+    /// Without a wildcard_sticky port, nothing looks at wildcard keys (a stale one is ignored).
+    #[test]
+    fn wildcard_affinities_need_a_wildcard_sticky_port() {
+        let s = policy_snap(1, [true; 3], ams([1, 1, 1]), &[(6, 21, Policy::Sticky)]);
+        let mut sel = Selector::new(1 << 10, P, &s);
+        let src = client(3);
+        let w = wildcard_key(&pkt(src, 6, 1, 21, 0, 0).key);
+        sel.conns_mut().insert(&w, MemberId(2), 0, 1000);
+        assert_eq!(connect(&mut sel, &s, src, 1000, 40_000, 0), 0);
+    }
+
+    /// UDP has no handshake: a client's first datagram writes its affinity half-open (never
+    /// evicting an established entry), its next one to the port promotes it; each refreshes.
+    #[test]
+    fn a_udp_sticky_affinity_is_half_open_until_the_clients_second_datagram() {
+        let s = policy_snap(1, [true; 3], ams([1, 1, 1]), &[(17, 53, Policy::Sticky)]);
+        let mut sel = Selector::new(1 << 10, P, &s);
+        sel.set_handoff(true);
+        let c = CoreCounters::new(8);
+        let src = client(9);
+        let d = pkt(src, 17, 1000, 53, 0, 0);
+        let m = member_of(sel.select(&s, &d, 0, &c));
+        let k = sticky_key(&d.key);
+        assert!(affinity(&sel, &k, 0).unwrap().half_open);
+        assert!(sel.handoffs().is_empty());
+        let d2 = pkt(src, 17, 1001, 53, 0, 0);
+        assert_eq!(member_of(sel.select(&s, &d2, 10, &c)), m);
+        let a = affinity(&sel, &k, 10).unwrap();
+        assert!(!a.half_open && a.member.0 == m);
+        assert_eq!(sel.handoffs().len(), 1);
+        assert_eq!(sel.handoffs()[0].key, k);
+        assert_eq!(sel.conns().live(10 + P.sticky_ms - 1), 1);
+        assert_eq!(sel.conns().live(10 + P.sticky_ms), 0);
+        // A full table of established entries: a new client's datagram is served, with no
+        // affinity, and evicts nothing.
+        let mut tiny = Selector::new(8, P, &s);
+        for i in 0..8u32 {
+            tiny.conns_mut().insert(
+                &pkt(client(100 + i), 6, 7, 80, 0, 0).key,
+                MemberId(0),
+                0,
+                1000,
+            );
+        }
+        let e = pkt(client(50), 17, 1000, 53, 0, 0);
+        assert!(matches!(
+            tiny.select(&s, &e, 1, &c),
+            Selection::Member { .. }
+        ));
+        assert!(affinity(&tiny, &sticky_key(&e.key), 1).is_none());
+        assert_eq!(tiny.conns().live(1), 8);
+    }
+
+    /// Affinities are handed off like flows: a completed connection to a sticky port records
+    /// its flow and, the first time, its client's affinity.
+    #[test]
+    fn sticky_affinities_are_handed_off() {
+        let s = policy_snap(1, [true; 3], ams([1, 1, 1]), &[(6, 80, Policy::Sticky)]);
+        let mut sel = Selector::new(1 << 10, P, &s);
+        sel.set_handoff(true);
+        let src = client(4);
+        let m = connect(&mut sel, &s, src, 1000, 80, 0);
+        let keys: Vec<FlowKey> = sel.handoffs().iter().map(|r| r.key).collect();
+        let flow = pkt(src, 6, 1000, 80, 0, 0).key;
+        assert_eq!(keys, [flow, sticky_key(&flow)]);
+        let rec = sel.handoffs()[1];
+        assert_eq!(
+            (rec.member.0, rec.state, rec.remaining_ms),
+            (m, FlowState::Established, 60_000)
+        );
+        sel.clear_handoffs();
+        connect(&mut sel, &s, src, 1001, 80, 5);
+        assert_eq!(sel.handoffs().len(), 1, "a refresh is not handed off again");
+    }
+
+    /// CA8 with SC2: an affinity holds only while its member is in the port's eligible tier;
+    /// when a higher selp tier comes up, the client moves there (and sticks).
+    #[test]
+    fn a_sticky_client_follows_the_selp_tier() {
+        let pol = [(6, 80, Policy::Sticky)];
+        let tiered = |top_up: bool| {
+            let am = |id, selp| AliasMember {
+                member: MemberId(id),
+                selw: 1,
+                selp,
+            };
+            policy_snap(
+                1,
+                [true, true, top_up],
+                vec![am(0, 1), am(1, 1), am(2, 5)],
+                &pol,
+            )
+        };
+        let low = tiered(false);
+        let mut sel = Selector::new(1 << 10, P, &low);
+        let src = client(21);
+        let first = connect(&mut sel, &low, src, 1000, 80, 0);
+        assert!(first < 2, "only the selp 1 tier is up");
+        let high = tiered(true);
+        sel.on_snapshot(&low, &high);
+        assert_eq!(connect(&mut sel, &high, src, 1001, 80, 1), 2);
+        sel.on_snapshot(&high, &low);
+        let back = connect(&mut sel, &low, src, 1002, 80, 2);
+        assert!(back < 2);
+        // The old connection stays where it was (SC1-style: established flows keep their member).
+        let c = CoreCounters::new(8);
+        assert_eq!(
+            member_of(sel.select(&low, &pkt(src, 6, 1000, 80, TCP_ACK, 9), 3, &c)),
+            first
+        );
     }
 }

@@ -221,6 +221,63 @@ pub enum ServiceMode {
     InNoalias = 2,
 }
 
+/// How an in_multi port picks the member of a new flow (SC1–SC3, seed 004; issue 9). Only
+/// in_multi ports have one: [`Snapshot::service`] gives [`Policy::Wrr`] for every other port.
+/// See `crate::select` for what each does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+#[repr(u8)]
+pub enum Policy {
+    /// TruCluster's weighted round robin over the highest selp tier (CA7, CA8): `selw`
+    /// consecutive connections per member and turn. The default.
+    #[default]
+    Wrr = 0,
+    /// Sun Cluster's weighted policy (SC1) as weighted consistent hashing: the port schedule's
+    /// Maglev table (selw as weights) of the flow under the fixed key, so every router and every
+    /// restart computes the same member.
+    Weighted = 1,
+    /// Sun Cluster's ordinary sticky (SC2): a client address sticks to one member for the port.
+    Sticky = 2,
+    /// Sun Cluster's wildcard sticky (SC3): a client address sticks to one member for every port
+    /// of the alias (passive FTP).
+    WildcardSticky = 3,
+}
+
+impl Policy {
+    /// The word in clua_services.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Policy::Wrr => "wrr",
+            Policy::Weighted => "weighted",
+            Policy::Sticky => "sticky",
+            Policy::WildcardSticky => "wildcard_sticky",
+        }
+    }
+
+    /// Whether the policy keeps client affinities (sticky or wildcard_sticky).
+    #[inline(always)]
+    pub const fn is_sticky(self) -> bool {
+        matches!(self, Policy::Sticky | Policy::WildcardSticky)
+    }
+}
+
+/// One port's entry in the snapshot's per-protocol service tables (2 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+struct Service {
+    mode: ServiceMode,
+    policy: Policy,
+}
+
+/// A policy for [`Snapshot::with_policies`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServicePolicy {
+    /// IP protocol: 6 (TCP) or 17 (UDP).
+    pub proto: u8,
+    /// The port.
+    pub port: u16,
+    /// Its policy (applies only if the port is in_multi).
+    pub policy: Policy,
+}
+
 /// A service entry for [`Snapshot::build`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServiceSpec {
@@ -327,9 +384,12 @@ pub struct Snapshot {
     /// forwarded by the master alone.
     pub vmacs: Box<[(PortId, [u8; 6])]>,
     alias_by_addr: HashMap<u32, AliasId, IntHashBuilder>,
-    tcp_services: Box<[ServiceMode]>,
-    udp_services: Box<[ServiceMode]>,
+    tcp_services: Box<[Service]>,
+    udp_services: Box<[Service]>,
     cursor_count: usize,
+    /// Whether some in_multi port is wildcard_sticky: only then does a new flow to an alias
+    /// look for its client's wildcard affinity (everyone else pays nothing).
+    wildcard_sticky: bool,
 }
 
 /// A tier's members with their selw, sorted by id: a Maglev table's input.
@@ -511,12 +571,12 @@ impl Snapshot {
                 cursor_count += 1;
             }
         }
-        let mut tcp_services = vec![ServiceMode::InSingle; 65536].into_boxed_slice();
-        let mut udp_services = vec![ServiceMode::InSingle; 65536].into_boxed_slice();
+        let mut tcp_services = vec![Service::default(); 65536].into_boxed_slice();
+        let mut udp_services = vec![Service::default(); 65536].into_boxed_slice();
         for s in services {
             match s.proto {
-                6 => tcp_services[s.port as usize] = s.mode,
-                17 => udp_services[s.port as usize] = s.mode,
+                6 => tcp_services[s.port as usize].mode = s.mode,
+                17 => udp_services[s.port as usize].mode = s.mode,
                 proto => return Err(SnapshotError::ServiceProto { proto }),
             }
         }
@@ -532,7 +592,34 @@ impl Snapshot {
             tcp_services,
             udp_services,
             cursor_count,
+            wildcard_sticky: false,
         })
+    }
+
+    /// The snapshot with the load-balancing policies of in_multi ports set (issue 9; every
+    /// port not given is [`Policy::Wrr`]). A policy given for a port that is not in_multi is
+    /// ignored: the control plane refuses such a configuration before it gets here.
+    ///
+    /// # Errors
+    /// [`SnapshotError::ServiceProto`] for a protocol other than TCP or UDP.
+    pub fn with_policies(mut self, policies: &[ServicePolicy]) -> Result<Snapshot, SnapshotError> {
+        for p in policies {
+            let table = match p.proto {
+                6 => &mut self.tcp_services,
+                17 => &mut self.udp_services,
+                proto => return Err(SnapshotError::ServiceProto { proto }),
+            };
+            let s = &mut table[p.port as usize];
+            if s.mode == ServiceMode::InMulti {
+                s.policy = p.policy;
+            }
+        }
+        self.wildcard_sticky = self
+            .tcp_services
+            .iter()
+            .chain(self.udp_services.iter())
+            .any(|s| s.policy == Policy::WildcardSticky);
+        Ok(self)
     }
 
     /// The snapshot with [`advert_port`](Self::advert_port) set (0: none).
@@ -589,11 +676,27 @@ impl Snapshot {
     /// The service mode of a TCP (6) or UDP (17) port; in_single for anything unlisted.
     #[inline]
     pub fn service_mode(&self, proto: u8, port: u16) -> ServiceMode {
-        match proto {
+        self.service(proto, port).0
+    }
+
+    /// The service mode and load-balancing policy of a TCP (6) or UDP (17) port: in_single
+    /// and [`Policy::Wrr`] for anything unlisted; the policy is `Wrr` unless the mode is
+    /// in_multi. One load.
+    #[inline]
+    pub fn service(&self, proto: u8, port: u16) -> (ServiceMode, Policy) {
+        let s = match proto {
             6 => self.tcp_services[port as usize],
             17 => self.udp_services[port as usize],
-            _ => ServiceMode::InSingle,
-        }
+            _ => Service::default(),
+        };
+        (s.mode, s.policy)
+    }
+
+    /// Whether some in_multi port is wildcard_sticky (SC3): then every new flow to any port of
+    /// an alias (but in_noalias ones) first looks for its client's wildcard affinity.
+    #[inline]
+    pub fn wildcard_sticky(&self) -> bool {
+        self.wildcard_sticky
     }
 
     /// Whether `addr` (host order) is one of the router's own port addresses.

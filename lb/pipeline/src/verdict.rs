@@ -128,6 +128,9 @@ drop_reasons! {
     WrongPort = "wrong_port",
     /// ipip/vxlan out of a port that has neither an IPv4 address nor a `flow_source`.
     NoSourceAddress = "no_source_address",
+    /// TCP or UDP from source port 0: reserved (RFC 6335 §6), and the source port of the
+    /// connection table's sticky-affinity keys (issue 9), which no real flow may share.
+    SourcePortZero = "source_port_zero",
 }
 
 /// Counters for one worker core. Only that core writes them (relaxed load + store, no atomic

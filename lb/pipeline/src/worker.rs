@@ -39,6 +39,9 @@ pub struct PipelineConfig {
     /// retransmission is selected afresh); a spoofed SYN then holds a slot for 5 s instead of
     /// the idle timeout.
     pub tcp_half_open_ms: u64,
+    /// Milliseconds a client's `sticky` / `wildcard_sticky` affinity (SC2, SC3) outlives the
+    /// last new connection or datagram that made or refreshed it. Default 300 000.
+    pub sticky_timeout_ms: u64,
     /// Member ids the per-member counters cover (create them with
     /// [`PipelineConfig::new_counters`]); packets to larger ids are forwarded but not counted
     /// per member. Default 1024.
@@ -69,6 +72,7 @@ impl Default for PipelineConfig {
             tcp_idle_ms: 300_000,
             tcp_closing_ms: 10_000,
             tcp_half_open_ms: 5_000,
+            sticky_timeout_ms: 300_000,
             max_members: 1024,
             refusals_per_sec: 100,
             checksum: ChecksumCapabilities::default(),
@@ -96,6 +100,7 @@ impl PipelineConfig {
             tcp_idle_ms: self.tcp_idle_ms,
             tcp_closing_ms: self.tcp_closing_ms,
             tcp_half_open_ms: self.tcp_half_open_ms,
+            sticky_ms: self.sticky_timeout_ms,
         }
     }
 }
@@ -166,9 +171,10 @@ impl Pipeline {
     }
 
     /// The hand-off records of the last [`process_burst`](Self::process_burst) (TCP flows that
-    /// became established in this core's table; empty unless [`PipelineConfig::handoff`]). A
-    /// burst of more than [`BURST`] packets keeps the first [`BURST`] records and counts the
-    /// rest ([`Selector::handoff_overflow`]).
+    /// became established in this core's table, and sticky affinities written as established;
+    /// empty unless [`PipelineConfig::handoff`]). At most
+    /// [`HANDOFF_CAP`](crate::select::HANDOFF_CAP) records (two per packet of a full burst);
+    /// the rest are counted ([`Selector::handoff_overflow`]).
     pub fn handoffs(&self) -> &[crate::handoff::FlowRecord] {
         self.selector.handoffs()
     }

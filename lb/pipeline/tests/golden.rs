@@ -22,6 +22,11 @@ fn fixtures() -> Vec<Case> {
     parse_fixtures(&std::fs::read_to_string(path).expect("read golden.txt"))
 }
 
+fn policy_fixtures() -> Vec<Case> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/policies.txt");
+    parse_fixtures(&std::fs::read_to_string(path).expect("read policies.txt"))
+}
+
 fn expected_verdict(snap: &Snapshot, c: &Case) -> Verdict {
     let (kind, arg) = c
         .verdict
@@ -82,12 +87,16 @@ fn counts(c: &CoreCounters) -> Counts {
 }
 
 fn new_pipeline() -> Pipeline {
+    pipeline_over(topology())
+}
+
+fn pipeline_over(snap: Snapshot) -> Pipeline {
     let cfg = PipelineConfig {
         conn_capacity: 1024,
         ..Default::default()
     };
     let counters = Arc::new(cfg.new_counters());
-    Pipeline::new(&cfg, Arc::new(topology()), counters)
+    Pipeline::new(&cfg, Arc::new(snap), counters)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -129,9 +138,22 @@ fn check_result(c: &Case, snap: &Snapshot, verdict: Verdict, buf: &VecBuf) {
 fn golden_cases_one_per_burst() {
     let cases = fixtures();
     assert!(cases.len() >= 30, "only {} cases", cases.len());
-    let mut p = new_pipeline();
+    run_one_per_burst(&cases, new_pipeline());
+}
+
+/// fixtures/policies.txt (issue 9; SC1–SC3) over the policy topology, one packet per burst and
+/// in one burst: the same checks as golden.txt's.
+#[test]
+fn policy_cases() {
+    let cases = policy_fixtures();
+    assert!(cases.len() >= 15, "only {} cases", cases.len());
+    run_one_per_burst(&cases, pipeline_over(common::policy_topology()));
+    run_in_bursts(&cases, pipeline_over(common::policy_topology()));
+}
+
+fn run_one_per_burst(cases: &[Case], mut p: Pipeline) {
     let snap = p.snapshot().clone();
-    for c in &cases {
+    for c in cases {
         let before = counts(p.counters());
         let mut bufs = [VecBuf::new(&c.input)];
         bufs[0].set_rss_hash(c.rss);
@@ -163,8 +185,10 @@ fn golden_cases_one_per_burst() {
 /// results must not depend on how packets are grouped.
 #[test]
 fn golden_cases_in_bursts() {
-    let cases = fixtures();
-    let mut p = new_pipeline();
+    run_in_bursts(&fixtures(), new_pipeline());
+}
+
+fn run_in_bursts(cases: &[Case], mut p: Pipeline) {
     let snap = p.snapshot().clone();
     let mut i = 0;
     while i < cases.len() {

@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use clua_pipeline::snapshot::ServiceSpec;
+use clua_pipeline::snapshot::{Policy, ServicePolicy, ServiceSpec};
 use clua_pipeline::wire::checksum::checksum;
 use clua_pipeline::{
     AliasMember, Encap, Member, MemberId, PortInfo, PortRole, ServiceMode, Snapshot,
@@ -55,8 +55,40 @@ pub fn topology() -> Snapshot {
     topology_with(1, [true; 4], vec![am(0, 3), am(1, 2), am(2, 1)])
 }
 
+/// The golden topology with the services of fixtures/policies.txt (issue 9): tcp/80 sticky,
+/// tcp/21 wildcard_sticky, udp/53 weighted (all in_multi), tcp/513 and udp/513 in_noalias.
+pub fn policy_topology() -> Snapshot {
+    let s = build_topology(
+        1,
+        [true; 4],
+        vec![am(0, 3), am(1, 2), am(2, 1)],
+        &[(6, 21, ServiceMode::InMulti)],
+    );
+    let policy = |proto, port, policy| ServicePolicy {
+        proto,
+        port,
+        policy,
+    };
+    s.with_policies(&[
+        policy(6, 80, Policy::Sticky),
+        policy(6, 21, Policy::WildcardSticky),
+        policy(17, 53, Policy::Weighted),
+    ])
+    .expect("policy topology")
+}
+
 /// The golden topology with members' up flags and the `web` alias's members replaced.
 pub fn topology_with(generation: u64, up: [bool; 4], web: Vec<AliasMember>) -> Snapshot {
+    build_topology(generation, up, web, &[])
+}
+
+/// The golden topology with `extra` services (proto, port, mode) beside the usual ones.
+fn build_topology(
+    generation: u64,
+    up: [bool; 4],
+    web: Vec<AliasMember>,
+    extra: &[(u8, u16, ServiceMode)],
+) -> Snapshot {
     let ports = vec![
         port("client", PortRole::Client, 1, [198, 51, 100, 2], 24, 1500),
         port("ic0", PortRole::Interconnect, 2, [192, 0, 2, 2], 25, 1600),
@@ -106,7 +138,7 @@ pub fn topology_with(generation: u64, up: [bool; 4], web: Vec<AliasMember>) -> S
             vec![],
         ),
     ];
-    let services = [
+    let mut services = vec![
         ServiceSpec {
             proto: 6,
             port: 80,
@@ -128,6 +160,11 @@ pub fn topology_with(generation: u64, up: [bool; 4], web: Vec<AliasMember>) -> S
             mode: ServiceMode::InNoalias,
         },
     ];
+    services.extend(
+        extra
+            .iter()
+            .map(|&(proto, port, mode)| ServiceSpec { proto, port, mode }),
+    );
     Snapshot::build(generation, ports, members, aliases, &services)
         .expect("golden topology")
         .with_advert_port(9471)

@@ -1,0 +1,280 @@
+//! `clua-bench policies [--flows 1048576] [--secs 3]`: what the load-balancing policies cost the
+//! pipeline (issue 9 "Performance"; SC1–SC3). In process, one core, no DPDK: the real
+//! `clua_pipeline::Pipeline` over `VecBuf`s, as the criterion bench does (each burst's buffer
+//! resets, a 60-byte copy per packet, are part of the measured time).
+//!
+//! For each policy of tcp/80 (in_multi; 8 members, selw 1..3):
+//! - **established**: `--flows` TCP connections (16 per client address, so sticky clients have
+//!   one affinity per 16 flows) are opened (SYN, then the client's ACK, which makes the sticky
+//!   affinities), then bursts of 32 ACKs of flows taken in a scattered order over the whole set
+//!   are forwarded for `--secs`: Mpps per core, every packet a connection-table hit.
+//! - **new flows**: SYN-only traffic, every packet a new flow from its own client address and
+//!   port (a flood's worst case: sticky and wildcard_sticky look for an affinity that is never
+//!   there), into a table of 131,072 entries with the clock advancing 1 ms per burst, so the
+//!   table is full of half-open entries (5 s timeout) that expire and are evicted: new flows per
+//!   second per core.
+//!
+//! Prints one `RESULT` line per policy.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clua_pipeline::snapshot::{ServicePolicy, ServiceSpec};
+use clua_pipeline::wire::checksum::checksum;
+use clua_pipeline::{
+    AliasMember, CoreCounters, DropReason, Encap, Member, MemberId, Pipeline, PipelineConfig,
+    Policy, PortInfo, PortRole, ServiceMode, Snapshot, VecBuf, Verdict, BURST,
+};
+
+const FRAME_LEN: usize = 60;
+const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const ALIAS: [u8; 4] = [198, 51, 100, 100];
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+fn snapshot(policy: Policy) -> Snapshot {
+    let port = |name: &str, role, last: u8, ip: [u8; 4]| PortInfo {
+        name: name.into(),
+        role,
+        mac: [2, 0, 0, 0, 0, last],
+        ipv4: Some(Ipv4Addr::from(ip)),
+        prefix_len: 24,
+        mtu: 1600,
+        flow_source: None,
+    };
+    let members = (0..8u32)
+        .map(|i| {
+            Some(Member {
+                id: MemberId(i),
+                name: format!("m{i}"),
+                port: 1,
+                mac: [2, 0, 0, 0, 1, i as u8],
+                ipv4: Ipv4Addr::new(192, 0, 2, 10 + i as u8),
+                encap: Encap::L2,
+                up: true,
+                listening: None,
+            })
+        })
+        .collect();
+    let ams = (0..8)
+        .map(|i| AliasMember {
+            member: MemberId(i),
+            selw: 1 + i % 3,
+            selp: 1,
+        })
+        .collect();
+    Snapshot::build(
+        1,
+        vec![
+            port("client", PortRole::Client, 1, [198, 51, 100, 2]),
+            port("ic0", PortRole::Interconnect, 2, [192, 0, 2, 2]),
+        ],
+        members,
+        vec![("web".into(), Ipv4Addr::from(ALIAS), ams)],
+        &[ServiceSpec {
+            proto: 6,
+            port: 80,
+            mode: ServiceMode::InMulti,
+        }],
+    )
+    .and_then(|s| {
+        s.with_policies(&[ServicePolicy {
+            proto: 6,
+            port: 80,
+            policy,
+        }])
+    })
+    .expect("bench snapshot")
+}
+
+/// A 60-byte TCP frame from `src:sport` to the alias's port 80 with `flags`.
+fn frame(src: u32, sport: u16, flags: u8, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&ROUTER_MAC);
+    out.extend_from_slice(&[2, 0, 0, 0, 0, 0x10, 0x08, 0x00]);
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+    ip[6] = 0x40;
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&src.to_be_bytes());
+    ip[16..20].copy_from_slice(&ALIAS);
+    let c = checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    out.extend_from_slice(&ip);
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    tcp[4..8].copy_from_slice(&(1000 + u32::from(flags == ACK)).to_be_bytes());
+    tcp[12] = 0x50;
+    tcp[13] = flags;
+    tcp[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
+    out.extend_from_slice(&tcp);
+    out.resize(start + FRAME_LEN, 0);
+}
+
+/// Flow `i` of the established set: 16 flows per client address.
+fn flow(i: u32) -> (u32, u16) {
+    (0x0a00_0000 | (i >> 4), 1024 + (i & 15) as u16)
+}
+
+struct Bench {
+    pipeline: Pipeline,
+    bufs: Vec<VecBuf>,
+    verdicts: [Verdict; BURST],
+}
+
+impl Bench {
+    fn new(policy: Policy, conn_capacity: usize) -> Bench {
+        let cfg = PipelineConfig {
+            conn_capacity,
+            ..Default::default()
+        };
+        let counters = Arc::new(CoreCounters::new(cfg.max_members));
+        Bench {
+            pipeline: Pipeline::new(&cfg, Arc::new(snapshot(policy)), counters),
+            bufs: (0..BURST).map(|_| VecBuf::new(&[0; FRAME_LEN])).collect(),
+            verdicts: [Verdict::Drop(DropReason::TxFull); BURST],
+        }
+    }
+
+    #[inline]
+    fn burst(&mut self, frames: &[u8], now: u64) {
+        for (k, b) in self.bufs.iter_mut().enumerate() {
+            b.reset(&frames[k * FRAME_LEN..(k + 1) * FRAME_LEN], 128);
+        }
+        self.pipeline
+            .process_burst(0, now, &mut self.bufs, &mut self.verdicts);
+        black_box(&self.verdicts);
+    }
+
+    fn all_forwarded(&self) -> bool {
+        self.verdicts.iter().all(|v| *v == Verdict::Forward(1))
+    }
+}
+
+/// Runs `step` (one burst of 32 packets) until `secs` have passed; returns packets per second.
+fn rate(secs: f64, mut step: impl FnMut()) -> f64 {
+    let window = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut bursts = 0u64;
+    loop {
+        for _ in 0..256 {
+            step();
+        }
+        bursts += 256;
+        let t = start.elapsed();
+        if t >= window {
+            return (bursts * BURST as u64) as f64 / t.as_secs_f64();
+        }
+    }
+}
+
+fn established(policy: Policy, flows: u32, secs: f64) -> (f64, usize) {
+    let flows = flows.next_power_of_two().max(BURST as u32);
+    let mut b = Bench::new(policy, flows as usize * 2);
+    let mut syn = Vec::with_capacity(BURST * FRAME_LEN);
+    let mut ack = Vec::with_capacity(BURST * FRAME_LEN);
+    let mut acks = Vec::with_capacity(flows as usize * FRAME_LEN);
+    for base in (0..flows).step_by(BURST) {
+        syn.clear();
+        ack.clear();
+        for i in base..base + BURST as u32 {
+            let (src, sport) = flow(i);
+            frame(src, sport, SYN, &mut syn);
+            frame(src, sport, ACK, &mut ack);
+        }
+        b.burst(&syn, 0);
+        b.burst(&ack, 0);
+        assert!(b.all_forwarded(), "setup: {:?}", b.verdicts[0]);
+        acks.extend_from_slice(&ack);
+    }
+    let entries = b.pipeline.selector().conns().live(1);
+    let mask = flows - 1;
+    let mut next = 0u32;
+    let mut burst = vec![0u8; BURST * FRAME_LEN];
+    let pps = rate(secs, || {
+        for k in 0..BURST {
+            // An odd multiplier permutes 0..2^k: every flow comes up once per pass.
+            let i = (next.wrapping_mul(0x9e37_79b1) & mask) as usize;
+            next = next.wrapping_add(1);
+            burst[k * FRAME_LEN..(k + 1) * FRAME_LEN]
+                .copy_from_slice(&acks[i * FRAME_LEN..(i + 1) * FRAME_LEN]);
+        }
+        b.burst(&burst, 1);
+    });
+    assert!(b.all_forwarded(), "established: {:?}", b.verdicts[0]);
+    (pps, entries)
+}
+
+/// SYN frames of distinct new flows, each from its own client address and port: more than the
+/// table holds and than live in it at once (160k half-open at 1 ms per burst), so by the time
+/// the ring comes round its flows' entries have expired and they are new again.
+const SYN_RING: u32 = 1 << 20;
+
+fn syn_ring() -> Vec<u8> {
+    let mut out = Vec::with_capacity(SYN_RING as usize * FRAME_LEN);
+    for n in 0..SYN_RING {
+        frame(
+            0x0a00_0000 ^ n.rotate_left(8),
+            1024 + (n % 60_000) as u16,
+            SYN,
+            &mut out,
+        );
+    }
+    out
+}
+
+/// New flows per second, and the share of them that evicted a half-open entry.
+fn new_flows(policy: Policy, secs: f64, ring: &[u8]) -> (f64, f64) {
+    let mut b = Bench::new(policy, 1 << 17);
+    let bursts = ring.len() / (BURST * FRAME_LEN);
+    let mut k = 0usize;
+    let mut now = 0u64;
+    let fps = rate(secs, || {
+        let at = k * BURST * FRAME_LEN;
+        k = if k + 1 == bursts { 0 } else { k + 1 };
+        now += 1;
+        b.burst(&ring[at..at + BURST * FRAME_LEN], now);
+    });
+    assert!(b.all_forwarded(), "new flows: {:?}", b.verdicts[0]);
+    let c = b.pipeline.counters();
+    let evicted = CoreCounters::get(&c.conn_evictions) as f64 / CoreCounters::get(&c.rx) as f64;
+    (fps, evicted)
+}
+
+pub fn run(flows: u32, secs: f64) {
+    println!("# clua-bench policies: {flows} established flows, {secs} s windows, one core");
+    println!(
+        "# {:<16} {:>18} {:>14} {:>22} {:>16}",
+        "policy", "established Mpps", "table entries", "new flows (M/s, SYN)", "evicting"
+    );
+    let ring = syn_ring();
+    for policy in [
+        Policy::Wrr,
+        Policy::Weighted,
+        Policy::Sticky,
+        Policy::WildcardSticky,
+    ] {
+        let (pps, entries) = established(policy, flows, secs);
+        let (fps, evicting) = new_flows(policy, secs, &ring);
+        println!(
+            "# {:<16} {:>18.2} {:>14} {:>22.2} {:>15.0}%",
+            policy.name(),
+            pps / 1e6,
+            entries,
+            fps / 1e6,
+            evicting * 100.0
+        );
+        println!(
+            "RESULT policy={} established_mpps={:.3} table_entries={entries} new_flows_mps={:.3} evicting={:.3}",
+            policy.name(),
+            pps / 1e6,
+            fps / 1e6,
+            evicting
+        );
+    }
+}
