@@ -14,7 +14,14 @@
 //!   table is full of half-open entries (5 s timeout) that expire and are evicted: new flows per
 //!   second per core.
 //!
-//! Prints one `RESULT` line per policy.
+//! - **hand-off** (issue 9, SC4; `wrr`): full handshakes (a burst of 32 SYNs of new flows, then
+//!   their 32 ACKs, which make the entries established), with `PipelineConfig::handoff` off and
+//!   on; on, every burst's hand-off records are pushed into a bounded `ArrayQueue` as aliasd's
+//!   worker does (lb/src/worker.rs), drained by a second thread standing in for the control
+//!   thread: the worker's cost of handing every new flow to peer routers, as handshakes per second
+//!   per core with and without.
+//!
+//! Prints one `RESULT` line per policy, and one for the hand-off.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -246,6 +253,72 @@ fn new_flows(policy: Policy, secs: f64, ring: &[u8]) -> (f64, f64) {
     (fps, evicted)
 }
 
+/// Handshakes (SYN burst, then its ACK burst) per second on one core, hand-off off or on (see
+/// the module docs), and the records the consumer received.
+fn handshakes(handoff: bool, secs: f64) -> (f64, u64) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let cfg = PipelineConfig {
+        conn_capacity: 1 << 17,
+        tcp_idle_ms: 1_000,
+        handoff,
+        ..Default::default()
+    };
+    let counters = Arc::new(CoreCounters::new(cfg.max_members));
+    let mut b = Bench {
+        pipeline: Pipeline::new(&cfg, Arc::new(snapshot(Policy::Wrr)), counters),
+        bufs: (0..BURST).map(|_| VecBuf::new(&[0; FRAME_LEN])).collect(),
+        verdicts: [Verdict::Drop(DropReason::TxFull); BURST],
+    };
+    // 2^18 flows at 32 per ms of fake time: a flow comes round after 8 s, its entry long
+    // expired (1 s idle timeout), so every SYN is a new flow and every ACK completes it.
+    let n: u32 = 1 << 18;
+    let (mut syns, mut acks) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let (src, sport) = (0x0a00_0000 ^ i.rotate_left(8), 1024 + (i % 60_000) as u16);
+        frame(src, sport, SYN, &mut syns);
+        frame(src, sport, ACK, &mut acks);
+    }
+    let ring = Arc::new(crossbeam_queue::ArrayQueue::new(65_536));
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let consumer = {
+        let (ring, stop, received) = (ring.clone(), stop.clone(), received.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut got = 0;
+                while let Some(r) = ring.pop() {
+                    black_box(r);
+                    got += 1;
+                }
+                received.fetch_add(got, Ordering::Relaxed);
+                if got == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    let bursts = (n as usize) / BURST;
+    let (mut k, mut now, mut full) = (0usize, 0u64, 0u64);
+    let pps = rate(secs, || {
+        let at = k * BURST * FRAME_LEN;
+        k = if k + 1 == bursts { 0 } else { k + 1 };
+        now += 1;
+        b.burst(&syns[at..at + BURST * FRAME_LEN], now);
+        b.burst(&acks[at..at + BURST * FRAME_LEN], now);
+        for r in b.pipeline.handoffs() {
+            if ring.push(*r).is_err() {
+                full += 1;
+            }
+        }
+    });
+    stop.store(true, Ordering::Relaxed);
+    let _ = consumer.join();
+    assert!(b.all_forwarded(), "handshakes: {:?}", b.verdicts[0]);
+    black_box(full);
+    // `rate` counts one burst of 32 per step; a step here is 32 handshakes.
+    (pps, received.load(Ordering::Relaxed))
+}
+
 pub fn run(flows: u32, secs: f64) {
     println!("# clua-bench policies: {flows} established flows, {secs} s windows, one core");
     println!(
@@ -277,4 +350,18 @@ pub fn run(flows: u32, secs: f64) {
             evicting
         );
     }
+    let (off, _) = handshakes(false, secs);
+    let (on, records) = handshakes(true, secs);
+    println!(
+        "# hand-off (wrr): {:.2} M handshakes/s off, {:.2} M/s on ({:.0} % of off; {records} records handed on)",
+        off / 1e6,
+        on / 1e6,
+        on / off * 100.0
+    );
+    println!(
+        "RESULT handoff off_mhps={:.3} on_mhps={:.3} ratio={:.3} records={records}",
+        off / 1e6,
+        on / 1e6,
+        on / off
+    );
 }
