@@ -16,10 +16,10 @@
 //!
 //! - **hand-off** (issue 9, SC4; `wrr`): full handshakes (a burst of 32 SYNs of new flows, then
 //!   their 32 ACKs, which make the entries established), with `PipelineConfig::handoff` off and
-//!   on; on, every burst's hand-off records are pushed into a bounded `ArrayQueue` as aliasd's
-//!   worker does (lb/src/worker.rs), drained by a second thread standing in for the control
-//!   thread: the worker's cost of handing every new flow to peer routers, as handshakes per second
-//!   per core with and without.
+//!   on; on, every burst's hand-off records go into the worker's batched ring as aliasd's
+//!   worker does (`clua_lb::records`, published once per loop), drained by a second thread
+//!   standing in for the control thread: the worker's cost of handing every new flow to peer
+//!   routers, as handshakes per second per core with and without.
 //!
 //! Prints one `RESULT` line per policy, and one for the hand-off.
 
@@ -278,19 +278,18 @@ fn handshakes(handoff: bool, secs: f64) -> (f64, u64) {
         frame(src, sport, SYN, &mut syns);
         frame(src, sport, ACK, &mut acks);
     }
-    let ring = Arc::new(crossbeam_queue::ArrayQueue::new(65_536));
+    let ring = clua_lb::records::RecordRing::new(65_536, clua_lb::records::MAX_BATCH);
+    let mut writer = clua_lb::records::RecordWriter::new(ring.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
     let consumer = {
         let (ring, stop, received) = (ring.clone(), stop.clone(), received.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let mut got = 0;
-                while let Some(r) = ring.pop() {
+                let got = ring.drain(64, |r| {
                     black_box(r);
-                    got += 1;
-                }
-                received.fetch_add(got, Ordering::Relaxed);
+                });
+                received.fetch_add(got as u64, Ordering::Relaxed);
                 if got == 0 {
                     std::thread::yield_now();
                 }
@@ -305,11 +304,13 @@ fn handshakes(handoff: bool, secs: f64) -> (f64, u64) {
         now += 1;
         b.burst(&syns[at..at + BURST * FRAME_LEN], now);
         b.burst(&acks[at..at + BURST * FRAME_LEN], now);
+        // As aliasd's worker does: into its batch, published at the end of the loop.
         for r in b.pipeline.handoffs() {
-            if ring.push(*r).is_err() {
+            if !writer.push(*r) {
                 full += 1;
             }
         }
+        writer.flush();
     });
     stop.store(true, Ordering::Relaxed);
     let _ = consumer.join();

@@ -404,7 +404,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let rings: Vec<WorkerRings> = cores
         .iter()
         .map(|_| WorkerRings {
-            out: handoff.then(|| Arc::new(ArrayQueue::new(HANDOFF_RING))),
+            out: handoff
+                .then(|| crate::records::RecordRing::new(HANDOFF_RING, crate::records::MAX_BATCH)),
             install: handoff.then(|| Arc::new(ArrayQueue::new(INSTALL_RING))),
             walk_all: handoff.then(|| Arc::new(AtomicBool::new(false))),
         })
@@ -524,7 +525,6 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     );
 
     let mut last_tick = 0;
-    let mut flows: Vec<FlowRecord> = Vec::with_capacity(FLOWS_PER_LOOP);
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         let now_ms = started.elapsed().as_millis() as u64;
@@ -548,17 +548,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         if handoff {
             for r in &rings {
                 let Some(out) = &r.out else { continue };
-                while flows.len() < FLOWS_PER_LOOP {
-                    match out.pop() {
-                        Some(rec) => flows.push(rec),
-                        None => break,
-                    }
-                }
-                if !flows.is_empty() {
-                    busy = true;
-                    io.apply(plane.on_flows(&flows, now_ms));
-                    flows.clear();
-                }
+                let handed = out.drain(BATCHES_PER_LOOP, |records| {
+                    io.apply(plane.on_flows(records, now_ms));
+                });
+                busy |= handed > 0;
             }
         }
         while let Ok((command, reply_to)) = command_rx.try_recv() {
@@ -679,12 +672,13 @@ pub const HANDOFF_RING: usize = 65536;
 /// Records the control thread can have waiting for one worker to install.
 pub const INSTALL_RING: usize = 65536;
 
-/// Records the control thread takes from one worker's ring per round.
-const FLOWS_PER_LOOP: usize = 4096;
+/// Batches (of up to [`crate::records::MAX_BATCH`] records) the control thread takes from one
+/// worker's ring per round.
+const BATCHES_PER_LOOP: usize = 64;
 
 /// One worker's hand-off rings (all `None` without flow hand-off).
 struct WorkerRings {
-    out: Option<Arc<ArrayQueue<FlowRecord>>>,
+    out: Option<Arc<crate::records::RecordRing>>,
     install: Option<Arc<ArrayQueue<FlowRecord>>>,
     walk_all: Option<Arc<AtomicBool>>,
 }
@@ -835,7 +829,7 @@ mod tests {
     fn rings(n: usize, capacity: usize) -> (Vec<WorkerRings>, Vec<Arc<CoreCounters>>) {
         let rings = (0..n)
             .map(|_| WorkerRings {
-                out: Some(Arc::new(ArrayQueue::new(capacity))),
+                out: Some(crate::records::RecordRing::new(capacity, 4)),
                 install: Some(Arc::new(ArrayQueue::new(capacity))),
                 walk_all: Some(Arc::new(AtomicBool::new(false))),
             })

@@ -7,4 +7,5 @@ pub mod daemon;
 pub mod flows_file;
 pub mod metrics;
 pub mod punt;
+pub mod records;
 pub mod worker;

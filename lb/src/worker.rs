@@ -33,6 +33,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::clock::Clock;
 use crate::punt::{PuntQueues, Punted};
+use crate::records::{RecordRing, RecordWriter};
 
 /// Loop iterations between checks of the stop flag and the published snapshot.
 pub const SNAPSHOT_POLL: u32 = 64;
@@ -55,8 +56,9 @@ pub struct WorkerSync {
     /// ([`ControlPlane::on_flows`](clua_ctl::plane::ControlPlane::on_flows)): the pipeline's
     /// [`handoffs`](Pipeline::handoffs) after each burst and the entries of the walks. When
     /// it is full, burst records are dropped and counted (`handoff_ring_full`) and the walk
-    /// waits. `None`: no hand-off, no walk.
-    pub handoff: Option<Arc<ArrayQueue<FlowRecord>>>,
+    /// waits. Records go in batches ([`crate::records`]), published at the end of every loop
+    /// that made some (or when a batch is full). `None`: no hand-off, no walk.
+    pub handoff: Option<Arc<RecordRing>>,
     /// The periodic walk hands every live entry to `handoff` once per this many ms (the
     /// refresh of long-lived flows in peers' tables). 0: no periodic walk.
     pub refresh_ms: u64,
@@ -127,6 +129,8 @@ pub struct Running<P: PacketPort, C> {
     verdicts: [Verdict; BURST],
     loops: u32,
     walk: Walk,
+    /// The worker's end of [`WorkerSync::handoff`].
+    writer: Option<RecordWriter>,
 }
 
 /// Where the hand-off walk of the table is.
@@ -167,6 +171,7 @@ impl<P: PacketPort, C: Clock> Worker<P, C> {
             verdicts: [Verdict::Drop(DropReason::Truncated); BURST],
             loops: 0,
             walk: Walk::default(),
+            writer: self.sync.handoff.clone().map(RecordWriter::new),
             worker: self,
         }
     }
@@ -227,7 +232,7 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
             let verdicts = &mut self.verdicts[..n];
             w.pipeline
                 .process_burst(port_id as u16, now_ms, self.rx.as_mut_slice(), verdicts);
-            if let Some(out) = &w.sync.handoff {
+            if let Some(out) = &mut self.writer {
                 let records = w.pipeline.handoffs();
                 if !records.is_empty() {
                     hand_off(out, records, counters);
@@ -264,6 +269,9 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
         if w.sync.install.is_some() || w.sync.handoff.is_some() {
             self.sync_step();
         }
+        if let Some(out) = &mut self.writer {
+            out.flush();
+        }
         Poll::Received(received)
     }
 
@@ -277,7 +285,7 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
                 w.pipeline.install(&rec, now_ms);
             }
         }
-        let Some(out) = &w.sync.handoff else { return };
+        let Some(out) = &mut self.writer else { return };
         let cap = w.pipeline.conn_capacity();
         let walk = &mut self.walk;
         let mut slots = 0;
@@ -305,14 +313,14 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
         }
         // A slot yields at most one record: walking no more slots than the ring has room for
         // loses none (this worker is the ring's only producer). A full ring holds the walk.
-        slots = slots.min(out.capacity() - out.len());
+        slots = slots.min(out.room());
         if slots == 0 {
             return;
         }
         let counters: &CoreCounters = &self.counters;
         let mut emitted = 0;
         walk.at = w.pipeline.export(walk.at, slots, now_ms, |r| {
-            if out.push(r).is_ok() {
+            if out.push(r) {
                 emitted += 1;
             } else {
                 CoreCounters::add(&counters.handoff_ring_full, 1);
@@ -342,10 +350,10 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
 
 /// Puts a burst's hand-off records on the ring; what does not fit is counted, never waited for.
 #[inline]
-fn hand_off(out: &ArrayQueue<FlowRecord>, records: &[FlowRecord], counters: &CoreCounters) {
+fn hand_off(out: &mut RecordWriter, records: &[FlowRecord], counters: &CoreCounters) {
     let mut emitted = 0;
     for r in records {
-        if out.push(*r).is_ok() {
+        if out.push(*r) {
             emitted += 1;
         } else {
             CoreCounters::add(&counters.handoff_ring_full, 1);

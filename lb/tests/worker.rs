@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use clua_lb::punt::{PuntQueues, Punted};
+use clua_lb::records::RecordRing;
 use clua_lb::worker::{Poll, Running, Transmit, Worker, WorkerSync, SNAPSHOT_POLL};
 use clua_packet::{PacketBuf, QueuePort, VecBuf, BURST};
 use clua_pipeline::conntrack::FlowState;
@@ -500,7 +501,7 @@ fn the_stop_flag_ends_the_loop() {
 
 /// The rings of one worker's hand-off, held by the test as the control thread would.
 struct SyncRig {
-    out: Arc<ArrayQueue<FlowRecord>>,
+    out: Arc<RecordRing>,
     install: Arc<ArrayQueue<FlowRecord>>,
     walk_all: Arc<AtomicBool>,
     dump: Arc<Mutex<Vec<FlowRecord>>>,
@@ -516,7 +517,8 @@ fn sync_rig(
     refresh_ms: u64,
 ) -> (Rig<VecBuf>, SyncRig, TestRunning) {
     let s = SyncRig {
-        out: Arc::new(ArrayQueue::new(out_capacity)),
+        // Batches of 4 records, so that small rings still have several.
+        out: RecordRing::new(out_capacity, 4),
         install: Arc::new(ArrayQueue::new(4096)),
         walk_all: Arc::new(AtomicBool::new(false)),
         dump: Arc::new(Mutex::new(Vec::new())),
@@ -537,8 +539,8 @@ fn sync_rig(
     (rig, s, worker.start())
 }
 
-fn drain(q: &ArrayQueue<FlowRecord>) -> Vec<FlowRecord> {
-    std::iter::from_fn(|| q.pop()).collect()
+fn drain(q: &RecordRing) -> Vec<FlowRecord> {
+    q.drain_all()
 }
 
 fn web_key(sport: u16) -> FlowKey {
@@ -696,12 +698,9 @@ fn a_full_ring_holds_the_walk_without_losing_entries() {
     for _ in 0..200 {
         w.poll();
         assert!(s.out.len() <= 16);
-        // The control thread takes a few at a time.
-        for _ in 0..3 {
-            if let Some(r) = s.out.pop() {
-                seen.push(r.key.src_port);
-            }
-        }
+        // The control thread takes a batch at a time.
+        s.out
+            .drain(1, |r| seen.extend(r.iter().map(|r| r.key.src_port)));
     }
     seen.extend(drain(&s.out).iter().map(|r| r.key.src_port));
     seen.sort_unstable();
