@@ -2,8 +2,8 @@
 dashboard in ops/grafana, checked against ONE real aliasd's /metrics with the real promtool.
 
 One aliasd runs as router node r1 with [rip], [bfd] (its peer: BIRD 2 in the lab gateway) and
-[sync], so every family the rules and the dashboard name is on
-/metrics: member state (CA3), ARP master per alias (CA4), RIP/BFD (CA6), flow hand-off (SC4).
+[sync], so every family the rules and the dashboard name is on /metrics: member state (CA3),
+ARP master per alias (CA4), RIP/BFD (CA6), flow hand-off (SC4).
 promtool missing is a failure, not a skip: scripts/setup installs it (Debian package
 prometheus)."""
 
