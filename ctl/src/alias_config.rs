@@ -85,7 +85,7 @@ pub fn parse_alias_config(
             }
         } else {
             match parse_args(words) {
-                Ok(c @ (Command::Show(_) | Command::Help)) => {
+                Ok(c @ (Command::Show(_) | Command::Help | Command::Simulate(_))) => {
                     AliasConfigErrorKind::NotBootTime { flag: c.flag() }
                 }
                 Ok(c) => {
