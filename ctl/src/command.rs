@@ -1705,7 +1705,110 @@ mod tests {
             p("--register 7001/udp,in_multi,in_nolocal,out_alias,static").unwrap(),
             p("--register 7002/tcp,in_noalias").unwrap(),
             Command::Help,
+            p("simulate tcp 203.0.113.7:40000 198.51.100.100:80").unwrap(),
+            p("simulate tcp 203.0.113.7:40000 198.51.100.100:80 --ack --json").unwrap(),
+            p("simulate udp 203.0.113.7:5353 198.51.100.100:53").unwrap(),
         ]
+    }
+
+    /// Issue 11: `simulate PROTO SOURCE:PORT DESTINATION:PORT [--syn|--ack] [--json]`.
+    #[test]
+    fn simulate_grammar() {
+        use crate::simulate::{Query, Segment};
+        let q = |proto, segment, json| {
+            Command::Simulate(Query {
+                proto,
+                src: "203.0.113.7:40000".parse().unwrap(),
+                dst: "198.51.100.100:80".parse().unwrap(),
+                segment,
+                json,
+            })
+        };
+        let t = "simulate tcp 203.0.113.7:40000 198.51.100.100:80";
+        assert_eq!(p(t).unwrap(), q(Proto::Tcp, Segment::Syn, false));
+        assert_eq!(
+            p(&format!("{t} --syn")).unwrap(),
+            q(Proto::Tcp, Segment::Syn, false)
+        );
+        assert_eq!(
+            p(&format!("{t} --ack --json")).unwrap(),
+            q(Proto::Tcp, Segment::Ack, true)
+        );
+        assert_eq!(
+            p("simulate udp 203.0.113.7:40000 198.51.100.100:80 --json").unwrap(),
+            q(Proto::Udp, Segment::Syn, true)
+        );
+        assert_eq!(p(t).unwrap().flag(), "simulate");
+        // The wire form is stable (docs/cluamgr.md).
+        assert_eq!(
+            serde_json::to_string(&p(&format!("{t} --ack")).unwrap()).unwrap(),
+            r#"{"Simulate":{"proto":"tcp","src":"203.0.113.7:40000","dst":"198.51.100.100:80","segment":"ack","json":false}}"#
+        );
+    }
+
+    /// Every bad `simulate` argument is refused with an error naming the field.
+    #[test]
+    fn simulate_errors_name_the_field() {
+        let d = "198.51.100.100:80";
+        assert_eq!(
+            err(&format!("simulate icmp 1.2.3.4:5 {d}")),
+            "simulate: protocol `icmp` is not supported (expected tcp or udp)"
+        );
+        assert_eq!(
+            err(&format!("simulate TCP 1.2.3.4:5 {d}")),
+            "simulate: protocol `TCP` is not supported (expected tcp or udp)"
+        );
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3.4 {d}")),
+            "simulate: source `1.2.3.4` is not ADDRESS:PORT (e.g. 203.0.113.7:40000)"
+        );
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3:5 {d}")),
+            "simulate: source address `1.2.3` is not an IPv4 address"
+        );
+        assert_eq!(
+            err("simulate tcp 1.2.3.4:5 alias:80"),
+            "simulate: destination address `alias` is not an IPv4 address"
+        );
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3.4:x {d}")),
+            "simulate: source port `x` is not a number (expected 1..=65535)"
+        );
+        assert_eq!(
+            err("simulate tcp 1.2.3.4:5 198.51.100.100:"),
+            "simulate: destination port `` is not a number (expected 1..=65535)"
+        );
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3.4:70000 {d}")),
+            "simulate: source port 70000 is out of range 1..=65535"
+        );
+        assert_eq!(
+            err("simulate tcp 1.2.3.4:5 198.51.100.100:0"),
+            "simulate: destination port 0 is out of range 1..=65535"
+        );
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3.4:5 {d} --syn --ack")),
+            "simulate: --syn and --ack are mutually exclusive"
+        );
+        assert_eq!(
+            err(&format!("simulate udp 1.2.3.4:5 {d} --syn")),
+            "simulate: --syn only goes with tcp (a UDP datagram has no flags)"
+        );
+        let needs = "simulate needs PROTO SOURCE:PORT DESTINATION:PORT (e.g. tcp 203.0.113.7:40000 198.51.100.100:80)";
+        assert_eq!(err("simulate"), needs);
+        assert_eq!(err("simulate tcp 1.2.3.4:5"), needs);
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3.4:5 {d} --rst")),
+            "unknown argument `--rst` (-h for help)"
+        );
+        assert_eq!(
+            err(&format!("-s all simulate tcp 1.2.3.4:5 {d}")),
+            "only one of -a, -f, -F, -h, -r, -s, --register may be given"
+        );
+        assert_eq!(
+            err(&format!("-f simulate tcp 1.2.3.4:5 {d}")),
+            "only one of -a, -f, -F, -h, -r, -s, --register may be given"
+        );
     }
 
     #[test]
@@ -1778,6 +1881,9 @@ mod tests {
             "noresvok",
             "DEFAULTALIAS",
             "default 1",
+            "simulate PROTO SOURCE:PORT DESTINATION:PORT",
+            "--ack",
+            "--json",
         ] {
             assert!(USAGE.contains(w), "{w}");
         }
