@@ -190,6 +190,20 @@ cluamgr --register 7001/udp,in_multi
         assert_eq!(parse_alias_config("# only\n\n  \n", "f").unwrap(), vec![]);
     }
 
+    /// Issue 11: `simulate` answers a question; it configures nothing at boot.
+    #[test]
+    fn simulate_is_not_a_boot_time_command() {
+        let e = parse_alias_config(
+            "cluamgr simulate tcp 203.0.113.7:40000 198.51.100.100:80\n",
+            "/etc/clu_alias.config",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/clu_alias.config:1: cluamgr simulate is not a boot-time command (only -a, -r, -f, -F and --register)"
+        );
+    }
+
     #[test]
     fn every_bad_line_is_reported() {
         let text = "\

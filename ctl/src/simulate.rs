@@ -419,12 +419,6 @@ pub fn simulate(snap: &Snapshot, q: &Query) -> Simulation {
                 sim.reason
                     .push_str("; the tier has no Maglev table, so the round robin decides");
             }
-            if let Some(h) = &sim.consistent_hash_member {
-                sim.notes.push(format!(
-                    "the consistent-hash member is {h} (a non-SYN miss or a SYN without a \
-                     table slot goes there)"
-                ));
-            }
         }
     }
     sim
@@ -484,7 +478,10 @@ pub fn render_text(sim: &Simulation) -> String {
     };
     out.push_str(&format!("{verdict}\nwhy: {}\n", sim.reason));
     if let Some(h) = &sim.consistent_hash_member {
-        out.push_str(&format!("consistent-hash member: {h}\n"));
+        out.push_str(&format!(
+            "consistent-hash member: {h} (what a non-SYN miss or a SYN without a table slot \
+             gets)\n"
+        ));
     }
     for n in &sim.notes {
         out.push_str(&format!("note: {n}\n"));
