@@ -1739,6 +1739,11 @@ mod tests {
             q(Proto::Udp, Segment::Syn, true)
         );
         assert_eq!(p(t).unwrap().flag(), "simulate");
+        // `-s`'s optional value still takes the word: an alias may be named `simulate`.
+        assert_eq!(
+            p("-s simulate").unwrap(),
+            Command::Show(ShowWhat::Alias(AliasRef::Name("simulate".into())))
+        );
         // The wire form is stable (docs/cluamgr.md).
         assert_eq!(
             serde_json::to_string(&p(&format!("{t} --ack")).unwrap()).unwrap(),
