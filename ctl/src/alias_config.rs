@@ -85,7 +85,7 @@ pub fn parse_alias_config(
             }
         } else {
             match parse_args(words) {
-                Ok(c @ (Command::Show(_) | Command::Help)) => {
+                Ok(c @ (Command::Show(_) | Command::Help | Command::Simulate(_))) => {
                     AliasConfigErrorKind::NotBootTime { flag: c.flag() }
                 }
                 Ok(c) => {
@@ -188,6 +188,20 @@ cluamgr --register 7001/udp,in_multi
     fn empty_file_is_no_commands() {
         assert_eq!(parse_alias_config("", "f").unwrap(), vec![]);
         assert_eq!(parse_alias_config("# only\n\n  \n", "f").unwrap(), vec![]);
+    }
+
+    /// Issue 11: `simulate` answers a question; it configures nothing at boot.
+    #[test]
+    fn simulate_is_not_a_boot_time_command() {
+        let e = parse_alias_config(
+            "cluamgr simulate tcp 203.0.113.7:40000 198.51.100.100:80\n",
+            "/etc/clu_alias.config",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/clu_alias.config:1: cluamgr simulate is not a boot-time command (only -a, -r, -f, -F and --register)"
+        );
     }
 
     #[test]

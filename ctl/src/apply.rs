@@ -189,6 +189,8 @@ pub fn apply(
     let mut changes = Vec::new();
     match cmd {
         Command::Help => return Ok(Applied::Help),
+        // Changes nothing; the control plane answers it over its snapshot (ctl::simulate).
+        Command::Simulate(_) => return Ok(Applied::Changed(Box::new(next), changes)),
         Command::Show(what) => {
             if let ShowWhat::Alias(a) = what {
                 if find_alias(&state.cluster, a).is_none() {

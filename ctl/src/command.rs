@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Proto, ServiceOptionError, ServiceOptions, RPRI_RANGE, SELP_RANGE, SELW_RANGE};
 use crate::services::{parse_port_proto, PortProtoError};
+use crate::simulate::{parse_addr_port, parse_proto, Query, Segment, SimulateError};
 
 /// The alias a `-a` or `-s` names.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -86,7 +87,7 @@ pub enum ShowWhat {
 /// serde mirror of [`Proto`] (the model type carries no serde derives).
 #[derive(Serialize, Deserialize)]
 #[serde(remote = "Proto", rename_all = "lowercase")]
-enum ProtoDef {
+pub(crate) enum ProtoDef {
     Tcp,
     Udp,
 }
@@ -177,6 +178,9 @@ pub enum Command {
     },
     /// `-h`.
     Help,
+    /// `simulate PROTO SOURCE:PORT DESTINATION:PORT [--syn|--ack] [--json]` (issue 11): which
+    /// member the snapshot gives this 5-tuple and why; changes nothing.
+    Simulate(Query),
 }
 
 impl Command {
@@ -190,6 +194,7 @@ impl Command {
             Command::Show(_) => "-s",
             Command::Register { .. } => "--register",
             Command::Help => "-h",
+            Command::Simulate(_) => "simulate",
         }
     }
 
@@ -256,6 +261,7 @@ impl Command {
                 }
                 v.push(s);
             }
+            Command::Simulate(q) => v.extend(q.to_args()),
             Command::ReloadServices | Command::Help => {}
         }
         v
@@ -371,6 +377,8 @@ pub enum CommandError {
     Register(PortProtoError),
     /// `--register` service options (unknown option or CA9 exclusion).
     ServiceOptions(ServiceOptionError),
+    /// `simulate`'s arguments.
+    Simulate(SimulateError),
 }
 
 impl fmt::Display for CommandError {
@@ -445,6 +453,7 @@ impl fmt::Display for CommandError {
             ),
             Register(e) => write!(f, "--register: {e}"),
             ServiceOptions(m) => write!(f, "--register: {m}"),
+            Simulate(e) => e.fmt(f),
         }
     }
 }
@@ -463,8 +472,9 @@ usage: cluamgr -a alias=ALIAS,option[=value][,option]... [--member MEMBER]
        cluamgr -r option[,option]...
        cluamgr -s [ALIAS | all]
        cluamgr --register PORT/PROTO[,option]...
+       cluamgr simulate tcp|udp SOURCE:PORT DESTINATION:PORT [--syn | --ack] [--json]
 
-Exactly one of -a, -f, -F, -h, -r, -s, --register per call.
+Exactly one of -a, -f, -F, -h, -r, -s, --register, simulate per call.
 
   -a alias=ALIAS,...  set this member's attributes for ALIAS; ALIAS is DEFAULTALIAS (the
                       default cluster alias), a dotted-quad address or a host name.
@@ -493,6 +503,11 @@ Exactly one of -a, -f, -F, -h, -r, -s, --register per call.
                       clua_services(4) ones (in_single, in_multi, in_noalias, in_nolocal,
                       out_alias, static), default in_single; in_multi takes one policy:
                       wrr (default), weighted, sticky or wildcard_sticky
+  simulate PROTO SOURCE:PORT DESTINATION:PORT [--syn | --ack] [--json]
+                      which member the router's snapshot gives this flow and why (alias,
+                      service mode and policy, eligible tier, members); changes nothing.
+                      --syn (default for tcp): a new connection; --ack: a non-SYN segment
+                      that misses the connection table; --json: the stable JSON form
 ";
 
 /// A parsed command line plus the CLI-local `--check` flag (valid only with `-F`).
@@ -568,6 +583,79 @@ pub struct CommandArgs {
     /// `--check` (with `-F` only; the CLI's local mode).
     #[arg(long = "check")]
     pub check: bool,
+    /// `simulate ...`: a subcommand, for its positional arguments; it is a primary command too
+    /// (checked in [`CommandArgs::into_invocation`]).
+    #[command(subcommand)]
+    pub simulate: Option<SimulateCommand>,
+}
+
+/// The subcommands: `simulate`.
+#[derive(clap::Subcommand, Clone, Debug, PartialEq, Eq)]
+pub enum SimulateCommand {
+    /// `simulate PROTO SOURCE:PORT DESTINATION:PORT [--syn|--ack] [--json]`.
+    #[command(disable_help_flag = true)]
+    Simulate(SimulateArgs),
+}
+
+/// `simulate`'s arguments, each typed by its value parser.
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
+pub struct SimulateArgs {
+    /// tcp or udp.
+    #[arg(value_name = "PROTO", value_parser = parse_sim_proto)]
+    pub proto: Proto,
+    /// The client's address and port.
+    #[arg(value_name = "SOURCE:PORT", value_parser = parse_sim_source)]
+    pub src: std::net::SocketAddrV4,
+    /// The alias address and port.
+    #[arg(value_name = "DESTINATION:PORT", value_parser = parse_sim_destination)]
+    pub dst: std::net::SocketAddrV4,
+    /// A client SYN (the default for tcp).
+    #[arg(long = "syn")]
+    pub syn: bool,
+    /// A non-SYN segment that misses the connection table.
+    #[arg(long = "ack")]
+    pub ack: bool,
+    /// Reply in JSON.
+    #[arg(long = "json")]
+    pub json: bool,
+}
+
+impl SimulateArgs {
+    /// The query, once `--syn`/`--ack` are checked against each other and the protocol.
+    ///
+    /// # Errors
+    /// [`SimulateError::SynAndAck`], [`SimulateError::FlagWithUdp`].
+    pub fn into_query(self) -> Result<Query, SimulateError> {
+        if self.syn && self.ack {
+            return Err(SimulateError::SynAndAck);
+        }
+        if self.proto == Proto::Udp && (self.syn || self.ack) {
+            return Err(SimulateError::FlagWithUdp(if self.syn {
+                "--syn"
+            } else {
+                "--ack"
+            }));
+        }
+        Ok(Query {
+            proto: self.proto,
+            src: self.src,
+            dst: self.dst,
+            segment: if self.ack { Segment::Ack } else { Segment::Syn },
+            json: self.json,
+        })
+    }
+}
+
+fn parse_sim_proto(v: &str) -> Result<Proto, CommandError> {
+    parse_proto(v).map_err(CommandError::Simulate)
+}
+
+fn parse_sim_source(v: &str) -> Result<std::net::SocketAddrV4, CommandError> {
+    parse_addr_port("source", v).map_err(CommandError::Simulate)
+}
+
+fn parse_sim_destination(v: &str) -> Result<std::net::SocketAddrV4, CommandError> {
+    parse_addr_port("destination", v).map_err(CommandError::Simulate)
 }
 
 #[derive(clap::Parser, Debug)]
@@ -575,7 +663,8 @@ pub struct CommandArgs {
     name = "cluamgr",
     no_binary_name = true,
     disable_help_flag = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    subcommand_negates_reqs = true
 )]
 struct Argv {
     #[command(flatten)]
@@ -594,6 +683,22 @@ impl CommandArgs {
         }
         if self.check && self.load.is_none() {
             return Err(CommandError::CheckMisplaced);
+        }
+        if let Some(SimulateCommand::Simulate(args)) = self.simulate {
+            let others = self.alias.is_some()
+                || self.reload
+                || self.load.is_some()
+                || self.help
+                || self.router.is_some()
+                || self.show.is_some()
+                || self.register.is_some();
+            if others {
+                return Err(CommandError::TooManyCommands);
+            }
+            return Ok(Invocation {
+                command: Command::Simulate(args.into_query().map_err(CommandError::Simulate)?),
+                check: false,
+            });
         }
         let command = if let Some(AliasList { alias, options }) = self.alias {
             Command::Alias {
@@ -686,8 +791,25 @@ pub fn from_clap(e: &clap::Error) -> CommandError {
     }
     let arg = match e.get(ContextKind::InvalidArg) {
         Some(ContextValue::String(a)) => a.clone(),
+        Some(ContextValue::Strings(a)) => a.join(" "),
         _ => String::new(),
     };
+    if e.kind() == ErrorKind::MissingRequiredArgument
+        && ["<PROTO>", "<SOURCE:PORT>", "<DESTINATION:PORT>"]
+            .iter()
+            .any(|p| arg.contains(p))
+    {
+        return CommandError::MissingArgument {
+            flag: "simulate",
+            needs:
+                "PROTO SOURCE:PORT DESTINATION:PORT (e.g. tcp 203.0.113.7:40000 198.51.100.100:80)",
+        };
+    }
+    if e.kind() == ErrorKind::InvalidSubcommand {
+        if let Some(ContextValue::String(a)) = e.get(ContextKind::InvalidSubcommand) {
+            return CommandError::UnexpectedArgument(a.clone());
+        }
+    }
     // clap names an option with its value name (`-F <FILE>`); the flag is the first word.
     let flag = arg.split([' ', '=']).next().unwrap_or("");
     match e.kind() {
@@ -1583,7 +1705,115 @@ mod tests {
             p("--register 7001/udp,in_multi,in_nolocal,out_alias,static").unwrap(),
             p("--register 7002/tcp,in_noalias").unwrap(),
             Command::Help,
+            p("simulate tcp 203.0.113.7:40000 198.51.100.100:80").unwrap(),
+            p("simulate tcp 203.0.113.7:40000 198.51.100.100:80 --ack --json").unwrap(),
+            p("simulate udp 203.0.113.7:5353 198.51.100.100:53").unwrap(),
         ]
+    }
+
+    /// Issue 11: `simulate PROTO SOURCE:PORT DESTINATION:PORT [--syn|--ack] [--json]`.
+    #[test]
+    fn simulate_grammar() {
+        use crate::simulate::{Query, Segment};
+        let q = |proto, segment, json| {
+            Command::Simulate(Query {
+                proto,
+                src: "203.0.113.7:40000".parse().unwrap(),
+                dst: "198.51.100.100:80".parse().unwrap(),
+                segment,
+                json,
+            })
+        };
+        let t = "simulate tcp 203.0.113.7:40000 198.51.100.100:80";
+        assert_eq!(p(t).unwrap(), q(Proto::Tcp, Segment::Syn, false));
+        assert_eq!(
+            p(&format!("{t} --syn")).unwrap(),
+            q(Proto::Tcp, Segment::Syn, false)
+        );
+        assert_eq!(
+            p(&format!("{t} --ack --json")).unwrap(),
+            q(Proto::Tcp, Segment::Ack, true)
+        );
+        assert_eq!(
+            p("simulate udp 203.0.113.7:40000 198.51.100.100:80 --json").unwrap(),
+            q(Proto::Udp, Segment::Syn, true)
+        );
+        assert_eq!(p(t).unwrap().flag(), "simulate");
+        // `-s`'s optional value still takes the word: an alias may be named `simulate`.
+        assert_eq!(
+            p("-s simulate").unwrap(),
+            Command::Show(ShowWhat::Alias(AliasRef::Name("simulate".into())))
+        );
+        // The wire form is stable (docs/cluamgr.md).
+        assert_eq!(
+            serde_json::to_string(&p(&format!("{t} --ack")).unwrap()).unwrap(),
+            r#"{"Simulate":{"proto":"tcp","src":"203.0.113.7:40000","dst":"198.51.100.100:80","segment":"ack","json":false}}"#
+        );
+    }
+
+    /// Every bad `simulate` argument is refused with an error naming the field.
+    #[test]
+    fn simulate_errors_name_the_field() {
+        let d = "198.51.100.100:80";
+        assert_eq!(
+            err(&format!("simulate icmp 1.2.3.4:5 {d}")),
+            "simulate: protocol `icmp` is not supported (expected tcp or udp)"
+        );
+        assert_eq!(
+            err(&format!("simulate TCP 1.2.3.4:5 {d}")),
+            "simulate: protocol `TCP` is not supported (expected tcp or udp)"
+        );
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3.4 {d}")),
+            "simulate: source `1.2.3.4` is not ADDRESS:PORT (e.g. 203.0.113.7:40000)"
+        );
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3:5 {d}")),
+            "simulate: source address `1.2.3` is not an IPv4 address"
+        );
+        assert_eq!(
+            err("simulate tcp 1.2.3.4:5 alias:80"),
+            "simulate: destination address `alias` is not an IPv4 address"
+        );
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3.4:x {d}")),
+            "simulate: source port `x` is not a number (expected 1..=65535)"
+        );
+        assert_eq!(
+            err("simulate tcp 1.2.3.4:5 198.51.100.100:"),
+            "simulate: destination port `` is not a number (expected 1..=65535)"
+        );
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3.4:70000 {d}")),
+            "simulate: source port 70000 is out of range 1..=65535"
+        );
+        assert_eq!(
+            err("simulate tcp 1.2.3.4:5 198.51.100.100:0"),
+            "simulate: destination port 0 is out of range 1..=65535"
+        );
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3.4:5 {d} --syn --ack")),
+            "simulate: --syn and --ack are mutually exclusive"
+        );
+        assert_eq!(
+            err(&format!("simulate udp 1.2.3.4:5 {d} --syn")),
+            "simulate: --syn only goes with tcp (a UDP datagram has no flags)"
+        );
+        let needs = "simulate needs PROTO SOURCE:PORT DESTINATION:PORT (e.g. tcp 203.0.113.7:40000 198.51.100.100:80)";
+        assert_eq!(err("simulate"), needs);
+        assert_eq!(err("simulate tcp 1.2.3.4:5"), needs);
+        assert_eq!(
+            err(&format!("simulate tcp 1.2.3.4:5 {d} --rst")),
+            "unknown argument `--rst` (-h for help)"
+        );
+        assert_eq!(
+            err(&format!("-s all simulate tcp 1.2.3.4:5 {d}")),
+            "only one of -a, -f, -F, -h, -r, -s, --register may be given"
+        );
+        assert_eq!(
+            err(&format!("-f simulate tcp 1.2.3.4:5 {d}")),
+            "only one of -a, -f, -F, -h, -r, -s, --register may be given"
+        );
     }
 
     #[test]
@@ -1656,6 +1886,9 @@ mod tests {
             "noresvok",
             "DEFAULTALIAS",
             "default 1",
+            "simulate PROTO SOURCE:PORT DESTINATION:PORT",
+            "--ack",
+            "--json",
         ] {
             assert!(USAGE.contains(w), "{w}");
         }

@@ -25,5 +25,6 @@ pub mod routers;
 pub mod services;
 pub mod show;
 pub mod signed;
+pub mod simulate;
 pub mod socket;
 pub mod sync;

@@ -924,6 +924,14 @@ impl ControlPlane {
     /// A cluamgr command: applied to a copy of the state, validated, turned into a snapshot and
     /// published, or refused with nothing changed.
     pub fn on_command(&mut self, command: &Command, now_ms: u64) -> (Reply, Effects) {
+        if let Command::Simulate(q) = command {
+            // Read-only by construction: no tick, no event, only the snapshot in force is read.
+            let reply = Reply {
+                ok: true,
+                output: crate::simulate::render(&self.snapshot, q),
+            };
+            return (reply, Effects::default());
+        }
         let mut fx = Effects::default();
         self.now_ms = self.now_ms.max(now_ms);
         let text = command.to_args().join(" ");

@@ -259,7 +259,8 @@ pub fn apply_member(
         Command::Router { .. }
         | Command::ReloadServices
         | Command::LoadServices { .. }
-        | Command::Register { .. } => Err(MemberCommandError::RouterCommand(cmd.flag())),
+        | Command::Register { .. }
+        | Command::Simulate(_) => Err(MemberCommandError::RouterCommand(cmd.flag())),
     }
 }
 

@@ -268,3 +268,48 @@ def test_check_validates_a_services_file_without_aliasd(env, tmp_path):
     r = subprocess.run([cluamgr_bin(), "-F", str(bad), "--check"], capture_output=True, text=True)
     assert r.returncode == 1, r
     assert f"{bad}:2" in r.stderr and f"{bad}:3" in r.stderr, r.stderr
+
+
+CONNECT_FROM = ("import socket,sys,re\n"
+                "s=socket.socket(); s.settimeout(5)\n"
+                "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                "s.bind((sys.argv[1], int(sys.argv[2]))); s.connect((sys.argv[3], int(sys.argv[4])))\n"
+                "s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); buf=b''\n"
+                "while True:\n"
+                " c=s.recv(4096)\n"
+                " if not c: break\n"
+                " buf+=c\n"
+                "m=re.search(rb'member=(\\S+)', buf); print(m.group(1).decode() if m else 'none')\n")
+
+
+def test_simulate_names_the_member_a_weighted_connection_lands_on(env):
+    """Issue 11: `cluamgr simulate` answers over the snapshot; for a `weighted` port (SC1: the
+    Maglev member of the 5-tuple) the member it names is where a real connection from that
+    source port lands. Simulating changes nothing (`-s` is the same before and after)."""
+    lab, d, cluamgr, _ = env
+    import lab as labmod
+    client = labmod.CLIENT_IP
+    try:
+        cluamgr("--register", "9000/tcp,in_multi,weighted")
+        before = strip_totals(cluamgr("-s").stdout)
+        sims = {}
+        for sport in range(41000, 41012):
+            r = cluamgr("simulate", "tcp", f"{client}:{sport}", f"{WEB}:9000", "--json")
+            s = json.loads(r.stdout)
+            assert (s["alias"]["name"], s["mode"], s["policy"], s["outcome"]) == \
+                ("web", "in_multi", "weighted", "member"), s
+            assert s["member"] == s["consistent_hash_member"], s
+            sims[sport] = s["member"]
+        text = cluamgr("simulate", "tcp", f"{client}:41000", f"{WEB}:9000").stdout
+        assert f"member: {sims[41000]}\n" in text and "eligible tier: selp 1" in text, text
+        assert strip_totals(cluamgr("-s").stdout) == before
+        bad = cluamgr("simulate", "tcp", f"{client}:70000", f"{WEB}:9000", check=False)
+        assert bad.returncode == 2 and "source port 70000" in bad.stderr, bad.stderr
+        landed = {}
+        for sport in sims:
+            r = lab.run(lab.cli, sys.executable, "-c", CONNECT_FROM, client, str(sport), WEB, "9000")
+            landed[sport] = r.stdout.strip()
+        assert landed == sims, (landed, sims)
+        assert len(set(sims.values())) >= 2, sims   # 12 flows over selw 3:2:1
+    finally:
+        cluamgr("-f", check=False)

@@ -4,6 +4,7 @@
 //! cluamgr [--socket PATH] -a alias=NAME,option[=value][,option]... [--member NAME]
 //! cluamgr [--socket PATH] {-f | -F FILE} | -r option[,option]... | -s [ALIAS|all] | -h
 //! cluamgr -F FILE --check          validate a clua_services file without aliasd
+//! cluamgr [--socket PATH] simulate tcp|udp SRC:PORT ALIAS:PORT [--syn|--ack] [--json]
 //! ```
 //! Exit status: 0 done, 1 refused by aliasd (nothing changed) or invalid file, 2 usage error or
 //! aliasd unreachable.
@@ -31,7 +32,8 @@ clua options:
 #[command(
     name = "cluamgr",
     disable_help_flag = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    subcommand_negates_reqs = true
 )]
 struct Cli {
     /// aliasd's control socket.
