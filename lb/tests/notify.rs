@@ -12,7 +12,7 @@ use std::net::TcpListener;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,18 @@ fn write_empty_pcap(path: &std::path::Path) {
         b.extend_from_slice(v);
     }
     std::fs::write(path, b).unwrap();
+}
+
+/// aliasd, killed if the test fails before it stopped it.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 #[test]
@@ -77,23 +89,24 @@ fn aliasd_notifies_ready_watchdog_and_stopping() {
 
     let log_path = dir.join("aliasd.log");
     let log_file = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aliasd"))
-        .arg("--config")
-        .arg(dir.join("aliasd.toml"))
-        .env("NOTIFY_SOCKET", format!("@{name}"))
-        .env("WATCHDOG_USEC", "200000")
-        .env_remove("WATCHDOG_PID")
-        .stderr(Stdio::from(log_file))
-        .spawn()
-        .unwrap();
+    let mut daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_aliasd"))
+            .arg("--config")
+            .arg(dir.join("aliasd.toml"))
+            .env("NOTIFY_SOCKET", format!("@{name}"))
+            .env("WATCHDOG_USEC", "200000")
+            .env_remove("WATCHDOG_PID")
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut daemon.0;
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
 
     // READY=1 first, and only after the ready line.
     let first = rx.recv_timeout(Duration::from_secs(60));
     let log_at_ready = log();
     let Ok((ready_at, ready)) = first else {
-        let _ = child.kill();
-        let _ = child.wait();
         panic!("no notification from aliasd:\n{}", log());
     };
     assert!(
