@@ -206,6 +206,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signals)?;
     }
+    // systemd's notification socket (Type=notify): nothing without NOTIFY_SOCKET. A bad value
+    // is logged, not fatal: the daemon still serves, systemd then reports a start timeout.
+    let mut notifier = crate::notify::Notifier::from_env().unwrap_or_else(|e| {
+        tracing::warn!("{e}; not notifying systemd");
+        None
+    });
     // Bound before the EAL starts so that a busy address fails fast; served on their own
     // threads once the control plane exists.
     let metrics_listener = match config.metrics_listen {
@@ -515,14 +521,22 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }
     };
 
-    eprintln!(
-        "aliasd: ready: cluster {} with {} ports, {} members, {} aliases, {} workers",
+    let ready = format!(
+        "ready: cluster {} with {} ports, {} members, {} aliases, {} workers",
         config.cluster.name,
         ports.len(),
         config.cluster.members.len(),
         config.cluster.aliases.len(),
         workers
     );
+    eprintln!("aliasd: {ready}");
+    // Ports started, workers launched, gratuitous ARP out: only now may systemd order dependent
+    // units after this one.
+    if let Some(n) = &mut notifier {
+        if let Err(e) = n.ready(&ready) {
+            tracing::warn!("notifying systemd: {e}");
+        }
+    }
 
     let mut last_tick = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -564,12 +578,21 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             last_tick = now_ms;
             io.apply(plane.on_tick(now_ms));
         }
+        // The watchdog is pinged from this loop, not from a thread of its own: a control thread
+        // that hangs (stuck in a command, a punt, a tick) stops the pings and systemd restarts
+        // aliasd (docs/systemd.md).
+        if let Some(n) = &mut notifier {
+            n.tick(std::time::Instant::now());
+        }
         if !busy {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
 
     tracing::info!("stopping");
+    if let Some(n) = &notifier {
+        let _ = n.stopping("stopping: goodbye to peers, workers stopping, saving flows");
+    }
     // The goodbye (peers take this router's aliases at once) goes out through worker 0 before
     // the workers stop: wait until it left the inject queue, a few milliseconds at most.
     io.apply(plane.shutdown());

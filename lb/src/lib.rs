@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod flows_file;
 pub mod metrics;
+pub mod notify;
 pub mod punt;
 pub mod records;
 pub mod worker;

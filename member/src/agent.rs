@@ -304,6 +304,17 @@ fn ports_for(agent: &Agent, last: &mut Vec<(Proto, u16)>) -> Vec<(Proto, u16)> {
     }
 }
 
+/// The `STATUS=` line at readiness: who this agent is and where its adverts go.
+fn ready_status(agent: &Agent, seq: u64) -> String {
+    format!(
+        "advertising node {} boot_id {} (seq {seq}) to {} router(s) every {} ms",
+        agent.config.node,
+        agent.boot_id,
+        agent.config.routers.len(),
+        agent.config.interval_ms
+    )
+}
+
 /// Runs the member agent until SIGTERM or SIGINT: prepares the host, sends adverts, serves
 /// cluamgr; at the end sends a goodbye and undoes the host preparation.
 pub fn run(config: MemberConfig) -> Result<(), AgentError> {
@@ -311,6 +322,12 @@ pub fn run(config: MemberConfig) -> Result<(), AgentError> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).map_err(AgentError::Signals)?;
     }
+    // systemd's notification socket (Type=notify): nothing without NOTIFY_SOCKET; a bad value
+    // is reported, not fatal.
+    let mut notifier = crate::notify::Notifier::from_env().unwrap_or_else(|e| {
+        eprintln!("clua-member: {e}; not notifying systemd");
+        None
+    });
     let key = clua_ctl::keyfile::load_key(&config.key_file).map_err(AgentError::Key)?;
     let state = match &config.alias_config {
         Some(p) => {
@@ -360,6 +377,7 @@ pub fn run(config: MemberConfig) -> Result<(), AgentError> {
     let interval = Duration::from_millis(agent.config.interval_ms as u64);
     let mut last_ports = Vec::new();
     let mut next_at = Instant::now();
+    let mut announced = false;
     while !stop.load(Ordering::Relaxed) {
         let mut changed = false;
         admin.poll(|req| {
@@ -372,8 +390,27 @@ pub fn run(config: MemberConfig) -> Result<(), AgentError> {
             let a = agent.next_advert(AdvertKind::Advert, ports);
             sender.send(&a);
             next_at = Instant::now() + interval;
+            // Ready once the first advert left: host prepared, sockets bound, the routers
+            // hear of this member from now on.
+            if !announced {
+                announced = true;
+                if let Some(n) = &mut notifier {
+                    let status = ready_status(&agent, a.seq);
+                    if let Err(e) = n.ready(&status) {
+                        eprintln!("clua-member: notifying systemd: {e}");
+                    }
+                }
+            }
+        }
+        // Pinged from the advert loop itself: an agent that stops sending adverts (hung in
+        // cluamgr handling or reading /proc) stops the pings too, and systemd restarts it.
+        if let Some(n) = &mut notifier {
+            n.tick(Instant::now());
         }
         std::thread::sleep(POLL);
+    }
+    if let Some(n) = &notifier {
+        let _ = n.stopping("stopping: goodbye to the routers, undoing host preparation");
     }
     let a = agent.next_advert(AdvertKind::Goodbye, last_ports);
     sender.send(&a);

@@ -10,7 +10,8 @@
 //! - [`listen`]: which service ports the member listens on (from /proc/net);
 //! - [`host`]: host preparation (aliases on `lo`, ARP sysctls, VXLAN device, nftables) and its
 //!   undoing;
-//! - [`agent`]: the advert loop, cluamgr on the member, goodbye on SIGTERM.
+//! - [`agent`]: the advert loop, cluamgr on the member, goodbye on SIGTERM;
+//! - [`notify`]: systemd readiness, status and watchdog (docs/systemd.md).
 
 pub mod agent;
 pub use clua_ctl::boots;
@@ -18,3 +19,7 @@ pub mod config;
 pub mod host;
 pub mod listen;
 pub mod member_state;
+// The same protocol code as aliasd's, compiled in by path: this crate must not depend on
+// clua-lb (it would link DPDK, see tests/no_dpdk.rs).
+#[path = "../../lb/src/notify.rs"]
+pub mod notify;
