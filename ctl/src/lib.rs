@@ -28,3 +28,5 @@ pub mod signed;
 pub mod simulate;
 pub mod socket;
 pub mod sync;
+#[cfg(test)]
+mod test_rng;

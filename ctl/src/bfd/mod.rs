@@ -1230,16 +1230,7 @@ mod tests {
         );
     }
 
-    /// xorshift64*, as in the other wire tests.
-    struct XRng(u64);
-    impl XRng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-    }
+    use crate::test_rng::Rng as XRng;
 
     #[test]
     fn no_panic_on_truncated_or_mutated_frames() {

@@ -259,19 +259,7 @@ mod tests {
         assert_eq!(elect(&Views::new(), &masters(&[(1, "r1")])), Masters::new());
     }
 
-    /// A tiny deterministic PRNG (xorshift64*), so property tests need no crate and reproduce.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     const NODES: [&str; 5] = ["r0", "r1", "r2", "r3", "r4"];
     const IFS: [&str; 4] = ["eth0", "eth1", "bond0", "vlan7"];

@@ -1161,16 +1161,7 @@ mod tests {
         assert_eq!(freshness(Some((3, 10)), 2, 99), Freshness::StaleBoot);
     }
 
-    /// A tiny deterministic PRNG (xorshift64*), so the sweep needs no crate and reproduces.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[test]
     fn random_mutations_never_panic() {

@@ -850,16 +850,7 @@ mod tests {
         assert_eq!(r.emit_signed(KEY), Err(SyncError::Oversized));
     }
 
-    /// A tiny deterministic PRNG (xorshift64*), so the sweep needs no crate and reproduces.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// What the fuzz target (fuzz/fuzz_targets/sync.rs) checks, on stable over mutations of the
     /// literal: no accessor panics, whatever passes the content checks emits the same bytes
