@@ -90,6 +90,12 @@ def main() -> int:
         w = L.client("tcp", f"{WEB}:80", 120)
         say(f"    120 new connections: {w['ok']} completed")
         table(w["by_member"], w["ok"], {"m1": 1, "m2": 2, "m3": 1})
+        say(f"    $ cluamgr simulate tcp 198.51.100.10:40000 {WEB}:80 --ack   (which member, and why;"
+            " changes nothing)")
+        sim = subprocess.run(cluamgr + ["simulate", "tcp", "198.51.100.10:40000", f"{WEB}:80",
+                                        "--ack"], capture_output=True, text=True)
+        for line in (sim.stdout + sim.stderr).strip().splitlines():
+            say("    " + line)
 
         say("\n7. aliasd's Prometheus endpoint (selected lines)")
         m = L.run(L.rtr, "curl", "-s", "127.0.0.1:9470/metrics", check=False).stdout
@@ -99,7 +105,8 @@ def main() -> int:
                 say("    " + line)
         d.stop(timeout=10)
         ok = (r["ok"] == 300 and u["ok"] == 60 and s["ok"] == 20 and v["ok"] == 30
-              and len(s["by_member"]) == 1 and ch.returncode == 0 and w["ok"] == 120)
+              and len(s["by_member"]) == 1 and ch.returncode == 0 and w["ok"] == 120
+              and sim.returncode == 0)
     say("\ndemo: lab removed.")
     ok2 = routers_part(binary)
     ok = ok and ok2
