@@ -19,8 +19,21 @@ struct Args {
     check: bool,
 }
 
+/// A panic anywhere (a worker, the control thread) ends the process, in every build profile:
+/// a half-dead router that still holds its ports and its ARP mastership is worse than one that
+/// is gone and restarted (systemd `Restart=`, docs/systemd.md). The release profile aborts on
+/// panic anyway; the test profile unwinds, so this hook keeps the two alike.
+fn abort_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        std::process::abort();
+    }));
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    abort_on_panic();
     let config = match MemberConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {

@@ -96,7 +96,7 @@ def env(aliasd_bin, member_bin, lab):
         start_agent(m)
 
     def cluamgr(*args, sock=router_sock, check=True):
-        r = subprocess.run([str(ROOT / "target/release/cluamgr"), "--socket", sock, *args],
+        r = subprocess.run([str(labmod.cluamgr_binary()), "--socket", sock, *args],
                            capture_output=True, text=True, timeout=20)
         assert not check or r.returncode == 0, r.stdout + r.stderr
         return r
