@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -219,20 +220,23 @@ def ascii_roff(roff: str) -> str:
     return "".join(c if ord(c) < 128 else f"\\[u{ord(c):04X}]" for c in roff)
 
 
+def page(name: str, sec: int, body, version: str, outdir: Path) -> Path:
+    title = f'% {name.upper()} {sec} "clua {version}" "clua manual"\n\n'
+    md = title + untable(unlink(body()))
+    r = subprocess.run(["go-md2man"], input=md, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"mkman: go-md2man failed on {name}({sec}): {r.stderr}")
+    roff = ascii_roff(escape_dots(name_line(r.stdout)))
+    path = outdir / f"{name}.{sec}"
+    path.write_text(roff, encoding="ascii")
+    return path
+
+
 def build(outdir: Path, version: str) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
-    made = []
-    for name, sec, body in PAGES:
-        title = f'% {name.upper()} {sec} "clua {version}" "clua manual"\n\n'
-        md = title + untable(unlink(body()))
-        r = subprocess.run(["go-md2man"], input=md, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise SystemExit(f"mkman: go-md2man failed on {name}({sec}): {r.stderr}")
-        roff = ascii_roff(escape_dots(name_line(r.stdout)))
-        path = outdir / f"{name}.{sec}"
-        path.write_text(roff, encoding="ascii")
-        made.append(path)
-    return made
+    # One go-md2man per page, all at once (the package build waits for them).
+    with ThreadPoolExecutor(len(PAGES)) as pool:
+        return list(pool.map(lambda p: page(*p, version, outdir), PAGES))
 
 
 if __name__ == "__main__":

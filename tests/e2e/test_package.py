@@ -116,18 +116,29 @@ exec cat >/dev/null
 
 
 @pytest.fixture(scope="module")
-def deb(aliasd_bin, member_bin, tmp_path_factory):
-    """The package built from the binaries under test (no compiling: --bin-dir)."""
+def package_job(aliasd_bin, member_bin, tmp_path_factory):
+    """scripts/package from the binaries under test (no compiling: --bin-dir), started first
+    so that it runs while the lab comes up."""
     out = tmp_path_factory.mktemp("deb")
-    t = time.monotonic()
-    r = subprocess.run([str(labmod.ROOT / "scripts" / "package"), "--debug", "--bin-dir",
-                        str(aliasd_bin.parent), "--out", str(out)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, f"scripts/package failed:\n{r.stdout}{r.stderr}"
-    path = Path(r.stdout.strip().splitlines()[-1])
-    assert path.is_file() and path.suffix == ".deb", r.stdout
+    p = subprocess.Popen([str(labmod.ROOT / "scripts" / "package"), "--no-compress",
+                          "--bin-dir", str(aliasd_bin.parent), "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.started = time.monotonic()
+    yield p
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+
+
+@pytest.fixture(scope="module")
+def deb(package_job, lab):
+    """The package (lab before it: the two are made at the same time)."""
+    out, err = package_job.communicate(timeout=120)
+    assert package_job.returncode == 0, f"scripts/package failed:\n{out}{err}"
+    path = Path(out.strip().splitlines()[-1])
+    assert path.is_file() and path.suffix == ".deb", out
     print(f"package {path.name}: {path.stat().st_size / 1e6:.1f} MB "
-          f"in {time.monotonic() - t:.1f} s; {r.stderr.strip()}")
+          f"in {time.monotonic() - package_job.started:.1f} s; {err.strip()}")
     return path
 
 
