@@ -36,6 +36,7 @@ CLUSTER = "198.51.100.101"
 LAB = dict(members=1, aliases=[WEB, CLUSTER], tcp_ports=(80,), udp_ports=())
 ALIASES = [{"name": "web", "address": WEB, "members": ["m1"]},
            {"name": "cluster", "address": CLUSTER}]
+KEY = "clua-package-test-advert-key-0123456789"
 UNITS = ("clua-aliasd.service", "clua-member.service")
 MAN_PAGES = ("man8/cluamgr.8.gz", "man8/aliasd.8.gz", "man8/clua-member.8.gz",
              "man4/clua_services.4.gz", "man4/clu_alias.config.4.gz", "man5/aliasd.toml.5.gz")
@@ -229,53 +230,92 @@ def test_man_pages_render(root, installed):
     assert r.returncode == 0 and "[[alias]]" in r.stdout
 
 
-def test_installed_aliasd_serves_the_lab(lab, root, installed):
-    """The unit's ExecStart (installed aliasd, /etc/clua/aliasd.toml edited for the lab, the
-    default control socket in the unit's RuntimeDirectory) in the router's namespace: ready,
-    `cluamgr -s` answers over /run/clua/aliasd.sock, TCP connections to the alias complete
-    through it (CA1), SIGTERM stops it with status 0."""
-    unit = root.run("cat", "/lib/systemd/system/clua-aliasd.service").stdout
-    argv = shlex.split(unit_value(unit, "ExecStart")[0])
-    config = argv[argv.index("--config") + 1]
+def start_unit(lab, root, unit: str, ns: str, ready: str) -> labmod.Aliasd:
+    """What systemd does for ``unit`` (its RuntimeDirectory= and StateDirectory= with their
+    modes), then its ExecStart line in namespace ``ns``, inside the overlay root; returns
+    once ``ready`` is on stderr."""
+    text = root.run("cat", f"/lib/systemd/system/{unit}").stdout
+    for key, base in (("RuntimeDirectory", "/run"), ("StateDirectory", "/var/lib")):
+        mode = unit_value(text, key + "Mode")[0]
+        for d in unit_value(text, key)[0].split():
+            assert root.run("install", "-d", "-m", mode, f"{base}/{d}").returncode == 0
+    argv = shlex.split(unit_value(text, "ExecStart")[0])
+    # bpffs for the AF_XDP program and unlimited locked memory (LimitMEMLOCK=infinity).
+    script = ('mount -t bpf bpf /sys/fs/bpf 2>/dev/null; ulimit -l unlimited 2>/dev/null; '
+              'exec "$@"')
+    p = subprocess.Popen(root.argv("ip", "netns", "exec", ns, "sh", "-c", script, unit, *argv),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    lab.procs.append(p)  # the lab stops it at teardown whatever happens in the test
+    d = labmod.Aliasd(lab, p, argv[-1])
+    if not d.wait_for(ready, 30):
+        d.stop(timeout=5)
+        raise AssertionError(f"installed {unit} not ready:\n{d.stderr}")
+    return d
+
+
+def test_installed_units_serve_the_lab(lab, root, installed):
+    """Both units' ExecStart lines, on /etc/clua edited for the lab: aliasd in the router's
+    namespace (its default control socket /run/clua/aliasd.sock, in the unit's
+    RuntimeDirectory), clua-member in m1's (the key file and the clu_alias.config join in
+    /etc/clua). `cluamgr -s` answers on both sockets, m1 is up by its adverts with the weight
+    its clu_alias.config set (CA8, CA10), TCP connections to the alias complete through the
+    installed router (CA1); SIGTERM stops both with status 0."""
+    m1 = lab.member("m1")
+    key = "/etc/clua/advert.key"
+    w = root.run("sh", "-c", f"umask 077; printf '%s\\n' {KEY} > {key}")
+    assert w.returncode == 0, w.stderr
     doc = lab.aliasd_config_dict(ALIASES, [{"name": "http", "port": 80, "proto": "tcp",
                                             "options": ["in_multi"]}],
                                  default_alias="cluster", sync=False)
     del doc["control"]["socket"]  # the default, /run/clua/aliasd.sock
-    w = root.run("sh", "-c", f"cat > {shlex.quote(config)}", input=labmod.toml_dumps(doc))
-    assert w.returncode == 0, w.stderr
-    # What systemd does before ExecStart.
-    for d in unit_value(unit, "RuntimeDirectory")[0].split():
-        root.run("install", "-d", "-m", unit_value(unit, "RuntimeDirectoryMode")[0], f"/run/{d}")
-    for d in unit_value(unit, "StateDirectory")[0].split():
-        root.run("install", "-d", "-m", unit_value(unit, "StateDirectoryMode")[0],
-                 f"/var/lib/{d}")
-    script = ('mount -t bpf bpf /sys/fs/bpf 2>/dev/null; ulimit -l unlimited 2>/dev/null; '
-              'exec "$@"')
-    p = subprocess.Popen(root.argv("ip", "netns", "exec", lab.rtr, "sh", "-c", script, "aliasd",
-                                   *argv),
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, start_new_session=True)
-    lab.procs.append(p)  # the lab stops it at teardown whatever happens here
-    d = labmod.Aliasd(lab, p, config)
+    doc["member"][0]["agent"] = True
+    doc["adverts"] = {"key_file": key}
+    member = {"node": "m1", "address": m1.address, "routers": [f"{labmod.RTR_IC0_IP}:9471"],
+              "key_file": key, "interval_ms": 200, "default_alias": CLUSTER,
+              "aliases": [WEB, CLUSTER], "alias_config": "/etc/clua/clu_alias.config"}
+    for path, text in (("/etc/clua/aliasd.toml", labmod.toml_dumps(doc)),
+                       ("/etc/clua/member.toml", labmod.toml_dumps(member)),
+                       ("/etc/clua/clu_alias.config",
+                        f"/usr/sbin/cluamgr -a alias={WEB},join,selw=7\n")):
+        w = root.run("sh", "-c", f"cat > {path}", input=text)
+        assert w.returncode == 0, w.stderr
+    d = start_unit(lab, root, "clua-aliasd.service", lab.rtr, r"aliasd: ready")
+    agent = None
     try:
-        assert d.wait_for(r"aliasd: ready", 30), "installed aliasd not ready:\n" + d.stderr
-        s = root.run("cluamgr", "-s")
+        agent = start_unit(lab, root, "clua-member.service", m1.ns, r"clua-member: ready")
+        ms = root.run("cluamgr", "--socket", "/run/clua/member.sock", "-s")
+        assert ms.returncode == 0 and WEB in ms.stdout, f"member cluamgr -s: {ms.stdout}{ms.stderr}"
+        deadline, s = time.monotonic() + 5, None
+        while time.monotonic() < deadline:
+            s = root.run("cluamgr", "-s", "web")
+            if re.search(r"^\s*m1\s+7\s+\d+\s+up\b", s.stdout, re.M):
+                break
+            time.sleep(0.1)
         assert s.returncode == 0, f"cluamgr -s: {s.stdout}{s.stderr}"
-        assert "web" in s.stdout and "m1" in s.stdout, s.stdout
+        assert re.search(r"^\s*m1\s+7\s+\d+\s+up\b", s.stdout, re.M), (
+            f"m1 not up with selw 7 by its adverts:\n{s.stdout}\n{agent.stderr}")
         res = lab.client("tcp", f"{WEB}:80", count=10, timeout=2)
         assert res["ok"] == 10 and res["by_member"] == {"m1": 10}, f"{res}\n{d.stderr}"
     finally:
+        arc = agent.stop(timeout=10) if agent else 0
         rc = d.stop(timeout=10)
+    assert arc == 0, f"clua-member exit status {arc}:\n{agent.stderr}"
     assert rc == 0, f"aliasd exit status {rc}:\n{d.stderr}"
 
 
 def test_purge_removes_everything(root, installed):
-    """dpkg --purge: no file of the package, no conffile (one was edited), no state left; the
+    """dpkg --purge: no file of the package, no conffile (three were edited), no state left; the
     overlay's upper layer holds only dpkg's and man-db's bookkeeping, and no file of the
     machine was removed (no whiteout outside them)."""
     r = root.run("dpkg", "--purge", "clua", timeout=120)
     assert r.returncode == 0, f"dpkg --purge failed:\n{r.stdout}{r.stderr}"
     assert root.run("dpkg-query", "-W", "clua").returncode != 0
+    # The operator's own file (the advert key the serve test wrote) stays, and so /etc/clua
+    # with it (dpkg: "not empty so not removed"); every conffile, edited or not, is gone.
+    left = root.run("sh", "-c", "ls -A /etc/clua 2>/dev/null").stdout.split()
+    assert left in ([], ["advert.key"]), f"/etc/clua after purge: {left}"
+    root.run("rm", "-rf", "/etc/clua")
     for path in (*LEFTOVERS[:2], *LEFTOVERS[3:], "/usr/sbin/aliasd",
                  "/lib/systemd/system/clua-aliasd.service", "/usr/share/man/man8/cluamgr.8.gz"):
         assert root.run("test", "-e", path).returncode != 0, f"{path} left after purge"
