@@ -21,7 +21,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -42,9 +41,10 @@ MAN_PAGES = ("man8/cluamgr.8.gz", "man8/aliasd.8.gz", "man8/clua-member.8.gz",
              "man4/clua_services.4.gz", "man4/clu_alias.config.4.gz", "man5/aliasd.toml.5.gz")
 CONFFILES = ("/etc/clua/aliasd.toml", "/etc/clua/member.toml", "/etc/clua/clua_services",
              "/etc/clua/clu_alias.config")
+# Removed in the overlay before installing (a machine that never had clua).
+LEFTOVERS = ("/etc/clua", "/var/lib/clua", "/run/clua", "/usr/share/doc/clua", "/usr/share/clua")
 # What installing and purging may leave in the overlay's upper layer: dpkg's database and
 # log, man-db's index (its trigger). Anything else is a file the package failed to remove.
-LEFTOVERS = ("/etc/clua", "/var/lib/clua", "/run/clua", "/usr/share/doc/clua", "/usr/share/clua")
 ALLOWED_LEFT = ("var/lib/dpkg/", "var/log/dpkg.log", "var/cache/man/", "var/cache/debconf/",
                 "var/log/alternatives.log", "tmp/")
 
@@ -57,7 +57,7 @@ def unit_value(text: str, key: str) -> list[str]:
 class Root:
     """A chroot over an overlay of / in a private mount namespace (see the module doc)."""
 
-    def __init__(self, lab):
+    def __init__(self):
         self.base = Path(tempfile.mkdtemp(prefix="clua-pkg-"))
         self.root = self.base / "root"
         self.upper = self.base / "upper"
@@ -148,7 +148,7 @@ def root(lab, deb):
     """The overlay root; made after the lab so its namespaces are in /run/netns."""
     if shutil.which("unshare") is None or shutil.which("nsenter") is None:
         pytest.skip("unshare/nsenter (util-linux) not installed")
-    r = Root(lab)
+    r = Root()
     # A machine that never had clua: what other runs left (an empty /var/lib/clua) is removed
     # in the overlay, and that state is the baseline the purge is compared with.
     r.run("rm", "-rf", *LEFTOVERS)
