@@ -48,9 +48,6 @@ clua-member - the clua member agent: joins aliases, reports listening ports, sen
 
 # DESCRIPTION
 
-The unit clua-member.service runs `clua-member --config /etc/clua/member.toml`. The
-configuration file:
-
 """,
     "aliasd": """\
 # NAME
@@ -124,10 +121,17 @@ PAGES = [
     ("aliasd.toml", 5, lambda: HEADERS["aliasd.toml"] + drop_title(doc("aliasd.toml.md"))
      + "\n# SEE ALSO\n\n" + SEE_ALSO_ALL + "\n"),
     ("clua-member", 8, lambda: HEADERS["clua-member"] + drop_title(doc("member.toml.md"))
+     + "\n# FILES\n\n/etc/clua/member.toml: the configuration the unit clua-member.service"
+     " starts the agent with (`clua-member --config /etc/clua/member.toml`).\n"
      + "\n# SEE ALSO\n\n" + SEE_ALSO_ALL + "\n"),
     ("aliasd", 8, lambda: HEADERS["aliasd"] + drop_title(doc("systemd.md"))
      + "\n# SEE ALSO\n\n" + SEE_ALSO_ALL + "\n"),
 ]
+
+# The docs that are pages, as their links name them.
+DOC_PAGES = {"cluamgr.md": "cluamgr(8)", "clua_services.md": "clua_services(4)",
+             "aliasd.toml.md": "aliasd.toml(5)", "member.toml.md": "clua-member(8)",
+             "systemd.md": "aliasd(8)"}
 
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 
@@ -139,7 +143,8 @@ def unlink(md: str) -> str:
         text, target = m.group(1), m.group(2)
         if re.match(r"^[a-z]+://", target):
             return f"{text} <{target}>"
-        return text
+        # A link named after a doc that is a page here says the page.
+        return DOC_PAGES.get(text.removeprefix("docs/"), text)
     # Not inside code blocks: a fenced block is left as it is.
     out, fenced = [], False
     for line in md.splitlines():
