@@ -397,14 +397,16 @@ pub fn render_show_health(
                 .current()
                 .map_or_else(|| "-".to_string(), |m| fmt_mac(&m));
             // Static members' probes (issue 10): why a static member is down.
-            let health = health.and_then(|h| h.member(&m.name)).map_or_else(String::new, |h| {
-                format!(
-                    "  health: {} ({}), {} fails",
-                    if h.up { "up" } else { "down" },
-                    h.check,
-                    h.fails
-                )
-            });
+            let health = health
+                .and_then(|h| h.member(&m.name))
+                .map_or_else(String::new, |h| {
+                    format!(
+                        "  health: {} ({}), {} fails",
+                        if h.up { "up" } else { "down" },
+                        h.check,
+                        h.fails
+                    )
+                });
             let _ = writeln!(
                 o,
                 "  {:<12} {:<5} {:<17} {:<13} {:>12} {:>10}{health}",

@@ -29,9 +29,7 @@ use std::net::Ipv4Addr;
 
 use clua_pipeline::snapshot::{MemberId, PortId, Snapshot, PROBE_PORTS};
 use clua_pipeline::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
-use clua_pipeline::wire::ethernet::{
-    parse_l2, EtherType, EthernetFrame, EthernetRepr, BROADCAST,
-};
+use clua_pipeline::wire::ethernet::{parse_l2, EtherType, EthernetFrame, EthernetRepr, BROADCAST};
 use clua_pipeline::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use clua_pipeline::wire::tcp::{TcpFlags, TcpPacket, TcpRepr};
 
@@ -363,12 +361,7 @@ impl Health {
 
     /// An ARP packet received on `port` (before the responder rewrites it): from a member with
     /// an ARP probe in flight, the probe succeeded. Returns whether it counted.
-    pub fn on_arp(
-        &mut self,
-        port: PortId,
-        frame: &[u8],
-        events: &mut Vec<HealthEvent>,
-    ) -> bool {
+    pub fn on_arp(&mut self, port: PortId, frame: &[u8], events: &mut Vec<HealthEvent>) -> bool {
         let Some((mac, addr)) = arp_sender(frame) else {
             return false;
         };
@@ -521,7 +514,10 @@ impl Health {
                         port: e.port,
                         frame: frame.to_vec(),
                     });
-                    Some(InFlight { src_port: 0, isn: 0 })
+                    Some(InFlight {
+                        src_port: 0,
+                        isn: 0,
+                    })
                 }
                 (HealthCheck::Tcp(dport), Some(p)) => match (mac, p.ipv4) {
                     (Some(mac), Some(src)) => {
@@ -674,4 +670,390 @@ fn tcp_frame(
         dont_frag: true,
     }
     .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MemberMac, MemberSpec, PortSpec, Prefix};
+    use clua_pipeline::snapshot::{Encap, PortRole};
+
+    const IC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const M1_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
+    const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+    const M1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+
+    fn cluster() -> Cluster {
+        let port = |name: &str, role, address: &str| PortSpec {
+            name: name.into(),
+            role,
+            address: Some(address.parse::<Prefix>().unwrap()),
+            mtu: 1500,
+            mac: None,
+            flow_source: None,
+        };
+        let member = |i: u8, agent: bool| MemberSpec {
+            name: format!("m{i}"),
+            port: "ic0".into(),
+            address: Ipv4Addr::new(192, 0, 2, 10 + i),
+            mac: MemberMac::Configured([2, 0, 0, 0, 1, i]),
+            encap: Encap::L2,
+            up: !agent,
+            agent,
+            listening: None,
+        };
+        Cluster {
+            name: "t".into(),
+            default_alias: "a".into(),
+            max_aliases: 8,
+            ports: vec![
+                port("client", PortRole::Client, "198.51.100.2/24"),
+                port("ic0", PortRole::Interconnect, "192.0.2.2/24"),
+            ],
+            members: vec![member(1, false), member(2, false), member(3, true)],
+            aliases: vec![],
+            services: vec![],
+            advert_port: 0,
+        }
+    }
+
+    fn snapshot(c: &Cluster) -> Snapshot {
+        c.snapshot(1, &[[2, 0, 0, 0, 0, 1], IC_MAC]).unwrap()
+    }
+
+    fn spec(member: &str, check: HealthCheck) -> HealthSpec {
+        HealthSpec {
+            member: member.into(),
+            check,
+            interval_ms: 100,
+            fails: 3,
+            rises: 2,
+        }
+    }
+
+    fn arp_from(mac: [u8; 6], addr: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
+        let mut f = [0u8; ARP_FRAME_LEN];
+        // A reply is built like a request here: the prober takes any ARP packet of the member.
+        request(&mut f, IC_MAC, mac, addr, ROUTER);
+        f
+    }
+
+    /// The member's answer to probe `syn` with `flags` (SYN|ACK or RST|ACK), checksums right.
+    fn answer(syn: &[u8], flags: u8) -> Vec<u8> {
+        let ip = Ipv4Packet::new_checked(&syn[14..]).unwrap();
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        let mut f = vec![0u8; TCP_FRAME_LEN];
+        tcp_frame(
+            &mut f,
+            M1_MAC,
+            IC_MAC,
+            ip.dst_addr(),
+            ip.src_addr(),
+            TcpRepr {
+                src_port: tcp.dst_port(),
+                dst_port: tcp.src_port(),
+                seq_number: 777,
+                ack_number: tcp.seq_number().wrapping_add(1),
+                flags,
+                window_len: 64240,
+            },
+        );
+        f
+    }
+
+    /// Runs ticks every `step` ms from `from` to `to` (exclusive); `answer` decides per probe
+    /// frame whether the member answers it (with the frame to feed back).
+    fn run(
+        h: &mut Health,
+        snap: &Snapshot,
+        from: u64,
+        to: u64,
+        mut answer: impl FnMut(&ProbeFrame) -> Option<Vec<u8>>,
+        events: &mut Vec<(u64, HealthEvent)>,
+    ) -> Vec<ProbeFrame> {
+        let mut sent = Vec::new();
+        let mut t = from;
+        while t < to {
+            let (mut out, mut ev) = (Vec::new(), Vec::new());
+            h.on_tick(t, snap, &mut out, &mut ev);
+            for f in &out {
+                if let Some(reply) = answer(f) {
+                    if reply[12..14] == [0x08, 0x06] {
+                        h.on_arp(f.port, &reply, &mut ev);
+                    } else {
+                        let mut rst = Vec::new();
+                        h.on_tcp(f.port, &reply, &mut rst, &mut ev);
+                        sent.extend(rst);
+                    }
+                }
+            }
+            sent.extend(out);
+            events.extend(ev.into_iter().map(|e| (t, e)));
+            t += 10;
+        }
+        sent
+    }
+
+    #[test]
+    fn checks_parse_and_refuse_what_they_do_not_know() {
+        assert_eq!(HealthCheck::parse("arp"), Ok(HealthCheck::Arp));
+        assert_eq!(HealthCheck::parse("none"), Ok(HealthCheck::None));
+        assert_eq!(HealthCheck::parse("tcp:80"), Ok(HealthCheck::Tcp(80)));
+        for bad in ["tcp:0", "tcp:", "tcp:65536", "http:80", "ARP", "", "tcp:8o"] {
+            assert!(HealthCheck::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(HealthCheck::Tcp(443).to_string(), "tcp:443");
+    }
+
+    #[test]
+    fn arp_probe_fails_after_the_interval_and_goes_down_after_fails_in_a_row() {
+        let c = cluster();
+        let s = snapshot(&c);
+        let mut h = Health::new(&c, &[spec("m1", HealthCheck::Arp)], 7);
+        let mut ev = Vec::new();
+        // Answered for 1 s: up, no event, one probe per 100 ms, unicast to the member's MAC.
+        let sent = run(
+            &mut h,
+            &s,
+            0,
+            1000,
+            |_| Some(arp_from(M1_MAC, M1).to_vec()),
+            &mut ev,
+        );
+        assert_eq!(sent.len(), 10);
+        assert!(sent.iter().all(|f| f.frame[..6] == M1_MAC && f.port == 1));
+        assert_eq!(
+            &sent[0].frame[38..42],
+            &M1.octets(),
+            "target: the member's address"
+        );
+        assert!(ev.is_empty());
+        let st = h.member("m1").unwrap();
+        assert!(st.up);
+        assert_eq!(st.probes(ProbeResult::Ok), 10);
+        // Silent from 1000: probes at 1000, 1100, 1200 fail at 1100, 1200, 1300: down at 1300.
+        let sent = run(&mut h, &s, 1000, 2000, |_| None, &mut ev);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!(matches!(
+            &ev[0],
+            (1300, HealthEvent::Down { member, fails: 3, last: ProbeResult::Timeout, .. }) if member == "m1"
+        ));
+        assert_eq!(sent[0].frame[..6], M1_MAC, "the first one still unicast");
+        assert!(
+            sent[1..].iter().all(|f| f.frame[..6] == BROADCAST),
+            "after a failure: broadcast"
+        );
+        assert!(h.due(1300));
+        let mut st = ControlState {
+            cluster: c.clone(),
+            services_file: None,
+            resvok: false,
+        };
+        h.apply(&mut st);
+        assert!(!st.cluster.members[0].up);
+        assert!(st.cluster.members[1].up, "not probed: untouched");
+        h.applied();
+        assert!(!h.due(1300));
+        // Ten probes from 1000 to 1900: nine timed out, the last is still in flight.
+        assert_eq!(h.member("m1").unwrap().fails, 9);
+        assert_eq!(h.member("m1").unwrap().probes(ProbeResult::Timeout), 9);
+    }
+
+    #[test]
+    fn a_down_member_is_up_after_rises_answers_in_a_row_and_one_miss_restarts_the_count() {
+        let c = cluster();
+        let s = snapshot(&c);
+        let mut h = Health::new(&c, &[spec("m1", HealthCheck::Arp)], 7);
+        let mut ev = Vec::new();
+        run(&mut h, &s, 0, 500, |_| None, &mut ev);
+        assert!(!h.member("m1").unwrap().up);
+        ev.clear();
+        // Answers every other probe (500, 700, ..., 1300; not 1400): never two in a row, stays
+        // down.
+        let mut n = 0;
+        run(
+            &mut h,
+            &s,
+            500,
+            1500,
+            |_| {
+                n += 1;
+                (n % 2 == 1).then(|| arp_from(M1_MAC, M1).to_vec())
+            },
+            &mut ev,
+        );
+        assert!(ev.is_empty(), "{ev:?}");
+        assert!(!h.member("m1").unwrap().up);
+        // 1400 times out at 1500; the probes at 1500 and 1600 are answered at once: up at 1600.
+        run(
+            &mut h,
+            &s,
+            1500,
+            1700,
+            |_| Some(arp_from(M1_MAC, M1).to_vec()),
+            &mut ev,
+        );
+        assert!(
+            matches!(&ev[..], [(1600, HealthEvent::Up { rises: 2, .. })]),
+            "{ev:?}"
+        );
+        assert!(h.member("m1").unwrap().up);
+        assert_eq!(h.member("m1").unwrap().fails, 0);
+    }
+
+    #[test]
+    fn arp_from_elsewhere_or_without_a_probe_in_flight_does_not_count() {
+        let c = cluster();
+        let s = snapshot(&c);
+        let mut h = Health::new(&c, &[spec("m1", HealthCheck::Arp)], 7);
+        let mut ev = Vec::new();
+        assert!(
+            !h.on_arp(1, &arp_from(M1_MAC, M1), &mut ev),
+            "nothing in flight"
+        );
+        let (mut out, mut e2) = (Vec::new(), Vec::new());
+        h.on_tick(0, &s, &mut out, &mut e2);
+        assert!(!h.on_arp(0, &arp_from(M1_MAC, M1), &mut ev), "wrong port");
+        let m2 = Ipv4Addr::new(192, 0, 2, 12);
+        assert!(
+            !h.on_arp(1, &arp_from(M1_MAC, m2), &mut ev),
+            "m2 is not probed"
+        );
+        let multicast = [1, 0, 0x5e, 0, 0, 1];
+        assert!(
+            !h.on_arp(1, &arp_from(multicast, M1), &mut ev),
+            "multicast sender"
+        );
+        assert!(!h.on_arp(1, &[0u8; 20], &mut ev), "malformed");
+        assert!(h.on_arp(1, &arp_from(M1_MAC, M1), &mut ev));
+        assert!(!h.on_arp(1, &arp_from(M1_MAC, M1), &mut ev), "counted once");
+        assert_eq!(h.member("m1").unwrap().probes(ProbeResult::Ok), 1);
+    }
+
+    #[test]
+    fn tcp_probe_syn_ack_is_up_and_reset_rst_is_a_failure_at_once() {
+        let c = cluster();
+        let s = snapshot(&c);
+        let mut h = Health::new(&c, &[spec("m1", HealthCheck::Tcp(80))], 7);
+        let (mut out, mut ev) = (Vec::new(), Vec::new());
+        h.on_tick(0, &s, &mut out, &mut ev);
+        assert_eq!(out.len(), 1);
+        let syn = out[0].frame.clone();
+        // Ethernet to the member's MAC, IPv4 router -> member, TCP SYN to 80 from a probe port.
+        assert_eq!(syn[..12], [M1_MAC, IC_MAC].concat());
+        let ip = Ipv4Packet::new_checked(&syn[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (ROUTER, M1));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum(ROUTER, M1));
+        assert_eq!((tcp.dst_port(), tcp.flags()), (80, TcpFlags::SYN));
+        assert!(PROBE_PORTS.contains(&tcp.src_port()));
+        let isn = tcp.seq_number();
+
+        // A SYN-ACK that acknowledges something else, or from another port, does not count.
+        let mut wrong = answer(&syn, TcpFlags::SYN | TcpFlags::ACK);
+        wrong[14 + 20 + 11] ^= 1; // ack number
+        let mut rst = Vec::new();
+        assert!(
+            !h.on_tcp(1, &wrong, &mut rst, &mut ev),
+            "bad checksum and ack"
+        );
+        // The right SYN-ACK: ok, and a RST with sequence number ISN+1 back to the member.
+        let good = answer(&syn, TcpFlags::SYN | TcpFlags::ACK);
+        assert!(h.on_tcp(1, &good, &mut rst, &mut ev));
+        assert_eq!(rst.len(), 1);
+        let rip = Ipv4Packet::new_checked(&rst[0].frame[14..]).unwrap();
+        let rtcp = TcpPacket::new_checked(rip.payload()).unwrap();
+        assert!(rtcp.verify_checksum(ROUTER, M1));
+        assert_eq!(rtcp.flags(), TcpFlags::RST);
+        assert_eq!(rtcp.seq_number(), isn.wrapping_add(1));
+        assert_eq!((rtcp.src_port(), rtcp.dst_port()), (tcp.src_port(), 80));
+        assert!(
+            !h.on_tcp(1, &good, &mut rst, &mut ev),
+            "a duplicate counts once"
+        );
+        assert_eq!(h.member("m1").unwrap().probes(ProbeResult::Ok), 1);
+
+        // The port closes: RST+ACK fails each probe at once; down at the third.
+        for k in 1..=3u64 {
+            out.clear();
+            h.on_tick(100 * k, &s, &mut out, &mut ev);
+            assert_eq!(out.len(), 1);
+            let syn = &out[0].frame;
+            let next_port = TcpPacket::new_checked(&syn[34..]).unwrap().src_port();
+            assert_ne!(next_port, tcp.src_port(), "every probe its own source port");
+            let r = answer(syn, TcpFlags::RST | TcpFlags::ACK);
+            assert!(h.on_tcp(1, &r, &mut rst, &mut ev));
+        }
+        assert!(matches!(
+            &ev[..],
+            [HealthEvent::Down {
+                fails: 3,
+                last: ProbeResult::Refused,
+                ..
+            }]
+        ));
+        assert_eq!(h.member("m1").unwrap().probes(ProbeResult::Refused), 3);
+    }
+
+    #[test]
+    fn tcp_probe_without_a_member_mac_is_a_failure_not_a_frame() {
+        let mut c = cluster();
+        c.members[0].mac = MemberMac::Unresolved;
+        let s = snapshot(&c);
+        let mut h = Health::new(&c, &[spec("m1", HealthCheck::Tcp(80))], 7);
+        let mut ev = Vec::new();
+        let sent = run(&mut h, &s, 0, 300, |_| None, &mut ev);
+        assert!(sent.is_empty());
+        assert_eq!(h.member("m1").unwrap().probes(ProbeResult::NotSent), 3);
+        assert!(matches!(
+            &ev[..],
+            [(
+                200,
+                HealthEvent::Down {
+                    last: ProbeResult::NotSent,
+                    ..
+                }
+            )]
+        ));
+    }
+
+    #[test]
+    fn none_and_agent_members_are_not_touched() {
+        let c = cluster();
+        let s = snapshot(&c);
+        let specs = [
+            spec("m2", HealthCheck::None),
+            spec("m3", HealthCheck::Arp),
+            spec("mx", HealthCheck::Arp),
+        ];
+        let mut h = Health::new(&c, &specs, 7);
+        let mut ev = Vec::new();
+        run(&mut h, &s, 0, 1000, |_| None, &mut ev);
+        assert!(h.member("m2").is_none());
+        assert!(h.member("mx").is_none());
+        // m3 runs the agent: probed if asked (config refuses it), but apply leaves it alone.
+        let mut st = ControlState {
+            cluster: c.clone(),
+            services_file: None,
+            resvok: false,
+        };
+        st.cluster.members[2].up = true;
+        h.apply(&mut st);
+        assert!(st.cluster.members[2].up);
+        assert!(st.cluster.members[1].up);
+    }
+
+    #[test]
+    fn probes_keep_their_interval_whatever_the_tick_rate() {
+        let c = cluster();
+        let s = snapshot(&c);
+        let mut h = Health::new(&c, &[spec("m1", HealthCheck::Arp)], 7);
+        let (mut out, mut ev) = (Vec::new(), Vec::new());
+        for t in 0..1000 {
+            h.on_tick(t, &s, &mut out, &mut ev);
+        }
+        assert_eq!(out.len(), 10, "one per 100 ms at 1 ms ticks");
+        assert_eq!(h.next_wakeup(), Some(1000));
+    }
 }

@@ -38,8 +38,8 @@
 
 use crate::hash::{FlowHashKey, FlowKey};
 use crate::snapshot::{
-    AliasId, MemberId, PortId, PortInfo, PortRole, Snapshot, BFD_PORT, PROBE_PORTS, RIP_MULTICAST_MAC,
-    RIP_PORT,
+    AliasId, MemberId, PortId, PortInfo, PortRole, Snapshot, BFD_PORT, PROBE_PORTS,
+    RIP_MULTICAST_MAC, RIP_PORT,
 };
 use crate::verdict::{DropReason, PuntReason, Verdict};
 use crate::wire::checksum::ChecksumCapabilities;
