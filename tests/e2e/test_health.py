@@ -21,7 +21,7 @@ import lab as labmod
 WEB = "198.51.100.100"
 LAB = dict(members=3, vxlan_members=0, aliases=[WEB], tcp_ports=(80,), udp_ports=())
 INTERVAL_MS, FAILS, RISES = 100, 3, 2
-# Detection takes FAILS probe intervals (plus up to one for the probe in flight at the failure);
+# Detection takes FAILS to FAILS + 1 probe intervals after the member stops answering;
 # the bound leaves room for the control loop and cluamgr's polling on a loaded CI machine.
 DETECT_BOUND_S = 2.5
 
