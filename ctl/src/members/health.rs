@@ -29,6 +29,7 @@ use std::net::Ipv4Addr;
 
 use clua_pipeline::snapshot::{MemberId, PortId, Snapshot, PROBE_PORTS};
 use clua_pipeline::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+use clua_pipeline::wire::checksum::ChecksumCapabilities;
 use clua_pipeline::wire::ethernet::{parse_l2, EtherType, EthernetFrame, EthernetRepr, BROADCAST};
 use clua_pipeline::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use clua_pipeline::wire::tcp::{TcpFlags, TcpPacket, TcpRepr};
@@ -243,6 +244,10 @@ struct InFlight {
     /// TCP: our source port and initial sequence number.
     src_port: u16,
     isn: u32,
+    /// The probe's MACs (ours, the member's) and source address: the RST goes the same way,
+    /// whatever the answer's headers say.
+    macs: ([u8; 6], [u8; 6]),
+    src: Ipv4Addr,
 }
 
 #[derive(Clone, Debug)]
@@ -399,7 +404,7 @@ impl Health {
         let (HealthCheck::Tcp(dport), Some(f)) = (e.spec.check, e.in_flight) else {
             return false;
         };
-        if seg.src_port != dport || seg.dst_port != f.src_port {
+        if seg.src_port != dport || seg.dst_port != f.src_port || seg.dst != f.src {
             return false;
         }
         let acks_syn = seg.flags & TcpFlags::ACK != 0 && seg.ack == f.isn.wrapping_add(1);
@@ -413,10 +418,10 @@ impl Health {
             let mut rst = vec![0u8; TCP_FRAME_LEN];
             tcp_frame(
                 &mut rst,
-                seg.dst_mac,
-                seg.src_mac,
-                seg.dst,
-                seg.src,
+                f.macs.0,
+                f.macs.1,
+                f.src,
+                e.addr,
                 TcpRepr {
                     src_port: f.src_port,
                     dst_port: dport,
@@ -517,6 +522,8 @@ impl Health {
                     Some(InFlight {
                         src_port: 0,
                         isn: 0,
+                        macs: (p.mac, to),
+                        src: p.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED),
                     })
                 }
                 (HealthCheck::Tcp(dport), Some(p)) => match (mac, p.ipv4) {
@@ -541,7 +548,12 @@ impl Health {
                             port: e.port,
                             frame,
                         });
-                        Some(InFlight { src_port, isn })
+                        Some(InFlight {
+                            src_port,
+                            isn,
+                            macs: (p.mac, mac),
+                            src,
+                        })
                     }
                     _ => None,
                 },
@@ -606,8 +618,6 @@ fn arp_sender(frame: &[u8]) -> Option<([u8; 6], Ipv4Addr)> {
 
 /// What a probe answer carries.
 struct Segment {
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
     src: Ipv4Addr,
     dst: Ipv4Addr,
     src_port: u16,
@@ -622,18 +632,21 @@ fn tcp_segment(frame: &[u8]) -> Option<Segment> {
     if l2.ethertype != EtherType::IPV4 || l2.l3_offset != 14 {
         return None;
     }
-    let eth = EthernetFrame::new_checked(frame).ok()?;
+    // Verified as everywhere else on receive (not under `cfg(fuzzing)`, so a fuzzer reaches
+    // the matching below).
+    let caps = ChecksumCapabilities::default();
     let ip = Ipv4Packet::new_checked(frame.get(14..)?).ok()?;
-    if ip.next_header() != protocol::TCP || ip.is_fragment() || !ip.verify_checksum() {
+    if ip.next_header() != protocol::TCP
+        || ip.is_fragment()
+        || (caps.ipv4.rx() && !ip.verify_checksum())
+    {
         return None;
     }
     let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-    if !tcp.verify_checksum(ip.src_addr(), ip.dst_addr()) {
+    if caps.tcp.rx() && !tcp.verify_checksum(ip.src_addr(), ip.dst_addr()) {
         return None;
     }
     Some(Segment {
-        src_mac: eth.src_addr(),
-        dst_mac: eth.dst_addr(),
         src: ip.src_addr(),
         dst: ip.dst_addr(),
         src_port: tcp.src_port(),
