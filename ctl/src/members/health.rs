@@ -971,6 +971,27 @@ mod tests {
             !h.on_tcp(1, &wrong, &mut rst, &mut ev),
             "bad checksum and ack"
         );
+        // Addressed to another router address: not our probe's answer.
+        let mut elsewhere = vec![0u8; TCP_FRAME_LEN];
+        tcp_frame(
+            &mut elsewhere,
+            M1_MAC,
+            IC_MAC,
+            M1,
+            Ipv4Addr::new(192, 0, 2, 3),
+            TcpRepr {
+                src_port: 80,
+                dst_port: tcp.src_port(),
+                seq_number: 777,
+                ack_number: isn.wrapping_add(1),
+                flags: TcpFlags::SYN | TcpFlags::ACK,
+                window_len: 64240,
+            },
+        );
+        assert!(
+            !h.on_tcp(1, &elsewhere, &mut rst, &mut ev),
+            "to another address"
+        );
         // The right SYN-ACK: ok, and a RST with sequence number ISN+1 back to the member.
         let good = answer(&syn, TcpFlags::SYN | TcpFlags::ACK);
         assert!(h.on_tcp(1, &good, &mut rst, &mut ev));
