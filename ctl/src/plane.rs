@@ -40,6 +40,7 @@ use crate::bfd::{Bfd, BfdCounters, BfdEvent, BfdSettings, BfdState};
 use crate::command::{Command, USAGE};
 use crate::frame::udp_payload;
 use crate::icmp::{self, IcmpOutcome};
+use crate::members::health::{Health, HealthEvent, HealthSpec, MemberHealth, ProbeFrame};
 use crate::members::{AdvertCounters, AdvertSettings, MemberTracker};
 use crate::model::{Cluster, Mac, ModelError};
 use crate::neighbors::{Heard, NeighborCounters, NeighborEvent, NeighborSettings, Neighbors};
@@ -92,6 +93,9 @@ pub struct ControlCounters {
     pub sync: Mutex<Option<SyncCounters>>,
     /// Member MACs learned by ARP (members without a configured `mac`).
     pub neighbors: Arc<NeighborCounters>,
+    /// Health of the probed static members, copied after every probe (issue 10; empty when
+    /// none is probed).
+    pub health: Mutex<Vec<MemberHealth>>,
 }
 
 /// What the metrics endpoint shows of RIP.
@@ -155,6 +159,11 @@ impl ControlCounters {
         self.routers.lock().map(|g| g.clone()).unwrap_or(None)
     }
 
+    /// A copy of the probed members' health.
+    pub fn health(&self) -> Vec<MemberHealth> {
+        self.health.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
     /// A copy of the flow hand-off's counters.
     pub fn sync(&self) -> Option<SyncCounters> {
         self.sync.lock().map(|g| g.clone()).unwrap_or(None)
@@ -183,6 +192,8 @@ pub enum Cause {
     Routers,
     /// A member MAC learned, changed or expired (ARP on the interconnect).
     Neighbors,
+    /// A static member's health probes took it down or up (issue 10).
+    Health,
 }
 
 impl Cause {
@@ -193,6 +204,7 @@ impl Cause {
             Cause::Members => "member adverts",
             Cause::Routers => "proxy-ARP election",
             Cause::Neighbors => "member MACs by ARP",
+            Cause::Health => "member health probes",
         }
     }
 }
@@ -274,6 +286,8 @@ pub enum Event {
     Bfd(BfdEvent),
     /// A member MAC learned by ARP, changed or expired.
     Neighbor(NeighborEvent),
+    /// A static member's health probes crossed a threshold (issue 10).
+    Health(HealthEvent),
 }
 
 impl Event {
@@ -283,6 +297,10 @@ impl Event {
             self,
             Event::CommandRefused { .. } | Event::MemberStateNotApplied { .. }
         ) || matches!(self, Event::Neighbor(e) if e.is_warning())
+            || matches!(
+                self,
+                Event::Health(HealthEvent::Down { .. } | HealthEvent::NotApplied { .. })
+            )
     }
 }
 
@@ -356,6 +374,7 @@ impl fmt::Display for Event {
                 "alias {alias} has no proxy-ARP master: no live router has a port on its subnet"
             ),
             Event::Neighbor(e) => e.fmt(f),
+            Event::Health(e) => e.fmt(f),
         }
     }
 }
@@ -432,6 +451,8 @@ pub struct ControlPlane {
     members_error: Option<RebuildError>,
     /// Member MACs by ARP (members without a configured `mac`).
     neighbors: Neighbors,
+    /// Probes of static members (issue 10); empty until [`ControlPlane::set_health`].
+    health: Health,
     counters: Arc<ControlCounters>,
     cores: Vec<Arc<CoreCounters>>,
     files: FileReader,
@@ -663,6 +684,7 @@ impl ControlPlane {
         )?);
         let mut plane = ControlPlane {
             neighbors,
+            health: Health::default(),
             state,
             macs,
             snapshot: snapshot.clone(),
@@ -730,6 +752,10 @@ impl ControlPlane {
         self.now_ms = self.now_ms.max(now_ms);
         if matches!(reason, PuntReason::Arp) {
             self.hear_arp(port, frame, now_ms, &mut fx);
+            let mut events = Vec::new();
+            if self.health.on_arp(port, frame, &mut events) {
+                self.after_health(events, Vec::new(), now_ms, &mut fx);
+            }
         }
         let c = &self.counters;
         match reason {
@@ -811,6 +837,14 @@ impl ControlPlane {
                 }
                 self.sync_status();
             }
+            PuntReason::Probe => {
+                let (mut events, mut out) = (Vec::new(), Vec::new());
+                if !self.health.on_tcp(port, frame, &mut out, &mut events) {
+                    ControlCounters::bump(&c.unexpected);
+                    return fx;
+                }
+                self.after_health(events, out, now_ms, &mut fx);
+            }
             PuntReason::MemberAdvert => {
                 let Some(t) = self.members.as_mut() else {
                     ControlCounters::bump(&c.unexpected);
@@ -871,6 +905,14 @@ impl ControlPlane {
         }
         self.apply_members(now_ms, &mut fx);
         self.tick_neighbors(now_ms, &mut fx);
+        if self.health.next_wakeup().is_some_and(|t| now_ms >= t) {
+            let (mut events, mut out) = (Vec::new(), Vec::new());
+            self.health
+                .on_tick(now_ms, &self.snapshot, &mut out, &mut events);
+            self.after_health(events, out, now_ms, &mut fx);
+        } else if self.health.due(now_ms) {
+            self.after_health(Vec::new(), Vec::new(), now_ms, &mut fx);
+        }
         if let Some(s) = self.sync.as_mut() {
             if s.handoff.next_flush().is_some_and(|t| now_ms >= t) {
                 s.handoff.flush(now_ms, &mut s.out);
@@ -917,6 +959,61 @@ impl ControlPlane {
                 let why = why.to_string();
                 fx.events
                     .push(Event::Neighbor(NeighborEvent::NotApplied { why }));
+            }
+        }
+    }
+
+    /// Probes the static members `specs` name (issue 10, [`crate::members::health`]) from now
+    /// on, replacing any probing before: every probed member starts up, and members no longer
+    /// probed are left as they are. `seed` should differ per start (probe source ports and
+    /// sequence numbers).
+    pub fn set_health(&mut self, specs: &[HealthSpec], seed: u64) {
+        self.health = Health::new(&self.state.cluster, specs, seed);
+        self.health_status();
+    }
+
+    /// The probes of static members.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    fn health_status(&self) {
+        if let Ok(mut g) = self.counters.health.lock() {
+            *g = self.health.status();
+        }
+    }
+
+    /// After probes were sent or answered: the frames out, the events logged, and a new
+    /// generation when a member crossed a threshold (CA3: a down member gets no new flows).
+    fn after_health(
+        &mut self,
+        events: Vec<HealthEvent>,
+        out: Vec<ProbeFrame>,
+        now_ms: u64,
+        fx: &mut Effects,
+    ) {
+        fx.transmit.extend(out.into_iter().map(|f| Transmit {
+            port: f.port,
+            frame: f.frame,
+        }));
+        fx.events.extend(events.into_iter().map(Event::Health));
+        self.health_status();
+        if !self.health.due(now_ms) {
+            return;
+        }
+        let mut next = self.state.clone();
+        self.health.apply(&mut next);
+        if next == self.state {
+            self.health.applied();
+            return;
+        }
+        match self.publish(next, Cause::Health, fx) {
+            Ok(_) => self.health.applied(),
+            Err(why) => {
+                self.health.retry_at(now_ms + MEMBER_RETRY_MS);
+                fx.events.push(Event::Health(HealthEvent::NotApplied {
+                    why: why.to_string(),
+                }));
             }
         }
     }
@@ -968,6 +1065,7 @@ impl ControlPlane {
                             bfd: self.bfd.as_ref(),
                             rip: self.rip.as_ref(),
                             sync: self.sync(),
+                            health: &self.health,
                         },
                     ),
                 }

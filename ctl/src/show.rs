@@ -82,6 +82,8 @@ pub struct RoutingShow<'a> {
     pub rip: Option<&'a crate::rip::RipSpeaker>,
     /// The flow hand-off, if it runs (issue 9).
     pub sync: Option<&'a crate::sync::Handoff>,
+    /// The probes of static members (issue 10).
+    pub health: &'a crate::members::health::Health,
 }
 
 /// `cluamgr -s` with the routers' part: the router and its peers at the top, per alias its
@@ -167,7 +169,7 @@ pub fn render_show_routing(
     if let (ShowWhat::All, Some(h)) = (what, routing.sync) {
         render_sync(&mut o, h);
     }
-    let body = render_show(state, snapshot, what, counters);
+    let body = render_show_health(state, snapshot, what, counters, Some(routing.health));
     // Per alias, after its header line: the master and the vMAC.
     for line in body.lines() {
         o.push_str(line);
@@ -277,6 +279,17 @@ pub fn render_show(
     what: &ShowWhat,
     counters: MemberCounters,
 ) -> String {
+    render_show_health(state, snapshot, what, counters, None)
+}
+
+/// [`render_show`] with the static members' health probes (issue 10) on their member lines.
+pub fn render_show_health(
+    state: &ControlState,
+    snapshot: &Snapshot,
+    what: &ShowWhat,
+    counters: MemberCounters,
+    health: Option<&crate::members::health::Health>,
+) -> String {
     let cl = &state.cluster;
     let mut o = String::new();
     let selected: Vec<usize> = match what {
@@ -383,9 +396,20 @@ pub fn render_show(
                 .mac
                 .current()
                 .map_or_else(|| "-".to_string(), |m| fmt_mac(&m));
+            // Static members' probes (issue 10): why a static member is down.
+            let health = health
+                .and_then(|h| h.member(&m.name))
+                .map_or_else(String::new, |h| {
+                    format!(
+                        "  health: {} ({}), {} fails",
+                        if h.up { "up" } else { "down" },
+                        h.check,
+                        h.fails
+                    )
+                });
             let _ = writeln!(
                 o,
-                "  {:<12} {:<5} {:<17} {:<13} {:>12} {:>10}",
+                "  {:<12} {:<5} {:<17} {:<13} {:>12} {:>10}{health}",
                 m.name,
                 if up { "up" } else { "down" },
                 mac,

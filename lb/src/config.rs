@@ -17,6 +17,7 @@ use clua_ctl::alias_config::{parse_alias_config, AliasConfigError};
 use clua_ctl::apply::{apply, Applied, ApplyError, ControlState};
 use clua_ctl::command::Command;
 
+use clua_ctl::members::health::{self, HealthCheck, HealthCheckError, HealthSpec};
 use clua_ctl::model::{
     parse_mac, AliasSpec, Cluster, JoinSpec, MacError, MemberMac, MemberSpec, ModelError, PortSpec,
     Prefix, PrefixError, Proto, ServiceOptionError, ServiceOptions, ServiceSpec,
@@ -53,6 +54,9 @@ pub struct Config {
     pub bfd: Option<BfdConfig>,
     /// Flow hand-off and the flows file (`[sync]`, issue 9).
     pub sync: SyncConfig,
+    /// Health probes of static members (`[[member]] health`, issue 10): one entry per member
+    /// with a check other than `none`.
+    pub health: Vec<HealthSpec>,
 }
 
 /// The `[control]` section.
@@ -315,6 +319,15 @@ pub enum ProblemKind {
     /// `sync.enabled = true` without `[router]`.
     #[error("flow hand-off needs a [router] section (it shares router.node, router.key_file and router.interconnect)")]
     SyncWithoutRouter,
+    /// A `health` value the router cannot probe with.
+    #[error(transparent)]
+    HealthCheck(#[from] HealthCheckError),
+    /// A health key on a member that runs the agent.
+    #[error("only for members without agent (an agent member's adverts say whether it is up)")]
+    HealthWithAgent,
+    /// `health = "tcp:PORT"` for a member whose port has no address to send the SYN from.
+    #[error("a TCP probe is sent from the address of port \"{0}\", which has none")]
+    HealthNoAddress(String),
     /// Agent members without `adverts.key_file`.
     #[error("required when a member has agent = true")]
     KeyFileRequired,
@@ -495,6 +508,13 @@ struct RawMember {
     vxlan_port: Option<u16>,
     #[serde(default)]
     agent: bool,
+    // Health of static members (issue 10, ctl::members::health; docs/aliasd.toml.md).
+    /// `none`, `arp` or `tcp:PORT`; default `arp` for a static member without `mac`, `none`
+    /// otherwise.
+    health: Option<String>,
+    health_interval_ms: Option<u64>,
+    health_fails: Option<u32>,
+    health_rises: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -850,6 +870,7 @@ pub struct ValidConfig {
     rip: Option<RipConfig>,
     bfd: Option<BfdConfig>,
     sync: SyncConfig,
+    health: Vec<HealthSpec>,
 }
 
 impl Config {
@@ -965,6 +986,7 @@ impl RawConfig {
         }
 
         let mut members = Vec::new();
+        let mut health = Vec::new();
         for (i, rm) in raw.member.iter().enumerate() {
             let at = format!("member[{i}] \"{}\"", rm.name);
             let address = rm.address.parse::<Ipv4Addr>().unwrap_or_else(|_| {
@@ -1025,6 +1047,9 @@ impl RawConfig {
                     Encap::L2
                 }
             };
+            if let Some(spec) = member_health(rm, &at, &ports, &mut p) {
+                health.push(spec);
+            }
             members.push(MemberSpec {
                 name: rm.name.clone(),
                 port: rm.port.clone(),
@@ -1510,8 +1535,85 @@ impl RawConfig {
             rip,
             bfd,
             sync,
+            health,
         })
     }
+}
+
+/// A member's `health*` keys (issue 10): the probing spec, or `None` for `none` (and for
+/// agent members, which must not have any; an error each).
+fn member_health(
+    rm: &RawMember,
+    at: &str,
+    ports: &[PortSpec],
+    p: &mut dyn FnMut(String, ProblemKind),
+) -> Option<HealthSpec> {
+    if rm.agent {
+        for (field, set) in [
+            ("health", rm.health.is_some()),
+            ("health_interval_ms", rm.health_interval_ms.is_some()),
+            ("health_fails", rm.health_fails.is_some()),
+            ("health_rises", rm.health_rises.is_some()),
+        ] {
+            if set {
+                p(format!("{at} {field}"), ProblemKind::HealthWithAgent);
+            }
+        }
+        return None;
+    }
+    // A configured MAC means "do not ARP" (a next hop, a LAN without ARP): no probe unless
+    // asked for. Without one the member answers ARP already (ctl::neighbors needs it).
+    let check = match rm.health.as_deref() {
+        None if rm.mac.is_some() => HealthCheck::None,
+        None => HealthCheck::Arp,
+        Some(text) => match HealthCheck::parse(text) {
+            Ok(c) => c,
+            Err(e) => {
+                p(format!("{at} health"), e.into());
+                HealthCheck::None
+            }
+        },
+    };
+    let interval_ms = rm.health_interval_ms.unwrap_or(health::DEFAULT_INTERVAL_MS);
+    if !health::INTERVAL_MS.contains(&interval_ms) {
+        p(
+            format!("{at} health_interval_ms"),
+            out_of_range(
+                interval_ms,
+                *health::INTERVAL_MS.start(),
+                *health::INTERVAL_MS.end(),
+            ),
+        );
+    }
+    let mut threshold = |field: &str, v: Option<u32>, default: u32| {
+        let v = v.unwrap_or(default);
+        if !health::THRESHOLD.contains(&v) {
+            p(
+                format!("{at} {field}"),
+                out_of_range(v, *health::THRESHOLD.start(), *health::THRESHOLD.end()),
+            );
+        }
+        v
+    };
+    let fails = threshold("health_fails", rm.health_fails, health::DEFAULT_FAILS);
+    let rises = threshold("health_rises", rm.health_rises, health::DEFAULT_RISES);
+    if let HealthCheck::Tcp(_) = check {
+        if let Some(port) = ports.iter().find(|x| x.name == rm.port) {
+            if port.address.is_none() {
+                p(
+                    format!("{at} health"),
+                    ProblemKind::HealthNoAddress(port.name.clone()),
+                );
+            }
+        }
+    }
+    (check != HealthCheck::None).then(|| HealthSpec {
+        member: rm.name.clone(),
+        check,
+        interval_ms,
+        fails,
+        rises,
+    })
 }
 
 impl ValidConfig {
@@ -1626,6 +1728,7 @@ impl ValidConfig {
             rip,
             bfd: self.bfd,
             sync: self.sync,
+            health: self.health,
         })
     }
 }

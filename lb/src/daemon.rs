@@ -392,6 +392,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         now_ms: started.elapsed().as_millis() as u64,
     })
     .map_err(DaemonError::Start)?;
+    // Static members' health probes (issue 10); the seed (probe ports, sequence numbers)
+    // differs per start.
+    plane.set_health(
+        &config.health,
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), "health"),
+    );
     let snapshot = plane.snapshot().clone();
     let shared = Arc::new(ArcSwap::new(snapshot.clone()));
     let punt = Arc::new(PuntQueues::new(config.control.punt_queue));

@@ -192,6 +192,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "clua_member_flows_total",
         "New flows (TCP connections, in_multi UDP datagrams) given to each member.",
     ),
+    (
+        "clua_member_health_probes_total",
+        "Health probes of static members, by member and result (ok, timeout, refused, not_sent; issue 10).",
+    ),
     ("clua_conn_hits_total", "Connection-table hits."),
     (
         "clua_conn_inserts_total",
@@ -274,6 +278,14 @@ const COUNTERS: &[(&str, &str)] = &[
 ];
 
 const GAUGES: &[(&str, &str)] = &[
+    (
+        "clua_member_health_up",
+        "Whether a probed static member is up by its health probes (1) or down (0).",
+    ),
+    (
+        "clua_member_health_fails",
+        "Consecutive failed health probes of a static member now.",
+    ),
     ("clua_member_up", "Whether the member is up."),
     (
         "clua_rip_routes",
@@ -503,9 +515,24 @@ impl Exporter {
             if let Some(c) = src.control.sync() {
                 fold_sync(&c);
             }
+            fold_health(&src.control.health());
             // Exact as f64 up to 2^53 generations.
             gauge!("clua_snapshot_generation").set(snapshot.generation as f64);
         });
+    }
+}
+
+/// The health probes of static members (issue 10), inside a fold.
+fn fold_health(members: &[clua_ctl::members::health::MemberHealth]) {
+    use clua_ctl::members::health::ProbeResult;
+    for h in members {
+        for r in ProbeResult::ALL {
+            counter!("clua_member_health_probes_total", "member" => h.member.clone(), "result" => r.name())
+                .absolute(h.probes(r));
+        }
+        gauge!("clua_member_health_up", "member" => h.member.clone())
+            .set(f64::from(u8::from(h.up)));
+        gauge!("clua_member_health_fails", "member" => h.member.clone()).set(f64::from(h.fails));
     }
 }
 
@@ -1014,6 +1041,38 @@ mod tests {
         );
         assert!(text.contains("# HELP clua_sync_records_dropped_total "));
         assert!(text.contains("# TYPE clua_sync_records_sent_total counter"));
+    }
+
+    #[test]
+    fn static_members_health_probes_are_exported_per_member_and_result() {
+        use clua_ctl::members::health::{HealthCheck, MemberHealth};
+        let f = fixture();
+        let text = Exporter::new().render(&f.source);
+        assert!(
+            !text.contains("\nclua_member_health"),
+            "none probed:\n{text}"
+        );
+        *f.source.control.health.lock().unwrap() = vec![MemberHealth {
+            member: "m2".into(),
+            check: HealthCheck::Tcp(80),
+            up: false,
+            fails: 4,
+            probes: [10, 3, 1, 0],
+        }];
+        let text = Exporter::new().render(&f.source);
+        let samples = parse(&text);
+        let v = |name: &str, labels: &[(&str, &str)]| {
+            value(&samples, name, labels).unwrap_or_else(|| panic!("{name}{labels:?}:\n{text}"))
+        };
+        let probes = "clua_member_health_probes_total";
+        assert_eq!(v(probes, &[("member", "m2"), ("result", "ok")]), 10.0);
+        assert_eq!(v(probes, &[("member", "m2"), ("result", "timeout")]), 3.0);
+        assert_eq!(v(probes, &[("member", "m2"), ("result", "refused")]), 1.0);
+        assert_eq!(v(probes, &[("member", "m2"), ("result", "not_sent")]), 0.0);
+        assert_eq!(v("clua_member_health_up", &[("member", "m2")]), 0.0);
+        assert_eq!(v("clua_member_health_fails", &[("member", "m2")]), 4.0);
+        assert!(text.contains("# TYPE clua_member_health_probes_total counter"));
+        assert!(text.contains("# TYPE clua_member_health_up gauge"));
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! - [`liveness`]: authentication, replay protection and the dead interval, per member (CA3).
 //! - [`tracker`]: punted advert frames in, the members' state (up, joins with selw/selp,
 //!   listening ports, CA7/CA8) out into the cluster model.
+//! - [`health`]: members without the agent, probed by the router (ARP, TCP SYN; issue 10).
 //!
 //! The wire format itself is [`crate::advert`]; it is shared with the member agent
 //! (crate `clua-member`), which builds and sends the adverts.
 
+pub mod health;
 pub mod liveness;
 pub mod tracker;
 

@@ -25,7 +25,9 @@
 //! 10. To a router address (not an alias): a UDP datagram (valid header) to
 //!     [`Snapshot::advert_port`] (when non-zero) received on an interconnect port →
 //!     [`PuntReason::MemberAdvert`]; on a client port, and anything else → `NotAlias` (members
-//!     advertise over the interconnect only).
+//!     advertise over the interconnect only). TCP (valid header) to a port in
+//!     [`PROBE_PORTS`] received on an interconnect port → [`PuntReason::Probe`] (the answer to
+//!     a static member's health probe, issue 10).
 //! 11. TCP and UDP to an alias: the header must pass `new_checked` (`BadL4Header`); other
 //!     protocols → `UnsupportedProtocol`; source port 0 → `SourcePortZero` (reserved, and the
 //!     source port of the connection table's sticky-affinity keys, see `crate::select`).
@@ -36,7 +38,8 @@
 
 use crate::hash::{FlowHashKey, FlowKey};
 use crate::snapshot::{
-    AliasId, MemberId, PortId, PortInfo, PortRole, Snapshot, BFD_PORT, RIP_MULTICAST_MAC, RIP_PORT,
+    AliasId, MemberId, PortId, PortInfo, PortRole, Snapshot, BFD_PORT, PROBE_PORTS,
+    RIP_MULTICAST_MAC, RIP_PORT,
 };
 use crate::verdict::{DropReason, PuntReason, Verdict};
 use crate::wire::checksum::ChecksumCapabilities;
@@ -240,6 +243,15 @@ pub fn classify_with(
             if let Ok(udp) = UdpPacket::new_checked(payload) {
                 if udp.dst_port() == snap.advert_port {
                     return Err(Verdict::Punt(PuntReason::MemberAdvert));
+                }
+            }
+        }
+        // A health probe's answer (issue 10): members reply to the router's interconnect
+        // address, to the probe's source port.
+        if proto == protocol::TCP && port.role == PortRole::Interconnect {
+            if let Ok(tcp) = TcpPacket::new_checked(payload) {
+                if PROBE_PORTS.contains(&tcp.dst_port()) {
+                    return Err(Verdict::Punt(PuntReason::Probe));
                 }
             }
         }

@@ -345,6 +345,14 @@ pub const RIP_PORT: u16 = 520;
 /// BFD's single-hop control UDP port (RFC 5881).
 pub const BFD_PORT: u16 = 3784;
 
+/// The TCP source ports of the router's health probes of static members (issue 10,
+/// ctl::members::health): TCP to a router address on an interconnect port, to one of these
+/// ports, is a probe's answer and punted
+/// ([`PuntReason::Probe`](crate::PuntReason::Probe)). Fixed rather than in the snapshot: the
+/// router's interconnect address has no other TCP, and the per-reason punt queue bounds what
+/// a sender can make the control thread look at.
+pub const PROBE_PORTS: core::ops::Range<u16> = 9480..9544;
+
 /// Which control protocols the router speaks, so classify knows what to punt (issue 8).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ControlPorts {

@@ -40,11 +40,15 @@ pub enum PuntReason {
     /// [`ControlPorts::sync`](crate::snapshot::ControlPorts::sync), to one of the router's own
     /// addresses or broadcast, received on an interconnect port.
     Sync = 6,
+    /// The answer to a health probe of a static member (issue 10, ctl::members::health): TCP
+    /// to one of the router's own addresses, to a port in
+    /// [`PROBE_PORTS`](crate::snapshot::PROBE_PORTS), received on an interconnect port.
+    Probe = 7,
 }
 
 impl PuntReason {
     /// Number of variants, for counter arrays.
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     /// Every variant, in counter-index order.
     pub const ALL: [PuntReason; Self::COUNT] = [
         PuntReason::Arp,
@@ -54,6 +58,7 @@ impl PuntReason {
         PuntReason::Rip,
         PuntReason::Bfd,
         PuntReason::Sync,
+        PuntReason::Probe,
     ];
     /// The metric label.
     pub const fn name(self) -> &'static str {
@@ -65,6 +70,7 @@ impl PuntReason {
             PuntReason::Rip => "rip",
             PuntReason::Bfd => "bfd",
             PuntReason::Sync => "sync",
+            PuntReason::Probe => "probe",
         }
     }
 }
