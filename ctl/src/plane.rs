@@ -274,6 +274,13 @@ pub enum Event {
     Bfd(BfdEvent),
     /// A member MAC learned by ARP, changed or expired.
     Neighbor(NeighborEvent),
+    /// A member's out_alias range is refused (overlap, service port; CA9), or no longer.
+    OutAlias {
+        /// Member name.
+        member: String,
+        /// Why it is refused; `None`: no longer refused.
+        refused: Option<crate::out_alias::RangeRefusal>,
+    },
 }
 
 impl Event {
@@ -281,7 +288,12 @@ impl Event {
     pub fn is_warning(&self) -> bool {
         matches!(
             self,
-            Event::CommandRefused { .. } | Event::MemberStateNotApplied { .. }
+            Event::CommandRefused { .. }
+                | Event::MemberStateNotApplied { .. }
+                | Event::OutAlias {
+                    refused: Some(_),
+                    ..
+                }
         ) || matches!(self, Event::Neighbor(e) if e.is_warning())
     }
 }
@@ -295,6 +307,17 @@ impl fmt::Display for Event {
                 cause.name()
             ),
             Event::MemberUp { member } => write!(f, "member {member} up"),
+            Event::OutAlias {
+                member,
+                refused: Some(why),
+            } => write!(
+                f,
+                "member {member}: {why}; its out_alias replies are not steered"
+            ),
+            Event::OutAlias {
+                member,
+                refused: None,
+            } => write!(f, "member {member}: out_alias range no longer refused"),
             Event::MemberDown { member } => {
                 write!(f, "member {member} down: no new flows go to it")
             }
@@ -1473,6 +1496,9 @@ pub fn member_totals(cores: &[Arc<CoreCounters>], id: MemberId) -> (u64, u64) {
 
 /// Events for what differs between two models: members up or down, joins, leaves, new weights.
 fn diff_members(old: &Cluster, new: &Cluster, events: &mut Vec<Event>) {
+    for (member, refused) in crate::out_alias::refusal_changes(old, new) {
+        events.push(Event::OutAlias { member, refused });
+    }
     for m in &new.members {
         let was = old.members.iter().find(|o| o.name == m.name).map(|o| o.up);
         match (was, m.up) {
@@ -1552,6 +1578,7 @@ mod tests {
             up: false,
             agent: true,
             listening: None,
+            out_alias: None,
         };
         let alias = |name: &str, last: u8| AliasSpec {
             name: name.into(),
@@ -1619,6 +1646,7 @@ mod tests {
                 selp: 1,
             }],
             ports: vec![(Proto::Tcp, 80)],
+            out_alias: None,
         };
         let payload = repr.emit_signed(KEY).unwrap();
         let mut f = vec![];
