@@ -26,16 +26,26 @@ LAB = dict(members=3, vxlan_members=0, aliases=[CLUSTER], tcp_ports=(), udp_port
 KEY = b"clua-lab-out-alias-advert-key-0123456789"
 OUT_PORT = 6000     # out_alias (the X server port of seed 002)
 PLAIN_PORT = 6001   # not flagged: members keep their own address
+UDP_PORT = 6002     # out_alias over UDP: "each send can be viewed as a micro-connection"
 STATIC_PORT = 40003  # static, inside the kernel's ephemeral range (32768-60999)
 RANGES = {"m1": (61000, 61999), "m2": (62000, 62999), "m3": (63000, 63999)}
 CONNS = 100
-SERVICES = [f"xserver {OUT_PORT}/tcp out_alias",
+SERVICES = [f"xserver {OUT_PORT}/tcp out_alias", f"xudp {UDP_PORT}/udp out_alias",
             f"hold {STATIC_PORT}/tcp static"]
 
-# Accepts on both ports, tells each connection the address and port it sees, logs them.
+# Accepts on the TCP ports, tells each connection the address and port it sees, logs them;
+# answers each datagram on the UDP port with the same.
 SERVER_PY = r"""
 import asyncio, sys
+class Udp(asyncio.DatagramProtocol):
+    def connection_made(self, t):
+        self.t = t
+    def datagram_received(self, data, addr):
+        print(f"udp {addr[0]} {addr[1]}", flush=True)
+        self.t.sendto(f"{addr[0]} {addr[1]}\n".encode(), addr)
 async def main():
+    await asyncio.get_running_loop().create_datagram_endpoint(
+        Udp, local_addr=(sys.argv[1], int(sys.argv[2])))
     async def handle(r, w):
         ip, port = w.get_extra_info("peername")[:2]
         local = w.get_extra_info("sockname")[1]
@@ -45,7 +55,7 @@ async def main():
         await r.read()          # until the member closes
         w.close()
     servers = [await asyncio.start_server(handle, sys.argv[1], int(p), backlog=1024)
-               for p in sys.argv[2:]]
+               for p in sys.argv[3:]]
     print("ready", flush=True)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 asyncio.run(main())
@@ -105,7 +115,7 @@ def env(aliasd_bin, member_bin, lab):
     d = lab.start_aliasd(path, aliasd_bin, timeout=30)
     server_log = lab.out_dir / "out-alias-server.log"
     with open(server_log, "wb") as f:
-        server = lab.popen(lab.cli, sys.executable, "-u", "-c", SERVER_PY, SERVER,
+        server = lab.popen(lab.cli, sys.executable, "-u", "-c", SERVER_PY, SERVER, str(UDP_PORT),
                            str(OUT_PORT), str(PLAIN_PORT), stdout=f, stderr=subprocess.STDOUT)
     agents = {}
     for m in lab.members:
@@ -143,8 +153,27 @@ def env(aliasd_bin, member_bin, lab):
     (lab.out_dir / "aliasd-out-alias.stderr").write_text(d.stderr)
 
 
-def _clients(lab, port, n, members):
-    procs = {m.name: lab.popen(m.ns, sys.executable, "-c", CLIENT_PY, SERVER, str(port), str(n))
+# Sends one datagram from each of N sockets (all open at once) and reads the answer.
+UDP_CLIENT_PY = r"""
+import json, socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+seen = []
+for s in socks:
+    s.settimeout(2)
+    s.sendto(b"hi", (host, port))
+for s in socks:
+    try:
+        ip, p = s.recv(100).split()
+        seen.append({"local": s.getsockname()[1], "ip": ip.decode(), "port": int(p)})
+    except OSError:
+        pass
+print(json.dumps({"seen": seen, "errno": None}))
+"""
+
+
+def _clients(lab, port, n, members, script=CLIENT_PY):
+    procs = {m.name: lab.popen(m.ns, sys.executable, "-c", script, SERVER, str(port), str(n))
              for m in members}
     out = {}
     for name, p in procs.items():
@@ -180,6 +209,21 @@ def test_out_alias_connections_come_from_the_default_alias_without_collisions(en
     assert len(seen) == 3 * CONNS, len(seen)
     assert {s[1] for s in seen} == {CLUSTER}
     assert STATIC_PORT not in {int(s[2]) for s in seen}
+
+
+def test_out_alias_udp_sends_come_from_the_default_alias(env):
+    """CA9 for UDP: every send to an out_alias port leaves from the default alias and a port of
+    the member's range, and the answer comes back through the router to that member."""
+    lab = env["lab"]
+    out = _clients(lab, UDP_PORT, 20, lab.members, script=UDP_CLIENT_PY)
+    ports = []
+    for name, r in out.items():
+        lo, hi = RANGES[name]
+        assert len(r["seen"]) == 20, (name, r)
+        assert {s["ip"] for s in r["seen"]} == {CLUSTER}, (name, r)
+        assert all(lo <= s["port"] <= hi for s in r["seen"]), (name, r)
+        ports += [s["port"] for s in r["seen"]]
+    assert len(set(ports)) == len(ports) == 60
 
 
 def test_other_ports_keep_the_members_own_address(env):
