@@ -1633,6 +1633,15 @@ mod tests {
     /// An advert from `node` joining web, wrapped in Ethernet/IPv4/UDP to the router's
     /// interconnect address.
     fn advert_frame(node: &str, seq: u64) -> Vec<u8> {
+        advert_frame_with(node, seq, None)
+    }
+
+    /// [`advert_frame`] with an out_alias range (CA9).
+    fn advert_frame_with(
+        node: &str,
+        seq: u64,
+        out_alias: Option<clua_pipeline::out_alias::PortRange>,
+    ) -> Vec<u8> {
         let repr = AdvertRepr {
             kind: AdvertKind::Advert,
             node: node.into(),
@@ -1646,7 +1655,7 @@ mod tests {
                 selp: 1,
             }],
             ports: vec![(Proto::Tcp, 80)],
-            out_alias: None,
+            out_alias,
         };
         let payload = repr.emit_signed(KEY).unwrap();
         let mut f = vec![];
@@ -1678,6 +1687,46 @@ mod tests {
             .iter()
             .flatten()
             .any(|m| m.name == "m1" && m.up)
+    }
+
+    /// CA9: advertised out_alias ranges reach the workers' table; an overlapping one is refused,
+    /// with one warning, and used once it no longer overlaps.
+    #[test]
+    fn advertised_out_alias_ranges_overlapping_ones_refused_and_logged_once() {
+        let r = |s: &str| Some(s.parse().unwrap());
+        let out_alias_events = |fx: &Effects| -> Vec<String> {
+            fx.events
+                .iter()
+                .filter(|e| matches!(e, Event::OutAlias { .. }))
+                .map(|e| format!("{}{e}", if e.is_warning() { "warning: " } else { "" }))
+                .collect()
+        };
+        let mut p = plane();
+        let mut f = advert_frame_with("m1", 1, r("61000-61999"));
+        let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 10);
+        assert!(out_alias_events(&fx).is_empty());
+        let s = p.snapshot();
+        assert_eq!(s.out_alias.member_for(61500), Some(MemberId(0)));
+        assert_eq!(s.out_alias.alias(), Some(clua_pipeline::AliasId(0)));
+        let mut f = advert_frame_with("m2", 1, r("61500-62999"));
+        let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 20);
+        assert_eq!(
+            out_alias_events(&fx),
+            vec!["warning: member m2: out_alias ports 61500-62999 overlap member m1's 61000-61999; its out_alias replies are not steered"]
+        );
+        assert_eq!(p.snapshot().out_alias.member_for(62500), None);
+        assert_eq!(p.snapshot().out_alias.member_for(61500), Some(MemberId(0)));
+        // The same advert again: no second warning.
+        let mut f = advert_frame_with("m2", 2, r("61500-62999"));
+        let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 30);
+        assert!(out_alias_events(&fx).is_empty(), "{:?}", fx.events);
+        let mut f = advert_frame_with("m2", 3, r("62000-62999"));
+        let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 40);
+        assert_eq!(
+            out_alias_events(&fx),
+            vec!["member m2: out_alias range no longer refused"]
+        );
+        assert_eq!(p.snapshot().out_alias.member_for(62500), Some(MemberId(1)));
     }
 
     #[test]
