@@ -32,6 +32,7 @@ pub fn run(members: u32, aliases: u32, n: u32) {
             })
             .collect(),
         ports: (0..8).map(|i| (Proto::Tcp, 8000 + i)).collect(),
+        out_alias: None,
     };
     let datagrams: Vec<Vec<u8>> = (0..n)
         .map(|i| {

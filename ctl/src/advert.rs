@@ -7,7 +7,7 @@
 //!       0     4  magic "CLUA"
 //!       4     1  version = 1
 //!       5     1  kind: 1 = advert, 2 = goodbye
-//!       6     2  flags = 0
+//!       6     2  flags: bit 0 = an out_alias range follows the port entries; others 0
 //!       8    64  node name, UTF-8 `[A-Za-z0-9._-]`, 1..=64 bytes, NUL-padded
 //!      72     8  boot_id (ms since the Unix epoch when the member started)
 //!      80     8  seq (1 for the first message of a boot, +1 per message)
@@ -17,6 +17,8 @@
 //!      96  16*a  alias entries: addr u32, flags u8 (bit 0 = joined), 3 reserved bytes = 0,
 //!                selw u32, selp u32
 //!       .   4*p  port entries: proto u8 (6 = TCP, 17 = UDP), reserved u8 = 0, port u16
+//!       .     4  only with flags bit 0: the member's out_alias source-port range, lo u16, hi u16
+//!                (CA9, docs/out_alias.md)
 //!       .    32  HMAC-SHA-256 over every byte before it
 //! ```
 //!
@@ -27,6 +29,9 @@
 //! the framing first, then the tag (in constant time), then the contents, and
 //! [`AdvertRepr::emit_signed`] refuses what a router would refuse, so a member never sends an
 //! advert that is dropped for its contents.
+//!
+//! Adverts without the out_alias range (flags 0, what agents before it send) parse as before,
+//! with [`AdvertRepr::out_alias`] `None`.
 //!
 //! The tag check is skipped when the crate is built with `--cfg fuzzing` (as cargo-fuzz does), so
 //! that a fuzzer can reach the content checks.
@@ -40,6 +45,7 @@ use std::net::Ipv4Addr;
 use crate::signed::{self, be16, be32, be64, FramingError};
 
 use crate::model::{Proto, SELP_RANGE, SELW_RANGE};
+use clua_pipeline::out_alias::PortRange;
 
 /// The UDP port routers receive adverts on.
 pub const ADVERT_PORT: u16 = 9471;
@@ -70,6 +76,11 @@ pub const MIN_KEY_LEN: usize = 16;
 pub const INTERVAL_RANGE: core::ops::RangeInclusive<u32> = 100..=60_000;
 /// The default advert interval (ms).
 pub const DEFAULT_INTERVAL_MS: u32 = 1000;
+/// Bit 0 of the header flags: the out_alias range ([`OUT_ALIAS_LEN`] bytes) follows the port
+/// entries.
+pub const FLAG_OUT_ALIAS: u16 = 0x0001;
+/// Length of the out_alias range extension.
+pub const OUT_ALIAS_LEN: usize = 4;
 /// Bit 0 of an alias entry's flags: the member has joined the alias (0: it has left it).
 pub const ALIAS_FLAG_JOINED: u8 = 0x01;
 
@@ -130,7 +141,7 @@ pub enum AdvertError {
     BadAttribute,
     /// A protocol other than TCP (6) or UDP (17).
     BadProto,
-    /// Port 0.
+    /// Port 0, or an out_alias range that starts at 0 or ends before it starts.
     BadPort,
     /// The same alias, or the same (protocol, port), twice.
     Duplicate,
@@ -207,7 +218,7 @@ impl fmt::Display for AdvertError {
             AdvertError::BadAlias => "alias address is not a unicast address",
             AdvertError::BadAttribute => "selw or selp out of range",
             AdvertError::BadProto => "port protocol is neither TCP nor UDP",
-            AdvertError::BadPort => "port 0",
+            AdvertError::BadPort => "port 0 (or an out_alias range from 0 or backwards)",
             AdvertError::Duplicate => "alias or port listed twice",
             AdvertError::WeakKey => "advert key shorter than 16 bytes",
         };
@@ -217,9 +228,15 @@ impl fmt::Display for AdvertError {
 
 impl std::error::Error for AdvertError {}
 
-/// The bytes an advert with `aliases` and `ports` entries takes, tag included.
+/// The bytes an advert with `aliases` and `ports` entries takes, tag included (no out_alias
+/// range).
 pub const fn buffer_len(aliases: usize, ports: usize) -> usize {
     HEADER_LEN + aliases * ALIAS_ENTRY_LEN + ports * PORT_ENTRY_LEN + TAG_LEN
+}
+
+/// [`buffer_len`] with the out_alias range when `out_alias`.
+pub const fn buffer_len_with(aliases: usize, ports: usize, out_alias: bool) -> usize {
+    buffer_len(aliases, ports) + if out_alias { OUT_ALIAS_LEN } else { 0 }
 }
 
 /// This format's magic, version and lengths, checked by [`crate::signed::Framing::check`].
@@ -299,7 +316,8 @@ impl<T: AsRef<[u8]>> AdvertPacket<T> {
     pub fn check_len(&self) -> Result<(), AdvertError> {
         FRAMING.check(self.buffer.as_ref(), || {
             let (a, p) = (self.alias_count() as usize, self.port_count() as usize);
-            (a <= MAX_ALIASES && p <= MAX_PORTS).then(|| buffer_len(a, p))
+            (a <= MAX_ALIASES && p <= MAX_PORTS)
+                .then(|| buffer_len_with(a, p, self.has_out_alias()))
         })?;
         Ok(())
     }
@@ -322,9 +340,13 @@ impl<T: AsRef<[u8]>> AdvertPacket<T> {
     pub fn kind(&self) -> u8 {
         self.buffer.as_ref()[field::KIND]
     }
-    /// The header flags (0 in version 1).
+    /// The header flags ([`FLAG_OUT_ALIAS`] or 0).
     pub fn flags(&self) -> u16 {
         be16(&self.buffer.as_ref()[field::FLAGS])
+    }
+    /// Whether the flags announce the out_alias range.
+    pub fn has_out_alias(&self) -> bool {
+        self.flags() & FLAG_OUT_ALIAS != 0
     }
     /// The whole 64-byte node field, padding included.
     pub fn node_field(&self) -> &[u8] {
@@ -360,8 +382,27 @@ impl<T: AsRef<[u8]>> AdvertPacket<T> {
     fn ports_start(&self) -> usize {
         HEADER_LEN + self.alias_count() as usize * ALIAS_ENTRY_LEN
     }
-    fn tag_start(&self) -> usize {
+    fn ext_start(&self) -> usize {
         self.ports_start() + self.port_count() as usize * PORT_ENTRY_LEN
+    }
+    fn tag_start(&self) -> usize {
+        self.ext_start()
+            + if self.has_out_alias() {
+                OUT_ALIAS_LEN
+            } else {
+                0
+            }
+    }
+
+    /// The out_alias range as on the wire, `(lo, hi)` unvalidated; `None` without
+    /// [`FLAG_OUT_ALIAS`].
+    pub fn out_alias(&self) -> Option<(u16, u16)> {
+        if !self.has_out_alias() {
+            return None;
+        }
+        let s = self.ext_start();
+        let e = &self.buffer.as_ref()[s..s + OUT_ALIAS_LEN];
+        Some((be16(&e[0..2]), be16(&e[2..4])))
     }
 
     /// The alias entries. Never panics.
@@ -478,6 +519,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> AdvertPacket<T> {
         e[field::P_RESERVED] = r.reserved;
         e[field::P_PORT].copy_from_slice(&r.port.to_be_bytes());
     }
+    /// Writes the out_alias range (set [`FLAG_OUT_ALIAS`] and the counts first).
+    pub fn set_out_alias(&mut self, lo: u16, hi: u16) {
+        let s = self.ext_start();
+        let e = &mut self.buffer.as_mut()[s..s + OUT_ALIAS_LEN];
+        e[0..2].copy_from_slice(&lo.to_be_bytes());
+        e[2..4].copy_from_slice(&hi.to_be_bytes());
+    }
     /// Computes the tag over [`AdvertPacket::signed_part`] under `key` and writes it.
     pub fn sign(&mut self, key: &[u8]) {
         let tag = signed::tag(self.signed_part(), key);
@@ -543,6 +591,9 @@ pub struct AdvertRepr {
     pub aliases: Vec<AliasEntry>,
     /// The service ports it listens on.
     pub ports: Vec<(Proto, u16)>,
+    /// Its out_alias source-port range (CA9, docs/out_alias.md); `None` for a member without
+    /// one, and in adverts of agents that predate it.
+    pub out_alias: Option<PortRange>,
 }
 
 /// Whether `s` is a valid node name: a member name by [`crate::name::validate_name`] (1..=64
@@ -566,7 +617,11 @@ fn is_unicast(a: Ipv4Addr) -> bool {
 impl AdvertRepr {
     /// The datagram length this advert encodes to.
     pub fn buffer_len(&self) -> usize {
-        buffer_len(self.aliases.len(), self.ports.len())
+        buffer_len_with(
+            self.aliases.len(),
+            self.ports.len(),
+            self.out_alias.is_some(),
+        )
     }
 
     /// Checks what `parse_verified` checks after the tag: interval, sequence, node name,
@@ -605,6 +660,12 @@ impl AdvertRepr {
                 return Err(AdvertError::Duplicate);
             }
         }
+        // The fields are public: a range built without `PortRange::new` is checked here.
+        if let Some(r) = self.out_alias {
+            if PortRange::new(r.lo, r.hi).is_err() {
+                return Err(AdvertError::BadPort);
+            }
+        }
         Ok(())
     }
 
@@ -621,7 +682,11 @@ impl AdvertRepr {
         let mut p = AdvertPacket::new_unchecked(vec![0u8; self.buffer_len()]);
         p.set_magic_version();
         p.set_kind(self.kind.number());
-        p.set_flags(0);
+        p.set_flags(if self.out_alias.is_some() {
+            FLAG_OUT_ALIAS
+        } else {
+            0
+        });
         p.set_node(self.node.as_bytes());
         p.set_boot_id(self.boot_id);
         p.set_seq(self.seq);
@@ -650,6 +715,9 @@ impl AdvertRepr {
                 },
             );
         }
+        if let Some(r) = self.out_alias {
+            p.set_out_alias(r.lo, r.hi);
+        }
         p.sign(key);
         Ok(p.into_inner())
     }
@@ -677,7 +745,7 @@ impl AdvertRepr {
     /// tag. Only for tests and tools that already verified the tag.
     pub fn parse_contents<T: AsRef<[u8]>>(p: &AdvertPacket<T>) -> Result<AdvertRepr, AdvertError> {
         let kind = AdvertKind::from_number(p.kind()).ok_or(AdvertError::BadKind)?;
-        if p.flags() != 0 {
+        if p.flags() & !FLAG_OUT_ALIAS != 0 {
             return Err(AdvertError::Malformed);
         }
         let node = p.node();
@@ -706,6 +774,10 @@ impl AdvertRepr {
             let proto = proto_from_number(r.proto).ok_or(AdvertError::BadProto)?;
             ports.push((proto, r.port));
         }
+        let out_alias = match p.out_alias() {
+            Some((lo, hi)) => Some(PortRange::new(lo, hi).map_err(|_| AdvertError::BadPort)?),
+            None => None,
+        };
         let repr = AdvertRepr {
             kind,
             node,
@@ -714,6 +786,7 @@ impl AdvertRepr {
             interval_ms: p.interval_ms(),
             aliases,
             ports,
+            out_alias,
         };
         repr.check()?;
         Ok(repr)
@@ -748,6 +821,7 @@ mod tests {
                 },
             ],
             ports: vec![(Proto::Tcp, 80), (Proto::Udp, 53)],
+            out_alias: None,
         }
     }
 
@@ -850,6 +924,7 @@ mod tests {
         big.ports = (1..=MAX_PORTS as u16)
             .map(|p| (if p % 2 == 0 { Proto::Tcp } else { Proto::Udp }, p))
             .collect();
+        big.out_alias = Some(PortRange::new(1, 65535).unwrap());
         reprs.push(big);
         for r in reprs {
             let b = r.emit_signed(KEY).unwrap();
@@ -893,6 +968,8 @@ mod tests {
                 let expected = match i {
                     0..=3 => AdvertError::BadMagic,
                     4 => AdvertError::UnsupportedVersion,
+                    // The out_alias flag changes the length the header implies.
+                    7 if bit == 0 => AdvertError::Truncated,
                     92..=95 => e, // counts: Oversized, Truncated or Malformed
                     _ => AdvertError::BadTag,
                 };
@@ -980,7 +1057,7 @@ mod tests {
         let cases: Vec<(usize, u8, AdvertError)> = vec![
             (5, 0, AdvertError::BadKind),
             (5, 3, AdvertError::BadKind),
-            (7, 1, AdvertError::Malformed),   // header flags
+            (7, 2, AdvertError::Malformed),   // unknown header flag
             (8, 0, AdvertError::BadNode),     // empty name
             (8, b' ', AdvertError::BadNode),  // bad character
             (8, 0xc3, AdvertError::BadNode),  // not ASCII
@@ -1068,6 +1145,59 @@ mod tests {
         );
     }
 
+    /// The sample with the out_alias range 61000-61999 (CA9): flags bit 0, four bytes after
+    /// the port entries.
+    #[test]
+    fn out_alias_range_extension() {
+        let mut r = sample();
+        r.out_alias = Some(PortRange::new(61000, 61999).unwrap());
+        let b = r.emit_signed(KEY).unwrap();
+        assert_eq!(b.len(), SAMPLE_BODY.len() + 4 + 32);
+        assert_eq!(&b[..6], &SAMPLE_BODY[..6]);
+        assert_eq!(&b[6..8], &[0, 1]);
+        assert_eq!(&b[8..SAMPLE_BODY.len()], &SAMPLE_BODY[8..]);
+        assert_eq!(
+            &b[SAMPLE_BODY.len()..SAMPLE_BODY.len() + 4],
+            &[0xee, 0x48, 0xf2, 0x2f]
+        );
+        assert_eq!(AdvertRepr::parse_verified(&b, KEY), Ok(r.clone()));
+        let p = AdvertPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(p.out_alias(), Some((61000, 61999)));
+        assert!(p.verify_tag(KEY));
+        // Without the flag the four bytes are trailing garbage; without the bytes, short.
+        let mut c = b.clone();
+        c[7] = 0;
+        assert_eq!(
+            AdvertRepr::parse_verified(&c, KEY),
+            Err(AdvertError::Malformed)
+        );
+        let mut c = sample_bytes();
+        c[7] = 1;
+        assert_eq!(
+            AdvertRepr::parse_verified(&c, KEY),
+            Err(AdvertError::Truncated)
+        );
+        // An old advert (flags 0) still parses, with no range.
+        assert_eq!(
+            AdvertRepr::parse_verified(&sample_bytes(), KEY).map(|r| r.out_alias),
+            Ok(None)
+        );
+        // Bad ranges, signed: refused after the tag.
+        for (lo, hi) in [(0u16, 10u16), (62000, 61999)] {
+            let mut c = b.clone();
+            let at = SAMPLE_BODY.len();
+            c[at..at + 2].copy_from_slice(&lo.to_be_bytes());
+            c[at + 2..at + 4].copy_from_slice(&hi.to_be_bytes());
+            assert_eq!(
+                AdvertRepr::parse_verified(&resign(c), KEY),
+                Err(AdvertError::BadPort),
+                "{lo}-{hi}"
+            );
+        }
+        r.out_alias = Some(PortRange { lo: 5, hi: 4 });
+        assert_eq!(r.emit_signed(KEY), Err(AdvertError::BadPort));
+    }
+
     #[test]
     fn error_names_and_indexes() {
         let mut names = HashSet::new();
@@ -1105,7 +1235,7 @@ mod tests {
             p.alias_count(),
             p.port_count(),
         );
-        let _ = (p.aliases().count(), p.ports().count());
+        let _ = (p.aliases().count(), p.ports().count(), p.out_alias());
         let _ = (p.signed_part().len(), p.tag().len(), p.verify_tag(KEY));
         let _ = AdvertRepr::parse_contents(p);
     }

@@ -39,10 +39,9 @@ pub const RESVOK_NOTE: &str = "RIP advertises RFC 1918 aliases only while resvok
 /// Where the service option in_nolocal takes effect (CA9).
 pub const IN_NOLOCAL_NOTE: &str = "enforced on members by the member agent (nftables, from in_nolocal_ports in the member's member.toml), not by the router, which forwards the port's alias traffic as usual";
 /// Where out_alias takes effect (CA9).
-pub const OUT_ALIAS_NOTE: &str = "stored only (members' outbound connections to the port keep their own source address; out_alias comes later)";
+pub const OUT_ALIAS_NOTE: &str = "members' agents give their connections to the port the default alias as source, from their own out_alias port range; the router steers the replies by that range (docs/out_alias.md)";
 /// Where static takes effect (CA9).
-pub const STATIC_NOTE: &str =
-    "stored only (the port is not reserved against ephemeral use on members; static comes later)";
+pub const STATIC_NOTE: &str = "reserved against ephemeral use on members by their agents (ip_local_reserved_ports, from the clua_services their member.toml names); never inside an out_alias range (docs/out_alias.md)";
 
 /// What the control plane holds besides the cluster itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -575,6 +574,7 @@ pub(crate) mod tests {
             up: true,
             agent: false,
             listening: None,
+            out_alias: None,
         };
         let alias = |name: &str, last: u8| AliasSpec {
             name: name.into(),

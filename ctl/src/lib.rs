@@ -18,6 +18,7 @@ pub mod members;
 pub mod model;
 pub mod name;
 pub mod neighbors;
+pub mod out_alias;
 pub mod plane;
 pub mod protocol;
 pub mod rip;

@@ -176,6 +176,9 @@ pub struct MemberSpec {
     pub agent: bool,
     /// The ports it reported listening on (agent members); `None`: eligible for every port.
     pub listening: Option<Vec<(Proto, u16)>>,
+    /// Its out_alias source-port range (CA9, [`crate::out_alias`]): configured for a static
+    /// member, from its adverts for an agent member.
+    pub out_alias: Option<clua_pipeline::out_alias::PortRange>,
 }
 
 /// Where a member's MAC comes from and what is known of it.
@@ -692,6 +695,9 @@ pub enum Problem {
     /// Service options that break CA9.
     #[error(transparent)]
     Options(#[from] ServiceOptionError),
+    /// A configured out_alias range that overlaps another or holds a service port (CA9).
+    #[error(transparent)]
+    OutAlias(#[from] crate::out_alias::RangeRefusal),
 }
 
 /// A validation error: where, and what is wrong. Displays as `PLACE: PROBLEM`.
@@ -967,6 +973,13 @@ impl Cluster {
                 }
             }
         }
+        for (i, why) in crate::out_alias::configured_problems(self) {
+            let at = Place::Member {
+                name: self.members[i].name.clone(),
+                field: Some("out_alias_ports"),
+            };
+            errs.push(err(at, why));
+        }
         let mut seen_default = false;
         // Hash indexes keep validation linear: it runs on every cluamgr command, and a cluster
         // may have 102,400 aliases (CA1).
@@ -1156,8 +1169,10 @@ impl Cluster {
                 policy: s.options.policy(),
             })
             .collect();
+        let out_alias = crate::out_alias::table(self).map_err(SnapshotError::OutAliasOverlap)?;
         Snapshot::build(generation, ports, members, aliases, &services)
             .and_then(|s| s.with_policies(&policies))
+            .and_then(|s| s.with_out_alias(&crate::out_alias::out_alias_ports(self), out_alias))
             .map(|s| s.with_advert_port(self.advert_port))
     }
 }

@@ -117,6 +117,7 @@ mod tests {
             interval_ms: 1000,
             aliases: vec![],
             ports: vec![],
+            out_alias: None,
         };
         for bad in ["m 1", "-m1", ".m1"] {
             assert_eq!(repr(bad).emit_signed(KEY), Err(BadNode), "emit {bad}");

@@ -512,6 +512,7 @@ mod tests {
                     up: true,
                     agent: false,
                     listening: None,
+                    out_alias: None,
                 })
                 .collect(),
             aliases: vec![],

@@ -288,6 +288,13 @@ pub enum Event {
     Neighbor(NeighborEvent),
     /// A static member's health probes crossed a threshold (issue 10).
     Health(HealthEvent),
+    /// A member's out_alias range is refused (overlap, service port; CA9), or no longer.
+    OutAlias {
+        /// Member name.
+        member: String,
+        /// Why it is refused; `None`: no longer refused.
+        refused: Option<crate::out_alias::RangeRefusal>,
+    },
 }
 
 impl Event {
@@ -295,7 +302,12 @@ impl Event {
     pub fn is_warning(&self) -> bool {
         matches!(
             self,
-            Event::CommandRefused { .. } | Event::MemberStateNotApplied { .. }
+            Event::CommandRefused { .. }
+                | Event::MemberStateNotApplied { .. }
+                | Event::OutAlias {
+                    refused: Some(_),
+                    ..
+                }
         ) || matches!(self, Event::Neighbor(e) if e.is_warning())
             || matches!(
                 self,
@@ -313,6 +325,17 @@ impl fmt::Display for Event {
                 cause.name()
             ),
             Event::MemberUp { member } => write!(f, "member {member} up"),
+            Event::OutAlias {
+                member,
+                refused: Some(why),
+            } => write!(
+                f,
+                "member {member}: {why}; its out_alias replies are not steered"
+            ),
+            Event::OutAlias {
+                member,
+                refused: None,
+            } => write!(f, "member {member}: out_alias range no longer refused"),
             Event::MemberDown { member } => {
                 write!(f, "member {member} down: no new flows go to it")
             }
@@ -1571,6 +1594,9 @@ pub fn member_totals(cores: &[Arc<CoreCounters>], id: MemberId) -> (u64, u64) {
 
 /// Events for what differs between two models: members up or down, joins, leaves, new weights.
 fn diff_members(old: &Cluster, new: &Cluster, events: &mut Vec<Event>) {
+    for (member, refused) in crate::out_alias::refusal_changes(old, new) {
+        events.push(Event::OutAlias { member, refused });
+    }
     for m in &new.members {
         let was = old.members.iter().find(|o| o.name == m.name).map(|o| o.up);
         match (was, m.up) {
@@ -1650,6 +1676,7 @@ mod tests {
             up: false,
             agent: true,
             listening: None,
+            out_alias: None,
         };
         let alias = |name: &str, last: u8| AliasSpec {
             name: name.into(),
@@ -1704,6 +1731,15 @@ mod tests {
     /// An advert from `node` joining web, wrapped in Ethernet/IPv4/UDP to the router's
     /// interconnect address.
     fn advert_frame(node: &str, seq: u64) -> Vec<u8> {
+        advert_frame_with(node, seq, None)
+    }
+
+    /// [`advert_frame`] with an out_alias range (CA9).
+    fn advert_frame_with(
+        node: &str,
+        seq: u64,
+        out_alias: Option<clua_pipeline::out_alias::PortRange>,
+    ) -> Vec<u8> {
         let repr = AdvertRepr {
             kind: AdvertKind::Advert,
             node: node.into(),
@@ -1717,6 +1753,7 @@ mod tests {
                 selp: 1,
             }],
             ports: vec![(Proto::Tcp, 80)],
+            out_alias,
         };
         let payload = repr.emit_signed(KEY).unwrap();
         let mut f = vec![];
@@ -1748,6 +1785,46 @@ mod tests {
             .iter()
             .flatten()
             .any(|m| m.name == "m1" && m.up)
+    }
+
+    /// CA9: advertised out_alias ranges reach the workers' table; an overlapping one is refused,
+    /// with one warning, and used once it no longer overlaps.
+    #[test]
+    fn advertised_out_alias_ranges_overlapping_ones_refused_and_logged_once() {
+        let r = |s: &str| Some(s.parse().unwrap());
+        let out_alias_events = |fx: &Effects| -> Vec<String> {
+            fx.events
+                .iter()
+                .filter(|e| matches!(e, Event::OutAlias { .. }))
+                .map(|e| format!("{}{e}", if e.is_warning() { "warning: " } else { "" }))
+                .collect()
+        };
+        let mut p = plane();
+        let mut f = advert_frame_with("m1", 1, r("61000-61999"));
+        let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 10);
+        assert!(out_alias_events(&fx).is_empty());
+        let s = p.snapshot();
+        assert_eq!(s.out_alias.member_for(61500), Some(MemberId(0)));
+        assert_eq!(s.out_alias.alias(), Some(clua_pipeline::AliasId(0)));
+        let mut f = advert_frame_with("m2", 1, r("61500-62999"));
+        let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 20);
+        assert_eq!(
+            out_alias_events(&fx),
+            vec!["warning: member m2: out_alias ports 61500-62999 overlap member m1's 61000-61999; its out_alias replies are not steered"]
+        );
+        assert_eq!(p.snapshot().out_alias.member_for(62500), None);
+        assert_eq!(p.snapshot().out_alias.member_for(61500), Some(MemberId(0)));
+        // The same advert again: no second warning.
+        let mut f = advert_frame_with("m2", 2, r("61500-62999"));
+        let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 30);
+        assert!(out_alias_events(&fx).is_empty(), "{:?}", fx.events);
+        let mut f = advert_frame_with("m2", 3, r("62000-62999"));
+        let fx = p.on_frame(1, PuntReason::MemberAdvert, &mut f, 40);
+        assert_eq!(
+            out_alias_events(&fx),
+            vec!["member m2: out_alias range no longer refused"]
+        );
+        assert_eq!(p.snapshot().out_alias.member_for(62500), Some(MemberId(1)));
     }
 
     #[test]

@@ -419,6 +419,19 @@ pub fn render_show_health(
             );
         }
     }
+    // out_alias (CA9): only when some member has a range, so other clusters' output is as before.
+    let ranges = crate::out_alias::ranges(cl);
+    if all && !(ranges.used.is_empty() && ranges.refused.is_empty()) {
+        let _ = writeln!(
+            o,
+            "\nout_alias source ports (replies steered by range, docs/out_alias.md)"
+        );
+        for (i, m) in cl.members.iter().enumerate() {
+            if m.out_alias.is_some() {
+                let _ = writeln!(o, "  {:<12} {}", m.name, ranges.of(i));
+            }
+        }
+    }
     if all {
         let _ = writeln!(
             o,
@@ -657,5 +670,27 @@ mod tests {
         assert!(services.contains("wrr (default)"), "{services}");
         assert_eq!(line("53/udp"), "in_multi weighted");
         assert_eq!(line("22/tcp"), "in_single -");
+    }
+
+    /// CA9: each member's out_alias range, in use or refused (and why); no section without one.
+    #[test]
+    fn out_alias_ranges_are_shown() {
+        let s = state();
+        assert!(!show(&s, ShowWhat::All, &|_| (0, 0)).contains("out_alias source ports"));
+        let mut s = s;
+        s.cluster.members[0].out_alias = Some("61000-61999".parse().unwrap());
+        s.cluster.members[1].out_alias = Some("61500-62999".parse().unwrap());
+        s.cluster.members[1].agent = true;
+        let out = show(&s, ShowWhat::All, &|_| (0, 0));
+        let b = block(&out, "out_alias source ports");
+        let m0 = &s.cluster.members[0].name;
+        let m1 = &s.cluster.members[1].name;
+        assert!(b.contains(&format!("{m0:<12} 61000-61999")), "{b}");
+        assert!(
+            b.contains(&format!(
+                "{m1:<12} refused: out_alias ports 61500-62999 overlap member {m0}'s 61000-61999"
+            )),
+            "{b}"
+        );
     }
 }

@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         black_box((p.boot_id(), p.seq(), p.interval_ms(), p.alias_count(), p.port_count()));
         assert_eq!(p.aliases().count(), usize::from(p.alias_count()));
         assert_eq!(p.ports().count(), usize::from(p.port_count()));
+        black_box(p.out_alias());
         assert_eq!(p.signed_part().len() + p.tag().len(), data.len());
         if let Ok(repr) = AdvertRepr::parse_contents(&p) {
             let bytes = repr.emit_signed(KEY).expect("a parsed advert emits");

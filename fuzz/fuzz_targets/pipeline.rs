@@ -1,4 +1,4 @@
-//! Arbitrary frames through the whole pipeline (classify -> select -> encap or refuse) on every
+//! Arbitrary frames through the whole pipeline (classify -> out_alias / select -> encap or refuse) on every
 //! port of a topology with every encapsulation: nothing may panic, every packet gets a verdict,
 //! and a forwarded packet must be a well-formed IPv4 frame no larger than its port's MTU allows,
 //! whose IPv4 header checksum is correct unless the header is the received one, forwarded
@@ -10,7 +10,8 @@
 use std::net::Ipv4Addr;
 use std::sync::{Arc, OnceLock};
 
-use clua_pipeline::snapshot::{AliasMember, ServiceSpec};
+use clua_pipeline::out_alias::{OutAliasTable, PortRange};
+use clua_pipeline::snapshot::{AliasId, AliasMember, ServiceSpec};
 use clua_pipeline::wire::ipv4::Ipv4Packet;
 use clua_pipeline::{
     CoreCounters, Encap, Member, MemberId, PacketBuf, Pipeline, PipelineConfig, PortInfo, PortRole,
@@ -64,7 +65,21 @@ fn snapshot() -> Arc<Snapshot> {
                 ],
             )
             .unwrap()
-            .with_advert_port(9471),
+            .with_advert_port(9471)
+            // out_alias (CA9): replies from tcp/6000 or udp/123 to web's ports 61000-62999
+            // are steered to m0 / m1 past select.
+            .with_out_alias(
+                &[(6, 6000), (17, 123)],
+                OutAliasTable::new(
+                    AliasId(0),
+                    vec![
+                        (PortRange::new(61000, 61999).unwrap(), MemberId(0)),
+                        (PortRange::new(62000, 62999).unwrap(), MemberId(1)),
+                    ],
+                )
+                .unwrap(),
+            )
+            .unwrap(),
         )
     })
     .clone()

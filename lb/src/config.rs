@@ -247,6 +247,12 @@ pub enum ProblemKind {
     /// A VXLAN field on a non-VXLAN member.
     #[error("only valid with encap = \"vxlan\"")]
     VxlanOnly,
+    /// out_alias: not a port range.
+    #[error(transparent)]
+    PortRange(#[from] clua_pipeline::out_alias::PortRangeError),
+    /// out_alias: `out_alias_ports` on an agent member.
+    #[error("an agent member advertises its out_alias range (`[out_alias] ports` in its member.toml); remove it here")]
+    OutAliasOnAgent,
     /// A VXLAN field missing.
     #[error("required with encap = \"vxlan\"")]
     VxlanRequired,
@@ -515,6 +521,9 @@ struct RawMember {
     health_interval_ms: Option<u64>,
     health_fails: Option<u32>,
     health_rises: Option<u32>,
+    /// out_alias (CA9, docs/out_alias.md): the source-port range of this static member's
+    /// out_alias connections, "LO-HI". Agent members advertise theirs.
+    out_alias_ports: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1050,6 +1059,22 @@ impl RawConfig {
             if let Some(spec) = member_health(rm, &at, &ports, &mut p) {
                 health.push(spec);
             }
+            // out_alias: overlaps and service ports are Cluster::validate's.
+            let out_alias = match rm.out_alias_ports.as_deref().map(str::parse) {
+                Some(Ok(_)) if rm.agent => {
+                    p(
+                        format!("{at} out_alias_ports"),
+                        ProblemKind::OutAliasOnAgent,
+                    );
+                    None
+                }
+                Some(Ok(r)) => Some(r),
+                Some(Err(e)) => {
+                    p(format!("{at} out_alias_ports"), ProblemKind::PortRange(e));
+                    None
+                }
+                None => None,
+            };
             members.push(MemberSpec {
                 name: rm.name.clone(),
                 port: rm.port.clone(),
@@ -1060,6 +1085,7 @@ impl RawConfig {
                 up: !rm.agent,
                 agent: rm.agent,
                 listening: None,
+                out_alias,
             });
         }
 

@@ -789,3 +789,59 @@ fn service_policies_in_the_config() {
         &["sticky is a policy of in_multi ports"],
     );
 }
+
+/// CA9 (docs/out_alias.md): a static member's `out_alias_ports` is its out_alias range in the
+/// snapshot's table; bad ranges, overlaps, ranges holding a clua_services port and ranges on
+/// agent members are rejected, each naming the member and field.
+#[test]
+fn out_alias_ports_of_static_members() {
+    let with = |m1: &str, m2: &str| {
+        GOLDEN
+            .replace(
+                "address = \"192.0.2.11\"\n",
+                &format!("address = \"192.0.2.11\"\nout_alias_ports = \"{m1}\"\n"),
+            )
+            .replace(
+                "address = \"192.0.2.12\"\n",
+                &format!("address = \"192.0.2.12\"\nout_alias_ports = \"{m2}\"\n"),
+            )
+    };
+    let c = Config::parse(&with("61000-61999", "62000-62999"), "test.toml").unwrap();
+    let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]];
+    let s = c.cluster.snapshot(1, &macs).unwrap();
+    let m1 = c.cluster.member_id("m1").unwrap();
+    let m2 = c.cluster.member_id("m2").unwrap();
+    assert_eq!(s.out_alias.member_for(61500), Some(m1));
+    assert_eq!(s.out_alias.member_for(62999), Some(m2));
+    assert_eq!(s.out_alias.member_for(63000), None);
+    let cluster = s.alias_by_addr(u32::from(std::net::Ipv4Addr::new(198, 51, 100, 99)));
+    assert_eq!(s.out_alias.alias(), cluster, "the default alias");
+    assert_rejected(
+        &with("61000-61999", "61999-62999"),
+        &[
+            "member \"m2\" out_alias_ports",
+            "out_alias ports 61999-62999 overlap member m1's 61000-61999",
+        ],
+    );
+    assert_rejected(
+        &with("500-600", "62000-62999"),
+        &[
+            "member \"m1\" out_alias_ports",
+            "include 513/udp (`who` in clua_services, static)",
+        ],
+    );
+    assert_rejected(
+        &with("61000-60000", "x"),
+        &[
+            "member[0] \"m1\" out_alias_ports: 61000-60000 ends before it starts",
+            "member[1] \"m2\" out_alias_ports: `x` is not a port range",
+        ],
+    );
+    let agent = with("61000-61999", "62000-62999").replacen(
+        "encap = \"l2\"\n",
+        "encap = \"l2\"\nagent = true\n",
+        1,
+    );
+    let agent = format!("{agent}\n[adverts]\nkey_file = \"/nonexistent/key\"\n");
+    assert_rejected(&agent, &["member[0] \"m1\" out_alias_ports", "advertises"]);
+}

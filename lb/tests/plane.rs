@@ -114,6 +114,7 @@ fn advert(node: &str, boot_id: u64, seq: u64, key: &[u8], joined: bool) -> Vec<u
             selp: 1,
         }],
         ports: vec![(Proto::Tcp, 80)],
+        out_alias: None,
     };
     let payload = repr.emit_signed(key).unwrap();
     let mut udp = Vec::new();

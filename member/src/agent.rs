@@ -66,6 +66,68 @@ pub enum AgentError {
     /// Signal handlers.
     #[error("installing signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// The clua_services file (`services`) cannot be read.
+    #[error("`services`: {}: {source}", .path.display())]
+    ServicesRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The clua_services file has errors.
+    #[error("`services`: {0}")]
+    Services(#[source] clua_ctl::services::ServicesErrors),
+    /// `[out_alias] ports` holds a port clua_services lists (CA9).
+    #[error("`out_alias.ports`: {range} includes {port}/{} (`{service}` in clua_services); the range must hold no service port, static ones least of all", .proto.name())]
+    RangeHoldsService {
+        /// The range.
+        range: clua_pipeline::out_alias::PortRange,
+        /// The port.
+        port: u16,
+        /// Its protocol.
+        proto: Proto,
+        /// The service.
+        service: String,
+    },
+}
+
+/// The static and out_alias ports of the clua_services text `text` (named `file` in errors),
+/// checked against this member's out_alias range (CA9, docs/out_alias.md).
+pub fn service_plan(
+    config: &MemberConfig,
+    text: &str,
+    file: &str,
+) -> Result<crate::host::ServicePlan, AgentError> {
+    let specs = clua_ctl::services::parse_services(text, file).map_err(AgentError::Services)?;
+    if let Some(range) = config.out_alias {
+        if let Some(s) = specs
+            .iter()
+            .filter(|s| range.contains(s.port))
+            .min_by_key(|s| (!s.options.static_port, s.port))
+        {
+            return Err(AgentError::RangeHoldsService {
+                range,
+                port: s.port,
+                proto: s.proto,
+                service: s.name.clone(),
+            });
+        }
+    }
+    let mut static_ports: Vec<u16> = specs
+        .iter()
+        .filter(|s| s.options.static_port)
+        .map(|s| s.port)
+        .collect();
+    static_ports.sort_unstable();
+    static_ports.dedup();
+    Ok(crate::host::ServicePlan {
+        static_ports,
+        out_alias_ports: specs
+            .iter()
+            .filter(|s| s.options.out_alias)
+            .map(|s| (s.port, s.proto))
+            .collect(),
+    })
 }
 
 /// Why a cluamgr command was refused on this member.
@@ -257,6 +319,7 @@ impl Agent {
                 })
                 .collect(),
             ports,
+            out_alias: self.config.out_alias,
         }
     }
 }
@@ -344,8 +407,36 @@ pub fn run(config: MemberConfig) -> Result<(), AgentError> {
     // Counted before the host is touched and before the first advert: every advert of this
     // start carries a boot id no earlier start used.
     let boot_id = crate::boots::next_boot_id(&config.state_file).map_err(AgentError::Boots)?;
+    let plan = match &config.services {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| AgentError::ServicesRead {
+                path: p.clone(),
+                source,
+            })?;
+            Some(service_plan(&config, &text, &p.display().to_string())?)
+        }
+        None => None,
+    };
     let mut agent = Agent::new(config, state, boot_id);
-    let guard = HostGuard::prepare(&agent.config).map_err(AgentError::Host)?;
+    let mut guard = HostGuard::prepare(&agent.config).map_err(AgentError::Host)?;
+    if let Some(plan) = &plan {
+        guard
+            .prepare_services(&agent.config, plan)
+            .map_err(AgentError::Host)?;
+        eprintln!(
+            "clua-member: static ports reserved: {:?}; out_alias ports {:?} from {} ports {}",
+            plan.static_ports,
+            plan.out_alias_ports
+                .iter()
+                .map(|(p, proto)| format!("{p}/{}", proto.name()))
+                .collect::<Vec<_>>(),
+            agent.config.default_alias,
+            agent
+                .config
+                .out_alias
+                .map_or_else(|| "none".to_string(), |r| r.to_string())
+        );
+    }
     let admin = AdminSocket::bind(&agent.config.socket).map_err(|source| AgentError::Socket {
         path: agent.config.socket.clone(),
         source,
@@ -451,6 +542,38 @@ aliases = ["198.51.100.100", "198.51.100.101"]
         Request {
             command: parse_args(s.split_whitespace()).unwrap(),
         }
+    }
+
+    /// CA9: clua_services gives the static and out_alias ports; a range holding a service
+    /// port is refused before the host is touched.
+    #[test]
+    fn service_plan_from_clua_services() {
+        let text = "telnet 23/tcp in_multi,out_alias\nlogin 513/tcp in_multi,out_alias,static\nwho 513/udp in_noalias,static\nntp 123/udp out_alias\nhold 40003/tcp static\n";
+        let plan = service_plan(&cfg(), text, "clua_services").unwrap();
+        assert_eq!(plan.static_ports, vec![513, 40003]);
+        assert_eq!(
+            plan.out_alias_ports,
+            vec![(23, Proto::Tcp), (513, Proto::Tcp), (123, Proto::Udp)]
+        );
+        let mut c = cfg();
+        c.out_alias = Some("40000-40009".parse().unwrap());
+        let e = service_plan(&c, text, "clua_services").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`out_alias.ports`: 40000-40009 includes 40003/tcp (`hold` in clua_services); the range must hold no service port, static ones least of all"
+        );
+        c.out_alias = Some("61000-61999".parse().unwrap());
+        assert!(service_plan(&c, text, "clua_services").is_ok());
+        let mut a = Agent::new(c.clone(), initial_state(&c, None).unwrap(), 1);
+        assert_eq!(
+            a.next_advert(AdvertKind::Advert, vec![]).out_alias,
+            c.out_alias,
+            "the range is advertised"
+        );
+        assert!(matches!(
+            service_plan(&c, "x 1/tcp in_foo\n", "f").unwrap_err(),
+            AgentError::Services(_)
+        ));
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //! socket = "/run/clua/member.sock"     # cluamgr socket (default)
 //! state_file = "/var/lib/clua/member-boots"      # the boot counter (default)
 //! in_nolocal_ports = ["80/tcp"]        # optional, enforced with nftables
+//! services = "/etc/clua_services"      # optional: static ports reserved, out_alias ports (CA9)
+//!
+//! [out_alias]                          # optional (needs `services`, docs/out_alias.md)
+//! ports = "61000-61999"                # this member's own source-port range, advertised
 //!
 //! [vxlan]                              # optional: the VXLAN device routers encapsulate to
 //! device = "vx0"
@@ -29,6 +33,7 @@ use std::path::{Path, PathBuf};
 use clua_ctl::model::{parse_mac, Mac, MacError, Proto};
 use clua_ctl::name::{validate_name, NameError, NAME_MAX};
 use clua_ctl::services::{parse_port_proto, PortProtoError};
+use clua_pipeline::out_alias::{PortRange, PortRangeError};
 use serde::Deserialize;
 
 /// Where adverts go when a router entry has no port (the advert protocol's UDP port).
@@ -79,6 +84,12 @@ pub struct MemberConfig {
     pub vxlan: Option<VxlanConfig>,
     /// in_nolocal ports: refused unless addressed to an alias.
     pub in_nolocal_ports: Vec<(u16, Proto)>,
+    /// The clua_services file (CA9): its static ports are reserved against ephemeral use, its
+    /// out_alias ports get the default alias as source ([`MemberConfig::out_alias`]).
+    pub services: Option<PathBuf>,
+    /// This member's out_alias source-port range (`[out_alias] ports`), advertised to the
+    /// routers, which steer the replies by it.
+    pub out_alias: Option<PortRange>,
 }
 
 /// A configuration error: the file and one line per problem, each naming its field (the same
@@ -190,6 +201,12 @@ pub enum ProblemKind {
     /// An `in_nolocal_ports` entry that is not PORT/PROTO.
     #[error(transparent)]
     PortProto(#[from] PortProtoError),
+    /// `out_alias.ports` is not a port range.
+    #[error(transparent)]
+    PortRange(#[from] PortRangeError),
+    /// `[out_alias]` without `services`.
+    #[error("out_alias needs `services` (the clua_services file naming the out_alias ports)")]
+    OutAliasWithoutServices,
 }
 
 impl Problem {
@@ -229,6 +246,14 @@ struct Raw {
     vxlan: Option<RawVxlan>,
     #[serde(default)]
     in_nolocal_ports: Vec<String>,
+    services: Option<PathBuf>,
+    out_alias: Option<RawOutAlias>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutAlias {
+    ports: String,
 }
 
 #[derive(Deserialize)]
@@ -416,6 +441,29 @@ impl MemberConfig {
                 Err(e) => p.push(Problem::at("in_nolocal_ports", e.into())),
             }
         }
+        if raw
+            .services
+            .as_ref()
+            .is_some_and(|s| s.as_os_str().is_empty())
+        {
+            p.push(Problem::at("services", ProblemKind::EmptyPath));
+        }
+        let out_alias = raw
+            .out_alias
+            .as_ref()
+            .and_then(|o| match o.ports.parse::<PortRange>() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    p.push(Problem::at("out_alias.ports", e.into()));
+                    None
+                }
+            });
+        if raw.out_alias.is_some() && raw.services.is_none() {
+            p.push(Problem::at(
+                "out_alias",
+                ProblemKind::OutAliasWithoutServices,
+            ));
+        }
         if !p.is_empty() {
             return Err(fail(p));
         }
@@ -434,6 +482,8 @@ impl MemberConfig {
             state_file,
             vxlan,
             in_nolocal_ports,
+            services: raw.services,
+            out_alias,
         })
     }
 }
@@ -475,6 +525,7 @@ aliases = ["198.51.100.100", "198.51.100.101"]
         assert_eq!(c.socket, PathBuf::from("/run/clua/member.sock"));
         assert_eq!(c.state_file, PathBuf::from("/var/lib/clua/member-boots"));
         assert!(c.vxlan.is_none() && c.in_nolocal_ports.is_empty() && c.alias_config.is_none());
+        assert!(c.services.is_none() && c.out_alias.is_none());
         let full = format!(
             "{MIN}interval_ms = 250\nalias_config = \"/etc/clu_alias.config\"\nsocket = \"/tmp/m.sock\"\nstate_file = \"/tmp/m/boots\"\nin_nolocal_ports = [\"80/tcp\", \"53/udp\"]\n[vxlan]\ndevice = \"vx0\"\nvni = 42\nlocal = \"192.0.2.141\"\nmac = \"02:00:00:00:02:01\"\n"
         );
@@ -486,6 +537,36 @@ aliases = ["198.51.100.100", "198.51.100.101"]
         assert_eq!(
             (v.device.as_str(), v.vni, v.dstport, v.mac),
             ("vx0", 42, 4789, [2, 0, 0, 0, 2, 1])
+        );
+    }
+
+    /// CA9: `services` and `[out_alias] ports` (docs/out_alias.md).
+    #[test]
+    fn out_alias_and_services() {
+        let c = MemberConfig::parse(
+            &format!(
+                "{MIN}services = \"/etc/clua_services\"\n[out_alias]\nports = \"61000-61999\"\n"
+            ),
+            "m.toml",
+        )
+        .unwrap();
+        assert_eq!(c.services, Some(PathBuf::from("/etc/clua_services")));
+        assert_eq!(c.out_alias, Some(PortRange::new(61000, 61999).unwrap()));
+        let e = errs("[out_alias]\nports = \"62000-61000\"\n", MIN);
+        assert_eq!(
+            e,
+            vec![
+                "m.toml: `out_alias.ports`: 62000-61000 ends before it starts",
+                "m.toml: `out_alias`: out_alias needs `services` (the clua_services file naming the out_alias ports)",
+            ]
+        );
+        let e = errs("services = \"\"\n[out_alias]\nports = \"x\"\n", MIN);
+        assert_eq!(
+            e,
+            vec![
+                "m.toml: `services`: empty path",
+                "m.toml: `out_alias.ports`: `x` is not a port range (expected LO-HI, e.g. \"61000-61999\")",
+            ]
         );
     }
 

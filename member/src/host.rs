@@ -14,6 +14,15 @@
 //!   sends to its own addresses is refused too. The table names its agent's process id; one
 //!   left by an agent that is gone is replaced, one of a running agent makes preparation fail.
 //!
+//! - with `services` (CA9, docs/out_alias.md, [`HostGuard::prepare_services`]): the static ports
+//!   added to `net.ipv4.ip_local_reserved_ports` (merged with what is there, which is put back
+//!   at exit), so no ephemeral port is one of them; and with `[out_alias]` an nftables table
+//!   `clua_out_alias` whose `postrouting` nat chain gives every connection or UDP flow this
+//!   host originates to an out_alias port the default alias as source and a source port of the
+//!   member's range (`snat to ALIAS:LO-HI`). Only the first packet of a connection passes a nat
+//!   chain, so replies of connections clients made to the member are never rewritten. The
+//!   table is owned like `clua_member` (by process id).
+//!
 //! [`HostGuard::prepare`] is idempotent (an address or device that is already there is used as
 //! it is and left in place at exit) and records what it changed; dropping the guard undoes it in
 //! reverse order, also when preparation failed half-way.
@@ -27,9 +36,14 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use clua_ctl::model::Proto;
 
 use crate::config::MemberConfig;
+use clua_pipeline::out_alias::PortRange;
 
 /// The nftables table for in_nolocal ports.
 pub const NFT_TABLE: &str = "clua_member";
+/// The nftables table for out_alias (CA9).
+pub const NFT_OUT_ALIAS_TABLE: &str = "clua_out_alias";
+/// The kernel's list of ports never handed out as ephemeral ports (per network namespace).
+pub const RESERVED_PORTS: &str = "net.ipv4.ip_local_reserved_ports";
 
 /// A preparation (or undoing) step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +107,15 @@ pub enum HostError {
         /// The other agent's process id.
         pid: u32,
     },
+    /// `[out_alias]` without a runnable `nft`.
+    #[error("`[out_alias]` is enforced with nftables, but `nft` cannot be run here (install the nftables package, or remove the table)")]
+    OutAliasNftMissing,
+    /// The out_alias table belongs to another agent that is running.
+    #[error("`[out_alias]`: the nftables table `{NFT_OUT_ALIAS_TABLE}` belongs to a running clua-member agent (pid {pid})")]
+    OutAliasTableInUse {
+        /// The other agent's process id.
+        pid: u32,
+    },
 }
 
 /// A command line as the errors show it: the program and its arguments, space-separated.
@@ -117,6 +140,8 @@ enum Undo {
     Link(String),
     /// The nftables table, deleted with this program.
     NftTable(String),
+    /// The out_alias nftables table, deleted with this program.
+    NftOutAliasTable(String),
 }
 
 /// What [`HostGuard::prepare`] changed; undone on drop.
@@ -279,6 +304,81 @@ pub fn nft_script(aliases: &[Ipv4Addr], ports: &[(u16, Proto)], owner: u32) -> S
     s
 }
 
+/// The nftables script for out_alias (CA9), run by the agent with process id `owner`: every
+/// connection or UDP flow this host originates to one of `ports` (not over `lo`) leaves with
+/// source `alias` and a source port in `range`. Replaces a table of the same name in one
+/// transaction, like [`nft_script`]. No ports of a protocol: no rule for it.
+pub fn nft_out_alias_script(
+    alias: Ipv4Addr,
+    range: PortRange,
+    ports: &[(u16, Proto)],
+    owner: u32,
+) -> String {
+    let mut s = format!(
+        "table ip {t}\ndelete table ip {t}\ntable ip {t} {{\n  comment \"{}\"\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n",
+        nft_owner_comment(owner),
+        t = NFT_OUT_ALIAS_TABLE
+    );
+    for (proto, name) in [(Proto::Tcp, "tcp"), (Proto::Udp, "udp")] {
+        let list: Vec<String> = ports
+            .iter()
+            .filter(|(_, p)| *p == proto)
+            .map(|(port, _)| port.to_string())
+            .collect();
+        if !list.is_empty() {
+            s.push_str(&format!(
+                "    oifname != \"lo\" {name} dport {{ {} }} snat to {alias}:{}-{}\n",
+                list.join(", "),
+                range.lo,
+                range.hi
+            ));
+        }
+    }
+    s.push_str("  }\n}\n");
+    s
+}
+
+/// The ports of an `ip_local_reserved_ports` value (`8080,9000-9010`, possibly empty).
+/// Words that are not ports or ranges are ignored (the kernel writes none).
+pub fn parse_reserved_ports(text: &str) -> std::collections::BTreeSet<u16> {
+    let mut set = std::collections::BTreeSet::new();
+    for w in text.split(|c: char| c == ',' || c.is_whitespace()) {
+        if let Ok(r) = w.parse::<PortRange>() {
+            set.extend(r.lo..=r.hi);
+        }
+    }
+    set
+}
+
+/// An `ip_local_reserved_ports` value for `ports`: ranges of consecutive ports, comma-separated.
+pub fn format_reserved_ports(ports: &std::collections::BTreeSet<u16>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut it = ports.iter().copied().peekable();
+    while let Some(lo) = it.next() {
+        let mut hi = lo;
+        while it.peek() == Some(&hi.wrapping_add(1)) && hi != u16::MAX {
+            hi += 1;
+            it.next();
+        }
+        out.push(if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}-{hi}")
+        });
+    }
+    out.join(",")
+}
+
+/// What [`HostGuard::prepare_services`] sets up, from the member's clua_services (CA9).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServicePlan {
+    /// Ports flagged static: reserved against ephemeral use (both protocols share the kernel's
+    /// one list).
+    pub static_ports: Vec<u16>,
+    /// Ports flagged out_alias, with their protocol.
+    pub out_alias_ports: Vec<(u16, Proto)>,
+}
+
 fn sysctl_path(name: &str) -> PathBuf {
     PathBuf::from("/proc/sys").join(name.replace('.', "/"))
 }
@@ -386,6 +486,82 @@ impl HostGuard {
         Ok(g)
     }
 
+    /// Sets up static and out_alias (CA9) from `plan` for `cfg`: reserves the static ports
+    /// (merged with the reserved ports already there, restored at exit), and with
+    /// `cfg.out_alias` installs the out_alias nftables table (removed at exit). Idempotent: a
+    /// port already reserved stays; a table left by a crashed agent is replaced. On an error,
+    /// nothing of this step is left behind once the guard is dropped.
+    pub fn prepare_services(
+        &mut self,
+        cfg: &MemberConfig,
+        plan: &ServicePlan,
+    ) -> Result<(), HostError> {
+        self.prepare_services_with(cfg, plan, NFT)
+    }
+
+    fn prepare_services_with(
+        &mut self,
+        cfg: &MemberConfig,
+        plan: &ServicePlan,
+        nft: &str,
+    ) -> Result<(), HostError> {
+        let range = cfg.out_alias.filter(|_| !plan.out_alias_ports.is_empty());
+        if range.is_some() {
+            if !program_runs(nft) {
+                return Err(HostError::OutAliasNftMissing);
+            }
+            let listing = Command::new(nft)
+                .args(["list", "table", "ip", NFT_OUT_ALIAS_TABLE])
+                .stderr(Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+            if let Some(pid) = listing.as_deref().and_then(parse_nft_owner) {
+                if other_agent_alive(pid) {
+                    return Err(HostError::OutAliasTableInUse { pid });
+                }
+            }
+        }
+        if !plan.static_ports.is_empty() {
+            let path = sysctl_path(RESERVED_PORTS);
+            let old = std::fs::read_to_string(&path).map_err(|source| HostError::SysctlRead {
+                path: path.clone(),
+                source,
+            })?;
+            let mut set = parse_reserved_ports(&old);
+            let before = set.len();
+            set.extend(plan.static_ports.iter().copied());
+            if set.len() != before {
+                let value = format_reserved_ports(&set);
+                std::fs::write(&path, &value).map_err(|source| HostError::SysctlWrite {
+                    path: path.clone(),
+                    value: value.clone(),
+                    source,
+                })?;
+                // A newline: an empty write would leave the list as it is.
+                self.undo.push(Undo::Sysctl {
+                    path,
+                    old: format!("{}\n", old.trim()),
+                });
+            }
+        }
+        if let Some(range) = range {
+            run(
+                nft,
+                &["-f", "-"],
+                Some(&nft_out_alias_script(
+                    cfg.default_alias,
+                    range,
+                    &plan.out_alias_ports,
+                    std::process::id(),
+                )),
+            )?;
+            self.undo.push(Undo::NftOutAliasTable(nft.to_string()));
+        }
+        Ok(())
+    }
+
     /// Undoes everything, newest first; returns the steps that failed (it goes on after one).
     pub fn undo(&mut self) -> Vec<HostError> {
         let mut errors = Vec::new();
@@ -396,6 +572,9 @@ impl HostGuard {
                     .map_err(|source| HostError::SysctlRestore { path, old, source }),
                 Undo::Link(d) => ip(&["link", "del", "dev", &d]),
                 Undo::NftTable(nft) => run(&nft, &["delete", "table", "ip", NFT_TABLE], None),
+                Undo::NftOutAliasTable(nft) => {
+                    run(&nft, &["delete", "table", "ip", NFT_OUT_ALIAS_TABLE], None)
+                }
             };
             if let Err(e) = r {
                 errors.push(e);
@@ -445,6 +624,83 @@ table ip clua_member {
             sysctl_path("net.ipv4.conf.all.arp_ignore"),
             PathBuf::from("/proc/sys/net/ipv4/conf/all/arp_ignore")
         );
+    }
+
+    #[test]
+    fn nft_out_alias_script_shape() {
+        let s = nft_out_alias_script(
+            Ipv4Addr::new(198, 51, 100, 100),
+            PortRange::new(61000, 61999).unwrap(),
+            &[(23, Proto::Tcp), (6000, Proto::Tcp), (123, Proto::Udp)],
+            4242,
+        );
+        assert_eq!(
+            s,
+            "table ip clua_out_alias
+delete table ip clua_out_alias
+table ip clua_out_alias {
+  comment \"clua-member pid 4242\"
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname != \"lo\" tcp dport { 23, 6000 } snat to 198.51.100.100:61000-61999
+    oifname != \"lo\" udp dport { 123 } snat to 198.51.100.100:61000-61999
+  }
+}
+"
+        );
+        let t = nft_out_alias_script(
+            Ipv4Addr::new(198, 51, 100, 100),
+            PortRange::new(7, 7).unwrap(),
+            &[(53, Proto::Udp)],
+            1,
+        );
+        assert!(
+            !t.contains("tcp dport") && t.contains("udp dport { 53 } snat to 198.51.100.100:7-7")
+        );
+    }
+
+    #[test]
+    fn reserved_ports_merge() {
+        let set = parse_reserved_ports("8080,9000-9003\n");
+        assert_eq!(set.len(), 5);
+        assert_eq!(format_reserved_ports(&set), "8080,9000-9003");
+        assert!(parse_reserved_ports("\n").is_empty());
+        assert_eq!(format_reserved_ports(&parse_reserved_ports("")), "");
+        let mut set = parse_reserved_ports("1,3,65535");
+        set.extend([2, 513, 6000, 65534]);
+        assert_eq!(format_reserved_ports(&set), "1-3,513,6000,65534-65535");
+    }
+
+    #[test]
+    fn out_alias_without_nft_is_refused_before_touching_the_host() {
+        let cfg = MemberConfig::parse(
+            r#"
+node = "m1"
+address = "192.0.2.141"
+routers = ["192.0.2.2"]
+key_file = "/k"
+default_alias = "198.51.100.100"
+aliases = ["198.51.100.100"]
+services = "/etc/clua_services"
+[out_alias]
+ports = "61000-61999"
+"#,
+            "m.toml",
+        )
+        .unwrap();
+        let mut g = HostGuard {
+            undo: Vec::new(),
+            already_present: Vec::new(),
+        };
+        let plan = ServicePlan {
+            static_ports: vec![513],
+            out_alias_ports: vec![(23, Proto::Tcp)],
+        };
+        let e = g
+            .prepare_services_with(&cfg, &plan, "/nonexistent/clua-test/nft")
+            .unwrap_err();
+        assert!(matches!(e, HostError::OutAliasNftMissing), "{e:?}");
+        assert!(g.undo.is_empty(), "nothing was changed");
     }
 
     #[test]

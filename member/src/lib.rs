@@ -8,8 +8,8 @@
 //! - [`boots`]: the persisted boot counter that makes each start's `boot_id` larger than the last;
 //! - [`member_state`]: the member's aliases and attributes as cluamgr on the member changes them;
 //! - [`listen`]: which service ports the member listens on (from /proc/net);
-//! - [`host`]: host preparation (aliases on `lo`, ARP sysctls, VXLAN device, nftables) and its
-//!   undoing;
+//! - [`host`]: host preparation (aliases on `lo`, ARP sysctls, VXLAN device, nftables for
+//!   in_nolocal and out_alias, static ports reserved; CA9) and its undoing;
 //! - [`agent`]: the advert loop, cluamgr on the member, goodbye on SIGTERM;
 //! - [`notify`]: systemd readiness, status and watchdog (docs/systemd.md).
 

@@ -137,6 +137,8 @@ pub struct MemberView {
     pub aliases: Vec<AliasEntry>,
     /// The service ports it last reported listening on, sorted by (protocol number, port).
     pub ports: Vec<(Proto, u16)>,
+    /// Its out_alias source-port range as last reported (CA9); cleared by a goodbye.
+    pub out_alias: Option<clua_pipeline::out_alias::PortRange>,
     /// The boot id of the last accepted message (0 before the first).
     pub boot_id: u64,
     /// The sequence number of the last accepted message (0 before the first).
@@ -278,20 +280,26 @@ impl Liveness {
             AdvertKind::Advert => {
                 let aliases = sorted_aliases(&repr.aliases);
                 let ports = sorted_ports(&repr.ports);
-                let changed = !m.up || m.aliases != aliases || m.ports != ports;
+                let changed = !m.up
+                    || m.aliases != aliases
+                    || m.ports != ports
+                    || m.out_alias != repr.out_alias;
                 m.up = true;
                 m.aliases = aliases;
                 m.ports = ports;
+                m.out_alias = repr.out_alias;
                 m.deadline_ms =
                     Some(now_ms.saturating_add(m.interval_ms as u64 * dead_misses as u64));
                 self.counters.accepted += 1;
                 AdvertOutcome::Accepted { changed }
             }
             AdvertKind::Goodbye => {
-                let changed = m.up || !m.aliases.is_empty() || !m.ports.is_empty();
+                let changed =
+                    m.up || !m.aliases.is_empty() || !m.ports.is_empty() || m.out_alias.is_some();
                 m.up = false;
                 m.aliases.clear();
                 m.ports.clear();
+                m.out_alias = None;
                 m.deadline_ms = None;
                 self.counters.goodbye += 1;
                 AdvertOutcome::Left { changed }
@@ -346,6 +354,7 @@ mod tests {
                 selp: 1,
             }],
             ports: vec![(Proto::Tcp, 80)],
+            out_alias: None,
         }
     }
 

@@ -108,6 +108,8 @@ impl MemberTracker {
             let view = self.liveness.view(&m.name);
             m.up = view.is_some_and(|v| v.up) || self.draining.contains_key(&m.name);
             m.listening = Some(view.map(|v| v.ports.clone()).unwrap_or_default());
+            // A goodbye clears it: the member's out_alias connections end with it.
+            m.out_alias = view.and_then(|v| v.out_alias);
         }
         let agents: Vec<String> = cluster
             .members

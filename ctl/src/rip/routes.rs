@@ -167,6 +167,7 @@ mod tests {
                     up: true,
                     agent: false,
                     listening: None,
+                    out_alias: None,
                 }],
                 aliases,
                 services: vec![],

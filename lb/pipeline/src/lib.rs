@@ -2,7 +2,8 @@
 //!
 //! `RX -> classify -> select -> encap -> TX`, one stage per module, each run over a whole burst
 //! (at most [`BURST`] packets); packets to in_noalias ports go `select -> refuse -> TX` instead
-//! and leave, answered, by the port they came in on. The pipeline works on any [`PacketBuf`]:
+//! and leave, answered, by the port they came in on; replies to members' out_alias connections
+//! (CA9) go `out_alias -> encap -> TX`, past select. The pipeline works on any [`PacketBuf`]:
 //! the DPDK mbuf (`clua-dpdk`) and the heap-backed [`VecBuf`] used by unit tests, golden
 //! fixtures, fuzzing and benches. Those, and [`BURST`], come from the leaf crate `clua-packet`
 //! and are re-exported here.
@@ -21,6 +22,7 @@ pub mod encap;
 pub mod handoff;
 pub mod hash;
 pub mod maglev;
+pub mod out_alias;
 pub mod refuse;
 pub mod select;
 pub mod snapshot;

@@ -260,11 +260,14 @@ impl Policy {
     }
 }
 
-/// One port's entry in the snapshot's per-protocol service tables (2 bytes).
+/// One port's entry in the snapshot's per-protocol service tables (3 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 struct Service {
     mode: ServiceMode,
     policy: Policy,
+    /// out_alias (CA9): replies from this port to a member's out_alias range are steered to
+    /// that member ([`crate::out_alias`]).
+    out_alias: bool,
 }
 
 /// A policy for [`Snapshot::with_policies`].
@@ -307,6 +310,9 @@ pub enum SnapshotError {
     ServiceProto { proto: u8 },
     /// A member reports listening on a protocol other than TCP or UDP.
     ListeningProto { member: String, proto: u8 },
+    /// Two members' out_alias ranges overlap (CA9; the control plane refuses the later one
+    /// before it gets here).
+    OutAliasOverlap(crate::out_alias::OverlapError),
 }
 
 impl core::fmt::Display for SnapshotError {
@@ -332,6 +338,7 @@ impl core::fmt::Display for SnapshotError {
                     "member {member}: listening protocol {proto} is neither TCP nor UDP"
                 )
             }
+            SnapshotError::OutAliasOverlap(e) => e.fmt(f),
         }
     }
 }
@@ -398,6 +405,9 @@ pub struct Snapshot {
     /// Whether some in_multi port is wildcard_sticky: only then does a new flow to an alias
     /// look for its client's wildcard affinity (everyone else pays nothing).
     wildcard_sticky: bool,
+    /// The members' out_alias source-port ranges on the default alias (CA9, see
+    /// [`crate::out_alias`]); empty unless [`Snapshot::with_out_alias`] set it.
+    pub out_alias: crate::out_alias::OutAliasTable,
 }
 
 /// A tier's members with their selw, sorted by id: a Maglev table's input.
@@ -601,7 +611,40 @@ impl Snapshot {
             udp_services,
             cursor_count,
             wildcard_sticky: false,
+            out_alias: Default::default(),
         })
+    }
+
+    /// The snapshot with out_alias set (CA9, [`crate::out_alias`]): `ports` are the (proto,
+    /// port) pairs flagged out_alias in clua_services, `table` the members' ranges on the
+    /// default alias.
+    ///
+    /// # Errors
+    /// [`SnapshotError::ServiceProto`] for a protocol other than TCP or UDP.
+    pub fn with_out_alias(
+        mut self,
+        ports: &[(u8, u16)],
+        table: crate::out_alias::OutAliasTable,
+    ) -> Result<Snapshot, SnapshotError> {
+        for &(proto, port) in ports {
+            match proto {
+                6 => self.tcp_services[port as usize].out_alias = true,
+                17 => self.udp_services[port as usize].out_alias = true,
+                proto => return Err(SnapshotError::ServiceProto { proto }),
+            }
+        }
+        self.out_alias = table;
+        Ok(self)
+    }
+
+    /// Whether a TCP (6) or UDP (17) port is flagged out_alias (CA9).
+    #[inline]
+    pub fn is_out_alias(&self, proto: u8, port: u16) -> bool {
+        match proto {
+            6 => self.tcp_services[port as usize].out_alias,
+            17 => self.udp_services[port as usize].out_alias,
+            _ => false,
+        }
     }
 
     /// The snapshot with the load-balancing policies of in_multi ports set (issue 9; every

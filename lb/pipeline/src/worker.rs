@@ -1,4 +1,4 @@
-//! The per-core pipeline: classify → select → encap (or refuse) over a burst, with this core's
+//! The per-core pipeline: classify → out_alias / select → encap (or refuse) over a burst, with this core's
 //! state.
 //!
 //! One [`Pipeline`] per worker core (DPDK lcore); nothing in it is shared. Each stage runs over
@@ -300,6 +300,12 @@ impl Pipeline {
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
+            // Replies to a member's out_alias connection (CA9) belong to that member alone;
+            // the connection table never sees them.
+            if let Some(member) = crate::out_alias::steer(snap, &meta[i]) {
+                meta[i].member = member;
+                continue;
+            }
             match self.selector.select(snap, &meta[i], now_ms, counters) {
                 Selection::Member { member, new_flow } => {
                     meta[i].member = member;

@@ -151,7 +151,40 @@ fn policy_cases() {
     run_in_bursts(&cases, pipeline_over(common::policy_topology()));
 }
 
+/// fixtures/out_alias.txt (CA9): replies to members' out_alias connections go to the member
+/// whose range holds their destination port, past select: the steered cases (the first four)
+/// leave no connection-table entry; the cases that go to select do. Also in one burst.
+#[test]
+fn out_alias_cases() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/out_alias.txt");
+    let cases = parse_fixtures(&std::fs::read_to_string(path).expect("read out_alias.txt"));
+    assert_eq!(cases.len(), 8);
+    let steered = 4;
+    assert!(cases[..steered]
+        .iter()
+        .all(|c| c.name.starts_with("out_alias_")));
+    let mut p = pipeline_over(common::out_alias_topology());
+    let counters = p.counters().clone();
+    run_one_per_burst_ref(&cases[..steered], &mut p);
+    assert_eq!(
+        CoreCounters::get(&counters.conn_inserts),
+        0,
+        "steered past select"
+    );
+    run_one_per_burst_ref(&cases[steered..], &mut p);
+    assert_eq!(
+        CoreCounters::get(&counters.conn_inserts),
+        (cases.len() - steered - 1) as u64,
+        "the TCP cases that went to select were inserted (the UDP one is not)"
+    );
+    run_in_bursts(&cases, pipeline_over(common::out_alias_topology()));
+}
+
 fn run_one_per_burst(cases: &[Case], mut p: Pipeline) {
+    run_one_per_burst_ref(cases, &mut p);
+}
+
+fn run_one_per_burst_ref(cases: &[Case], p: &mut Pipeline) {
     let snap = p.snapshot().clone();
     for c in cases {
         let before = counts(p.counters());

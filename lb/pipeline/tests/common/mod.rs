@@ -77,6 +77,25 @@ pub fn policy_topology() -> Snapshot {
     .expect("policy topology")
 }
 
+/// The golden topology with out_alias (CA9; fixtures/out_alias.txt): tcp/6000 and udp/123
+/// flagged out_alias, the default alias `cluster` (198.51.100.99), m1's range 61000-61999,
+/// m2's 62000-62999.
+pub fn out_alias_topology() -> Snapshot {
+    use clua_pipeline::out_alias::{OutAliasTable, PortRange};
+    use clua_pipeline::AliasId;
+    let table = OutAliasTable::new(
+        AliasId(0),
+        vec![
+            (PortRange::new(61000, 61999).unwrap(), MemberId(0)),
+            (PortRange::new(62000, 62999).unwrap(), MemberId(1)),
+        ],
+    )
+    .expect("disjoint ranges");
+    topology()
+        .with_out_alias(&[(6, 6000), (17, 123)], table)
+        .expect("out_alias topology")
+}
+
 /// The golden topology with members' up flags and the `web` alias's members replaced.
 pub fn topology_with(generation: u64, up: [bool; 4], web: Vec<AliasMember>) -> Snapshot {
     build_topology(generation, up, web, &[])
