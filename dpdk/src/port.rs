@@ -384,7 +384,8 @@ impl Port {
             }
             let mut names = vec![sys::rte_eth_xstat_name { name: [0; 64] }; n];
             // SAFETY: names has room for n entries, and n is passed as the size.
-            let got = unsafe { sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) };
+            let got =
+                unsafe { sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) };
             let got = Error::check("rte_eth_xstats_get_names", got)?;
             if got as usize > n {
                 continue;
