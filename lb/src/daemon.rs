@@ -435,6 +435,17 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             crate::clock::Clock::now_ms(&clock),
         );
     }
+    // cluamgr capture (issue 11): one tap shared by the workers, disarmed until asked.
+    let tap = crate::capture::CaptureTap::new(cores.len(), crate::capture::RING_FRAMES);
+    let mut capturer = crate::capture::Capturer::new(
+        tap.clone(),
+        config
+            .cluster
+            .ports
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
+    );
     let mut launched = Vec::new();
     for ((i, lcore), pipeline) in config.dpdk.worker_lcores.iter().enumerate().zip(pipelines) {
         let worker = Worker {
@@ -458,6 +469,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 walk_all: rings[i].walk_all.clone(),
                 dump: dump.clone(),
             },
+            capture: Some(tap.clone()),
         };
         launched.push(
             clua_dpdk::launch(*lcore, move || worker.run())
@@ -570,9 +582,17 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }
         while let Ok((command, reply_to)) = command_rx.try_recv() {
             busy = true;
+            if let Command::Capture(req) = &command {
+                // Answered when it ends (capturer.poll below), not here.
+                capturer.start(req, crate::clock::Clock::now_us(&clock), reply_to);
+                continue;
+            }
             let (reply, fx) = plane.on_command(&command, now_ms);
             io.apply(fx);
             let _ = reply_to.send(reply);
+        }
+        if capturer.is_running() {
+            busy |= capturer.poll(crate::clock::Clock::now_us(&clock));
         }
         if now_ms != last_tick {
             last_tick = now_ms;

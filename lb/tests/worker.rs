@@ -121,6 +121,7 @@ impl<B: PacketBuf> Rig<B> {
             idle_sleep_us: 0,
             clock: Box::new(move || now.load(Ordering::Relaxed)) as Box<dyn Fn() -> u64 + Send>,
             sync,
+            capture: None,
         };
         (rig, worker)
     }
