@@ -501,12 +501,18 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let metrics_server = match metrics_listener {
         None => None,
         Some(listener) => {
-            let port_stats: Vec<(String, Port)> = config
+            let port_stats: Vec<(String, Port, Option<u32>)> = config
                 .cluster
                 .ports
                 .iter()
                 .zip(&ports)
-                .map(|(spec, p)| Port::from_id(p.id()).map(|h| (spec.name.clone(), h)))
+                .zip(&config.port_devargs)
+                .map(|((spec, p), devargs)| {
+                    // The interface of an AF_XDP port, for its sockets' own counters (issue 11).
+                    let ifindex =
+                        metrics::drops::af_xdp_iface(devargs).and_then(clua_dpdk::ifindex);
+                    Port::from_id(p.id()).map(|h| (spec.name.clone(), h, ifindex))
+                })
                 .collect::<Result<_, _>>()
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?;
             let control = plane.counters().clone();
@@ -515,9 +521,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 control: plane.counters().clone(),
                 snapshot: shared.clone(),
                 ports: Box::new(move || {
+                    // One sock_diag dump per scrape for every port; none without AF_XDP ports.
+                    let xsk = if port_stats.iter().any(|(_, _, i)| i.is_some()) {
+                        clua_dpdk::xsk_stats().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
                     port_stats
                         .iter()
-                        .map(|(name, p)| port_counters(name, p))
+                        .map(|(name, p, ifindex)| port_counters(name, p, *ifindex, &xsk))
                         .collect()
                 }),
                 adverts: adverts.is_some().then(|| {
@@ -670,7 +682,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn port_counters(name: &str, p: &Port) -> PortCounters {
+fn port_counters(
+    name: &str,
+    p: &Port,
+    ifindex: Option<u32>,
+    xsk: &[clua_dpdk::XskStats],
+) -> PortCounters {
     let s = p.stats();
     PortCounters {
         name: name.to_string(),
@@ -680,6 +697,8 @@ fn port_counters(name: &str, p: &Port) -> PortCounters {
         ierrors: s.ierrors,
         oerrors: s.oerrors,
         rx_nombuf: s.rx_nombuf,
+        xstats: p.xstats().unwrap_or_default(),
+        xsk: metrics::drops::port_sockets(xsk, ifindex),
     }
 }
 
