@@ -37,6 +37,6 @@ pub use mbuf::{Burst, Drain, Mbuf};
 pub use mempool::Mempool;
 pub use port::{probe_vdev, Port, PortConf, PortStats};
 pub use ring::Ring;
-pub use xsk::{ifindex, xsk_stats, XskStats};
+pub use xsk::{xsk_sockets, XskSocket, XskStats};
 
 pub use clua_dpdk_sys as sys;

@@ -104,6 +104,9 @@ pub struct DpdkConfig {
     pub idle_sleep_us: u32,
     /// RX/TX descriptors per queue.
     pub descriptors: u16,
+    /// DPDK's telemetry socket (`/var/run/dpdk/clua-PID/dpdk_telemetry.v2`, for
+    /// `dpdk-telemetry.py -f clua-PID`); issue 11 (capture part). Off: `--no-telemetry`.
+    pub telemetry: bool,
 }
 
 impl Default for DpdkConfig {
@@ -118,14 +121,16 @@ impl Default for DpdkConfig {
             mbufs: 32767,
             idle_sleep_us: 0,
             descriptors: 1024,
+            telemetry: true,
         }
     }
 }
 
 impl DpdkConfig {
     /// The EAL arguments (without argv[0], which `clua_dpdk::Eal::init` adds). `--no-pci` unless
-    /// a PCI allow-list is given; a per-process file prefix, `--no-shconf` and `--no-telemetry`
-    /// so that several aliasd processes (tests, labs) never share runtime files.
+    /// a PCI allow-list is given; a per-process file prefix and `--no-shconf` so that several
+    /// aliasd processes (tests, labs) never share runtime files (the telemetry socket is in
+    /// that per-process directory too); `--no-telemetry` unless `telemetry`.
     pub fn eal_args(&self, port_devargs: &[String]) -> Vec<String> {
         let mut args = Vec::new();
         let mut lcores = vec![self.main_lcore];
@@ -154,7 +159,9 @@ impl DpdkConfig {
             args.push(self.memory_mb.to_string());
         }
         args.push("--no-shconf".into());
-        args.push("--no-telemetry".into());
+        if !self.telemetry {
+            args.push("--no-telemetry".into());
+        }
         args.push("--file-prefix".into());
         args.push(format!("clua-{}", std::process::id()));
         args.push("--log-level".into());

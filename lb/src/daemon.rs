@@ -243,6 +243,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     let mut ports = Vec::new();
     let mut macs = Vec::new();
+    let mut xsk_sockets = Vec::new();
     for (spec, devargs) in config.cluster.ports.iter().zip(&config.port_devargs) {
         let device = port_name(devargs).to_string();
         let port = Port::by_name(&device).map_err(|error| DaemonError::MissingPort {
@@ -258,8 +259,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             rss: workers > 1,
             mtu: None,
         };
-        port.configure(&conf, &pool)
-            .map_err(|e| DaemonError::Dpdk("configuring a port", e))?;
+        // The AF_XDP sockets the PMD opens for the queues are this port's (issue 11: their
+        // own drop counters on /metrics).
+        let (configured, sockets) = metrics::drops::new_sockets(|| port.configure(&conf, &pool));
+        configured.map_err(|e| DaemonError::Dpdk("configuring a port", e))?;
+        xsk_sockets.push(sockets);
         let promiscuous = port.set_promiscuous(true).is_ok();
         port.start()
             .map_err(|e| DaemonError::Dpdk("starting a port", e))?;
@@ -501,17 +505,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let metrics_server = match metrics_listener {
         None => None,
         Some(listener) => {
-            let port_stats: Vec<(String, Port, Option<u32>)> = config
+            let port_stats: Vec<(String, Port, Vec<clua_dpdk::XskSocket>)> = config
                 .cluster
                 .ports
                 .iter()
                 .zip(&ports)
-                .zip(&config.port_devargs)
-                .map(|((spec, p), devargs)| {
-                    // The interface of an AF_XDP port, for its sockets' own counters (issue 11).
-                    let ifindex =
-                        metrics::drops::af_xdp_iface(devargs).and_then(clua_dpdk::ifindex);
-                    Port::from_id(p.id()).map(|h| (spec.name.clone(), h, ifindex))
+                .zip(xsk_sockets)
+                .map(|((spec, p), sockets)| {
+                    Port::from_id(p.id()).map(|h| (spec.name.clone(), h, sockets))
                 })
                 .collect::<Result<_, _>>()
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?;
@@ -521,15 +522,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 control: plane.counters().clone(),
                 snapshot: shared.clone(),
                 ports: Box::new(move || {
-                    // One sock_diag dump per scrape for every port; none without AF_XDP ports.
-                    let xsk = if port_stats.iter().any(|(_, _, i)| i.is_some()) {
-                        clua_dpdk::xsk_stats().unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    };
                     port_stats
                         .iter()
-                        .map(|(name, p, ifindex)| port_counters(name, p, *ifindex, &xsk))
+                        .map(|(name, p, sockets)| port_counters(name, p, sockets))
                         .collect()
                 }),
                 adverts: adverts.is_some().then(|| {
@@ -682,12 +677,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn port_counters(
-    name: &str,
-    p: &Port,
-    ifindex: Option<u32>,
-    xsk: &[clua_dpdk::XskStats],
-) -> PortCounters {
+fn port_counters(name: &str, p: &Port, sockets: &[clua_dpdk::XskSocket]) -> PortCounters {
     let s = p.stats();
     PortCounters {
         name: name.to_string(),
@@ -698,7 +688,7 @@ fn port_counters(
         oerrors: s.oerrors,
         rx_nombuf: s.rx_nombuf,
         xstats: p.xstats().unwrap_or_default(),
-        xsk: metrics::drops::port_sockets(xsk, ifindex),
+        xsk: metrics::drops::read_sockets(sockets),
     }
 }
 

@@ -5,9 +5,10 @@
 //! to aliasd's AF_XDP socket (RX ring full) while `clua_port_rx_missed_total` stayed 0: net_af_xdp
 //! in DPDK 22.11 has no xstats of its own and adds only the socket's `rx_dropped` to `imissed`.
 //! The socket's ring-full and fill-ring-empty counts come from the kernel
-//! ([`clua_dpdk::xsk_stats`]).
+//! ([`clua_dpdk::XskSocket::stats`]), per socket; aliasd learns which sockets are a port's by
+//! listing them around the port's set-up ([`new_sockets`]).
 
-use clua_dpdk::XskStats;
+use clua_dpdk::{XskSocket, XskStats};
 use metrics::counter;
 
 use super::PortCounters;
@@ -69,23 +70,23 @@ pub(super) fn fold(ports: &[PortCounters]) {
     }
 }
 
-/// The interface an `net_af_xdp` port's devargs name (`iface=NAME`), if it is one.
-pub fn af_xdp_iface(devargs: &str) -> Option<&str> {
-    let mut parts = devargs.split(',');
-    if !parts.next()?.starts_with("net_af_xdp") {
-        return None;
-    }
-    parts.find_map(|kv| kv.strip_prefix("iface="))
+/// The AF_XDP sockets that appeared while `setup` ran (a port's queues being set up: one
+/// socket per RX queue, in queue order), whatever `setup` returns.
+pub fn new_sockets<T>(setup: impl FnOnce() -> T) -> (T, Vec<XskSocket>) {
+    let before = clua_dpdk::xsk_sockets();
+    let r = setup();
+    let mut new = clua_dpdk::xsk_sockets();
+    new.retain(|s| !before.contains(s));
+    (r, new)
 }
 
-/// The sockets of `all` bound to interface `ifindex`, by queue.
-pub fn port_sockets(all: &[XskStats], ifindex: Option<u32>) -> Vec<XskStats> {
-    let Some(i) = ifindex else {
-        return Vec::new();
-    };
-    let mut v: Vec<XskStats> = all.iter().filter(|s| s.ifindex == i).copied().collect();
-    v.sort_by_key(|s| s.queue_id);
-    v
+/// The counters of a port's sockets, queue `i` for the `i`th; closed ones are left out.
+pub fn read_sockets(sockets: &[XskSocket]) -> Vec<XskStats> {
+    sockets
+        .iter()
+        .enumerate()
+        .filter_map(|(q, s)| s.stats(q as u32))
+        .collect()
 }
 
 #[cfg(test)]
@@ -93,29 +94,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn af_xdp_devargs_name_their_interface() {
-        assert_eq!(af_xdp_iface("net_af_xdp0,iface=cl12-rc"), Some("cl12-rc"));
-        assert_eq!(
-            af_xdp_iface("net_af_xdp1,start_queue=0,iface=v1,queue_count=2"),
-            Some("v1")
-        );
-        assert_eq!(af_xdp_iface("net_af_packet0,iface=v1"), None);
-        assert_eq!(af_xdp_iface("net_af_xdp0"), None);
-    }
-
-    #[test]
-    fn sockets_are_those_of_the_port_by_queue() {
-        let s = |ifindex, queue_id| XskStats {
-            ifindex,
-            queue_id,
-            ..XskStats::default()
-        };
-        let all = [s(5, 1), s(6, 0), s(5, 0)];
-        let got: Vec<_> = port_sockets(&all, Some(5))
-            .iter()
-            .map(|x| x.queue_id)
-            .collect();
-        assert_eq!(got, vec![0, 1]);
-        assert!(port_sockets(&all, None).is_empty());
+    fn sockets_opened_during_setup_are_the_ports() {
+        // Ordinary sockets are not AF_XDP ones: none appear.
+        let (udp, new) = new_sockets(|| std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+        assert!(new.is_empty(), "{new:?}");
+        drop(udp);
+        assert!(read_sockets(&[]).is_empty());
     }
 }
