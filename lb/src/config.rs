@@ -102,7 +102,9 @@ pub struct DpdkConfig {
     pub mbufs: u32,
     /// If > 0, a worker whose poll found nothing sleeps this many microseconds.
     pub idle_sleep_us: u32,
-    /// RX/TX descriptors per queue.
+    /// RX/TX descriptors per queue. On net_af_xdp this is the size of the socket's RX ring
+    /// (issue 11: at 1024, 64 parallel 100 KB downloads through the alias overflowed it,
+    /// `clua_port_xsk_rx_ring_full_total`; at 4096 nothing was lost, docs/capture.md).
     pub descriptors: u16,
     /// DPDK's telemetry socket (`/var/run/dpdk/clua-PID/dpdk_telemetry.v2`, for
     /// `dpdk-telemetry.py -f clua-PID`); issue 11 (capture part). Off: `--no-telemetry`.
@@ -120,7 +122,7 @@ impl Default for DpdkConfig {
             extra_args: vec![],
             mbufs: 32767,
             idle_sleep_us: 0,
-            descriptors: 1024,
+            descriptors: 4096,
             telemetry: true,
         }
     }

@@ -510,9 +510,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 .ports
                 .iter()
                 .zip(&ports)
-                .zip(xsk_sockets)
+                .zip(&xsk_sockets)
                 .map(|((spec, p), sockets)| {
-                    Port::from_id(p.id()).map(|h| (spec.name.clone(), h, sockets))
+                    Port::from_id(p.id()).map(|h| (spec.name.clone(), h, sockets.clone()))
                 })
                 .collect::<Result<_, _>>()
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?;
@@ -594,7 +594,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 capturer.start(req, crate::clock::Clock::now_us(&clock), reply_to);
                 continue;
             }
-            let (reply, fx) = plane.on_command(&command, now_ms);
+            let (mut reply, fx) = plane.on_command(&command, now_ms);
+            if reply.ok && command == Command::Show(clua_ctl::command::ShowWhat::All) {
+                // The ports' drop counters (issue 11) are read here: the control plane has no
+                // port handles.
+                let names = config.cluster.ports.iter().map(|p| p.name.as_str());
+                let drops = metrics::drops::port_drops(names, &ports, &xsk_sockets);
+                clua_ctl::show::render_port_drops(&mut reply.output, &drops);
+            }
             io.apply(fx);
             let _ = reply_to.send(reply);
         }

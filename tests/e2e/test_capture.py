@@ -213,7 +213,7 @@ def xsk_drops(lab) -> dict:
 
 def test_metrics_show_xstats_and_no_drops_under_downloads(lab, router):
     """/metrics has the PMD's xstats and the AF_XDP sockets' counters per port and queue
-    (promtool-clean); 3 s of 100 KB HTTP downloads through the alias (4 at a time) drop
+    (promtool-clean); 3 s of 100 KB HTTP downloads through the alias (64 at a time) drop
     nothing in the default configuration: no socket ring-full or fill-ring-empty drop."""
     text = lab.metrics()
     assert re.search(r'^clua_port_xstats_total\{[^}]*name="rx_good_packets"', text, re.M), text
@@ -227,7 +227,7 @@ def test_metrics_show_xstats_and_no_drops_under_downloads(lab, router):
     procs = start_download_servers(lab)
     try:
         before = xsk_drops(lab)
-        r = lab.run(lab.cli, "python3", "-c", DOWNLOADER, f"http://{WEB}:8080/100k", "3", "4",
+        r = lab.run(lab.cli, "python3", "-c", DOWNLOADER, f"http://{WEB}:8080/100k", "3", "64",
                     timeout=30)
         ok, bad = map(int, r.stdout.split())
         after = xsk_drops(lab)
@@ -259,3 +259,14 @@ def test_dpdk_telemetry_answers(lab, router):
     assert ports == [0, 1, 2], ports
     xs = query("/ethdev/xstats,0")["/ethdev/xstats"]
     assert xs.get("rx_good_packets", 0) > 0, xs
+
+
+def test_show_lists_port_xstats_and_socket_drops(lab, router):
+    """cluamgr -s has the ports' non-zero xstats and every AF_XDP socket counter."""
+    out = lab.cluamgr("-s").stdout
+    assert re.search(r"^  client: .*rx_good_packets=\d+", out, re.M), out
+    if lab.pmd == "af_xdp":
+        for port in ("client", "ic0", "ic1"):
+            block = out.split(f"\n  {port}: ", 1)[1]
+            assert re.match(r"[^\n]*\n    xsk queue 0: rx_ring_full=\d+ fill_ring_empty=\d+ "
+                            r"rx_dropped=\d+", block), out

@@ -89,6 +89,39 @@ pub fn read_sockets(sockets: &[XskSocket]) -> Vec<XskStats> {
         .collect()
 }
 
+/// The ports' drop counters for `cluamgr -s` ([`clua_ctl::show::render_port_drops`]): xstats
+/// and AF_XDP socket counters, read now (control thread).
+pub fn port_drops<'a>(
+    names: impl Iterator<Item = &'a str>,
+    ports: &[clua_dpdk::Port],
+    sockets: &[Vec<clua_dpdk::XskSocket>],
+) -> Vec<clua_ctl::show::PortDrops> {
+    names
+        .zip(ports)
+        .enumerate()
+        .map(|(i, (name, p))| clua_ctl::show::PortDrops {
+            name: name.to_string(),
+            xstats: p.xstats().unwrap_or_default(),
+            xsk: sockets
+                .get(i)
+                .map(|s| read_sockets(s))
+                .unwrap_or_default()
+                .iter()
+                .map(|s| {
+                    let c = [
+                        s.rx_ring_full,
+                        s.fill_ring_empty,
+                        s.rx_dropped,
+                        s.rx_invalid,
+                        s.tx_invalid,
+                    ];
+                    (s.queue_id, c)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
