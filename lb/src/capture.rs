@@ -194,7 +194,10 @@ impl CaptureTap {
             ring.lost.store(0, Ordering::Relaxed);
         }
         self.snaplen.store(req.snaplen, Ordering::Relaxed);
-        let bits = u32::from(req.rx) * RX | u32::from(req.tx) * TX | u32::from(req.drop) * DROP;
+        let bits = [(req.rx, RX), (req.tx, TX), (req.drop, DROP)]
+            .iter()
+            .filter(|(on, _)| *on)
+            .fold(0, |b, (_, bit)| b | bit);
         self.armed
             .store(bits | (u32::from(port) << 16), Ordering::Relaxed);
     }

@@ -45,7 +45,10 @@ pub(super) const COUNTERS: &[(&str, &str)] = &[
     ),
 ];
 
-const XSK: &[(&str, fn(&XskStats) -> u64)] = &[
+/// A socket counter family and how to read it.
+type XskField = (&'static str, fn(&XskStats) -> u64);
+
+const XSK: &[XskField] = &[
     ("clua_port_xsk_rx_ring_full_total", |s| s.rx_ring_full),
     ("clua_port_xsk_fill_ring_empty_total", |s| s.fill_ring_empty),
     ("clua_port_xsk_rx_dropped_total", |s| s.rx_dropped),
