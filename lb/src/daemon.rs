@@ -870,11 +870,19 @@ fn deliver_flows(
 }
 
 /// EAL's runtime directory for this process (`--file-prefix clua-PID`), which EAL leaves behind
-/// (empty, thanks to `--no-shconf`): removed when aliasd exits, however it exits.
+/// (`--no-shconf`: empty but for the telemetry sockets, `dpdk.telemetry`): removed when aliasd
+/// exits, however it exits.
 struct RuntimeDir(String);
 
 impl Drop for RuntimeDir {
     fn drop(&mut self) {
+        use std::os::unix::fs::FileTypeExt;
+        // Only sockets (telemetry's) are removed: the directory is this process's own.
+        for e in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_socket()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
         let _ = std::fs::remove_dir(&self.0);
     }
 }
