@@ -120,6 +120,10 @@ def test_capture_rx_of_a_connection_stops_at_the_count(lab, router):
     to_alias = [l for l in lines if re.search(rf"{labmod.CLIENT_IP}\.\d+ > {WEB}\.80:", l)]
     assert to_alias, f"no frame from the client to {WEB}:80:\n" + "\n".join(lines)
     assert all(pk["flags"] == 1 for pk in pcapng_packets(path)), "rx frames are inbound"
+    # Timestamps are wall-clock time (the workers' TSC mapped at the start of the capture).
+    stamps = [float(l.split()[0]) for l in tcpdump(path, "-tt")]
+    assert all(abs(t - time.time()) < 60 for t in stamps), stamps
+    assert stamps == sorted(stamps), stamps
 
 
 def test_capture_tx_to_members_stops_at_the_time(lab, router):
@@ -169,17 +173,34 @@ def test_capture_refuses_an_unknown_port(lab, router):
     assert not (lab.out_dir / "x.pcapng").exists()
 
 
+SERVE = r"""
+import functools, http.server, sys
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 256  # 64 clients connect at once; the default backlog is 5
+Server(("0.0.0.0", 8080), functools.partial(Quiet, directory=sys.argv[1])).serve_forever()
+"""
+
+
 def start_download_servers(lab):
-    """python3 -m http.server on 8080 in every member, serving a 100 KB file."""
+    """A threaded HTTP server on 8080 in every member, serving a 100 KB file; returns once a
+    download through the alias works (and the path is warm: neighbours resolved)."""
     procs = []
     for m in lab.members:
         d = lab.out_dir / f"www-{m.name}"
         d.mkdir(exist_ok=True)
         (d / "100k").write_bytes(os.urandom(DOWNLOAD))
-        procs.append(lab.popen(m.ns, "python3", "-m", "http.server", "8080", "--bind",
-                               "0.0.0.0", "--directory", str(d),
+        procs.append(lab.popen(m.ns, "python3", "-c", SERVE, str(d),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while True:
+        r = lab.run(lab.cli, "python3", "-c", DOWNLOADER, f"http://{WEB}:8080/100k", "1", "4",
+                    check=False, timeout=30)
+        if r.returncode == 0 and r.stdout.split()[-1:] == ["0"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     return procs
 
 
