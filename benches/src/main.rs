@@ -567,6 +567,7 @@ fn ring(a: &Args) {
         idle_sleep_us: 0,
         clock: TscClock::new(eal.tsc_hz()),
         sync: Default::default(),
+        capture: None,
     };
     let launched =
         clua_dpdk::launch(1, move || worker.run()).unwrap_or_else(|e| die(&format!("launch: {e}")));

@@ -85,9 +85,12 @@ pub fn parse_alias_config(
             }
         } else {
             match parse_args(words) {
-                Ok(c @ (Command::Show(_) | Command::Help | Command::Simulate(_))) => {
-                    AliasConfigErrorKind::NotBootTime { flag: c.flag() }
-                }
+                Ok(
+                    c @ (Command::Show(_)
+                    | Command::Help
+                    | Command::Simulate(_)
+                    | Command::Capture(_)),
+                ) => AliasConfigErrorKind::NotBootTime { flag: c.flag() },
                 Ok(c) => {
                     cmds.push((line, c));
                     continue;

@@ -189,7 +189,9 @@ pub fn apply(
     match cmd {
         Command::Help => return Ok(Applied::Help),
         // Changes nothing; the control plane answers it over its snapshot (ctl::simulate).
-        Command::Simulate(_) => return Ok(Applied::Changed(Box::new(next), changes)),
+        Command::Simulate(_) | Command::Capture(_) => {
+            return Ok(Applied::Changed(Box::new(next), changes))
+        }
         Command::Show(what) => {
             if let ShowWhat::Alias(a) = what {
                 if find_alias(&state.cluster, a).is_none() {

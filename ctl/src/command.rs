@@ -181,6 +181,10 @@ pub enum Command {
     /// `simulate PROTO SOURCE:PORT DESTINATION:PORT [--syn|--ack] [--json]` (issue 11): which
     /// member the snapshot gives this 5-tuple and why; changes nothing.
     Simulate(Query),
+    /// `capture PORT [--rx] [--tx] [--drop] [--all] [--count N] [--seconds S] [--snaplen N]
+    /// [-w FILE] [--json]` (issue 11): a port's frames into a pcapng file, bounded by count
+    /// and time (ctl::capture). aliasd serves it, not the control plane.
+    Capture(crate::capture::CaptureRequest),
 }
 
 impl Command {
@@ -195,6 +199,7 @@ impl Command {
             Command::Register { .. } => "--register",
             Command::Help => "-h",
             Command::Simulate(_) => "simulate",
+            Command::Capture(_) => "capture",
         }
     }
 
@@ -262,6 +267,7 @@ impl Command {
                 v.push(s);
             }
             Command::Simulate(q) => v.extend(q.to_args()),
+            Command::Capture(c) => v.extend(c.to_args()),
             Command::ReloadServices | Command::Help => {}
         }
         v
@@ -379,6 +385,8 @@ pub enum CommandError {
     ServiceOptions(ServiceOptionError),
     /// `simulate`'s arguments.
     Simulate(SimulateError),
+    /// `capture`'s bounds.
+    Capture(crate::capture::CaptureError),
 }
 
 impl fmt::Display for CommandError {
@@ -454,6 +462,7 @@ impl fmt::Display for CommandError {
             Register(e) => write!(f, "--register: {e}"),
             ServiceOptions(m) => write!(f, "--register: {m}"),
             Simulate(e) => e.fmt(f),
+            Capture(e) => e.fmt(f),
         }
     }
 }
@@ -508,6 +517,12 @@ Exactly one of -a, -f, -F, -h, -r, -s, --register, simulate per call.
                       service mode and policy, eligible tier, members); changes nothing.
                       --syn (default for tcp): a new connection; --ack: a non-SYN segment
                       that misses the connection table; --json: the stable JSON form
+  capture PORT [--rx] [--tx] [--drop] [--all] [-c|--count N] [--seconds S]
+          [-s|--snaplen N] [-w FILE|-] [--json]
+                      the port's frames (default --rx --tx; --drop: dropped ones, the
+                      reason as the packet's comment) into a pcapng file tcpdump and
+                      Wireshark read (default PORT.pcapng); stops after N packets (default
+                      1000, at most 10000) or S seconds (default 10, at most 300)
 ";
 
 /// A parsed command line plus the CLI-local `--check` flag (valid only with `-F`).
@@ -589,12 +604,75 @@ pub struct CommandArgs {
     pub simulate: Option<SimulateCommand>,
 }
 
-/// The subcommands: `simulate`.
+/// The subcommands: `simulate`, `capture`.
 #[derive(clap::Subcommand, Clone, Debug, PartialEq, Eq)]
 pub enum SimulateCommand {
     /// `simulate PROTO SOURCE:PORT DESTINATION:PORT [--syn|--ack] [--json]`.
     #[command(disable_help_flag = true)]
     Simulate(SimulateArgs),
+    /// `capture PORT [--rx|--tx|--drop|--all]... [--count N] [--seconds S] [-w FILE]`.
+    #[command(disable_help_flag = true)]
+    Capture(CaptureArgs),
+}
+
+/// `capture`'s arguments (see [`crate::capture`]). No direction given: `--rx --tx`, like
+/// dumpcap; `--all` is all three (a dropped frame then appears twice: received, and dropped
+/// with its reason).
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
+pub struct CaptureArgs {
+    /// The port's name (aliasd.toml `[[port]] name`).
+    #[arg(value_name = "PORT")]
+    pub port: String,
+    /// Frames received on the port.
+    #[arg(long = "rx")]
+    pub rx: bool,
+    /// Frames sent on the port.
+    #[arg(long = "tx")]
+    pub tx: bool,
+    /// Frames received on the port and dropped, with the reason.
+    #[arg(long = "drop")]
+    pub drop: bool,
+    /// `--rx --tx --drop`.
+    #[arg(long = "all")]
+    pub all: bool,
+    /// Stop after N packets.
+    #[arg(long = "count", short = 'c', value_name = "N", default_value_t = crate::capture::DEFAULT_COUNT)]
+    pub count: u32,
+    /// Stop after S seconds.
+    #[arg(long = "seconds", value_name = "S", default_value_t = crate::capture::DEFAULT_SECONDS)]
+    pub seconds: u32,
+    /// Bytes kept per frame.
+    #[arg(long = "snaplen", short = 's', value_name = "N", default_value_t = crate::capture::DEFAULT_SNAPLEN)]
+    pub snaplen: u32,
+    /// The pcapng file (`-`: standard output). Default `PORT.pcapng` in the current directory.
+    #[arg(short = 'w', value_name = "FILE")]
+    pub file: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long = "json")]
+    pub json: bool,
+}
+
+impl CaptureArgs {
+    /// The request, its bounds checked.
+    ///
+    /// # Errors
+    /// [`CommandError::Capture`] for a bound out of range.
+    pub fn into_request(self) -> Result<crate::capture::CaptureRequest, CommandError> {
+        let none = !(self.rx || self.tx || self.drop);
+        let r = crate::capture::CaptureRequest {
+            file: self.file.unwrap_or_else(|| format!("{}.pcapng", self.port)),
+            port: self.port,
+            rx: self.all || self.rx || none,
+            tx: self.all || self.tx || none,
+            drop: self.all || self.drop,
+            count: self.count,
+            seconds: self.seconds,
+            snaplen: self.snaplen,
+            json: self.json,
+        };
+        r.validate().map_err(CommandError::Capture)?;
+        Ok(r)
+    }
 }
 
 /// `simulate`'s arguments, each typed by its value parser.
@@ -684,6 +762,10 @@ impl CommandArgs {
         if self.check && self.load.is_none() {
             return Err(CommandError::CheckMisplaced);
         }
+        let others = self.primary_given();
+        if let Some(SimulateCommand::Capture(args)) = self.simulate {
+            return capture_invocation(others, args);
+        }
         if let Some(SimulateCommand::Simulate(args)) = self.simulate {
             let others = self.alias.is_some()
                 || self.reload
@@ -735,6 +817,30 @@ impl CommandArgs {
             check: self.check,
         })
     }
+}
+
+impl CommandArgs {
+    /// Whether a primary flag (other than a subcommand) is given.
+    fn primary_given(&self) -> bool {
+        self.alias.is_some()
+            || self.reload
+            || self.load.is_some()
+            || self.help
+            || self.router.is_some()
+            || self.show.is_some()
+            || self.register.is_some()
+    }
+}
+
+/// `capture ...` as a command: alone on the line.
+fn capture_invocation(others: bool, args: CaptureArgs) -> Result<Invocation, CommandError> {
+    if others {
+        return Err(CommandError::TooManyCommands);
+    }
+    Ok(Invocation {
+        command: Command::Capture(args.into_request()?),
+        check: false,
+    })
 }
 
 /// Parses cluamgr's arguments (without argv\[0\]) into a [`Command`]. `--check` is refused here:

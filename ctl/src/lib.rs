@@ -8,6 +8,7 @@ pub mod apply;
 pub mod arp;
 pub mod bfd;
 pub mod boots;
+pub mod capture;
 pub mod command;
 pub mod config_error;
 pub mod frame;

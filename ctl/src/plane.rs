@@ -1044,6 +1044,15 @@ impl ControlPlane {
     /// A cluamgr command: applied to a copy of the state, validated, turned into a snapshot and
     /// published, or refused with nothing changed.
     pub fn on_command(&mut self, command: &Command, now_ms: u64) -> (Reply, Effects) {
+        if let Command::Capture(_) = command {
+            // The frames are the workers'; aliasd's daemon loop serves capture itself.
+            let reply = Reply {
+                ok: false,
+                output: "capture is served by aliasd's data plane, not by this control plane"
+                    .into(),
+            };
+            return (reply, Effects::default());
+        }
         if let Command::Simulate(q) = command {
             // Read-only by construction: no tick, no event, only the snapshot in force is read.
             let reply = Reply {

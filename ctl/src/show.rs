@@ -477,6 +477,56 @@ pub fn render_show_health(
     o
 }
 
+/// One port's drop-related counters for `cluamgr -s` (issue 11, capture part): the PMD's
+/// extended statistics and the AF_XDP sockets' own counters. aliasd reads them (clua_dpdk);
+/// the control plane has no port handles.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortDrops {
+    /// The port.
+    pub name: String,
+    /// xstats by name, in the driver's order.
+    pub xstats: Vec<(String, u64)>,
+    /// Per AF_XDP socket (RX queue): `rx_ring_full`, `fill_ring_empty`, `rx_dropped`,
+    /// `rx_invalid_descs`, `tx_invalid_descs`, in that order.
+    pub xsk: Vec<(u32, [u64; 5])>,
+}
+
+/// The `ports (PMD xstats ...)` section of `cluamgr -s`: per port its non-zero xstats and every
+/// AF_XDP socket drop counter (zeros included: a zero is what an operator checks for).
+pub fn render_port_drops(o: &mut String, ports: &[PortDrops]) {
+    if ports.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\nports: PMD extended statistics (non-zero; clua_port_xstats_total) and AF_XDP socket drops"
+    );
+    for p in ports {
+        let nonzero: Vec<String> = p
+            .xstats
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  {}: {}",
+            p.name,
+            if nonzero.is_empty() {
+                "no non-zero xstats".to_string()
+            } else {
+                nonzero.join(" ")
+            }
+        );
+        for (q, [full, empty, dropped, rx_inv, tx_inv]) in &p.xsk {
+            let _ = writeln!(
+                o,
+                "    xsk queue {q}: rx_ring_full={full} fill_ring_empty={empty} rx_dropped={dropped} rx_invalid_descs={rx_inv} tx_invalid_descs={tx_inv}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clua_pipeline::snapshot::{MemberId, PortId};
@@ -692,5 +742,33 @@ mod tests {
             )),
             "{b}"
         );
+    }
+
+    #[test]
+    fn port_drops_show_nonzero_xstats_and_every_socket_counter() {
+        let mut o = String::new();
+        render_port_drops(&mut o, &[]);
+        assert_eq!(o, "", "no ports, no section");
+        render_port_drops(
+            &mut o,
+            &[
+                PortDrops {
+                    name: "client".into(),
+                    xstats: vec![("rx_good_packets".into(), 12), ("rx_errors".into(), 0)],
+                    xsk: vec![(0, [171, 2, 0, 0, 0])],
+                },
+                PortDrops {
+                    name: "ic0".into(),
+                    ..PortDrops::default()
+                },
+            ],
+        );
+        assert!(o.contains("\n  client: rx_good_packets=12\n"), "{o}");
+        assert!(!o.contains("rx_errors"), "{o}");
+        assert!(
+            o.contains("    xsk queue 0: rx_ring_full=171 fill_ring_empty=2 rx_dropped=0 rx_invalid_descs=0 tx_invalid_descs=0\n"),
+            "{o}"
+        );
+        assert!(o.contains("  ic0: no non-zero xstats\n"), "{o}");
     }
 }

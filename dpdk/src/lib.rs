@@ -26,6 +26,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod ring;
+mod xsk;
 
 pub use eal::{
     is_initialized, lcore_id, pause, restricts_devices, rte_errno, socket_id, tsc, Eal, ARGV0,
@@ -36,5 +37,6 @@ pub use mbuf::{Burst, Drain, Mbuf};
 pub use mempool::Mempool;
 pub use port::{probe_vdev, Port, PortConf, PortStats};
 pub use ring::Ring;
+pub use xsk::{xsk_sockets, XskSocket, XskStats};
 
 pub use clua_dpdk_sys as sys;

@@ -365,6 +365,58 @@ impl Port {
         }
     }
 
+    /// The PMD's extended statistics (`rte_eth_xstats_get_names` / `rte_eth_xstats_get`): every
+    /// counter the driver exposes, by name, in the driver's order. Drivers without xstats of
+    /// their own (net_af_xdp in DPDK 22.11) still get ethdev's generic ones (`rx_good_packets`,
+    /// `rx_missed_errors`, `rx_q0_packets`, ...). Allocates: for the control and metrics
+    /// threads, not the packet path.
+    ///
+    /// # Errors
+    /// [`Error::Dpdk`] naming the call that failed (e.g. the port was closed).
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>, Error> {
+        // The count can grow between the calls (a queue set up meanwhile): retried a few times.
+        for _ in 0..4 {
+            // SAFETY: valid port id; a NULL array with size 0 asks for the count only.
+            let n = unsafe { sys::rte_eth_xstats_get_names(self.id, std::ptr::null_mut(), 0) };
+            let n = usize::try_from(Error::check("rte_eth_xstats_get_names", n)?).unwrap_or(0);
+            if n == 0 {
+                return Ok(Vec::new());
+            }
+            let mut names = vec![sys::rte_eth_xstat_name { name: [0; 64] }; n];
+            // SAFETY: names has room for n entries, and n is passed as the size.
+            let got =
+                unsafe { sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) };
+            let got = Error::check("rte_eth_xstats_get_names", got)?;
+            if got as usize > n {
+                continue;
+            }
+            let mut values = vec![sys::rte_eth_xstat { id: 0, value: 0 }; n];
+            // SAFETY: values has room for n entries, and n is passed as the size.
+            let vals = unsafe { sys::rte_eth_xstats_get(self.id, values.as_mut_ptr(), n as u32) };
+            let vals = Error::check("rte_eth_xstats_get", vals)?;
+            if vals as usize > n {
+                continue;
+            }
+            let names = &names[..got as usize];
+            let out = values[..vals as usize]
+                .iter()
+                .filter_map(|v| {
+                    let name = names.get(usize::try_from(v.id).ok()?)?;
+                    // The name is a NUL-terminated C string inside a fixed array.
+                    let bytes: Vec<u8> = name
+                        .name
+                        .iter()
+                        .take_while(|c| **c != 0)
+                        .map(|c| *c as u8)
+                        .collect();
+                    Some((String::from_utf8_lossy(&bytes).into_owned(), v.value))
+                })
+                .collect();
+            return Ok(out);
+        }
+        Err(Error::dpdk("rte_eth_xstats_get", libc::EAGAIN))
+    }
+
     /// Receives up to `out.free_space()` packets from RX queue `queue`, appending them to `out`.
     /// Returns how many arrived.
     ///

@@ -277,6 +277,13 @@ fn main() {
             assert_eq!(i, 40);
             let s = port.stats();
             assert_eq!((s.ipackets, s.opackets), (40, 40));
+            // The extended statistics (issue 11): net_ring has only ethdev's generic ones,
+            // which agree with the basic counters.
+            let xs = port.xstats().expect("xstats");
+            let get = |n: &str| xs.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
+            assert_eq!(get("rx_good_packets"), Some(40), "{xs:?}");
+            assert_eq!(get("tx_good_packets"), Some(40), "{xs:?}");
+            assert_eq!(get("rx_missed_errors"), Some(0), "{xs:?}");
         },
     );
 

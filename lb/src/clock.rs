@@ -5,6 +5,11 @@
 pub trait Clock {
     /// The current time in milliseconds.
     fn now_ms(&self) -> u64;
+    /// The current time in microseconds on the same clock (capture timestamps, read once per
+    /// burst and only while a capture runs). Millisecond clocks need not say more.
+    fn now_us(&self) -> u64 {
+        self.now_ms().saturating_mul(1000)
+    }
 }
 
 impl<F: Fn() -> u64> Clock for F {
@@ -34,5 +39,9 @@ impl Clock for TscClock {
     #[inline]
     fn now_ms(&self) -> u64 {
         clua_dpdk::tsc() / self.tsc_per_ms.max(1)
+    }
+    #[inline]
+    fn now_us(&self) -> u64 {
+        (u128::from(clua_dpdk::tsc()) * 1000 / u128::from(self.tsc_per_ms.max(1))) as u64
     }
 }

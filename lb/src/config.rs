@@ -106,8 +106,13 @@ pub struct DpdkConfig {
     pub mbufs: u32,
     /// If > 0, a worker whose poll found nothing sleeps this many microseconds.
     pub idle_sleep_us: u32,
-    /// RX/TX descriptors per queue.
+    /// RX/TX descriptors per queue. On net_af_xdp this is the size of the socket's RX ring
+    /// (issue 11: at 1024, 64 parallel 100 KB downloads through the alias overflowed it,
+    /// `clua_port_xsk_rx_ring_full_total`; at 4096 nothing was lost, docs/capture.md).
     pub descriptors: u16,
+    /// DPDK's telemetry socket (`/var/run/dpdk/clua-PID/dpdk_telemetry.v2`, for
+    /// `dpdk-telemetry.py -f clua-PID`); issue 11 (capture part). Off: `--no-telemetry`.
+    pub telemetry: bool,
 }
 
 impl Default for DpdkConfig {
@@ -121,15 +126,17 @@ impl Default for DpdkConfig {
             extra_args: vec![],
             mbufs: 32767,
             idle_sleep_us: 0,
-            descriptors: 1024,
+            descriptors: 4096,
+            telemetry: true,
         }
     }
 }
 
 impl DpdkConfig {
     /// The EAL arguments (without argv[0], which `clua_dpdk::Eal::init` adds). `--no-pci` unless
-    /// a PCI allow-list is given; a per-process file prefix, `--no-shconf` and `--no-telemetry`
-    /// so that several aliasd processes (tests, labs) never share runtime files.
+    /// a PCI allow-list is given; a per-process file prefix and `--no-shconf` so that several
+    /// aliasd processes (tests, labs) never share runtime files (the telemetry socket is in
+    /// that per-process directory too); `--no-telemetry` unless `telemetry`.
     pub fn eal_args(&self, port_devargs: &[String]) -> Vec<String> {
         let mut args = Vec::new();
         let mut lcores = vec![self.main_lcore];
@@ -158,7 +165,9 @@ impl DpdkConfig {
             args.push(self.memory_mb.to_string());
         }
         args.push("--no-shconf".into());
-        args.push("--no-telemetry".into());
+        if !self.telemetry {
+            args.push("--no-telemetry".into());
+        }
         args.push("--file-prefix".into());
         args.push(format!("clua-{}", std::process::id()));
         args.push("--log-level".into());

@@ -243,6 +243,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     let mut ports = Vec::new();
     let mut macs = Vec::new();
+    let mut xsk_sockets = Vec::new();
     for (spec, devargs) in config.cluster.ports.iter().zip(&config.port_devargs) {
         let device = port_name(devargs).to_string();
         let port = Port::by_name(&device).map_err(|error| DaemonError::MissingPort {
@@ -258,8 +259,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             rss: workers > 1,
             mtu: None,
         };
-        port.configure(&conf, &pool)
-            .map_err(|e| DaemonError::Dpdk("configuring a port", e))?;
+        // The AF_XDP sockets the PMD opens for the queues are this port's (issue 11: their
+        // own drop counters on /metrics).
+        let (configured, sockets) = metrics::drops::new_sockets(|| port.configure(&conf, &pool));
+        configured.map_err(|e| DaemonError::Dpdk("configuring a port", e))?;
+        xsk_sockets.push(sockets);
         let promiscuous = port.set_promiscuous(true).is_ok();
         port.start()
             .map_err(|e| DaemonError::Dpdk("starting a port", e))?;
@@ -441,6 +445,17 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             crate::clock::Clock::now_ms(&clock),
         );
     }
+    // cluamgr capture (issue 11): one tap shared by the workers, disarmed until asked.
+    let tap = crate::capture::CaptureTap::new(cores.len(), crate::capture::RING_FRAMES);
+    let mut capturer = crate::capture::Capturer::new(
+        tap.clone(),
+        config
+            .cluster
+            .ports
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
+    );
     let mut launched = Vec::new();
     for ((i, lcore), pipeline) in config.dpdk.worker_lcores.iter().enumerate().zip(pipelines) {
         let worker = Worker {
@@ -464,6 +479,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 walk_all: rings[i].walk_all.clone(),
                 dump: dump.clone(),
             },
+            capture: Some(tap.clone()),
         };
         launched.push(
             clua_dpdk::launch(*lcore, move || worker.run())
@@ -495,12 +511,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let metrics_server = match metrics_listener {
         None => None,
         Some(listener) => {
-            let port_stats: Vec<(String, Port)> = config
+            let port_stats: Vec<(String, Port, Vec<clua_dpdk::XskSocket>)> = config
                 .cluster
                 .ports
                 .iter()
                 .zip(&ports)
-                .map(|(spec, p)| Port::from_id(p.id()).map(|h| (spec.name.clone(), h)))
+                .zip(&xsk_sockets)
+                .map(|((spec, p), sockets)| {
+                    Port::from_id(p.id()).map(|h| (spec.name.clone(), h, sockets.clone()))
+                })
                 .collect::<Result<_, _>>()
                 .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?;
             let control = plane.counters().clone();
@@ -511,7 +530,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 ports: Box::new(move || {
                     port_stats
                         .iter()
-                        .map(|(name, p)| port_counters(name, p))
+                        .map(|(name, p, sockets)| port_counters(name, p, sockets))
                         .collect()
                 }),
                 adverts: adverts.is_some().then(|| {
@@ -576,9 +595,24 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }
         while let Ok((command, reply_to)) = command_rx.try_recv() {
             busy = true;
-            let (reply, fx) = plane.on_command(&command, now_ms);
+            if let Command::Capture(req) = &command {
+                // Answered when it ends (capturer.poll below), not here.
+                capturer.start(req, crate::clock::Clock::now_us(&clock), reply_to);
+                continue;
+            }
+            let (mut reply, fx) = plane.on_command(&command, now_ms);
+            if reply.ok && command == Command::Show(clua_ctl::command::ShowWhat::All) {
+                // The ports' drop counters (issue 11) are read here: the control plane has no
+                // port handles.
+                let names = config.cluster.ports.iter().map(|p| p.name.as_str());
+                let drops = metrics::drops::port_drops(names, &ports, &xsk_sockets);
+                clua_ctl::show::render_port_drops(&mut reply.output, &drops);
+            }
             io.apply(fx);
             let _ = reply_to.send(reply);
+        }
+        if capturer.is_running() {
+            busy |= capturer.poll(crate::clock::Clock::now_us(&clock));
         }
         if now_ms != last_tick {
             last_tick = now_ms;
@@ -656,7 +690,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn port_counters(name: &str, p: &Port) -> PortCounters {
+fn port_counters(name: &str, p: &Port, sockets: &[clua_dpdk::XskSocket]) -> PortCounters {
     let s = p.stats();
     PortCounters {
         name: name.to_string(),
@@ -666,6 +700,8 @@ fn port_counters(name: &str, p: &Port) -> PortCounters {
         ierrors: s.ierrors,
         oerrors: s.oerrors,
         rx_nombuf: s.rx_nombuf,
+        xstats: p.xstats().unwrap_or_default(),
+        xsk: metrics::drops::read_sockets(sockets),
     }
 }
 
@@ -840,11 +876,19 @@ fn deliver_flows(
 }
 
 /// EAL's runtime directory for this process (`--file-prefix clua-PID`), which EAL leaves behind
-/// (empty, thanks to `--no-shconf`): removed when aliasd exits, however it exits.
+/// (`--no-shconf`: empty but for the telemetry sockets, `dpdk.telemetry`): removed when aliasd
+/// exits, however it exits.
 struct RuntimeDir(String);
 
 impl Drop for RuntimeDir {
     fn drop(&mut self) {
+        use std::os::unix::fs::FileTypeExt;
+        // Only sockets (telemetry's) are removed: the directory is this process's own.
+        for e in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_socket()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
         let _ = std::fs::remove_dir(&self.0);
     }
 }

@@ -1,6 +1,7 @@
 //! aliasd, the clua alias router: configuration, the per-core worker loop over DPDK ports, the
 //! control thread (ARP, ICMP, snapshots) and metrics.
 
+pub mod capture;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -8,6 +8,7 @@
 //! [`MetricsServer`] serves the text on its own threads, never on the control thread (issue 7:
 //! an idle HTTP client on the control thread delayed ARP replies for seconds).
 
+pub mod drops;
 mod http;
 
 use std::fmt::Write as _;
@@ -42,6 +43,10 @@ pub struct PortCounters {
     pub oerrors: u64,
     /// RX mbuf allocation failures.
     pub rx_nombuf: u64,
+    /// The PMD's extended statistics, by name (issue 11).
+    pub xstats: Vec<(String, u64)>,
+    /// The port's AF_XDP sockets' own counters, one per queue (issue 11; empty on other PMDs).
+    pub xsk: Vec<clua_dpdk::XskStats>,
 }
 
 /// Reads the ports' PMD statistics at scrape time.
@@ -418,6 +423,9 @@ impl Exporter {
             for &(name, help) in GAUGES {
                 describe_gauge!(name, help);
             }
+            for &(name, help) in drops::COUNTERS {
+                describe_counter!(name, help);
+            }
         });
         Exporter { recorder, handle }
     }
@@ -473,6 +481,7 @@ impl Exporter {
                     counter!(name, "port" => p.name.clone()).absolute(f(p));
                 }
             }
+            drops::fold(&ports);
             if let Some(r) = src.control.rip() {
                 counter!("clua_rip_updates_sent_total").absolute(r.counters.updates_sent);
                 counter!("clua_rip_triggered_updates_total").absolute(r.counters.triggered);
@@ -984,6 +993,50 @@ mod tests {
         // The line shapes the e2e tests and lb/tests/dpdk_golden.rs match on.
         assert!(text.contains("\nclua_dropped_packets_total{reason=\"no_member\"} 2\n"));
         assert!(text.contains("\nclua_member_up{member=\"m1\"} 1\n"));
+    }
+
+    #[test]
+    fn xstats_and_xdp_socket_drops_are_exported_per_port_and_queue() {
+        let f = fixture();
+        {
+            let mut p = f.ports.lock().unwrap();
+            p[0].xstats = vec![("rx_good_packets".into(), 10), ("rx_q0_errors".into(), 0)];
+            p[0].xsk = vec![
+                clua_dpdk::XskStats {
+                    queue_id: 0,
+                    rx_ring_full: 171,
+                    fill_ring_empty: 3,
+                    ..Default::default()
+                },
+                clua_dpdk::XskStats {
+                    queue_id: 1,
+                    rx_dropped: 2,
+                    ..Default::default()
+                },
+            ];
+        }
+        let text = Exporter::new().render(&f.source);
+        let samples = parse(&text);
+        let v = |name: &str, labels: &[(&str, &str)]| {
+            value(&samples, name, labels).unwrap_or_else(|| panic!("{name}{labels:?}:\n{text}"))
+        };
+        let xs = "clua_port_xstats_total";
+        assert_eq!(
+            v(xs, &[("port", "client"), ("name", "rx_good_packets")]),
+            10.0
+        );
+        assert_eq!(v(xs, &[("port", "client"), ("name", "rx_q0_errors")]), 0.0);
+        let full = "clua_port_xsk_rx_ring_full_total";
+        assert_eq!(v(full, &[("port", "client"), ("queue", "0")]), 171.0);
+        assert_eq!(v(full, &[("port", "client"), ("queue", "1")]), 0.0);
+        let empty = "clua_port_xsk_fill_ring_empty_total";
+        assert_eq!(v(empty, &[("port", "client"), ("queue", "0")]), 3.0);
+        let dropped = "clua_port_xsk_rx_dropped_total";
+        assert_eq!(v(dropped, &[("port", "client"), ("queue", "1")]), 2.0);
+        for (name, _) in drops::COUNTERS {
+            assert!(text.contains(&format!("# HELP {name} ")), "{name}: no HELP");
+            assert!(text.contains(&format!("# TYPE {name} counter")), "{name}");
+        }
     }
 
     #[test]

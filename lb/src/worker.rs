@@ -26,14 +26,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use clua_packet::{Burst, PacketPort};
+use clua_packet::{Burst, PacketBuf, PacketPort};
 use clua_pipeline::handoff::FlowRecord;
 use clua_pipeline::{CoreCounters, DropReason, Pipeline, Snapshot, Verdict, BURST};
 use crossbeam_queue::ArrayQueue;
 
+use crate::capture::{Armed, CaptureTap};
 use crate::clock::Clock;
 use crate::punt::{PuntQueues, Punted};
 use crate::records::{RecordRing, RecordWriter};
+use clua_ctl::capture::Direction;
 
 /// Loop iterations between checks of the stop flag and the published snapshot.
 pub const SNAPSHOT_POLL: u32 = 64;
@@ -107,6 +109,9 @@ pub struct Worker<P: PacketPort, C> {
     pub clock: C,
     /// Flow hand-off (issue 9); `WorkerSync::default()` when off.
     pub sync: WorkerSync,
+    /// `cluamgr capture`'s tap (issue 11, [`crate::capture`]): one relaxed load per burst
+    /// while disarmed. `None`: never captured.
+    pub capture: Option<Arc<CaptureTap>>,
 }
 
 /// What one [`Running::poll`] did.
@@ -207,7 +212,11 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
         let counters: &CoreCounters = &self.counters;
         if let Some(inject) = &w.inject {
             if !inject.is_empty() {
+                let armed = armed(&w.capture);
                 while let Some(t) = inject.pop() {
+                    if armed.tx(t.port) {
+                        tap(&w.capture, w.queue, Direction::Tx, &t.buf, w.clock.now_us());
+                    }
                     let Some(buf) = self.tx.get_mut(usize::from(t.port)) else {
                         // The control thread named a port this worker does not have.
                         counters.drop(DropReason::WrongPort);
@@ -229,9 +238,18 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
             }
             received += n;
             let now_ms = w.clock.now_ms();
+            let port_id = port_id as u16;
+            let armed = armed(&w.capture);
+            let now_us = if armed.is_off() { 0 } else { w.clock.now_us() };
+            if armed.rx(port_id) {
+                // Before the pipeline: it rewrites forwarded frames in place.
+                for buf in self.rx.as_mut_slice().iter() {
+                    tap(&w.capture, w.queue, Direction::Rx, buf, now_us);
+                }
+            }
             let verdicts = &mut self.verdicts[..n];
             w.pipeline
-                .process_burst(port_id as u16, now_ms, self.rx.as_mut_slice(), verdicts);
+                .process_burst(port_id, now_ms, self.rx.as_mut_slice(), verdicts);
             if let Some(out) = &mut self.writer {
                 let records = w.pipeline.handoffs();
                 if !records.is_empty() {
@@ -240,22 +258,28 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
             }
             for (buf, verdict) in self.rx.drain().zip(verdicts.iter()) {
                 match *verdict {
-                    Verdict::Forward(out) => match self.tx.get_mut(usize::from(out)) {
-                        // Cannot be full: TX buffers are flushed after every RX burst of at
-                        // most BURST packets. Counted rather than assumed.
-                        Some(tx) => {
-                            if tx.push(buf).is_err() {
-                                counters.drop(DropReason::TxFull);
-                            }
+                    Verdict::Forward(out) if armed.tx(out) => {
+                        tap(&w.capture, w.queue, Direction::Tx, &buf, now_us);
+                        forward(&mut self.tx, out, buf, counters);
+                    }
+                    Verdict::Forward(out) => forward(&mut self.tx, out, buf, counters),
+                    Verdict::Drop(reason) if armed.drop(port_id) => {
+                        if let Some(t) = &w.capture {
+                            t.push(
+                                usize::from(w.queue),
+                                Direction::Drop,
+                                reason,
+                                now_us,
+                                buf.data(),
+                            );
                         }
-                        // A snapshot port this worker has no handle for.
-                        None => counters.drop(DropReason::WrongPort),
-                    },
+                        drop(buf)
+                    }
                     Verdict::Drop(_) => drop(buf),
                     Verdict::Punt(reason) => {
                         w.punt.push(
                             Punted {
-                                port: port_id as u16,
+                                port: port_id,
                                 reason,
                                 buf,
                             },
@@ -345,6 +369,51 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
             Ok(mut d) => d.extend(records),
             Err(poisoned) => poisoned.into_inner().extend(records),
         }
+    }
+}
+
+/// Queues a forwarded packet on its egress port's TX buffer.
+#[inline]
+fn forward<B>(tx: &mut [Burst<B>], out: u16, buf: B, counters: &CoreCounters) {
+    match tx.get_mut(usize::from(out)) {
+        // Cannot be full: TX buffers are flushed after every RX burst of at most BURST
+        // packets. Counted rather than assumed.
+        Some(tx) => {
+            if tx.push(buf).is_err() {
+                counters.drop(DropReason::TxFull);
+            }
+        }
+        // A snapshot port this worker has no handle for.
+        None => counters.drop(DropReason::WrongPort),
+    }
+}
+
+/// The capture tap's state: the one relaxed load per burst (off without a tap).
+#[inline]
+fn armed(tap: &Option<Arc<CaptureTap>>) -> Armed {
+    match tap {
+        Some(t) => t.armed(),
+        None => Armed::OFF,
+    }
+}
+
+/// Copies a frame into the capture ring (only called while armed for it).
+#[inline]
+fn tap<B: PacketBuf>(
+    tap: &Option<Arc<CaptureTap>>,
+    queue: u16,
+    dir: Direction,
+    buf: &B,
+    now_us: u64,
+) {
+    if let Some(t) = tap {
+        t.push(
+            usize::from(queue),
+            dir,
+            DropReason::Truncated,
+            now_us,
+            buf.data(),
+        );
     }
 }
 

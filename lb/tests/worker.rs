@@ -121,6 +121,7 @@ impl<B: PacketBuf> Rig<B> {
             idle_sleep_us: 0,
             clock: Box::new(move || now.load(Ordering::Relaxed)) as Box<dyn Fn() -> u64 + Send>,
             sync,
+            capture: None,
         };
         (rig, worker)
     }
@@ -842,4 +843,133 @@ fn run_hands_the_table_back_when_stopped() {
     rig.stop.store(true, Ordering::Relaxed);
     assert_eq!(t.join().unwrap(), 0);
     assert_eq!(dump.lock().unwrap().len(), 10);
+}
+
+// ---------------------------------------------------------------- cluamgr capture (issue 11)
+
+mod capture {
+    use super::*;
+    use clua_ctl::capture::{decode, CaptureReply, CaptureRequest};
+    use clua_ctl::protocol::Reply;
+    use clua_lb::capture::{CaptureTap, Capturer};
+
+    const NOT_ALIAS: [u8; 4] = [198, 51, 100, 77];
+
+    fn tapped() -> (Rig<VecBuf>, TestRunning, Arc<CaptureTap>, Capturer) {
+        let (rig, mut worker) = Rig::new(0, PipelineConfig::default(), 1024);
+        let tap = CaptureTap::new(1, 64);
+        worker.capture = Some(tap.clone());
+        let names = ["client", "ic0", "ic1"].map(String::from).to_vec();
+        let capturer = Capturer::new(tap.clone(), names);
+        (rig, worker.start(), tap, capturer)
+    }
+
+    fn req(port: &str, rx: bool, tx: bool, drop: bool, count: u32) -> CaptureRequest {
+        CaptureRequest {
+            port: port.into(),
+            rx,
+            tx,
+            drop,
+            count,
+            seconds: 10,
+            snaplen: 2048,
+            file: "-".into(),
+            json: false,
+        }
+    }
+
+    fn answer(rx: &mpsc::Receiver<Reply>) -> (CaptureReply, Vec<u8>) {
+        let r = rx.try_recv().expect("answered");
+        assert!(r.ok, "{r:?}");
+        let c: CaptureReply = serde_json::from_str(&r.output).unwrap();
+        let file = decode(&c.pcapng).unwrap();
+        (c, file)
+    }
+
+    fn contains(file: &[u8], frame: &[u8]) -> bool {
+        file.windows(frame.len()).any(|w| w == frame)
+    }
+
+    #[test]
+    fn disarmed_the_worker_copies_nothing() {
+        let (rig, mut w, tap, _c) = tapped();
+        rig.port(CLIENT_PORT)
+            .push_rx(0, VecBuf::new(&syn(40000, WEB, 80)))
+            .unwrap();
+        assert_eq!(w.poll(), Poll::Received(1));
+        assert_eq!(rig.port(IC0).take_tx(0).len(), 1);
+        assert!(tap.armed().is_off());
+        assert_eq!(tap.rings()[0].lost(), 0, "no frame was even asked for");
+    }
+
+    #[test]
+    fn received_and_dropped_frames_of_the_port_are_captured_as_they_arrived() {
+        let (rig, mut w, _tap, mut c) = tapped();
+        let (tx, rx) = mpsc::sync_channel(1);
+        c.start(&req("client", true, true, true, 3), 0, tx);
+        let to_web = syn(40000, WEB, 80);
+        let to_nobody = syn(40001, NOT_ALIAS, 80);
+        let client = rig.port(CLIENT_PORT);
+        client.push_rx(0, VecBuf::new(&to_web)).unwrap();
+        client.push_rx(0, VecBuf::new(&to_nobody)).unwrap();
+        assert_eq!(w.poll(), Poll::Received(2));
+        assert_eq!(rig.drops(DropReason::NotAlias), 1);
+        let sent = rig.port(IC0).take_tx(0);
+        assert_eq!(sent.len(), 1, "forwarding goes on while capturing");
+        assert_ne!(sent[0].data(), &to_web[..], "rewritten for its member");
+        c.poll(1);
+        let (r, file) = answer(&rx);
+        // Forwarded out of ic0, not client: no tx frame here.
+        assert_eq!((r.summary.rx, r.summary.dropped, r.summary.tx), (2, 1, 0));
+        assert!(
+            contains(&file, &to_web),
+            "the received frame, before the rewrite"
+        );
+        assert!(contains(&file, &to_nobody));
+        assert!(contains(&file, b"drop: not_alias"));
+        assert!(!contains(&file, sent[0].data()));
+    }
+
+    #[test]
+    fn sent_frames_are_captured_as_they_leave_forwarded_and_injected() {
+        let (rig, mut w, tap, mut c) = tapped();
+        let (tx, rx) = mpsc::sync_channel(1);
+        c.start(&req("ic0", false, true, false, 2), 0, tx);
+        rig.port(CLIENT_PORT)
+            .push_rx(0, VecBuf::new(&syn(40000, WEB, 80)))
+            .unwrap();
+        // A frame of the control thread on ic0, and one on client (not captured).
+        let control = [0x5a; 60];
+        for port in [IC0, CLIENT_PORT] {
+            rig.inject
+                .push(Transmit {
+                    port,
+                    buf: VecBuf::new(&control),
+                })
+                .unwrap();
+        }
+        w.poll();
+        let sent = rig.port(IC0).take_tx(0);
+        assert_eq!(sent.len(), 2);
+        assert!(tap.rings()[0].lost() == 0);
+        c.poll(1);
+        let (r, file) = answer(&rx);
+        assert_eq!((r.summary.tx, r.summary.rx, r.summary.packets), (2, 0, 2));
+        for s in &sent {
+            assert!(contains(&file, s.data()), "what ic0 sent is in the file");
+        }
+        assert!(tap.armed().is_off(), "disarmed at the count");
+        // Disarmed: the next frames are not copied.
+        rig.port(CLIENT_PORT)
+            .push_rx(0, VecBuf::new(&syn(40002, WEB, 80)))
+            .unwrap();
+        w.poll();
+        let (tx, rx) = mpsc::sync_channel(1);
+        c.start(&req("ic0", false, true, false, 1), 10, tx);
+        c.poll(11);
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing left over from before the start"
+        );
+    }
 }

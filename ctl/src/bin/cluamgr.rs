@@ -5,15 +5,19 @@
 //! cluamgr [--socket PATH] {-f | -F FILE} | -r option[,option]... | -s [ALIAS|all] | -h
 //! cluamgr -F FILE --check          validate a clua_services file without aliasd
 //! cluamgr [--socket PATH] simulate tcp|udp SRC:PORT ALIAS:PORT [--syn|--ack] [--json]
+//! cluamgr [--socket PATH] capture PORT [--rx] [--tx] [--drop] [--all] [-c N] [--seconds S]
+//!         [-s SNAPLEN] [-w FILE|-] [--json]
 //! ```
 //! Exit status: 0 done, 1 refused by aliasd (nothing changed) or invalid file, 2 usage error or
 //! aliasd unreachable.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use clua_ctl::capture::{decode, render_summary, CaptureReply, CaptureRequest};
 use clua_ctl::command::{
     from_clap, refuse_clusters, resolve_hosts, AliasRef, Command, CommandArgs, CommandError,
     Invocation, ShowWhat, USAGE,
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
             member,
         },
         Command::Show(ShowWhat::Alias(a)) => Command::Show(ShowWhat::Alias(resolve(a))),
+        Command::Capture(req) => return capture(&socket, req),
         other => other,
     };
     match call(&socket, &Request { command }, Duration::from_secs(10)) {
@@ -127,6 +132,83 @@ fn main() -> ExitCode {
             eprintln!("cluamgr: cannot reach aliasd at {}: {e}", socket.display());
             ExitCode::from(2)
         }
+    }
+}
+
+/// `capture`: aliasd answers when the capture ends, with the file, which cluamgr (the caller,
+/// in its working directory, as its user) writes.
+fn capture(socket: &std::path::Path, req: CaptureRequest) -> ExitCode {
+    // The file is opened first: a path that cannot be written fails before capturing.
+    let mut out: Box<dyn Write> = if req.file == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        match std::fs::File::create(&req.file) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!("cluamgr: {}: cannot write: {e}", req.file);
+                return ExitCode::from(1);
+            }
+        }
+    };
+    let json = req.json;
+    let to_stdout = req.file == "-";
+    let wait = Duration::from_secs(u64::from(req.seconds) + 30);
+    let reply = match call(
+        socket,
+        &Request {
+            command: Command::Capture(req.clone()),
+        },
+        wait,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cluamgr: cannot reach aliasd at {}: {e}", socket.display());
+            discard(&req.file);
+            return ExitCode::from(2);
+        }
+    };
+    if !reply.ok {
+        discard(&req.file);
+        eprintln!(
+            "cluamgr: refused, nothing captured:\n{}",
+            reply.output.trim_end()
+        );
+        return ExitCode::from(1);
+    }
+    let parsed: Result<CaptureReply, _> = serde_json::from_str(&reply.output);
+    let Ok(CaptureReply { summary, pcapng }) = parsed else {
+        eprintln!("cluamgr: aliasd's capture reply is not understood (versions differ?)");
+        return ExitCode::from(1);
+    };
+    let bytes = match decode(&pcapng) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("cluamgr: aliasd's capture file is not base64: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = out.write_all(&bytes).and_then(|()| out.flush()) {
+        eprintln!("cluamgr: {}: {e}", req.file);
+        return ExitCode::from(1);
+    }
+    // With the file on standard output, the summary goes to standard error.
+    let text = if json {
+        serde_json::to_string(&summary).unwrap_or_default() + "\n"
+    } else {
+        render_summary(&summary)
+    };
+    if to_stdout {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    ExitCode::SUCCESS
+}
+
+/// Removes the file opened for a capture that did not happen.
+fn discard(file: &str) {
+    if file != "-" {
+        let _ = std::fs::remove_file(file);
     }
 }
 
