@@ -181,6 +181,10 @@ pub enum Command {
     /// `simulate PROTO SOURCE:PORT DESTINATION:PORT [--syn|--ack] [--json]` (issue 11): which
     /// member the snapshot gives this 5-tuple and why; changes nothing.
     Simulate(Query),
+    /// `--reload` (issue 11): aliasd re-reads its configuration file, as on SIGHUP; all or
+    /// nothing. Answered by the daemon, which reads the file
+    /// ([`crate::plane::ControlPlane::reload`]).
+    Reload,
 }
 
 impl Command {
@@ -195,6 +199,7 @@ impl Command {
             Command::Register { .. } => "--register",
             Command::Help => "-h",
             Command::Simulate(_) => "simulate",
+            Command::Reload => "--reload",
         }
     }
 
@@ -262,7 +267,7 @@ impl Command {
                 v.push(s);
             }
             Command::Simulate(q) => v.extend(q.to_args()),
-            Command::ReloadServices | Command::Help => {}
+            Command::ReloadServices | Command::Help | Command::Reload => {}
         }
         v
     }
@@ -297,6 +302,8 @@ pub enum CommandError {
         /// The rule it breaks.
         why: crate::name::NameError,
     },
+    /// `--json` with a command that is not a read command (`-s`, `simulate`).
+    JsonMisplaced,
     /// `--check` given to [`parse_args`], or without `-F`.
     CheckMisplaced,
     /// An option the flag's list does not define.
@@ -400,6 +407,7 @@ impl fmt::Display for CommandError {
                 f,
                 "--member `{name}` is not a member name (letters, digits, `-`, `_`, `.`)"
             ),
+            JsonMisplaced => f.write_str("--json only goes with -s and simulate (the read commands)"),
             CheckMisplaced => f.write_str(
                 "--check only goes with -F FILE, and is done by cluamgr itself, not by aliasd",
             ),
@@ -470,11 +478,12 @@ usage: cluamgr -a alias=ALIAS,option[=value][,option]... [--member MEMBER]
        cluamgr -F FILE [--check]
        cluamgr -h
        cluamgr -r option[,option]...
-       cluamgr -s [ALIAS | all]
+       cluamgr -s [ALIAS | all] [--json]
+       cluamgr --reload
        cluamgr --register PORT/PROTO[,option]...
        cluamgr simulate tcp|udp SOURCE:PORT DESTINATION:PORT [--syn | --ack] [--json]
 
-Exactly one of -a, -f, -F, -h, -r, -s, --register, simulate per call.
+Exactly one of -a, -f, -F, -h, -r, -s, --reload, --register, simulate per call.
 
   -a alias=ALIAS,...  set this member's attributes for ALIAS; ALIAS is DEFAULTALIAS (the
                       default cluster alias), a dotted-quad address or a host name.
@@ -497,7 +506,11 @@ Exactly one of -a, -f, -F, -h, -r, -s, --register, simulate per call.
   -h                  print this help
   -r option,...       router options: resvok (advertise RFC 1918 alias addresses) or noresvok
                       (default: do not)
-  -s [ALIAS | all]    show one alias, or everything (default all)
+  -s [ALIAS | all]    show one alias, or everything (default all): members, per-alias
+                      traffic, in_single active members, ports, workers (rates since the
+                      previous -s, table occupancy, drops); --json: the stable JSON form
+  --reload            re-read aliasd's configuration file, as SIGHUP does: all or nothing,
+                      established connections kept; the reply says what changed
   --register PORT/PROTO[,option]...
                       register a service as clua_registerservice() would: options are the
                       clua_services(4) ones (in_single, in_multi, in_noalias, in_nolocal,
@@ -510,13 +523,17 @@ Exactly one of -a, -f, -F, -h, -r, -s, --register, simulate per call.
                       that misses the connection table; --json: the stable JSON form
 ";
 
-/// A parsed command line plus the CLI-local `--check` flag (valid only with `-F`).
+/// A parsed command line plus the CLI-local `--check` flag (valid only with `-F`) and
+/// `--json` (read commands only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invocation {
     /// The command.
     pub command: Command,
     /// `-F FILE --check`: validate the file locally instead of sending the command.
     pub check: bool,
+    /// `--json`: the reply of a read command in its JSON form (sent as
+    /// [`crate::protocol::Request::json`]).
+    pub json: bool,
 }
 
 /// `-a`'s value: the alias and the attributes to set (clap value parser [`parse_alias_list`]).
@@ -553,7 +570,7 @@ pub struct Registration {
     clap::ArgGroup::new("primary")
         .required(true)
         .multiple(false)
-        .args(["alias", "reload", "load", "help", "router", "show", "register"])
+        .args(["alias", "reload", "load", "help", "router", "show", "register", "reload_config"])
 ))]
 pub struct CommandArgs {
     /// `-a alias=NAME,option[=value]...`.
@@ -583,6 +600,12 @@ pub struct CommandArgs {
     /// `--check` (with `-F` only; the CLI's local mode).
     #[arg(long = "check")]
     pub check: bool,
+    /// `--json` (with `-s` only; `simulate` takes its own).
+    #[arg(long = "json")]
+    pub json: bool,
+    /// `--reload`: re-read aliasd's configuration file (SIGHUP).
+    #[arg(long = "reload")]
+    pub reload_config: bool,
     /// `simulate ...`: a subcommand, for its positional arguments; it is a primary command too
     /// (checked in [`CommandArgs::into_invocation`]).
     #[command(subcommand)]
@@ -684,6 +707,9 @@ impl CommandArgs {
         if self.check && self.load.is_none() {
             return Err(CommandError::CheckMisplaced);
         }
+        if self.json && self.show.is_none() {
+            return Err(CommandError::JsonMisplaced);
+        }
         if let Some(SimulateCommand::Simulate(args)) = self.simulate {
             let others = self.alias.is_some()
                 || self.reload
@@ -691,12 +717,15 @@ impl CommandArgs {
                 || self.help
                 || self.router.is_some()
                 || self.show.is_some()
+                || self.reload_config
                 || self.register.is_some();
             if others {
                 return Err(CommandError::TooManyCommands);
             }
+            let query = args.into_query().map_err(CommandError::Simulate)?;
             return Ok(Invocation {
-                command: Command::Simulate(args.into_query().map_err(CommandError::Simulate)?),
+                json: query.json,
+                command: Command::Simulate(query),
                 check: false,
             });
         }
@@ -716,6 +745,8 @@ impl CommandArgs {
             Command::Router { resvok }
         } else if let Some(what) = self.show {
             Command::Show(what)
+        } else if self.reload_config {
+            Command::Reload
         } else if let Some(Registration {
             port,
             proto,
@@ -733,6 +764,7 @@ impl CommandArgs {
         Ok(Invocation {
             command,
             check: self.check,
+            json: self.json,
         })
     }
 }
@@ -1352,7 +1384,8 @@ mod tests {
             parse_invocation(["-F", "x", "--check"]).unwrap(),
             Invocation {
                 command: Command::LoadServices { path: "x".into() },
-                check: true
+                check: true,
+                json: false
             }
         );
         assert!(!parse_invocation(["-F", "x"]).unwrap().check);

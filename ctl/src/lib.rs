@@ -24,6 +24,7 @@ pub mod rip;
 pub mod routers;
 pub mod services;
 pub mod show;
+pub mod status;
 pub mod signed;
 pub mod simulate;
 pub mod socket;

@@ -451,6 +451,12 @@ pub struct ControlPlane {
     rip_offset: u64,
     /// Flow hand-off with the peer routers (issue 9).
     sync: Option<SyncPlane>,
+    /// The ports' PMD statistics for `cluamgr -s` (issue 11).
+    port_reader: Option<crate::status::PortReader>,
+    /// The counters at the previous `cluamgr -s`, for rates.
+    rate_sample: Option<crate::status::RateSample>,
+    /// When the plane started (rates of the first `-s`).
+    start_ms: u64,
 }
 
 /// The flow hand-off's part of the control plane: the state machine, the interconnect it
@@ -681,6 +687,9 @@ impl ControlPlane {
             rip,
             rip_offset,
             sync: sync_plane,
+            port_reader: None,
+            rate_sample: None,
+            start_ms: now_ms,
         };
         let mut fx = Effects {
             publish: Some(snapshot.clone()),
@@ -710,6 +719,56 @@ impl ControlPlane {
     /// The snapshot in force.
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snapshot
+    }
+
+    /// Gives `cluamgr -s` the ports' PMD statistics (the daemon's reader over its DPDK ports).
+    pub fn set_port_reader(&mut self, reader: crate::status::PortReader) {
+        self.port_reader = Some(reader);
+    }
+
+    /// `cluamgr -s` as text or JSON. With everything shown, the rates are over the time since
+    /// the previous such `-s` (or start), whose sample is kept here.
+    fn show(&mut self, what: &crate::command::ShowWhat, json: bool) -> String {
+        let ports = self.port_reader.as_ref().map(|r| r()).unwrap_or_default();
+        let cores = &self.cores;
+        let routing = crate::show::RoutingShow {
+            role: self.role.as_ref(),
+            arp: &self.arp_view,
+            now_ms: self.now_ms,
+            bfd: self.bfd.as_ref(),
+            rip: self.rip.as_ref(),
+            sync: self.sync.as_ref().map(|s| &s.handoff),
+        };
+        let (status, sample) = crate::status::build(
+            &crate::status::StatusInputs {
+                state: &self.state,
+                snapshot: &self.snapshot,
+                what,
+                routing: &routing,
+                cores,
+                ports: &ports,
+            },
+            self.rate_sample.as_ref(),
+            self.start_ms,
+            self.now_ms,
+        );
+        let out = if json {
+            serde_json::to_string_pretty(&status).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        } else {
+            let counters = |id: MemberId| member_totals(cores, id);
+            render_show_routing(
+                &self.state,
+                &self.snapshot,
+                what,
+                &counters,
+                &routing,
+                Some(&status),
+            )
+        };
+        if let Some(sample) = sample {
+            self.rate_sample = Some(sample);
+        }
+        out
     }
 
     /// The counters, shared with whoever reads them.
@@ -924,7 +983,20 @@ impl ControlPlane {
     /// A cluamgr command: applied to a copy of the state, validated, turned into a snapshot and
     /// published, or refused with nothing changed.
     pub fn on_command(&mut self, command: &Command, now_ms: u64) -> (Reply, Effects) {
+        self.on_command_as(command, false, now_ms)
+    }
+
+    /// [`on_command`](Self::on_command), with the reply of a read command (`-s`, `simulate`)
+    /// in its JSON form when `json` ([`crate::status::Status`], [`crate::simulate`]); commands
+    /// that change something reply in text either way.
+    pub fn on_command_as(&mut self, command: &Command, json: bool, now_ms: u64) -> (Reply, Effects) {
+        self.now_ms = self.now_ms.max(now_ms);
         if let Command::Simulate(q) = command {
+            let q = crate::simulate::Query {
+                json: q.json || json,
+                ..q.clone()
+            };
+            let q = &q;
             // Read-only by construction: no tick, no event, only the snapshot in force is read.
             let reply = Reply {
                 ok: true,
@@ -951,27 +1023,10 @@ impl ControlPlane {
                 ok: true,
                 output: USAGE.to_string(),
             },
-            Ok(Applied::Show(what)) => {
-                let cores = &self.cores;
-                let counters = |id: MemberId| member_totals(cores, id);
-                Reply {
-                    ok: true,
-                    output: render_show_routing(
-                        &self.state,
-                        &self.snapshot,
-                        &what,
-                        &counters,
-                        &crate::show::RoutingShow {
-                            role: self.role.as_ref(),
-                            arp: &self.arp_view,
-                            now_ms: self.now_ms,
-                            bfd: self.bfd.as_ref(),
-                            rip: self.rip.as_ref(),
-                            sync: self.sync(),
-                        },
-                    ),
-                }
-            }
+            Ok(Applied::Show(what)) => Reply {
+                ok: true,
+                output: self.show(&what, json),
+            },
             Ok(Applied::Changed(_, changes)) if changes.is_empty() => Reply {
                 ok: true,
                 output: "no change".into(),

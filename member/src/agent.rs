@@ -450,6 +450,7 @@ aliases = ["198.51.100.100", "198.51.100.101"]
     fn req(s: &str) -> Request {
         Request {
             command: parse_args(s.split_whitespace()).unwrap(),
+            json: false,
         }
     }
 

@@ -260,7 +260,8 @@ pub fn apply_member(
         | Command::ReloadServices
         | Command::LoadServices { .. }
         | Command::Register { .. }
-        | Command::Simulate(_) => Err(MemberCommandError::RouterCommand(cmd.flag())),
+        | Command::Simulate(_)
+        | Command::Reload => Err(MemberCommandError::RouterCommand(cmd.flag())),
     }
 }
 
