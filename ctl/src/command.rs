@@ -1474,7 +1474,16 @@ mod tests {
         let ids: Vec<&str> = g.get_args().map(|a| a.as_str()).collect();
         assert_eq!(
             ids,
-            ["alias", "reload", "load", "help", "router", "show", "register"]
+            [
+                "alias",
+                "reload",
+                "load",
+                "help",
+                "router",
+                "show",
+                "register",
+                "reload_config"
+            ]
         );
         // Each value arrives typed: `-a`'s list is parsed by its value parser.
         use clap::FromArgMatches;

@@ -20,14 +20,15 @@ pub mod name;
 pub mod neighbors;
 pub mod plane;
 pub mod protocol;
+pub mod reload;
 pub mod rip;
 pub mod routers;
 pub mod services;
 pub mod show;
-pub mod status;
 pub mod signed;
 pub mod simulate;
 pub mod socket;
+pub mod status;
 pub mod sync;
 #[cfg(test)]
 mod test_rng;

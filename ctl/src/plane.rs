@@ -183,6 +183,8 @@ pub enum Cause {
     Routers,
     /// A member MAC learned, changed or expired (ARP on the interconnect).
     Neighbors,
+    /// The configuration file re-read (SIGHUP, `cluamgr --reload`; issue 11).
+    Reload,
 }
 
 impl Cause {
@@ -193,6 +195,7 @@ impl Cause {
             Cause::Members => "member adverts",
             Cause::Routers => "proxy-ARP election",
             Cause::Neighbors => "member MACs by ARP",
+            Cause::Reload => "configuration reload",
         }
     }
 }
@@ -753,7 +756,8 @@ impl ControlPlane {
             self.now_ms,
         );
         let out = if json {
-            serde_json::to_string_pretty(&status).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            serde_json::to_string_pretty(&status)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
         } else {
             let counters = |id: MemberId| member_totals(cores, id);
             render_show_routing(
@@ -989,7 +993,12 @@ impl ControlPlane {
     /// [`on_command`](Self::on_command), with the reply of a read command (`-s`, `simulate`)
     /// in its JSON form when `json` ([`crate::status::Status`], [`crate::simulate`]); commands
     /// that change something reply in text either way.
-    pub fn on_command_as(&mut self, command: &Command, json: bool, now_ms: u64) -> (Reply, Effects) {
+    pub fn on_command_as(
+        &mut self,
+        command: &Command,
+        json: bool,
+        now_ms: u64,
+    ) -> (Reply, Effects) {
         self.now_ms = self.now_ms.max(now_ms);
         if let Command::Simulate(q) = command {
             let q = crate::simulate::Query {
@@ -1057,6 +1066,76 @@ impl ControlPlane {
             }
         };
         // The command may have been the first input in a while: expire and retry as a tick would.
+        let tick = self.on_tick(now_ms);
+        fx.merge(tick);
+        (reply, fx)
+    }
+
+    /// A configuration reload (issue 11): `next` is the new file's live part, parsed and
+    /// validated by the caller (aliasd, which also refused changed restart-only keys). Merged
+    /// onto the state in force ([`crate::reload::merge`]: member ids kept, learned MACs and
+    /// member state kept), validated and published as one new snapshot, or refused with
+    /// nothing changed. The connection tables are the workers' and are not touched, so
+    /// established connections keep their members. The reply lists what changed.
+    pub fn reload(&mut self, next: ControlState, now_ms: u64) -> (Reply, Effects) {
+        let mut fx = Effects::default();
+        self.now_ms = self.now_ms.max(now_ms);
+        let capacity = self
+            .cores
+            .iter()
+            .map(|c| c.member_packets.len())
+            .min()
+            .unwrap_or(usize::MAX);
+        let refuse = |why: String, fx: &mut Effects| {
+            fx.events.push(Event::CommandRefused {
+                command: "--reload".into(),
+                why: why.clone(),
+            });
+            Reply {
+                ok: false,
+                output: format!("reload refused, nothing changed: {why}"),
+            }
+        };
+        let reply = match crate::reload::merge(&self.state, next, capacity) {
+            Err(e) => refuse(e.to_string(), &mut fx),
+            Ok((_, changes)) if changes.is_empty() => Reply {
+                ok: true,
+                output: "reload: no change".into(),
+            },
+            Ok((mut next, changes)) => {
+                if let Some(t) = &self.members {
+                    t.apply(&mut next);
+                }
+                let result = next
+                    .cluster
+                    .validate()
+                    .map_err(RebuildError::Invalid)
+                    .and_then(|()| {
+                        let cluster = next.cluster.clone();
+                        let g = self.publish(next, Cause::Reload, &mut fx)?;
+                        self.neighbors.reconfigure(&cluster);
+                        Ok(g)
+                    });
+                match result {
+                    Err(why) => refuse(why.to_string(), &mut fx),
+                    Ok(generation) => {
+                        fx.events.insert(
+                            0,
+                            Event::CommandApplied {
+                                command: "--reload".into(),
+                                changes: changes.len(),
+                            },
+                        );
+                        let mut output = format!("reload: {} change(s)\n", changes.len());
+                        output.push_str(&changes.join("\n"));
+                        output.push_str(&format!(
+                            "\n(configuration generation {generation} in force)"
+                        ));
+                        Reply { ok: true, output }
+                    }
+                }
+            }
+        };
         let tick = self.on_tick(now_ms);
         fx.merge(tick);
         (reply, fx)

@@ -304,8 +304,12 @@ fn rate_note(st: &Status) -> String {
 
 /// The ports and their PMD counters (`cluamgr -s`, issue 11).
 pub fn render_ports(o: &mut String, st: &Status) {
-    let _ = writeln!(o, "
-ports (PMD counters; rates {})", rate_note(st));
+    let _ = writeln!(
+        o,
+        "
+ports (PMD counters; rates {})",
+        rate_note(st)
+    );
     let _ = writeln!(
         o,
         "  {:<10} {:<12} {:<5} {:>12} {:>12} {:>10} {:>10} {:>8} {:>8} {:>8}",
@@ -336,8 +340,12 @@ ports (PMD counters; rates {})", rate_note(st));
 
 /// The workers: rates, connection-table occupancy, drops by reason (`cluamgr -s`, issue 11).
 pub fn render_workers(o: &mut String, st: &Status) {
-    let _ = writeln!(o, "
-workers (rates {})", rate_note(st));
+    let _ = writeln!(
+        o,
+        "
+workers (rates {})",
+        rate_note(st)
+    );
     let _ = writeln!(
         o,
         "  {:<6} {:>12} {:>12} {:>10} {:>10}  table (live/slots)",
@@ -511,7 +519,7 @@ pub fn render_show(
             "member", "state", "mac", "mac from", "packets", "flows"
         );
         for (i, m) in cl.members.iter().enumerate() {
-            if !all && !shown_members[i] {
+            if (!all && !shown_members[i]) || crate::reload::is_retired(m) {
                 continue;
             }
             let id = MemberId(i as u32);

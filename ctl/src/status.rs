@@ -301,11 +301,12 @@ fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
     CoreCounters::get(c)
 }
 
-fn per_index(cores: &[Arc<CoreCounters>], f: fn(&CoreCounters) -> &[std::sync::atomic::AtomicU64], i: usize) -> u64 {
-    cores
-        .iter()
-        .map(|c| f(c).get(i).map_or(0, get))
-        .sum()
+fn per_index(
+    cores: &[Arc<CoreCounters>],
+    f: fn(&CoreCounters) -> &[std::sync::atomic::AtomicU64],
+    i: usize,
+) -> u64 {
+    cores.iter().map(|c| f(c).get(i).map_or(0, get)).sum()
 }
 
 /// Per second between two counter readings `dt_ms` apart (0 when no time passed).
@@ -356,7 +357,9 @@ pub fn build(
     let mut shown_members = vec![false; cl.members.len()];
     for &i in &selected {
         let a = &cl.aliases[i];
-        let sa = snap.alias_by_addr(u32::from(a.address)).map(|id| (id, snap.alias(id)));
+        let sa = snap
+            .alias_by_addr(u32::from(a.address))
+            .map(|id| (id, snap.alias(id)));
         let (packets, flows) = sa.map_or((0, 0), |(id, _)| {
             (
                 per_index(inp.cores, |c| &c.alias_packets, id.0 as usize),
@@ -426,7 +429,7 @@ pub fn build(
         });
     }
     for (i, m) in cl.members.iter().enumerate() {
-        if !all && !shown_members[i] {
+        if (!all && !shown_members[i]) || crate::reload::is_retired(m) {
             continue;
         }
         let id = MemberId(i as u32);

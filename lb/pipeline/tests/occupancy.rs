@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use clua_pipeline::{CoreCounters, Pipeline, PipelineConfig, Verdict, VecBuf};
+use clua_pipeline::{CoreCounters, Pipeline, PipelineConfig, VecBuf, Verdict};
 use common::*;
 
 fn pipeline(capacity: usize) -> Pipeline {
