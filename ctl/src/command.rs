@@ -1298,6 +1298,39 @@ mod tests {
         );
     }
 
+    /// Issue 11: `--json` goes with the read commands only; `--reload` is a primary command.
+    #[test]
+    fn json_and_reload() {
+        let inv = |s: &str| parse_invocation(s.split_whitespace());
+        let i = inv("-s --json").unwrap();
+        assert_eq!((i.command, i.json), (Command::Show(ShowWhat::All), true));
+        let i = inv("-s web --json").unwrap();
+        assert_eq!(
+            (i.command, i.json),
+            (
+                Command::Show(ShowWhat::Alias(AliasRef::Name("web".into()))),
+                true
+            )
+        );
+        assert!(!inv("-s").unwrap().json);
+        let i = inv("simulate tcp 203.0.113.7:40000 198.51.100.100:80 --json").unwrap();
+        assert!(i.json);
+        for bad in [
+            "-f --json",
+            "-a alias=web,selw=2 --member m1 --json",
+            "--reload --json",
+        ] {
+            assert_eq!(inv(bad).unwrap_err(), CommandError::JsonMisplaced, "{bad}");
+        }
+        assert_eq!(p("--reload").unwrap(), Command::Reload);
+        assert_eq!(Command::Reload.to_args(), ["--reload"]);
+        assert_eq!(p("--reload -f").unwrap_err(), CommandError::TooManyCommands);
+        // On the wire: absent `json` is text (an older cluamgr), and false is not sent.
+        let r: crate::protocol::Request = serde_json::from_str(r#"{"command":"Help"}"#).unwrap();
+        assert!(!r.json);
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"command":"Help"}"#);
+    }
+
     #[test]
     fn every_other_flag() {
         assert_eq!(p("-f").unwrap(), Command::ReloadServices);

@@ -577,3 +577,131 @@ fn mode_name(m: ServiceMode) -> &'static str {
         ServiceMode::InSingle => "in_single",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::tests::{state, MACS};
+
+    fn build_with(
+        st: &ControlState,
+        what: ShowWhat,
+        cores: &[Arc<CoreCounters>],
+        ports: &[PortSample],
+        previous: Option<&RateSample>,
+        now_ms: u64,
+    ) -> (Status, Option<RateSample>) {
+        let snap = st.cluster.snapshot(5, &MACS).unwrap();
+        let arp = crate::arp::ArpView::default();
+        let routing = RoutingShow {
+            role: None,
+            arp: &arp,
+            now_ms,
+            bfd: None,
+            rip: None,
+            sync: None,
+        };
+        build(
+            &StatusInputs {
+                state: st,
+                snapshot: &snap,
+                what: &what,
+                routing: &routing,
+                cores,
+                ports,
+            },
+            previous,
+            0,
+            now_ms,
+        )
+    }
+
+    /// Issue 11: the JSON carries the counters summed over workers, per alias (by its
+    /// snapshot position) and per member; it parses back into the same struct, and its field
+    /// names are the documented ones (docs/cluamgr.md, "JSON output").
+    #[test]
+    fn the_json_sums_the_workers_and_parses_back() {
+        let st = state();
+        let snap = st.cluster.snapshot(5, &MACS).unwrap();
+        let web = snap.alias_by_addr(u32::from(std::net::Ipv4Addr::new(198, 51, 100, 100)));
+        let web = web.unwrap().0 as usize;
+        let cores: Vec<Arc<CoreCounters>> =
+            (0..2).map(|_| Arc::new(CoreCounters::new(8))).collect();
+        for (i, c) in cores.iter().enumerate() {
+            let n = i as u64 + 1;
+            CoreCounters::add(&c.alias_packets[web], 100 * n);
+            CoreCounters::add(&c.alias_flows[web], 10 * n);
+            CoreCounters::add(&c.member_flows[0], 7 * n);
+            CoreCounters::add(&c.rx, 1000 * n);
+            CoreCounters::add(&c.conn_live, 5 * n);
+            CoreCounters::add(&c.conn_capacity, 64);
+            CoreCounters::drop(c, DropReason::NotAlias);
+        }
+        let ports = [PortSample {
+            rx_packets: 5000,
+            tx_packets: 4000,
+            rx_missed: 3,
+            link_up: true,
+            ..PortSample::default()
+        }];
+        let (s, sample) = build_with(&st, ShowWhat::All, &cores, &ports, None, 2000);
+        let a = s.aliases.iter().find(|a| a.name == "web").unwrap();
+        assert_eq!((a.packets, a.flows), (300, 30));
+        let idle = s.aliases.iter().find(|a| a.name == "cluster").unwrap();
+        assert_eq!((idle.packets, idle.flows), (0, 0));
+        assert_eq!(s.members[0].flows, 21);
+        assert_eq!(s.workers[1].conn_live, 10);
+        assert_eq!(s.workers[0].drops["not_alias"], 1);
+        assert_eq!(s.workers[0].drops.len(), DropReason::COUNT);
+        assert_eq!(s.ports[0].rx_missed, 3);
+        assert_eq!(s.ports[0].link_up, Some(true));
+        // Rates since start (0 ms) over 2 s.
+        assert_eq!(s.rates.as_ref().unwrap().since, "start");
+        assert_eq!(s.ports[0].rx_pps, 2500.0);
+        assert_eq!(s.workers[1].rx_pps, 1000.0);
+        // The next show: since the previous one.
+        CoreCounters::add(&cores[0].rx, 500);
+        let (s2, _) = build_with(&st, ShowWhat::All, &cores, &ports, sample.as_ref(), 2500);
+        let r = s2.rates.as_ref().unwrap();
+        assert_eq!((r.since.as_str(), r.interval_ms), ("previous_show", 500));
+        assert_eq!(s2.workers[0].rx_pps, 1000.0);
+        assert_eq!(s2.ports[0].rx_pps, 0.0);
+        let text = serde_json::to_string(&s).unwrap();
+        let back: Status = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for key in [
+            "schema", "scope", "cluster", "aliases", "members", "services", "ports", "workers",
+            "rates", "routers",
+        ] {
+            assert!(v.get(key).is_some(), "{key} in {v}");
+        }
+        for key in [
+            "packets",
+            "flows",
+            "single_active",
+            "port_single_active",
+            "arp_master",
+        ] {
+            assert!(v["aliases"][0].get(key).is_some(), "{key}");
+        }
+        for key in ["conn_live", "conn_capacity", "rx_pps", "drops"] {
+            assert!(v["workers"][0].get(key).is_some(), "{key}");
+        }
+    }
+
+    /// `-s ALIAS`: that alias and its members only, no sample taken (rates stay over the
+    /// interval of whole shows).
+    #[test]
+    fn one_alias_takes_no_rate_sample() {
+        let st = state();
+        let cores = vec![Arc::new(CoreCounters::new(8))];
+        let what = ShowWhat::Alias(crate::command::AliasRef::Name("web".into()));
+        let (s, sample) = build_with(&st, what, &cores, &[], None, 10);
+        assert!(sample.is_none() && s.rates.is_none() && s.workers.is_empty());
+        assert_eq!(s.aliases.len(), 1);
+        assert_eq!(s.scope, "web");
+        let web = &st.cluster.aliases.iter().find(|a| a.name == "web").unwrap();
+        assert_eq!(s.members.len(), web.members.len());
+    }
+}

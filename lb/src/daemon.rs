@@ -599,7 +599,13 @@ pub fn run_with_file(config: Config, file: Option<std::path::PathBuf>) -> Result
         while let Ok((request, reply_to)) = command_rx.try_recv() {
             busy = true;
             let (reply, fx) = match request.command {
-                Command::Reload => reload(file.as_deref(), &config, &mut plane, now_ms),
+                Command::Reload => {
+                    let (reply, fx) = reload(file.as_deref(), &config, &mut plane, now_ms);
+                    if !reply.ok {
+                        tracing::warn!("cluamgr --reload: {}", reply.output.replace('\n', "; "));
+                    }
+                    (reply, fx)
+                }
                 ref c => plane.on_command_as(c, request.json, now_ms),
             };
             io.apply(fx);
