@@ -1003,7 +1003,7 @@ impl ControlPlane {
         if let Command::Simulate(q) = command {
             let q = crate::simulate::Query {
                 json: q.json || json,
-                ..q.clone()
+                ..*q
             };
             let q = &q;
             // Read-only by construction: no tick, no event, only the snapshot in force is read.
