@@ -999,7 +999,6 @@ impl ControlPlane {
         json: bool,
         now_ms: u64,
     ) -> (Reply, Effects) {
-        self.now_ms = self.now_ms.max(now_ms);
         if let Command::Simulate(q) = command {
             let q = crate::simulate::Query {
                 json: q.json || json,

@@ -151,3 +151,53 @@ fn removing_a_member_keeps_the_others_ids() {
     // The new member took the freed slot.
     assert_eq!(id_of(&after, "m2gone"), id_of(&before, "m2"));
 }
+
+/// `cluamgr -s --json` through the control plane: the reply is the documented JSON (it parses
+/// into `clua_ctl::status::Status`), with the ports the daemon's reader gives, and the text
+/// has the same sections.
+#[test]
+fn show_json_is_the_reply_of_the_control_plane() {
+    use clua_ctl::command::parse_args;
+    use clua_ctl::status::{PortSample, Status};
+    let g = golden();
+    let mut p = plane(&g);
+    p.set_port_reader(Box::new(|| {
+        (0..3)
+            .map(|i| PortSample {
+                rx_packets: 100 * (i + 1),
+                link_up: i != 2,
+                ..PortSample::default()
+            })
+            .collect()
+    }));
+    let show = parse_args(["-s"]).unwrap();
+    let (r, fx) = p.on_command_as(&show, true, 1000);
+    assert!(r.ok && fx.publish.is_none(), "{r:?}");
+    let s: Status = serde_json::from_str(&r.output).unwrap();
+    assert_eq!(s.cluster.name, "golden");
+    assert_eq!(s.ports.len(), 3);
+    assert_eq!(s.ports[1].rx_packets, 200);
+    assert_eq!(s.ports[2].link_up, Some(false));
+    assert_eq!(s.workers.len(), 1);
+    assert_eq!(s.rates.as_ref().unwrap().since, "start");
+    let web = s.aliases.iter().find(|a| a.name == "web").unwrap();
+    assert_eq!(web.single_active.as_deref(), Some("m1"));
+    assert_eq!(
+        web.members.iter().map(|m| m.selw).collect::<Vec<_>>(),
+        [3, 2, 1]
+    );
+    let (r, _) = p.on_command_as(&show, false, 1500);
+    assert!(
+        r.output
+            .contains("\nports (PMD counters; rates per second since the previous -s (500 ms))"),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.output.contains("alias traffic: 0 packets"),
+        "{}",
+        r.output
+    );
+    let (r, _) = p.on_command(&clua_ctl::command::Command::Reload, 1600);
+    assert!(!r.ok, "the control plane reads no file: {r:?}");
+}
