@@ -113,12 +113,12 @@ pub fn merge(
         resvok,
     } = new;
     // Members: old slots first, by name.
+    let file_order: Vec<String> = next.members.iter().map(|m| m.name.clone()).collect();
     let mut incoming: BTreeMap<String, MemberSpec> = next
         .members
         .drain(..)
         .map(|m| (m.name.clone(), m))
         .collect();
-    let order: Vec<String> = new_order(&old.cluster, &incoming);
     let mut members: Vec<Option<MemberSpec>> = Vec::new();
     for o in &old.cluster.members {
         match incoming.remove(&o.name) {
@@ -158,7 +158,7 @@ pub fn merge(
         }
     }
     // New members fill the freed slots, then go at the end, in file order.
-    for name in order {
+    for name in file_order {
         let Some(m) = incoming.remove(&name) else {
             continue;
         };
@@ -235,13 +235,6 @@ pub fn merge(
 fn shown(p: &Option<std::path::PathBuf>) -> String {
     p.as_ref()
         .map_or_else(|| "none".into(), |p| p.display().to_string())
-}
-
-/// The new file's member names in file order.
-fn new_order(_old: &Cluster, incoming: &BTreeMap<String, MemberSpec>) -> Vec<String> {
-    // BTreeMap lost the file order; names sort, which is deterministic and what the reply
-    // lists anyway.
-    incoming.keys().cloned().collect()
 }
 
 fn join_words(j: &crate::model::JoinSpec) -> String {
