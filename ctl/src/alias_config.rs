@@ -89,7 +89,8 @@ pub fn parse_alias_config(
                     c @ (Command::Show(_)
                     | Command::Help
                     | Command::Simulate(_)
-                    | Command::Capture(_)),
+                    | Command::Capture(_)
+                    | Command::Reload),
                 ) => AliasConfigErrorKind::NotBootTime { flag: c.flag() },
                 Ok(c) => {
                     cmds.push((line, c));
@@ -204,6 +205,13 @@ cluamgr --register 7001/udp,in_multi
         assert_eq!(
             e.to_string(),
             "/etc/clu_alias.config:1: cluamgr simulate is not a boot-time command (only -a, -r, -f, -F and --register)"
+        );
+        // Nor `--reload` (a boot is a load of the file already).
+        let e = parse_alias_config("cluamgr --reload\n", "c").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("--reload is not a boot-time command"),
+            "{e}"
         );
     }
 

@@ -89,6 +89,10 @@ pub enum Refusal {
     /// `-a` names an unknown alias by name (or DEFAULTALIAS): only an address makes a new one.
     #[error("no alias {}; name a new alias by its address (or an /etc/hosts name)", Described(.0))]
     NoAliasByName(AliasRef),
+    /// `--reload` where no configuration file is read (only aliasd's daemon reads it; the
+    /// control plane applies what it parsed, [`crate::plane::ControlPlane::reload`]).
+    #[error("--reload: only aliasd re-reads its configuration file")]
+    ReloadNotHere,
     /// `-f` without a configured clua_services file.
     #[error("no clua_services file is configured (cluster.services_file); use -F FILE")]
     NoServicesFile,
@@ -188,6 +192,7 @@ pub fn apply(
     let mut changes = Vec::new();
     match cmd {
         Command::Help => return Ok(Applied::Help),
+        Command::Reload => return Err(Refusal::ReloadNotHere.into()),
         // Changes nothing; the control plane answers it over its snapshot (ctl::simulate).
         Command::Simulate(_) | Command::Capture(_) => {
             return Ok(Applied::Changed(Box::new(next), changes))

@@ -185,6 +185,10 @@ pub enum Command {
     /// [-w FILE] [--json]` (issue 11): a port's frames into a pcapng file, bounded by count
     /// and time (ctl::capture). aliasd serves it, not the control plane.
     Capture(crate::capture::CaptureRequest),
+    /// `--reload` (issue 11): aliasd re-reads its configuration file, as on SIGHUP; all or
+    /// nothing. Answered by the daemon, which reads the file
+    /// ([`crate::plane::ControlPlane::reload`]).
+    Reload,
 }
 
 impl Command {
@@ -200,6 +204,7 @@ impl Command {
             Command::Help => "-h",
             Command::Simulate(_) => "simulate",
             Command::Capture(_) => "capture",
+            Command::Reload => "--reload",
         }
     }
 
@@ -268,7 +273,7 @@ impl Command {
             }
             Command::Simulate(q) => v.extend(q.to_args()),
             Command::Capture(c) => v.extend(c.to_args()),
-            Command::ReloadServices | Command::Help => {}
+            Command::ReloadServices | Command::Help | Command::Reload => {}
         }
         v
     }
@@ -303,6 +308,8 @@ pub enum CommandError {
         /// The rule it breaks.
         why: crate::name::NameError,
     },
+    /// `--json` with a command that is not a read command (`-s`, `simulate`).
+    JsonMisplaced,
     /// `--check` given to [`parse_args`], or without `-F`.
     CheckMisplaced,
     /// An option the flag's list does not define.
@@ -408,6 +415,7 @@ impl fmt::Display for CommandError {
                 f,
                 "--member `{name}` is not a member name (letters, digits, `-`, `_`, `.`)"
             ),
+            JsonMisplaced => f.write_str("--json only goes with -s and simulate (the read commands)"),
             CheckMisplaced => f.write_str(
                 "--check only goes with -F FILE, and is done by cluamgr itself, not by aliasd",
             ),
@@ -479,11 +487,12 @@ usage: cluamgr -a alias=ALIAS,option[=value][,option]... [--member MEMBER]
        cluamgr -F FILE [--check]
        cluamgr -h
        cluamgr -r option[,option]...
-       cluamgr -s [ALIAS | all]
+       cluamgr -s [ALIAS | all] [--json]
+       cluamgr --reload
        cluamgr --register PORT/PROTO[,option]...
        cluamgr simulate tcp|udp SOURCE:PORT DESTINATION:PORT [--syn | --ack] [--json]
 
-Exactly one of -a, -f, -F, -h, -r, -s, --register, simulate per call.
+Exactly one of -a, -f, -F, -h, -r, -s, --reload, --register, simulate per call.
 
   -a alias=ALIAS,...  set this member's attributes for ALIAS; ALIAS is DEFAULTALIAS (the
                       default cluster alias), a dotted-quad address or a host name.
@@ -506,7 +515,11 @@ Exactly one of -a, -f, -F, -h, -r, -s, --register, simulate per call.
   -h                  print this help
   -r option,...       router options: resvok (advertise RFC 1918 alias addresses) or noresvok
                       (default: do not)
-  -s [ALIAS | all]    show one alias, or everything (default all)
+  -s [ALIAS | all]    show one alias, or everything (default all): members, per-alias
+                      traffic, in_single active members, ports, workers (rates since the
+                      previous -s, table occupancy, drops); --json: the stable JSON form
+  --reload            re-read aliasd's configuration file, as SIGHUP does: all or nothing,
+                      established connections kept; the reply says what changed
   --register PORT/PROTO[,option]...
                       register a service as clua_registerservice() would: options are the
                       clua_services(4) ones (in_single, in_multi, in_noalias, in_nolocal,
@@ -525,13 +538,17 @@ Exactly one of -a, -f, -F, -h, -r, -s, --register, simulate per call.
                       1000, at most 10000) or S seconds (default 10, at most 300)
 ";
 
-/// A parsed command line plus the CLI-local `--check` flag (valid only with `-F`).
+/// A parsed command line plus the CLI-local `--check` flag (valid only with `-F`) and
+/// `--json` (read commands only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invocation {
     /// The command.
     pub command: Command,
     /// `-F FILE --check`: validate the file locally instead of sending the command.
     pub check: bool,
+    /// `--json`: the reply of a read command in its JSON form (sent as
+    /// [`crate::protocol::Request::json`]).
+    pub json: bool,
 }
 
 /// `-a`'s value: the alias and the attributes to set (clap value parser [`parse_alias_list`]).
@@ -568,7 +585,7 @@ pub struct Registration {
     clap::ArgGroup::new("primary")
         .required(true)
         .multiple(false)
-        .args(["alias", "reload", "load", "help", "router", "show", "register"])
+        .args(["alias", "reload", "load", "help", "router", "show", "register", "reload_config"])
 ))]
 pub struct CommandArgs {
     /// `-a alias=NAME,option[=value]...`.
@@ -598,6 +615,12 @@ pub struct CommandArgs {
     /// `--check` (with `-F` only; the CLI's local mode).
     #[arg(long = "check")]
     pub check: bool,
+    /// `--json` (with `-s` only; `simulate` takes its own).
+    #[arg(long = "json")]
+    pub json: bool,
+    /// `--reload`: re-read aliasd's configuration file (SIGHUP).
+    #[arg(long = "reload")]
+    pub reload_config: bool,
     /// `simulate ...`: a subcommand, for its positional arguments; it is a primary command too
     /// (checked in [`CommandArgs::into_invocation`]).
     #[command(subcommand)]
@@ -766,6 +789,9 @@ impl CommandArgs {
         if let Some(SimulateCommand::Capture(args)) = self.simulate {
             return capture_invocation(others, args);
         }
+        if self.json && self.show.is_none() {
+            return Err(CommandError::JsonMisplaced);
+        }
         if let Some(SimulateCommand::Simulate(args)) = self.simulate {
             let others = self.alias.is_some()
                 || self.reload
@@ -773,12 +799,15 @@ impl CommandArgs {
                 || self.help
                 || self.router.is_some()
                 || self.show.is_some()
+                || self.reload_config
                 || self.register.is_some();
             if others {
                 return Err(CommandError::TooManyCommands);
             }
+            let query = args.into_query().map_err(CommandError::Simulate)?;
             return Ok(Invocation {
-                command: Command::Simulate(args.into_query().map_err(CommandError::Simulate)?),
+                json: query.json,
+                command: Command::Simulate(query),
                 check: false,
             });
         }
@@ -798,6 +827,8 @@ impl CommandArgs {
             Command::Router { resvok }
         } else if let Some(what) = self.show {
             Command::Show(what)
+        } else if self.reload_config {
+            Command::Reload
         } else if let Some(Registration {
             port,
             proto,
@@ -815,6 +846,7 @@ impl CommandArgs {
         Ok(Invocation {
             command,
             check: self.check,
+            json: self.json,
         })
     }
 }
@@ -828,6 +860,7 @@ impl CommandArgs {
             || self.help
             || self.router.is_some()
             || self.show.is_some()
+            || self.reload_config
             || self.register.is_some()
     }
 }
@@ -840,6 +873,7 @@ fn capture_invocation(others: bool, args: CaptureArgs) -> Result<Invocation, Com
     Ok(Invocation {
         command: Command::Capture(args.into_request()?),
         check: false,
+        json: false,
     })
 }
 
@@ -1372,6 +1406,39 @@ mod tests {
         );
     }
 
+    /// Issue 11: `--json` goes with the read commands only; `--reload` is a primary command.
+    #[test]
+    fn json_and_reload() {
+        let inv = |s: &str| parse_invocation(s.split_whitespace());
+        let i = inv("-s --json").unwrap();
+        assert_eq!((i.command, i.json), (Command::Show(ShowWhat::All), true));
+        let i = inv("-s web --json").unwrap();
+        assert_eq!(
+            (i.command, i.json),
+            (
+                Command::Show(ShowWhat::Alias(AliasRef::Name("web".into()))),
+                true
+            )
+        );
+        assert!(!inv("-s").unwrap().json);
+        let i = inv("simulate tcp 203.0.113.7:40000 198.51.100.100:80 --json").unwrap();
+        assert!(i.json);
+        for bad in [
+            "-f --json",
+            "-a alias=web,selw=2 --member m1 --json",
+            "--reload --json",
+        ] {
+            assert_eq!(inv(bad).unwrap_err(), CommandError::JsonMisplaced, "{bad}");
+        }
+        assert_eq!(p("--reload").unwrap(), Command::Reload);
+        assert_eq!(Command::Reload.to_args(), ["--reload"]);
+        assert_eq!(p("--reload -f").unwrap_err(), CommandError::TooManyCommands);
+        // On the wire: absent `json` is text (an older cluamgr), and false is not sent.
+        let r: crate::protocol::Request = serde_json::from_str(r#"{"command":"Help"}"#).unwrap();
+        assert!(!r.json);
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"command":"Help"}"#);
+    }
+
     #[test]
     fn every_other_flag() {
         assert_eq!(p("-f").unwrap(), Command::ReloadServices);
@@ -1458,7 +1525,8 @@ mod tests {
             parse_invocation(["-F", "x", "--check"]).unwrap(),
             Invocation {
                 command: Command::LoadServices { path: "x".into() },
-                check: true
+                check: true,
+                json: false
             }
         );
         assert!(!parse_invocation(["-F", "x"]).unwrap().check);
@@ -1547,7 +1615,16 @@ mod tests {
         let ids: Vec<&str> = g.get_args().map(|a| a.as_str()).collect();
         assert_eq!(
             ids,
-            ["alias", "reload", "load", "help", "router", "show", "register"]
+            [
+                "alias",
+                "reload",
+                "load",
+                "help",
+                "router",
+                "show",
+                "register",
+                "reload_config"
+            ]
         );
         // Each value arrives typed: `-a`'s list is parsed by its value parser.
         use clap::FromArgMatches;

@@ -22,6 +22,7 @@ pub mod neighbors;
 pub mod out_alias;
 pub mod plane;
 pub mod protocol;
+pub mod reload;
 pub mod rip;
 pub mod routers;
 pub mod services;
@@ -29,6 +30,7 @@ pub mod show;
 pub mod signed;
 pub mod simulate;
 pub mod socket;
+pub mod status;
 pub mod sync;
 #[cfg(test)]
 mod test_rng;

@@ -294,6 +294,26 @@ impl Neighbors {
         }
     }
 
+    /// Follows a reloaded cluster (issue 11): entries for its members without a configured
+    /// MAC, each keeping what was known of the same member (name, port and address) before;
+    /// new ones unresolved and due at once.
+    pub fn reconfigure(&mut self, cluster: &Cluster) {
+        let mut next = Neighbors::new(cluster, self.settings, self.counters.clone());
+        for e in &mut next.entries {
+            if let Some(o) = self
+                .entries
+                .iter()
+                .find(|o| o.name == e.name && o.port == e.port && o.addr == e.addr)
+            {
+                e.state = o.state;
+                e.due_at = o.due_at;
+            }
+        }
+        next.changed = self.changed;
+        next.not_before = self.not_before;
+        *self = next;
+    }
+
     /// The counters.
     pub fn counters(&self) -> &Arc<NeighborCounters> {
         &self.counters

@@ -194,6 +194,8 @@ pub enum Cause {
     Neighbors,
     /// A static member's health probes took it down or up (issue 10).
     Health,
+    /// The configuration file re-read (SIGHUP, `cluamgr --reload`; issue 11).
+    Reload,
 }
 
 impl Cause {
@@ -205,6 +207,7 @@ impl Cause {
             Cause::Routers => "proxy-ARP election",
             Cause::Neighbors => "member MACs by ARP",
             Cause::Health => "member health probes",
+            Cause::Reload => "configuration reload",
         }
     }
 }
@@ -495,6 +498,12 @@ pub struct ControlPlane {
     rip_offset: u64,
     /// Flow hand-off with the peer routers (issue 9).
     sync: Option<SyncPlane>,
+    /// The ports' PMD statistics for `cluamgr -s` (issue 11).
+    port_reader: Option<crate::status::PortReader>,
+    /// The counters at the previous `cluamgr -s`, for rates.
+    rate_sample: Option<crate::status::RateSample>,
+    /// When the plane started (rates of the first `-s`).
+    start_ms: u64,
 }
 
 /// The flow hand-off's part of the control plane: the state machine, the interconnect it
@@ -726,6 +735,9 @@ impl ControlPlane {
             rip,
             rip_offset,
             sync: sync_plane,
+            port_reader: None,
+            rate_sample: None,
+            start_ms: now_ms,
         };
         let mut fx = Effects {
             publish: Some(snapshot.clone()),
@@ -755,6 +767,58 @@ impl ControlPlane {
     /// The snapshot in force.
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snapshot
+    }
+
+    /// Gives `cluamgr -s` the ports' PMD statistics (the daemon's reader over its DPDK ports).
+    pub fn set_port_reader(&mut self, reader: crate::status::PortReader) {
+        self.port_reader = Some(reader);
+    }
+
+    /// `cluamgr -s` as text or JSON. With everything shown, the rates are over the time since
+    /// the previous such `-s` (or start), whose sample is kept here.
+    fn show(&mut self, what: &crate::command::ShowWhat, json: bool) -> String {
+        let ports = self.port_reader.as_ref().map(|r| r()).unwrap_or_default();
+        let cores = &self.cores;
+        let routing = crate::show::RoutingShow {
+            role: self.role.as_ref(),
+            arp: &self.arp_view,
+            now_ms: self.now_ms,
+            bfd: self.bfd.as_ref(),
+            rip: self.rip.as_ref(),
+            sync: self.sync.as_ref().map(|s| &s.handoff),
+            health: &self.health,
+        };
+        let (status, sample) = crate::status::build(
+            &crate::status::StatusInputs {
+                state: &self.state,
+                snapshot: &self.snapshot,
+                what,
+                routing: &routing,
+                cores,
+                ports: &ports,
+            },
+            self.rate_sample.as_ref(),
+            self.start_ms,
+            self.now_ms,
+        );
+        let out = if json {
+            serde_json::to_string_pretty(&status)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        } else {
+            let counters = |id: MemberId| member_totals(cores, id);
+            render_show_routing(
+                &self.state,
+                &self.snapshot,
+                what,
+                &counters,
+                &routing,
+                Some(&status),
+            )
+        };
+        if let Some(sample) = sample {
+            self.rate_sample = Some(sample);
+        }
+        out
     }
 
     /// The counters, shared with whoever reads them.
@@ -1044,6 +1108,18 @@ impl ControlPlane {
     /// A cluamgr command: applied to a copy of the state, validated, turned into a snapshot and
     /// published, or refused with nothing changed.
     pub fn on_command(&mut self, command: &Command, now_ms: u64) -> (Reply, Effects) {
+        self.on_command_as(command, false, now_ms)
+    }
+
+    /// [`on_command`](Self::on_command), with the reply of a read command (`-s`, `simulate`)
+    /// in its JSON form when `json` ([`crate::status::Status`], [`crate::simulate`]); commands
+    /// that change something reply in text either way.
+    pub fn on_command_as(
+        &mut self,
+        command: &Command,
+        json: bool,
+        now_ms: u64,
+    ) -> (Reply, Effects) {
         if let Command::Capture(_) = command {
             // The frames are the workers'; aliasd's daemon loop serves capture itself.
             let reply = Reply {
@@ -1054,6 +1130,11 @@ impl ControlPlane {
             return (reply, Effects::default());
         }
         if let Command::Simulate(q) = command {
+            let q = crate::simulate::Query {
+                json: q.json || json,
+                ..*q
+            };
+            let q = &q;
             // Read-only by construction: no tick, no event, only the snapshot in force is read.
             let reply = Reply {
                 ok: true,
@@ -1080,28 +1161,10 @@ impl ControlPlane {
                 ok: true,
                 output: USAGE.to_string(),
             },
-            Ok(Applied::Show(what)) => {
-                let cores = &self.cores;
-                let counters = |id: MemberId| member_totals(cores, id);
-                Reply {
-                    ok: true,
-                    output: render_show_routing(
-                        &self.state,
-                        &self.snapshot,
-                        &what,
-                        &counters,
-                        &crate::show::RoutingShow {
-                            role: self.role.as_ref(),
-                            arp: &self.arp_view,
-                            now_ms: self.now_ms,
-                            bfd: self.bfd.as_ref(),
-                            rip: self.rip.as_ref(),
-                            sync: self.sync(),
-                            health: &self.health,
-                        },
-                    ),
-                }
-            }
+            Ok(Applied::Show(what)) => Reply {
+                ok: true,
+                output: self.show(&what, json),
+            },
             Ok(Applied::Changed(_, changes)) if changes.is_empty() => Reply {
                 ok: true,
                 output: "no change".into(),
@@ -1132,6 +1195,76 @@ impl ControlPlane {
             }
         };
         // The command may have been the first input in a while: expire and retry as a tick would.
+        let tick = self.on_tick(now_ms);
+        fx.merge(tick);
+        (reply, fx)
+    }
+
+    /// A configuration reload (issue 11): `next` is the new file's live part, parsed and
+    /// validated by the caller (aliasd, which also refused changed restart-only keys). Merged
+    /// onto the state in force ([`crate::reload::merge`]: member ids kept, learned MACs and
+    /// member state kept), validated and published as one new snapshot, or refused with
+    /// nothing changed. The connection tables are the workers' and are not touched, so
+    /// established connections keep their members. The reply lists what changed.
+    pub fn reload(&mut self, next: ControlState, now_ms: u64) -> (Reply, Effects) {
+        let mut fx = Effects::default();
+        self.now_ms = self.now_ms.max(now_ms);
+        let capacity = self
+            .cores
+            .iter()
+            .map(|c| c.member_packets.len())
+            .min()
+            .unwrap_or(usize::MAX);
+        let refuse = |why: String, fx: &mut Effects| {
+            fx.events.push(Event::CommandRefused {
+                command: "--reload".into(),
+                why: why.clone(),
+            });
+            Reply {
+                ok: false,
+                output: format!("reload refused, nothing changed: {why}"),
+            }
+        };
+        let reply = match crate::reload::merge(&self.state, next, capacity) {
+            Err(e) => refuse(e.to_string(), &mut fx),
+            Ok((_, changes)) if changes.is_empty() => Reply {
+                ok: true,
+                output: "reload: no change".into(),
+            },
+            Ok((mut next, changes)) => {
+                if let Some(t) = &self.members {
+                    t.apply(&mut next);
+                }
+                let result = next
+                    .cluster
+                    .validate()
+                    .map_err(RebuildError::Invalid)
+                    .and_then(|()| {
+                        let cluster = next.cluster.clone();
+                        let g = self.publish(next, Cause::Reload, &mut fx)?;
+                        self.neighbors.reconfigure(&cluster);
+                        Ok(g)
+                    });
+                match result {
+                    Err(why) => refuse(why.to_string(), &mut fx),
+                    Ok(generation) => {
+                        fx.events.insert(
+                            0,
+                            Event::CommandApplied {
+                                command: "--reload".into(),
+                                changes: changes.len(),
+                            },
+                        );
+                        let mut output = format!("reload: {} change(s)\n", changes.len());
+                        output.push_str(&changes.join("\n"));
+                        output.push_str(&format!(
+                            "\n(configuration generation {generation} in force)"
+                        ));
+                        Reply { ok: true, output }
+                    }
+                }
+            }
+        };
         let tick = self.on_tick(now_ms);
         fx.merge(tick);
         (reply, fx)

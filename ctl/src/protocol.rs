@@ -21,6 +21,10 @@ pub const MAX_REQUEST: usize = 64 * 1024;
 pub struct Request {
     /// The command.
     pub command: Command,
+    /// `--json`: the reply of a read command (`-s`, `simulate`) is its JSON form
+    /// (docs/cluamgr.md). Absent from an older cluamgr: text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub json: bool,
 }
 
 /// The reply.

@@ -15,6 +15,7 @@ use clua_pipeline::snapshot::{MemberId, PortRole, ServiceMode, Snapshot};
 use crate::apply::{find_alias, service_notes, ControlState, RPRI_NOTE};
 use crate::command::ShowWhat;
 use crate::model::{fmt_mac, AliasSpec, Cluster};
+use crate::status::{AliasStatus, Status};
 
 /// Per-member counters summed over the workers: (packets forwarded, new flows).
 pub type MemberCounters<'a> = &'a dyn Fn(MemberId) -> (u64, u64);
@@ -94,6 +95,7 @@ pub fn render_show_routing(
     what: &ShowWhat,
     counters: MemberCounters,
     routing: &RoutingShow<'_>,
+    status: Option<&Status>,
 ) -> String {
     let mut o = String::new();
     let cl = &state.cluster;
@@ -169,7 +171,14 @@ pub fn render_show_routing(
     if let (ShowWhat::All, Some(h)) = (what, routing.sync) {
         render_sync(&mut o, h);
     }
-    let body = render_show_health(state, snapshot, what, counters, Some(routing.health));
+    let body = render_show_health(
+        state,
+        snapshot,
+        what,
+        counters,
+        Some(routing.health),
+        status,
+    );
     // Per alias, after its header line: the master and the vMAC.
     for line in body.lines() {
         o.push_str(line);
@@ -223,7 +232,166 @@ pub fn render_show_routing(
             let _ = writeln!(o, "  vmac: {} (CA5)", crate::model::fmt_mac(v));
         }
     }
+    if let (ShowWhat::All, Some(st)) = (what, status) {
+        render_ports(&mut o, st);
+        render_workers(&mut o, st);
+    }
     o
+}
+
+/// An alias's state word for a member: `left`, `up` or `down`.
+pub fn join_state(joined: bool, up: bool) -> &'static str {
+    match (joined, up) {
+        (false, _) => "left",
+        (true, true) => "up",
+        (true, false) => "down",
+    }
+}
+
+/// A member's part in an alias's default schedule.
+pub fn traffic(
+    joined: bool,
+    alias: Option<&clua_pipeline::snapshot::Alias>,
+    id: Option<MemberId>,
+) -> &'static str {
+    match (alias, id) {
+        _ if !joined => "-",
+        (Some(sa), Some(id)) => {
+            let multi = sa.multi_schedule.contains(&id);
+            let single = sa.single_active == Some(id);
+            match (multi, single) {
+                (true, true) => "in_multi+single",
+                (true, false) => "in_multi",
+                (false, true) => "in_single",
+                (false, false) => "standby",
+            }
+        }
+        _ => "-",
+    }
+}
+
+/// One member line under an alias (member, selw, selp, state, traffic). Parts that add a
+/// column or a line per member (health, out_alias) add it here.
+fn render_alias_member(o: &mut String, j: &crate::model::JoinSpec, state: &str, traffic: &str) {
+    let _ = writeln!(
+        o,
+        "  {:<12} {:>5} {:>6}  {:<5} {}",
+        j.member, j.selw, j.selp, state, traffic
+    );
+}
+
+/// Under an alias: its own packets and new flows (per-alias counters, issue 11) and the
+/// in_single active member, per reported port.
+fn render_alias_traffic(o: &mut String, a: &AliasStatus) {
+    let _ = writeln!(
+        o,
+        "  alias traffic: {} packets, {} new flows (this alias only, all workers)",
+        a.packets, a.flows
+    );
+    let mut active = vec![format!(
+        "{} (unreported ports)",
+        a.single_active.as_deref().unwrap_or("none")
+    )];
+    for p in &a.port_single_active {
+        active.push(format!(
+            "{} ({}/{})",
+            p.member.as_deref().unwrap_or("none"),
+            p.port,
+            p.proto
+        ));
+    }
+    let _ = writeln!(o, "  in_single active: {}", active.join(", "));
+}
+
+fn rate_note(st: &Status) -> String {
+    match &st.rates {
+        Some(r) if r.since == "start" => format!("per second since start ({} ms)", r.interval_ms),
+        Some(r) => format!("per second since the previous -s ({} ms)", r.interval_ms),
+        None => "no rates".into(),
+    }
+}
+
+/// The ports and their PMD counters (`cluamgr -s`, issue 11).
+pub fn render_ports(o: &mut String, st: &Status) {
+    let _ = writeln!(
+        o,
+        "
+ports (PMD counters; rates {})",
+        rate_note(st)
+    );
+    let _ = writeln!(
+        o,
+        "  {:<10} {:<12} {:<5} {:>12} {:>12} {:>10} {:>10} {:>8} {:>8} {:>8}",
+        "port", "role", "link", "rx", "tx", "rx/s", "tx/s", "missed", "rx_err", "tx_err"
+    );
+    for p in &st.ports {
+        let link = match p.link_up {
+            Some(true) => "up",
+            Some(false) => "down",
+            None => "-",
+        };
+        let _ = writeln!(
+            o,
+            "  {:<10} {:<12} {:<5} {:>12} {:>12} {:>10.0} {:>10.0} {:>8} {:>8} {:>8}",
+            p.name,
+            p.role,
+            link,
+            p.rx_packets,
+            p.tx_packets,
+            p.rx_pps,
+            p.tx_pps,
+            p.rx_missed,
+            p.rx_errors,
+            p.tx_errors
+        );
+    }
+}
+
+/// The workers: rates, connection-table occupancy, drops by reason (`cluamgr -s`, issue 11).
+pub fn render_workers(o: &mut String, st: &Status) {
+    let _ = writeln!(
+        o,
+        "
+workers (rates {})",
+        rate_note(st)
+    );
+    let _ = writeln!(
+        o,
+        "  {:<6} {:>12} {:>12} {:>10} {:>10}  table (live/slots)",
+        "worker", "rx", "forwarded", "rx/s", "fwd/s"
+    );
+    for w in &st.workers {
+        let table = if w.conn_sweeps == 0 {
+            format!("-/{} (not swept yet)", w.conn_capacity)
+        } else {
+            let pct = if w.conn_capacity == 0 {
+                0.0
+            } else {
+                w.conn_live as f64 * 100.0 / w.conn_capacity as f64
+            };
+            format!("{}/{} ({pct:.1}%)", w.conn_live, w.conn_capacity)
+        };
+        let _ = writeln!(
+            o,
+            "  {:<6} {:>12} {:>12} {:>10.0} {:>10.0}  {table}",
+            w.worker, w.rx_packets, w.forwarded_packets, w.rx_pps, w.forwarded_pps
+        );
+        let drops: Vec<String> = w
+            .drops
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "         drops: {}",
+            if drops.is_empty() {
+                "none".to_string()
+            } else {
+                drops.join(", ")
+            }
+        );
+    }
 }
 
 /// The flow hand-off's lines of `cluamgr -s` (issue 9, docs/sync-protocol.md): what was sent
@@ -278,8 +446,9 @@ pub fn render_show(
     snapshot: &Snapshot,
     what: &ShowWhat,
     counters: MemberCounters,
+    status: Option<&Status>,
 ) -> String {
-    render_show_health(state, snapshot, what, counters, None)
+    render_show_health(state, snapshot, what, counters, None, status)
 }
 
 /// [`render_show`] with the static members' health probes (issue 10) on their member lines.
@@ -289,6 +458,7 @@ pub fn render_show_health(
     what: &ShowWhat,
     counters: MemberCounters,
     health: Option<&crate::members::health::Health>,
+    status: Option<&Status>,
 ) -> String {
     let cl = &state.cluster;
     let mut o = String::new();
@@ -311,6 +481,7 @@ pub fn render_show_health(
     for &i in &selected {
         let a = &cl.aliases[i];
         let snap_alias = snapshot.aliases.iter().find(|s| s.addr == a.address);
+        let snap_alias = snap_alias.map(|s| s as &clua_pipeline::snapshot::Alias);
         let default = if a.name == cl.default_alias {
             " (default alias)"
         } else {
@@ -346,30 +517,15 @@ pub fn render_show_health(
                 }
             }
             let up = id.and_then(|id| snapshot.member(id)).is_some_and(|m| m.up);
-            let traffic = match (snap_alias, id) {
-                _ if !j.joined => "-",
-                (Some(sa), Some(id)) => {
-                    let multi = sa.multi_schedule.contains(&id);
-                    let single = sa.single_active == Some(id);
-                    match (multi, single) {
-                        (true, true) => "in_multi+single",
-                        (true, false) => "in_multi",
-                        (false, true) => "in_single",
-                        (false, false) => "standby",
-                    }
-                }
-                _ => "-",
-            };
-            let state = match (j.joined, up) {
-                (false, _) => "left",
-                (true, true) => "up",
-                (true, false) => "down",
-            };
-            let _ = writeln!(
-                o,
-                "  {:<12} {:>5} {:>6}  {:<5} {}",
-                j.member, j.selw, j.selp, state, traffic
+            render_alias_member(
+                &mut o,
+                j,
+                join_state(j.joined, up),
+                traffic(j.joined, snap_alias, id),
             );
+        }
+        if let Some(st) = status.and_then(|st| st.aliases.iter().find(|x| x.name == a.name)) {
+            render_alias_traffic(&mut o, st);
         }
     }
     let all = matches!(what, ShowWhat::All);
@@ -384,7 +540,7 @@ pub fn render_show_health(
             "member", "state", "mac", "mac from", "packets", "flows"
         );
         for (i, m) in cl.members.iter().enumerate() {
-            if !all && !shown_members[i] {
+            if (!all && !shown_members[i]) || crate::reload::is_retired(m) {
                 continue;
             }
             let id = MemberId(i as u32);
@@ -537,7 +693,7 @@ mod tests {
 
     fn show(s: &ControlState, what: ShowWhat, counters: MemberCounters) -> String {
         let snap = s.cluster.snapshot(5, &MACS).unwrap();
-        render_show(s, &snap, &what, counters)
+        render_show(s, &snap, &what, counters, None)
     }
 
     /// The blocks of `-s` output, separated by blank lines, by their first line.

@@ -183,6 +183,7 @@ mod serve_tests {
             &path,
             &Request {
                 command: Command::Help,
+                json: false,
             },
             Duration::from_secs(10),
         )

@@ -46,6 +46,7 @@ fn state() -> ControlState {
         up: true,
         agent: false,
         listening: None,
+        out_alias: None,
     };
     let join = |m: &str| JoinSpec {
         member: m.into(),

@@ -87,7 +87,7 @@ impl Default for ControlConfig {
 }
 
 /// The `[dpdk]` section.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DpdkConfig {
     /// lcore of the control thread.
@@ -815,7 +815,7 @@ pub struct RouterConfig {
 }
 
 /// The `[adverts]` section, present when members run the member agent.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdvertConfig {
     /// The shared HMAC-SHA-256 key (from a root-only key file).
     pub key: Vec<u8>,
@@ -891,7 +891,55 @@ pub struct ValidConfig {
     health: Vec<HealthSpec>,
 }
 
+/// Configuration keys a reload (SIGHUP, `cluamgr --reload`; issue 11) cannot change: they size
+/// or start what runs (EAL, ports and their queues, workers and their tables, the sockets and
+/// threads), or belong to protocols whose state machines are built at start. Everything else
+/// (members, aliases, joins and weights, services, `services_file`, `alias_config`, the
+/// default alias) is applied live.
+pub const RESTART_ONLY: &str = "[cluster] name and max_aliases, [[port]], [dpdk], [tables] (sizes and timers), [limits], [metrics], [control] socket and punt_queue, [adverts], [router], [rip], [bfd], [sync]";
+
 impl Config {
+    /// The restart-only keys (see [`RESTART_ONLY`]) whose value differs in `new`, by name
+    /// (empty: `new` can be applied live).
+    pub fn restart_only_changes(&self, new: &Config) -> Vec<String> {
+        let mut changed = Vec::new();
+        let mut check = |differs: bool, key: &str| {
+            if differs {
+                changed.push(key.to_string());
+            }
+        };
+        check(self.cluster.name != new.cluster.name, "cluster.name");
+        check(
+            self.cluster.max_aliases != new.cluster.max_aliases,
+            "cluster.max_aliases",
+        );
+        check(self.cluster.ports != new.cluster.ports, "[[port]]");
+        check(self.port_devargs != new.port_devargs, "[[port]] devargs");
+        check(self.dpdk != new.dpdk, "[dpdk]");
+        // max_members follows the member count (the counters are sized with headroom at
+        // start); the rest of the pipeline settings come from [tables] and [limits].
+        let pipeline = |c: &Config| PipelineConfig {
+            max_members: 0,
+            ..c.pipeline.clone()
+        };
+        check(pipeline(self) != pipeline(new), "[tables] / [limits]");
+        check(
+            self.metrics_listen != new.metrics_listen,
+            "[metrics] listen",
+        );
+        check(self.control.socket != new.control.socket, "control.socket");
+        check(
+            self.control.punt_queue != new.control.punt_queue,
+            "control.punt_queue",
+        );
+        check(self.adverts != new.adverts, "[adverts]");
+        check(self.router != new.router, "[router]");
+        check(self.rip != new.rip, "[rip]");
+        check(self.bfd != new.bfd, "[bfd]");
+        check(self.sync != new.sync, "[sync]");
+        changed
+    }
+
     /// Reads a configuration file and runs [`Config::parse`] on it.
     pub fn load(path: &Path) -> Result<Config, RouterConfigError> {
         let file = path.display().to_string();

@@ -18,7 +18,7 @@ use clua_ctl::command::Command;
 use clua_ctl::members::AdvertSettings;
 use clua_ctl::model::fmt_mac;
 use clua_ctl::plane::{ControlCounters, ControlPlane, Effects, Start, StartError};
-use clua_ctl::protocol::Reply;
+use clua_ctl::protocol::{Reply, Request};
 use clua_ctl::routers::tracker::RouterSettings;
 use clua_dpdk::{Eal, Mbuf, Mempool, Port, PortConf};
 use clua_pipeline::snapshot::{Encap, PortRole};
@@ -198,9 +198,23 @@ pub fn summary(c: &Config) -> String {
     o
 }
 
-/// Runs aliasd until SIGTERM or SIGINT.
+/// Runs aliasd until SIGTERM or SIGINT, with no file to reload (SIGHUP and `cluamgr --reload`
+/// are refused).
 pub fn run(config: Config) -> Result<(), DaemonError> {
+    run_with_file(config, None)
+}
+
+/// Member slots the workers' per-member counters have at least: members added by a reload
+/// are counted up to this many (more need a restart, `clua_ctl::reload`).
+pub const MEMBER_SLOTS: usize = 1024;
+
+/// Runs aliasd until SIGTERM or SIGINT; SIGHUP and `cluamgr --reload` re-read `file` (issue
+/// 11, [`crate::reload`]).
+pub fn run_with_file(config: Config, file: Option<std::path::PathBuf>) -> Result<(), DaemonError> {
     let stop = Arc::new(AtomicBool::new(false));
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())
+        .map_err(DaemonError::Signals)?;
     // The workers stop after the control thread said goodbye to its peers.
     let workers_stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -290,7 +304,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .dpdk
         .worker_lcores
         .iter()
-        .map(|_| Arc::new(CoreCounters::new(config.pipeline.max_members)))
+        .map(|_| {
+            Arc::new(CoreCounters::with_aliases(
+                config.pipeline.max_members.max(MEMBER_SLOTS),
+                config.cluster.max_aliases,
+            ))
+        })
         .collect();
     let adverts = config.adverts.as_ref().map(|a| AdvertSettings {
         key: a.key.clone(),
@@ -402,6 +421,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         &config.health,
         std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), "health"),
     );
+    // `cluamgr -s` reads the ports' PMD counters through its own handles.
+    let show_ports: Vec<Port> = ports
+        .iter()
+        .map(|p| Port::from_id(p.id()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| DaemonError::Dpdk("opening a port handle", e))?;
+    plane.set_port_reader(Box::new(move || {
+        show_ports.iter().map(port_sample).collect()
+    }));
     let snapshot = plane.snapshot().clone();
     let shared = Arc::new(ArcSwap::new(snapshot.clone()));
     let punt = Arc::new(PuntQueues::new(config.control.punt_queue));
@@ -500,7 +528,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     // The cluamgr socket and the metrics endpoint are served on their own threads: a slow or
     // idle client there never delays an ARP reply. Commands reach the control plane through a
     // channel and are answered in order.
-    let (commands, command_rx) = mpsc::sync_channel::<(Command, mpsc::SyncSender<Reply>)>(16);
+    let (commands, command_rx) = mpsc::sync_channel::<(Request, mpsc::SyncSender<Reply>)>(16);
     let admin_thread = {
         let stop = stop.clone();
         std::thread::Builder::new()
@@ -593,15 +621,27 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 busy |= handed > 0;
             }
         }
-        while let Ok((command, reply_to)) = command_rx.try_recv() {
+        while let Ok((request, reply_to)) = command_rx.try_recv() {
             busy = true;
-            if let Command::Capture(req) = &command {
+            if let Command::Capture(req) = &request.command {
                 // Answered when it ends (capturer.poll below), not here.
                 capturer.start(req, crate::clock::Clock::now_us(&clock), reply_to);
                 continue;
             }
-            let (mut reply, fx) = plane.on_command(&command, now_ms);
-            if reply.ok && command == Command::Show(clua_ctl::command::ShowWhat::All) {
+            let (mut reply, fx) = match request.command {
+                Command::Reload => {
+                    let (reply, fx) = reload(file.as_deref(), &config, &mut plane, now_ms);
+                    if !reply.ok {
+                        tracing::warn!("cluamgr --reload: {}", reply.output.replace('\n', "; "));
+                    }
+                    (reply, fx)
+                }
+                ref c => plane.on_command_as(c, request.json, now_ms),
+            };
+            if reply.ok
+                && !request.json
+                && request.command == Command::Show(clua_ctl::command::ShowWhat::All)
+            {
                 // The ports' drop counters (issue 11) are read here: the control plane has no
                 // port handles.
                 let names = config.cluster.ports.iter().map(|p| p.name.as_str());
@@ -613,6 +653,16 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }
         if capturer.is_running() {
             busy |= capturer.poll(crate::clock::Clock::now_us(&clock));
+        }
+        if hangup.swap(false, Ordering::Relaxed) {
+            busy = true;
+            let (reply, fx) = reload(file.as_deref(), &config, &mut plane, now_ms);
+            io.apply(fx);
+            if reply.ok {
+                tracing::info!("SIGHUP: {}", reply.output.replace('\n', "; "));
+            } else {
+                tracing::warn!("SIGHUP: {}", reply.output.replace('\n', "; "));
+            }
         }
         if now_ms != last_tick {
             last_tick = now_ms;
@@ -690,6 +740,38 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// SIGHUP or `cluamgr --reload`: the file re-read and applied, or why not.
+fn reload(
+    file: Option<&std::path::Path>,
+    started: &Config,
+    plane: &mut ControlPlane,
+    now_ms: u64,
+) -> (Reply, Effects) {
+    match file {
+        Some(path) => crate::reload::reload_file(path, started, plane, now_ms),
+        None => (
+            Reply {
+                ok: false,
+                output: "reload refused: aliasd was started without a configuration file".into(),
+            },
+            Effects::default(),
+        ),
+    }
+}
+
+fn port_sample(p: &Port) -> clua_ctl::status::PortSample {
+    let s = p.stats();
+    clua_ctl::status::PortSample {
+        rx_packets: s.ipackets,
+        tx_packets: s.opackets,
+        rx_missed: s.imissed,
+        rx_errors: s.ierrors,
+        tx_errors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+        link_up: p.link_up(),
+    }
+}
+
 fn port_counters(name: &str, p: &Port, sockets: &[clua_dpdk::XskSocket]) -> PortCounters {
     let s = p.stats();
     PortCounters {
@@ -709,7 +791,7 @@ fn port_counters(name: &str, p: &Port, sockets: &[clua_dpdk::XskSocket]) -> Port
 /// control thread, whose reply goes back to the client.
 fn serve_admin(
     admin: AdminSocket,
-    commands: mpsc::SyncSender<(Command, mpsc::SyncSender<Reply>)>,
+    commands: mpsc::SyncSender<(Request, mpsc::SyncSender<Reply>)>,
     stop: Arc<AtomicBool>,
 ) {
     admin.serve(stop, move |req| {
@@ -718,7 +800,7 @@ fn serve_admin(
             ok: false,
             output: "aliasd is stopping; nothing was changed".into(),
         };
-        if commands.send((req.command, tx)).is_err() {
+        if commands.send((req, tx)).is_err() {
             return unanswered;
         }
         rx.recv().unwrap_or(unanswered)

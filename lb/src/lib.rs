@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod notify;
 pub mod punt;
 pub mod records;
+pub mod reload;
 pub mod worker;

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         println!("{}: configuration ok", config_path.display());
         return ExitCode::SUCCESS;
     }
-    match clua_lb::daemon::run(config) {
+    match clua_lb::daemon::run_with_file(config, Some(config_path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("aliasd: {e}");

@@ -293,6 +293,14 @@ const GAUGES: &[(&str, &str)] = &[
     ),
     ("clua_member_up", "Whether the member is up."),
     (
+        "clua_conn_table_entries",
+        "Live connection-table entries (flows and sticky affinities) of the worker at its last occupancy sweep.",
+    ),
+    (
+        "clua_conn_table_slots",
+        "Connection-table slots of the worker (its capacity).",
+    ),
+    (
         "clua_rip_routes",
         "Routes RIP advertises now with metric 1 (CA6).",
     ),
@@ -450,6 +458,11 @@ impl Exporter {
                 counter!("clua_rx_packets_total", "worker" => i.to_string()).absolute(get(&c.rx));
                 counter!("clua_forwarded_packets_total", "worker" => i.to_string())
                     .absolute(get(&c.forwarded));
+                // Table occupancy (issue 11): entries over slots is the fill ratio.
+                gauge!("clua_conn_table_entries", "worker" => i.to_string())
+                    .set(get(&c.conn_live) as f64);
+                gauge!("clua_conn_table_slots", "worker" => i.to_string())
+                    .set(get(&c.conn_capacity) as f64);
             }
             for &r in DropReason::ALL {
                 counter!("clua_dropped_packets_total", "reason" => r.name())
@@ -902,6 +915,8 @@ mod tests {
         "clua_member_packets_total",
         "clua_member_flows_total",
         "clua_member_up",
+        "clua_conn_table_entries",
+        "clua_conn_table_slots",
         "clua_conn_hits_total",
         "clua_conn_inserts_total",
         "clua_conn_evictions_total",
@@ -938,6 +953,8 @@ mod tests {
         add(&s.cores[1].member_packets[2], 1);
         add(&s.cores[1].member_flows[0], 2);
         add(&s.cores[0].conn_hits, 9);
+        add(&s.cores[1].conn_live, 17);
+        add(&s.cores[1].conn_capacity, 1024);
         add(&s.cores[0].syn_without_slot, 2);
         add(&s.cores[1].syn_without_slot, 3);
         add(&s.control.arp_replies, 3);
@@ -982,6 +999,8 @@ mod tests {
         assert_eq!(v("clua_member_up", &[("member", "m1")]), 1.0);
         assert_eq!(v("clua_member_up", &[("member", "m2")]), 0.0);
         assert_eq!(v("clua_conn_hits_total", &[]), 9.0);
+        assert_eq!(v("clua_conn_table_entries", &[("worker", "1")]), 17.0);
+        assert_eq!(v("clua_conn_table_slots", &[("worker", "1")]), 1024.0);
         assert_eq!(v("clua_conn_syn_without_slot_total", &[]), 5.0);
         assert_eq!(v("clua_arp_replies_total", &[]), 3.0);
         assert_eq!(v("clua_port_rx_packets_total", &[("port", "client")]), 10.0);

@@ -40,6 +40,10 @@ use clua_ctl::capture::Direction;
 /// Loop iterations between checks of the stop flag and the published snapshot.
 pub const SNAPSHOT_POLL: u32 = 64;
 
+/// Connection-table slots the occupancy sweep counts every [`SNAPSHOT_POLL`] loops (issue 11):
+/// 16 KiB read per step, a 65,536-slot table counted every 128 steps.
+pub const OCCUPANCY_SLOTS: usize = 512;
+
 /// Connection-table slots the periodic walk covers per loop at most (it is paced to cover the
 /// table once per `refresh_ms`; this bounds a loop that comes late).
 pub const WALK_SLOTS_PER_LOOP: usize = 256;
@@ -203,6 +207,10 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
                 w.pipeline
                     .set_snapshot(arc_swap::Guard::into_inner(current));
             }
+            // Table occupancy for `cluamgr -s` (issue 11): a few slots every SNAPSHOT_POLL
+            // loops, busy or idle, so expired entries leave the count without traffic.
+            w.pipeline
+                .sweep_occupancy(OCCUPANCY_SLOTS, w.clock.now_ms());
             if let Some(flag) = &w.sync.walk_all {
                 if flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::Relaxed) {
                     self.walk.all_left = w.pipeline.conn_capacity();

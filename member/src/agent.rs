@@ -276,6 +276,18 @@ impl Agent {
 
     /// Handles one cluamgr request; the reply and whether the member state changed.
     pub fn handle(&mut self, req: &Request) -> (Reply, bool) {
+        if req.json {
+            // The JSON schema (docs/cluamgr.md) is aliasd's; a script must not get text where
+            // it asked for JSON (issue 11).
+            return (
+                Reply {
+                    ok: false,
+                    output: "--json: clua-member answers in text only (the JSON form is aliasd's)"
+                        .into(),
+                },
+                false,
+            );
+        }
         match apply_checked(&self.config, &self.state, &req.command) {
             Ok((next, out)) => {
                 let changed = next != self.state;
@@ -541,6 +553,7 @@ aliases = ["198.51.100.100", "198.51.100.101"]
     fn req(s: &str) -> Request {
         Request {
             command: parse_args(s.split_whitespace()).unwrap(),
+            json: false,
         }
     }
 
@@ -643,6 +656,13 @@ aliases = ["198.51.100.100", "198.51.100.101"]
         let (r, _) = a.handle(&req("-a alias=198.51.100.9,join"));
         assert!(!r.ok);
         assert!(r.output.contains("not one of this member's aliases"));
+        // Issue 11: `-s --json` is refused rather than answered in text.
+        let (r, changed) = a.handle(&Request {
+            json: true,
+            ..req("-s")
+        });
+        assert!(!r.ok && !changed && r.output.contains("text only"), "{r:?}");
+        assert!(a.handle(&req("-s")).0.ok);
         let (r, changed) = a.handle(&req("-a alias=DEFAULTALIAS,leave"));
         assert!(r.ok && changed);
         let ad = a.next_advert(AdvertKind::Goodbye, vec![]);

@@ -261,7 +261,8 @@ pub fn apply_member(
         | Command::LoadServices { .. }
         | Command::Register { .. }
         | Command::Simulate(_)
-        | Command::Capture(_) => Err(MemberCommandError::RouterCommand(cmd.flag())),
+        | Command::Capture(_)
+        | Command::Reload => Err(MemberCommandError::RouterCommand(cmd.flag())),
     }
 }
 

@@ -465,6 +465,7 @@ fn agent_in_a_namespace() {
     } else {
         let req = clua_ctl::protocol::Request {
             command: clua_ctl::command::parse_args(["-a", "alias=198.51.100.100,selw=5"]).unwrap(),
+            json: false,
         };
         let r = clua_ctl::protocol::call(&sock, &req, Duration::from_secs(5)).unwrap();
         assert!(r.ok, "{r:?}");

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cluamgr [--socket PATH] -a alias=NAME,option[=value][,option]... [--member NAME]
-//! cluamgr [--socket PATH] {-f | -F FILE} | -r option[,option]... | -s [ALIAS|all] | -h
+//! cluamgr [--socket PATH] {-f | -F FILE} | -r option[,option]... | -s [ALIAS|all] [--json] | -h
+//! cluamgr [--socket PATH] --reload     re-read aliasd.toml (as SIGHUP does)
 //! cluamgr -F FILE --check          validate a clua_services file without aliasd
 //! cluamgr [--socket PATH] simulate tcp|udp SRC:PORT ALIAS:PORT [--syn|--ack] [--json]
 //! cluamgr [--socket PATH] capture PORT [--rx] [--tx] [--drop] [--all] [-c N] [--seconds S]
@@ -66,9 +67,16 @@ fn main() -> ExitCode {
         }
     };
     let socket = cli.socket;
-    let (command, check) = match cli.command.into_invocation() {
-        Ok(Invocation { command, check }) => (command, check),
+    let (command, check, json) = match cli.command.into_invocation() {
+        Ok(Invocation {
+            command,
+            check,
+            json,
+        }) => (command, check, json),
         Err(CommandError::CheckMisplaced) => return usage_error("--check goes with -F FILE"),
+        Err(CommandError::JsonMisplaced) => {
+            return usage_error("--json goes with -s and simulate (the read commands)")
+        }
         Err(e) => return usage_error(&e.to_string()),
     };
     let command = match command {
@@ -115,7 +123,10 @@ fn main() -> ExitCode {
         Command::Capture(req) => return capture(&socket, req),
         other => other,
     };
-    match call(&socket, &Request { command }, Duration::from_secs(10)) {
+    // A reload re-reads and re-validates the whole file (and the files it names): give it
+    // longer than a command.
+    let timeout = Duration::from_secs(if command == Command::Reload { 30 } else { 10 });
+    match call(&socket, &Request { command, json }, timeout) {
         Ok(reply) => {
             if reply.ok {
                 println!("{}", reply.output.trim_end());
@@ -157,6 +168,7 @@ fn capture(socket: &std::path::Path, req: CaptureRequest) -> ExitCode {
         socket,
         &Request {
             command: Command::Capture(req.clone()),
+            json: false,
         },
         wait,
     ) {

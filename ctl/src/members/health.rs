@@ -714,6 +714,7 @@ mod tests {
             up: !agent,
             agent,
             listening: None,
+            out_alias: None,
         };
         Cluster {
             name: "t".into(),

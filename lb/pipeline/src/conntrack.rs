@@ -584,6 +584,17 @@ impl ConnTable {
         self.entries.iter().filter(|e| e.expiry > now_ms).count()
     }
 
+    /// Number of live entries at `now_ms` among the `count` slots from `from` (clamped to the
+    /// table): one step of an occupancy sweep.
+    pub fn live_in(&self, from: usize, count: usize, now_ms: u64) -> usize {
+        let from = from.min(self.entries.len());
+        let to = from.saturating_add(count).min(self.entries.len());
+        self.entries[from..to]
+            .iter()
+            .filter(|e| e.expiry > now_ms)
+            .count()
+    }
+
     /// Forgets every entry.
     pub fn clear(&mut self) {
         self.entries.fill(Entry::default());

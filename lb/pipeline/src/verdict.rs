@@ -139,6 +139,9 @@ drop_reasons! {
     SourcePortZero = "source_port_zero",
 }
 
+/// Alias ids [`CoreCounters::new`] counts (the default `max_aliases`, CA1).
+pub const DEFAULT_COUNTED_ALIASES: usize = 8;
+
 /// Counters for one worker core. Only that core writes them (relaxed load + store, no atomic
 /// read-modify-write on the hot path); anyone may read them at any time.
 #[derive(Debug)]
@@ -163,6 +166,20 @@ pub struct CoreCounters {
     pub member_packets: Box<[AtomicU64]>,
     /// New flows (connection-table inserts, or in_multi UDP datagrams) per member.
     pub member_flows: Box<[AtomicU64]>,
+    /// Packets forwarded for each alias, indexed by `AliasId` (issue 11, `cluamgr -s`): one
+    /// relaxed load + store per forwarded packet, like `member_packets`. Aliases past the
+    /// array (see [`CoreCounters::with_aliases`]) are forwarded but not counted per alias.
+    pub alias_packets: Box<[AtomicU64]>,
+    /// New flows per alias, indexed by `AliasId` (same rule as `member_flows`).
+    pub alias_flows: Box<[AtomicU64]>,
+    /// Live connection-table entries (flows and sticky affinities) found by this core's last
+    /// complete occupancy sweep ([`crate::Pipeline::sweep_occupancy`]): a relaxed store once
+    /// per pass over the table, never per packet.
+    pub conn_live: AtomicU64,
+    /// This core's connection-table slots (stored once, when the pipeline is built).
+    pub conn_capacity: AtomicU64,
+    /// Complete occupancy sweeps done (tells a reader whether `conn_live` is fresh).
+    pub conn_sweeps: AtomicU64,
     /// Connection-table hits.
     pub conn_hits: AtomicU64,
     /// Connection-table entries created.
@@ -195,8 +212,14 @@ pub struct CoreCounters {
 }
 
 impl CoreCounters {
-    /// Counters for up to `max_members` member ids.
+    /// Counters for up to `max_members` member ids and [`DEFAULT_COUNTED_ALIASES`] alias ids.
     pub fn new(max_members: usize) -> Self {
+        Self::with_aliases(max_members, DEFAULT_COUNTED_ALIASES)
+    }
+
+    /// Counters for up to `max_members` member ids and `max_aliases` alias ids (aliasd passes
+    /// the cluster's `max_aliases`: 16 bytes per alias and core).
+    pub fn with_aliases(max_members: usize, max_aliases: usize) -> Self {
         let zeros = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect::<Box<[_]>>();
         CoreCounters {
             rx: AtomicU64::new(0),
@@ -207,6 +230,11 @@ impl CoreCounters {
             punt_dropped: core::array::from_fn(|_| AtomicU64::new(0)),
             member_packets: zeros(max_members),
             member_flows: zeros(max_members),
+            alias_packets: zeros(max_aliases),
+            alias_flows: zeros(max_aliases),
+            conn_live: AtomicU64::new(0),
+            conn_capacity: AtomicU64::new(0),
+            conn_sweeps: AtomicU64::new(0),
             conn_hits: AtomicU64::new(0),
             conn_inserts: AtomicU64::new(0),
             conn_evictions: AtomicU64::new(0),

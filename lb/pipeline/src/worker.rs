@@ -114,6 +114,9 @@ pub struct Pipeline {
     classify: ClassifyConfig,
     timeouts: Timeouts,
     meta: [PacketMeta; BURST],
+    /// Where the occupancy sweep is, and what it counted so far in this pass.
+    sweep_at: usize,
+    sweep_live: u64,
 }
 
 impl core::fmt::Debug for Pipeline {
@@ -131,6 +134,10 @@ impl Pipeline {
         let mut selector =
             Selector::with_hash_key(cfg.conn_capacity, cfg.timeouts(), &snapshot, cfg.hash_key);
         selector.set_handoff(cfg.handoff);
+        counters.conn_capacity.store(
+            selector.conns().capacity() as u64,
+            core::sync::atomic::Ordering::Relaxed,
+        );
         Pipeline {
             snapshot,
             counters,
@@ -139,6 +146,35 @@ impl Pipeline {
             classify: cfg.classify(),
             timeouts: cfg.timeouts(),
             meta: [PacketMeta::default(); BURST],
+            sweep_at: 0,
+            sweep_live: 0,
+        }
+    }
+
+    /// Counts the live entries among the connection table's next `slots` slots; at the end of
+    /// each pass over the whole table stores the total in [`CoreCounters::conn_live`] (issue
+    /// 11: table occupancy in `cluamgr -s`). Expiry is lazy (an expired entry stays in its slot
+    /// until reused), so occupancy cannot be kept by counting inserts; the worker loop calls
+    /// this with a small budget instead, so a pass over a 65,536-slot table takes a few
+    /// thousand loops and nothing is added per packet. The figure is a sweep's: entries made
+    /// or expired during the pass may or may not be in it.
+    pub fn sweep_occupancy(&mut self, slots: usize, now_ms: u64) {
+        let conns = self.selector.conns();
+        let cap = conns.capacity();
+        let mut left = slots.min(cap);
+        while left > 0 {
+            let n = left.min(cap - self.sweep_at);
+            self.sweep_live += conns.live_in(self.sweep_at, n, now_ms) as u64;
+            self.sweep_at += n;
+            left -= n;
+            if self.sweep_at == cap {
+                self.counters
+                    .conn_live
+                    .store(self.sweep_live, core::sync::atomic::Ordering::Relaxed);
+                CoreCounters::add(&self.counters.conn_sweeps, 1);
+                self.sweep_at = 0;
+                self.sweep_live = 0;
+            }
         }
     }
 
@@ -313,6 +349,9 @@ impl Pipeline {
                         if let Some(c) = counters.member_flows.get(member.0 as usize) {
                             CoreCounters::add(c, 1);
                         }
+                        if let Some(c) = counters.alias_flows.get(meta[i].alias.0 as usize) {
+                            CoreCounters::add(c, 1);
+                        }
                     }
                 }
                 Selection::Refuse => {
@@ -345,6 +384,9 @@ impl Pipeline {
             verdicts[i] = match encap(&mut pkts[i], m, member, port, caps) {
                 Ok(p) => {
                     if let Some(c) = counters.member_packets.get(m.member.0 as usize) {
+                        CoreCounters::add(c, 1);
+                    }
+                    if let Some(c) = counters.alias_packets.get(m.alias.0 as usize) {
                         CoreCounters::add(c, 1);
                     }
                     Verdict::Forward(p)
