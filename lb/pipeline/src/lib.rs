@@ -20,6 +20,7 @@ pub mod conntrack;
 pub mod encap;
 pub mod handoff;
 pub mod hash;
+pub mod icmp_error;
 pub mod maglev;
 pub mod refuse;
 pub mod select;
