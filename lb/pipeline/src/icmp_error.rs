@@ -419,4 +419,124 @@ mod tests {
             Selection::Member { .. }
         ));
     }
+
+    /// For every policy, the owner of an unknown flow is the member select gives a packet of the
+    /// flow that misses the table: a TCP non-SYN miss, a UDP datagram (SC1–SC3 and their
+    /// affinities included).
+    #[test]
+    fn owner_matches_select_under_every_policy() {
+        use crate::snapshot::tests::{member, port};
+        use crate::snapshot::{AliasMember, PortRole, ServicePolicy, ServiceSpec};
+        use crate::AliasId;
+        let alias = u32::from_be_bytes(ALIAS);
+        for policy in [
+            Policy::Wrr,
+            Policy::Weighted,
+            Policy::Sticky,
+            Policy::WildcardSticky,
+        ] {
+            let s = Snapshot::build(
+                1,
+                vec![
+                    port("client", PortRole::Client, 1, Some([198, 51, 100, 2])),
+                    port("ic0", PortRole::Interconnect, 2, Some([192, 0, 2, 2])),
+                ],
+                vec![member(0, true), member(1, true), member(2, true)],
+                vec![(
+                    "web".into(),
+                    Ipv4Addr::from(ALIAS),
+                    (0..3)
+                        .map(|i| AliasMember {
+                            member: MemberId(i),
+                            selw: i + 1,
+                            selp: 1,
+                        })
+                        .collect(),
+                )],
+                &[
+                    ServiceSpec {
+                        proto: 6,
+                        port: 80,
+                        mode: ServiceMode::InMulti,
+                    },
+                    ServiceSpec {
+                        proto: 17,
+                        port: 53,
+                        mode: ServiceMode::InMulti,
+                    },
+                ],
+            )
+            .unwrap()
+            .with_policies(&[
+                ServicePolicy {
+                    proto: 6,
+                    port: 80,
+                    policy,
+                },
+                ServicePolicy {
+                    proto: 17,
+                    port: 53,
+                    policy,
+                },
+            ])
+            .unwrap();
+            let c = CoreCounters::new(4);
+            let mut sel = Selector::new(4096, T, &s);
+            let meta = |client: u32, proto: u8, sport: u16, dport: u16, flags: u8| {
+                let key = FlowKey {
+                    src: client,
+                    dst: alias,
+                    src_port: sport,
+                    dst_port: dport,
+                    proto,
+                };
+                PacketMeta {
+                    key,
+                    hash: key.hash_keyed(&FlowHashKey::FIXED),
+                    tcp_flags: flags,
+                    tcp_seq: 9,
+                    alias: AliasId(0),
+                    ..PacketMeta::default()
+                }
+            };
+            let member_of = |r: Selection| match r {
+                Selection::Member { member, .. } => member,
+                r => panic!("{r:?}"),
+            };
+            // Half the clients have completed a connection first (sticky: their affinities).
+            for i in 0..40u32 {
+                let client = 0xc633_6400 + 20 + i;
+                if i % 2 == 0 {
+                    for flags in [TCP_SYN, TCP_ACK] {
+                        sel.select(&s, &meta(client, 6, 1000, 80, flags), 0, &c);
+                    }
+                }
+                let cursors = sel.cursors().to_vec();
+                let mut e = meta(client, 6, 2000 + i as u16, 80, 0);
+                e.icmp_error = true;
+                let want = owner(&sel, &s, &e, 1);
+                assert_eq!(sel.cursors(), &cursors[..]);
+                let got = member_of(sel.select(
+                    &s,
+                    &meta(client, 6, 2000 + i as u16, 80, TCP_ACK),
+                    1,
+                    &c,
+                ));
+                assert_eq!(want, Some(got), "{policy:?} tcp client {i}");
+                // Known now: the table's member.
+                assert_eq!(owner(&sel, &s, &e, 2), Some(got));
+                let mut u = meta(client, 17, 3000 + i as u16, 53, 0);
+                u.icmp_error = true;
+                let want = owner(&sel, &s, &u, 3);
+                if policy == Policy::Wrr {
+                    // Per datagram round robin: the flow's Maglev choice instead, stable.
+                    assert_eq!(want, owner(&sel, &s, &u, 4));
+                } else {
+                    let got =
+                        member_of(sel.select(&s, &meta(client, 17, 3000 + i as u16, 53, 0), 3, &c));
+                    assert_eq!(want, Some(got), "{policy:?} udp client {i}");
+                }
+            }
+        }
+    }
 }
