@@ -150,3 +150,4 @@ def test_bulk_download_through_a_small_mtu_hop(lab, aliasd, servers):
             assert route_mtu(lab, m) == HOP_MTU, (
                 f"{m.name} did not learn the hop's MTU: "
                 f"{lab.run(m.ns, 'ip', 'route', 'get', labmod.FAR_IP).stdout}" + detail)
+    print(detail)  # with -s: the spread, timings and counters
