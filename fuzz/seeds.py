@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Seed corpora for the fuzz targets.
 
-- corpus/pipeline: the golden fixtures' input frames (lb/pipeline/tests/fixtures/golden.txt),
+- corpus/pipeline: the golden fixtures' input frames (lb/pipeline/tests/fixtures/golden.txt and
+  icmp_errors.txt),
   one file per case, behind the target's first byte (rx port 0 = client, 1 = ic0, headroom
   128). The fuzz topology shares the golden one's client MAC and the web alias, so the seeds
   start past classify's L2 and L3 checks.
@@ -17,7 +18,10 @@ import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GOLDEN = os.path.join(HERE, "..", "lb", "pipeline", "tests", "fixtures", "golden.txt")
+FIXTURES = os.path.join(HERE, "..", "lb", "pipeline", "tests", "fixtures")
+GOLDEN = os.path.join(FIXTURES, "golden.txt")
+# ICMP errors in alias context (CA7): errors quoting web's flows, and the drops.
+ICMP_ERRORS = os.path.join(FIXTURES, "icmp_errors.txt")
 PORTS = {"client": 0, "ic0": 1, "ic1": 2}
 
 
@@ -35,7 +39,8 @@ def hexbytes(text):
 def pipeline_seeds(dest):
     os.makedirs(dest, exist_ok=True)
     name, port, frame, n = None, 0, bytearray(), 0
-    for raw in open(GOLDEN):
+    lines = [("golden_", l) for l in open(GOLDEN)] + [("icmp_", l) for l in open(ICMP_ERRORS)]
+    for prefix, raw in lines:
         line = raw.split("#")[0].strip()
         if not line:
             continue
@@ -48,7 +53,7 @@ def pipeline_seeds(dest):
             frame += hexbytes(rest)
         elif word == "end" and name:
             safe = re.sub(r"[^A-Za-z0-9_]", "_", name)
-            with open(os.path.join(dest, "golden_" + safe), "wb") as f:
+            with open(os.path.join(dest, prefix + safe), "wb") as f:
                 f.write(bytes([port]) + frame)
             n += 1
     return n

@@ -4,7 +4,8 @@
 //! whose IPv4 header checksum is correct unless the header is the received one, forwarded
 //! untouched (l2). Built with `--cfg fuzzing`, the pipeline's default `ChecksumCapabilities`
 //! verify nothing on receive (so mutated frames get past classify's IPv4 checksum check) and
-//! compute everything on transmit (so what it writes is still checked here).
+//! compute everything on transmit (so what it writes is still checked here). ICMP errors to an
+//! alias (CA7) must not write connection-table state.
 #![no_main]
 
 use std::net::Ipv4Addr;
@@ -99,6 +100,15 @@ fuzz_target!(|data: &[u8]| {
     let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::with_headroom(f, headroom)).collect();
     let mut verdicts = vec![Verdict::Punt(clua_pipeline::PuntReason::Arp); bufs.len()];
     p.process_burst(rx_port, 1_000, &mut bufs, &mut verdicts);
+    // CA7: ICMP errors are forwarded without writing state, so only TCP frames (protocol byte
+    // of an untagged or 802.1Q-tagged IPv4 header) can have made connection-table entries, and
+    // only ICMP frames can count as forwarded errors.
+    let proto_is = |f: &&[u8], p: u8| f.get(23) == Some(&p) || f.get(27) == Some(&p);
+    let tcp_frames = frames.iter().filter(|f| proto_is(f, 6)).count() as u64;
+    let icmp_frames = frames.iter().filter(|f| proto_is(f, 1)).count() as u64;
+    let c = p.counters();
+    assert!(CoreCounters::get(&c.conn_inserts) <= tcp_frames, "an entry not made by TCP");
+    assert!(CoreCounters::get(&c.icmp_errors_forwarded) <= icmp_frames);
     for ((b, v), input) in bufs.iter().zip(&verdicts).zip(&frames) {
         if let Verdict::Forward(port) = *v {
             let info = &s.ports[port as usize];

@@ -479,12 +479,17 @@ impl Default for RawTables {
 #[serde(deny_unknown_fields, default)]
 struct RawLimits {
     refusals_per_sec: u32,
+    /// ICMP errors in alias context (issue 10, CA7): errors to an alias forwarded to the member
+    /// owning the quoted flow, per second per worker.
+    icmp_errors_per_sec: u32,
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
+        let d = PipelineConfig::default();
         RawLimits {
-            refusals_per_sec: PipelineConfig::default().refusals_per_sec,
+            refusals_per_sec: d.refusals_per_sec,
+            icmp_errors_per_sec: d.icmp_errors_per_sec,
         }
     }
 }
@@ -880,6 +885,7 @@ pub struct ValidConfig {
     port_devargs: Vec<String>,
     tables: RawTables,
     refusals_per_sec: u32,
+    icmp_errors_per_sec: u32,
     metrics_listen: Option<std::net::SocketAddr>,
     control: ControlConfig,
     /// `Some` when a member runs the agent: the key file and the advert settings.
@@ -1611,6 +1617,7 @@ impl RawConfig {
             port_devargs,
             tables: raw.tables,
             refusals_per_sec: raw.limits.refusals_per_sec,
+            icmp_errors_per_sec: raw.limits.icmp_errors_per_sec,
             metrics_listen,
             control: raw.control,
             adverts,
@@ -1795,6 +1802,7 @@ impl ValidConfig {
             sticky_timeout_ms: t.sticky_timeout_ms,
             max_members: cluster.members.len().max(1),
             refusals_per_sec: self.refusals_per_sec,
+            icmp_errors_per_sec: self.icmp_errors_per_sec,
             handoff: self.sync.enabled,
             ..PipelineConfig::default()
         };

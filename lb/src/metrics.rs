@@ -219,6 +219,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "in_noalias packets answered with a TCP RST or ICMP port unreachable.",
     ),
     (
+        "clua_icmp_errors_forwarded_total",
+        "ICMP errors to an alias forwarded to the member owning the quoted flow (CA7).",
+    ),
+    (
         "clua_handoff_records_emitted_total",
         "Flow records the workers handed to the control thread for peer routers (issue 9).",
     ),
@@ -334,6 +338,9 @@ const CORE_TOTALS: &[Field<CoreCounters>] = &[
         get(&c.syn_without_slot)
     }),
     ("clua_refusals_sent_total", |c| get(&c.refusals_sent)),
+    ("clua_icmp_errors_forwarded_total", |c| {
+        get(&c.icmp_errors_forwarded)
+    }),
     ("clua_handoff_records_emitted_total", |c| {
         get(&c.handoff_emitted)
     }),
@@ -922,6 +929,7 @@ mod tests {
         "clua_conn_evictions_total",
         "clua_conn_syn_without_slot_total",
         "clua_refusals_sent_total",
+        "clua_icmp_errors_forwarded_total",
         "clua_arp_replies_total",
         "clua_arp_ignored_total",
         "clua_arp_malformed_total",

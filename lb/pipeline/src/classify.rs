@@ -21,7 +21,11 @@
 //! 8. Fragment (MF set or offset ≠ 0) → `Fragment`: without ports it has no flow.
 //! 9. ICMP echo request (type 8) to an alias or a router address → [`PuntReason::IcmpEcho`]
 //!    (CA7: ICMP is handled in alias context); a truncated ICMP header → `BadL4Header`; other
-//!    ICMP to an alias → `UnsupportedIcmp`; anything else to a router address → `NotAlias`.
+//!    ICMP to a router address → `NotAlias`. An ICMP error (destination unreachable, time
+//!    exceeded, parameter problem) to an alias is alias traffic of the flow it quotes
+//!    ([`crate::icmp_error::quoted_flow`]: the reversed quoted 5-tuple, with
+//!    [`PacketMeta::icmp_error`] set), or an `icmp_error_*` drop; other ICMP to an alias →
+//!    `UnsupportedIcmp`.
 //! 10. To a router address (not an alias): a UDP datagram (valid header) to
 //!     [`Snapshot::advert_port`] (when non-zero) received on an interconnect port →
 //!     [`PuntReason::MemberAdvert`]; on a client port, and anything else → `NotAlias` (members
@@ -37,6 +41,7 @@
 //! the alias. L4 checksums are not checked: the members verify them.
 
 use crate::hash::{FlowHashKey, FlowKey};
+use crate::icmp_error;
 use crate::snapshot::{
     AliasId, MemberId, PortId, PortInfo, PortRole, Snapshot, BFD_PORT, PROBE_PORTS,
     RIP_MULTICAST_MAC, RIP_PORT,
@@ -90,6 +95,9 @@ pub struct PacketMeta {
     pub alias: AliasId,
     /// Filled in by select.
     pub member: MemberId,
+    /// An ICMP error to the alias quoting a packet of `key`'s flow (CA7, [`crate::icmp_error`]):
+    /// select finds the flow's owner without writing any state, encap treats it as the flow's.
+    pub icmp_error: bool,
 }
 
 impl Default for PacketMeta {
@@ -103,6 +111,7 @@ impl Default for PacketMeta {
             ip_len: 0,
             alias: AliasId(0),
             member: MemberId(0),
+            icmp_error: false,
         }
     }
 }
@@ -232,11 +241,24 @@ pub fn classify_with(
         if icmp.msg_type() == ECHO_REQUEST {
             return Err(Verdict::Punt(PuntReason::IcmpEcho));
         }
-        return Err(drop(if alias.is_some() {
-            DropReason::UnsupportedIcmp
-        } else {
-            DropReason::NotAlias
-        }));
+        let Some(alias) = alias else {
+            return Err(drop(DropReason::NotAlias));
+        };
+        if !icmp_error::is_error(icmp.msg_type()) {
+            return Err(drop(DropReason::UnsupportedIcmp));
+        }
+        let key = icmp_error::quoted_flow(dst, &icmp).map_err(drop)?;
+        return Ok(PacketMeta {
+            key,
+            hash: key.hash_keyed(&cfg.hash_key),
+            tcp_flags: 0,
+            tcp_seq: 0,
+            l3_offset: l2.l3_offset as u16,
+            ip_len: ip.total_len(),
+            alias,
+            member: MemberId(0),
+            icmp_error: true,
+        });
     }
     let Some(alias) = alias else {
         if proto == protocol::UDP && snap.advert_port != 0 && port.role == PortRole::Interconnect {
@@ -294,6 +316,7 @@ pub fn classify_with(
         ip_len: ip.total_len(),
         alias,
         member: MemberId(0),
+        icmp_error: false,
     })
 }
 
@@ -512,10 +535,16 @@ pub(crate) mod tests {
             dropped(classify(&s, 0, &frame(ALIAS, 17, 0, &bad_udp))),
             DropReason::BadL4Header
         );
+        let timestamp = frame(ALIAS, 1, 0, &[13, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            dropped(classify(&s, 0, &timestamp)),
+            DropReason::UnsupportedIcmp
+        );
+        // An error quoting nothing (CA7, crate::icmp_error).
         let unreach = frame(ALIAS, 1, 0, &[3, 3, 0, 0, 0, 0, 0, 0]);
         assert_eq!(
             dropped(classify(&s, 0, &unreach)),
-            DropReason::UnsupportedIcmp
+            DropReason::IcmpErrorBadQuote
         );
         let unreach = frame([198, 51, 100, 2], 1, 0, &[3, 3, 0, 0, 0, 0, 0, 0]);
         assert_eq!(dropped(classify(&s, 0, &unreach)), DropReason::NotAlias);

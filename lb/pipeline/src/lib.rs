@@ -21,6 +21,7 @@ pub mod conntrack;
 pub mod encap;
 pub mod handoff;
 pub mod hash;
+pub mod icmp_error;
 pub mod maglev;
 pub mod out_alias;
 pub mod refuse;

@@ -116,6 +116,16 @@ drop_reasons! {
     BadL4Header = "bad_l4_header",
     /// ICMP that is not handled in alias context.
     UnsupportedIcmp = "unsupported_icmp",
+    /// An ICMP error to an alias (CA7, [`crate::icmp_error`]) whose quoted datagram is not a
+    /// valid IPv4 header followed by 8 bytes of its transport header.
+    IcmpErrorBadQuote = "icmp_error_bad_quote",
+    /// An ICMP error to an alias that quotes a datagram not sent from that alias.
+    IcmpErrorNotFromAlias = "icmp_error_not_from_alias",
+    /// An ICMP error to an alias quoting a datagram of no flow the alias carries: not TCP or
+    /// UDP, a non-first fragment, client port 0, an in_noalias port, or no member owns it.
+    IcmpErrorUnknownFlow = "icmp_error_unknown_flow",
+    /// An ICMP error to an alias over the per-core rate limit (`[limits] icmp_errors_per_sec`).
+    IcmpErrorRateLimited = "icmp_error_rate_limited",
     /// The alias has no member that is up in any selp tier.
     NoMember = "no_member",
     /// The port is in_noalias (CA9) and the packet was not answered: a TCP RST, a sender that
@@ -155,6 +165,9 @@ pub struct CoreCounters {
     /// unreachable (see [`crate::refuse`]). Those not answered are counted in
     /// `drops[InNoalias]` (or `drops[NoHeadroom]`), so each in_noalias packet counts once.
     pub refusals_sent: AtomicU64,
+    /// ICMP errors to an alias forwarded to the member owning the quoted flow (CA7,
+    /// [`crate::icmp_error`]); each also counts in `forwarded` and `member_packets`.
+    pub icmp_errors_forwarded: AtomicU64,
     /// Drops by reason, indexed by `DropReason as usize`.
     pub drops: [AtomicU64; DropReason::COUNT],
     /// Punts by reason, indexed by `PuntReason as usize`.
@@ -225,6 +238,7 @@ impl CoreCounters {
             rx: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
             refusals_sent: AtomicU64::new(0),
+            icmp_errors_forwarded: AtomicU64::new(0),
             drops: core::array::from_fn(|_| AtomicU64::new(0)),
             punts: core::array::from_fn(|_| AtomicU64::new(0)),
             punt_dropped: core::array::from_fn(|_| AtomicU64::new(0)),

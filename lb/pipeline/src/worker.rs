@@ -1,5 +1,6 @@
 //! The per-core pipeline: classify → out_alias / select → encap (or refuse) over a burst, with this core's
-//! state.
+//! state. ICMP errors to an alias take [`icmp_error::select`] instead of the selector's (no
+//! state written) and are then encapsulated like their flow's packets.
 //!
 //! One [`Pipeline`] per worker core (DPDK lcore); nothing in it is shared. Each stage runs over
 //! the whole burst before the next starts (DPDK l3fwd / VPP style), with per-packet metadata in
@@ -12,6 +13,7 @@ use crate::buf::PacketBuf;
 use crate::classify::{classify_with, ClassifyConfig, PacketMeta};
 use crate::encap::encap;
 use crate::hash::FlowHashKey;
+use crate::icmp_error;
 use crate::refuse::{refuse, RefusalLimiter};
 use crate::select::{Selection, Selector, Timeouts};
 use crate::snapshot::{PortId, Snapshot};
@@ -51,6 +53,10 @@ pub struct PipelineConfig {
     /// kernel's `icmp_ratelimit`); refusals over the limit are dropped and counted as
     /// `in_noalias`. 0 never answers. Default 100.
     pub refusals_per_sec: u32,
+    /// ICMP errors to an alias (CA7, [`crate::icmp_error`]) that one core forwards to members per
+    /// second, with a burst of the same number (a token bucket); errors over the limit are
+    /// dropped and counted as `icmp_error_rate_limited`. 0 forwards none. Default 1000.
+    pub icmp_errors_per_sec: u32,
     /// Which checksums the pipeline verifies on receive (classify: the IPv4 header) and
     /// computes on transmit (encap's outer IPv4 header, refuse's IPv4/TCP/ICMP); the rest is
     /// the NIC's (offload). Default: all in software, except that a `cfg(fuzzing)` build
@@ -75,6 +81,7 @@ impl Default for PipelineConfig {
             sticky_timeout_ms: 300_000,
             max_members: 1024,
             refusals_per_sec: 100,
+            icmp_errors_per_sec: crate::icmp_error::DEFAULT_PER_SEC,
             checksum: ChecksumCapabilities::default(),
             hash_key: FlowHashKey::FIXED,
             handoff: false,
@@ -111,6 +118,8 @@ pub struct Pipeline {
     counters: Arc<CoreCounters>,
     selector: Selector,
     refusals: RefusalLimiter,
+    /// The ICMP-error rate limit (the same token bucket as refusals', its own budget).
+    icmp_errors: RefusalLimiter,
     classify: ClassifyConfig,
     timeouts: Timeouts,
     meta: [PacketMeta; BURST],
@@ -143,6 +152,7 @@ impl Pipeline {
             counters,
             selector,
             refusals: RefusalLimiter::new(cfg.refusals_per_sec),
+            icmp_errors: RefusalLimiter::new(cfg.icmp_errors_per_sec),
             classify: cfg.classify(),
             timeouts: cfg.timeouts(),
             meta: [PacketMeta::default(); BURST],
@@ -337,12 +347,24 @@ impl Pipeline {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             // Replies to a member's out_alias connection (CA9) belong to that member alone;
-            // the connection table never sees them.
+            // the connection table never sees them (nor do ICMP errors about them, which
+            // quote the same reversed flow).
             if let Some(member) = crate::out_alias::steer(snap, &meta[i]) {
                 meta[i].member = member;
                 continue;
             }
-            match self.selector.select(snap, &meta[i], now_ms, counters) {
+            let selection = if meta[i].icmp_error {
+                icmp_error::select(
+                    &self.selector,
+                    &mut self.icmp_errors,
+                    snap,
+                    &meta[i],
+                    now_ms,
+                )
+            } else {
+                self.selector.select(snap, &meta[i], now_ms, counters)
+            };
+            match selection {
                 Selection::Member { member, new_flow } => {
                     meta[i].member = member;
                     if new_flow {
@@ -388,6 +410,9 @@ impl Pipeline {
                     }
                     if let Some(c) = counters.alias_packets.get(m.alias.0 as usize) {
                         CoreCounters::add(c, 1);
+                    }
+                    if m.icmp_error {
+                        CoreCounters::add(&counters.icmp_errors_forwarded, 1);
                     }
                     Verdict::Forward(p)
                 }

@@ -22,6 +22,14 @@ fn fixtures() -> Vec<Case> {
     parse_fixtures(&std::fs::read_to_string(path).expect("read golden.txt"))
 }
 
+fn icmp_error_fixtures() -> Vec<Case> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/icmp_errors.txt"
+    );
+    parse_fixtures(&std::fs::read_to_string(path).expect("read icmp_errors.txt"))
+}
+
 fn policy_fixtures() -> Vec<Case> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/policies.txt");
     parse_fixtures(&std::fs::read_to_string(path).expect("read policies.txt"))
@@ -91,10 +99,16 @@ fn new_pipeline() -> Pipeline {
 }
 
 fn pipeline_over(snap: Snapshot) -> Pipeline {
-    let cfg = PipelineConfig {
-        conn_capacity: 1024,
-        ..Default::default()
-    };
+    pipeline_with(
+        PipelineConfig {
+            conn_capacity: 1024,
+            ..Default::default()
+        },
+        snap,
+    )
+}
+
+fn pipeline_with(cfg: PipelineConfig, snap: Snapshot) -> Pipeline {
     let counters = Arc::new(cfg.new_counters());
     Pipeline::new(&cfg, Arc::new(snap), counters)
 }
@@ -178,6 +192,54 @@ fn out_alias_cases() {
         "the TCP cases that went to select were inserted (the UDP one is not)"
     );
     run_in_bursts(&cases, pipeline_over(common::out_alias_topology()));
+}
+
+/// The ICMP error names (`icmp_error_*`), which fixtures/icmp_errors.txt covers instead of
+/// golden.txt.
+fn is_icmp_error_reason(r: DropReason) -> bool {
+    r.name().starts_with("icmp_error_")
+}
+
+/// fixtures/icmp_errors.txt (CA7: ICMP errors in alias context, issue 10) over the golden
+/// topology with a rate limit of 4 errors a second, one packet per burst and in bursts; every
+/// `icmp_error_*` drop reason has a case, and forwarded errors are counted as such.
+#[test]
+fn icmp_error_cases() {
+    let cases = icmp_error_fixtures();
+    assert!(cases.len() >= 25, "only {} cases", cases.len());
+    let cfg = PipelineConfig {
+        conn_capacity: 1024,
+        icmp_errors_per_sec: 4,
+        ..Default::default()
+    };
+    let p = pipeline_with(cfg.clone(), topology());
+    let counters = p.counters().clone();
+    run_one_per_burst(&cases, p);
+    run_in_bursts(&cases, pipeline_with(cfg, topology()));
+    let snap = topology();
+    let seen: Vec<Verdict> = cases.iter().map(|c| expected_verdict(&snap, c)).collect();
+    for r in DropReason::ALL.iter().filter(|r| is_icmp_error_reason(**r)) {
+        assert!(
+            seen.contains(&Verdict::Drop(*r)),
+            "no icmp_errors.txt case for {}",
+            r.name()
+        );
+    }
+    // Errors are the cases whose input frame is ICMP (protocol 1 at byte 23) and not the echo
+    // request (type 8 at byte 34).
+    let forwarded_errors = cases
+        .iter()
+        .filter(|c| {
+            c.verdict.starts_with("forward")
+                && c.input.get(23) == Some(&1)
+                && c.input.get(34) != Some(&8)
+        })
+        .count() as u64;
+    assert!(forwarded_errors >= 10);
+    assert_eq!(
+        CoreCounters::get(&counters.icmp_errors_forwarded),
+        forwarded_errors
+    );
 }
 
 fn run_one_per_burst(cases: &[Case], mut p: Pipeline) {
@@ -290,6 +352,7 @@ fn golden_covers_reasons() {
     let missing: Vec<&str> = DropReason::ALL
         .iter()
         .filter(|r| !NOT_IN_GOLDEN.iter().any(|(x, _)| x == *r))
+        .filter(|r| !is_icmp_error_reason(**r))
         .filter(|r| !seen.contains(&Verdict::Drop(**r)))
         .map(|r| r.name())
         .collect();

@@ -16,6 +16,21 @@ pub const ECHO_REPLY: u8 = 0;
 pub const DST_UNREACHABLE: u8 = 3;
 /// Message type: echo request.
 pub const ECHO_REQUEST: u8 = 8;
+/// Message type: time exceeded (TTL or reassembly).
+pub const TIME_EXCEEDED: u8 = 11;
+/// Message type: parameter problem.
+pub const PARAM_PROBLEM: u8 = 12;
+
+/// Destination-unreachable code: fragmentation needed and DF set (RFC 1191: the next-hop MTU is
+/// in bytes 6..8).
+pub const FRAG_NEEDED: u8 = 4;
+
+/// Whether `msg_type` is an error that quotes the offending datagram and that a host acts on
+/// (RFC 1122 §3.2.2: destination unreachable, time exceeded, parameter problem). Source quench
+/// (deprecated, RFC 6633) and redirects (never from beyond the first hop) are not.
+pub const fn is_error(msg_type: u8) -> bool {
+    matches!(msg_type, DST_UNREACHABLE | TIME_EXCEEDED | PARAM_PROBLEM)
+}
 
 /// Destination-unreachable code: port unreachable.
 pub const PORT_UNREACHABLE: u8 = 3;

@@ -1,5 +1,5 @@
 //! Wire formats: zero-copy views and high-level representations of the headers clua reads and
-//! writes (Ethernet + 802.1Q, ARP, IPv4, TCP, UDP, ICMPv4, VXLAN), in the style of smoltcp's
+//! writes (Ethernet + 802.1Q, ARP, IPv4, TCP, UDP, ICMPv4 and the datagram its errors quote, VXLAN), in the style of smoltcp's
 //! `wire` module.
 //!
 //! Each protocol has one file with:
@@ -29,6 +29,7 @@ use core::fmt;
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod icmp_quote;
 pub mod icmpv4;
 pub mod ipv4;
 pub mod tcp;
@@ -45,6 +46,7 @@ pub use ethernet::{
     is_broadcast, is_multicast, parse_l2, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     L2Info, BROADCAST,
 };
+pub use icmp_quote::{QuotedPacket, QuotedRepr};
 pub use icmpv4::{Icmpv4Packet, Icmpv4Repr};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use tcp::{TcpFlags, TcpPacket, TcpRepr};
