@@ -18,6 +18,7 @@
 pub mod classify;
 pub mod conntrack;
 pub mod encap;
+pub mod fragments;
 pub mod handoff;
 pub mod hash;
 pub mod maglev;
