@@ -397,6 +397,9 @@ pub struct RawConfig {
     bfd: Option<RawBfd>,
     #[serde(default)]
     sync: RawSync,
+    /// `[fragments]` (issue 10, the fragments part).
+    #[serde(default)]
+    fragments: RawFragments,
     #[serde(default)]
     port: Vec<RawPort>,
     #[serde(default)]
@@ -443,6 +446,78 @@ impl Default for RawTables {
             tcp_closing_secs: d.tcp_closing_ms / 1000,
             tcp_half_open_ms: d.tcp_half_open_ms,
             sticky_timeout_ms: d.sticky_timeout_ms,
+        }
+    }
+}
+
+/// `[fragments]` (issue 10, the fragments part; docs/aliasd.toml.md): the per-core fragment
+/// table that lets IPv4 fragments follow their datagram's first one
+/// ([`clua_pipeline::fragments`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawFragments {
+    capacity: usize,
+    timeout_ms: u64,
+    max_held: usize,
+}
+
+impl Default for RawFragments {
+    fn default() -> Self {
+        let d = clua_pipeline::fragments::FragmentConfig::default();
+        RawFragments {
+            capacity: d.capacity,
+            timeout_ms: d.timeout_ms,
+            max_held: d.max_held,
+        }
+    }
+}
+
+/// `[fragments] capacity`: datagrams in flight per core.
+const FRAGMENT_CAPACITY: std::ops::RangeInclusive<usize> = 4..=(1 << 20);
+/// `[fragments] timeout_ms`: long enough for reordering, short enough that a lost first
+/// fragment does not pin a hold slot (Linux's `ipfrag_time` is 30 s).
+const FRAGMENT_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 10..=30_000;
+/// `[fragments] max_held`: held fragments are mbufs taken from the pool, so all workers
+/// together may hold at most a quarter of `dpdk.mbufs`, and one core at most this many.
+const MAX_HELD: usize = 4096;
+
+impl RawFragments {
+    /// Checks the section against the mbuf pool it draws held fragments from.
+    fn check(&self, mbufs: u32, workers: usize, p: &mut impl FnMut(String, ProblemKind)) {
+        if !FRAGMENT_CAPACITY.contains(&self.capacity) {
+            p(
+                "fragments.capacity".into(),
+                out_of_range(
+                    self.capacity as u64,
+                    *FRAGMENT_CAPACITY.start() as u64,
+                    *FRAGMENT_CAPACITY.end() as u64,
+                ),
+            );
+        }
+        if !FRAGMENT_TIMEOUT_MS.contains(&self.timeout_ms) {
+            p(
+                "fragments.timeout_ms".into(),
+                out_of_range(
+                    self.timeout_ms,
+                    *FRAGMENT_TIMEOUT_MS.start(),
+                    *FRAGMENT_TIMEOUT_MS.end(),
+                ),
+            );
+        }
+        let max = (mbufs as usize / 4 / workers.max(1)).min(MAX_HELD);
+        if self.max_held > max {
+            p(
+                "fragments.max_held".into(),
+                out_of_range(self.max_held as u64, 0u64, max as u64),
+            );
+        }
+    }
+
+    fn config(&self) -> clua_pipeline::fragments::FragmentConfig {
+        clua_pipeline::fragments::FragmentConfig {
+            capacity: self.capacity,
+            timeout_ms: self.timeout_ms,
+            max_held: self.max_held,
         }
     }
 }
@@ -850,6 +925,7 @@ pub struct ValidConfig {
     rip: Option<RipConfig>,
     bfd: Option<BfdConfig>,
     sync: SyncConfig,
+    fragments: clua_pipeline::fragments::FragmentConfig,
 }
 
 impl Config {
@@ -1155,6 +1231,7 @@ impl RawConfig {
                 out_of_range(d.mbufs, 1023u32, 1u32 << 24),
             );
         }
+        raw.fragments.check(d.mbufs, d.worker_lcores.len(), &mut p);
         if !(64..=16384).contains(&d.memory_mb) {
             p(
                 "dpdk.memory_mb".into(),
@@ -1510,6 +1587,7 @@ impl RawConfig {
             rip,
             bfd,
             sync,
+            fragments: raw.fragments.config(),
         })
     }
 }
@@ -1611,6 +1689,7 @@ impl ValidConfig {
             max_members: cluster.members.len().max(1),
             refusals_per_sec: self.refusals_per_sec,
             handoff: self.sync.enabled,
+            fragments: self.fragments,
             ..PipelineConfig::default()
         };
         Ok(Config {
