@@ -210,6 +210,14 @@ const COUNTERS: &[(&str, &str)] = &[
         "in_noalias packets answered with a TCP RST or ICMP port unreachable.",
     ),
     (
+        "clua_fragments_held_total",
+        "IPv4 fragments held until their datagram's first fragment arrived (issue 10).",
+    ),
+    (
+        "clua_fragments_released_total",
+        "Held IPv4 fragments released to their datagram's member.",
+    ),
+    (
         "clua_handoff_records_emitted_total",
         "Flow records the workers handed to the control thread for peer routers (issue 9).",
     ),
@@ -309,6 +317,8 @@ const CORE_TOTALS: &[Field<CoreCounters>] = &[
         get(&c.syn_without_slot)
     }),
     ("clua_refusals_sent_total", |c| get(&c.refusals_sent)),
+    ("clua_fragments_held_total", |c| get(&c.frag_held)),
+    ("clua_fragments_released_total", |c| get(&c.frag_released)),
     ("clua_handoff_records_emitted_total", |c| {
         get(&c.handoff_emitted)
     }),
