@@ -50,8 +50,8 @@ const NONE: u16 = u16::MAX;
 /// Fragment handling settings ([`PipelineConfig::fragments`](crate::PipelineConfig)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FragmentConfig {
-    /// Datagrams in flight per core (rounded up to a multiple of 4, at least 4). 40 bytes each,
-    /// allocated once. Default 4096.
+    /// Datagrams in flight per core (rounded up to a power of two of 4-entry buckets). 48
+    /// bytes each, allocated once: 192 KiB per core by default. Default 4096.
     pub capacity: usize,
     /// Milliseconds a datagram's entry, and a fragment held for its first, live. Default 2000:
     /// the fragments of one datagram leave the sender back to back, so anything slower is a
@@ -775,6 +775,15 @@ mod tests {
         assert!(
             held >= 16 && dropped > 9000,
             "{held} held, {dropped} dropped"
+        );
+    }
+
+    #[test]
+    fn an_entry_is_48_bytes() {
+        assert!(
+            core::mem::size_of::<Entry>() <= 48,
+            "{}",
+            core::mem::size_of::<Entry>()
         );
     }
 
