@@ -130,8 +130,12 @@ fuzz_target!(|data: &[u8]| {
         p.process_burst(0, now, &mut bufs, &mut verdicts);
         for ((b, v), input) in bufs.into_iter().zip(&verdicts).zip(&frames) {
             match *v {
-                Verdict::Forward(_) => {
-                    assert_eq!(&b.data()[14..], &input[14..], "a fragment goes out whole");
+                // Port 0: a refusal of a whole (not fragmented) datagram to udp/513
+                // (in_noalias), the router's own answer; port 1: to a member.
+                Verdict::Forward(port) => {
+                    if port == 1 {
+                        assert_eq!(&b.data()[14..], &input[14..], "a fragment goes out whole");
+                    }
                     sent += 1;
                     outcomes += 1;
                 }
@@ -145,7 +149,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         assert!(held.len() <= 4, "parked beyond max_held");
-        assert_eq!(held.len(), p.fragments().waiting(), "parked = waiting after a burst");
+        // Parked = waiting + ready (resolved or timed out, released just below).
+        assert!(p.fragments().waiting() <= held.len(), "waiting fragments are parked");
         assert!(p.fragments().live(now) <= p.fragments().capacity());
         p.release_held(&mut held, now, |b, v| {
             let ip = b.data()[14..].to_vec();
