@@ -1059,6 +1059,13 @@ impl ControlPlane {
         self.health_status();
     }
 
+    /// After a successful [`reload`](Self::reload): probes as the reloaded file says, kept
+    /// state for unchanged members ([`Health::reconfigure`]).
+    pub fn reconfigure_health(&mut self, specs: &[HealthSpec]) {
+        self.health.reconfigure(&self.state.cluster, specs);
+        self.health_status();
+    }
+
     /// The probes of static members.
     pub fn health(&self) -> &Health {
         &self.health

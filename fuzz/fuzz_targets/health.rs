@@ -50,6 +50,7 @@ fn cluster() -> Cluster {
         up: true,
         agent: false,
         listening: None,
+        out_alias: None,
     };
     Cluster {
         name: "f".into(),

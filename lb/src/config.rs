@@ -425,6 +425,9 @@ pub struct RawConfig {
     bfd: Option<RawBfd>,
     #[serde(default)]
     sync: RawSync,
+    /// `[fragments]` (issue 10, the fragments part).
+    #[serde(default)]
+    fragments: RawFragments,
     #[serde(default)]
     port: Vec<RawPort>,
     #[serde(default)]
@@ -471,6 +474,78 @@ impl Default for RawTables {
             tcp_closing_secs: d.tcp_closing_ms / 1000,
             tcp_half_open_ms: d.tcp_half_open_ms,
             sticky_timeout_ms: d.sticky_timeout_ms,
+        }
+    }
+}
+
+/// `[fragments]` (issue 10, the fragments part; docs/aliasd.toml.md): the per-core fragment
+/// table that lets IPv4 fragments follow their datagram's first one
+/// ([`clua_pipeline::fragments`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawFragments {
+    capacity: usize,
+    timeout_ms: u64,
+    max_held: usize,
+}
+
+impl Default for RawFragments {
+    fn default() -> Self {
+        let d = clua_pipeline::fragments::FragmentConfig::default();
+        RawFragments {
+            capacity: d.capacity,
+            timeout_ms: d.timeout_ms,
+            max_held: d.max_held,
+        }
+    }
+}
+
+/// `[fragments] capacity`: datagrams in flight per core.
+const FRAGMENT_CAPACITY: std::ops::RangeInclusive<usize> = 4..=(1 << 20);
+/// `[fragments] timeout_ms`: long enough for reordering, short enough that a lost first
+/// fragment does not pin a hold slot (Linux's `ipfrag_time` is 30 s).
+const FRAGMENT_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 10..=30_000;
+/// `[fragments] max_held`: held fragments are mbufs taken from the pool, so all workers
+/// together may hold at most a quarter of `dpdk.mbufs`, and one core at most this many.
+const MAX_HELD: usize = 4096;
+
+impl RawFragments {
+    /// Checks the section against the mbuf pool it draws held fragments from.
+    fn check(&self, mbufs: u32, workers: usize, p: &mut impl FnMut(String, ProblemKind)) {
+        if !FRAGMENT_CAPACITY.contains(&self.capacity) {
+            p(
+                "fragments.capacity".into(),
+                out_of_range(
+                    self.capacity as u64,
+                    *FRAGMENT_CAPACITY.start() as u64,
+                    *FRAGMENT_CAPACITY.end() as u64,
+                ),
+            );
+        }
+        if !FRAGMENT_TIMEOUT_MS.contains(&self.timeout_ms) {
+            p(
+                "fragments.timeout_ms".into(),
+                out_of_range(
+                    self.timeout_ms,
+                    *FRAGMENT_TIMEOUT_MS.start(),
+                    *FRAGMENT_TIMEOUT_MS.end(),
+                ),
+            );
+        }
+        let max = (mbufs as usize / 4 / workers.max(1)).min(MAX_HELD);
+        if self.max_held > max {
+            p(
+                "fragments.max_held".into(),
+                out_of_range(self.max_held as u64, 0u64, max as u64),
+            );
+        }
+    }
+
+    fn config(&self) -> clua_pipeline::fragments::FragmentConfig {
+        clua_pipeline::fragments::FragmentConfig {
+            capacity: self.capacity,
+            timeout_ms: self.timeout_ms,
+            max_held: self.max_held,
         }
     }
 }
@@ -895,6 +970,7 @@ pub struct ValidConfig {
     bfd: Option<BfdConfig>,
     sync: SyncConfig,
     health: Vec<HealthSpec>,
+    fragments: clua_pipeline::fragments::FragmentConfig,
 }
 
 /// Configuration keys a reload (SIGHUP, `cluamgr --reload`; issue 11) cannot change: they size
@@ -902,7 +978,7 @@ pub struct ValidConfig {
 /// threads), or belong to protocols whose state machines are built at start. Everything else
 /// (members, aliases, joins and weights, services, `services_file`, `alias_config`, the
 /// default alias) is applied live.
-pub const RESTART_ONLY: &str = "[cluster] name and max_aliases, [[port]], [dpdk], [tables] (sizes and timers), [limits], [metrics], [control] socket and punt_queue, [adverts], [router], [rip], [bfd], [sync]";
+pub const RESTART_ONLY: &str = "[cluster] name and max_aliases, [[port]], [dpdk], [tables] (sizes and timers), [limits], [fragments], [metrics], [control] socket and punt_queue, [adverts], [router], [rip], [bfd], [sync]";
 
 impl Config {
     /// The restart-only keys (see [`RESTART_ONLY`]) whose value differs in `new`, by name
@@ -928,7 +1004,10 @@ impl Config {
             max_members: 0,
             ..c.pipeline.clone()
         };
-        check(pipeline(self) != pipeline(new), "[tables] / [limits]");
+        check(
+            pipeline(self) != pipeline(new),
+            "[tables] / [limits] / [fragments]",
+        );
         check(
             self.metrics_listen != new.metrics_listen,
             "[metrics] listen",
@@ -1269,6 +1348,7 @@ impl RawConfig {
                 out_of_range(d.mbufs, 1023u32, 1u32 << 24),
             );
         }
+        raw.fragments.check(d.mbufs, d.worker_lcores.len(), &mut p);
         if !(64..=16384).contains(&d.memory_mb) {
             p(
                 "dpdk.memory_mb".into(),
@@ -1626,6 +1706,7 @@ impl RawConfig {
             bfd,
             sync,
             health,
+            fragments: raw.fragments.config(),
         })
     }
 }
@@ -1804,6 +1885,7 @@ impl ValidConfig {
             refusals_per_sec: self.refusals_per_sec,
             icmp_errors_per_sec: self.icmp_errors_per_sec,
             handoff: self.sync.enabled,
+            fragments: self.fragments,
             ..PipelineConfig::default()
         };
         Ok(Config {

@@ -223,6 +223,14 @@ const COUNTERS: &[(&str, &str)] = &[
         "ICMP errors to an alias forwarded to the member owning the quoted flow (CA7).",
     ),
     (
+        "clua_fragments_held_total",
+        "IPv4 fragments held until their datagram's first fragment arrived (issue 10).",
+    ),
+    (
+        "clua_fragments_released_total",
+        "Held IPv4 fragments released to their datagram's member.",
+    ),
+    (
         "clua_handoff_records_emitted_total",
         "Flow records the workers handed to the control thread for peer routers (issue 9).",
     ),
@@ -341,6 +349,8 @@ const CORE_TOTALS: &[Field<CoreCounters>] = &[
     ("clua_icmp_errors_forwarded_total", |c| {
         get(&c.icmp_errors_forwarded)
     }),
+    ("clua_fragments_held_total", |c| get(&c.frag_held)),
+    ("clua_fragments_released_total", |c| get(&c.frag_released)),
     ("clua_handoff_records_emitted_total", |c| {
         get(&c.handoff_emitted)
     }),

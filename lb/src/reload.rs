@@ -43,7 +43,12 @@ pub fn apply(
             crate::config::RESTART_ONLY
         ));
     }
-    plane.reload(live_state(&new), now_ms)
+    let (reply, fx) = plane.reload(live_state(&new), now_ms);
+    if reply.ok {
+        // Static members' probes (issue 10) follow the file too.
+        plane.reconfigure_health(&new.health);
+    }
+    (reply, fx)
 }
 
 /// Reads `path` and [`apply`]s it.

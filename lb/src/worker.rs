@@ -17,6 +17,13 @@
 //! budget per loop. At stop it can hand its whole table back ([`WorkerSync::dump`]) for the
 //! flows file. All of it is optional: without it the loop does none of this.
 //!
+//! IPv4 fragments that arrive ahead of their datagram's first fragment (issue 10,
+//! [`clua_pipeline::fragments`]) come back from the pipeline as [`Verdict::Hold`]: the worker
+//! parks the buffer in its [`HeldFragments`] (sized once, at start) and, every loop while some
+//! are parked, asks the pipeline to release those whose first fragment has arrived (sent like
+//! forwarded packets) or whose time ran out (freed, counted). At stop the parked buffers are
+//! freed and counted (`fragment_flushed`).
+//!
 //! The loop is generic over the port ([`PacketPort`], hence the buffer type) and the [`Clock`]:
 //! aliasd runs it over DPDK ports and the TSC, tests over [`clua_packet::QueuePort`]s and fake
 //! time, with no EAL.
@@ -27,6 +34,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use clua_packet::{Burst, PacketBuf, PacketPort};
+use clua_pipeline::fragments::HeldFragments;
 use clua_pipeline::handoff::FlowRecord;
 use clua_pipeline::{CoreCounters, DropReason, Pipeline, Snapshot, Verdict, BURST};
 use crossbeam_queue::ArrayQueue;
@@ -140,6 +148,8 @@ pub struct Running<P: PacketPort, C> {
     walk: Walk,
     /// The worker's end of [`WorkerSync::handoff`].
     writer: Option<RecordWriter>,
+    /// Fragments parked until their datagram's first fragment arrives (issue 10).
+    held: HeldFragments<P::Buf>,
 }
 
 /// Where the hand-off walk of the table is.
@@ -168,6 +178,7 @@ impl<P: PacketPort, C: Clock> Worker<P, C> {
             }
         }
         running.hand_back();
+        running.free_held();
         0
     }
 
@@ -181,6 +192,7 @@ impl<P: PacketPort, C: Clock> Worker<P, C> {
             loops: 0,
             walk: Walk::default(),
             writer: self.sync.handoff.clone().map(RecordWriter::new),
+            held: self.pipeline.new_held(),
             worker: self,
         }
     }
@@ -284,6 +296,13 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
                         drop(buf)
                     }
                     Verdict::Drop(_) => drop(buf),
+                    Verdict::Hold(slot) => {
+                        if let Err(buf) = self.held.put(slot, buf) {
+                            // The pipeline gave a slot that cannot take it (never expected).
+                            counters.drop(DropReason::FragmentFlushed);
+                            drop(buf);
+                        }
+                    }
                     Verdict::Punt(reason) => {
                         w.punt.push(
                             Punted {
@@ -297,6 +316,9 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
                 }
             }
             flush_all(&w.ports, w.queue, &mut self.tx, counters);
+        }
+        if !self.held.is_empty() {
+            release_held(w, &mut self.held, &mut self.tx, counters);
         }
         if w.sync.install.is_some() || w.sync.handoff.is_some() {
             self.sync_step();
@@ -363,6 +385,17 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
         walk.all_left = walk.all_left.saturating_sub(slots);
     }
 
+    /// Fragments parked, waiting for their first fragment (issue 10).
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Frees every parked fragment, counted as `fragment_flushed` (what [`Worker::run`] does
+    /// once stopped). Returns how many.
+    pub fn free_held(&mut self) -> usize {
+        self.worker.pipeline.flush_held(&mut self.held)
+    }
+
     /// Appends every live entry of the table to [`WorkerSync::dump`] (if set): what
     /// [`Worker::run`] does once stopped, for the flows file (issue 9: flows survive a
     /// restart). Allocates; not for the packet path.
@@ -422,6 +455,38 @@ fn tap<B: PacketBuf>(
             now_us,
             buf.data(),
         );
+    }
+}
+
+/// Sends the parked fragments the pipeline releases (their first fragment arrived) and frees
+/// those it drops (timed out); the pipeline counted each.
+fn release_held<P: PacketPort, C: Clock>(
+    w: &mut Worker<P, C>,
+    held: &mut HeldFragments<P::Buf>,
+    tx: &mut [Burst<P::Buf>],
+    counters: &CoreCounters,
+) {
+    let now_ms = w.clock.now_ms();
+    let ports = &w.ports;
+    let queue = w.queue;
+    let n = w.pipeline.release_held(held, now_ms, |buf, verdict| {
+        let Verdict::Forward(out) = verdict else {
+            return;
+        };
+        let Some(b) = tx.get_mut(usize::from(out)) else {
+            counters.drop(DropReason::WrongPort);
+            return;
+        };
+        // Up to max_held packets may come at once: more than a TX buffer holds.
+        if b.is_full() {
+            flush(&ports[usize::from(out)], queue, b, counters);
+        }
+        if b.push(buf).is_err() {
+            counters.drop(DropReason::TxFull);
+        }
+    });
+    if n > 0 {
+        flush_all(ports, queue, tx, counters);
     }
 }
 

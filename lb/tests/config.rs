@@ -845,3 +845,61 @@ fn out_alias_ports_of_static_members() {
     let agent = format!("{agent}\n[adverts]\nkey_file = \"/nonexistent/key\"\n");
     assert_rejected(&agent, &["member[0] \"m1\" out_alias_ports", "advertises"]);
 }
+
+/// Issue 10 (CA7, 000 §6.6.5): the `[fragments]` section sizes the per-core fragment table:
+/// defaults, ranges, and held fragments bounded by the mbuf pool they are taken from.
+#[test]
+fn fragments_section_defaults_ranges_and_mbuf_bound() {
+    let c = Config::parse(GOLDEN, "golden.toml").unwrap();
+    assert_eq!(
+        c.pipeline.fragments,
+        clua_pipeline::fragments::FragmentConfig::default()
+    );
+    assert_eq!(
+        (
+            c.pipeline.fragments.capacity,
+            c.pipeline.fragments.timeout_ms,
+            c.pipeline.fragments.max_held
+        ),
+        (4096, 2000, 128)
+    );
+    let with = |s: &str| format!("{GOLDEN}\n[fragments]\n{s}\n");
+    let c = Config::parse(
+        &with("capacity = 64\ntimeout_ms = 500\nmax_held = 0"),
+        "golden.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.pipeline.fragments.capacity,
+            c.pipeline.fragments.timeout_ms,
+            c.pipeline.fragments.max_held
+        ),
+        (64, 500, 0)
+    );
+    assert_rejected(
+        &with("capacity = 3"),
+        &["fragments.capacity", "out of range"],
+    );
+    assert_rejected(
+        &with("timeout_ms = 9"),
+        &["fragments.timeout_ms", "out of range"],
+    );
+    assert_rejected(
+        &with("timeout_ms = 30001"),
+        &["fragments.timeout_ms", "out of range"],
+    );
+    assert_rejected(
+        &with("max_held = 4097"),
+        &["fragments.max_held", "out of range"],
+    );
+    assert_rejected(&with("holds = 1"), &["holds"]);
+    // A quarter of the pool over the workers: 1023 mbufs and one worker allow 255.
+    let small = GOLDEN.replace("[dpdk]", "[dpdk]\nmbufs = 1023");
+    let small_with = |s: &str| format!("{small}\n[fragments]\n{s}\n");
+    assert!(Config::parse(&small_with("max_held = 255"), "golden.toml").is_ok());
+    assert_rejected(
+        &small_with("max_held = 256"),
+        &["fragments.max_held", "out of range"],
+    );
+}

@@ -45,7 +45,10 @@ fn live_keys_are_not_restart_only_and_restart_only_keys_are_named() {
         ))
         .is_empty());
     let c = edited("connections = 4096", "connections = 8192");
-    assert_eq!(g.restart_only_changes(&c), ["[tables] / [limits]"]);
+    assert_eq!(
+        g.restart_only_changes(&c),
+        ["[tables] / [limits] / [fragments]"]
+    );
     let c = edited("worker_lcores = [1]", "worker_lcores = [1, 2]");
     assert_eq!(g.restart_only_changes(&c), ["[dpdk]"]);
     let c = edited("name = \"golden\"", "name = \"other\"");

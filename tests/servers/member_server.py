@@ -20,6 +20,7 @@ import socket
 import struct
 import sys
 import threading
+import zlib
 
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 REQ_TIMEOUT = 5.0
@@ -117,7 +118,10 @@ def udp_server(port: int, name: str, ready: threading.Barrier):
                 dst = socket.inet_ntoa(cdata[8:12])
         req = data.split(b"\n", 1)[0][:200].decode(errors="replace")
         local = dst or "?"
-        reply = f"member={name} port={port} local={local} req={req}\n".encode()
+        # len and crc: the datagram as the member's socket got it, so a test can tell that a
+        # fragmented datagram arrived whole (issue 10).
+        reply = (f"member={name} port={port} local={local} len={len(data)} "
+                 f"crc={zlib.crc32(data):08x} req={req}\n").encode()
         anc_out = []
         if dst:
             anc_out = [(socket.IPPROTO_IP, IP_PKTINFO,

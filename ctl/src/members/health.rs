@@ -589,6 +589,34 @@ impl Health {
         self.not_before = at_ms;
     }
 
+    /// After a configuration reload (issue 11): the probes `specs` name over the reloaded
+    /// `cluster`. A member whose check and address are unchanged keeps its state (up/down,
+    /// fails, rises, counts, the probe in flight); a new or changed one starts from the
+    /// member's state in `cluster` (so a member health took down stays down until its probes
+    /// rise again), with nothing in flight. The random state carries on.
+    pub fn reconfigure(&mut self, cluster: &Cluster, specs: &[HealthSpec]) {
+        let mut next = Health::new(cluster, specs, self.rng);
+        next.rng = self.rng;
+        next.next_port = self.next_port;
+        for e in &mut next.entries {
+            let old = self.entries.iter().find(|o| {
+                o.member == e.member && o.spec == e.spec && o.addr == e.addr && o.port == e.port
+            });
+            match old {
+                Some(o) => {
+                    e.up = o.up;
+                    e.fails = o.fails;
+                    e.rises = o.rises;
+                    e.in_flight = o.in_flight;
+                    e.due_at = o.due_at;
+                    e.counts = o.counts;
+                }
+                None => e.up = cluster.members.get(e.member).is_none_or(|m| m.up),
+            }
+        }
+        *self = next;
+    }
+
     /// Writes each probed member's up state into `state` (agent members are left alone: their
     /// adverts say whether they are up).
     pub fn apply(&self, state: &mut ControlState) {
@@ -1090,5 +1118,39 @@ mod tests {
         }
         assert_eq!(out.len(), 10, "one per 100 ms at 1 ms ticks");
         assert_eq!(h.next_wakeup(), Some(1000));
+    }
+
+    /// Issue 11 reload: an unchanged probe keeps its state (a member its probes took down stays
+    /// down); a new or changed one starts from the member's state in the reloaded cluster.
+    #[test]
+    fn reconfigure_keeps_unchanged_probes_and_starts_new_ones_from_the_model() {
+        let mut c = cluster();
+        let snap = snapshot(&c);
+        let mut h = Health::new(&c, &[spec("m1", HealthCheck::Arp)], 7);
+        let mut events = Vec::new();
+        // m1 never answers: down after 3 failed probes.
+        run(&mut h, &snap, 0, 1_000, |_| None, &mut events);
+        assert!(!h.member("m1").unwrap().up, "{events:?}");
+        let probes = h.member("m1").unwrap().probes;
+        c.members[0].up = false;
+        h.reconfigure(
+            &c,
+            &[spec("m1", HealthCheck::Arp), spec("m2", HealthCheck::Arp)],
+        );
+        let m1 = h.member("m1").unwrap();
+        assert!(!m1.up, "unchanged probe keeps its down state");
+        assert_eq!(m1.probes, probes, "and its counts");
+        assert!(
+            h.member("m2").unwrap().up,
+            "new probe starts as the model says (up)"
+        );
+        // A changed probe (another interval) starts from the model: m1 is down there.
+        let slower = HealthSpec {
+            interval_ms: 200,
+            ..spec("m1", HealthCheck::Arp)
+        };
+        h.reconfigure(&c, &[slower]);
+        assert!(!h.member("m1").unwrap().up);
+        assert!(h.member("m2").is_none(), "no longer probed");
     }
 }

@@ -18,7 +18,13 @@
 //!    port to its address → [`PuntReason::Bfd`]. Any other broadcast or RIP-multicast
 //!    destination MAC (with IPv4) → `NotAlias`.
 //! 7. Destination address neither an alias nor one of the router's own → `NotAlias`.
-//! 8. Fragment (MF set or offset ≠ 0) → `Fragment`: without ports it has no flow.
+//! 8. Fragment (MF set or offset ≠ 0; issue 10, [`crate::fragments`]): to a router address,
+//!    or ICMP → `Fragment`; TCP or UDP to an alias → alias traffic with
+//!    [`PacketMeta::frag`] set. A first fragment (offset 0) must hold its whole TCP header or
+//!    UDP's 8 bytes and yields its flow like a whole packet (source port 0 → `SourcePortZero`);
+//!    a later one yields no ports (select leaves it to the fragment table). A first fragment
+//!    too short, or a TCP fragment at offset 8 (RFC 1858 §4) → `FragmentMalformed`; other
+//!    protocols → `UnsupportedProtocol`.
 //! 9. ICMP echo request (type 8) to an alias or a router address → [`PuntReason::IcmpEcho`]
 //!    (CA7: ICMP is handled in alias context); a truncated ICMP header → `BadL4Header`; other
 //!    ICMP to a router address → `NotAlias`. An ICMP error (destination unreachable, time
@@ -40,6 +46,7 @@
 //! [`ClassifyConfig::hash_key`], see [`crate::hash`]), TCP flags, where the IP header is, and
 //! the alias. L4 checksums are not checked: the members verify them.
 
+use crate::fragments::{Frag, FragKind};
 use crate::hash::{FlowHashKey, FlowKey};
 use crate::icmp_error;
 use crate::snapshot::{
@@ -93,11 +100,13 @@ pub struct PacketMeta {
     pub ip_len: u16,
     /// The alias the packet is addressed to.
     pub alias: AliasId,
-    /// Filled in by select.
+    /// Filled in by select (for a later fragment: by the fragment table).
     pub member: MemberId,
     /// An ICMP error to the alias quoting a packet of `key`'s flow (CA7, [`crate::icmp_error`]):
     /// select finds the flow's owner without writing any state, encap treats it as the flow's.
     pub icmp_error: bool,
+    /// Where in its datagram the packet is (issue 10); [`FragKind::Whole`] for most.
+    pub frag: Frag,
 }
 
 impl Default for PacketMeta {
@@ -112,6 +121,7 @@ impl Default for PacketMeta {
             alias: AliasId(0),
             member: MemberId(0),
             icmp_error: false,
+            frag: Frag::default(),
         }
     }
 }
@@ -229,10 +239,16 @@ pub fn classify_with(
     if alias.is_none() && !snap.is_router_addr(dst) {
         return Err(drop(DropReason::NotAlias));
     }
-    if ip.more_frags() || ip.frag_offset() != 0 {
-        return Err(drop(DropReason::Fragment));
-    }
     let proto = ip.next_header();
+    if ip.is_fragment() {
+        return match (alias, proto) {
+            (Some(alias), protocol::TCP | protocol::UDP) => {
+                classify_fragment(cfg, &ip, alias, l2.l3_offset)
+            }
+            (Some(_), p) if p != protocol::ICMP => Err(drop(DropReason::UnsupportedProtocol)),
+            _ => Err(drop(DropReason::Fragment)),
+        };
+    }
     let payload = ip.payload();
     if proto == protocol::ICMP {
         let Ok(icmp) = Icmpv4Packet::new_checked(payload) else {
@@ -258,6 +274,7 @@ pub fn classify_with(
             alias,
             member: MemberId(0),
             icmp_error: true,
+            frag: Frag::default(),
         });
     }
     let Some(alias) = alias else {
@@ -317,6 +334,82 @@ pub fn classify_with(
         alias,
         member: MemberId(0),
         icmp_error: false,
+        frag: Frag::default(),
+    })
+}
+
+/// A TCP or UDP fragment to `alias` (see rule 8 in the module docs).
+#[inline]
+fn classify_fragment(
+    cfg: &ClassifyConfig,
+    ip: &Ipv4Packet<&[u8]>,
+    alias: AliasId,
+    l3_offset: usize,
+) -> Result<PacketMeta, Verdict> {
+    let proto = ip.next_header();
+    let payload = ip.payload();
+    let offset = ip.frag_offset();
+    let mut frag = Frag {
+        kind: FragKind::Rest,
+        id: ip.ident(),
+        offset,
+        // At most total_len − 20: fits.
+        len: payload.len() as u16,
+        more: ip.more_frags(),
+    };
+    let (src_port, dst_port, tcp_flags, tcp_seq) = if offset == 0 {
+        frag.kind = FragKind::First;
+        match proto {
+            protocol::TCP => match TcpPacket::new_checked(payload) {
+                Ok(tcp) => (
+                    tcp.src_port(),
+                    tcp.dst_port(),
+                    tcp.flags(),
+                    tcp.seq_number(),
+                ),
+                Err(_) => return Err(drop(DropReason::FragmentMalformed)),
+            },
+            // The UDP length field covers the whole datagram, so only the ports are read.
+            _ => match payload.get(..4) {
+                Some(p) => (
+                    u16::from_be_bytes([p[0], p[1]]),
+                    u16::from_be_bytes([p[2], p[3]]),
+                    0,
+                    0,
+                ),
+                None => return Err(drop(DropReason::FragmentMalformed)),
+            },
+        }
+    } else {
+        if proto == protocol::TCP && offset == 8 {
+            return Err(drop(DropReason::FragmentMalformed));
+        }
+        (0, 0, 0, 0)
+    };
+    if frag.kind == FragKind::First && payload.len() < 8 {
+        return Err(drop(DropReason::FragmentMalformed));
+    }
+    if frag.kind == FragKind::First && src_port == 0 {
+        return Err(drop(DropReason::SourcePortZero));
+    }
+    let key = FlowKey {
+        src: u32::from(ip.src_addr()),
+        dst: u32::from(ip.dst_addr()),
+        src_port,
+        dst_port,
+        proto,
+    };
+    Ok(PacketMeta {
+        key,
+        hash: key.hash_keyed(&cfg.hash_key),
+        tcp_flags,
+        tcp_seq,
+        l3_offset: l3_offset as u16,
+        ip_len: ip.total_len(),
+        alias,
+        member: MemberId(0),
+        icmp_error: false,
+        frag,
     })
 }
 
@@ -515,10 +608,18 @@ pub(crate) mod tests {
         assert_eq!(dropped(classify(&s, 0, &other)), DropReason::NotAlias);
         let to_router = frame([192, 0, 2, 2], 6, 0, &tcp(1, 80, TCP_SYN));
         assert_eq!(dropped(classify(&s, 0, &to_router)), DropReason::NotAlias);
-        let frag = frame(ALIAS, 6, 0x2000, &tcp(1, 80, TCP_SYN));
+        // Issue 10: TCP/UDP fragments to an alias are alias traffic (see
+        // fragments_to_an_alias_are_classified); ICMP fragments and fragments to a router
+        // address are still `fragment`.
+        let frag = frame(ALIAS, 1, 0x2000, &[8, 0, 0, 0, 0, 1, 0, 1]);
         assert_eq!(dropped(classify(&s, 0, &frag)), DropReason::Fragment);
-        let frag = frame(ALIAS, 6, 0x0010, &tcp(1, 80, TCP_SYN));
+        let frag = frame([198, 51, 100, 2], 6, 0x0010, &tcp(1, 80, TCP_SYN));
         assert_eq!(dropped(classify(&s, 0, &frag)), DropReason::Fragment);
+        let frag = frame(ALIAS, 47, 0x0010, &[0; 8]);
+        assert_eq!(
+            dropped(classify(&s, 0, &frag)),
+            DropReason::UnsupportedProtocol
+        );
         let gre = frame(ALIAS, 47, 0, &[0; 8]);
         assert_eq!(
             dropped(classify(&s, 0, &gre)),
@@ -551,6 +652,66 @@ pub(crate) mod tests {
         assert_eq!(
             dropped(classify(&s, 0, &frame(ALIAS, 1, 0, &[8]))),
             DropReason::BadL4Header
+        );
+    }
+
+    /// Issue 10 (CA7): a first fragment yields its flow like a whole packet; a later one
+    /// yields the datagram's addresses, protocol and id and no ports; shapes that cannot be
+    /// followed safely are `fragment_malformed` (RFC 1858).
+    #[test]
+    fn fragments_to_an_alias_are_classified() {
+        use crate::fragments::{Frag, FragKind};
+        let s = snap();
+        let mut first = frame(ALIAS, 17, 0x2000, &[0x13, 0x89, 0, 53, 0x0f, 0xa8, 0, 0]);
+        first[18..20].copy_from_slice(&0x1234u16.to_be_bytes());
+        first[24..26].fill(0);
+        let c = checksum(&first[14..34]);
+        first[24..26].copy_from_slice(&c.to_be_bytes());
+        let m = classify(&s, 0, &first).unwrap();
+        assert_eq!(
+            (m.key.src_port, m.key.dst_port, m.key.proto),
+            (5001, 53, 17)
+        );
+        assert_eq!(
+            m.frag,
+            Frag {
+                kind: FragKind::First,
+                id: 0x1234,
+                offset: 0,
+                len: 8,
+                more: true
+            }
+        );
+        let rest = frame(ALIAS, 17, 0x00b9, &[0xab; 100]); // offset 185 × 8, last
+        let m = classify(&s, 0, &rest).unwrap();
+        assert_eq!((m.key.src_port, m.key.dst_port), (0, 0));
+        assert_eq!(
+            (m.frag.kind, m.frag.offset, m.frag.len, m.frag.more),
+            (FragKind::Rest, 1480, 100, false)
+        );
+        assert_eq!(m.alias, AliasId(0));
+        let tcp_first = frame(ALIAS, 6, 0x2000, &tcp(40001, 80, TCP_SYN));
+        let m = classify(&s, 0, &tcp_first).unwrap();
+        assert_eq!(
+            (m.key.src_port, m.tcp_flags, m.frag.kind),
+            (40001, TCP_SYN, FragKind::First)
+        );
+        // Too short for the ports / the TCP header; TCP at offset 8.
+        for f in [
+            frame(ALIAS, 17, 0x2000, &[0x13, 0x89]),
+            frame(ALIAS, 6, 0x2000, &tcp(40001, 80, TCP_SYN)[..16]),
+            frame(ALIAS, 6, 0x0001, &[0; 8]),
+        ] {
+            assert_eq!(dropped(classify(&s, 0, &f)), DropReason::FragmentMalformed);
+        }
+        assert!(classify(&s, 0, &frame(ALIAS, 17, 0x0001, &[0; 8])).is_ok());
+        assert_eq!(
+            dropped(classify(
+                &s,
+                0,
+                &frame(ALIAS, 17, 0x2000, &[0, 0, 0, 53, 0, 8, 0, 0])
+            )),
+            DropReason::SourcePortZero
         );
     }
 

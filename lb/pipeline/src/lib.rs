@@ -19,6 +19,7 @@
 pub mod classify;
 pub mod conntrack;
 pub mod encap;
+pub mod fragments;
 pub mod handoff;
 pub mod hash;
 pub mod icmp_error;

@@ -13,6 +13,12 @@ pub enum Verdict {
     Drop(DropReason),
     /// Hand the packet, unchanged, to the control thread.
     Punt(PuntReason),
+    /// An IPv4 fragment that arrived before its datagram's first fragment: the worker parks
+    /// the buffer, unchanged, at this slot of its
+    /// [`HeldFragments`](crate::fragments::HeldFragments) until
+    /// [`Pipeline::release_held`](crate::Pipeline::release_held) hands it back with its final
+    /// verdict (issue 10, [`crate::fragments`]).
+    Hold(u16),
 }
 
 /// Why the control thread gets a packet.
@@ -108,8 +114,23 @@ drop_reasons! {
     BadIpv4Header = "bad_ipv4_header",
     /// IPv4 to an address that is neither an alias nor one of the router's own.
     NotAlias = "not_alias",
-    /// An IPv4 fragment: without ports it cannot be mapped to a flow.
+    /// An IPv4 fragment that is not TCP or UDP to an alias (ICMP, or to a router address):
+    /// nothing reassembles it here (issue 10 follows TCP and UDP fragments, see
+    /// [`crate::fragments`]).
     Fragment = "fragment",
+    /// A first fragment too short for its TCP or UDP header, or a TCP fragment at offset 8
+    /// (RFC 1858 §4, overlapping the first one's header) (issue 10).
+    FragmentMalformed = "fragment_malformed",
+    /// A fragment of a new datagram whose fragment-table bucket is full of live datagrams
+    /// (live ones are never evicted).
+    FragmentTableFull = "fragment_table_full",
+    /// A fragment that arrived before its datagram's first one, with every hold slot in use.
+    FragmentHoldFull = "fragment_hold_full",
+    /// A held fragment whose datagram's first fragment did not arrive in time.
+    FragmentTimeout = "fragment_timeout",
+    /// A held fragment freed unreleased: the worker stopped, or the slot it was given could
+    /// not take it.
+    FragmentFlushed = "fragment_flushed",
     /// A transport protocol that aliases do not carry (anything but TCP, UDP and ICMP).
     UnsupportedProtocol = "unsupported_protocol",
     /// A TCP or UDP header that is truncated or has an invalid length field.
@@ -199,6 +220,11 @@ pub struct CoreCounters {
     pub conn_inserts: AtomicU64,
     /// Live entries evicted because their bucket was full.
     pub conn_evictions: AtomicU64,
+    /// IPv4 fragments held for their datagram's first fragment (issue 10); each later counts
+    /// once more, as forwarded or as a drop, when released.
+    pub frag_held: AtomicU64,
+    /// Held fragments released to their member (after their first fragment arrived).
+    pub frag_released: AtomicU64,
     /// Client SYNs forwarded without a connection-table entry: both candidate buckets were
     /// full of established and closing entries, which a half-open flow may not evict.
     pub syn_without_slot: AtomicU64,
@@ -252,6 +278,8 @@ impl CoreCounters {
             conn_hits: AtomicU64::new(0),
             conn_inserts: AtomicU64::new(0),
             conn_evictions: AtomicU64::new(0),
+            frag_held: AtomicU64::new(0),
+            frag_released: AtomicU64::new(0),
             syn_without_slot: AtomicU64::new(0),
             handoff_emitted: AtomicU64::new(0),
             handoff_ring_full: AtomicU64::new(0),

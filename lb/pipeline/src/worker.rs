@@ -12,6 +12,9 @@ use std::sync::Arc;
 use crate::buf::PacketBuf;
 use crate::classify::{classify_with, ClassifyConfig, PacketMeta};
 use crate::encap::encap;
+use crate::fragments::{
+    FirstLookup, FragKind, FragTable, FragTarget, FragmentConfig, HeldFragments, RestLookup,
+};
 use crate::hash::FlowHashKey;
 use crate::icmp_error;
 use crate::refuse::{refuse, RefusalLimiter};
@@ -69,6 +72,9 @@ pub struct PipelineConfig {
     /// Whether TCP flows that become established are recorded for hand-off to peer routers
     /// ([`Pipeline::handoffs`], issue 9). Default off.
     pub handoff: bool,
+    /// The fragment table: IPv4 fragments follow their datagram's first one (issue 10,
+    /// [`crate::fragments`]).
+    pub fragments: FragmentConfig,
 }
 
 impl Default for PipelineConfig {
@@ -85,6 +91,7 @@ impl Default for PipelineConfig {
             checksum: ChecksumCapabilities::default(),
             hash_key: FlowHashKey::FIXED,
             handoff: false,
+            fragments: FragmentConfig::default(),
         }
     }
 }
@@ -122,6 +129,7 @@ pub struct Pipeline {
     icmp_errors: RefusalLimiter,
     classify: ClassifyConfig,
     timeouts: Timeouts,
+    frags: FragTable,
     meta: [PacketMeta; BURST],
     /// Where the occupancy sweep is, and what it counted so far in this pass.
     sweep_at: usize,
@@ -155,6 +163,7 @@ impl Pipeline {
             icmp_errors: RefusalLimiter::new(cfg.icmp_errors_per_sec),
             classify: cfg.classify(),
             timeouts: cfg.timeouts(),
+            frags: FragTable::new(&cfg.fragments, cfg.hash_key),
             meta: [PacketMeta::default(); BURST],
             sweep_at: 0,
             sweep_live: 0,
@@ -209,6 +218,79 @@ impl Pipeline {
     /// The selection state (connection table, cursors), for inspection.
     pub fn selector(&self) -> &Selector {
         &self.selector
+    }
+
+    /// The fragment table, for inspection.
+    pub fn fragments(&self) -> &FragTable {
+        &self.frags
+    }
+
+    /// Hold slots: the size of the [`HeldFragments`] the caller of
+    /// [`process_burst`](Self::process_burst) parks [`Verdict::Hold`] buffers in.
+    pub fn max_held(&self) -> usize {
+        self.frags.max_held()
+    }
+
+    /// The parking place for this pipeline's held fragments (allocates; once, at start).
+    pub fn new_held<B>(&self) -> HeldFragments<B> {
+        HeldFragments::new(self.frags.max_held())
+    }
+
+    /// Hands back, with their final verdict, the held fragments whose datagram is resolved
+    /// (their first fragment arrived: encapsulated for its member, or dropped like it) or whose
+    /// time ran out (`fragment_timeout`), and counts them (`forwarded`, `frag_released`,
+    /// `member_packets`, drops). `out` gets each buffer and verdict: [`Verdict::Forward`] (the
+    /// buffer rewritten for that port) or [`Verdict::Drop`]. Call it after every
+    /// [`process_burst`](Self::process_burst) (once its `Hold` buffers are parked) and now
+    /// and then when idle; it returns at once when there is nothing to do. Returns how many
+    /// were handed back.
+    pub fn release_held<B: PacketBuf>(
+        &mut self,
+        held: &mut HeldFragments<B>,
+        now_ms: u64,
+        mut out: impl FnMut(B, Verdict),
+    ) -> usize {
+        if !self.frags.has_work(now_ms) {
+            return 0;
+        }
+        self.frags.expire(now_ms);
+        let snap: &Snapshot = &self.snapshot;
+        let counters: &CoreCounters = &self.counters;
+        let caps = &self.classify.checksum;
+        let mut n = 0;
+        while let Some((slot, meta, target)) = self.frags.take_ready() {
+            let Some(mut buf) = held.take(slot) else {
+                continue;
+            };
+            let v = match target {
+                FragTarget::Member { .. } => encap_one(snap, &meta, &mut buf, caps, counters),
+                FragTarget::Drop(r) => Verdict::Drop(r),
+                FragTarget::Pending => Verdict::Drop(DropReason::FragmentTimeout),
+            };
+            match v {
+                Verdict::Forward(_) => {
+                    CoreCounters::add(&counters.forwarded, 1);
+                    CoreCounters::add(&counters.frag_released, 1);
+                }
+                Verdict::Drop(r) => counters.drop(r),
+                Verdict::Punt(_) | Verdict::Hold(_) => {}
+            }
+            out(buf, v);
+            n += 1;
+        }
+        n
+    }
+
+    /// Forgets every datagram of the fragment table and frees every held fragment, counted
+    /// as `fragment_flushed` (the worker at stop). Returns how many were freed.
+    pub fn flush_held<B>(&mut self, held: &mut HeldFragments<B>) -> usize {
+        self.frags.clear();
+        let n = held.clear();
+        CoreCounters::add(
+            &self.counters.drops[DropReason::FragmentFlushed as usize],
+            n as u64,
+        );
+        n
     }
 
     /// The refusal rate limiter, for inspection.
@@ -286,7 +368,10 @@ impl Pipeline {
 
     /// Runs a burst received on `rx_port` at time `now_ms` through the pipeline. `verdicts[i]`
     /// receives packet `i`'s outcome; on [`Verdict::Forward`]`(p)` the packet has been rewritten
-    /// in place for port `p`; punted packets are unchanged. Bursts should hold at most
+    /// in place for port `p`; punted packets are unchanged. A [`Verdict::Hold`]`(slot)` packet
+    /// (a fragment ahead of its first) must be parked, unchanged, at that slot of the
+    /// [`HeldFragments`] given to [`release_held`](Self::release_held), which the caller then
+    /// calls. Bursts should hold at most
     /// [`BURST`] packets (longer ones are processed in chunks); only the first
     /// `min(pkts.len(), verdicts.len())` packets are processed.
     pub fn process_burst<B: PacketBuf>(
@@ -322,6 +407,8 @@ impl Pipeline {
         let mut live: u32 = 0;
         // Packets select refused (to in_noalias ports), for stage 4.
         let mut refused: u32 = 0;
+        // Later fragments (no ports): the fragment table, not select, places them.
+        let mut rest: u32 = 0;
 
         // Stage 1: classify.
         if let Some(p) = pkts.first() {
@@ -333,6 +420,9 @@ impl Pipeline {
             }
             match classify_with(rx_cfg, snap, rx_port, pkts[i].data()) {
                 Ok(m) => {
+                    if m.frag.kind == FragKind::Rest {
+                        rest |= 1 << i;
+                    }
                     meta[i] = m;
                     live |= 1 << i;
                 }
@@ -341,16 +431,45 @@ impl Pipeline {
         }
 
         // Stage 2: select. Start every connection-table load of the burst first.
-        self.selector.touch_buckets(&meta[..], live);
-        let mut bits = live;
+        self.selector.touch_buckets(&meta[..], live & !rest);
+        let mut bits = live & !rest;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
+            // A first fragment: its datagram's entry first (a duplicate follows the original).
+            let mut entry = None;
+            if meta[i].frag.kind == FragKind::First {
+                match self.frags.first(&meta[i], now_ms) {
+                    FirstLookup::Select(e) => entry = Some(e),
+                    FirstLookup::Known(FragTarget::Member { member, hash }) => {
+                        meta[i].member = member;
+                        meta[i].hash = hash;
+                        continue;
+                    }
+                    FirstLookup::Known(FragTarget::Drop(reason)) => {
+                        verdicts[i] = Verdict::Drop(reason);
+                        live &= !(1 << i);
+                        continue;
+                    }
+                    FirstLookup::Known(FragTarget::Pending) | FirstLookup::Full => {
+                        verdicts[i] = Verdict::Drop(DropReason::FragmentTableFull);
+                        live &= !(1 << i);
+                        continue;
+                    }
+                }
+            }
             // Replies to a member's out_alias connection (CA9) belong to that member alone;
             // the connection table never sees them (nor do ICMP errors about them, which
-            // quote the same reversed flow).
+            // quote the same reversed flow). A first fragment's datagram follows it.
             if let Some(member) = crate::out_alias::steer(snap, &meta[i]) {
                 meta[i].member = member;
+                if let Some(e) = entry {
+                    let target = FragTarget::Member {
+                        member,
+                        hash: meta[i].hash,
+                    };
+                    self.frags.resolve(e, target, &meta[i], now_ms);
+                }
                 continue;
             }
             let selection = if meta[i].icmp_error {
@@ -364,7 +483,7 @@ impl Pipeline {
             } else {
                 self.selector.select(snap, &meta[i], now_ms, counters)
             };
-            match selection {
+            let target = match selection {
                 Selection::Member { member, new_flow } => {
                     meta[i].member = member;
                     if new_flow {
@@ -375,14 +494,50 @@ impl Pipeline {
                             CoreCounters::add(c, 1);
                         }
                     }
+                    FragTarget::Member {
+                        member,
+                        hash: meta[i].hash,
+                    }
                 }
                 Selection::Refuse => {
                     refused |= 1 << i;
                     live &= !(1 << i);
+                    FragTarget::Drop(DropReason::InNoalias)
                 }
                 Selection::Drop(reason) => {
                     verdicts[i] = Verdict::Drop(reason);
                     live &= !(1 << i);
+                    FragTarget::Drop(reason)
+                }
+            };
+            if let Some(e) = entry {
+                self.frags.resolve(e, target, &meta[i], now_ms);
+            }
+        }
+
+        // Stage 2b: later fragments follow their datagram's first (after the burst's first
+        // fragments, so that order within a burst does not matter), or wait for it.
+        let mut bits = rest;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            match self.frags.rest(&meta[i], now_ms) {
+                RestLookup::Go(FragTarget::Member { member, hash }) => {
+                    meta[i].member = member;
+                    meta[i].hash = hash;
+                }
+                RestLookup::Go(FragTarget::Drop(reason)) | RestLookup::Drop(reason) => {
+                    verdicts[i] = Verdict::Drop(reason);
+                    live &= !(1 << i);
+                }
+                RestLookup::Go(FragTarget::Pending) => {
+                    verdicts[i] = Verdict::Drop(DropReason::FragmentHoldFull);
+                    live &= !(1 << i);
+                }
+                RestLookup::Hold(slot) => {
+                    verdicts[i] = Verdict::Hold(slot);
+                    live &= !(1 << i);
+                    CoreCounters::add(&counters.frag_held, 1);
                 }
             }
         }
@@ -392,32 +547,7 @@ impl Pipeline {
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            let m = &meta[i];
-            // Select only returns members of this snapshot, and a member's port exists
-            // (Snapshot::build invariants); the fallbacks keep this panic-free regardless.
-            let Some(member) = snap.member(m.member) else {
-                verdicts[i] = Verdict::Drop(DropReason::NoMember);
-                continue;
-            };
-            let Some(port) = snap.ports.get(member.port as usize) else {
-                verdicts[i] = Verdict::Drop(DropReason::NoMember);
-                continue;
-            };
-            verdicts[i] = match encap(&mut pkts[i], m, member, port, caps) {
-                Ok(p) => {
-                    if let Some(c) = counters.member_packets.get(m.member.0 as usize) {
-                        CoreCounters::add(c, 1);
-                    }
-                    if let Some(c) = counters.alias_packets.get(m.alias.0 as usize) {
-                        CoreCounters::add(c, 1);
-                    }
-                    if m.icmp_error {
-                        CoreCounters::add(&counters.icmp_errors_forwarded, 1);
-                    }
-                    Verdict::Forward(p)
-                }
-                Err(reason) => Verdict::Drop(reason),
-            };
+            verdicts[i] = encap_one(snap, &meta[i], &mut pkts[i], caps, counters);
         }
 
         // Stage 4: refuse (in_noalias), answering on the receiving port. Classify only passes
@@ -455,8 +585,45 @@ impl Pipeline {
                 Verdict::Forward(_) => forwarded += 1,
                 Verdict::Drop(r) => counters.drop(r),
                 Verdict::Punt(r) => CoreCounters::add(&counters.punts[r as usize], 1),
+                // Counted when released.
+                Verdict::Hold(_) => {}
             }
         }
         CoreCounters::add(&counters.forwarded, forwarded);
+    }
+}
+
+/// Encapsulates a selected packet for its member (`meta.member`) and counts it per member.
+#[inline]
+fn encap_one<B: PacketBuf>(
+    snap: &Snapshot,
+    m: &PacketMeta,
+    pkt: &mut B,
+    caps: &ChecksumCapabilities,
+    counters: &CoreCounters,
+) -> Verdict {
+    // Select only returns members of this snapshot, and a member's port exists
+    // (Snapshot::build invariants); the fallbacks keep this panic-free regardless (a held
+    // fragment's member may have left with a snapshot swap).
+    let Some(member) = snap.member(m.member) else {
+        return Verdict::Drop(DropReason::NoMember);
+    };
+    let Some(port) = snap.ports.get(member.port as usize) else {
+        return Verdict::Drop(DropReason::NoMember);
+    };
+    match encap(pkt, m, member, port, caps) {
+        Ok(p) => {
+            if let Some(c) = counters.member_packets.get(m.member.0 as usize) {
+                CoreCounters::add(c, 1);
+            }
+            if let Some(c) = counters.alias_packets.get(m.alias.0 as usize) {
+                CoreCounters::add(c, 1);
+            }
+            if m.icmp_error {
+                CoreCounters::add(&counters.icmp_errors_forwarded, 1);
+            }
+            Verdict::Forward(p)
+        }
+        Err(reason) => Verdict::Drop(reason),
     }
 }

@@ -30,12 +30,30 @@ fn icmp_error_fixtures() -> Vec<Case> {
     parse_fixtures(&std::fs::read_to_string(path).expect("read icmp_errors.txt"))
 }
 
+fn fragment_fixtures() -> Vec<Case> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fragments.txt");
+    parse_fixtures(&std::fs::read_to_string(path).expect("read fragments.txt"))
+}
+
 fn policy_fixtures() -> Vec<Case> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/policies.txt");
     parse_fixtures(&std::fs::read_to_string(path).expect("read policies.txt"))
 }
 
 fn expected_verdict(snap: &Snapshot, c: &Case) -> Verdict {
+    parse_verdict(snap, &c.name, &c.verdict)
+}
+
+/// `forward PORT | drop REASON | punt REASON | hold` (a hold's slot is not checked: 0).
+fn parse_verdict(snap: &Snapshot, case: &str, verdict: &str) -> Verdict {
+    if verdict == "hold" {
+        return Verdict::Hold(0);
+    }
+    let c = Case {
+        name: case.into(),
+        verdict: verdict.into(),
+        ..Case::default()
+    };
     let (kind, arg) = c
         .verdict
         .split_once(' ')
@@ -127,6 +145,21 @@ fn hex(b: &[u8]) -> String {
 
 fn check_result(c: &Case, snap: &Snapshot, verdict: Verdict, buf: &VecBuf) {
     let want = expected_verdict(snap, c);
+    if let Verdict::Hold(_) = want {
+        assert!(
+            matches!(verdict, Verdict::Hold(_)),
+            "case {} (line {}): verdict {verdict:?}, want hold",
+            c.name,
+            c.line
+        );
+        assert_eq!(
+            buf.data(),
+            c.input.as_slice(),
+            "case {}: held unchanged",
+            c.name
+        );
+        return;
+    }
     assert_eq!(verdict, want, "case {} (line {}): verdict", c.name, c.line);
     if let Verdict::Forward(_) = want {
         assert!(
@@ -248,6 +281,9 @@ fn run_one_per_burst(cases: &[Case], mut p: Pipeline) {
 
 fn run_one_per_burst_ref(cases: &[Case], p: &mut Pipeline) {
     let snap = p.snapshot().clone();
+    // Held fragments (issue 10), as aliasd's worker parks them: slot -> (case, buffer).
+    let mut held = p.new_held::<VecBuf>();
+    let mut held_cases: Vec<(u16, &Case)> = Vec::new();
     for c in cases {
         let before = counts(p.counters());
         let mut bufs = [VecBuf::new(&c.input)];
@@ -271,9 +307,83 @@ fn run_one_per_burst_ref(cases: &[Case], p: &mut Pipeline) {
             }
             Verdict::Drop(r) => expect.drops[r as usize] += 1,
             Verdict::Punt(r) => expect.punts[r as usize] += 1,
+            Verdict::Hold(slot) => {
+                let [buf] = bufs;
+                assert!(held.put(slot, buf).is_ok(), "case {}: slot {slot}", c.name);
+                held_cases.push((slot, c));
+            }
         }
         assert_eq!(after, expect, "case {}: counters", c.name);
+
+        // What the pipeline releases after the burst: exactly the `released` lines, in order.
+        let before = counts(p.counters());
+        let mut expect = before.clone();
+        let mut got = Vec::new();
+        p.release_held(&mut held, c.time, |buf, v| got.push((buf, v)));
+        assert_eq!(
+            got.len(),
+            c.released.len(),
+            "case {}: released {:?}",
+            c.name,
+            got.iter().map(|g| g.1).collect::<Vec<_>>()
+        );
+        for ((buf, v), (name, verdict)) in got.into_iter().zip(&c.released) {
+            let pos = held_cases
+                .iter()
+                .position(|(_, h)| &h.name == name)
+                .unwrap_or_else(|| panic!("case {}: {name} was not held", c.name));
+            let (_, h) = held_cases.remove(pos);
+            let want = parse_verdict(&snap, &h.name, verdict);
+            assert_eq!(v, want, "case {}: release of {name}", c.name);
+            match v {
+                Verdict::Forward(_) => {
+                    assert!(
+                        buf.data() == h.output.as_slice(),
+                        "case {}: released {name} differs\n got:\n{}\nwant:\n{}",
+                        c.name,
+                        hex(buf.data()),
+                        hex(&h.output)
+                    );
+                    expect.forwarded += 1;
+                    let m = h.member.as_deref().expect("a held case names its member");
+                    expect.member_packets[member_id(&snap, m)] += 1;
+                }
+                Verdict::Drop(r) => expect.drops[r as usize] += 1,
+                other => panic!("case {}: released as {other:?}", c.name),
+            }
+        }
+        assert_eq!(
+            counts(p.counters()),
+            expect,
+            "case {}: release counters",
+            c.name
+        );
     }
+    assert!(
+        held_cases.is_empty() || held.len() == held_cases.len(),
+        "held cases and parked buffers agree"
+    );
+}
+
+/// fixtures/fragments.txt (issue 10; CA7, 000 §6.6.5): IPv4 fragments through the golden
+/// topology with a small fragment table (one bucket of 4 datagrams, 2 hold slots, 2000 ms), one
+/// packet per burst (holding depends on arrival order), each burst followed by the release a
+/// worker does.
+#[test]
+fn fragment_cases() {
+    let cases = fragment_fixtures();
+    assert!(cases.len() >= 15, "only {} cases", cases.len());
+    let cfg = PipelineConfig {
+        conn_capacity: 1024,
+        fragments: clua_pipeline::fragments::FragmentConfig {
+            capacity: 4,
+            timeout_ms: 2000,
+            max_held: 2,
+        },
+        ..Default::default()
+    };
+    let counters = Arc::new(cfg.new_counters());
+    run_one_per_burst(&cases, Pipeline::new(&cfg, Arc::new(topology()), counters));
 }
 
 /// The same cases in bursts of up to 32 (consecutive cases with the same port and time): the
@@ -340,15 +450,26 @@ const NOT_IN_GOLDEN: &[(DropReason, &str)] = &[
         DropReason::NoSourceAddress,
         "needs an interconnect port without an address: encap::tests",
     ),
+    (
+        DropReason::FragmentFlushed,
+        "decided by aliasd's worker loop at stop (lb/tests/worker.rs)",
+    ),
 ];
 
 /// Every drop reason (all of `DropReason::ALL` but the few in [`NOT_IN_GOLDEN`]) and every
 /// punt reason has a golden case, and so do both kinds of refusal.
 #[test]
 fn golden_covers_reasons() {
-    let cases = fixtures();
+    let mut cases = fixtures();
     let snap = topology();
-    let seen: Vec<Verdict> = cases.iter().map(|c| expected_verdict(&snap, c)).collect();
+    // The fragment verdicts (issue 10) have their own file.
+    let frags = fragment_fixtures();
+    let mut seen: Vec<Verdict> = frags
+        .iter()
+        .flat_map(|c| c.released.iter().map(|(n, v)| parse_verdict(&snap, n, v)))
+        .collect();
+    cases.extend(frags);
+    seen.extend(cases.iter().map(|c| expected_verdict(&snap, c)));
     let missing: Vec<&str> = DropReason::ALL
         .iter()
         .filter(|r| !NOT_IN_GOLDEN.iter().any(|(x, _)| x == *r))
