@@ -277,16 +277,34 @@ impl Agent {
     /// Handles one cluamgr request; the reply and whether the member state changed.
     pub fn handle(&mut self, req: &Request) -> (Reply, bool) {
         if req.json {
-            // The JSON schema (docs/cluamgr.md) is aliasd's; a script must not get text where
-            // it asked for JSON (issue 11).
-            return (
-                Reply {
+            // Issue 11: the read command (`-s`) in its JSON form (MemberShow, docs/cluamgr.md);
+            // the CLI allows --json only with read commands, and a script must never get text
+            // where it asked for JSON.
+            let reply = match &req.command {
+                Command::Show(what) => {
+                    match self
+                        .state
+                        .show_json(&self.config.node, what, self.config.default_alias)
+                    {
+                        Ok(show) => match serde_json::to_string_pretty(&show) {
+                            Ok(output) => Reply { ok: true, output },
+                            Err(e) => Reply {
+                                ok: false,
+                                output: format!("--json: {e}"),
+                            },
+                        },
+                        Err(e) => Reply {
+                            ok: false,
+                            output: e.to_string(),
+                        },
+                    }
+                }
+                c => Reply {
                     ok: false,
-                    output: "--json: clua-member answers in text only (the JSON form is aliasd's)"
-                        .into(),
+                    output: format!("--json: {} has no JSON form on a member", c.flag()),
                 },
-                false,
-            );
+            };
+            return (reply, false);
         }
         match apply_checked(&self.config, &self.state, &req.command) {
             Ok((next, out)) => {
@@ -656,12 +674,26 @@ aliases = ["198.51.100.100", "198.51.100.101"]
         let (r, _) = a.handle(&req("-a alias=198.51.100.9,join"));
         assert!(!r.ok);
         assert!(r.output.contains("not one of this member's aliases"));
-        // Issue 11: `-s --json` is refused rather than answered in text.
+        // Issue 11: `-s --json` answers MemberShow (schema 1); an unknown alias is an error.
         let (r, changed) = a.handle(&Request {
             json: true,
             ..req("-s")
         });
-        assert!(!r.ok && !changed && r.output.contains("text only"), "{r:?}");
+        assert!(r.ok && !changed, "{r:?}");
+        let show: crate::member_state::MemberShow = serde_json::from_str(&r.output).unwrap();
+        assert_eq!((show.schema, show.scope.as_str()), (1, "member"));
+        assert_eq!(show.node, a.config.node);
+        let d = show
+            .aliases
+            .iter()
+            .find(|x| x.address == D.to_string())
+            .expect("the default alias is listed");
+        assert!(d.joined && d.selw == 5, "{show:?}");
+        let (r, _) = a.handle(&Request {
+            json: true,
+            ..req("-s 198.51.100.9")
+        });
+        assert!(!r.ok && r.output.contains("not known"), "{r:?}");
         assert!(a.handle(&req("-s")).0.ok);
         let (r, changed) = a.handle(&req("-a alias=DEFAULTALIAS,leave"));
         assert!(r.ok && changed);

@@ -78,6 +78,69 @@ impl MemberState {
     }
 }
 
+/// `cluamgr -s --json` on a member (issue 11; docs/cluamgr.md "On a member"): schema 1, fields
+/// only ever added.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberShow {
+    /// Schema version: 1.
+    pub schema: u32,
+    /// Always `member` (aliasd's replies say `all` or `alias`).
+    pub scope: String,
+    /// The member's node name (the routers' `[[member]]` name).
+    pub node: String,
+    /// Its aliases (one, with `-s ALIAS`).
+    pub aliases: Vec<MemberShowAlias>,
+}
+
+/// One alias of [`MemberShow`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberShowAlias {
+    /// The alias address.
+    pub address: String,
+    /// Joined (a left alias stays listed, false).
+    pub joined: bool,
+    /// Selection weight.
+    pub selw: u32,
+    /// Selection priority.
+    pub selp: u32,
+}
+
+impl MemberState {
+    /// The `-s` (`what`) reply in its JSON form; an alias this member does not know is an
+    /// error, as in the text form.
+    pub fn show_json(
+        &self,
+        node: &str,
+        what: &ShowWhat,
+        resolve_default: Ipv4Addr,
+    ) -> Result<MemberShow, MemberCommandError> {
+        let only = match what {
+            ShowWhat::All => None,
+            ShowWhat::Alias(a) => Some(resolve(a, resolve_default)?),
+        };
+        let aliases: Vec<MemberShowAlias> = self
+            .aliases
+            .iter()
+            .filter(|a| only.is_none_or(|o| o == a.addr))
+            .map(|a| MemberShowAlias {
+                address: a.addr.to_string(),
+                joined: a.joined,
+                selw: a.selw,
+                selp: a.selp,
+            })
+            .collect();
+        if let (Some(a), true) = (only, aliases.is_empty()) {
+            return Err(MemberCommandError::UnknownAlias(a));
+        }
+        Ok(MemberShow {
+            schema: 1,
+            scope: "member".into(),
+            node: node.into(),
+            aliases,
+        })
+    }
+}
+
 /// Why a command was refused on a member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MemberCommandError {
@@ -89,6 +152,8 @@ pub enum MemberCommandError {
     MemberFlag,
     /// A host name the CLI did not resolve.
     Unresolved(String),
+    /// `-s ALIAS --json` for an alias this member does not have.
+    UnknownAlias(Ipv4Addr),
     /// `join` and `leave` together.
     JoinAndLeave,
     /// A selw/selp value out of range (a request that did not come through the parser).
@@ -120,6 +185,7 @@ impl fmt::Display for MemberCommandError {
                 f,
                 "alias `{n}` is not an address (cluamgr resolves host names from /etc/hosts)"
             ),
+            Self::UnknownAlias(a) => write!(f, "alias {a}: not known to this member"),
             Self::JoinAndLeave => f.write_str("join and leave are mutually exclusive"),
             Self::OutOfRange {
                 option,
