@@ -480,8 +480,9 @@ impl Neighbors {
     }
 }
 
-/// The sender hardware and protocol address of a well-formed Ethernet/IPv4 ARP packet.
-fn arp_sender(frame: &[u8]) -> Option<(Mac, Ipv4Addr)> {
+/// The sender hardware and protocol address of a well-formed Ethernet/IPv4 ARP packet (also
+/// the health probes' ARP answer, crate::members::health).
+pub(crate) fn arp_sender(frame: &[u8]) -> Option<(Mac, Ipv4Addr)> {
     let l2 = parse_l2(frame).ok()?;
     if l2.ethertype != EtherType::ARP {
         return None;

@@ -28,7 +28,6 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use clua_pipeline::snapshot::{MemberId, PortId, Snapshot, PROBE_PORTS};
-use clua_pipeline::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use clua_pipeline::wire::checksum::ChecksumCapabilities;
 use clua_pipeline::wire::ethernet::{parse_l2, EtherType, EthernetFrame, EthernetRepr, BROADCAST};
 use clua_pipeline::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
@@ -630,19 +629,7 @@ impl Health {
     }
 }
 
-/// The sender hardware and protocol address of a well-formed Ethernet/IPv4 ARP packet.
-fn arp_sender(frame: &[u8]) -> Option<([u8; 6], Ipv4Addr)> {
-    let l2 = parse_l2(frame).ok()?;
-    if l2.ethertype != EtherType::ARP {
-        return None;
-    }
-    let pkt = ArpPacket::new_checked(frame.get(l2.l3_offset..)?).ok()?;
-    let repr = ArpRepr::parse(&pkt).ok()?;
-    if let ArpOperation::Unknown(_) = repr.operation {
-        return None;
-    }
-    Some((repr.source_hardware_addr, repr.source_protocol_addr))
-}
+use crate::neighbors::arp_sender;
 
 /// What a probe answer carries.
 struct Segment {
