@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The clua demo (run it through ./scripts/demo, which builds aliasd first)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -97,6 +98,32 @@ def main() -> int:
         for line in (sim.stdout + sim.stderr).strip().splitlines():
             say("    " + line)
 
+        js = subprocess.run(cluamgr + ["-s", "web", "--json"], capture_output=True, text=True)
+        say("    $ cluamgr -s web --json   (the stable JSON form for scripts, docs/cluamgr.md)")
+        try:
+            alias = json.loads(js.stdout)["aliases"][0]
+            say("    web: " + ", ".join(f"{m['name']} selw={m['selw']} {m['state']}"
+                                       for m in alias["members"])
+                + f"; {alias['flows']} new flows, {alias['packets']} packets")
+            json_ok = js.returncode == 0
+        except (ValueError, KeyError, IndexError):
+            say("    " + (js.stdout + js.stderr).strip())
+            json_ok = False
+        pcap = L.out_dir / "demo-capture.pcapng"
+        say(f"    $ cluamgr capture client --rx -c 6 -w {pcap.name}   (pcapng, bounded; then tcpdump -r)")
+        cap = subprocess.Popen(cluamgr + ["capture", "client", "--rx", "-c", "6", "--seconds", "10",
+                                          "-w", str(pcap)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(0.5)
+        L.client("tcp", f"{WEB}:80", 5)
+        cap_out = cap.communicate(timeout=20)[0]
+        for line in cap_out.strip().splitlines():
+            say("    " + line)
+        td = subprocess.run(["tcpdump", "-nr", str(pcap)], capture_output=True, text=True)
+        for line in td.stdout.strip().splitlines()[:6]:
+            say("      " + line)
+        capture_ok = cap.returncode == 0 and len(td.stdout.strip().splitlines()) == 6
+
         say("\n7. aliasd's Prometheus endpoint (selected lines)")
         m = L.run(L.rtr, "curl", "-s", "127.0.0.1:9470/metrics", check=False).stdout
         for line in m.splitlines():
@@ -106,7 +133,7 @@ def main() -> int:
         d.stop(timeout=10)
         ok = (r["ok"] == 300 and u["ok"] == 60 and s["ok"] == 20 and v["ok"] == 30
               and len(s["by_member"]) == 1 and ch.returncode == 0 and w["ok"] == 120
-              and sim.returncode == 0)
+              and sim.returncode == 0 and json_ok and capture_ok)
     say("\ndemo: lab removed.")
     ok2 = routers_part(binary)
     ok = ok and ok2
