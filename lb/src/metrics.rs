@@ -223,6 +223,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "ICMP errors to an alias forwarded to the member owning the quoted flow (CA7).",
     ),
     (
+        "clua_out_alias_steered_packets_total",
+        "Replies to members' out_alias connections steered to the member by its source-port range (CA9).",
+    ),
+    (
         "clua_fragments_held_total",
         "IPv4 fragments held until their datagram's first fragment arrived (issue 10).",
     ),
@@ -348,6 +352,9 @@ const CORE_TOTALS: &[Field<CoreCounters>] = &[
     ("clua_refusals_sent_total", |c| get(&c.refusals_sent)),
     ("clua_icmp_errors_forwarded_total", |c| {
         get(&c.icmp_errors_forwarded)
+    }),
+    ("clua_out_alias_steered_packets_total", |c| {
+        get(&c.out_alias_steered)
     }),
     ("clua_fragments_held_total", |c| get(&c.frag_held)),
     ("clua_fragments_released_total", |c| get(&c.frag_released)),
@@ -940,6 +947,7 @@ mod tests {
         "clua_conn_syn_without_slot_total",
         "clua_refusals_sent_total",
         "clua_icmp_errors_forwarded_total",
+        "clua_out_alias_steered_packets_total",
         "clua_arp_replies_total",
         "clua_arp_ignored_total",
         "clua_arp_malformed_total",

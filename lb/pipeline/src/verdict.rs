@@ -189,6 +189,9 @@ pub struct CoreCounters {
     /// ICMP errors to an alias forwarded to the member owning the quoted flow (CA7,
     /// [`crate::icmp_error`]); each also counts in `forwarded` and `member_packets`.
     pub icmp_errors_forwarded: AtomicU64,
+    /// Replies to members' out_alias connections steered to the member whose source-port
+    /// range holds their destination port (CA9, [`crate::out_alias`]), past select.
+    pub out_alias_steered: AtomicU64,
     /// Drops by reason, indexed by `DropReason as usize`.
     pub drops: [AtomicU64; DropReason::COUNT],
     /// Punts by reason, indexed by `PuntReason as usize`.
@@ -265,6 +268,7 @@ impl CoreCounters {
             forwarded: AtomicU64::new(0),
             refusals_sent: AtomicU64::new(0),
             icmp_errors_forwarded: AtomicU64::new(0),
+            out_alias_steered: AtomicU64::new(0),
             drops: core::array::from_fn(|_| AtomicU64::new(0)),
             punts: core::array::from_fn(|_| AtomicU64::new(0)),
             punt_dropped: core::array::from_fn(|_| AtomicU64::new(0)),

@@ -463,6 +463,7 @@ impl Pipeline {
             // quote the same reversed flow). A first fragment's datagram follows it.
             if let Some(member) = crate::out_alias::steer(snap, &meta[i]) {
                 meta[i].member = member;
+                CoreCounters::add(&counters.out_alias_steered, 1);
                 if let Some(e) = entry {
                     let target = FragTarget::Member {
                         member,

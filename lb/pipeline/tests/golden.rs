@@ -218,7 +218,17 @@ fn out_alias_cases() {
         0,
         "steered past select"
     );
+    assert_eq!(
+        CoreCounters::get(&counters.out_alias_steered),
+        steered as u64,
+        "each steered reply counted"
+    );
     run_one_per_burst_ref(&cases[steered..], &mut p);
+    assert_eq!(
+        CoreCounters::get(&counters.out_alias_steered),
+        steered as u64,
+        "nothing else counted as steered"
+    );
     assert_eq!(
         CoreCounters::get(&counters.conn_inserts),
         (cases.len() - steered - 1) as u64,
