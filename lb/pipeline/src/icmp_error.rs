@@ -57,10 +57,10 @@
 //! here allocates, locks, logs or panics.
 
 use crate::classify::PacketMeta;
-use crate::hash::{FlowHashKey, FlowKey};
+use crate::hash::FlowKey;
 use crate::refuse::RefusalLimiter;
-use crate::select::{sticky_key, wildcard_key, Selection, Selector};
-use crate::snapshot::{MemberId, Policy, ServiceMode, Snapshot};
+use crate::select::{PolicyChoice, Selection, Selector};
+use crate::snapshot::{MemberId, ServiceMode, Snapshot};
 use crate::verdict::DropReason;
 use crate::wire::icmp_quote::QuotedPacket;
 use crate::wire::icmpv4::{self, Icmpv4Packet};
@@ -122,37 +122,19 @@ pub fn owner(sel: &Selector, snap: &Snapshot, meta: &PacketMeta, now_ms: u64) ->
             }
         }
     }
-    let a = snap.aliases.get(meta.alias.0 as usize)?;
-    let s = a.schedule(key.proto, key.dst_port);
-    if snap.wildcard_sticky() {
-        let w = wildcard_key(key);
-        if let Some(slot) = conns.find(&w, conns.hash(&w), now_ms) {
-            let holds = up(slot.member)
-                && if policy == Policy::WildcardSticky {
-                    s.maglev.contains(slot.member)
-                } else {
-                    a.members.iter().any(|am| am.member == slot.member)
-                };
-            if holds {
-                return Some(slot.member);
-            }
-        }
-    }
-    if mode != ServiceMode::InMulti {
-        return s.single_active;
-    }
-    match policy {
-        Policy::Wrr | Policy::Weighted => s.maglev.lookup_flow(key, &FlowHashKey::FIXED),
-        Policy::Sticky => {
-            let k = sticky_key(key);
-            match conns.find(&k, conns.hash(&k), now_ms) {
-                Some(slot) if up(slot.member) && s.maglev.contains(slot.member) => {
-                    Some(slot.member)
-                }
-                _ => s.maglev.lookup_client(key.src, key.dst),
-            }
-        }
-        Policy::WildcardSticky => s.maglev.lookup_client(key.src, key.dst),
+    // What a TCP non-SYN miss of the flow would get, without the round robin (a wrr UDP
+    // datagram's owner is the Maglev choice of its flow, as `stateless` gives).
+    match sel.policy_choice(
+        snap,
+        meta,
+        meta.alias.0 as usize,
+        mode,
+        policy,
+        now_ms,
+        true,
+    ) {
+        PolicyChoice::Decided(m) => m,
+        PolicyChoice::RoundRobin => None,
     }
 }
 
@@ -180,7 +162,9 @@ mod tests {
     use super::*;
     use crate::classify::tests::{frame, snap, tcp, ALIAS, CLIENT};
     use crate::classify::{classify, TCP_ACK, TCP_SYN};
+    use crate::hash::FlowHashKey;
     use crate::select::Timeouts;
+    use crate::snapshot::Policy;
     use crate::verdict::CoreCounters;
     use crate::wire::checksum::checksum;
     use crate::wire::icmp_quote::QuotedRepr;

@@ -152,6 +152,15 @@ pub fn wildcard_key(flow: &FlowKey) -> FlowKey {
     }
 }
 
+/// What a policy decides for a flow before the round robin (see `Selector::policy_choice`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PolicyChoice {
+    /// This member (none: in_single without an active member, or an unknown alias).
+    Decided(Option<MemberId>),
+    /// No member from the policy (plain wrr, or an empty Maglev table): the round robin's.
+    RoundRobin,
+}
+
 /// The outcome of selecting one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Selection {
@@ -366,8 +375,33 @@ impl Selector {
         now_ms: u64,
         stateless: bool,
     ) -> Option<MemberId> {
+        match self.policy_choice(snap, meta, alias, mode, policy, now_ms, stateless) {
+            PolicyChoice::Decided(m) => m,
+            PolicyChoice::RoundRobin => {
+                self.pick(snap, alias, mode, meta.key.proto, meta.key.dst_port)
+            }
+        }
+    }
+
+    /// Steps 1–3 of [`pick_policy`](Self::pick_policy) without the round robin, read-only:
+    /// nothing in the selector changes (ICMP errors, [`crate::icmp_error::owner`], ask it
+    /// what a miss of their flow would get).
+    #[inline]
+    #[allow(clippy::too_many_arguments)] // the packet path passes what it has already computed
+    pub(crate) fn policy_choice(
+        &self,
+        snap: &Snapshot,
+        meta: &PacketMeta,
+        alias: usize,
+        mode: ServiceMode,
+        policy: Policy,
+        now_ms: u64,
+        stateless: bool,
+    ) -> PolicyChoice {
         let key = &meta.key;
-        let a = snap.aliases.get(alias)?;
+        let Some(a) = snap.aliases.get(alias) else {
+            return PolicyChoice::Decided(None);
+        };
         let s = a.schedule(key.proto, key.dst_port);
         let up = |m: MemberId| snap.member(m).is_some_and(|m| m.up);
         if snap.wildcard_sticky() {
@@ -380,12 +414,12 @@ impl Selector {
                         a.members.iter().any(|am| am.member == slot.member)
                     };
                 if holds {
-                    return Some(slot.member);
+                    return PolicyChoice::Decided(Some(slot.member));
                 }
             }
         }
         if mode != ServiceMode::InMulti {
-            return s.single_active;
+            return PolicyChoice::Decided(s.single_active);
         }
         let chosen = match policy {
             Policy::Wrr if !stateless => None,
@@ -402,8 +436,8 @@ impl Selector {
             Policy::WildcardSticky => s.maglev.lookup_client(key.src, key.dst),
         };
         match chosen {
-            Some(m) => Some(m),
-            None => self.pick(snap, alias, mode, key.proto, key.dst_port),
+            Some(m) => PolicyChoice::Decided(Some(m)),
+            None => PolicyChoice::RoundRobin,
         }
     }
 
