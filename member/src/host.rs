@@ -254,6 +254,19 @@ fn nft_owner_comment(pid: u32) -> String {
     format!("clua-member pid {pid}")
 }
 
+/// The pid of another running agent that owns nftables table `table` (a table of a running
+/// agent is not taken over, and then removed at our exit), if any.
+fn live_owner(nft: &str, table: &str) -> Option<u32> {
+    let listing = Command::new(nft)
+        .args(["list", "table", "ip", table])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())?;
+    parse_nft_owner(&listing).filter(|&pid| other_agent_alive(pid))
+}
+
 /// The owner's process id from `nft list table` output (see [`nft_owner_comment`]).
 fn parse_nft_owner(listing: &str) -> Option<u32> {
     listing.lines().find_map(|l| {
@@ -416,17 +429,8 @@ impl HostGuard {
                 return Err(HostError::NftMissing);
             }
             // A table of a running agent is not taken over (and then removed at our exit).
-            let listing = Command::new(nft)
-                .args(["list", "table", "ip", NFT_TABLE])
-                .stderr(Stdio::null())
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-            if let Some(pid) = listing.as_deref().and_then(parse_nft_owner) {
-                if other_agent_alive(pid) {
-                    return Err(HostError::NftTableInUse { pid });
-                }
+            if let Some(pid) = live_owner(nft, NFT_TABLE) {
+                return Err(HostError::NftTableInUse { pid });
             }
         }
         let mut g = HostGuard {
@@ -510,17 +514,8 @@ impl HostGuard {
             if !program_runs(nft) {
                 return Err(HostError::OutAliasNftMissing);
             }
-            let listing = Command::new(nft)
-                .args(["list", "table", "ip", NFT_OUT_ALIAS_TABLE])
-                .stderr(Stdio::null())
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-            if let Some(pid) = listing.as_deref().and_then(parse_nft_owner) {
-                if other_agent_alive(pid) {
-                    return Err(HostError::OutAliasTableInUse { pid });
-                }
+            if let Some(pid) = live_owner(nft, NFT_OUT_ALIAS_TABLE) {
+                return Err(HostError::OutAliasTableInUse { pid });
             }
         }
         if !plan.static_ports.is_empty() {
