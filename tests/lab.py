@@ -266,17 +266,82 @@ def netns_list() -> list[str]:
     return [l.split()[0] for l in out.splitlines() if l.strip()]
 
 
+# The data-plane PMDs the lab can give aliasd (env CLUA_PMD). af_xdp and af_packet attach to the
+# router's veths; tap and virtio_user each open a tap device of their own (P-rct for P-rc, ...)
+# that the lab joins to the veth (Lab._plumb_taps). docs/lab-pmd.md has the measurements that
+# chose the default.
+PMD_KINDS = ("af_xdp", "af_packet", "tap", "virtio_user")
+DEFAULT_PMD = "af_xdp"
+TAP_KINDS = ("tap", "virtio_user")  # the PMD is a tap device's file descriptor
+VHOST_NET = Path("/dev/vhost-net")
+NET_TUN = Path("/dev/net/tun")
+VIRTIO_QUEUE_SIZE = 1024
+
+
+class PmdUnavailable(LabError):
+    """This machine cannot run the lab with that PMD (``reason`` says what is missing); tests
+    skip with it (tests/conftest.py)."""
+
+    def __init__(self, kind: str, reason: str):
+        super().__init__(f"lab PMD {kind} unavailable here: {reason}")
+        self.kind, self.reason = kind, reason
+
+
 def pmd_kind() -> str:
-    kind = os.environ.get("CLUA_PMD", "af_xdp").strip().lower()
-    if kind not in ("af_xdp", "af_packet"):
-        raise LabError(f"CLUA_PMD must be af_xdp or af_packet, not {kind!r}")
+    """The lab's PMD: $CLUA_PMD, else DEFAULT_PMD."""
+    kind = (os.environ.get("CLUA_PMD") or DEFAULT_PMD).strip().lower()
+    if kind not in PMD_KINDS:
+        raise LabError(f"CLUA_PMD must be one of {', '.join(PMD_KINDS)}, not {kind!r}")
     return kind
 
 
-def devargs(kind: str, index: int, iface: str) -> str:
+def pmd_unavailable(kind: str) -> str | None:
+    """Why ``kind`` cannot run here (None: it can, as far as the device nodes tell)."""
+    if kind not in PMD_KINDS:
+        return f"unknown PMD {kind!r} (one of {', '.join(PMD_KINDS)})"
+    if kind in TAP_KINDS and not NET_TUN.exists():
+        return f"{NET_TUN} is missing (the kernel's tun/tap driver, CONFIG_TUN)"
+    if kind == "virtio_user" and not VHOST_NET.exists():
+        # virtio_user with path=/dev/vhost-net is a virtio-net device whose backend is the
+        # kernel's vhost-net worker feeding a tap: without the device node there is no backend.
+        return (f"{VHOST_NET} is missing: this kernel has no vhost-net (CONFIG_VHOST_NET, "
+                "module vhost_net; /proc/misc lists no vhost-net), which virtio_user's "
+                "vhost-kernel backend needs")
+    return None
+
+
+def pmd_iface(kind: str, veth: str) -> str:
+    """The kernel interface a ``kind`` PMD opens for the router veth ``veth``: the veth itself
+    (af_xdp, af_packet) or its tap (tap, virtio_user: ``veth`` + "t", at most 15 bytes)."""
+    if kind in TAP_KINDS:
+        name = veth + "t"
+        assert len(name) <= 15, name
+        return name
+    return veth
+
+
+def devargs(kind: str, index: int, iface: str, queues: int = 1, mac: str | None = None) -> str:
+    """The vdev of a lab port: PMD ``kind``, DPDK device number ``index``, kernel interface
+    ``iface`` (pmd_iface()), ``queues`` queue pairs where the PMD takes a count, ``mac`` the
+    device's MAC where the PMD takes one (tap, virtio_user: aliasd then finds the configured
+    MAC already in place instead of relying on set_mac or promiscuous mode)."""
+    if queues < 1:
+        raise ValueError(f"queues must be >= 1, not {queues}")
     if kind == "af_xdp":
-        return f"net_af_xdp{index},iface={iface}"
-    return f"net_af_packet{index},iface={iface}"
+        extra = f",queue_count={queues}" if queues > 1 else ""
+        return f"net_af_xdp{index},iface={iface}{extra}"
+    if kind == "af_packet":
+        extra = f",qpairs={queues}" if queues > 1 else ""
+        return f"net_af_packet{index},iface={iface}{extra}"
+    mac_arg = f",mac={mac}" if mac else ""
+    if kind == "tap":
+        # net_tap opens one tap queue per ethdev queue the application configures: no count
+        return f"net_tap{index},iface={iface}{mac_arg}"
+    if kind == "virtio_user":
+        extra = f",queues={queues}" if queues > 1 else ""
+        return (f"virtio_user{index},path={VHOST_NET},iface={iface},"
+                f"queue_size={VIRTIO_QUEUE_SIZE}{extra}{mac_arg}")
+    raise LabError(f"unknown PMD kind {kind!r} (one of {', '.join(PMD_KINDS)})")
 
 
 def _toml_str(s: str) -> str:
@@ -325,6 +390,8 @@ class Lab:
     tcp_ports, udp_ports, hold_ports   ports of the member servers (tests/servers/member_server.py)
     servers         start member servers (default True)
     prefix          force a prefix (default: random cl + 4 hex)
+    pmd             aliasd's PMD in ports()/configs (default pmd_kind(): $CLUA_PMD, else
+                    DEFAULT_PMD); up() raises PmdUnavailable when this machine cannot run it
     sync_section    write aliasd's [sync] table (issue 9) with a per-router flows_file in
                     out_dir: True always, False never, None (default) when the aliasd binary
                     knows [sync] (aliasd_knows_sync(): today's aliasd rejects unknown tables)
@@ -337,7 +404,7 @@ class Lab:
                  hold_ports: Sequence[int] = (), servers: bool = True,
                  prefix: str | None = None, out_dir: str | os.PathLike | None = None,
                  verbose: bool = False, routers: int = 1, far: bool = False,
-                 sync_section: bool | None = None):
+                 sync_section: bool | None = None, pmd: str | None = None):
         if not 0 <= members <= 9 or not 0 <= vxlan_members <= 9:
             raise ValueError("members and vxlan_members must be 0..9")
         if not 1 <= routers <= MAX_ROUTERS:
@@ -360,7 +427,11 @@ class Lab:
             raise ValueError(f"bad prefix {self.prefix!r}")
         self.verbose = verbose
         self.out_dir = Path(out_dir) if out_dir else ROOT / "lab-out" / self.prefix
-        self.pmd = pmd_kind()
+        self.pmd = pmd or pmd_kind()
+        if self.pmd not in PMD_KINDS:
+            raise ValueError(f"pmd must be one of {', '.join(PMD_KINDS)}, not {self.pmd!r}")
+        self.pmd_queues = 1  # queue pairs per router port (the taps' multi_queue follows it)
+        self.plumbed: dict = {}  # router namespace -> the tap kind its taps are made for
         self.created_ns: list[str] = []
         self.procs: list[subprocess.Popen] = []
         self.members: list[Member] = []
@@ -441,6 +512,8 @@ class Lab:
             names += list(r.ifaces) + [i + "s" for i in r.ifaces]
         if self.far_client:
             names += [self.far_if, self.gw_far_if]
+        if self.pmd in TAP_KINDS:
+            names += [pmd_iface(self.pmd, i) for r in self.routers for i in r.ifaces]
         return names
 
     def _log(self, msg: str):
@@ -542,11 +615,58 @@ class Lab:
         # member.  Compute checksums in software on every host-side veth.
         self.run(ns, "ethtool", "-K", ifname, "tx", "off", check=False)
 
+    # ------------------------------------------------------------- tap and virtio_user ports
+    def _plumb_taps(self, r: Router, kind: str):
+        """Give router ``r`` a persistent tap per port for a ``kind`` PMD (tap, virtio_user) and
+        join each tap to its veth with a pair of netdev-ingress ``fwd`` rules (nftables table
+        clua_lab_pmd in r.ns): what aliasd sends into the tap leaves by the veth, what reaches
+        the veth goes into the tap. No bridge: a bridge would hold the tap's MAC, which the PMD
+        sets to the port's MAC, as a local address and keep those frames from aliasd. The taps
+        exist before aliasd opens them (TUNSETIFF attaches to an existing tap whose
+        multi_queue flag matches) so nothing aliasd sends at start is lost, and they outlive an
+        aliasd restart; deleting r.ns deletes them."""
+        if self.plumbed.get(r.ns) == kind:
+            return
+        if r.ns in self.plumbed:
+            self._unplumb_taps(r)
+        # net_tap always asks for IFF_MULTI_QUEUE; virtio_user's vhost-kernel backend only
+        # with more than one queue pair (and IFF_VNET_HDR, which TUNSETIFF sets on attach)
+        mq = kind == "tap" or self.pmd_queues > 1
+        chains = []
+        for veth, role in zip(r.ifaces, ("client", "ic0", "ic1")):
+            tap = pmd_iface(kind, veth)
+            mtu = CLI_MTU if role == "client" else IC_MTU
+            self.ip(r.ns, "tuntap", "add", "dev", tap, "mode", "tap",
+                    *(["multi_queue"] if mq else []), *(["vnet_hdr"] if kind == "virtio_user" else []))
+            self.sysctl(r.ns, f"net.ipv6.conf.{tap}.disable_ipv6=1", check=False)
+            self.ip(r.ns, "link", "set", tap, "mtu", str(mtu), "up")
+            chains.append(f"""  chain {role}_wire {{
+    type filter hook ingress device {json.dumps(veth)} priority 0; policy accept;
+    fwd to {json.dumps(tap)}
+  }}
+  chain {role}_pmd {{
+    type filter hook ingress device {json.dumps(tap)} priority 0; policy accept;
+    fwd to {json.dumps(veth)}
+  }}""")
+        rules = "table netdev clua_lab_pmd {\n" + "\n".join(chains) + "\n}\n"
+        self.run(r.ns, "nft", "-f", "-", input=rules)
+        self.plumbed[r.ns] = kind
+
+    def _unplumb_taps(self, r: Router):
+        self.run(r.ns, "nft", "delete", "table", "netdev", "clua_lab_pmd", check=False)
+        kind = self.plumbed.pop(r.ns, None)
+        if kind:
+            for veth in r.ifaces:
+                self.ip(r.ns, "link", "del", pmd_iface(kind, veth), check=False)
+
     def up(self) -> "Lab":
         if self.is_up:
             return self
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces)")
+        why = pmd_unavailable(self.pmd)
+        if why:
+            raise PmdUnavailable(self.pmd, why)
         _install_handlers()
         _LIVE.add(self)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -607,6 +727,10 @@ class Lab:
                 self._switch_port(r.ns, ifn, br, mtu, r.macs[role])
                 self.sysctl(r.ns, f"net.ipv6.conf.{ifn}.disable_ipv6=1", check=False)
                 self.ip(r.ns, "link", "set", ifn, "up")
+
+        if self.pmd in TAP_KINDS:
+            for r in self.routers:
+                self._plumb_taps(r, self.pmd)
 
         # a client in another subnet, one routed hop behind the gateway
         if self.far_client:
@@ -765,12 +889,16 @@ class Lab:
         r = self.routers[router - 1] if router <= len(self.routers) else None
         if r is None:  # a config for a lab that is not built (lab_config() in test_aliasd)
             raise KeyError(f"router {router} (this lab has {self.n_routers})")
+        q = self.pmd_queues
+
+        def dev(i: int, veth: str, role: str) -> str:
+            return devargs(kind, i, pmd_iface(kind, veth), q, r.macs[role])
         return [
-            {"name": "client", "devargs": devargs(kind, 0, r.cli_if), "role": "client",
+            {"name": "client", "devargs": dev(0, r.cli_if, "client"), "role": "client",
              "address": f"{r.cli_ip}/24", "mtu": CLI_MTU, "mac": r.macs["client"]},
-            {"name": "ic0", "devargs": devargs(kind, 1, r.ic0_if), "role": "interconnect",
+            {"name": "ic0", "devargs": dev(1, r.ic0_if, "ic0"), "role": "interconnect",
              "address": f"{r.ic0_ip}/25", "mtu": IC_MTU, "mac": r.macs["ic0"]},
-            {"name": "ic1", "devargs": devargs(kind, 2, r.ic1_if), "role": "interconnect",
+            {"name": "ic1", "devargs": dev(2, r.ic1_if, "ic1"), "role": "interconnect",
              "address": f"{r.ic1_ip}/25", "mtu": IC_MTU, "mac": r.macs["ic1"]},
         ]
 
@@ -1324,12 +1452,27 @@ protocol rip rip1 {{
 
     def testpmd(self, kind: str, ifaces: Sequence[str], traffic, seconds: float = 4,
                 settle: float = 3, fwd: str = "io") -> tuple[list[int], str]:
-        """Run dpdk-testpmd in P-rtr on ``ifaces`` with the ``kind`` PMD (af_xdp | af_packet),
-        call ``traffic()`` once its ports are up, stop it after ``seconds`` more and return
-        ([RX-packets per port], full output)."""
+        """Run dpdk-testpmd in P-rtr on ``ifaces`` (router 1's veths) with the ``kind`` PMD
+        (PMD_KINDS; tap and virtio_user on the veths' taps, plumbed for the run if the lab's
+        own PMD is another one), call ``traffic()`` once its ports are up, stop it after
+        ``seconds`` more and return ([RX-packets per port], full output). Raises
+        PmdUnavailable when this machine cannot run ``kind``."""
+        why = pmd_unavailable(kind)
+        if why:
+            raise PmdUnavailable(kind, why)
+        r = self.router(1)
+        if kind in TAP_KINDS and self.plumbed.get(r.ns) != kind:
+            self._plumb_taps(r, kind)
+            try:
+                return self.testpmd(kind, ifaces, traffic, seconds, settle, fwd)
+            finally:
+                if self.pmd in TAP_KINDS:
+                    self._plumb_taps(r, self.pmd)
+                else:
+                    self._unplumb_taps(r)
         vdevs = []
         for i, ifn in enumerate(ifaces):
-            vdevs += ["--vdev", devargs(kind, i, ifn)]
+            vdevs += ["--vdev", devargs(kind, i, pmd_iface(kind, ifn))]
         cores = "0,1" if (os.cpu_count() or 1) > 1 else "0"
         eal = ["--no-pci", "--no-huge", "-m", "256", "--file-prefix", f"{self.prefix}-tp",
                "-l", cores, *vdevs]
