@@ -179,3 +179,98 @@ def test_dsr_through_stand_in_router(lab):
     finally:
         lab.stop(p)
         lab.run("cli", "ip", "neigh", "flush", "dev", lab.cli_if, check=False)
+
+
+# ------------------------------------------------------------ the lab's PMDs (docs/lab-pmd.md)
+def test_pmd_kind_from_env(monkeypatch):
+    """CLUA_PMD picks the lab's PMD among lab.PMD_KINDS (unset or empty: DEFAULT_PMD); anything
+    else is refused by name, not silently replaced."""
+    monkeypatch.delenv("CLUA_PMD", raising=False)
+    assert labmod.pmd_kind() == labmod.DEFAULT_PMD
+    monkeypatch.setenv("CLUA_PMD", "")
+    assert labmod.pmd_kind() == labmod.DEFAULT_PMD
+    for k in labmod.PMD_KINDS:
+        monkeypatch.setenv("CLUA_PMD", f" {k.upper()} ")
+        assert labmod.pmd_kind() == k
+    monkeypatch.setenv("CLUA_PMD", "vhost")
+    with pytest.raises(labmod.LabError, match="CLUA_PMD must be one of .*'vhost'"):
+        labmod.pmd_kind()
+
+
+def test_devargs_per_kind():
+    """The vdev strings aliasd and testpmd get (the agreed devargs(kind, index, iface, queues))."""
+    d = labmod.devargs
+    assert d("af_xdp", 0, "cl0000-rc") == "net_af_xdp0,iface=cl0000-rc"
+    assert d("af_xdp", 1, "cl0000-r0", 2) == "net_af_xdp1,iface=cl0000-r0,queue_count=2"
+    assert d("af_packet", 2, "cl0000-r1") == "net_af_packet2,iface=cl0000-r1"
+    assert d("af_packet", 2, "cl0000-r1", 2) == "net_af_packet2,iface=cl0000-r1,qpairs=2"
+    assert d("tap", 0, "cl0000-rct", 2, "02:00:00:00:00:01") == \
+        "net_tap0,iface=cl0000-rct,mac=02:00:00:00:00:01"
+    assert d("virtio_user", 1, "cl0000-r0t") == \
+        "virtio_user1,path=/dev/vhost-net,iface=cl0000-r0t,queue_size=1024"
+    assert d("virtio_user", 1, "cl0000-r0t", 2, "02:00:00:00:00:02") == (
+        "virtio_user1,path=/dev/vhost-net,iface=cl0000-r0t,queue_size=1024,queues=2,"
+        "mac=02:00:00:00:00:02")
+    with pytest.raises(labmod.LabError):
+        d("pcap", 0, "x")
+    with pytest.raises(ValueError):
+        d("tap", 0, "x", 0)
+    assert labmod.pmd_iface("af_xdp", "cl0000-r2c") == "cl0000-r2c"
+    assert labmod.pmd_iface("tap", "cl0000-r2c") == "cl0000-r2ct"
+
+
+def test_virtio_user_refused_without_vhost_net(make_lab):
+    """virtio_user needs the kernel's vhost-net: where /dev/vhost-net is missing the lab refuses
+    it up front, naming the device, instead of aliasd failing at probe time with DPDK's
+    "arg iface applies only to vhost-kernel backend"."""
+    if labmod.VHOST_NET.exists():
+        pytest.skip(f"{labmod.VHOST_NET} exists here: virtio_user is available")
+    before = set(labmod.netns_list())
+    lb = labmod.Lab(members=1, servers=False, pmd="virtio_user")
+    with pytest.raises(labmod.PmdUnavailable, match="/dev/vhost-net is missing") as e:
+        lb.up()
+    assert e.value.kind == "virtio_user" and "vhost-net" in e.value.reason
+    assert set(labmod.netns_list()) == before, "a refused lab created namespaces"
+
+
+def test_tap_lab_plumbing_and_teardown(make_lab):
+    """Lab(pmd="tap"): one persistent multi-queue tap per router port (P-rct, P-r0t, P-r1t, the
+    port's MTU), each joined to its veth by two netdev-ingress fwd rules; frames the client
+    sends to the router's MAC come out of the tap; teardown leaves no link anywhere, not in
+    the root namespace either."""
+    lb = make_lab(members=1, servers=False, pmd="tap")
+    r = lb.router(1)
+    for veth, mtu in zip(r.ifaces, (labmod.CLI_MTU, labmod.IC_MTU, labmod.IC_MTU)):
+        tap = labmod.pmd_iface("tap", veth)
+        info = lb.run(r.ns, "ip", "-d", "-o", "link", "show", tap).stdout
+        assert "tun type tap" in info and "multi_queue" in info and "persist on" in info, info
+        assert f"mtu {mtu} " in info, info
+    rules = lb.run(r.ns, "nft", "list", "table", "netdev", "clua_lab_pmd").stdout
+    hooks, fwd = {}, {}
+    for name, dev, to in re.findall(r'chain (\S+) \{\s+type filter hook ingress device "([^"]+)"'
+                                    r'[^\n]*\n\s+fwd to "([^"]+)"', rules):
+        hooks[name], fwd[name] = dev, to
+    assert len(hooks) == 6, rules
+    for veth, role in zip(r.ifaces, ("client", "ic0", "ic1")):
+        tap = labmod.pmd_iface("tap", veth)
+        assert hooks[f"{role}_wire"] == veth and fwd[f"{role}_wire"] == tap, (hooks, fwd)
+        assert hooks[f"{role}_pmd"] == tap and fwd[f"{role}_pmd"] == veth, (hooks, fwd)
+    # the client's frames to the router reach the tap (read its counters: nobody reads it, so
+    # the kernel counts them as sent to a tap without a reader: tx_dropped or tx_packets)
+    tap = labmod.pmd_iface("tap", r.cli_if)
+
+    def tap_tx() -> int:
+        st = json.loads(lb.run(r.ns, "ip", "-j", "-s", "link", "show", tap).stdout)[0]
+        return st["stats64"]["tx"]["packets"] + st["stats64"]["tx"]["dropped"]
+    before = tap_tx()
+    target = "198.51.100.99"
+    lb.run("cli", "ip", "neigh", "replace", target, "lladdr", r.macs["client"], "dev",
+           lb.cli_if, "nud", "permanent")
+    lb.run("cli", "ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", target, check=False)
+    assert tap_tx() - before >= 3, "the client's pings did not reach the tap"
+    names = [labmod.pmd_iface("tap", i) for i in r.ifaces]
+    assert set(names) <= set(lb.link_names())
+    lb.down()
+    root = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    assert lb.prefix not in root, f"lab links in the root namespace:\n{root}"
+    assert not [n for n in labmod.netns_list() if n.startswith(lb.prefix + "-")]
