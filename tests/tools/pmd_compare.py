@@ -133,63 +133,91 @@ def wrk(lab: labmod.Lab, exe: str, script: Path, targets: list[str], seconds: fl
             "errors": errors}
 
 
-def measure(kind: str, a) -> dict:
-    row: dict = {"pmd": kind, "load_before": loadavg()}
-    why = labmod.pmd_unavailable(kind)
-    if why:
-        row["unavailable"] = why
+class Bench:
+    """One PMD's lab, nginx members and aliasd, kept up for the whole run."""
+
+    def __init__(self, kind: str, a):
+        self.kind, self.a = kind, a
+        self.row: dict = {"pmd": kind}
+        self.lab: labmod.Lab | None = None
+        self.aliasd = None
+        self.runs: dict = {"direct": [], "alias": []}
+
+    @property
+    def ok(self) -> bool:
+        return "unavailable" not in self.row and "failed" not in self.row
+
+    def up(self):
+        why = labmod.pmd_unavailable(self.kind)
+        if why:
+            self.row["unavailable"] = why
+            return
+        a = self.a
+        self.lab = lab = labmod.Lab(members=a.members, vxlan_members=0, aliases=[WEB],
+                                    tcp_ports=(), udp_ports=(), servers=False, pmd=self.kind)
+        try:
+            lab.up()
+            tune(lab)
+            start_nginx(lab, a.nginx)
+            names = [m.name for m in lab.members]
+            cfg = lab.write_aliasd_config(
+                [{"name": "web", "address": WEB, "members": names}],
+                [{"name": "http", "port": PORT, "proto": "tcp", "options": ["in_multi"]}],
+                default_alias="web")
+            self.aliasd = lab.start_aliasd(cfg, a.aliasd, timeout=60)
+            self.direct_targets = [m.address for m in lab.members]
+            self.script = lab.out_dir / "wrk-targets.lua"
+            self.script.write_text(WRK_LUA)
+            self.threads = max(a.threads, len(self.direct_targets))
+            for side in ("direct", "alias"):  # warm-up: ARP, nginx workers, flows
+                self.wrk(side, 1)
+        except labmod.PmdUnavailable as e:
+            self.row["unavailable"] = e.reason
+        except Exception as e:  # one PMD failing must not hide the others' figures
+            self.row["failed"] = f"{type(e).__name__}: {e}"[:2000]
+
+    def wrk(self, side: str, seconds: int) -> dict:
+        targets = self.direct_targets if side == "direct" else [WEB]
+        return wrk(self.lab, self.a.wrk, self.script, targets, seconds, self.threads,
+                   self.a.connections)
+
+    def measure(self, side: str):
+        if not self.ok:
+            return
+        try:
+            r = self.wrk(side, self.a.seconds)
+            r["load"] = loadavg()
+            self.runs[side].append(r)
+        except Exception as e:
+            self.row["failed"] = f"{type(e).__name__}: {e}"[:2000]
+
+    def down(self) -> dict:
+        row = self.row
+        if self.aliasd is not None:
+            self.aliasd.stop(timeout=10)
+            row["aliasd"] = [l for l in self.aliasd.lines
+                             if l.startswith(("stop summary", "new flows"))]
+        if self.lab is not None:
+            self.lab.down()
+        if self.ok and self.runs["direct"] and self.runs["alias"]:
+            for side, runs in self.runs.items():
+                row[side] = sum(x["rps"] for x in runs) / len(runs)
+                row[f"{side}_errors"] = sum(x["errors"] for x in runs)
+                row[f"{side}_rounds"] = [round(x["rps"]) for x in runs]
+            row["ratio"] = row["alias"] / row["direct"] if row["direct"] else 0.0
+            loads = [x["load"] for x in self.runs["direct"] + self.runs["alias"]]
+            row["load"] = f"{loads[0]} .. {loads[-1]}"
         return row
-    lab = labmod.Lab(members=a.members, vxlan_members=0, aliases=[WEB], tcp_ports=(),
-                     udp_ports=(), servers=False, pmd=kind)
-    try:
-        lab.up()
-        tune(lab)
-        start_nginx(lab, a.nginx)
-        names = [m.name for m in lab.members]
-        cfg = lab.write_aliasd_config(
-            [{"name": "web", "address": WEB, "members": names}],
-            [{"name": "http", "port": PORT, "proto": "tcp", "options": ["in_multi"]}],
-            default_alias="web")
-        d = lab.start_aliasd(cfg, a.aliasd, timeout=60)
-        direct_targets = [m.address for m in lab.members]
-        script = lab.out_dir / "wrk-targets.lua"
-        script.write_text(WRK_LUA)
-        threads = max(a.threads, len(direct_targets))
-        for targets in (direct_targets, [WEB]):  # warm-up: ARP, nginx workers, flows
-            wrk(lab, a.wrk, script, targets, 1, threads, a.connections)
-        runs: dict = {"direct": [], "alias": []}
-        for i in range(a.rounds):
-            order = ("direct", "alias") if i % 2 == 0 else ("alias", "direct")
-            for side in order:
-                targets = direct_targets if side == "direct" else [WEB]
-                runs[side].append(wrk(lab, a.wrk, script, targets, a.seconds, threads,
-                                      a.connections))
-        d.stop(timeout=10)
-        summary = [l for l in d.lines if l.startswith(("stop summary", "new flows"))]
-        for side in runs:
-            row[side] = sum(x["rps"] for x in runs[side]) / len(runs[side])
-            row[f"{side}_errors"] = sum(x["errors"] for x in runs[side])
-            row[f"{side}_rounds"] = [round(x["rps"]) for x in runs[side]]
-        row["ratio"] = row["alias"] / row["direct"] if row["direct"] else 0.0
-        row["aliasd"] = summary
-    except labmod.PmdUnavailable as e:
-        row["unavailable"] = e.reason
-    except Exception as e:  # one PMD failing must not hide the others' figures
-        row["failed"] = f"{type(e).__name__}: {e}"[:2000]
-    finally:
-        lab.down()
-        row["load_after"] = loadavg()
-    return row
 
 
 def table(rows: list[dict]) -> str:
     out = [f"{'pmd':<12} {'direct req/s':>12} {'alias req/s':>12} {'alias/direct':>12} "
-           f"{'errors d/a':>11}  load before -> after"]
+           f"{'errors d/a':>11}  load (first .. last run)"]
     for r in rows:
         if "ratio" in r:
             out.append(f"{r['pmd']:<12} {r['direct']:>12.0f} {r['alias']:>12.0f} "
                        f"{r['ratio']:>11.2f}x {r['direct_errors']:>5}/{r['alias_errors']:<5}  "
-                       f"{r['load_before']} -> {r['load_after']}")
+                       f"{r['load']}")
         else:
             why = r.get("unavailable") or r.get("failed")
             state = "unavailable" if "unavailable" in r else "FAILED"
@@ -226,11 +254,22 @@ def main() -> int:
     print(f"pmd_compare: aliasd {a.aliasd}; wrk -t {max(a.threads, a.members)} -c "
           f"{a.connections} -d {a.seconds:g}s -H 'Connection: close', {a.rounds} rounds, "
           f"{a.members} nginx members; load {loadavg()}", flush=True)
-    rows = []
-    for k in kinds:
-        row = measure(k, a)
-        rows.append(row)
-        print(f"  {k}: " + json.dumps({x: row[x] for x in row if x != "aliasd"}), flush=True)
+    benches = [Bench(k, a) for k in kinds]
+    try:
+        for b in benches:
+            b.up()
+            print(f"  {b.kind}: " + ("up" if b.ok else json.dumps(b.row)), flush=True)
+        # Every PMD's lab is up at once and the rounds interleave them (rotating which goes
+        # first, alternating direct and alias), so a change in the machine's load falls on
+        # every PMD alike.
+        for i in range(a.rounds):
+            live = [b for b in benches if b.ok]
+            for b in live[i % len(live):] + live[:i % len(live)] if live else []:
+                for side in (("direct", "alias") if i % 2 == 0 else ("alias", "direct")):
+                    b.measure(side)
+            print(f"  round {i + 1}/{a.rounds} done, load {loadavg()}", flush=True)
+    finally:
+        rows = [b.down() for b in benches]
     print(table(rows))
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
