@@ -18,8 +18,10 @@ P-far 203.0.113.194/26, a client in another subnet behind P-gw (203.0.113.193/26
 BIRD 2 (``start_bird``) runs in P-gw as the upstream RIP/BFD router.
 
 P is a per-run prefix ("cl" + 4 hex digits).  aliasd runs in P-rtr and takes P-rc/P-r0/P-r1 with
-the AF_XDP PMD (or AF_PACKET when CLUA_PMD=af_packet).  Members hold the aliases on lo and reply
-straight to the client through P-gw (direct server return).
+the PMD of ``Lab(pmd=...)`` or CLUA_PMD (PMD_KINDS; default DEFAULT_PMD): af_xdp and af_packet
+on the veths themselves; tap and virtio_user on persistent taps P-rct/P-r0t/P-r1t that nftables
+netdev ``fwd`` rules join to the veths (docs/lab-pmd.md).  Members hold the aliases on lo and
+reply straight to the client through P-gw (direct server return).
 
 Use as a context manager (``with Lab(members=3) as lab: ...``); everything the lab created is
 removed on exit, at interpreter exit (atexit) and on SIGTERM/SIGINT.
