@@ -317,7 +317,8 @@ def pmd_iface(kind: str, veth: str) -> str:
     (af_xdp, af_packet) or its tap (tap, virtio_user: ``veth`` + "t", at most 15 bytes)."""
     if kind in TAP_KINDS:
         name = veth + "t"
-        assert len(name) <= 15, name
+        if len(name) > 15:
+            raise LabError(f"tap name {name!r} longer than 15 bytes (IFNAMSIZ)")
         return name
     return veth
 
@@ -638,8 +639,9 @@ class Lab:
         for veth, role in zip(r.ifaces, ("client", "ic0", "ic1")):
             tap = pmd_iface(kind, veth)
             mtu = CLI_MTU if role == "client" else IC_MTU
-            self.ip(r.ns, "tuntap", "add", "dev", tap, "mode", "tap",
-                    *(["multi_queue"] if mq else []), *(["vnet_hdr"] if kind == "virtio_user" else []))
+            flags = (["multi_queue"] if mq else []) + (["vnet_hdr"] if kind == "virtio_user"
+                                                        else [])
+            self.ip(r.ns, "tuntap", "add", "dev", tap, "mode", "tap", *flags)
             self.sysctl(r.ns, f"net.ipv6.conf.{tap}.disable_ipv6=1", check=False)
             self.ip(r.ns, "link", "set", tap, "mtu", str(mtu), "up")
             chains.append(f"""  chain {role}_wire {{

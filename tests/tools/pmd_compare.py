@@ -2,13 +2,13 @@
 """The lab's PMDs end to end, in ONE run (issue 12, docs/lab-pmd.md).
 
 For every PMD of tests/lab.py (af_xdp, af_packet, tap, virtio_user) that this machine can run:
-build a lab with that PMD, serve HTTP from nginx in every member, start aliasd, and measure
-HTTP requests/s with wrk (`Connection: close`: every request a new TCP connection, so a new
-flow through aliasd) once to the alias and once to the same members directly (through P-gw,
-one kernel hop instead of aliasd), alternating direct and alias for ``--rounds`` rounds. The
-ratio alias/direct of the summed rounds is the figure: both sides ran on the same lab, the same
-members and the same machine load, minutes apart at most. A PMD this machine cannot run is a
-row with the reason (virtio_user needs /dev/vhost-net).
+build a lab with that PMD (all of them up at once), serve HTTP from nginx in every member, start
+aliasd, and measure HTTP requests/s with wrk (`Connection: close`: every request a new TCP
+connection, so a new flow through aliasd) once to the alias and once to the same members
+directly (through P-gw, one kernel hop instead of aliasd), for ``--rounds`` rounds that
+interleave the PMDs and alternate direct and alias. The ratio alias/direct of the rounds' means
+is the figure; since every PMD ran in every round, rows compare too. A PMD this machine cannot
+run is a row with the reason (virtio_user needs /dev/vhost-net).
 
     sudo tests/tools/pmd_compare.py --aliasd target/ci/aliasd            # all four PMDs
     sudo tests/tools/pmd_compare.py --pmds tap,af_xdp --seconds 5 --json out.json
@@ -117,8 +117,8 @@ def wrk(lab: labmod.Lab, exe: str, script: Path, targets: list[str], seconds: fl
         threads: int, connections: int) -> dict:
     env = dict(os.environ, CLUA_WRK_TARGETS=",".join(targets))
     cmd = ["ip", "netns", "exec", lab.cli, exe, "-t", str(threads), "-c", str(connections),
-           "-d", f"{int(seconds)}s", "--timeout", "2s", "-H", "Connection: close", "-s", str(script),
-           f"http://{targets[0]}:{PORT}/"]
+           "-d", f"{int(seconds)}s", "--timeout", "2s", "-H", "Connection: close",
+           "-s", str(script), f"http://{targets[0]}:{PORT}/"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, env=env)
     out = r.stdout + r.stderr
     m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
