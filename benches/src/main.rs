@@ -366,6 +366,7 @@ fn main() {
             a.num("--flows", 1 << 16),
             f64::from(a.num("--secs", 3)),
             a.num("--max", 2),
+            a.num("--rounds", 1),
         ),
         other => die(&format!("unknown command {other}")),
     }

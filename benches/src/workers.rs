@@ -1,4 +1,4 @@
-//! `clua-bench workers [--flows 65536] [--secs 3] [--max 2]`: how the pipeline scales over
+//! `clua-bench workers [--flows 65536] [--secs 3] [--max 2] [--rounds 1]`: how the pipeline scales over
 //! several workers (issue 12, docs/workers.md). In process, no DPDK: for 1, 2, .. `--max`
 //! workers, one thread each with its own `clua_pipeline::Pipeline` (connection table, counters,
 //! round-robin cursors: nothing shared but the immutable snapshot), as aliasd's workers are.
@@ -8,8 +8,8 @@
 //! for `--secs`, all at once. Each burst's buffers are reset from the frames (a 60-byte copy per
 //! packet, as in `clua-bench policies`).
 //!
-//! Prints one `RESULT` line per worker count: the total and per-worker Mpps, and the total
-//! over the 1-worker total of the same run (`scaling`). On a machine with fewer free CPUs than
+//! Prints one `RESULT` line per worker count and round: the total and per-worker Mpps, and the
+//! total over the 1-worker total of the same round (`scaling`). On a machine with fewer free CPUs than
 //! workers the threads share CPUs and `scaling` says so (about 1.0 on a busy 2-vCPU VM).
 
 use std::hint::black_box;
@@ -219,21 +219,25 @@ fn measure(snapshot: &Arc<Snapshot>, flows: u32, n: u32, secs: f64) -> Vec<f64> 
         .collect()
 }
 
-pub fn run(flows: u32, secs: f64, max: u32) {
+pub fn run(flows: u32, secs: f64, max: u32, rounds: u32) {
     let snapshot = Arc::new(snapshot());
     let flows = flows.max(BURST as u32 * max);
-    let mut one = None;
-    for n in 1..=max.max(1) {
-        let per = measure(&snapshot, flows, n, secs);
-        let total: f64 = per.iter().sum();
-        let base = *one.get_or_insert(total);
-        let list: Vec<String> = per.iter().map(|p| format!("{:.3}", p / 1e6)).collect();
-        println!(
-            "RESULT engine=pipeline-threads workers={n} flows={flows} secs={secs} \
-             mpps_total={:.3} mpps_per_worker={} scaling={:.2}",
-            total / 1e6,
-            list.join(","),
-            total / base
-        );
+    // Rounds of 1, 2, .. max workers, each against the 1-worker figure of its own round: on a
+    // busy machine the load drifts, and neighbouring measurements drift least.
+    for round in 1..=rounds.max(1) {
+        let mut one = None;
+        for n in 1..=max.max(1) {
+            let per = measure(&snapshot, flows, n, secs);
+            let total: f64 = per.iter().sum();
+            let base = *one.get_or_insert(total);
+            let list: Vec<String> = per.iter().map(|p| format!("{:.3}", p / 1e6)).collect();
+            println!(
+                "RESULT engine=pipeline-threads round={round} workers={n} flows={flows} \
+                 secs={secs} mpps_total={:.3} mpps_per_worker={} scaling={:.2}",
+                total / 1e6,
+                list.join(","),
+                total / base
+            );
+        }
     }
 }
