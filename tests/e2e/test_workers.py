@@ -197,3 +197,29 @@ def test_a_reweight_reaches_both_workers(env):
     finally:
         lab.cluamgr("-a", "alias=web,selp=1", "--member", "m2", check=False)
         lab.cluamgr("-a", "alias=web,selw=1", "--member", "m1", check=False)
+
+
+def test_the_lab_gives_each_worker_a_queue(env):
+    """Lab(workers=2): both ends of every router veth have 2 queues, the PMD 2 queue pairs."""
+    lab, d = env
+    for ifn in (lab.rtr_cli_if, lab.rtr_ic0_if, lab.rtr_ic1_if):
+        link = lab.run("rtr", "ip", "-d", "link", "show", ifn).stdout
+        assert "numtxqueues 2 numrxqueues 2" in link, link
+        peer = lab.run("sw", "ip", "-d", "link", "show", ifn + "s").stdout
+        assert "numtxqueues 2 numrxqueues 2" in peer, peer
+    assert all(p["devargs"].endswith(",qpairs=2") for p in lab.ports()), lab.ports()
+
+
+def test_devargs_and_lcores_for_several_workers():
+    """No lab needed: the strings tests/lab.py writes (docs/workers.md)."""
+    assert labmod.devargs("af_xdp", 0, "x-rc") == "net_af_xdp0,iface=x-rc"
+    assert labmod.devargs("af_xdp", 1, "x-r0", 2) == \
+        "net_af_xdp1,iface=x-r0,start_queue=0,queue_count=2"
+    assert labmod.devargs("af_packet", 2, "x-r1", 2) == "net_af_packet2,iface=x-r1,qpairs=2"
+    assert labmod.devargs("af_packet", 2, "x-r1") == "net_af_packet2,iface=x-r1"
+    assert labmod.dpdk_lcores(1, cpus=2) == {"main_lcore": 0, "worker_lcores": [1]}
+    assert labmod.dpdk_lcores(2, cpus=4) == {"main_lcore": 0, "worker_lcores": [1, 2]}
+    assert labmod.dpdk_lcores(2, cpus=2) == {"main_lcore": 0, "worker_lcores": [1, 2],
+                                             "lcores": "0@0,1@1,2@0"}
+    assert labmod.multiqueue_pmd("af_xdp", 2) == "af_packet"
+    assert labmod.multiqueue_pmd("af_xdp", 1) == "af_xdp"
