@@ -331,7 +331,7 @@ def devargs(kind: str, index: int, iface: str, queues: int = 1, mac: str | None 
     if queues < 1:
         raise ValueError(f"queues must be >= 1, not {queues}")
     if kind == "af_xdp":
-        extra = f",queue_count={queues}" if queues > 1 else ""
+        extra = f",start_queue=0,queue_count={queues}" if queues > 1 else ""
         return f"net_af_xdp{index},iface={iface}{extra}"
     if kind == "af_packet":
         extra = f",qpairs={queues}" if queues > 1 else ""
@@ -345,6 +345,40 @@ def devargs(kind: str, index: int, iface: str, queues: int = 1, mac: str | None 
         return (f"virtio_user{index},path={VHOST_NET},iface={iface},"
                 f"queue_size={VIRTIO_QUEUE_SIZE}{extra}{mac_arg}")
     raise LabError(f"unknown PMD kind {kind!r} (one of {', '.join(PMD_KINDS)})")
+
+
+def multiqueue_pmd(kind: str, workers: int) -> str:
+    """The PMD a lab with ``workers`` workers uses instead of ``kind``.  DPDK 22.11's net_af_xdp
+    sizes its queues by the interface's ethtool *combined* channels, and a veth has none (it
+    reports separate RX and TX counts), so the PMD refuses queue_count > 1 on a veth
+    ("Specified queue count 2 is larger than combined queue count 1"): several workers need
+    net_af_packet (qpairs, one PACKET_FANOUT_HASH socket per queue, docs/workers.md)."""
+    if workers > 1 and kind == "af_xdp":
+        return "af_packet"
+    return kind
+
+
+def workers_default() -> int:
+    """Workers per aliasd in the lab: env CLUA_WORKERS, else 1 (issue 12)."""
+    v = os.environ.get("CLUA_WORKERS", "1").strip() or "1"
+    try:
+        n = int(v)
+    except ValueError:
+        raise LabError(f"CLUA_WORKERS must be an integer, not {v!r}") from None
+    if not 1 <= n <= 8:
+        raise LabError(f"CLUA_WORKERS must be 1..8, not {n}")
+    return n
+
+
+def dpdk_lcores(workers: int, cpus: int | None = None) -> dict:
+    """[dpdk] keys for ``workers`` workers: lcores 1..N.  With fewer CPUs than lcores, an EAL
+    --lcores map puts lcore k on CPU k mod cpus (on 2 CPUs: worker 0 alone on CPU 1, worker 1
+    beside the control thread on CPU 0), since EAL refuses -l naming a CPU that does not exist."""
+    cpus = cpus or os.cpu_count() or 1
+    keys = {"main_lcore": 0, "worker_lcores": list(range(1, workers + 1))}
+    if workers + 1 > cpus:
+        keys["lcores"] = ",".join(f"{k}@{k % cpus}" for k in range(workers + 1))
+    return keys
 
 
 def _toml_str(s: str) -> str:
@@ -395,6 +429,8 @@ class Lab:
     prefix          force a prefix (default: random cl + 4 hex)
     pmd             aliasd's PMD in ports()/configs (default pmd_kind(): $CLUA_PMD, else
                     DEFAULT_PMD); up() raises PmdUnavailable when this machine cannot run it
+    workers         workers per aliasd (default env CLUA_WORKERS, else 1; issue 12): [dpdk]
+                    worker_lcores, the routers' veths and the PMDs get that many queues
     sync_section    write aliasd's [sync] table (issue 9) with a per-router flows_file in
                     out_dir: True always, False never, None (default) when the aliasd binary
                     knows [sync] (aliasd_knows_sync(): today's aliasd rejects unknown tables)
@@ -407,12 +443,17 @@ class Lab:
                  hold_ports: Sequence[int] = (), servers: bool = True,
                  prefix: str | None = None, out_dir: str | os.PathLike | None = None,
                  verbose: bool = False, routers: int = 1, far: bool = False,
-                 sync_section: bool | None = None, pmd: str | None = None):
+                 sync_section: bool | None = None, pmd: str | None = None,
+                 workers: int | None = None):
         if not 0 <= members <= 9 or not 0 <= vxlan_members <= 9:
             raise ValueError("members and vxlan_members must be 0..9")
         if not 1 <= routers <= MAX_ROUTERS:
             raise ValueError(f"routers must be 1..{MAX_ROUTERS}")
         self.n_routers = routers
+        # Workers per aliasd (issue 12): that many RX/TX queues on the routers' veths and PMDs.
+        self.workers = workers if workers is not None else workers_default()
+        if not 1 <= self.workers <= 8:
+            raise ValueError("workers must be 1..8")
         self.far_client = far
         self.sync_section = sync_section
         self.ftp_procs: dict = {}  # member name -> vsftpd Popen
@@ -430,10 +471,10 @@ class Lab:
             raise ValueError(f"bad prefix {self.prefix!r}")
         self.verbose = verbose
         self.out_dir = Path(out_dir) if out_dir else ROOT / "lab-out" / self.prefix
-        self.pmd = pmd or pmd_kind()
+        self.pmd = multiqueue_pmd(pmd or pmd_kind(), self.workers)
         if self.pmd not in PMD_KINDS:
             raise ValueError(f"pmd must be one of {', '.join(PMD_KINDS)}, not {self.pmd!r}")
-        self.pmd_queues = 1  # queue pairs per router port (the taps' multi_queue follows it)
+        self.pmd_queues = self.workers  # queue pairs per router port (the taps' multi_queue follows it)
         self.plumbed: dict = {}  # router namespace -> the tap kind its taps are made for
         self.created_ns: list[str] = []
         self.procs: list[subprocess.Popen] = []
@@ -586,20 +627,23 @@ class Lab:
 
     # ---------------------------------------------------------------------------- building
     def _veth(self, ns_a: str, name_a: str, ns_b: str, name_b: str, mtu: int,
-              mac_a: str | None = None):
+              mac_a: str | None = None, queues: int = 1):
         assert len(name_a) <= 15 and len(name_b) <= 15, (name_a, name_b)
-        cmd = ["link", "add", name_a]
+        # Both ends get the queues: XDP on a veth wants as many RX queues as its peer has TX
+        # queues, and the peer's TX queue is the RX queue a frame arrives on (docs/workers.md).
+        q = ["numtxqueues", str(queues), "numrxqueues", str(queues)] if queues > 1 else []
+        cmd = ["link", "add", name_a, *q]
         if mac_a:
             cmd += ["address", mac_a]
-        cmd += ["mtu", str(mtu), "type", "veth", "peer", "name", name_b, "mtu", str(mtu),
+        cmd += ["mtu", str(mtu), "type", "veth", "peer", "name", name_b, *q, "mtu", str(mtu),
                 "netns", ns_b]
         self.ip(ns_a, *cmd)
 
     def _switch_port(self, ns: str, ifname: str, bridge: str, mtu: int,
-                     mac: str | None = None):
+                     mac: str | None = None, queues: int = 1):
         """A veth ``ifname`` in ``ns`` whose peer ``ifname``+s is a port of ``bridge`` in sw."""
         peer = ifname + "s"
-        self._veth(ns, ifname, self.sw, peer, mtu, mac)
+        self._veth(ns, ifname, self.sw, peer, mtu, mac, queues)
         self.run(self.sw, "sysctl", "-q", "-w", f"net.ipv6.conf.{peer}.disable_ipv6=1",
                  check=False)
         self.ip(self.sw, "link", "set", peer, "master", bridge, "up")
@@ -728,7 +772,7 @@ class Lab:
             for ifn, br, mtu, role in ((r.cli_if, self.br_cli, CLI_MTU, "client"),
                                        (r.ic0_if, self.br_ic0, IC_MTU, "ic0"),
                                        (r.ic1_if, self.br_ic1, IC_MTU, "ic1")):
-                self._switch_port(r.ns, ifn, br, mtu, r.macs[role])
+                self._switch_port(r.ns, ifn, br, mtu, r.macs[role], self.workers)
                 self.sysctl(r.ns, f"net.ipv6.conf.{ifn}.disable_ipv6=1", check=False)
                 self.ip(r.ns, "link", "set", ifn, "up")
 
@@ -969,9 +1013,11 @@ class Lab:
             cluster["default_alias"] = default_alias
         doc: dict = {
             "cluster": cluster,
-            "dpdk": {"main_lcore": 0, "worker_lcores": [1], "memory_mb": 256,
+            # AF_XDP fill rings need many mbufs, and every queue has one: see tests/README.md.
+            "dpdk": {**dpdk_lcores(self.workers),
+                     "memory_mb": 256 if self.workers <= 2 else 512,
                      "hugepages": False, "idle_sleep_us": 20,
-                     "mbufs": 16383},  # AF_XDP fill rings need many: see tests/README.md
+                     "mbufs": 16384 * min(self.workers, 4) - 1},
         }
         # A per-run cluamgr socket: several aliasd may run on one machine (tests, demo, bench).
         doc["control"] = {"socket": str(self.control_socket(router))}

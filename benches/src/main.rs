@@ -27,6 +27,7 @@ mod advert;
 mod handoff;
 mod policies;
 mod routers;
+mod workers;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -361,6 +362,12 @@ fn main() {
             a.num("--mtu", 1500),
         ),
         "policies" => policies::run(a.num("--flows", 1 << 20), f64::from(a.num("--secs", 3))),
+        "workers" => workers::run(
+            a.num("--flows", 1 << 16),
+            f64::from(a.num("--secs", 3)),
+            a.num("--max", 2),
+            a.num("--rounds", 1),
+        ),
         other => die(&format!("unknown command {other}")),
     }
 }

@@ -174,6 +174,20 @@ impl Port {
         Ok(unsafe { info.assume_init() })
     }
 
+    /// The RSS hash types [`Port::configure`] asks for on this device when `rss` is on: the IP,
+    /// TCP and UDP ones it supports. 0: the device has no RSS over them (net_ring,
+    /// net_af_packet, net_af_xdp, ...), so its driver alone decides which RX queue a frame
+    /// takes (one queue for a NIC: one worker does the work; docs/workers.md).
+    ///
+    /// # Errors
+    /// [`Error::Dpdk`] when the device's information cannot be read.
+    pub fn rss_hash_types(&self) -> Result<u64, Error> {
+        let info = self.dev_info()?;
+        // SAFETY: returns a constant.
+        let want = unsafe { sys::clua_eth_rss_ip_tcp_udp() };
+        Ok(want & info.flow_type_rss_offloads)
+    }
+
     /// Configures the port (which must be stopped) and sets up every RX queue, taking mbufs
     /// from `pool`, and every TX queue, with the driver's default queue settings.
     ///

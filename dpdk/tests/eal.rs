@@ -288,6 +288,55 @@ fn main() {
     );
 
     c.run(
+        "a two-queue net_ring port keeps its queues apart and has no RSS (issue 12)",
+        || {
+            // Worker i of aliasd owns RX/TX queue i of every port: queue 1's frames must come
+            // out of queue 1 only, and what queue 1 sends must reach ring 1 only.
+            let rings: Vec<Ring> = (0..4)
+                .map(|i| Ring::new(&format!("clua_q{i}"), 64, Ring::SP_ENQ | Ring::SC_DEQ))
+                .collect::<Result<_, _>>()
+                .expect("rings");
+            let port = Port::from_rings(
+                "clua_2q",
+                &[&rings[0], &rings[1]],
+                &[&rings[2], &rings[3]],
+                -1,
+            )
+            .expect("from_rings");
+            assert_eq!(port.rss_hash_types(), Ok(0), "net_ring has no RSS");
+            let conf = PortConf {
+                rx_queues: 2,
+                tx_queues: 2,
+                rx_desc: 64,
+                tx_desc: 64,
+                rss: true,
+                mtu: None,
+            };
+            port.configure(&conf, &pool)
+                .expect("RSS asked for but absent is no error");
+            port.start().expect("start");
+            let mut b = Burst::new();
+            for i in 0..3 {
+                b.push(Mbuf::from_bytes(&pool, &frame(100 + i)).unwrap())
+                    .unwrap();
+            }
+            assert_eq!(rings[1].enqueue_burst(&mut b), 3);
+            let mut got = Burst::new();
+            assert_eq!(port.rx_burst(0, &mut got), 0, "queue 0 has nothing");
+            assert_eq!(port.rx_burst(1, &mut got), 3);
+            assert_eq!(got.as_slice()[2].data(), &frame(102)[..]);
+            assert_eq!(port.tx_burst(1, &mut got), 3);
+            assert_eq!((rings[2].count(), rings[3].count()), (0, 3));
+            let mut out = Burst::new();
+            while rings[3].dequeue_burst(&mut out) > 0 {
+                out.clear();
+            }
+            port.stop().expect("stop");
+            port.close().expect("close");
+        },
+    );
+
+    c.run(
         "launched closure runs on lcore 1 and returns its value",
         || {
             let l = launch(1, || if lcore_id() == 1 { 42 } else { -7 }).expect("launch");

@@ -94,6 +94,10 @@ pub struct DpdkConfig {
     pub main_lcore: u32,
     /// lcores of the workers (one worker each).
     pub worker_lcores: Vec<u32>,
+    /// EAL's `--lcores` map (e.g. `"0@0,1@1,2@0"`), passed instead of the `-l` list made of
+    /// `main_lcore` and `worker_lcores`: lets lcores share a CPU (issue 12: two workers on a
+    /// 2-CPU lab). It must name those lcores; aliasd checks that EAL has them.
+    pub lcores: Option<String>,
     /// Memory in MiB when hugepages are off.
     pub memory_mb: u32,
     /// Use hugepages (the scripts mount them) instead of `--no-huge`.
@@ -120,6 +124,7 @@ impl Default for DpdkConfig {
         DpdkConfig {
             main_lcore: 0,
             worker_lcores: vec![1],
+            lcores: None,
             memory_mb: 256,
             hugepages: false,
             pci_allow: vec![],
@@ -139,16 +144,21 @@ impl DpdkConfig {
     /// that per-process directory too); `--no-telemetry` unless `telemetry`.
     pub fn eal_args(&self, port_devargs: &[String]) -> Vec<String> {
         let mut args = Vec::new();
-        let mut lcores = vec![self.main_lcore];
-        lcores.extend(&self.worker_lcores);
-        args.push("-l".into());
-        args.push(
-            lcores
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        if let Some(map) = &self.lcores {
+            args.push("--lcores".into());
+            args.push(map.clone());
+        } else {
+            let mut lcores = vec![self.main_lcore];
+            lcores.extend(&self.worker_lcores);
+            args.push("-l".into());
+            args.push(
+                lcores
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
         args.push("--main-lcore".into());
         args.push(self.main_lcore.to_string());
         if self.pci_allow.is_empty() {

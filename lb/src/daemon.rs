@@ -273,6 +273,15 @@ pub fn run_with_file(config: Config, file: Option<std::path::PathBuf>) -> Result
             rss: workers > 1,
             mtu: None,
         };
+        if workers > 1 && port.rss_hash_types().unwrap_or(0) == 0 {
+            // Not an error: virtual PMDs spread over their queues by their own means (AF_PACKET's
+            // fanout hash); a NIC without RSS puts everything on queue 0 (docs/workers.md).
+            tracing::warn!(
+                "port \"{}\" ({}): no RSS over IP/TCP/UDP; the driver decides which of the {workers} queues (workers) a frame takes",
+                spec.name,
+                port.driver_name()
+            );
+        }
         // The AF_XDP sockets the PMD opens for the queues are this port's (issue 11: their
         // own drop counters on /metrics).
         let (configured, sockets) = metrics::drops::new_sockets(|| port.configure(&conf, &pool));

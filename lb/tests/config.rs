@@ -903,3 +903,34 @@ fn fragments_section_defaults_ranges_and_mbuf_bound() {
         &["fragments.max_held", "out of range"],
     );
 }
+
+/// Issue 12: `[dpdk] lcores` is EAL's --lcores map and replaces the -l list, so that two
+/// workers can share a 2-CPU machine with the control thread (docs/workers.md).
+#[test]
+fn an_lcores_map_replaces_the_lcore_list() {
+    let d = clua_lb::config::DpdkConfig {
+        worker_lcores: vec![1, 2],
+        ..Default::default()
+    };
+    let args = d.eal_args(&[]);
+    assert!(
+        args.windows(2).any(|w| w[0] == "-l" && w[1] == "0,1,2"),
+        "{args:?}"
+    );
+    let d = clua_lb::config::DpdkConfig {
+        lcores: Some("0@0,1@1,2@0".into()),
+        ..d
+    };
+    let args = d.eal_args(&[]);
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--lcores" && w[1] == "0@0,1@1,2@0"),
+        "{args:?}"
+    );
+    assert!(!args.iter().any(|a| a == "-l"), "{args:?}");
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--main-lcore" && w[1] == "0"),
+        "{args:?}"
+    );
+}
