@@ -201,7 +201,7 @@ def test_devargs_per_kind():
     """The vdev strings aliasd and testpmd get (the agreed devargs(kind, index, iface, queues))."""
     d = labmod.devargs
     assert d("af_xdp", 0, "cl0000-rc") == "net_af_xdp0,iface=cl0000-rc"
-    assert d("af_xdp", 1, "cl0000-r0", 2) == "net_af_xdp1,iface=cl0000-r0,queue_count=2"
+    assert d("af_xdp", 1, "cl0000-r0", 2) == "net_af_xdp1,iface=cl0000-r0,start_queue=0,queue_count=2"
     assert d("af_packet", 2, "cl0000-r1") == "net_af_packet2,iface=cl0000-r1"
     assert d("af_packet", 2, "cl0000-r1", 2) == "net_af_packet2,iface=cl0000-r1,qpairs=2"
     assert d("tap", 0, "cl0000-rct", 2, "02:00:00:00:00:01") == \
