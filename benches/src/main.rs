@@ -564,7 +564,7 @@ fn ring(a: &Args) {
         inject: None,
         snapshot: Arc::new(ArcSwap::new(snapshot)),
         stop: stop.clone(),
-        idle_sleep_us: 0,
+        idle: clua_lb::idle::IdlePolicy::Poll,
         clock: TscClock::new(eal.tsc_hz()),
         sync: Default::default(),
         capture: None,

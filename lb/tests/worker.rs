@@ -10,6 +10,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use clua_lb::idle::IdlePolicy;
 use clua_lb::punt::{PuntQueues, Punted};
 use clua_lb::records::RecordRing;
 use clua_lb::worker::{Poll, Running, Transmit, Worker, WorkerSync, SNAPSHOT_POLL};
@@ -118,7 +119,7 @@ impl<B: PacketBuf> Rig<B> {
             inject: (queue == 0).then(|| rig.inject.clone()),
             snapshot: rig.shared.clone(),
             stop: rig.stop.clone(),
-            idle_sleep_us: 0,
+            idle: IdlePolicy::Poll,
             clock: Box::new(move || now.load(Ordering::Relaxed)) as Box<dyn Fn() -> u64 + Send>,
             sync,
             capture: None,
@@ -479,7 +480,7 @@ fn the_stop_flag_ends_the_loop() {
 
     // And run() on its own thread returns once the flag is set, having forwarded meanwhile.
     let (rig, mut worker) = Rig::<VecBuf>::new(0, PipelineConfig::default(), 1024);
-    worker.idle_sleep_us = 50;
+    worker.idle = IdlePolicy::Sleep { us: 50 };
     let (done_tx, done_rx) = mpsc::channel();
     let thread = std::thread::spawn(move || done_tx.send(worker.run()).unwrap());
     rig.port(CLIENT_PORT)
