@@ -25,6 +25,7 @@
 
 mod advert;
 mod handoff;
+mod idle;
 mod policies;
 mod routers;
 use std::net::Ipv4Addr;
@@ -344,6 +345,7 @@ fn main() {
             )
         ),
         "ring" => ring(&a),
+        "idle" => idle::run(&a),
         "advert" => advert::run(
             a.num("--members", 64),
             a.num("--aliases", 8),
