@@ -12,8 +12,9 @@
 //!   `--samples` samples (median, p99, max); the same for a frame the control thread injects
 //!   (worker 0's `inject` queue, ARP replies and the like), timed until it is on ic0's TX ring.
 //!
-//! "Added latency" is a policy's figure minus poll's, from the same run. Prints one `RESULT`
-//! line per policy, then a table.
+//! "Added latency" is a policy's figure minus poll's, from the same run. Prints first how late
+//! `std::thread::sleep` wakes with the default and a 1 us timer slack, then one `RESULT` line
+//! per policy, then a table.
 //!
 //! `clua-bench idle [--secs 3] [--samples 300] [--gap-us 5000] [--sleep-us 20]
 //! [--bounds 50,100,200] [--memory-mb 256]`
@@ -84,6 +85,35 @@ fn label(p: IdlePolicy) -> String {
         IdlePolicy::Sleep { us } => format!("sleep {us} us"),
         IdlePolicy::Adaptive { max_sleep_us } => format!("adaptive <= {max_sleep_us} us"),
     }
+}
+
+/// How late `std::thread::sleep` wakes on this thread, with the thread's timer slack as it
+/// is and lowered to 1 us (what an adaptive worker does): median and p99 of the time slept,
+/// per requested sleep. Restores the slack.
+fn sleep_overshoot(samples: usize) {
+    let before = clua_dpdk::timer_slack_ns().unwrap_or(50_000);
+    println!(
+        "\n| requested sleep (us) | slept p50 / p99, slack {} us | slept p50 / p99, slack 1 us |",
+        before / 1000
+    );
+    println!("|---:|---|---|");
+    for us in [1u64, 10, 20, 50, 100, 200] {
+        let mut row = Vec::new();
+        for slack in [before, 1_000] {
+            let _ = clua_dpdk::set_timer_slack_ns(slack);
+            let mut v: Vec<f64> = (0..samples)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    std::thread::sleep(Duration::from_micros(us));
+                    t0.elapsed().as_secs_f64() * 1e6
+                })
+                .collect();
+            let (p50, p99, _) = quantiles(&mut v);
+            row.push(format!("{p50:.1} / {p99:.1}"));
+        }
+        println!("| {us} | {} | {} |", row[0], row[1]);
+    }
+    let _ = clua_dpdk::set_timer_slack_ns(before);
 }
 
 /// One policy's figures.
@@ -181,6 +211,7 @@ pub fn run(a: &Args) {
         .iter()
         .map(|&(off, len)| &t.bytes[off as usize..off as usize + usize::from(len)])
         .collect();
+    sleep_overshoot(1000);
     // The timing thread's own sleeps (the gaps) end close to when asked, too.
     let _ = clua_dpdk::set_timer_slack_ns(1_000);
     let hz = eal.tsc_hz() as f64;
@@ -315,16 +346,21 @@ pub fn run(a: &Args) {
 
     let base = figures.first().map(|f| (f.rx.0, f.inject.0));
     println!(
-        "\n| policy | idle CPU % | wake-ups/s | first packet p50 / p99 / max (us) | added p50 (us) | injected p50 / p99 / max (us) | lost |"
+        "\n| policy | idle CPU % | wake-ups/s | CPU us per wake-up | first packet p50 / p99 / max (us) | added p50 (us) | injected p50 / p99 / max (us) | lost |"
     );
-    println!("|---|---:|---:|---|---:|---|---:|");
+    println!("|---|---:|---:|---:|---|---:|---|---:|");
     for f in &figures {
         let added = base.map_or(f64::NAN, |(b, _)| f.rx.0 - b);
         println!(
-            "| {} | {:.1} | {:.0} | {:.1} / {:.1} / {:.1} | {:+.1} | {:.1} / {:.1} / {:.1} | {} |",
+            "| {} | {:.1} | {:.0} | {} | {:.1} / {:.1} / {:.1} | {:+.1} | {:.1} / {:.1} / {:.1} | {} |",
             label(f.policy),
             f.cpu_pct,
             f.wakeups_per_s,
+            if f.wakeups_per_s > 0.0 {
+                format!("{:.1}", f.cpu_pct / 100.0 * 1e6 / f.wakeups_per_s)
+            } else {
+                "-".into()
+            },
             f.rx.0,
             f.rx.1,
             f.rx.2,
