@@ -1016,7 +1016,7 @@ class Lab:
             # AF_XDP fill rings need many mbufs, and every queue has one: see tests/README.md.
             "dpdk": {**dpdk_lcores(self.workers),
                      "memory_mb": 256 if self.workers <= 2 else 512,
-                     "hugepages": False, "idle_sleep_us": 20,
+                     "hugepages": False, "idle": "adaptive",
                      "mbufs": 16384 * min(self.workers, 4) - 1},
         }
         # A per-run cluamgr socket: several aliasd may run on one machine (tests, demo, bench).

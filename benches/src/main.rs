@@ -25,6 +25,7 @@
 
 mod advert;
 mod handoff;
+mod idle;
 mod policies;
 mod routers;
 mod workers;
@@ -345,6 +346,7 @@ fn main() {
             )
         ),
         "ring" => ring(&a),
+        "idle" => idle::run(&a),
         "advert" => advert::run(
             a.num("--members", 64),
             a.num("--aliases", 8),
@@ -571,7 +573,7 @@ fn ring(a: &Args) {
         inject: None,
         snapshot: Arc::new(ArcSwap::new(snapshot)),
         stop: stop.clone(),
-        idle_sleep_us: 0,
+        idle: clua_lb::idle::IdlePolicy::Poll,
         clock: TscClock::new(eal.tsc_hz()),
         sync: Default::default(),
         capture: None,

@@ -26,6 +26,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod ring;
+mod timer_slack;
 mod xsk;
 
 pub use eal::{
@@ -37,6 +38,7 @@ pub use mbuf::{Burst, Drain, Mbuf};
 pub use mempool::Mempool;
 pub use port::{probe_vdev, Port, PortConf, PortStats};
 pub use ring::Ring;
+pub use timer_slack::{set_timer_slack_ns, timer_slack_ns};
 pub use xsk::{xsk_sockets, XskSocket, XskStats};
 
 pub use clua_dpdk_sys as sys;

@@ -27,6 +27,8 @@ use clua_pipeline::snapshot::{Encap, PortRole};
 use clua_pipeline::PipelineConfig;
 use serde::Deserialize;
 
+use crate::idle::IdlePolicy;
+
 /// Everything aliasd needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -34,6 +36,8 @@ pub struct Config {
     pub cluster: Cluster,
     /// DPDK settings, one entry per port in `cluster.ports` order for `port_devargs`.
     pub dpdk: DpdkConfig,
+    /// How workers wait when idle: `dpdk.idle` and its keys, resolved.
+    pub idle: IdlePolicy,
     /// `devargs` of each port, in `cluster.ports` order.
     pub port_devargs: Vec<String>,
     /// Connection-table sizing and timeouts.
@@ -108,8 +112,18 @@ pub struct DpdkConfig {
     pub extra_args: Vec<String>,
     /// Mbufs in the pool.
     pub mbufs: u32,
-    /// If > 0, a worker whose poll found nothing sleeps this many microseconds.
-    pub idle_sleep_us: u32,
+    /// What a worker does after a poll that found nothing (issue 12, [`crate::idle`]):
+    /// `"adaptive"` (the default: spin, pause, then sleeps doubling up to
+    /// `idle_max_sleep_us`, busy again at the first packet), `"poll"` (flat out) or `"sleep"`
+    /// (`idle_sleep_us` after every empty poll). Resolved into [`Config::idle`].
+    pub idle: Option<String>,
+    /// `idle = "sleep"`: the sleep after every empty poll, 1..=10000 us. Without `idle` it
+    /// keeps its old meaning, so old configurations run as before: 0 polls flat out, more
+    /// sleeps this long (`"sleep"`). Not valid with the other modes.
+    pub idle_sleep_us: Option<u32>,
+    /// `idle = "adaptive"`: the longest sleep, the bound on the wake-up latency, 1..=10000 us;
+    /// default [`crate::idle::DEFAULT_MAX_SLEEP_US`].
+    pub idle_max_sleep_us: Option<u32>,
     /// RX/TX descriptors per queue. On net_af_xdp this is the size of the socket's RX ring
     /// (issue 11: at 1024, 64 parallel 100 KB downloads through the alias overflowed it,
     /// `clua_port_xsk_rx_ring_full_total`; at 4096 nothing was lost, docs/capture.md).
@@ -130,7 +144,9 @@ impl Default for DpdkConfig {
             pci_allow: vec![],
             extra_args: vec![],
             mbufs: 32767,
-            idle_sleep_us: 0,
+            idle: None,
+            idle_sleep_us: None,
+            idle_max_sleep_us: None,
             descriptors: 4096,
             telemetry: true,
         }
@@ -294,6 +310,15 @@ pub enum ProblemKind {
         /// Largest accepted.
         max: u64,
     },
+    /// `dpdk.idle` other than poll / sleep / adaptive.
+    #[error("`{0}` is not poll, sleep or adaptive")]
+    IdleMode(String),
+    /// An idle key that the chosen `dpdk.idle` does not use.
+    #[error("only valid with idle = \"{0}\"")]
+    IdleOnly(&'static str),
+    /// `idle = "sleep"` without `idle_sleep_us`.
+    #[error("required with idle = \"sleep\"")]
+    IdleSleepRequired,
     /// `dpdk.worker_lcores` empty.
     #[error("at least one worker lcore is required")]
     NoWorker,
@@ -967,6 +992,7 @@ pub struct ValidConfig {
     file: String,
     cluster: Cluster,
     dpdk: DpdkConfig,
+    idle: IdlePolicy,
     port_devargs: Vec<String>,
     tables: RawTables,
     refusals_per_sec: u32,
@@ -1371,6 +1397,7 @@ impl RawConfig {
                 out_of_range(d.descriptors, 64u16, 4096u16),
             );
         }
+        let idle = idle_policy(d, &mut p);
         let metrics_listen = raw.metrics.listen.as_deref().and_then(|l| match l.parse() {
             Ok(a) => Some(a),
             Err(_) => {
@@ -1704,6 +1731,7 @@ impl RawConfig {
             file: file.to_string(),
             cluster,
             dpdk: raw.dpdk,
+            idle,
             port_devargs,
             tables: raw.tables,
             refusals_per_sec: raw.limits.refusals_per_sec,
@@ -1719,6 +1747,61 @@ impl RawConfig {
             fragments: raw.fragments.config(),
         })
     }
+}
+
+/// `[dpdk] idle`, `idle_sleep_us` and `idle_max_sleep_us` as an [`IdlePolicy`] (issue 12),
+/// every problem reported at its key. Without `idle`, `idle_sleep_us` means what it always
+/// did (0: poll, more: sleep), so old configurations (the lab's `idle_sleep_us = 20`) run as
+/// before; with neither, the default: adaptive.
+fn idle_policy(d: &DpdkConfig, p: &mut dyn FnMut(String, ProblemKind)) -> IdlePolicy {
+    let max = crate::idle::MAX_SLEEP_LIMIT_US;
+    let mut in_range = |key: &str, us: u32| {
+        if (1..=max).contains(&us) {
+            us
+        } else {
+            p(format!("dpdk.{key}"), out_of_range(us, 1u32, max));
+            1
+        }
+    };
+    let mode = match (d.idle.as_deref(), d.idle_sleep_us) {
+        (None, Some(0)) => "poll",
+        (None, Some(_)) => "sleep",
+        (None, None) => "adaptive",
+        (Some(m), _) => m,
+    };
+    let policy = match mode {
+        "poll" => IdlePolicy::Poll,
+        "sleep" => match d.idle_sleep_us {
+            Some(us) => IdlePolicy::Sleep {
+                us: in_range("idle_sleep_us", us),
+            },
+            None => {
+                p("dpdk.idle_sleep_us".into(), ProblemKind::IdleSleepRequired);
+                IdlePolicy::Poll
+            }
+        },
+        "adaptive" => IdlePolicy::Adaptive {
+            max_sleep_us: match d.idle_max_sleep_us {
+                Some(us) => in_range("idle_max_sleep_us", us),
+                None => crate::idle::DEFAULT_MAX_SLEEP_US,
+            },
+        },
+        other => {
+            p("dpdk.idle".into(), ProblemKind::IdleMode(other.into()));
+            return IdlePolicy::default();
+        }
+    };
+    // The legacy `idle_sleep_us = 0` (no `idle`) is "poll" and may stand alone.
+    if d.idle.is_some() && d.idle_sleep_us.is_some() && mode != "sleep" {
+        p("dpdk.idle_sleep_us".into(), ProblemKind::IdleOnly("sleep"));
+    }
+    if d.idle_max_sleep_us.is_some() && mode != "adaptive" {
+        p(
+            "dpdk.idle_max_sleep_us".into(),
+            ProblemKind::IdleOnly("adaptive"),
+        );
+    }
+    policy
 }
 
 /// A member's `health*` keys (issue 10): the probing spec, or `None` for `none` (and for
@@ -1901,6 +1984,7 @@ impl ValidConfig {
         Ok(Config {
             cluster,
             dpdk: self.dpdk,
+            idle: self.idle,
             port_devargs: self.port_devargs,
             pipeline,
             metrics_listen: self.metrics_listen,

@@ -507,7 +507,7 @@ pub fn run_with_file(config: Config, file: Option<std::path::PathBuf>) -> Result
             inject: (i == 0).then(|| inject.clone()),
             snapshot: shared.clone(),
             stop: workers_stop.clone(),
-            idle_sleep_us: config.dpdk.idle_sleep_us,
+            idle: config.idle,
             clock,
             sync: WorkerSync {
                 handoff: rings[i].out.clone(),

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod flows_file;
+pub mod idle;
 pub mod metrics;
 pub mod notify;
 pub mod punt;

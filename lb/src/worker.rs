@@ -24,13 +24,15 @@
 //! forwarded packets) or whose time ran out (freed, counted). At stop the parked buffers are
 //! freed and counted (`fragment_flushed`).
 //!
+//! After a loop that received nothing the worker waits as its [`IdlePolicy`] says (issue 12,
+//! [`crate::idle`]): by default it backs off from polling to pauses to sleeps of at most
+//! `[dpdk] idle_max_sleep_us`, and polls flat out again from the first packet. The loop's
+//! other work (the stop flag and snapshot, injected frames, hand-off, fragments) goes on at
+//! one loop per wake-up.
+//!
 //! The loop is generic over the port ([`PacketPort`], hence the buffer type) and the [`Clock`]:
 //! aliasd runs it over DPDK ports and the TSC, tests over [`clua_packet::QueuePort`]s and fake
 //! time, with no EAL.
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use clua_packet::{Burst, PacketBuf, PacketPort};
@@ -38,9 +40,12 @@ use clua_pipeline::fragments::HeldFragments;
 use clua_pipeline::handoff::FlowRecord;
 use clua_pipeline::{CoreCounters, DropReason, Pipeline, Snapshot, Verdict, BURST};
 use crossbeam_queue::ArrayQueue;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::capture::{Armed, CaptureTap};
 use crate::clock::Clock;
+use crate::idle::{Backoff, IdlePolicy, TimerSlack};
 use crate::punt::{PuntQueues, Punted};
 use crate::records::{RecordRing, RecordWriter};
 use clua_ctl::capture::Direction;
@@ -114,8 +119,8 @@ pub struct Worker<P: PacketPort, C> {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// Set to stop.
     pub stop: Arc<AtomicBool>,
-    /// Sleep when idle (labs on few cores); 0 polls flat out.
-    pub idle_sleep_us: u32,
+    /// What to do after a poll that received nothing ([`crate::idle`], `[dpdk] idle`).
+    pub idle: IdlePolicy,
     /// Time for the pipeline (connection ageing, refusal rate limit), read once per RX burst
     /// (and once per loop for hand-off, when [`WorkerSync`] has something to do).
     pub clock: C,
@@ -167,14 +172,17 @@ struct Walk {
 
 impl<P: PacketPort, C: Clock> Worker<P, C> {
     /// Runs until the stop flag is set. Returns 0 (the lcore's exit code).
+    /// Between polls it waits as [`Worker::idle`] says ([`Backoff`]); with
+    /// [`IdlePolicy::Adaptive`] the thread's timer slack is lowered meanwhile, so that a sleep
+    /// ends close to when it was asked to (put back on return).
     pub fn run(self) -> i32 {
-        let idle = Duration::from_micros(u64::from(self.idle_sleep_us));
+        let mut backoff = Backoff::new(self.idle);
+        let _slack = self.idle.timer_slack_ns().and_then(TimerSlack::lower);
         let mut running = self.start();
         loop {
             match running.poll() {
                 Poll::Stopped => break,
-                Poll::Received(0) if !idle.is_zero() => std::thread::sleep(idle),
-                Poll::Received(_) => {}
+                Poll::Received(n) => backoff.after_poll(n).perform(),
             }
         }
         running.hand_back();

@@ -934,3 +934,89 @@ fn an_lcores_map_replaces_the_lcore_list() {
         "{args:?}"
     );
 }
+
+/// Issue 12: `[dpdk] idle` and its keys. Old configurations keep their meaning
+/// (`idle_sleep_us` alone), the default is adaptive, and every bad value names its key.
+#[test]
+fn dpdk_idle_modes() {
+    use clua_lb::idle::{IdlePolicy, DEFAULT_MAX_SLEEP_US};
+    let with = |keys: &str| GOLDEN.replace("[dpdk]", &format!("[dpdk]\n{keys}"));
+    let idle = |keys: &str| {
+        Config::parse(&with(keys), "golden.toml")
+            .unwrap_or_else(|e| panic!("{keys}: {e}"))
+            .idle
+    };
+    assert_eq!(
+        idle(""),
+        IdlePolicy::Adaptive {
+            max_sleep_us: DEFAULT_MAX_SLEEP_US
+        }
+    );
+    // The old key alone: what it always meant (the lab sets 20; benches 0).
+    assert_eq!(idle("idle_sleep_us = 20"), IdlePolicy::Sleep { us: 20 });
+    assert_eq!(idle("idle_sleep_us = 0"), IdlePolicy::Poll);
+    assert_eq!(idle("idle = \"poll\""), IdlePolicy::Poll);
+    assert_eq!(
+        idle("idle = \"sleep\"\nidle_sleep_us = 50"),
+        IdlePolicy::Sleep { us: 50 }
+    );
+    assert_eq!(
+        idle("idle = \"adaptive\""),
+        IdlePolicy::Adaptive {
+            max_sleep_us: DEFAULT_MAX_SLEEP_US
+        }
+    );
+    assert_eq!(
+        idle("idle = \"adaptive\"\nidle_max_sleep_us = 200"),
+        IdlePolicy::Adaptive { max_sleep_us: 200 }
+    );
+    assert_eq!(
+        idle("idle_max_sleep_us = 10000"),
+        IdlePolicy::Adaptive {
+            max_sleep_us: 10_000
+        }
+    );
+
+    assert_rejected(
+        &with("idle = \"interrupt\""),
+        &["dpdk.idle", "`interrupt` is not poll, sleep or adaptive"],
+    );
+    assert_rejected(
+        &with("idle = \"sleep\""),
+        &["dpdk.idle_sleep_us", "required with idle = \"sleep\""],
+    );
+    for bad in ["0", "10001"] {
+        assert_rejected(
+            &with(&format!("idle = \"sleep\"\nidle_sleep_us = {bad}")),
+            &["dpdk.idle_sleep_us", "out of range 1..=10000"],
+        );
+        assert_rejected(
+            &with(&format!("idle_max_sleep_us = {bad}")),
+            &["dpdk.idle_max_sleep_us", "out of range 1..=10000"],
+        );
+    }
+    // The old key alone is range-checked too (a 1 s sleep would stall the stop flag).
+    assert_rejected(
+        &with("idle_sleep_us = 1000000"),
+        &["dpdk.idle_sleep_us", "out of range"],
+    );
+    assert_rejected(
+        &with("idle = \"adaptive\"\nidle_sleep_us = 20"),
+        &["dpdk.idle_sleep_us", "only valid with idle = \"sleep\""],
+    );
+    assert_rejected(
+        &with("idle = \"poll\"\nidle_max_sleep_us = 50"),
+        &[
+            "dpdk.idle_max_sleep_us",
+            "only valid with idle = \"adaptive\"",
+        ],
+    );
+    assert_rejected(
+        &with("idle_sleep_us = 20\nidle_max_sleep_us = 50"),
+        &[
+            "dpdk.idle_max_sleep_us",
+            "only valid with idle = \"adaptive\"",
+        ],
+    );
+    assert_rejected(&with("idle = 3"), &["idle"]);
+}

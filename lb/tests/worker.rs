@@ -10,6 +10,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use clua_lb::idle::IdlePolicy;
 use clua_lb::punt::{PuntQueues, Punted};
 use clua_lb::records::RecordRing;
 use clua_lb::worker::{Poll, Running, Transmit, Worker, WorkerSync, SNAPSHOT_POLL};
@@ -118,7 +119,7 @@ impl<B: PacketBuf> Rig<B> {
             inject: (queue == 0).then(|| rig.inject.clone()),
             snapshot: rig.shared.clone(),
             stop: rig.stop.clone(),
-            idle_sleep_us: 0,
+            idle: IdlePolicy::Poll,
             clock: Box::new(move || now.load(Ordering::Relaxed)) as Box<dyn Fn() -> u64 + Send>,
             sync,
             capture: None,
@@ -479,7 +480,7 @@ fn the_stop_flag_ends_the_loop() {
 
     // And run() on its own thread returns once the flag is set, having forwarded meanwhile.
     let (rig, mut worker) = Rig::<VecBuf>::new(0, PipelineConfig::default(), 1024);
-    worker.idle_sleep_us = 50;
+    worker.idle = IdlePolicy::Sleep { us: 50 };
     let (done_tx, done_rx) = mpsc::channel();
     let thread = std::thread::spawn(move || done_tx.send(worker.run()).unwrap());
     rig.port(CLIENT_PORT)
@@ -843,6 +844,95 @@ fn run_hands_the_table_back_when_stopped() {
     rig.stop.store(true, Ordering::Relaxed);
     assert_eq!(t.join().unwrap(), 0);
     assert_eq!(dump.lock().unwrap().len(), 10);
+}
+
+/// Issue 12: an adaptive worker that has been idle long enough to sleep at its bound still
+/// does everything its loop does between bursts: it sends injected frames, sees the stop
+/// flag, picks up a new snapshot and a walk request (every SNAPSHOT_POLL loops), installs
+/// handed-over flows, walks its table; and the first packet after the silence is forwarded.
+/// Deadlines only catch a hang; nothing here is timed.
+#[test]
+fn an_adaptive_worker_keeps_its_loop_work_going_while_it_sleeps() {
+    let out = RecordRing::new(1 << 12, 4);
+    let install = Arc::new(ArrayQueue::new(64));
+    let walk_all = Arc::new(AtomicBool::new(false));
+    let cfg = PipelineConfig {
+        conn_capacity: 1 << 12,
+        handoff: true,
+        ..PipelineConfig::default()
+    };
+    let sync = WorkerSync {
+        handoff: Some(out.clone()),
+        install: Some(install.clone()),
+        walk_all: Some(walk_all.clone()),
+        ..WorkerSync::default()
+    };
+    let (rig, mut worker) = Rig::<VecBuf>::with_sync(0, cfg, 1024, sync);
+    worker.idle = IdlePolicy::Adaptive { max_sleep_us: 200 };
+    let thread = std::thread::spawn(move || worker.run());
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "idle worker: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    // Long past the spin and pause polls: sleeping at the bound.
+    std::thread::sleep(Duration::from_millis(50));
+
+    rig.inject
+        .push(Transmit {
+            port: CLIENT_PORT,
+            buf: VecBuf::new(&[7; 42]),
+        })
+        .unwrap();
+    wait_for("an injected frame sent", &|| {
+        rig.port(CLIENT_PORT).tx_len(0) == 1
+    });
+
+    for i in 0..10 {
+        install.push(established(i, 2, 60_000)).unwrap();
+    }
+    wait_for("handed-over flows installed", &|| {
+        CoreCounters::get(&rig.counters.handoff_installed) == 10
+    });
+
+    // Generation 2 takes m3 (tun's only member) down; the walk request comes after it, so
+    // once the worker has taken the request it has the snapshot too (same check).
+    rig.shared.store(Arc::new(topology_with(
+        2,
+        [true, true, false, true],
+        vec![am(0, 1)],
+    )));
+    walk_all.store(true, Ordering::Relaxed);
+    wait_for("the walk request taken", &|| {
+        !walk_all.load(Ordering::Relaxed)
+    });
+    let walked = std::cell::RefCell::new(Vec::new());
+    wait_for("the table walked", &|| {
+        walked.borrow_mut().extend(drain(&out));
+        walked.borrow().len() >= 10
+    });
+    assert_eq!(walked.borrow().len(), 10, "each installed flow once");
+
+    std::thread::sleep(Duration::from_millis(20));
+    rig.port(CLIENT_PORT)
+        .push_rx(0, VecBuf::new(&syn(43000, TUN, 80)))
+        .unwrap();
+    wait_for("the new snapshot applied", &|| {
+        rig.drops(DropReason::NoMember) == 1
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    rig.port(CLIENT_PORT)
+        .push_rx(0, VecBuf::new(&syn(43001, WEB, 80)))
+        .unwrap();
+    wait_for("the first packet after idle forwarded", &|| {
+        rig.port(IC0).tx_len(0) == 1
+    });
+
+    std::thread::sleep(Duration::from_millis(20));
+    rig.stop.store(true, Ordering::Relaxed);
+    assert_eq!(thread.join().unwrap(), 0);
 }
 
 // ---------------------------------------------------------------- cluamgr capture (issue 11)

@@ -117,7 +117,7 @@ fn rig(now: Arc<AtomicU64>) -> (Rig, Vec<Worker<Port, Clk>>) {
                 inject: None,
                 snapshot: rig.shared.clone(),
                 stop: rig.stop.clone(),
-                idle_sleep_us: 50,
+                idle: clua_lb::idle::IdlePolicy::Sleep { us: 50 },
                 clock: Box::new(move || now.load(Ordering::Relaxed)) as Clk,
                 sync: WorkerSync::default(),
                 capture: None,

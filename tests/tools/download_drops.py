@@ -47,7 +47,10 @@ def main():
     if a.descriptors is not None:
         dpdk["descriptors"] = a.descriptors
     if a.idle_sleep_us is not None:
-        dpdk["idle_sleep_us"] = a.idle_sleep_us
+        # 0 = poll flat out, N = the fixed sleep (the lab's default is idle = "adaptive")
+        dpdk["idle"] = "sleep" if a.idle_sleep_us else "poll"
+        if a.idle_sleep_us:
+            dpdk["idle_sleep_us"] = a.idle_sleep_us
     with labmod.Lab(**tc.LAB) as L:
         cfg = L.write_aliasd_config(tc.ALIASES, tc.SERVICES, metrics=tc.METRICS,
                                     default_alias="web", extra={"dpdk": dpdk})
