@@ -1326,6 +1326,172 @@ mod tests {
         }
     }
 
+    /// Issue 12: a bucket keeps 16-bit signatures, so keys of one bucket can share one. Two
+    /// such keys must both be found, updated and expired each on its own (the entry's full key
+    /// decides).
+    #[test]
+    fn two_keys_with_one_signature_in_one_bucket_are_both_found() {
+        let mut t = ConnTable::new(8); // one bucket: every key shares it
+        let keys = random_keys(77, 4096);
+        let mut by_sig = std::collections::HashMap::new();
+        let (a, b) = keys
+            .iter()
+            .find_map(|k| {
+                let sig = signature(t.hash(k));
+                by_sig.insert(sig, *k).map(|other| (other, *k))
+            })
+            .expect("a signature collision among 4096 keys");
+        assert_ne!(a, b);
+        assert_eq!(signature(t.hash(&a)), signature(t.hash(&b)));
+        assert_eq!(t.insert(&a, MemberId(1), 0, 1000), InsertOutcome::Inserted);
+        assert_eq!(t.lookup(&b, 0), None, "a signature match alone is no hit");
+        assert_eq!(t.insert(&b, MemberId(2), 0, 2000), InsertOutcome::Inserted);
+        assert_eq!(t.lookup(&a, 0), Some(MemberId(1)));
+        assert_eq!(t.lookup(&b, 0), Some(MemberId(2)));
+        assert_eq!(t.live(0), 2);
+        // Updating one leaves the other.
+        assert_eq!(t.insert(&b, MemberId(3), 0, 2000), InsertOutcome::Updated);
+        assert_eq!(t.insert(&a, MemberId(4), 0, 1000), InsertOutcome::Updated);
+        assert_eq!(t.lookup(&a, 0), Some(MemberId(4)));
+        assert_eq!(t.lookup(&b, 0), Some(MemberId(3)));
+        assert_eq!(t.live(0), 2);
+        // One expires, the other stays; re-inserting the dead one takes its own slot back.
+        assert_eq!(t.lookup(&a, 1000), None);
+        assert_eq!(t.lookup(&b, 1000), Some(MemberId(3)));
+        assert_eq!(t.insert(&a, MemberId(5), 1000, 10), InsertOutcome::Updated);
+        assert_eq!(t.live(1000), 2);
+        assert!(t.set_timeout(&b, 1000, 5));
+        assert!(t.find(&b, t.hash(&b), 1001).unwrap().closing);
+        assert!(!t.find(&a, t.hash(&a), 1001).unwrap().closing);
+    }
+
+    /// Issue 12: expiries are a wrapping 32-bit millisecond clock. Entries made just before
+    /// the clock's low 32 bits wrap live exactly their timeout across the wrap, at any epoch.
+    #[test]
+    fn expiry_is_exact_across_the_32_bit_clock_wrap() {
+        for epoch in [1u64 << 32, 5 << 32, u64::MAX - (1 << 32) + 1] {
+            let mut t = ConnTable::new(64);
+            let (k, k2) = (key(1), key(2));
+            let now = epoch - 100;
+            assert_eq!(t.insert(&k, MemberId(1), now, 500), InsertOutcome::Inserted);
+            // Expires exactly on the wrap (low 32 bits 0, stored as 1 ms later).
+            t.insert(&k2, MemberId(2), now, 100);
+            assert_eq!(t.lookup(&k, epoch + 399), Some(MemberId(1)), "{epoch:#x}");
+            assert_eq!(t.lookup(&k, epoch + 400), None, "{epoch:#x}");
+            assert_eq!(t.lookup(&k2, epoch - 1), Some(MemberId(2)));
+            assert_eq!(t.lookup(&k2, epoch + 1), None);
+            // Dead stays dead for far longer than any timeout.
+            assert_eq!(t.lookup(&k, epoch + (1 << 31)), None);
+            assert_eq!(t.live(epoch + (1 << 31)), 0);
+            // k2's expiry landed on 0 (empty), so it is stored 1 ms late: live at the wrap.
+            assert_eq!(t.lookup(&k2, epoch), Some(MemberId(2)));
+            let mut left = Vec::new();
+            t.export(0, t.capacity(), epoch + 1, |r| {
+                left.push((r.member, r.remaining_ms))
+            });
+            assert_eq!(left, [(MemberId(1), 399)]);
+        }
+    }
+
+    /// Issue 12: timeouts are clamped to MAX_TIMEOUT_MS, so a live entry can never look dead
+    /// (nor a dead one live) through the wrap; installs are clamped the same way.
+    #[test]
+    fn timeouts_are_clamped_to_the_clock_window() {
+        let mut t = ConnTable::new(64);
+        let now = 7 << 32;
+        t.insert(&key(1), MemberId(1), now, u64::MAX);
+        assert_eq!(
+            t.lookup(&key(1), now + MAX_TIMEOUT_MS - 1),
+            Some(MemberId(1))
+        );
+        assert_eq!(t.lookup(&key(1), now + MAX_TIMEOUT_MS), None);
+        let rec = FlowRecord {
+            key: key(2),
+            member: MemberId(2),
+            state: FlowState::Established,
+            isn: 1,
+            remaining_ms: u32::MAX,
+        };
+        assert_eq!(t.install(&rec, now), InstallOutcome::Installed);
+        let mut left = Vec::new();
+        t.export(0, t.capacity(), now, |r| left.push(r.remaining_ms));
+        assert_eq!(left, [MAX_TIMEOUT_MS as u32; 2]);
+        assert_eq!(t.lookup(&key(2), now + MAX_TIMEOUT_MS), None);
+    }
+
+    /// Issue 12: the sweep counts live slots like `live_in`, and empties the dead ones, which
+    /// is what keeps a long-dead entry from looking live when the 32-bit clock comes round
+    /// (the module docs, "Time"): unswept, it would.
+    #[test]
+    fn the_sweep_empties_dead_slots_before_the_clock_comes_round() {
+        let mut t = ConnTable::new(64);
+        let keys = random_keys(3, 20);
+        for (i, k) in keys.iter().enumerate() {
+            // Even keys live 1 s, odd ones 10 s.
+            t.insert(
+                k,
+                MemberId(i as u32),
+                0,
+                if i % 2 == 0 { 1000 } else { 10_000 },
+            );
+        }
+        let mut unswept = ConnTable::new(64);
+        for (i, k) in keys.iter().enumerate() {
+            unswept.insert(k, MemberId(i as u32), 0, 1000);
+        }
+        assert_eq!(t.live_in(0, 64, 5000), 10);
+        assert_eq!(t.sweep_in(0, 32, 5000) + t.sweep_in(32, 100, 5000), 10);
+        assert_eq!(t.live(5000), 10);
+        for (i, k) in keys.iter().enumerate() {
+            let want = (i % 2 == 1).then_some(MemberId(i as u32));
+            assert_eq!(t.lookup(k, 5000), want, "key {i}");
+        }
+        // An emptied slot forgot its key: re-inserting it is a new entry.
+        assert_eq!(
+            t.insert(&keys[0], MemberId(9), 5000, 10),
+            InsertOutcome::Inserted
+        );
+        assert_eq!(
+            unswept.insert(&keys[0], MemberId(9), 5000, 10),
+            InsertOutcome::Updated
+        );
+        // 2^32 - 2^30 ms after they died (~37 days), unswept dead entries read as live
+        // again; swept ones stay empty.
+        let (mut t, keys) = (ConnTable::new(64), &keys[1..]);
+        for (i, k) in keys.iter().enumerate() {
+            t.insert(k, MemberId(i as u32), 0, 1000);
+        }
+        let later = 1000 + (1u64 << 32) - MAX_TIMEOUT_MS;
+        assert_eq!(unswept.live(later), keys.len(), "the sweep is needed");
+        t.sweep_in(0, t.capacity(), 2000);
+        assert_eq!(t.live(later), 0);
+        assert_eq!(t.lookup(&keys[0], later), None);
+        assert_eq!(t.sweep_in(0, t.capacity(), later), 0);
+    }
+
+    /// Issue 12: the prefetches are hints only: whatever they are asked, look-ups and the
+    /// table are unchanged.
+    #[test]
+    fn prefetches_change_nothing() {
+        let mut t = ConnTable::new(1 << 12);
+        let keys = random_keys(9, 3000);
+        for (i, k) in keys.iter().enumerate() {
+            t.insert(k, MemberId(i as u32), 0, 1000);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            let h = t.hash(k);
+            t.prefetch(h);
+            t.prefetch_entries(h, 1);
+            t.prefetch_entries(h, 5000);
+            assert_eq!(t.lookup(k, 1), Some(MemberId(i as u32)));
+        }
+        for h in [0, 1, u32::MAX, 0xdead_beef] {
+            t.prefetch(h);
+            t.prefetch_entries(h, 0);
+        }
+        assert_eq!(t.live(1), 3000);
+    }
+
     fn rec(k: FlowKey, m: u32, state: FlowState, isn: u32, remaining_ms: u32) -> FlowRecord {
         FlowRecord {
             key: k,
