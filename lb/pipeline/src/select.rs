@@ -298,25 +298,10 @@ impl Selector {
         self.cursors.resize(new.cursor_count(), 0);
     }
 
-    /// Stage one of a burst's look-ups: starts loading both connection-table bucket lines of
-    /// every TCP packet in `live` (a bit mask over `meta`), so that their misses overlap. See
-    /// [`ConnTable::prefetch`].
-    #[inline]
-    pub fn prefetch_buckets(&self, meta: &[PacketMeta], mut live: u32) {
-        while live != 0 {
-            let i = live.trailing_zeros() as usize;
-            live &= live - 1;
-            if let Some(m) = meta.get(i) {
-                if m.key.proto == protocol::TCP {
-                    self.conns.prefetch(m.hash);
-                }
-            }
-        }
-    }
-
-    /// Stage two, after [`prefetch_buckets`](Self::prefetch_buckets) over the same packets:
-    /// reads their bucket lines (arriving by now) and starts loading the entry line of each
-    /// signature match. See [`ConnTable::prefetch_entries`].
+    /// The second step of a burst's look-ups, after the pipeline prefetched the bucket lines
+    /// of the packets in `live` ([`ConnTable::prefetch`], while classifying): reads their
+    /// bucket lines (arriving by now) and starts loading the entry line of each signature
+    /// match. See [`ConnTable::prefetch_entries`].
     #[inline]
     pub fn prefetch_entries(&self, meta: &[PacketMeta], mut live: u32, now_ms: u64) {
         while live != 0 {

@@ -413,15 +413,20 @@ impl Pipeline {
         // Later fragments (no ports): the fragment table, not select, places them.
         let mut rest: u32 = 0;
 
-        // Stage 1: classify, every packet's headers on their way into the cache first.
+        // Stage 1: classify, every packet's headers on their way into the cache first. Each
+        // TCP packet's two connection-table bucket lines are prefetched as soon as its hash is
+        // known, so that their misses overlap the classification of the rest of the burst.
         for p in pkts.iter() {
             p.prefetch();
         }
+        let conns = self.selector.conns();
         for i in 0..n {
             match classify_with(rx_cfg, snap, rx_port, pkts[i].data()) {
                 Ok(m) => {
                     if m.frag.kind == FragKind::Rest {
                         rest |= 1 << i;
+                    } else if m.key.proto == crate::wire::ipv4::protocol::TCP {
+                        conns.prefetch(m.hash);
                     }
                     meta[i] = m;
                     live |= 1 << i;
@@ -430,11 +435,10 @@ impl Pipeline {
             }
         }
 
-        // Stage 2: select. The connection-table look-ups of the whole burst in three steps
-        // (DPDK rte_hash_lookup_bulk style), so that their cache misses overlap: every
-        // packet's two bucket lines are prefetched, then their signatures scanned and the
-        // matching entry lines prefetched, then each packet is selected.
-        self.selector.prefetch_buckets(&meta[..], live & !rest);
+        // Stage 2: select. The connection-table look-ups of the whole burst go in three steps
+        // (DPDK rte_hash_lookup_bulk style) so that their cache misses overlap: the bucket
+        // lines (prefetched in stage 1), then every packet's signatures scanned and the
+        // matching entry lines prefetched, then each packet selected.
         self.selector
             .prefetch_entries(&meta[..], live & !rest, now_ms);
         let mut bits = live & !rest;
