@@ -12,7 +12,8 @@
 //!   port (a flood's worst case: sticky and wildcard_sticky look for an affinity that is never
 //!   there), into a table of 131,072 entries with the clock advancing 1 ms per burst, so the
 //!   table is full of half-open entries (5 s timeout) that expire and are evicted: new flows per
-//!   second per core.
+//!   second per core, and what the table did with them (inserts, of which evicting a live
+//!   half-open entry; SYNs served without a slot; drops) from the pipeline's counters.
 //!
 //! - **hand-off** (issue 9, SC4; `wrr`): full handshakes (a burst of 32 SYNs of new flows, then
 //!   their 32 ACKs, which make the entries established), with `PipelineConfig::handoff` off and
@@ -217,6 +218,9 @@ fn established(policy: Policy, flows: u32, secs: f64) -> (f64, usize) {
     (pps, entries)
 }
 
+/// The table the SYN-only run fills: smaller than the SYNs live at once, so it is full.
+const NEW_FLOW_SLOTS: usize = 1 << 17;
+
 /// SYN frames of distinct new flows, each from its own client address and port: more than the
 /// table holds and than live in it at once (160k half-open at 1 ms per burst), so by the time
 /// the ring comes round its flows' entries have expired and they are new again.
@@ -235,9 +239,24 @@ fn syn_ring() -> Vec<u8> {
     out
 }
 
-/// New flows per second, and the share of them that evicted a half-open entry.
-fn new_flows(policy: Policy, secs: f64, ring: &[u8]) -> (f64, f64) {
-    let mut b = Bench::new(policy, 1 << 17);
+/// What the table did with the SYNs of one [`new_flows`] run (the pipeline's counters).
+struct NewFlowCounts {
+    /// SYNs received.
+    rx: u64,
+    /// Entries written (`conn_inserts`: free slots and evictions).
+    inserts: u64,
+    /// Of those, inserts that evicted a live (half-open) entry.
+    evictions: u64,
+    /// SYNs forwarded without an entry (both buckets full of half-open entries younger than
+    /// the grace; served by the consistent hash).
+    without_slot: u64,
+    /// Packets dropped, for any reason (none expected).
+    drops: u64,
+}
+
+/// New flows per second, and the table's counts for the run.
+fn new_flows(policy: Policy, secs: f64, ring: &[u8]) -> (f64, NewFlowCounts) {
+    let mut b = Bench::new(policy, NEW_FLOW_SLOTS);
     let bursts = ring.len() / (BURST * FRAME_LEN);
     let mut k = 0usize;
     let mut now = 0u64;
@@ -249,8 +268,16 @@ fn new_flows(policy: Policy, secs: f64, ring: &[u8]) -> (f64, f64) {
     });
     assert!(b.all_forwarded(), "new flows: {:?}", b.verdicts[0]);
     let c = b.pipeline.counters();
-    let evicted = CoreCounters::get(&c.conn_evictions) as f64 / CoreCounters::get(&c.rx) as f64;
-    (fps, evicted)
+    let counts = NewFlowCounts {
+        rx: CoreCounters::get(&c.rx),
+        inserts: CoreCounters::get(&c.conn_inserts),
+        evictions: CoreCounters::get(&c.conn_evictions),
+        without_slot: CoreCounters::get(&c.syn_without_slot),
+        drops: c.drops.iter().map(CoreCounters::get).sum(),
+    };
+    // Every SYN is a new flow: it took a slot, or was served without one.
+    assert_eq!(counts.inserts + counts.without_slot, counts.rx, "new flows");
+    (fps, counts)
 }
 
 /// Handshakes (SYN burst, then its ACK burst) per second on one core, hand-off off or on (see
@@ -334,7 +361,8 @@ pub fn run(flows: u32, secs: f64) {
         Policy::WildcardSticky,
     ] {
         let (pps, entries) = established(policy, flows, secs);
-        let (fps, evicting) = new_flows(policy, secs, &ring);
+        let (fps, n) = new_flows(policy, secs, &ring);
+        let evicting = n.evictions as f64 / n.rx.max(1) as f64;
         println!(
             "# {:<16} {:>18.2} {:>14} {:>22.2} {:>15.0}%",
             policy.name(),
@@ -344,11 +372,20 @@ pub fn run(flows: u32, secs: f64) {
             evicting * 100.0
         );
         println!(
-            "RESULT policy={} established_mpps={:.3} table_entries={entries} new_flows_mps={:.3} evicting={:.3}",
+            "#   new flows ({} SYNs into {NEW_FLOW_SLOTS} slots): {} inserts, {} evicting, {} without a slot, {} drops",
+            n.rx, n.inserts, n.evictions, n.without_slot, n.drops
+        );
+        println!(
+            "RESULT policy={} established_mpps={:.3} table_entries={entries} new_flows_mps={:.3} evicting={:.3} syns={} inserts={} evictions={} without_slot={} drops={}",
             policy.name(),
             pps / 1e6,
             fps / 1e6,
-            evicting
+            evicting,
+            n.rx,
+            n.inserts,
+            n.evictions,
+            n.without_slot,
+            n.drops
         );
     }
     let (off, _) = handshakes(false, secs);

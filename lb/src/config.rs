@@ -500,6 +500,15 @@ const STICKY_MS: std::ops::RangeInclusive<u64> = 1_000..=86_400_000;
 /// SYN_RECV timeout (60 s).
 const HALF_OPEN_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
 
+// The connection table's wrapping 32-bit clock holds timeouts of at most
+// `conntrack::MAX_TIMEOUT_MS` (~12 days; issue 12): every `[tables]` timeout's maximum (tcp_*_secs
+// at most 86,400 s, checked below) must stay under it.
+const _: () = assert!(
+    *STICKY_MS.end() <= clua_pipeline::conntrack::MAX_TIMEOUT_MS
+        && *HALF_OPEN_MS.end() <= clua_pipeline::conntrack::MAX_TIMEOUT_MS
+        && 86_400 * 1000 <= clua_pipeline::conntrack::MAX_TIMEOUT_MS
+);
+
 impl Default for RawTables {
     fn default() -> Self {
         let d = PipelineConfig::default();

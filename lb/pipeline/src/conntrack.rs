@@ -1,7 +1,7 @@
 //! The per-core connection table: which member owns an established flow.
 //!
 //! A fixed-capacity, two-choice set-associative hash table (Katran's per-CPU LRU map, without
-//! the LRU list): `capacity / 8` buckets of [`WAYS`] entries each. Every key has two candidate
+//! the LRU list): `capacity / 8` buckets of [`WAYS`] slots each. Every key has two candidate
 //! buckets, `hash & mask` and `mix(hash) & mask` (an independent remix of the 32-bit flow hash,
 //! see [`ConnTable::buckets`]); a key lives in at most one slot of the two. It is allocated once
 //! in [`ConnTable::new`]; nothing afterwards allocates. Entries expire by time rather than being
@@ -17,13 +17,37 @@
 //! insert never evicts an established or closing entry, nor a half-open one younger than
 //! [`HALF_OPEN_GRACE_MS`] (a genuine handshake in progress): with none to evict it is refused
 //! (`None`), and the caller forwards the SYN without an entry (issue 9: a SYN flood of 20x the
-//! table must not reset established connections, nor the genuine ones it overlaps). With one choice, 8-way buckets at 25 % load still overflow now
-//! and then (an evicted live flow may be re-selected to another member and its TCP connection
-//! broken). Taking the first bucket whenever it has room, rather than the less loaded one,
-//! still evicts a few keys per 32k at 50 % load (simulated: 3-13 per seed, 2^13 buckets);
-//! least-loaded keeps the fullest bucket at 6-7 of 8 there and evicts none (see the tests).
-//! The price is a second bucket to load on lookup: both are prefetched by
-//! [`ConnTable::touch_bucket`], and about half the keys live in their second bucket.
+//! table must not reset established connections, nor the genuine ones it overlaps). With one
+//! choice, 8-way buckets at 25 % load still overflow now and then (an evicted live flow may be
+//! re-selected to another member and its TCP connection broken). Taking the first bucket
+//! whenever it has room, rather than the less loaded one, still evicts a few keys per 32k at
+//! 50 % load (simulated: 3-13 per seed, 2^13 buckets); least-loaded keeps the fullest bucket at
+//! 6-7 of 8 there and evicts none (see the tests).
+//!
+//! **Layout** (issue 12). A bucket is one 64-byte cache line holding what look-ups, inserts and
+//! evictions decide on: per slot a 16-bit signature (hash bits the first bucket index does not
+//! use, [`signature`]), the 32-bit expiry and the state (half-open, closing). The slots' keys,
+//! members and ISNs are in a separate array of 32-byte entries (two per line, never straddling
+//! one). A look-up reads its two bucket lines and, for a signature match among the live slots,
+//! that slot's entry line: 3 lines, against 8 (two buckets of four lines of 32-byte entries)
+//! before. A miss reads no entry line at all (unless a signature collides, about 16 in 2^14);
+//! an insert decides free slots and victims from the bucket lines alone. Two keys with the same
+//! signature in one bucket are told apart by the entry's full key. The pipeline issues the
+//! bucket prefetches for a whole burst ([`ConnTable::prefetch`]), then the entry prefetches
+//! ([`ConnTable::prefetch_entries`]), then looks up, like DPDK's `rte_hash_lookup_bulk`. Both
+//! arrays are asked onto transparent huge pages ([`clua_prefetch::huge_boxed_slice`]): a 1M-flow
+//! table is ~80 MiB, whose 4 KiB pages would make nearly every look-up a TLB miss too.
+//!
+//! **Time.** Expiries are the low 32 bits of a millisecond clock (`now_ms as u32`, wrapping
+//! every ~49.7 days), 0 meaning an empty slot (an expiry that lands on 0 is stored as 1, a
+//! millisecond late). The invariant: a slot is live at `now` iff its expiry `e` is not 0 and
+//! `e - now` (wrapping) is in `1..=MAX_TIMEOUT_MS + 1`. Timeouts are clamped to
+//! [`MAX_TIMEOUT_MS`] (2^30 ms, ~12.4 days; aliasd's config allows at most 24 h), so a live
+//! entry always passes; a dead entry passes again only after it has been dead for
+//! 2^32 - 2^30 - 1 ms (~37 days). Before that [`ConnTable::sweep_in`] must have zeroed it: the
+//! worker's occupancy sweep ([`crate::Pipeline::sweep_occupancy`]) walks every slot in seconds
+//! to minutes, and zeroes every dead slot it passes. A table nobody sweeps is correct for 37
+//! days of clock (every test, bench and fuzz run).
 //!
 //! Bucket placement is keyed: the hash passed in is [`FlowKey::hash_keyed`] under the table's
 //! [`FlowHashKey`] (see [`ConnTable::hash`]), never the NIC's RSS hash, whose Toeplitz key is
@@ -33,15 +57,24 @@
 //! Each core owns its table, so nothing here is shared or locked. The table stores stable
 //! [`MemberId`]s, so it survives snapshot swaps (established flows keep their member).
 
+use clua_prefetch::{huge_boxed_slice, prefetch_read};
+
 use crate::handoff::FlowRecord;
 use crate::hash::{FlowHashKey, FlowKey};
 use crate::snapshot::MemberId;
 
-/// Entries per bucket.
+/// Slots per bucket.
 pub const WAYS: usize = 8;
 
 /// Smallest capacity (one bucket).
 pub const MIN_CAPACITY: usize = WAYS;
+
+/// The longest timeout an entry can have; longer ones are clamped to it (see the module docs,
+/// "Time").
+pub const MAX_TIMEOUT_MS: u64 = 1 << 30;
+
+/// `e - now` (wrapping) of a live slot is below this plus one.
+const LIVE_WINDOW: u32 = MAX_TIMEOUT_MS as u32 + 1;
 
 /// What a flow's entry says about its TCP connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,30 +90,51 @@ pub enum FlowState {
     Closing,
 }
 
-/// One slot. 32 bytes, so a bucket is four cache lines.
+/// One bucket: what look-ups and inserts decide on, in one cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Bucket {
+    /// Per slot: [`signature`] of its key's hash (meaningful only while `expiry` is not 0).
+    sig: [u16; WAYS],
+    /// Per slot: the low 32 bits of the millisecond after which the entry is dead; 0 = empty.
+    expiry: [u32; WAYS],
+    /// Per slot: [`HALF_OPEN`] or [`CLOSING`] or neither (established).
+    state: [u8; WAYS],
+    _spare: [u8; WAYS],
+}
+
+const _: () = assert!(core::mem::size_of::<Bucket>() == 64);
+const _: () = assert!(core::mem::size_of::<Entry>() == 32);
+
+const EMPTY: Bucket = Bucket {
+    sig: [0; WAYS],
+    expiry: [0; WAYS],
+    state: [0; WAYS],
+    _spare: [0; WAYS],
+};
+
+/// One slot's cold part, read only to confirm a signature match or on a hit.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(32))]
 struct Entry {
     /// `src << 32 | dst`.
     k0: u64,
     /// `src_port << 24 | dst_port << 8 | proto` (40 bits).
     k1: u64,
-    /// Milliseconds after which the entry is dead; 0 = never used.
-    expiry: u64,
-    /// Owning member id in bits 0..30; bit 31: FIN or RST seen (the entry runs on the closing
-    /// timeout); bit 30: half-open (only the client's SYN seen). At most one of the two is set.
-    /// Member ids stay below 2^30 (they index the snapshot's member list).
+    /// Owning member id (below 2^30: ids index the snapshot's member list; the top two bits
+    /// are masked off, as the state bits were when they lived here).
     member: u32,
     /// The initial sequence number of the SYN that opened the flow (0: opened by another
     /// segment, e.g. mid-flow after a router restart).
     isn: u32,
 }
 
-const CLOSING: u32 = 1 << 31;
-const HALF_OPEN: u32 = 1 << 30;
-const STATE: u32 = CLOSING | HALF_OPEN;
+const CLOSING: u8 = 1 << 1;
+const HALF_OPEN: u8 = 1 << 0;
+const MEMBER_MASK: u32 = (1 << 30) - 1;
 
 #[inline(always)]
-fn state_bits(state: FlowState) -> u32 {
+fn state_bits(state: FlowState) -> u8 {
     match state {
         FlowState::HalfOpen => HALF_OPEN,
         FlowState::Established => 0,
@@ -89,8 +143,14 @@ fn state_bits(state: FlowState) -> u32 {
 }
 
 #[inline(always)]
-fn member_word(member: MemberId, state: FlowState) -> u32 {
-    (member.0 & !STATE) | state_bits(state)
+fn state_of(bits: u8) -> FlowState {
+    if bits & CLOSING != 0 {
+        FlowState::Closing
+    } else if bits & HALF_OPEN != 0 {
+        FlowState::HalfOpen
+    } else {
+        FlowState::Established
+    }
 }
 
 #[inline(always)]
@@ -112,14 +172,73 @@ fn unpack(k0: u64, k1: u64) -> FlowKey {
     }
 }
 
+/// The 16-bit signature a slot keeps of its key's flow hash: the top half, which the first
+/// bucket index (the low bits) does not use up to 2^16 buckets (512k slots), and shares 2 bits
+/// with at 2^18 buckets. Keys of one bucket then differ in ~14 signature bits or more, so a
+/// look-up confirms a false match in the entry line about once per 1,000 misses.
 #[inline(always)]
-fn state_of(member: u32) -> FlowState {
-    if member & CLOSING != 0 {
-        FlowState::Closing
-    } else if member & HALF_OPEN != 0 {
-        FlowState::HalfOpen
+pub fn signature(hash: u32) -> u16 {
+    (hash >> 16) as u16
+}
+
+/// The table's clock: the low 32 bits of `now_ms` (see the module docs, "Time").
+#[inline(always)]
+fn clock(now_ms: u64) -> u32 {
+    now_ms as u32
+}
+
+/// Whether a slot with expiry `e` is live at `now` (the invariant of the module docs).
+#[inline(always)]
+fn alive(e: u32, now: u32) -> bool {
+    (e != 0) & (e.wrapping_sub(now).wrapping_sub(1) < LIVE_WINDOW)
+}
+
+/// The expiry `timeout_ms` (clamped to [`MAX_TIMEOUT_MS`]) after `now`, never 0 (empty).
+#[inline(always)]
+fn expiry_after(now: u32, timeout_ms: u64) -> u32 {
+    let e = now.wrapping_add(timeout_ms.min(MAX_TIMEOUT_MS) as u32);
+    if e == 0 {
+        1
     } else {
-        FlowState::Established
+        e
+    }
+}
+
+/// Milliseconds a live slot with expiry `e` has left at `now` (1..=MAX_TIMEOUT_MS + 1).
+#[inline(always)]
+fn remaining(e: u32, now: u32) -> u32 {
+    e.wrapping_sub(now)
+}
+
+impl Bucket {
+    /// Bit `w` set: slot `w` is live at `now`.
+    #[inline(always)]
+    fn live_mask(&self, now: u32) -> u32 {
+        let mut m = 0;
+        for w in 0..WAYS {
+            m |= u32::from(alive(self.expiry[w], now)) << w;
+        }
+        m
+    }
+
+    /// Bit `w` set: slot `w` is live at `now` and has signature `sig`.
+    #[inline(always)]
+    fn match_mask(&self, sig: u16, now: u32) -> u32 {
+        let mut m = 0;
+        for w in 0..WAYS {
+            m |= u32::from((self.sig[w] == sig) & alive(self.expiry[w], now)) << w;
+        }
+        m
+    }
+
+    /// Bit `w` set: slot `w` is in use (live or expired, not empty) and has signature `sig`.
+    #[inline(always)]
+    fn used_mask(&self, sig: u16) -> u32 {
+        let mut m = 0;
+        for w in 0..WAYS {
+            m |= u32::from((self.sig[w] == sig) & (self.expiry[w] != 0)) << w;
+        }
+        m
     }
 }
 
@@ -130,12 +249,12 @@ fn state_of(member: u32) -> FlowState {
 /// hash to another member, and that member resets the connection (seen in the lab at 25,000
 /// SYNs/s on a 1,024-entry table). With it, flood SYNs that find only young half-open entries
 /// get no slot and are served statelessly by the consistent hash, like SYN cookies; the
-/// genuine SYNs among them too, and their ACKs miss and take the same hash. `new_expiry` and
-/// `now_ms` give the inserted entry's (half-open) timeout; half-open entries all share it, so
-/// an entry whose expiry is `grace` before the new one's is `grace` old.
+/// genuine SYNs among them too, and their ACKs miss and take the same hash. `new_left` is the
+/// inserted entry's (half-open) time left; half-open entries all share that timeout, so an
+/// entry with `grace` less time left than the new one is `grace` old.
 #[inline(always)]
-fn half_open_grace(new_expiry: u64, now_ms: u64) -> u64 {
-    (new_expiry.saturating_sub(now_ms) / 2).min(HALF_OPEN_GRACE_MS)
+fn half_open_grace(new_left: u64) -> u64 {
+    (new_left / 2).min(HALF_OPEN_GRACE_MS)
 }
 
 /// See [`half_open_grace`].
@@ -158,7 +277,8 @@ pub struct Slot {
 /// What [`ConnTable::insert`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InsertOutcome {
-    /// The key had an entry (live or expired) that now holds the new member and expiry.
+    /// The key had an entry (live, or expired and not yet swept) that now holds the new member
+    /// and expiry.
     Updated,
     /// The key took an empty or expired slot.
     Inserted,
@@ -185,6 +305,7 @@ pub enum InstallOutcome {
 /// A fixed-capacity flow -> member table. See the module docs.
 #[derive(Debug)]
 pub struct ConnTable {
+    buckets: Box<[Bucket]>,
     entries: Box<[Entry]>,
     mask: u32,
     key: FlowHashKey,
@@ -192,7 +313,8 @@ pub struct ConnTable {
 
 impl ConnTable {
     /// A table of at least `capacity` entries: rounded up to a power of two, at least
-    /// [`MIN_CAPACITY`]. This is the only allocation the table ever makes.
+    /// [`MIN_CAPACITY`]. This is the only allocation the table ever makes: 40 bytes a slot (an
+    /// eighth of its 64-byte bucket line, and its 32-byte entry).
     ///
     /// # Panics
     /// If the rounded capacity exceeds 2^35 entries (the bucket index is 32 bits).
@@ -213,14 +335,15 @@ impl ConnTable {
             "connection table capacity {cap} too large"
         );
         ConnTable {
-            entries: vec![Entry::default(); cap].into_boxed_slice(),
+            buckets: huge_boxed_slice(buckets, EMPTY),
+            entries: huge_boxed_slice(cap, Entry::default()),
             mask: (buckets - 1) as u32,
             key,
         }
     }
 
     /// The hash that places `key` in this table: [`FlowKey::hash_keyed`] under the table's key.
-    /// Callers that pass a hash in (`find`, `insert_hashed`, `touch_bucket`) must pass this one
+    /// Callers that pass a hash in (`find`, `insert_hashed`, `prefetch`) must pass this one
     /// (classify computes it once per packet, with the same key, as `PacketMeta::hash`).
     #[inline(always)]
     pub fn hash(&self, key: &FlowKey) -> u32 {
@@ -234,32 +357,43 @@ impl ConnTable {
 
     /// The first slot of each of the two candidate buckets of a key whose flow hash is `hash`:
     /// `hash & mask`, and the same bits of a multiply-xorshift remix of the whole hash (so the
-    /// second choice depends on hash bits the first does not use). Both indexes are keyed
-    /// because `hash` is ([`ConnTable::hash`]); the remix itself needs no key. They coincide for some keys
-    /// (always, in a one-bucket table); everything below copes with that.
+    /// second choice depends on hash bits the first does not use), times [`WAYS`]. Both
+    /// indexes are keyed because `hash` is ([`ConnTable::hash`]); the remix itself needs no key.
+    /// They coincide for some keys (always, in a one-bucket table); everything below copes with
+    /// that.
     #[inline(always)]
     pub fn buckets(&self, hash: u32) -> (usize, usize) {
+        let (a, b) = self.bucket_pair(hash);
+        (a * WAYS, b * WAYS)
+    }
+
+    /// [`buckets`](Self::buckets) as bucket indexes.
+    #[inline(always)]
+    fn bucket_pair(&self, hash: u32) -> (usize, usize) {
         let mut h = hash ^ (hash >> 16);
         h = h.wrapping_mul(0x7feb_352d);
         h ^= h >> 15;
         h = h.wrapping_mul(0x846c_a68b);
         h ^= h >> 16;
-        (
-            (hash & self.mask) as usize * WAYS,
-            (h & self.mask) as usize * WAYS,
-        )
+        ((hash & self.mask) as usize, (h & self.mask) as usize)
     }
 
     #[inline(always)]
-    fn find_in(&self, base: usize, k0: u64, k1: u64, now_ms: u64) -> Option<Slot> {
-        let bucket = &self.entries[base..base + WAYS];
-        for (i, e) in bucket.iter().enumerate() {
-            if e.k0 == k0 && e.k1 == k1 && e.expiry > now_ms {
+    fn find_in(&self, b: usize, sig: u16, k0: u64, k1: u64, now: u32) -> Option<Slot> {
+        let bucket = self.buckets.get(b)?;
+        let mut m = bucket.match_mask(sig, now);
+        while m != 0 {
+            let w = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let i = b * WAYS + w;
+            let e = self.entries.get(i)?;
+            if e.k0 == k0 && e.k1 == k1 {
+                let st = bucket.state[w];
                 return Some(Slot {
-                    index: (base + i) as u32,
-                    member: MemberId(e.member & !STATE),
-                    closing: e.member & CLOSING != 0,
-                    half_open: e.member & HALF_OPEN != 0,
+                    index: i as u32,
+                    member: MemberId(e.member & MEMBER_MASK),
+                    closing: st & CLOSING != 0,
+                    half_open: st & HALF_OPEN != 0,
                     isn: e.isn,
                 });
             }
@@ -273,32 +407,48 @@ impl ConnTable {
     pub fn find(&self, key: &FlowKey, hash: u32, now_ms: u64) -> Option<Slot> {
         debug_assert_eq!(hash, self.hash(key), "hash under another key");
         let (k0, k1) = pack(key);
-        let (b1, b2) = self.buckets(hash);
-        match self.find_in(b1, k0, k1, now_ms) {
+        let (b1, b2) = self.bucket_pair(hash);
+        let (sig, now) = (signature(hash), clock(now_ms));
+        match self.find_in(b1, sig, k0, k1, now) {
             Some(s) => Some(s),
-            None if b2 != b1 => self.find_in(b2, k0, k1, now_ms),
+            None if b2 != b1 => self.find_in(b2, sig, k0, k1, now),
             None => None,
         }
     }
 
-    /// Reads both buckets `hash` maps to (one word per cache line) so that their lines are on
-    /// their way into the cache before [`find`](Self::find) needs them. Issuing this for a whole
-    /// burst first lets the CPU overlap the misses (a safe stand-in for `rte_prefetch0`; the
-    /// crate has no `unsafe` for the intrinsic). Returns a value the caller should fold into
-    /// something observable so that the reads are not optimised away.
-    #[inline]
-    pub fn touch_bucket(&self, hash: u32) -> u64 {
-        let (b1, b2) = self.buckets(hash);
-        let a = &self.entries[b1..b1 + WAYS];
-        let b = &self.entries[b2..b2 + WAYS];
-        a[0].expiry
-            ^ a[2].expiry
-            ^ a[4].expiry
-            ^ a[6].expiry
-            ^ b[0].expiry
-            ^ b[2].expiry
-            ^ b[4].expiry
-            ^ b[6].expiry
+    /// Starts loading both bucket lines of the key whose hash is `hash` (a prefetch: returns at
+    /// once). Issued for a whole burst before any look-up, the misses overlap.
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u32) {
+        let (b1, b2) = self.bucket_pair(hash);
+        if let Some(b) = self.buckets.get(b1) {
+            prefetch_read(b);
+        }
+        if let Some(b) = self.buckets.get(b2) {
+            prefetch_read(b);
+        }
+    }
+
+    /// Starts loading the entry line of every live slot of both buckets whose signature is
+    /// `hash`'s (normally one, or none for a new flow). Reads the bucket lines, so it should
+    /// follow [`prefetch`](Self::prefetch) by a burst's worth of work.
+    #[inline(always)]
+    pub fn prefetch_entries(&self, hash: u32, now_ms: u64) {
+        let (b1, b2) = self.bucket_pair(hash);
+        let (sig, now) = (signature(hash), clock(now_ms));
+        for b in [b1, b2] {
+            let Some(bucket) = self.buckets.get(b) else {
+                continue;
+            };
+            let mut m = bucket.match_mask(sig, now);
+            while m != 0 {
+                let w = m.trailing_zeros() as usize;
+                m &= m - 1;
+                if let Some(e) = self.entries.get(b * WAYS + w) {
+                    prefetch_read(e);
+                }
+            }
+        }
     }
 
     /// The member owning `key`, if its entry is live. Expired entries are misses.
@@ -323,9 +473,10 @@ impl ConnTable {
     /// [`refresh`](Self::refresh) into any state.
     #[inline]
     pub fn refresh_as(&mut self, slot: Slot, now_ms: u64, timeout_ms: u64, state: FlowState) {
-        if let Some(e) = self.entries.get_mut(slot.index as usize) {
-            e.expiry = now_ms.saturating_add(timeout_ms).max(1);
-            e.member = (e.member & !STATE) | state_bits(state);
+        let i = slot.index as usize;
+        if let Some(b) = self.buckets.get_mut(i / WAYS) {
+            b.expiry[i % WAYS] = expiry_after(clock(now_ms), timeout_ms);
+            b.state[i % WAYS] = state_bits(state);
         }
     }
 
@@ -360,14 +511,14 @@ impl ConnTable {
     }
 
     /// Records that `key` (hash `hash`) belongs to `member`, in `state`, until
-    /// `now_ms + timeout_ms`.
+    /// `now_ms + timeout_ms` (at most [`MAX_TIMEOUT_MS`]).
     ///
-    /// Reuses the key's own entry (live or expired) if either bucket has one, else the first
-    /// empty or expired slot of the bucket with more of them (the first bucket on a tie), else
-    /// evicts ([`InsertOutcome::Evicted`]) the half-open entry closest to expiry among both
-    /// buckets, else, unless `state` is half-open, the live entry closest to expiry. `None`: a
-    /// half-open insert found both buckets full of established and closing entries, and
-    /// nothing was written.
+    /// Reuses the key's own entry (live, or expired and not yet swept) if either bucket has
+    /// one, else the first empty or expired slot of the bucket with more of them (the first
+    /// bucket on a tie), else evicts ([`InsertOutcome::Evicted`]) the half-open entry closest
+    /// to expiry among both buckets, else, unless `state` is half-open, the live entry closest
+    /// to expiry. `None`: a half-open insert found both buckets full of established and closing
+    /// entries, and nothing was written.
     #[inline]
     #[allow(clippy::too_many_arguments)] // the packet path passes what it has already computed
     pub fn insert_hashed(
@@ -385,76 +536,109 @@ impl ConnTable {
         let new = Entry {
             k0,
             k1,
-            expiry: now_ms.saturating_add(timeout_ms).max(1),
-            member: member_word(member, state),
+            member: member.0 & MEMBER_MASK,
             isn,
         };
-        self.put(new, hash, now_ms, state, true)
+        let now = clock(now_ms);
+        self.put(new, hash, now, expiry_after(now, timeout_ms), state, true)
     }
 
-    /// Writes `new` (whose key hashes to `hash`) as [`insert_hashed`](Self::insert_hashed)
-    /// describes; with `evict_established` false, a full pair of buckets gives up only a
-    /// half-open entry, whatever `state` is (installs, see [`install`](Self::install)).
+    /// Writes `new` (whose key hashes to `hash`) to expire at `expiry`, as
+    /// [`insert_hashed`](Self::insert_hashed) describes; with `evict_established` false, a full
+    /// pair of buckets gives up only a half-open entry, whatever `state` is (installs, see
+    /// [`install`](Self::install)). Everything but the key's own entry is decided from the
+    /// bucket lines.
     #[inline]
     fn put(
         &mut self,
         new: Entry,
         hash: u32,
-        now_ms: u64,
+        now: u32,
+        expiry: u32,
         state: FlowState,
         evict_established: bool,
     ) -> Option<InsertOutcome> {
-        let (k0, k1) = (new.k0, new.k1);
-        let (b1, b2) = self.buckets(hash);
-        // Per bucket: its first free (empty or expired) slot and how many it has.
-        let mut free = [(0usize, 0u32); 2];
-        // The live entry closest to expiry, and the half-open one (used only when both buckets
-        // are full of live entries). Half-open entries all run on one timeout, so the one
-        // closest to expiry is the one whose client was heard from least recently.
-        let mut oldest = (b1, u64::MAX);
-        let mut oldest_half_open = (b1, u64::MAX);
-        for (j, base) in [b1, b2].into_iter().enumerate() {
-            for i in base..base + WAYS {
-                let e = &self.entries[i];
-                if e.k0 == k0 && e.k1 == k1 && e.expiry != 0 {
-                    self.entries[i] = new;
+        let (b1, b2) = self.bucket_pair(hash);
+        let sig = signature(hash);
+        let pair = [b1, b2];
+        let pair = if b1 == b2 { &pair[..1] } else { &pair[..] };
+        // The key's own entry, live or expired.
+        for &b in pair {
+            let mut m = self.buckets.get(b).map_or(0, |bk| bk.used_mask(sig));
+            while m != 0 {
+                let w = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let i = b * WAYS + w;
+                if self
+                    .entries
+                    .get(i)
+                    .is_some_and(|e| e.k0 == new.k0 && e.k1 == new.k1)
+                {
+                    self.write(i, sig, expiry, state, new);
                     return Some(InsertOutcome::Updated);
-                }
-                if e.expiry <= now_ms {
-                    if free[j].1 == 0 {
-                        free[j].0 = i;
-                    }
-                    free[j].1 += 1;
-                } else {
-                    if e.expiry < oldest.1 {
-                        oldest = (i, e.expiry);
-                    }
-                    if e.member & HALF_OPEN != 0 && e.expiry < oldest_half_open.1 {
-                        oldest_half_open = (i, e.expiry);
-                    }
                 }
             }
         }
+        // Per bucket: its live slots.
+        let mut live = [WAYS_MASK; 2];
+        for (j, &b) in pair.iter().enumerate() {
+            live[j] = self
+                .buckets
+                .get(b)
+                .map_or(WAYS_MASK, |bk| bk.live_mask(now));
+        }
+        let free = |j: usize| (!live[j] & WAYS_MASK).count_ones();
+        let first_free =
+            |j: usize, b: usize| b * WAYS + (!live[j] & WAYS_MASK).trailing_zeros() as usize;
         // The less loaded bucket, the first on a tie (and when both are the same bucket).
-        let (i, outcome) = if free[0].1 > 0 && (free[0].1 >= free[1].1 || b1 == b2) {
-            (free[0].0, InsertOutcome::Inserted)
-        } else if free[1].1 > 0 {
-            (free[1].0, InsertOutcome::Inserted)
-        } else if oldest_half_open.1 != u64::MAX
-            && (state != FlowState::HalfOpen
-                || oldest_half_open
-                    .1
-                    .saturating_add(half_open_grace(new.expiry, now_ms))
-                    <= new.expiry)
-        {
-            (oldest_half_open.0, InsertOutcome::Evicted)
-        } else if state != FlowState::HalfOpen && evict_established {
-            (oldest.0, InsertOutcome::Evicted)
+        let (i, outcome) = if free(0) > 0 && (pair.len() == 1 || free(0) >= free(1)) {
+            (first_free(0, b1), InsertOutcome::Inserted)
+        } else if pair.len() == 2 && free(1) > 0 {
+            (first_free(1, b2), InsertOutcome::Inserted)
         } else {
-            return None;
+            // Both full of live entries. The live entry closest to expiry, and the half-open one.
+            // Half-open entries all run on one timeout, so the one closest to expiry is the one
+            // whose client was heard from least recently.
+            let mut oldest = (usize::MAX, u32::MAX);
+            let mut oldest_half_open = (usize::MAX, u32::MAX);
+            for &b in pair {
+                let Some(bk) = self.buckets.get(b) else {
+                    continue;
+                };
+                for w in 0..WAYS {
+                    let left = remaining(bk.expiry[w], now);
+                    if left < oldest.1 {
+                        oldest = (b * WAYS + w, left);
+                    }
+                    if bk.state[w] & HALF_OPEN != 0 && left < oldest_half_open.1 {
+                        oldest_half_open = (b * WAYS + w, left);
+                    }
+                }
+            }
+            let new_left = u64::from(remaining(expiry, now));
+            if oldest_half_open.0 != usize::MAX
+                && (state != FlowState::HalfOpen
+                    || u64::from(oldest_half_open.1) + half_open_grace(new_left) <= new_left)
+            {
+                (oldest_half_open.0, InsertOutcome::Evicted)
+            } else if state != FlowState::HalfOpen && evict_established && oldest.0 != usize::MAX {
+                (oldest.0, InsertOutcome::Evicted)
+            } else {
+                return None;
+            }
         };
-        self.entries[i] = new;
+        self.write(i, sig, expiry, state, new);
         Some(outcome)
+    }
+
+    #[inline(always)]
+    fn write(&mut self, i: usize, sig: u16, expiry: u32, state: FlowState, new: Entry) {
+        if let (Some(b), Some(e)) = (self.buckets.get_mut(i / WAYS), self.entries.get_mut(i)) {
+            b.sig[i % WAYS] = sig;
+            b.expiry[i % WAYS] = expiry;
+            b.state[i % WAYS] = state_bits(state);
+            *e = new;
+        }
     }
 
     /// [`insert_hashed`](Self::insert_hashed) of an established flow (which always finds a
@@ -481,10 +665,10 @@ impl ConnTable {
     }
 
     /// Hands every live entry among the `count` slots from `from_slot` on (wrapping at the
-    /// end of the table) to `f`, as a [`FlowRecord`] with the time it has left after `now_ms`
-    /// (at most `u32::MAX` ms). Returns the slot to continue from, so that a caller walking a
-    /// few slots at a time (a worker's periodic hand-off walk, issue 9) covers the whole table
-    /// in [`capacity`](Self::capacity) slots. `count` above the capacity walks the table once.
+    /// end of the table) to `f`, as a [`FlowRecord`] with the time it has left after `now_ms`.
+    /// Returns the slot to continue from, so that a caller walking a few slots at a time (a
+    /// worker's periodic hand-off walk, issue 9) covers the whole table in
+    /// [`capacity`](Self::capacity) slots. `count` above the capacity walks the table once.
     pub fn export(
         &self,
         from_slot: usize,
@@ -493,17 +677,20 @@ impl ConnTable {
         mut f: impl FnMut(FlowRecord),
     ) -> usize {
         let cap = self.entries.len();
+        let now = clock(now_ms);
         let mut i = from_slot % cap;
         for _ in 0..count.min(cap) {
-            let e = &self.entries[i];
-            if e.expiry > now_ms {
-                f(FlowRecord {
-                    key: unpack(e.k0, e.k1),
-                    member: MemberId(e.member & !STATE),
-                    state: state_of(e.member),
-                    isn: e.isn,
-                    remaining_ms: (e.expiry - now_ms).min(u64::from(u32::MAX)) as u32,
-                });
+            if let (Some(b), Some(e)) = (self.buckets.get(i / WAYS), self.entries.get(i)) {
+                let (w, exp) = (i % WAYS, b.expiry[i % WAYS]);
+                if alive(exp, now) {
+                    f(FlowRecord {
+                        key: unpack(e.k0, e.k1),
+                        member: MemberId(e.member & MEMBER_MASK),
+                        state: state_of(b.state[w]),
+                        isn: e.isn,
+                        remaining_ms: remaining(exp, now),
+                    });
+                }
             }
             i += 1;
             if i == cap {
@@ -514,7 +701,7 @@ impl ConnTable {
     }
 
     /// Installs a flow another router (or this router before a restart) handed over, until
-    /// `now_ms + rec.remaining_ms`. The rule (issue 9), in order:
+    /// `now_ms + rec.remaining_ms` (at most [`MAX_TIMEOUT_MS`]). The rule (issue 9), in order:
     ///
     /// 1. `remaining_ms` 0: nothing happens ([`InstallOutcome::Expired`]).
     /// 2. No live entry for the key: inserted ([`InstallOutcome::Installed`]), like a half-open
@@ -538,15 +725,21 @@ impl ConnTable {
         }
         let key = &rec.key;
         let hash = self.hash(key);
-        let expiry = now_ms.saturating_add(u64::from(rec.remaining_ms)).max(1);
+        let now = clock(now_ms);
+        let expiry = expiry_after(now, u64::from(rec.remaining_ms));
         if let Some(slot) = self.find(key, hash, now_ms) {
-            let Some(e) = self.entries.get_mut(slot.index as usize) else {
+            let i = slot.index as usize;
+            let (Some(b), Some(e)) = (self.buckets.get_mut(i / WAYS), self.entries.get_mut(i))
+            else {
                 return InstallOutcome::Kept;
             };
-            if slot.member == MemberId(rec.member.0 & !STATE) {
-                e.expiry = e.expiry.max(expiry);
+            let w = i % WAYS;
+            if slot.member == MemberId(rec.member.0 & MEMBER_MASK) {
+                if remaining(expiry, now) > remaining(b.expiry[w], now) {
+                    b.expiry[w] = expiry;
+                }
                 if slot.half_open {
-                    e.member = member_word(slot.member, rec.state);
+                    b.state[w] = state_bits(rec.state);
                     if e.isn == 0 {
                         e.isn = rec.isn;
                     }
@@ -556,24 +749,20 @@ impl ConnTable {
             if slot.isn != 0 || rec.isn == 0 {
                 return InstallOutcome::Kept;
             }
-            *e = Entry {
-                k0: e.k0,
-                k1: e.k1,
-                expiry,
-                member: member_word(rec.member, rec.state),
-                isn: rec.isn,
-            };
+            b.expiry[w] = expiry;
+            b.state[w] = state_bits(rec.state);
+            e.member = rec.member.0 & MEMBER_MASK;
+            e.isn = rec.isn;
             return InstallOutcome::Installed;
         }
         let (k0, k1) = pack(key);
         let new = Entry {
             k0,
             k1,
-            expiry,
-            member: member_word(rec.member, rec.state),
+            member: rec.member.0 & MEMBER_MASK,
             isn: rec.isn,
         };
-        match self.put(new, hash, now_ms, rec.state, false) {
+        match self.put(new, hash, now, expiry, rec.state, false) {
             Some(_) => InstallOutcome::Installed,
             None => InstallOutcome::Refused,
         }
@@ -581,25 +770,63 @@ impl ConnTable {
 
     /// Number of live entries at `now_ms` (a full scan, for tests and metrics).
     pub fn live(&self, now_ms: u64) -> usize {
-        self.entries.iter().filter(|e| e.expiry > now_ms).count()
+        let now = clock(now_ms);
+        self.buckets
+            .iter()
+            .map(|b| b.live_mask(now).count_ones() as usize)
+            .sum()
     }
 
     /// Number of live entries at `now_ms` among the `count` slots from `from` (clamped to the
-    /// table): one step of an occupancy sweep.
+    /// table).
     pub fn live_in(&self, from: usize, count: usize, now_ms: u64) -> usize {
-        let from = from.min(self.entries.len());
-        let to = from.saturating_add(count).min(self.entries.len());
-        self.entries[from..to]
-            .iter()
-            .filter(|e| e.expiry > now_ms)
+        let now = clock(now_ms);
+        let (from, to) = self.clamp(from, count);
+        (from..to)
+            .filter(|&i| {
+                self.buckets
+                    .get(i / WAYS)
+                    .is_some_and(|b| alive(b.expiry[i % WAYS], now))
+            })
             .count()
+    }
+
+    /// [`live_in`](Self::live_in), and empties every dead slot among them: one step of the
+    /// occupancy sweep, which keeps the wrapping clock's invariant (module docs, "Time"). An
+    /// emptied slot's key is forgotten: a later insert of it is `Inserted`, not `Updated`.
+    pub fn sweep_in(&mut self, from: usize, count: usize, now_ms: u64) -> usize {
+        let now = clock(now_ms);
+        let (from, to) = self.clamp(from, count);
+        let mut live = 0;
+        for i in from..to {
+            if let Some(b) = self.buckets.get_mut(i / WAYS) {
+                let w = i % WAYS;
+                if alive(b.expiry[w], now) {
+                    live += 1;
+                } else {
+                    b.expiry[w] = 0;
+                    b.state[w] = 0;
+                    b.sig[w] = 0;
+                }
+            }
+        }
+        live
+    }
+
+    fn clamp(&self, from: usize, count: usize) -> (usize, usize) {
+        let from = from.min(self.entries.len());
+        (from, from.saturating_add(count).min(self.entries.len()))
     }
 
     /// Forgets every entry.
     pub fn clear(&mut self) {
+        self.buckets.fill(EMPTY);
         self.entries.fill(Entry::default());
     }
 }
+
+/// All [`WAYS`] bits of a bucket mask.
+const WAYS_MASK: u32 = (1 << WAYS) - 1;
 
 #[cfg(test)]
 mod tests {
@@ -757,7 +984,7 @@ mod tests {
         let mut second = None;
         for (i, k) in keys.iter().enumerate() {
             let (b1, b2) = t.buckets(k.hash());
-            let full = t.entries[b1..b1 + WAYS].iter().all(|e| e.expiry > 0);
+            let full = t.buckets[b1 / WAYS].expiry.iter().all(|&e| e != 0);
             if t.insert(k, MemberId(i as u32), 0, 1000) == InsertOutcome::Evicted {
                 break;
             }
@@ -1097,6 +1324,172 @@ mod tests {
             }
             assert_eq!(t.lookup(&victim, 2).is_none(), evicted, "{table_key:?}");
         }
+    }
+
+    /// Issue 12: a bucket keeps 16-bit signatures, so keys of one bucket can share one. Two
+    /// such keys must both be found, updated and expired each on its own (the entry's full key
+    /// decides).
+    #[test]
+    fn two_keys_with_one_signature_in_one_bucket_are_both_found() {
+        let mut t = ConnTable::new(8); // one bucket: every key shares it
+        let keys = random_keys(77, 4096);
+        let mut by_sig = std::collections::HashMap::new();
+        let (a, b) = keys
+            .iter()
+            .find_map(|k| {
+                let sig = signature(t.hash(k));
+                by_sig.insert(sig, *k).map(|other| (other, *k))
+            })
+            .expect("a signature collision among 4096 keys");
+        assert_ne!(a, b);
+        assert_eq!(signature(t.hash(&a)), signature(t.hash(&b)));
+        assert_eq!(t.insert(&a, MemberId(1), 0, 1000), InsertOutcome::Inserted);
+        assert_eq!(t.lookup(&b, 0), None, "a signature match alone is no hit");
+        assert_eq!(t.insert(&b, MemberId(2), 0, 2000), InsertOutcome::Inserted);
+        assert_eq!(t.lookup(&a, 0), Some(MemberId(1)));
+        assert_eq!(t.lookup(&b, 0), Some(MemberId(2)));
+        assert_eq!(t.live(0), 2);
+        // Updating one leaves the other.
+        assert_eq!(t.insert(&b, MemberId(3), 0, 2000), InsertOutcome::Updated);
+        assert_eq!(t.insert(&a, MemberId(4), 0, 1000), InsertOutcome::Updated);
+        assert_eq!(t.lookup(&a, 0), Some(MemberId(4)));
+        assert_eq!(t.lookup(&b, 0), Some(MemberId(3)));
+        assert_eq!(t.live(0), 2);
+        // One expires, the other stays; re-inserting the dead one takes its own slot back.
+        assert_eq!(t.lookup(&a, 1000), None);
+        assert_eq!(t.lookup(&b, 1000), Some(MemberId(3)));
+        assert_eq!(t.insert(&a, MemberId(5), 1000, 10), InsertOutcome::Updated);
+        assert_eq!(t.live(1000), 2);
+        assert!(t.set_timeout(&b, 1000, 5));
+        assert!(t.find(&b, t.hash(&b), 1001).unwrap().closing);
+        assert!(!t.find(&a, t.hash(&a), 1001).unwrap().closing);
+    }
+
+    /// Issue 12: expiries are a wrapping 32-bit millisecond clock. Entries made just before
+    /// the clock's low 32 bits wrap live exactly their timeout across the wrap, at any epoch.
+    #[test]
+    fn expiry_is_exact_across_the_32_bit_clock_wrap() {
+        for epoch in [1u64 << 32, 5 << 32, u64::MAX - (1 << 32) + 1] {
+            let mut t = ConnTable::new(64);
+            let (k, k2) = (key(1), key(2));
+            let now = epoch - 100;
+            assert_eq!(t.insert(&k, MemberId(1), now, 500), InsertOutcome::Inserted);
+            // Expires exactly on the wrap (low 32 bits 0, stored as 1 ms later).
+            t.insert(&k2, MemberId(2), now, 100);
+            assert_eq!(t.lookup(&k, epoch + 399), Some(MemberId(1)), "{epoch:#x}");
+            assert_eq!(t.lookup(&k, epoch + 400), None, "{epoch:#x}");
+            assert_eq!(t.lookup(&k2, epoch - 1), Some(MemberId(2)));
+            assert_eq!(t.lookup(&k2, epoch + 1), None);
+            // Dead stays dead for far longer than any timeout.
+            assert_eq!(t.lookup(&k, epoch + (1 << 31)), None);
+            assert_eq!(t.live(epoch + (1 << 31)), 0);
+            // k2's expiry landed on 0 (empty), so it is stored 1 ms late: live at the wrap.
+            assert_eq!(t.lookup(&k2, epoch), Some(MemberId(2)));
+            let mut left = Vec::new();
+            t.export(0, t.capacity(), epoch + 1, |r| {
+                left.push((r.member, r.remaining_ms))
+            });
+            assert_eq!(left, [(MemberId(1), 399)]);
+        }
+    }
+
+    /// Issue 12: timeouts are clamped to MAX_TIMEOUT_MS, so a live entry can never look dead
+    /// (nor a dead one live) through the wrap; installs are clamped the same way.
+    #[test]
+    fn timeouts_are_clamped_to_the_clock_window() {
+        let mut t = ConnTable::new(64);
+        let now = 7 << 32;
+        t.insert(&key(1), MemberId(1), now, u64::MAX);
+        assert_eq!(
+            t.lookup(&key(1), now + MAX_TIMEOUT_MS - 1),
+            Some(MemberId(1))
+        );
+        assert_eq!(t.lookup(&key(1), now + MAX_TIMEOUT_MS), None);
+        let rec = FlowRecord {
+            key: key(2),
+            member: MemberId(2),
+            state: FlowState::Established,
+            isn: 1,
+            remaining_ms: u32::MAX,
+        };
+        assert_eq!(t.install(&rec, now), InstallOutcome::Installed);
+        let mut left = Vec::new();
+        t.export(0, t.capacity(), now, |r| left.push(r.remaining_ms));
+        assert_eq!(left, [MAX_TIMEOUT_MS as u32; 2]);
+        assert_eq!(t.lookup(&key(2), now + MAX_TIMEOUT_MS), None);
+    }
+
+    /// Issue 12: the sweep counts live slots like `live_in`, and empties the dead ones, which
+    /// is what keeps a long-dead entry from looking live when the 32-bit clock comes round
+    /// (the module docs, "Time"): unswept, it would.
+    #[test]
+    fn the_sweep_empties_dead_slots_before_the_clock_comes_round() {
+        let mut t = ConnTable::new(64);
+        let keys = random_keys(3, 20);
+        for (i, k) in keys.iter().enumerate() {
+            // Even keys live 1 s, odd ones 10 s.
+            t.insert(
+                k,
+                MemberId(i as u32),
+                0,
+                if i % 2 == 0 { 1000 } else { 10_000 },
+            );
+        }
+        let mut unswept = ConnTable::new(64);
+        for (i, k) in keys.iter().enumerate() {
+            unswept.insert(k, MemberId(i as u32), 0, 1000);
+        }
+        assert_eq!(t.live_in(0, 64, 5000), 10);
+        assert_eq!(t.sweep_in(0, 32, 5000) + t.sweep_in(32, 100, 5000), 10);
+        assert_eq!(t.live(5000), 10);
+        for (i, k) in keys.iter().enumerate() {
+            let want = (i % 2 == 1).then_some(MemberId(i as u32));
+            assert_eq!(t.lookup(k, 5000), want, "key {i}");
+        }
+        // An emptied slot forgot its key: re-inserting it is a new entry.
+        assert_eq!(
+            t.insert(&keys[0], MemberId(9), 5000, 10),
+            InsertOutcome::Inserted
+        );
+        assert_eq!(
+            unswept.insert(&keys[0], MemberId(9), 5000, 10),
+            InsertOutcome::Updated
+        );
+        // 2^32 - 2^30 ms after they died (~37 days), unswept dead entries read as live
+        // again; swept ones stay empty.
+        let (mut t, keys) = (ConnTable::new(64), &keys[1..]);
+        for (i, k) in keys.iter().enumerate() {
+            t.insert(k, MemberId(i as u32), 0, 1000);
+        }
+        let later = 1000 + (1u64 << 32) - MAX_TIMEOUT_MS;
+        assert_eq!(unswept.live(later), keys.len(), "the sweep is needed");
+        t.sweep_in(0, t.capacity(), 2000);
+        assert_eq!(t.live(later), 0);
+        assert_eq!(t.lookup(&keys[0], later), None);
+        assert_eq!(t.sweep_in(0, t.capacity(), later), 0);
+    }
+
+    /// Issue 12: the prefetches are hints only: whatever they are asked, look-ups and the
+    /// table are unchanged.
+    #[test]
+    fn prefetches_change_nothing() {
+        let mut t = ConnTable::new(1 << 12);
+        let keys = random_keys(9, 3000);
+        for (i, k) in keys.iter().enumerate() {
+            t.insert(k, MemberId(i as u32), 0, 1000);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            let h = t.hash(k);
+            t.prefetch(h);
+            t.prefetch_entries(h, 1);
+            t.prefetch_entries(h, 5000);
+            assert_eq!(t.lookup(k, 1), Some(MemberId(i as u32)));
+        }
+        for h in [0, 1, u32::MAX, 0xdead_beef] {
+            t.prefetch(h);
+            t.prefetch_entries(h, 0);
+        }
+        assert_eq!(t.live(1), 3000);
     }
 
     fn rec(k: FlowKey, m: u32, state: FlowState, isn: u32, remaining_ms: u32) -> FlowRecord {

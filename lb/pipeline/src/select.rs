@@ -180,8 +180,6 @@ pub struct Selector {
     conns: ConnTable,
     cursors: Vec<u32>,
     timeouts: Timeouts,
-    /// Where [`touch_buckets`](Self::touch_buckets) leaves its reads.
-    sink: u64,
     /// Whether TCP entries that become established are recorded for hand-off to peer routers
     /// (issue 9; off: nothing is recorded, at no cost).
     handoff: bool,
@@ -212,7 +210,6 @@ impl Selector {
             conns: ConnTable::with_key(conn_capacity, key),
             cursors: vec![0; snapshot.cursor_count()],
             timeouts,
-            sink: 0,
             handoff: false,
             handoffs: [FlowRecord::default(); HANDOFF_CAP],
             handoff_len: 0,
@@ -301,21 +298,21 @@ impl Selector {
         self.cursors.resize(new.cursor_count(), 0);
     }
 
-    /// Starts loading the connection-table bucket of every TCP packet in `live` (a bit mask
-    /// over `meta`), so that the misses of a burst overlap. See [`ConnTable::touch_bucket`].
+    /// The second step of a burst's look-ups, after the pipeline prefetched the bucket lines
+    /// of the packets in `live` ([`ConnTable::prefetch`], while classifying): reads their
+    /// bucket lines (arriving by now) and starts loading the entry line of each signature
+    /// match. See [`ConnTable::prefetch_entries`].
     #[inline]
-    pub fn touch_buckets(&mut self, meta: &[PacketMeta], mut live: u32) {
-        let mut sink = 0;
+    pub fn prefetch_entries(&self, meta: &[PacketMeta], mut live: u32, now_ms: u64) {
         while live != 0 {
             let i = live.trailing_zeros() as usize;
             live &= live - 1;
             if let Some(m) = meta.get(i) {
                 if m.key.proto == protocol::TCP {
-                    sink ^= self.conns.touch_bucket(m.hash);
+                    self.conns.prefetch_entries(m.hash, now_ms);
                 }
             }
         }
-        self.sink = core::hint::black_box(sink);
     }
 
     /// The member for new traffic to `(proto, port)` of an alias: for in_multi the next one of

@@ -28,7 +28,7 @@ use crate::BURST;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PipelineConfig {
     /// Connection-table entries per core, rounded up to a power of two (at least 8). Allocated
-    /// once, 32 bytes each. Default 65536 (2 MiB).
+    /// once, 40 bytes each (see [`crate::conntrack`]). Default 65536 (2.5 MiB).
     pub conn_capacity: usize,
     /// Milliseconds an established TCP flow may be idle before its entry expires.
     /// Default 300 000 (5 minutes).
@@ -176,14 +176,17 @@ impl Pipeline {
     /// until reused), so occupancy cannot be kept by counting inserts; the worker loop calls
     /// this with a small budget instead, so a pass over a 65,536-slot table takes a few
     /// thousand loops and nothing is added per packet. The figure is a sweep's: entries made
-    /// or expired during the pass may or may not be in it.
+    /// or expired during the pass may or may not be in it. The sweep also empties the dead
+    /// slots it passes ([`ConnTable::sweep_in`](crate::conntrack::ConnTable::sweep_in)), which
+    /// the table's wrapping 32-bit clock needs at least once every ~37 days per slot (see
+    /// [`crate::conntrack`], "Time"): call it regularly.
     pub fn sweep_occupancy(&mut self, slots: usize, now_ms: u64) {
-        let conns = self.selector.conns();
+        let conns = self.selector.conns_mut();
         let cap = conns.capacity();
         let mut left = slots.min(cap);
         while left > 0 {
             let n = left.min(cap - self.sweep_at);
-            self.sweep_live += conns.live_in(self.sweep_at, n, now_ms) as u64;
+            self.sweep_live += conns.sweep_in(self.sweep_at, n, now_ms) as u64;
             self.sweep_at += n;
             left -= n;
             if self.sweep_at == cap {
@@ -410,18 +413,20 @@ impl Pipeline {
         // Later fragments (no ports): the fragment table, not select, places them.
         let mut rest: u32 = 0;
 
-        // Stage 1: classify.
-        if let Some(p) = pkts.first() {
+        // Stage 1: classify, every packet's headers on their way into the cache first. Each
+        // TCP packet's two connection-table bucket lines are prefetched as soon as its hash is
+        // known, so that their misses overlap the classification of the rest of the burst.
+        for p in pkts.iter() {
             p.prefetch();
         }
+        let conns = self.selector.conns();
         for i in 0..n {
-            if let Some(next) = pkts.get(i + 1) {
-                next.prefetch();
-            }
             match classify_with(rx_cfg, snap, rx_port, pkts[i].data()) {
                 Ok(m) => {
                     if m.frag.kind == FragKind::Rest {
                         rest |= 1 << i;
+                    } else if m.key.proto == crate::wire::ipv4::protocol::TCP {
+                        conns.prefetch(m.hash);
                     }
                     meta[i] = m;
                     live |= 1 << i;
@@ -430,8 +435,12 @@ impl Pipeline {
             }
         }
 
-        // Stage 2: select. Start every connection-table load of the burst first.
-        self.selector.touch_buckets(&meta[..], live & !rest);
+        // Stage 2: select. The connection-table look-ups of the whole burst go in three steps
+        // (DPDK rte_hash_lookup_bulk style) so that their cache misses overlap: the bucket
+        // lines (prefetched in stage 1), then every packet's signatures scanned and the
+        // matching entry lines prefetched, then each packet selected.
+        self.selector
+            .prefetch_entries(&meta[..], live & !rest, now_ms);
         let mut bits = live & !rest;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
