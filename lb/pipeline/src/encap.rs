@@ -421,8 +421,7 @@ impl EncapTemplate {
                     return Err(DropReason::NoSourceAddress);
                 }
                 let flow_bits = self.flow_bits(pkt, meta);
-                trim_padding(pkt, l3, ip_len);
-                let (tos, flags) = inner_tos_flags(pkt.data(), l3)?;
+                let (tos, flags) = inner_fields_and_trim(pkt, l3, ip_len)?;
                 // One move of the packet's start instead of dropping the Ethernet header and
                 // then prepending: the same headroom condition (headroom + l3 >= 34).
                 let moved = if l3 <= IPIP_OVERHEAD {
@@ -437,12 +436,15 @@ impl EncapTemplate {
                         DropReason::Truncated
                     });
                 }
+                // Finished in a local copy, then stored once: no read-back of packet memory.
+                let mut hdr = [0u8; IPIP_OVERHEAD];
+                hdr.copy_from_slice(&self.bytes[..IPIP_OVERHEAD]);
+                // RFC 2003 §3.1: TOS and DF copied from the inner header.
+                self.finish_ipv4(&mut hdr, tos, flags & DF_BYTE, ip_len, flow_bits, caps);
                 let Some(h) = pkt.data_mut().first_chunk_mut::<IPIP_OVERHEAD>() else {
                     return Err(DropReason::Truncated);
                 };
-                h.copy_from_slice(&self.bytes[..IPIP_OVERHEAD]);
-                // RFC 2003 §3.1: TOS and DF copied from the inner header.
-                self.finish_ipv4(h, tos, flags & DF_BYTE, ip_len, flow_bits, caps);
+                *h = hdr;
             }
             TemplateMode::Vxlan => {
                 let inner_frame = ethernet::HEADER_LEN + ip_len;
@@ -454,23 +456,23 @@ impl EncapTemplate {
                     return Err(DropReason::NoSourceAddress);
                 }
                 let hash = pkt.rss_hash().unwrap_or(meta.hash);
-                trim_padding(pkt, l3, ip_len);
-                let (tos, _) = inner_tos_flags(pkt.data(), l3)?;
+                let (tos, _) = inner_fields_and_trim(pkt, l3, ip_len)?;
                 if !untag(pkt, meta) {
                     return Err(DropReason::Truncated);
                 }
                 if !pkt.prepend(VXLAN_OVERHEAD) {
                     return Err(DropReason::NoHeadroom);
                 }
+                let mut hdr = self.bytes;
+                // DF is in the template (always set for vxlan).
+                self.finish_ipv4(&mut hdr, tos, 0, udp_len, hash & self.src_host_mask, caps);
+                let src_port = VXLAN_SRC_PORT_BASE + (hash % VXLAN_SRC_PORTS) as u16;
+                hdr[OUTER_UDP..OUTER_UDP + 2].copy_from_slice(&src_port.to_be_bytes());
+                hdr[OUTER_UDP + 4..OUTER_UDP + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
                 let Some(h) = pkt.data_mut().first_chunk_mut::<TEMPLATE_LEN>() else {
                     return Err(DropReason::Truncated);
                 };
-                *h = self.bytes;
-                // DF is in the template (always set for vxlan).
-                self.finish_ipv4(h, tos, 0, udp_len, hash & self.src_host_mask, caps);
-                let src_port = VXLAN_SRC_PORT_BASE + (hash % VXLAN_SRC_PORTS) as u16;
-                h[OUTER_UDP..OUTER_UDP + 2].copy_from_slice(&src_port.to_be_bytes());
-                h[OUTER_UDP + 4..OUTER_UDP + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+                *h = hdr;
             }
         }
         Ok(self.port)
@@ -521,9 +523,29 @@ impl EncapTemplate {
                 + (u32::from(flags) << 8)
                 + (flow_bits >> 16)
                 + (flow_bits & 0xffff);
-            ip[10..12].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+            // At most 17 bits: two folds finish it.
+            let sum = (sum & 0xffff) + (sum >> 16);
+            let sum = (sum & 0xffff) + (sum >> 16);
+            ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
         }
     }
+}
+
+/// The TOS byte and the flags byte of the inner IPv4 header at `l3` (see [`inner_tos_flags`]),
+/// then the Ethernet padding behind the IP packet trimmed: one look at the buffer for both.
+#[inline(always)]
+fn inner_fields_and_trim<B: PacketBuf>(
+    pkt: &mut B,
+    l3: usize,
+    ip_len: usize,
+) -> Result<(u8, u8), DropReason> {
+    let d = pkt.data();
+    let extra = d.len().saturating_sub(l3 + ip_len);
+    let fields = inner_tos_flags(d, l3)?;
+    if extra > 0 {
+        pkt.trim(extra);
+    }
+    Ok(fields)
 }
 
 /// The DF bit in the high byte of the IPv4 flags/fragment-offset field.
