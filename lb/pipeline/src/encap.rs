@@ -436,15 +436,12 @@ impl EncapTemplate {
                         DropReason::Truncated
                     });
                 }
-                // Finished in a local copy, then stored once: no read-back of packet memory.
-                let mut hdr = [0u8; IPIP_OVERHEAD];
-                hdr.copy_from_slice(&self.bytes[..IPIP_OVERHEAD]);
-                // RFC 2003 §3.1: TOS and DF copied from the inner header.
-                self.finish_ipv4(&mut hdr, tos, flags & DF_BYTE, ip_len, flow_bits, caps);
                 let Some(h) = pkt.data_mut().first_chunk_mut::<IPIP_OVERHEAD>() else {
                     return Err(DropReason::Truncated);
                 };
-                *h = hdr;
+                h.copy_from_slice(&self.bytes[..IPIP_OVERHEAD]);
+                // RFC 2003 §3.1: TOS and DF copied from the inner header.
+                self.finish_ipv4(h, tos, flags & DF_BYTE, ip_len, flow_bits, caps);
             }
             TemplateMode::Vxlan => {
                 let inner_frame = ethernet::HEADER_LEN + ip_len;
@@ -463,16 +460,15 @@ impl EncapTemplate {
                 if !pkt.prepend(VXLAN_OVERHEAD) {
                     return Err(DropReason::NoHeadroom);
                 }
-                let mut hdr = self.bytes;
-                // DF is in the template (always set for vxlan).
-                self.finish_ipv4(&mut hdr, tos, 0, udp_len, hash & self.src_host_mask, caps);
-                let src_port = VXLAN_SRC_PORT_BASE + (hash % VXLAN_SRC_PORTS) as u16;
-                hdr[OUTER_UDP..OUTER_UDP + 2].copy_from_slice(&src_port.to_be_bytes());
-                hdr[OUTER_UDP + 4..OUTER_UDP + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
                 let Some(h) = pkt.data_mut().first_chunk_mut::<TEMPLATE_LEN>() else {
                     return Err(DropReason::Truncated);
                 };
-                *h = hdr;
+                *h = self.bytes;
+                // DF is in the template (always set for vxlan).
+                self.finish_ipv4(h, tos, 0, udp_len, hash & self.src_host_mask, caps);
+                let src_port = VXLAN_SRC_PORT_BASE + (hash % VXLAN_SRC_PORTS) as u16;
+                h[OUTER_UDP..OUTER_UDP + 2].copy_from_slice(&src_port.to_be_bytes());
+                h[OUTER_UDP + 4..OUTER_UDP + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
             }
         }
         Ok(self.port)
@@ -490,6 +486,8 @@ impl EncapTemplate {
     /// Patches the outer IPv4 header copied from the template into `h` (behind the Ethernet
     /// header): TOS, the flag byte's extra bits, the total length for `payload_len`, the
     /// source's flow bits, and the checksum from the template's partial sum plus those words.
+    /// Only narrow stores, values taken from the template: nothing just copied is read back
+    /// (a narrow load of a wide store's bytes, or the reverse, can stall store forwarding).
     #[inline(always)]
     fn finish_ipv4(
         &self,
@@ -509,9 +507,15 @@ impl EncapTemplate {
         let total = (ipv4::MIN_HEADER_LEN + payload_len) as u16;
         ip[1] = tos;
         ip[2..4].copy_from_slice(&total.to_be_bytes());
-        ip[6] |= flags;
+        let t = &self.bytes;
+        ip[6] = t[OUTER_IP + 6] | flags;
         if flow_bits != 0 {
-            let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]) | flow_bits;
+            let src = u32::from_be_bytes([
+                t[OUTER_IP + 12],
+                t[OUTER_IP + 13],
+                t[OUTER_IP + 14],
+                t[OUTER_IP + 15],
+            ]) | flow_bits;
             ip[12..16].copy_from_slice(&src.to_be_bytes());
         }
         if caps.ipv4.tx() {
