@@ -230,6 +230,14 @@ impl Setup {
 }
 
 fn bench<M: Measurement>(c: &mut Criterion<M>) {
+/// The vxlan member encap of the encap rows.
+const VXLAN: Encap = Encap::Vxlan {
+    vni: 42,
+    inner_mac: [2, 0, 0, 0, 2, 0x81],
+    udp_port: 4789,
+};
+
+fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("process_burst");
     g.throughput(Throughput::Elements(BURST as u64));
     for (name, encap, flows) in [
@@ -246,6 +254,11 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
             },
             1 << 16,
         ),
+        // Encap's own cost (issue 12): ipip and vxlan next to l2 where the table is cheap and
+        // at 1M flows.
+        ("ipip", Encap::Ipip, 1 << 10),
+        ("vxlan", VXLAN, 1 << 10),
+        ("vxlan", VXLAN, 1 << 20),
     ] {
         let mut s = Setup::new(encap, flows);
         s.burst();

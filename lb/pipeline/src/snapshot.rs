@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use crate::encap::EncapTemplate;
 use crate::hash::IntHashBuilder;
 use crate::maglev::MaglevTable;
 
@@ -408,6 +409,9 @@ pub struct Snapshot {
     /// The members' out_alias source-port ranges on the default alias (CA9, see
     /// [`crate::out_alias`]); empty unless [`Snapshot::with_out_alias`] set it.
     pub out_alias: crate::out_alias::OutAliasTable,
+    /// Each member's precomputed headers, indexed like `members` (absent ids:
+    /// [`EncapTemplate::NO_MEMBER`]): encap reads these, not the members and ports.
+    encap_templates: Box<[EncapTemplate]>,
 }
 
 /// A tier's members with their selw, sorted by id: a Maglev table's input.
@@ -598,7 +602,15 @@ impl Snapshot {
                 proto => return Err(SnapshotError::ServiceProto { proto }),
             }
         }
+        let encap_templates = members
+            .iter()
+            .map(|m| match m {
+                Some(m) => EncapTemplate::new(m, ports.get(m.port as usize)),
+                None => EncapTemplate::NO_MEMBER,
+            })
+            .collect();
         Ok(Snapshot {
+            encap_templates,
             generation,
             ports,
             members,
@@ -722,6 +734,16 @@ impl Snapshot {
     #[inline]
     pub fn member(&self, id: MemberId) -> Option<&Member> {
         self.members.get(id.0 as usize).and_then(Option::as_ref)
+    }
+
+    /// The encapsulation template of the member with this id (issue 12), built with the
+    /// snapshot from the member and its port; [`EncapTemplate::NO_MEMBER`] for an id not in
+    /// this snapshot.
+    #[inline]
+    pub fn encap_template(&self, id: MemberId) -> &EncapTemplate {
+        self.encap_templates
+            .get(id.0 as usize)
+            .unwrap_or(&EncapTemplate::NO_MEMBER)
     }
 
     /// The service mode of a TCP (6) or UDP (17) port; in_single for anything unlisted.

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use crate::buf::PacketBuf;
 use crate::classify::{classify_with, ClassifyConfig, PacketMeta};
-use crate::encap::encap;
 use crate::fragments::{
     FirstLookup, FragKind, FragTable, FragTarget, FragmentConfig, HeldFragments, RestLookup,
 };
@@ -612,16 +611,9 @@ fn encap_one<B: PacketBuf>(
     caps: &ChecksumCapabilities,
     counters: &CoreCounters,
 ) -> Verdict {
-    // Select only returns members of this snapshot, and a member's port exists
-    // (Snapshot::build invariants); the fallbacks keep this panic-free regardless (a held
-    // fragment's member may have left with a snapshot swap).
-    let Some(member) = snap.member(m.member) else {
-        return Verdict::Drop(DropReason::NoMember);
-    };
-    let Some(port) = snap.ports.get(member.port as usize) else {
-        return Verdict::Drop(DropReason::NoMember);
-    };
-    match encap(pkt, m, member, port, caps) {
+    // The member's template holds its port's part too (a held fragment's member may have left
+    // with a snapshot swap: its template drops with `NoMember`).
+    match snap.encap_template(m.member).apply(pkt, m, caps) {
         Ok(p) => {
             if let Some(c) = counters.member_packets.get(m.member.0 as usize) {
                 CoreCounters::add(c, 1);
