@@ -8,11 +8,15 @@
 //!   the pipeline, established Mpps and new-flow rate per core (benches/src/policies.rs).
 //! - `clua-bench pcap --flows N [--ppf K] --out FILE`: the benchmark traffic as a pcap.
 //! - `clua-bench config --flows N --client DEVARGS --ic DEVARGS [--metrics ADDR]
-//!   [--mbufs M] [--memory-mb MB]`: the aliasd configuration (TOML on stdout).
+//!   [--mbufs M] [--memory-mb MB] [--memif 1]`: the aliasd configuration (TOML on stdout);
+//!   `--memif 1` for a zero-copy memif client port (EAL's shared config, one file per segment).
 //! - `clua-bench ring --flows N [--ppf K] [--warmup S] [--secs S] [--memory-mb MB]`: the real
 //!   `clua_lb::worker::Worker` on lcore 1 between two net_ring ports, fed by a generator on
 //!   the main lcore 0 from the same traffic (in memory), with every flow established in the
 //!   connection table before the measured window. Prints a `RESULT` line.
+//! - `clua-bench memif-gen --socket PATH [--flows N] [--ppf K] [--secs S] [--memory-mb MB]
+//!   [--lcore C]`: the same traffic over a net_memif server port to an engine that is the
+//!   zero-copy memif client (benches/src/memif.rs).
 //!
 //! Traffic: flow `i` is client 10.a.b.c (unique per flow) to the alias 198.51.100.100; 7 flows
 //! in 8 are TCP to port 80 (in_multi), 1 in 8 UDP to port 53 (in_multi). No SYNs: a non-SYN
@@ -26,6 +30,7 @@
 mod advert;
 mod handoff;
 mod idle;
+mod memif;
 mod policies;
 mod routers;
 mod workers;
@@ -196,6 +201,7 @@ fn config_toml(
     mbufs: u32,
     memory_mb: u32,
     metrics: Option<&str>,
+    memif: bool,
 ) -> String {
     let connections = (u64::from(flows) * 4).next_power_of_two().max(65536);
     let mut s = format!(
@@ -210,7 +216,7 @@ worker_lcores = [1]
 memory_mb = {memory_mb}
 mbufs = {mbufs}
 idle_sleep_us = 0
-
+{memif_keys}
 [tables]
 connections = {connections}
 
@@ -275,6 +281,14 @@ proto = "udp"
 options = ["in_multi"]
 "#,
         alias = Ipv4Addr::from(ALIAS),
+        // A zero-copy memif client exposes its memory to the generator: one file per memory
+        // segment list (--single-file-segments), and net_memif needs EAL's multi-process
+        // socket (benches/src/memif.rs).
+        memif_keys = if memif {
+            "shared_config = true\nextra_args = [\"--single-file-segments\"]\n"
+        } else {
+            ""
+        },
     );
     if let Some(m) = metrics {
         s += &format!("\n[metrics]\nlisten = \"{m}\"\n");
@@ -320,7 +334,7 @@ fn die(msg: &str) -> ! {
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = argv.first().cloned() else {
-        die("usage: clua-bench pcap|config|ring|advert|routers|handoff|policies ... (see benches/src/main.rs)")
+        die("usage: clua-bench pcap|config|ring|memif-gen|advert|routers|handoff|policies ... (see benches/src/main.rs)")
     };
     let a = Args(argv[1..].to_vec());
     match cmd.as_str() {
@@ -343,6 +357,7 @@ fn main() {
                 a.num("--mbufs", 32767),
                 a.num("--memory-mb", 1024),
                 a.get("--metrics"),
+                a.num("--memif", 0) != 0,
             )
         ),
         "ring" => ring(&a),
@@ -363,6 +378,15 @@ fn main() {
             a.num("--members", 64),
             a.num("--mtu", 1500),
         ),
+        "memif-gen" => memif::run(&memif::GenArgs {
+            flows: a.num("--flows", 65536),
+            ppf: a.num("--ppf", 2),
+            socket: a.req("--socket"),
+            secs: a.num("--secs", 60),
+            connect_secs: a.num("--connect-secs", 60),
+            memory_mb: a.num("--memory-mb", 1024),
+            lcore: a.num("--lcore", 0),
+        }),
         "policies" => policies::run(a.num("--flows", 1 << 20), f64::from(a.num("--secs", 3))),
         "workers" => workers::run(
             a.num("--flows", 1 << 16),
@@ -490,6 +514,12 @@ fn ring(a: &Args) {
     // --control 1: the routing protocols run beside the traffic, as among 3 routers with RIP
     // and BFD (issue 8 "Performance"): see control_frames().
     let control = a.num("--control", 0) != 0;
+    // Issue 12 "a snapshot swap (live reweight) and a metrics scrape under full load lose no
+    // packet": --swap-ms N publishes a reweighted snapshot every N ms, --scrape-ms N renders
+    // the Prometheus text (clua_lb::metrics::Exporter, aliasd's own path) every N ms, both
+    // from the generator's lcore while it keeps the worker saturated.
+    let swap_every = Duration::from_millis(a.num("--swap-ms", 0).into());
+    let scrape_every = Duration::from_millis(a.num("--scrape-ms", 0).into());
     let t = traffic(flows, ppf);
     let pid = std::process::id();
     let prefix = format!("clua-bench-{pid}");
@@ -521,8 +551,25 @@ fn ring(a: &Args) {
             32767,
             memory_mb,
             None,
+            false,
         ),
         "clua-bench ring config",
+    )
+    .unwrap_or_else(|e| die(&e.to_string()));
+    // The reweight: selw 3/2/1 and 1/2/3 alternately (alias web, members m1..m3).
+    let reweighted = Config::parse(
+        &config_toml(
+            "net_ring_client",
+            "net_ring_ic0",
+            flows,
+            32767,
+            memory_mb,
+            None,
+            false,
+        )
+        .replace("{ name = \"m1\", selw = 3 }", "{ name = \"m1\", selw = 1 }")
+        .replace("{ name = \"m3\" }", "{ name = \"m3\", selw = 3 }"),
+        "clua-bench ring config (reweighted)",
     )
     .unwrap_or_else(|e| die(&e.to_string()));
     let pool = Mempool::new("bench_mbufs", 32767, 256, Mempool::DEFAULT_DATA_ROOM, -1)
@@ -543,18 +590,21 @@ fn ring(a: &Args) {
         p.start().unwrap_or_else(|e| die(&format!("start: {e}")));
         macs.push(spec.mac.unwrap_or_else(|| p.mac()));
     }
-    let snapshot = Arc::new(
-        config
-            .cluster
-            .snapshot(1, &macs)
-            .unwrap_or_else(|e| die(&format!("snapshot: {e}")))
-            .with_control(clua_pipeline::snapshot::ControlPorts {
-                router: if control { 9472 } else { 0 },
-                rip: control,
-                bfd: control,
-                sync: 0,
-            }),
-    );
+    let build = |cluster: &clua_ctl::model::Cluster, generation: u64| {
+        Arc::new(
+            cluster
+                .snapshot(generation, &macs)
+                .unwrap_or_else(|e| die(&format!("snapshot: {e}")))
+                .with_control(clua_pipeline::snapshot::ControlPorts {
+                    router: if control { 9472 } else { 0 },
+                    rip: control,
+                    bfd: control,
+                    sync: 0,
+                }),
+        )
+    };
+    let snapshot = build(&config.cluster, 1);
+    let published = Arc::new(ArcSwap::new(snapshot.clone()));
     let control_set = control.then(|| control_frames(&macs));
     let punt = Arc::new(PuntQueues::default());
     let mut next_control = Instant::now();
@@ -571,7 +621,7 @@ fn ring(a: &Args) {
         pipeline: Pipeline::new(&config.pipeline, snapshot.clone(), counters.clone()),
         punt: punt.clone(),
         inject: None,
-        snapshot: Arc::new(ArcSwap::new(snapshot)),
+        snapshot: published.clone(),
         stop: stop.clone(),
         idle: clua_lb::idle::IdlePolicy::Poll,
         clock: TscClock::new(eal.tsc_hz()),
@@ -593,12 +643,34 @@ fn ring(a: &Args) {
     let started = Instant::now();
     let mut mark: Option<(Instant, u64, u64, u64, u64, u64)> = None;
     let mut established_at = None;
-    let result = loop {
+    // Loss accounting over the whole run: frames the generator enqueued, frames that came out
+    // of the worker's TX rings.
+    let mut generated = 0u64;
+    let mut out = 0u64;
+    let drain = |sink: &mut Burst, out: &mut u64| {
         for r in [&i_tx, &c_tx] {
-            while r.dequeue_burst(&mut sink) > 0 {
+            while r.dequeue_burst(sink) > 0 {
+                *out += sink.len() as u64;
                 sink.clear();
             }
         }
+    };
+    let mut generation = 1u64;
+    let mut next_swap = Instant::now() + swap_every;
+    let mut swaps = 0u64;
+    let mut exporter = clua_lb::metrics::Exporter::new();
+    let source = clua_lb::metrics::MetricsSource {
+        cores: vec![counters.clone()],
+        control: Default::default(),
+        snapshot: published.clone(),
+        ports: Box::new(Vec::new),
+        adverts: None,
+    };
+    let mut next_scrape = Instant::now() + scrape_every;
+    let mut scrapes = 0u64;
+    let mut scrape_bytes = 0usize;
+    let result = loop {
+        drain(&mut sink, &mut out);
         let queued = c_rx.count();
         if mark.is_some() {
             polls += 1;
@@ -622,7 +694,7 @@ fn ring(a: &Args) {
                 }
                 want -= 1;
             }
-            c_rx.enqueue_burst(&mut fill);
+            generated += c_rx.enqueue_burst(&mut fill) as u64;
             fill.clear();
             if fill.is_empty() && want > 0 && pool.available() == 0 {
                 break;
@@ -655,6 +727,33 @@ fn ring(a: &Args) {
                 control_punted += punt.drain(64, drop) as u64;
             }
         }
+        if !swap_every.is_zero() && mark.is_some() && now >= next_swap {
+            next_swap = now + swap_every;
+            generation += 1;
+            let cluster = if generation % 2 == 0 {
+                &reweighted.cluster
+            } else {
+                &config.cluster
+            };
+            published.store(build(cluster, generation));
+            swaps += 1;
+        }
+        if !scrape_every.is_zero() && mark.is_some() && now >= next_scrape {
+            next_scrape = now + scrape_every;
+            let text = exporter.render(&source);
+            // The scrape is a real one: its rx count is one the worker had reached.
+            let scraped = text
+                .lines()
+                .find(|l| l.starts_with("clua_rx_packets_total{"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| die("scrape without clua_rx_packets_total"));
+            if scraped as u64 > get(&counters.rx) {
+                die("scrape ahead of the worker's counter");
+            }
+            scrapes += 1;
+            scrape_bytes += text.len();
+        }
         let rx = get(&counters.rx);
         if established_at.is_none() && rx >= total as u64 {
             established_at = Some(now);
@@ -686,19 +785,43 @@ fn ring(a: &Args) {
             die("the worker did not get through one pass over the flows in 60 s");
         }
     };
+    // Let the worker empty its RX rings, then stop it and collect what it sent.
+    let settle = Instant::now();
+    while (c_rx.count() > 0 || i_rx.count() > 0) && settle.elapsed() < Duration::from_secs(10) {
+        drain(&mut sink, &mut out);
+    }
+    std::thread::sleep(Duration::from_millis(50));
     stop.store(true, Ordering::Relaxed);
     launched.wait();
+    drain(&mut sink, &mut out);
     let (secs, rx, fwd, hits, inserts, evictions) = result;
     let drops: u64 = counters.drops.iter().map(get).sum();
+    let punts: u64 = counters.punts.iter().map(get).sum();
+    let dropped_by: Vec<String> = clua_pipeline::DropReason::ALL
+        .iter()
+        .zip(&counters.drops)
+        .filter(|(_, c)| get(c) > 0)
+        .map(|(r, c)| format!("{}:{}", r.name(), get(c)))
+        .collect();
+    // Every frame in is out, dropped (by reason) or punted; anything else is lost.
+    let lost = (generated + control_sent) as i64 - (out + drops + punts) as i64;
     println!(
         "RESULT engine=aliasd-ring flows={flows} packets_in_file={total} secs={secs:.3} rx={rx} \
          forwarded={fwd} mpps={:.3} fwd_mpps={:.3} conn_hits={hits} conn_inserts={inserts} conn_evictions={evictions} \
-         drops_total={drops} table_entries={} generator_empty_polls={:.2}% control={} control_sent={control_sent} control_punted={control_punted}",
+         drops_total={drops} table_entries={} generator_empty_polls={:.2}% control={} control_sent={control_sent} control_punted={control_punted} \
+         generated={generated} out={out} punts={punts} lost={lost} dropped_by={} swaps={swaps} \
+         last_generation={generation} scrapes={scrapes} scrape_bytes={}",
         rx as f64 / secs / 1e6,
         fwd as f64 / secs / 1e6,
         get(&counters.conn_inserts),
         100.0 * empty_polls as f64 / polls.max(1) as f64,
         u8::from(control),
+        if dropped_by.is_empty() {
+            "-".to_string()
+        } else {
+            dropped_by.join(",")
+        },
+        scrape_bytes / scrapes.max(1) as usize,
     );
     for p in [client, ic] {
         let _ = p.stop();
@@ -710,4 +833,10 @@ fn ring(a: &Args) {
     drop(pool);
     drop(eal);
     let _ = std::fs::remove_dir(format!("/var/run/dpdk/{prefix}"));
+    // Exit 3 when a frame was lost, or dropped while the swaps or scrapes ran (scripts/bench
+    // flags it); the control frames of --control 1 are punted, not dropped.
+    if lost != 0 || ((swaps > 0 || scrapes > 0) && drops > 0) {
+        eprintln!("clua-bench ring: lost {lost} frames, dropped {drops} ({dropped_by:?})");
+        std::process::exit(3);
+    }
 }

@@ -34,7 +34,7 @@ pub use eal::{
 };
 pub use error::Error;
 pub use lcore::{launch, Launched};
-pub use mbuf::{Burst, Drain, Mbuf};
+pub use mbuf::{Burst, Drain, Mbuf, SharedMbuf};
 pub use mempool::Mempool;
 pub use port::{probe_vdev, Port, PortConf, PortStats};
 pub use ring::Ring;

@@ -189,6 +189,75 @@ impl PacketBuf for Mbuf {
     }
 }
 
+/// A read-only mbuf that can be transmitted many times without a copy: each transmission
+/// hands the driver one more reference (`rte_mbuf_refcnt_update`), and the driver's free after
+/// sending only takes that reference back. For traffic generators (`clua-bench memif-gen`),
+/// which send the same prepared frames over and over. Dropping it frees the last reference.
+///
+/// No `data_mut`: once shared, a frame's bytes may be read by a driver at any time, so nothing
+/// may write them (DPDK's rule for mbufs whose reference count is above one).
+#[repr(transparent)]
+pub struct SharedMbuf(NonNull<sys::rte_mbuf>);
+
+// SAFETY: the reference count is atomic (RTE_MBUF_REFCNT_ATOMIC, DPDK's default), the bytes
+// are never written after construction, and freeing from any thread is allowed.
+unsafe impl Send for SharedMbuf {}
+// SAFETY: `&SharedMbuf` only reads the frame and adds references atomically.
+unsafe impl Sync for SharedMbuf {}
+
+impl SharedMbuf {
+    /// The frame's bytes.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: mtod points at data_len initialised bytes of the first segment inside the
+        // buffer, which lives while we hold our reference; nobody writes a shared mbuf.
+        unsafe {
+            let m = self.0.as_ptr();
+            std::slice::from_raw_parts(
+                sys::clua_pktmbuf_mtod(m).cast::<u8>(),
+                usize::from(sys::clua_pktmbuf_data_len(m)),
+            )
+        }
+    }
+
+    /// The current reference count (1 when no driver holds it).
+    pub fn refcnt(&self) -> u16 {
+        // SAFETY: a live mbuf; an atomic read.
+        unsafe { sys::clua_mbuf_refcnt_read(self.0.as_ptr()) }
+    }
+
+    /// Adds one reference and returns the raw pointer that carries it, for a burst call that
+    /// takes ownership of one reference per pointer. [`SharedMbuf::put_back`] returns it.
+    pub(crate) fn lend(&self) -> *mut sys::rte_mbuf {
+        // SAFETY: a live mbuf we hold a reference to; the update is atomic.
+        unsafe { sys::clua_mbuf_refcnt_update(self.0.as_ptr(), 1) };
+        self.0.as_ptr()
+    }
+
+    /// Gives back a reference taken by [`SharedMbuf::lend`] that no driver took.
+    ///
+    /// # Safety
+    /// `raw` must come from `lend` on a live `SharedMbuf` and not have been handed over.
+    pub(crate) unsafe fn put_back(raw: *mut sys::rte_mbuf) {
+        // SAFETY: the caller's contract: we own that one extra reference; the count stays
+        // >= 1 because the SharedMbuf still holds its own.
+        unsafe { sys::clua_pktmbuf_free(raw) }
+    }
+}
+
+impl From<Mbuf> for SharedMbuf {
+    fn from(m: Mbuf) -> Self {
+        SharedMbuf(m.into_raw())
+    }
+}
+
+impl Drop for SharedMbuf {
+    fn drop(&mut self) {
+        // SAFETY: we hold one reference and never use it again; rte_pktmbuf_free drops that
+        // reference and returns the mbuf to its pool only when it was the last.
+        unsafe { sys::clua_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
 /// Up to [`BURST`](clua_packet::BURST) owned mbufs: what the burst calls fill and drain. It is
 /// the leaf crate's [`clua_packet::Burst`], so the worker loop and the pipeline see one burst
 /// type for mbufs and heap buffers alike; the FFI side of filling and emptying it is

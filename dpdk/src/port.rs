@@ -8,6 +8,7 @@ use clua_dpdk_sys as sys;
 use clua_packet::PacketPort;
 
 use crate::eal::ensure_running;
+use crate::mbuf::SharedMbuf;
 use crate::mbuf::{fill_burst, send_burst};
 use crate::{Burst, Error, Mbuf, Mempool, Ring};
 
@@ -463,6 +464,32 @@ impl Port {
                 usize::from(sys::clua_eth_tx_burst(self.id, queue, slots, len as u16))
             })
         }
+    }
+}
+
+impl Port {
+    /// Sends up to [`BURST`](clua_packet::BURST) frames from the front of `frames` on TX queue
+    /// `queue` without giving them up: each frame the driver takes costs one reference
+    /// ([`SharedMbuf`]), which the driver drops after sending. Returns how many it took (a
+    /// prefix of `frames`). For generators; the queue contract of [`Port::tx_burst`] applies.
+    pub fn tx_burst_shared(&self, queue: u16, frames: &[SharedMbuf]) -> usize {
+        let n = frames.len().min(clua_packet::BURST);
+        let mut ptrs = [std::ptr::null_mut::<sys::rte_mbuf>(); clua_packet::BURST];
+        for (p, f) in ptrs.iter_mut().zip(&frames[..n]) {
+            *p = f.lend();
+        }
+        // SAFETY: ptrs[..n] are live mbufs, each carrying one reference of ours that the
+        // driver takes over for the packets it accepts (n <= BURST fits a u16). One thread
+        // per queue is the caller's contract.
+        let sent = usize::from(unsafe {
+            sys::clua_eth_tx_burst(self.id, queue, ptrs.as_mut_ptr(), n as u16)
+        })
+        .min(n);
+        for &p in &ptrs[sent..n] {
+            // SAFETY: lent above and not taken by the driver.
+            unsafe { SharedMbuf::put_back(p) };
+        }
+        sent
     }
 }
 

@@ -102,6 +102,16 @@ void clua_pktmbuf_set_rss_hash(struct rte_mbuf *m, uint32_t hash)
 	m->ol_flags |= RTE_MBUF_F_RX_RSS_HASH;
 }
 
+void clua_mbuf_refcnt_update(struct rte_mbuf *m, int16_t value)
+{
+	rte_mbuf_refcnt_update(m, value);
+}
+
+uint16_t clua_mbuf_refcnt_read(const struct rte_mbuf *m)
+{
+	return rte_mbuf_refcnt_read(m);
+}
+
 unsigned clua_ring_enqueue_burst(struct rte_ring *r, void *const *objs, unsigned n,
 				 unsigned *free_space)
 {

@@ -38,6 +38,9 @@ uint16_t clua_pktmbuf_tailroom(const struct rte_mbuf *m);
 int clua_pktmbuf_rss_hash(const struct rte_mbuf *m, uint32_t *hash);
 /* Sets the RSS hash and RTE_MBUF_F_RX_RSS_HASH (for tests and software RSS). */
 void clua_pktmbuf_set_rss_hash(struct rte_mbuf *m, uint32_t hash);
+/* rte_mbuf_refcnt_update: adds `value` to the mbuf's reference count (atomic). */
+void clua_mbuf_refcnt_update(struct rte_mbuf *m, int16_t value);
+uint16_t clua_mbuf_refcnt_read(const struct rte_mbuf *m);
 
 /* rings */
 unsigned clua_ring_enqueue_burst(struct rte_ring *r, void *const *objs, unsigned n,

@@ -131,6 +131,9 @@ pub struct DpdkConfig {
     /// DPDK's telemetry socket (`/var/run/dpdk/clua-PID/dpdk_telemetry.v2`, for
     /// `dpdk-telemetry.py -f clua-PID`); issue 11 (capture part). Off: `--no-telemetry`.
     pub telemetry: bool,
+    /// Keep EAL's shared configuration and multi-process socket (no `--no-shconf`): net_memif
+    /// needs them to probe (scripts/bench's memif set-up). The file prefix stays per process.
+    pub shared_config: bool,
 }
 
 impl Default for DpdkConfig {
@@ -149,6 +152,7 @@ impl Default for DpdkConfig {
             idle_max_sleep_us: None,
             descriptors: 4096,
             telemetry: true,
+            shared_config: false,
         }
     }
 }
@@ -190,7 +194,9 @@ impl DpdkConfig {
             args.push("-m".into());
             args.push(self.memory_mb.to_string());
         }
-        args.push("--no-shconf".into());
+        if !self.shared_config {
+            args.push("--no-shconf".into());
+        }
         if !self.telemetry {
             args.push("--no-telemetry".into());
         }
