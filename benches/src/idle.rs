@@ -178,6 +178,7 @@ pub fn run(a: &Args) {
             8191,
             memory_mb,
             None,
+            false,
         ),
         "clua-bench idle config",
     )

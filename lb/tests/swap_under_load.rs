@@ -49,7 +49,7 @@ fn reweights_and_scrapes_under_full_bursts_lose_no_frame() {
         inject: None,
         snapshot: shared.clone(),
         stop: Arc::new(AtomicBool::new(false)),
-        idle_sleep_us: 0,
+        idle: clua_lb::idle::IdlePolicy::Poll,
         clock: Box::new(|| 1_000u64) as Box<dyn Fn() -> u64 + Send>,
         sync: Default::default(),
         capture: None,

@@ -229,7 +229,6 @@ impl Setup {
     }
 }
 
-fn bench<M: Measurement>(c: &mut Criterion<M>) {
 /// The vxlan member encap of the encap rows.
 const VXLAN: Encap = Encap::Vxlan {
     vni: 42,
@@ -237,7 +236,7 @@ const VXLAN: Encap = Encap::Vxlan {
     udp_port: 4789,
 };
 
-fn bench(c: &mut Criterion) {
+fn bench<M: Measurement>(c: &mut Criterion<M>) {
     let mut g = c.benchmark_group("process_burst");
     g.throughput(Throughput::Elements(BURST as u64));
     for (name, encap, flows) in [
