@@ -323,6 +323,9 @@ def pmd_iface(kind: str, veth: str) -> str:
     return veth
 
 
+AF_PACKET_FRAMES = int(os.environ.get("CLUA_AF_PACKET_FRAMES", "4096"))
+
+
 def devargs(kind: str, index: int, iface: str, queues: int = 1, mac: str | None = None) -> str:
     """The vdev of a lab port: PMD ``kind``, DPDK device number ``index``, kernel interface
     ``iface`` (pmd_iface()), ``queues`` queue pairs where the PMD takes a count, ``mac`` the
@@ -334,7 +337,11 @@ def devargs(kind: str, index: int, iface: str, queues: int = 1, mac: str | None 
         extra = f",start_queue=0,queue_count={queues}" if queues > 1 else ""
         return f"net_af_xdp{index},iface={iface}{extra}"
     if kind == "af_packet":
-        extra = f",qpairs={queues}" if queues > 1 else ""
+        # Several queues are one PACKET_FANOUT group whose rollover flag DPDK 22.11 always
+        # sets: a queue whose ring is full passes frames to another queue, hence another
+        # worker, which then sees a flow it does not hold. A deep ring (4096 frames, the
+        # default 512) rides out a worker's few milliseconds off the CPU it shares.
+        extra = f",qpairs={queues},framecnt={AF_PACKET_FRAMES}" if queues > 1 else ""
         return f"net_af_packet{index},iface={iface}{extra}"
     mac_arg = f",mac={mac}" if mac else ""
     if kind == "tap":
@@ -368,6 +375,22 @@ def workers_default() -> int:
     if not 1 <= n <= 8:
         raise LabError(f"CLUA_WORKERS must be 1..8, not {n}")
     return n
+
+
+def round_robin_ok(by_member: dict, weights: dict, workers: int) -> bool:
+    """Whether connections counted ``by_member`` are what in_multi's round robin (selw
+    ``weights``) gives with ``workers`` workers. One worker: exactly the weights' shares of
+    the total (the test picks a total of whole turns). Several: each worker has its own
+    cursor (docs/workers.md), so each worker's connections are a window of the schedule,
+    within one partial turn (fewer than w_i) of member i's share; over the workers, fewer
+    than workers * w_i off, and the total exact. Members without weight get nothing."""
+    total, weight = sum(by_member.values()), sum(weights.values())
+    if set(by_member) - set(weights):
+        return False
+    share = {m: total * w / weight for m, w in weights.items()}
+    if workers == 1:
+        return all(by_member.get(m, 0) == share[m] for m in weights)
+    return all(abs(by_member.get(m, 0) - share[m]) < workers * w for m, w in weights.items())
 
 
 def dpdk_lcores(workers: int, cpus: int | None = None) -> dict:
@@ -1510,6 +1533,11 @@ protocol rip rip1 {{
         why = pmd_unavailable(kind)
         if why:
             raise PmdUnavailable(kind, why)
+        if kind == "af_xdp" and self.pmd_queues > 1:
+            # multiqueue_pmd: a socket binds one queue, and the veth spreads frames over all.
+            raise PmdUnavailable(kind, f"net_af_xdp opens one queue of a veth (DPDK 22.11) and "
+                                       f"this lab's veths have {self.pmd_queues} "
+                                       f"(workers={self.workers}, docs/workers.md)")
         r = self.router(1)
         if kind in TAP_KINDS and self.plumbed.get(r.ns) != kind:
             self._plumb_taps(r, kind)

@@ -447,20 +447,28 @@ pub fn run_with_file(config: Config, file: Option<std::path::PathBuf>) -> Result
 
     // A fresh connection-table hash key at every start (issue 7): flows that share a
     // connection's two buckets cannot be precomputed.
+    // With several workers, sticky and wildcard_sticky affinities are shared (issue 12): each
+    // worker records those it writes, the control thread copies them to the others
+    // (`share_affinities` below), so that a client's connections agree on a member whichever
+    // worker RSS gives them (SC2, SC3: a passive FTP data connection has its own 4-tuple).
+    let share = cores.len() > 1;
     let pipeline_config = clua_pipeline::PipelineConfig {
         hash_key: clua_pipeline::hash::FlowHashKey::random(),
+        share_affinities: share,
         ..config.pipeline.clone()
     };
     // Flow hand-off (issue 9): per worker a ring of records to the control thread, a ring of
     // records to install, and the walk-all flag; the flows file needs the table back at stop.
+    // Sharing affinities needs the ring to the control thread and one of siblings' records.
     let handoff = config.pipeline.handoff;
     let rings: Vec<WorkerRings> = cores
         .iter()
         .map(|_| WorkerRings {
-            out: handoff
+            out: (handoff || share)
                 .then(|| crate::records::RecordRing::new(HANDOFF_RING, crate::records::MAX_BATCH)),
             install: handoff.then(|| Arc::new(ArrayQueue::new(INSTALL_RING))),
             walk_all: handoff.then(|| Arc::new(AtomicBool::new(false))),
+            siblings: share.then(|| Arc::new(ArrayQueue::new(SIBLING_RING))),
         })
         .collect();
     let dump = config
@@ -514,6 +522,7 @@ pub fn run_with_file(config: Config, file: Option<std::path::PathBuf>) -> Result
                 refresh_ms: if handoff { config.sync.refresh_ms } else { 0 },
                 install: rings[i].install.clone(),
                 walk_all: rings[i].walk_all.clone(),
+                siblings: rings[i].siblings.clone(),
                 dump: dump.clone(),
             },
             capture: Some(tap.clone()),
@@ -620,15 +629,19 @@ pub fn run_with_file(config: Config, file: Option<std::path::PathBuf>) -> Result
             io.apply(fx);
         });
         busy |= drained > 0;
-        // The workers' hand-off records, a budget per round and per worker, to the peers.
-        if handoff {
-            for r in &rings {
-                let Some(out) = &r.out else { continue };
-                let handed = out.drain(BATCHES_PER_LOOP, |records| {
+        // The workers' hand-off records, a budget per round and per worker, to the peers;
+        // their affinities to the other workers.
+        for (i, r) in rings.iter().enumerate() {
+            let Some(out) = &r.out else { continue };
+            let handed = out.drain(BATCHES_PER_LOOP, |records| {
+                if share {
+                    share_affinities(i, records, &rings, &cores);
+                }
+                if handoff {
                     io.apply(plane.on_flows(records, now_ms));
-                });
-                busy |= handed > 0;
-            }
+                }
+            });
+            busy |= handed > 0;
         }
         while let Ok((request, reply_to)) = command_rx.try_recv() {
             busy = true;
@@ -832,11 +845,18 @@ pub const INSTALL_RING: usize = 65536;
 /// worker's ring per round.
 const BATCHES_PER_LOOP: usize = 64;
 
-/// One worker's hand-off rings (all `None` without flow hand-off).
+/// Affinities from other workers the control thread can have waiting for one worker.
+pub const SIBLING_RING: usize = 16384;
+
+/// One worker's hand-off rings (all `None` without flow hand-off and with one worker).
 struct WorkerRings {
+    /// Its records to the control thread: flows and affinities for peer routers (with
+    /// hand-off), affinities for the other workers (with several workers).
     out: Option<Arc<crate::records::RecordRing>>,
     install: Option<Arc<ArrayQueue<FlowRecord>>>,
     walk_all: Option<Arc<AtomicBool>>,
+    /// The other workers' affinities (with several workers).
+    siblings: Option<Arc<ArrayQueue<FlowRecord>>>,
 }
 
 /// Reads the flows file and installs its flows in every pipeline. Never fails: a missing file
@@ -966,6 +986,33 @@ fn deliver_flows(
     }
 }
 
+/// Copies the affinities among worker `from`'s records (keys with source port 0, which no
+/// flow has: classify drops such packets) to every other worker's ring of siblings'
+/// records (issue 12). A full ring drops the record for that worker and counts it in its
+/// `affinity_ring_full`. Flows stay where they are: RSS sends a flow's packets to one worker.
+fn share_affinities(
+    from: usize,
+    records: &[FlowRecord],
+    rings: &[WorkerRings],
+    cores: &[Arc<CoreCounters>],
+) {
+    for (i, (r, c)) in rings.iter().zip(cores).enumerate() {
+        let Some(ring) = r.siblings.as_ref().filter(|_| i != from) else {
+            continue;
+        };
+        let mut full = 0;
+        for rec in records.iter().filter(|r| r.key.src_port == 0) {
+            if ring.push(*rec).is_err() {
+                full += 1;
+            }
+        }
+        if full > 0 {
+            // The control thread is this counter's only writer.
+            c.affinity_ring_full.fetch_add(full, Ordering::Relaxed);
+        }
+    }
+}
+
 /// EAL's runtime directory for this process (`--file-prefix clua-PID`), which EAL leaves behind
 /// (`--no-shconf`: empty but for the telemetry sockets, `dpdk.telemetry`): removed when aliasd
 /// exits, however it exits.
@@ -996,6 +1043,7 @@ mod tests {
                 out: Some(crate::records::RecordRing::new(capacity, 4)),
                 install: Some(Arc::new(ArrayQueue::new(capacity))),
                 walk_all: Some(Arc::new(AtomicBool::new(false))),
+                siblings: Some(Arc::new(ArrayQueue::new(capacity))),
             })
             .collect();
         let cores = (0..n).map(|_| Arc::new(CoreCounters::new(4))).collect();
@@ -1016,6 +1064,39 @@ mod tests {
             isn: 0,
             remaining_ms: 1000,
         }
+    }
+
+    /// Issue 12: a worker's affinities (source port 0) reach every other worker, not itself;
+    /// its flows reach none; a full ring drops the rest for that worker only, counted.
+    #[test]
+    fn affinities_go_to_the_other_workers_and_flows_to_none() {
+        let (rings, cores) = rings(3, 4);
+        let batch: Vec<FlowRecord> = (0..6)
+            .map(|i| rec(if i % 2 == 0 { 0 } else { 40000 + i }))
+            .collect();
+        let affinity = FlowRecord {
+            member: MemberId(7),
+            ..rec(0)
+        };
+        // Worker 2's ring already holds three.
+        for _ in 0..3 {
+            rings[2].siblings.as_ref().unwrap().push(affinity).unwrap();
+        }
+        share_affinities(1, &batch, &rings, &cores);
+        let taken = |i: usize| {
+            let q = rings[i].siblings.as_ref().unwrap();
+            std::iter::from_fn(|| q.pop()).collect::<Vec<_>>()
+        };
+        assert!(taken(1).is_empty(), "not to the worker that wrote them");
+        let w0 = taken(0);
+        assert_eq!(w0.len(), 3);
+        assert!(w0
+            .iter()
+            .all(|r| r.key.src_port == 0 && r.member == MemberId(1)));
+        assert_eq!(taken(2).len(), 4);
+        assert_eq!(CoreCounters::get(&cores[2].affinity_ring_full), 2);
+        assert_eq!(CoreCounters::get(&cores[0].affinity_ring_full), 0);
+        assert!(rings.iter().all(|r| r.install.as_ref().unwrap().is_empty()));
     }
 
     /// Issue 9: `Effects.install` reaches every worker (each has its own table); a full ring
@@ -1055,6 +1136,7 @@ mod tests {
             out: None,
             install: None,
             walk_all: None,
+            siblings: None,
         }];
         deliver_flows(&batch, true, &off, &cores[..1]);
     }

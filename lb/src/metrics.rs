@@ -236,7 +236,7 @@ const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "clua_handoff_records_emitted_total",
-        "Flow records the workers handed to the control thread for peer routers (issue 9).",
+        "Flow records the workers handed to the control thread, for peer routers (issue 9) or other workers (affinities, issue 12).",
     ),
     (
         "clua_handoff_ring_full_total",
@@ -261,6 +261,22 @@ const COUNTERS: &[(&str, &str)] = &[
     (
         "clua_handoff_install_ring_full_total",
         "Handed-over flows dropped because a worker's install ring was full.",
+    ),
+    (
+        "clua_affinities_adopted_total",
+        "Sticky/wildcard_sticky affinities another worker wrote, taken into a worker's table (issue 12).",
+    ),
+    (
+        "clua_affinities_kept_total",
+        "Affinities from another worker ignored: the local one names another member and is newer.",
+    ),
+    (
+        "clua_affinities_refused_total",
+        "Affinities from another worker not installed: no slot, or no time left.",
+    ),
+    (
+        "clua_affinities_ring_full_total",
+        "Affinities from another worker dropped because a worker's ring of them was full.",
     ),
     ("clua_arp_replies_total", "ARP replies sent."),
     ("clua_arp_ignored_total", "ARP packets not for us."),
@@ -377,6 +393,18 @@ const CORE_TOTALS: &[Field<CoreCounters>] = &[
     ("clua_handoff_refused_total", |c| get(&c.handoff_refused)),
     ("clua_handoff_install_ring_full_total", |c| {
         get(&c.handoff_install_full)
+    }),
+    (
+        "clua_affinities_adopted_total",
+        |c| get(&c.affinity_adopted),
+    ),
+    ("clua_affinities_kept_total", |c| get(&c.affinity_kept)),
+    (
+        "clua_affinities_refused_total",
+        |c| get(&c.affinity_refused),
+    ),
+    ("clua_affinities_ring_full_total", |c| {
+        get(&c.affinity_ring_full)
     }),
 ];
 

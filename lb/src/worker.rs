@@ -84,6 +84,10 @@ pub struct WorkerSync {
     /// Records, in this router's member ids, the worker installs in its table
     /// ([`Pipeline::install`]), [`INSTALL_BUDGET`] per loop.
     pub install: Option<Arc<ArrayQueue<FlowRecord>>>,
+    /// Affinities the other workers of this router wrote (issue 12: sticky and
+    /// wildcard_sticky, copied by the control thread from their `handoff` rings), which this
+    /// worker takes in ([`Pipeline::adopt`]) within the same [`INSTALL_BUDGET`] per loop.
+    pub siblings: Option<Arc<ArrayQueue<FlowRecord>>>,
     /// Set by the control thread: walk the whole table once now, [`WALK_ALL_SLOTS_PER_LOOP`]
     /// slots per loop (needs `handoff`). The worker clears it when it starts the walk.
     pub walk_all: Option<Arc<AtomicBool>>,
@@ -328,7 +332,7 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
         if !self.held.is_empty() {
             release_held(w, &mut self.held, &mut self.tx, counters);
         }
-        if w.sync.install.is_some() || w.sync.handoff.is_some() {
+        if w.sync.install.is_some() || w.sync.handoff.is_some() || w.sync.siblings.is_some() {
             self.sync_step();
         }
         if let Some(out) = &mut self.writer {
@@ -345,6 +349,12 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
             for _ in 0..INSTALL_BUDGET {
                 let Some(rec) = install.pop() else { break };
                 w.pipeline.install(&rec, now_ms);
+            }
+        }
+        if let Some(siblings) = &w.sync.siblings {
+            for _ in 0..INSTALL_BUDGET {
+                let Some(rec) = siblings.pop() else { break };
+                w.pipeline.adopt(&rec, now_ms);
             }
         }
         let Some(out) = &mut self.writer else { return };

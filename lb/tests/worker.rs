@@ -535,6 +535,7 @@ fn sync_rig(
         refresh_ms,
         install: Some(s.install.clone()),
         walk_all: Some(s.walk_all.clone()),
+        siblings: None,
         dump: Some(s.dump.clone()),
     };
     let (rig, worker) = Rig::with_sync(1, cfg, 1024, sync);

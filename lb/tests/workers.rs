@@ -9,7 +9,8 @@
 //! What must hold (docs/workers.md): every packet of a flow is handled by the one worker whose
 //! queue RSS picked (CA7: an established flow keeps its member), ARP, ICMP echo and member
 //! adverts punted by either worker reach the control side's queues, the per-core counters add
-//! up in the metrics fold, and a published snapshot reaches every worker.
+//! up in the metrics fold, a published snapshot reaches every worker, and a client's
+//! wildcard_sticky affinity written by one worker is used by the other (SC3).
 
 #[path = "../pipeline/tests/common/mod.rs"]
 mod common;
@@ -97,8 +98,19 @@ struct Rig {
 }
 
 fn rig(now: Arc<AtomicU64>) -> (Rig, Vec<Worker<Port, Clk>>) {
-    let cfg = PipelineConfig::default();
-    let snapshot = Arc::new(topology());
+    rig_with(now, PipelineConfig::default(), topology(), |_| {
+        WorkerSync::default()
+    })
+}
+
+/// [`rig`] with a pipeline configuration, a snapshot and each worker's [`WorkerSync`].
+fn rig_with(
+    now: Arc<AtomicU64>,
+    cfg: PipelineConfig,
+    snapshot: Snapshot,
+    sync: impl Fn(u16) -> WorkerSync,
+) -> (Rig, Vec<Worker<Port, Clk>>) {
+    let snapshot = Arc::new(snapshot);
     let rig = Rig {
         ports: (0..3).map(|_| Arc::new(QueuePort::new(WORKERS))).collect(),
         punt: Arc::new(PuntQueues::new(1024)),
@@ -119,7 +131,7 @@ fn rig(now: Arc<AtomicU64>) -> (Rig, Vec<Worker<Port, Clk>>) {
                 stop: rig.stop.clone(),
                 idle: clua_lb::idle::IdlePolicy::Sleep { us: 50 },
                 clock: Box::new(move || now.load(Ordering::Relaxed)) as Clk,
-                sync: WorkerSync::default(),
+                sync: sync(q),
                 capture: None,
             }
         })
@@ -476,4 +488,129 @@ fn a_published_snapshot_reaches_every_worker_within_snapshot_poll_loops() {
     rig.receive_on(CLIENT_PORT, 0, &tcp_frame(CLIENT, 41100, WEB, 80, SYN));
     assert_eq!(running[0].poll(), Poll::Received(1));
     assert_eq!(rig.port(IC1).take_tx(0).len(), 1);
+}
+
+/// SC3 across workers (issue 12): a passive FTP data connection has its own 4-tuple, so RSS
+/// may give it to the worker that did not see the control connection. With
+/// `share_affinities`, the worker that completed the control connection records the
+/// client's wildcard affinity (and nothing else: no hand-off here), the control thread
+/// (played here as lb/src/daemon.rs `share_affinities` does it: records with source port 0
+/// to the other workers) passes it on, the other worker adopts it, and the data connection
+/// goes to the control connection's member instead of the unlisted port's in_single one.
+#[test]
+fn a_wildcard_sticky_affinity_made_on_one_worker_steers_the_other() {
+    use clua_lb::records::RecordRing;
+    use crossbeam_queue::ArrayQueue;
+    let now = Arc::new(AtomicU64::new(1_000));
+    let cfg = PipelineConfig {
+        share_affinities: true,
+        ..PipelineConfig::default()
+    };
+    let outs: Vec<Arc<RecordRing>> = (0..WORKERS).map(|_| RecordRing::new(1024, 4)).collect();
+    let siblings: Vec<Arc<ArrayQueue<clua_pipeline::handoff::FlowRecord>>> = (0..WORKERS)
+        .map(|_| Arc::new(ArrayQueue::new(1024)))
+        .collect();
+    let (rig, workers) = rig_with(now, cfg, policy_topology(), |q| WorkerSync {
+        handoff: Some(outs[usize::from(q)].clone()),
+        siblings: Some(siblings[usize::from(q)].clone()),
+        ..WorkerSync::default()
+    });
+    let mut running: Vec<Running<Port, Clk>> = workers.into_iter().map(Worker::start).collect();
+    let mut poll_all = || {
+        for w in running.iter_mut() {
+            assert!(matches!(w.poll(), Poll::Received(_)));
+        }
+    };
+    // Where each forwarded frame went: (client address, source port) -> (TX queue, member).
+    let take = |rig: &Rig| {
+        let mut out = BTreeMap::new();
+        for q in 0..WORKERS {
+            for f in rig.port(IC0).take_tx(q) {
+                let d = f.data();
+                let (sport, mac) = forwarded_flow(d);
+                let inner = if d[23] == 4 { 34 } else { 14 };
+                let src: [u8; 4] = d[inner + 12..inner + 16].try_into().unwrap();
+                out.insert((src, sport), (q, mac));
+            }
+        }
+        out
+    };
+    const CLIENTS: u8 = 24;
+    let client = |i: u8| [198, 51, 100, 20 + i];
+    // Control connections to ftp (21, wildcard_sticky): SYN, then the ACK that completes
+    // the handshake and writes the affinity.
+    let mut control_queue = BTreeMap::new();
+    for i in 0..CLIENTS {
+        let q = rig.receive(CLIENT_PORT, &tcp_frame(client(i), 50000, WEB, 21, SYN));
+        control_queue.insert(i, q);
+    }
+    poll_all();
+    for i in 0..CLIENTS {
+        rig.receive(CLIENT_PORT, &tcp_frame(client(i), 50000, WEB, 21, ACK));
+    }
+    poll_all();
+    let control = take(&rig);
+    assert_eq!(control.len(), usize::from(CLIENTS));
+    // The control thread's part: only affinities came out (no hand-off), one per client.
+    let mut shared = 0;
+    for (from, out) in outs.iter().enumerate() {
+        let records = out.drain_all();
+        assert!(
+            records
+                .iter()
+                .all(|r| r.key.src_port == 0 && r.key.dst_port == 0),
+            "{records:?}"
+        );
+        shared += records.len();
+        for (to, ring) in siblings.iter().enumerate().filter(|(to, _)| *to != from) {
+            for r in &records {
+                ring.push(*r)
+                    .unwrap_or_else(|_| panic!("worker {to}'s ring is full"));
+            }
+        }
+    }
+    assert_eq!(shared, usize::from(CLIENTS));
+    poll_all();
+    let adopted: u64 = rig
+        .cores
+        .iter()
+        .map(|c| CoreCounters::get(&c.affinity_adopted))
+        .sum();
+    assert_eq!(adopted, u64::from(CLIENTS));
+    // Each client's data connection to an unlisted port, from a source port RSS gives to the
+    // worker that did not see its control connection.
+    let mut data_port = BTreeMap::new();
+    for i in 0..CLIENTS {
+        let other = 1 - control_queue[&i];
+        let sport = (40000..)
+            .find(|&p| rss(&tcp_frame(client(i), p, WEB, 30000, SYN)).1 == other)
+            .unwrap();
+        assert_eq!(
+            rig.receive(CLIENT_PORT, &tcp_frame(client(i), sport, WEB, 30000, SYN)),
+            other
+        );
+        data_port.insert(i, sport);
+    }
+    poll_all();
+    let data = take(&rig);
+    let mut not_in_single = 0;
+    for i in 0..CLIENTS {
+        let (cq, cmac) = control[&(client(i), 50000)];
+        let (dq, dmac) = data[&(client(i), data_port[&i])];
+        assert_ne!(
+            cq, dq,
+            "client {i}: the data connection is on the other worker"
+        );
+        assert_eq!(
+            dmac, cmac,
+            "client {i}: data connection on its control connection's member"
+        );
+        not_in_single += usize::from(cmac != WEB_MACS[0]);
+    }
+    // The round robin (3:2:1) put some control connections on members other than m1, the
+    // unlisted port's in_single member: without the shared affinity those would fail.
+    assert!(
+        not_in_single >= 4,
+        "{not_in_single} of {CLIENTS} clients off m1"
+    );
 }

@@ -79,7 +79,8 @@ def test_member_macs_by_arp_and_a_changed_mac_is_followed(aliasd_bin, lab):
         for m in lab.members:
             assert d.wait_for(rf"member {m.name} is at {m.mac} \(learned by ARP\)", 2), d.stderr
         r = lab.client("tcp", f"{WEB}:80", 60)
-        assert r["ok"] == 60 and r["by_member"] == {"m1": 20, "m2": 20, "m3": 20}, r
+        assert r["ok"] == 60 and labmod.round_robin_ok(
+            r["by_member"], {"m1": 1, "m2": 1, "m3": 1}, lab.workers), r
 
         # m2's MAC changes; its gratuitous ARP tells the router, which follows at once.
         m2 = lab.member("m2")
@@ -89,7 +90,8 @@ def test_member_macs_by_arp_and_a_changed_mac_is_followed(aliasd_bin, lab):
         assert wait_for(lambda: member_rows(cluamgr)["m2"] == ("up", NEW_MAC, "arp:learned"),
                         5), cluamgr("-s")
         r = lab.client("tcp", f"{WEB}:80", 60)
-        assert r["ok"] == 60 and r["by_member"] == {"m1": 20, "m2": 20, "m3": 20}, r
+        assert r["ok"] == 60 and labmod.round_robin_ok(
+            r["by_member"], {"m1": 1, "m2": 1, "m3": 1}, lab.workers), r
         assert member_rows(cluamgr)["m1"] == ("up", lab.member("m1").mac, "arp:learned")
     finally:
         if d.alive():

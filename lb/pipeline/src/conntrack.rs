@@ -720,6 +720,22 @@ impl ConnTable {
     ///    router saw keeps its member, and of two mid-flow guesses neither replaces the other
     ///    (two routers would otherwise swap theirs on every refresh).
     pub fn install(&mut self, rec: &FlowRecord, now_ms: u64) -> InstallOutcome {
+        self.install_as(rec, now_ms, false)
+    }
+
+    /// Installs a record another worker of this router made (issue 12: a client's sticky or
+    /// wildcard_sticky affinity, shared so that every worker sends the client's connections to
+    /// one member whichever worker RSS gives them). As [`install`](Self::install), except for
+    /// a live entry with another member: the later-expiring of the two wins. Every affinity is
+    /// written with the same sticky timeout, so the later expiry is the later write, the
+    /// client's newest choice (its member went down and it moved); an older record, such as
+    /// a periodic walk's copy of the sibling's stale entry, loses to it
+    /// ([`InstallOutcome::Kept`]).
+    pub fn adopt(&mut self, rec: &FlowRecord, now_ms: u64) -> InstallOutcome {
+        self.install_as(rec, now_ms, true)
+    }
+
+    fn install_as(&mut self, rec: &FlowRecord, now_ms: u64, newer_wins: bool) -> InstallOutcome {
         if rec.remaining_ms == 0 {
             return InstallOutcome::Expired;
         }
@@ -746,7 +762,12 @@ impl ConnTable {
                 }
                 return InstallOutcome::Refreshed;
             }
-            if slot.isn != 0 || rec.isn == 0 {
+            let replace = if newer_wins {
+                remaining(expiry, now) > remaining(b.expiry[w], now)
+            } else {
+                slot.isn == 0 && rec.isn != 0
+            };
+            if !replace {
                 return InstallOutcome::Kept;
             }
             b.expiry[w] = expiry;
@@ -1639,6 +1660,52 @@ mod tests {
             InstallOutcome::Installed
         );
         assert_eq!(t.lookup(&c, 400), Some(MemberId(9)));
+    }
+
+    /// Issue 12: a sibling worker's affinity record replaces a live entry with another
+    /// member only when it expires later (the newer write), whatever the isn; the rest is the
+    /// install rule.
+    #[test]
+    fn adopt_lets_the_later_expiring_affinity_win() {
+        use FlowState::*;
+        let mut t = ConnTable::new(64);
+        let a = key(1);
+        insert_as(&mut t, &a, 1, 0, 1000, Established);
+        // Older than the local entry (expires at 900 < 1000): kept, not extended.
+        assert_eq!(
+            t.adopt(&rec(a, 2, Established, 0, 900), 0),
+            InstallOutcome::Kept
+        );
+        assert_eq!(t.lookup(&a, 999), Some(MemberId(1)));
+        assert_eq!(t.lookup(&a, 1000), None);
+        insert_as(&mut t, &a, 1, 0, 1000, Established);
+        // Newer (expires at 100 + 1000 > 1000): the client moved on the sibling; it wins,
+        // although neither has an isn (install keeps the local one then).
+        assert_eq!(
+            t.install(&rec(a, 2, Established, 0, 1000), 100),
+            InstallOutcome::Kept
+        );
+        assert_eq!(
+            t.adopt(&rec(a, 2, Established, 0, 1000), 100),
+            InstallOutcome::Installed
+        );
+        assert_eq!(t.lookup(&a, 1099), Some(MemberId(2)));
+        assert_eq!(t.lookup(&a, 1100), None);
+        // The same member refreshes; a new key is installed; no time left does nothing.
+        assert_eq!(
+            t.adopt(&rec(a, 2, Established, 0, 5000), 200),
+            InstallOutcome::Refreshed
+        );
+        assert_eq!(t.lookup(&a, 5199), Some(MemberId(2)));
+        let b = key(2);
+        assert_eq!(
+            t.adopt(&rec(b, 3, Established, 0, 50), 0),
+            InstallOutcome::Installed
+        );
+        assert_eq!(
+            t.adopt(&rec(key(3), 3, Established, 0, 0), 0),
+            InstallOutcome::Expired
+        );
     }
 
     /// Issue 9: an installed flow is placed like a half-open one: it may evict a half-open

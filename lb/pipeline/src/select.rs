@@ -183,6 +183,10 @@ pub struct Selector {
     /// Whether TCP entries that become established are recorded for hand-off to peer routers
     /// (issue 9; off: nothing is recorded, at no cost).
     handoff: bool,
+    /// Whether sticky and wildcard_sticky affinities written as established are recorded,
+    /// with or without `handoff` (issue 12: with several workers the control thread copies
+    /// them to the other workers, [`crate::Pipeline::adopt`]). Off: none are, at no cost.
+    share_affinities: bool,
     /// This burst's hand-off records (see [`Selector::handoffs`]); fixed, never grows.
     handoffs: [FlowRecord; HANDOFF_CAP],
     /// How many of `handoffs` are in use.
@@ -211,6 +215,7 @@ impl Selector {
             cursors: vec![0; snapshot.cursor_count()],
             timeouts,
             handoff: false,
+            share_affinities: false,
             handoffs: [FlowRecord::default(); HANDOFF_CAP],
             handoff_len: 0,
             handoff_overflow: 0,
@@ -222,13 +227,20 @@ impl Selector {
         self.handoff = on;
     }
 
+    /// Turns recording of affinities on or off, whatever [`set_handoff`](Self::set_handoff)
+    /// says (see [`Selector::handoffs`]).
+    pub fn set_share_affinities(&mut self, on: bool) {
+        self.share_affinities = on;
+    }
+
     /// The TCP entries that became established since the last [`clear_handoffs`]
     /// (Self::clear_handoffs): a half-open entry's first non-SYN client segment, or a non-SYN
     /// miss inserted as established; and the sticky affinities (synthetic keys, see
     /// [`sticky_key`], [`wildcard_key`]) written or promoted as established. At most
     /// [`HANDOFF_CAP`] (a packet may complete a flow and its affinity); the rest are counted in
     /// [`handoff_overflow`](Self::handoff_overflow). Empty unless [`set_handoff`]
-    /// (Self::set_handoff) turned recording on.
+    /// (Self::set_handoff) turned recording on; with [`set_share_affinities`]
+    /// (Self::set_share_affinities) alone, the affinities only.
     pub fn handoffs(&self) -> &[FlowRecord] {
         &self.handoffs[..self.handoff_len]
     }
@@ -461,7 +473,7 @@ impl Selector {
                     && fresh == FlowState::Established
             }
         };
-        if self.handoff && written {
+        if (self.handoff || self.share_affinities) && written {
             self.record_handoff(FlowRecord {
                 key: *akey,
                 member,

@@ -251,6 +251,18 @@ pub struct CoreCounters {
     /// Handed-over flows the control thread dropped because this core's install ring was
     /// full. Written by the control thread (its only writer), not by the core.
     pub handoff_install_full: AtomicU64,
+    /// Affinities another worker of this router wrote that this core took in (issue 12,
+    /// [`ConnTable::adopt`](crate::conntrack::ConnTable::adopt)): new here, replacing an older
+    /// one, or refreshing the same member.
+    pub affinity_adopted: AtomicU64,
+    /// Affinities from another worker ignored: this core's entry names another member and
+    /// expires later (it is the newer).
+    pub affinity_kept: AtomicU64,
+    /// Affinities from another worker not installed: no slot, or no time left.
+    pub affinity_refused: AtomicU64,
+    /// Affinities from another worker the control thread dropped because this core's ring of
+    /// them was full. Written by the control thread (its only writer), not by the core.
+    pub affinity_ring_full: AtomicU64,
 }
 
 impl CoreCounters {
@@ -292,6 +304,10 @@ impl CoreCounters {
             handoff_kept: AtomicU64::new(0),
             handoff_refused: AtomicU64::new(0),
             handoff_install_full: AtomicU64::new(0),
+            affinity_adopted: AtomicU64::new(0),
+            affinity_kept: AtomicU64::new(0),
+            affinity_refused: AtomicU64::new(0),
+            affinity_ring_full: AtomicU64::new(0),
         }
     }
 

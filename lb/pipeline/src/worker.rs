@@ -71,6 +71,11 @@ pub struct PipelineConfig {
     /// Whether TCP flows that become established are recorded for hand-off to peer routers
     /// ([`Pipeline::handoffs`], issue 9). Default off.
     pub handoff: bool,
+    /// Whether sticky and wildcard_sticky affinities written as established are recorded in
+    /// [`Pipeline::handoffs`] even without `handoff` (issue 12: aliasd turns it on with more
+    /// than one worker and copies them to the others, [`Pipeline::adopt`], so that a
+    /// client's connections agree on a member whichever worker RSS gives them). Default off.
+    pub share_affinities: bool,
     /// The fragment table: IPv4 fragments follow their datagram's first one (issue 10,
     /// [`crate::fragments`]).
     pub fragments: FragmentConfig,
@@ -90,6 +95,7 @@ impl Default for PipelineConfig {
             checksum: ChecksumCapabilities::default(),
             hash_key: FlowHashKey::FIXED,
             handoff: false,
+            share_affinities: false,
             fragments: FragmentConfig::default(),
         }
     }
@@ -150,6 +156,7 @@ impl Pipeline {
         let mut selector =
             Selector::with_hash_key(cfg.conn_capacity, cfg.timeouts(), &snapshot, cfg.hash_key);
         selector.set_handoff(cfg.handoff);
+        selector.set_share_affinities(cfg.share_affinities);
         counters.conn_capacity.store(
             selector.conns().capacity() as u64,
             core::sync::atomic::Ordering::Relaxed,
@@ -302,7 +309,8 @@ impl Pipeline {
 
     /// The hand-off records of the last [`process_burst`](Self::process_burst) (TCP flows that
     /// became established in this core's table, and sticky affinities written as established;
-    /// empty unless [`PipelineConfig::handoff`]). At most
+    /// empty unless [`PipelineConfig::handoff`], the affinities alone with
+    /// [`PipelineConfig::share_affinities`]). At most
     /// [`HANDOFF_CAP`](crate::select::HANDOFF_CAP) records (two per packet of a full burst);
     /// the rest are counted ([`Selector::handoff_overflow`]).
     pub fn handoffs(&self) -> &[crate::handoff::FlowRecord] {
@@ -357,6 +365,29 @@ impl Pipeline {
                 InstallOutcome::Refreshed => &c.handoff_refreshed,
                 InstallOutcome::Kept => &c.handoff_kept,
                 InstallOutcome::Refused | InstallOutcome::Expired => &c.handoff_refused,
+            },
+            1,
+        );
+        outcome
+    }
+
+    /// Takes in an affinity another worker of this router wrote (issue 12; the control thread
+    /// copies them, lb/src/daemon.rs) and counts the outcome: as [`install`](Self::install),
+    /// except that of two affinities naming different members the later-expiring one wins
+    /// (see [`ConnTable::adopt`](crate::conntrack::ConnTable::adopt)).
+    pub fn adopt(
+        &mut self,
+        rec: &crate::handoff::FlowRecord,
+        now_ms: u64,
+    ) -> crate::conntrack::InstallOutcome {
+        use crate::conntrack::InstallOutcome;
+        let outcome = self.selector.conns_mut().adopt(rec, now_ms);
+        let c = &self.counters;
+        CoreCounters::add(
+            match outcome {
+                InstallOutcome::Installed | InstallOutcome::Refreshed => &c.affinity_adopted,
+                InstallOutcome::Kept => &c.affinity_kept,
+                InstallOutcome::Refused | InstallOutcome::Expired => &c.affinity_refused,
             },
             1,
         );
