@@ -224,6 +224,9 @@ pub struct Capturer {
     tap: Arc<CaptureTap>,
     ports: Vec<String>,
     session: Option<Session>,
+    /// One poll's frames from every worker's ring, merged by time before they are written
+    /// (the control thread's own buffer, reused).
+    batch: Vec<(usize, Box<Frame>)>,
 }
 
 fn wall_us() -> u64 {
@@ -239,6 +242,7 @@ impl Capturer {
             tap,
             ports,
             session: None,
+            batch: Vec::new(),
         }
     }
 
@@ -296,12 +300,19 @@ impl Capturer {
             return false;
         };
         let mut moved = 0;
-        for ring in self.tap.rings() {
+        // With several workers each ring is in time order but the rings interleave: what one
+        // poll takes from all of them is written in time order (frames a worker pushes after
+        // its ring was drained come in the next poll, later by about a control loop).
+        let rings = self.tap.rings();
+        for (i, ring) in rings.iter().enumerate() {
             for _ in 0..DRAIN_PER_LOOP {
-                if s.summary.packets >= s.req.count {
-                    break;
-                }
                 let Some(f) = ring.full.pop() else { break };
+                self.batch.push((i, f));
+            }
+        }
+        self.batch.sort_by_key(|(_, f)| f.ts_us);
+        for (i, f) in self.batch.drain(..) {
+            if s.summary.packets < s.req.count {
                 let ts = s.wall0 + f.ts_us.saturating_sub(s.mono0);
                 let reason = (f.dir == Direction::Drop).then(|| f.reason.name());
                 s.writer
@@ -313,6 +324,9 @@ impl Capturer {
                 }
                 s.summary.packets += 1;
                 moved += 1;
+            }
+            // Past the count: taken from the ring all the same, and given back unwritten.
+            if let Some(ring) = rings.get(i) {
                 let _ = ring.free.push(f);
             }
         }
@@ -427,6 +441,55 @@ mod tests {
         assert!(epb >= 5, "{epb}");
         let comment = b"drop: not_alias";
         assert!(file.windows(comment.len()).any(|w| w == comment));
+    }
+
+    /// Issue 12: with several workers the file is in time order, not ring by ring, and the
+    /// count bound takes the earliest frames.
+    #[test]
+    fn frames_of_several_workers_are_written_in_time_order() {
+        let tap = CaptureTap::new(2, 16);
+        let mut c = Capturer::new(tap.clone(), vec!["lan".into()]);
+        let (tx, rx) = mpsc::sync_channel(1);
+        c.start(&req("lan", 5, 10), 0, tx);
+        // Worker 0 at even times, worker 1 at odd ones; each frame's bytes are its time.
+        for t in [2u8, 4, 6] {
+            tap.push(
+                0,
+                Direction::Rx,
+                DropReason::Truncated,
+                u64::from(t),
+                &[t; 60],
+            );
+        }
+        for t in [1u8, 3, 5] {
+            tap.push(
+                1,
+                Direction::Rx,
+                DropReason::Truncated,
+                u64::from(t),
+                &[t; 60],
+            );
+        }
+        assert!(c.poll(10));
+        let r = reply(&rx);
+        assert_eq!(
+            (r.summary.packets, r.summary.stopped_by.as_str()),
+            (5, "count")
+        );
+        let file = decode(&r.pcapng).unwrap();
+        // Enhanced packet blocks (type 6): the frame's first byte follows a 28-byte header.
+        let mut order = Vec::new();
+        let mut at = 0;
+        while at + 8 <= file.len() {
+            let word = |o: usize| u32::from_le_bytes(file[o..o + 4].try_into().unwrap());
+            let (kind, len) = (word(at), word(at + 4) as usize);
+            if kind == 6 {
+                order.push(file[at + 28]);
+            }
+            assert!(len >= 12, "block at {at}: length {len}");
+            at += len;
+        }
+        assert_eq!(order, [1, 2, 3, 4, 5]);
     }
 
     #[test]

@@ -203,7 +203,8 @@ def test_devargs_per_kind():
     assert d("af_xdp", 0, "cl0000-rc") == "net_af_xdp0,iface=cl0000-rc"
     assert d("af_xdp", 1, "cl0000-r0", 2) == "net_af_xdp1,iface=cl0000-r0,start_queue=0,queue_count=2"
     assert d("af_packet", 2, "cl0000-r1") == "net_af_packet2,iface=cl0000-r1"
-    assert d("af_packet", 2, "cl0000-r1", 2) == "net_af_packet2,iface=cl0000-r1,qpairs=2"
+    assert d("af_packet", 2, "cl0000-r1", 2) == \
+        f"net_af_packet2,iface=cl0000-r1,qpairs=2,framecnt={labmod.AF_PACKET_FRAMES}"
     assert d("tap", 0, "cl0000-rct", 2, "02:00:00:00:00:01") == \
         "net_tap0,iface=cl0000-rct,mac=02:00:00:00:00:01"
     assert d("virtio_user", 1, "cl0000-r0t") == \

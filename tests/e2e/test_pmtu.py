@@ -114,6 +114,10 @@ def servers(lab):
         lab.stop(p)
 
 
+@pytest.mark.xfail(labmod.workers_default() > 1, strict=False,
+                   reason="with several workers an ICMP error reaches the worker RSS hashes it to "
+                          "(its outer addresses), which may not hold the quoted wrr flow "
+                          "(docs/workers.md)")
 def test_bulk_download_through_a_small_mtu_hop(lab, aliasd, servers):
     """CA7: 6 concurrent 1 MB downloads from 3 members across a 1280-byte hop complete, because
     aliasd hands the gateway's fragmentation-needed errors (sent to the alias) to the member

@@ -207,7 +207,8 @@ def test_the_lab_gives_each_worker_a_queue(env):
         assert "numtxqueues 2 numrxqueues 2" in link, link
         peer = lab.run("sw", "ip", "-d", "link", "show", ifn + "s").stdout
         assert "numtxqueues 2 numrxqueues 2" in peer, peer
-    assert all(p["devargs"].endswith(",qpairs=2") for p in lab.ports()), lab.ports()
+    assert all(p["devargs"].endswith(f",qpairs=2,framecnt={labmod.AF_PACKET_FRAMES}")
+               for p in lab.ports()), lab.ports()
 
 
 def test_devargs_and_lcores_for_several_workers():
@@ -215,7 +216,8 @@ def test_devargs_and_lcores_for_several_workers():
     assert labmod.devargs("af_xdp", 0, "x-rc") == "net_af_xdp0,iface=x-rc"
     assert labmod.devargs("af_xdp", 1, "x-r0", 2) == \
         "net_af_xdp1,iface=x-r0,start_queue=0,queue_count=2"
-    assert labmod.devargs("af_packet", 2, "x-r1", 2) == "net_af_packet2,iface=x-r1,qpairs=2"
+    assert labmod.devargs("af_packet", 2, "x-r1", 2) == \
+        f"net_af_packet2,iface=x-r1,qpairs=2,framecnt={labmod.AF_PACKET_FRAMES}"
     assert labmod.devargs("af_packet", 2, "x-r1") == "net_af_packet2,iface=x-r1"
     assert labmod.dpdk_lcores(1, cpus=2) == {"main_lcore": 0, "worker_lcores": [1]}
     assert labmod.dpdk_lcores(2, cpus=4) == {"main_lcore": 0, "worker_lcores": [1, 2]}
