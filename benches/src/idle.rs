@@ -247,6 +247,7 @@ pub fn run(a: &Args) {
             clock: TscClock::new(eal.tsc_hz()),
             sync: Default::default(),
             capture: None,
+            relay: None,
         };
         let tid = Arc::new(AtomicU32::new(0));
         let tid_w = tid.clone();

@@ -627,6 +627,7 @@ fn ring(a: &Args) {
         clock: TscClock::new(eal.tsc_hz()),
         sync: Default::default(),
         capture: None,
+        relay: None,
     };
     let launched =
         clua_dpdk::launch(1, move || worker.run()).unwrap_or_else(|e| die(&format!("launch: {e}")));

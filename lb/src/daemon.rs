@@ -455,8 +455,17 @@ pub fn run_with_file(config: Config, file: Option<std::path::PathBuf>) -> Result
     let pipeline_config = clua_pipeline::PipelineConfig {
         hash_key: clua_pipeline::hash::FlowHashKey::random(),
         share_affinities: share,
+        // ICMP errors reach the worker of their outer addresses; the flow they quote may be
+        // another's (issue 12): passed round the workers (`crate::worker::Relay`).
+        icmp_errors_to_other_workers: share,
         ..config.pipeline.clone()
     };
+    let mut relays = if share {
+        crate::worker::relays::<Mbuf>(cores.len(), RELAY_INBOX)
+    } else {
+        Vec::new()
+    }
+    .into_iter();
     // Flow hand-off (issue 9): per worker a ring of records to the control thread, a ring of
     // records to install, and the walk-all flag; the flows file needs the table back at stop.
     // Sharing affinities needs the ring to the control thread and one of siblings' records.
@@ -526,6 +535,7 @@ pub fn run_with_file(config: Config, file: Option<std::path::PathBuf>) -> Result
                 dump: dump.clone(),
             },
             capture: Some(tap.clone()),
+            relay: relays.next(),
         };
         launched.push(
             clua_dpdk::launch(*lcore, move || worker.run())
@@ -844,6 +854,9 @@ pub const INSTALL_RING: usize = 65536;
 /// Batches (of up to [`crate::records::MAX_BATCH`] records) the control thread takes from one
 /// worker's ring per round.
 const BATCHES_PER_LOOP: usize = 64;
+
+/// ICMP errors other workers can have waiting for one worker (each holds an mbuf).
+pub const RELAY_INBOX: usize = 1024;
 
 /// Affinities from other workers the control thread can have waiting for one worker.
 pub const SIBLING_RING: usize = 16384;

@@ -223,6 +223,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "ICMP errors to an alias forwarded to the member owning the quoted flow (CA7).",
     ),
     (
+        "clua_icmp_errors_handed_total",
+        "ICMP errors passed to another worker, whose table may hold the quoted flow (issue 12).",
+    ),
+    (
         "clua_out_alias_steered_packets_total",
         "Replies to members' out_alias connections steered to the member by its source-port range (CA9).",
     ),
@@ -368,6 +372,9 @@ const CORE_TOTALS: &[Field<CoreCounters>] = &[
     ("clua_refusals_sent_total", |c| get(&c.refusals_sent)),
     ("clua_icmp_errors_forwarded_total", |c| {
         get(&c.icmp_errors_forwarded)
+    }),
+    ("clua_icmp_errors_handed_total", |c| {
+        get(&c.icmp_errors_handed)
     }),
     ("clua_out_alias_steered_packets_total", |c| {
         get(&c.out_alias_steered)
@@ -975,6 +982,7 @@ mod tests {
         "clua_conn_syn_without_slot_total",
         "clua_refusals_sent_total",
         "clua_icmp_errors_forwarded_total",
+        "clua_icmp_errors_handed_total",
         "clua_out_alias_steered_packets_total",
         "clua_arp_replies_total",
         "clua_arp_ignored_total",

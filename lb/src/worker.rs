@@ -133,7 +133,54 @@ pub struct Worker<P: PacketPort, C> {
     /// `cluamgr capture`'s tap (issue 11, [`crate::capture`]): one relaxed load per burst
     /// while disarmed. `None`: never captured.
     pub capture: Option<Arc<CaptureTap>>,
+    /// With several workers: where [`Verdict::ToWorker`] packets go, and where they come from
+    /// ([`Relay`]). `None`: one worker (the pipeline then never says `ToWorker`).
+    pub relay: Option<Relay<P::Buf>>,
 }
+
+/// ICMP errors passed between workers (issue 12): RSS hashes an ICMP error by its outer
+/// addresses, not by the TCP flow it quotes, so it may reach a worker that does not hold the
+/// flow. That worker passes it on ([`Verdict::ToWorker`]) to the next worker's `inbox`
+/// (worker *i* to *i* + 1 mod n, a ring of workers); each worker runs what it finds in its own
+/// inbox through its pipeline between bursts. The worker that would close the ring runs it
+/// with passing on turned off, so it goes to the member a miss of the flow would get, as
+/// with one worker. ICMP errors are rate-limited and rare: one multi-producer queue per
+/// worker, no batching.
+pub struct Relay<B> {
+    /// The ICMP errors the other workers passed to this one.
+    pub inbox: Arc<ArrayQueue<Relayed<B>>>,
+    /// The next worker's inbox.
+    pub next: Arc<ArrayQueue<Relayed<B>>>,
+    /// Workers in all: an error is passed on at most `workers - 1` times.
+    pub workers: u16,
+}
+
+/// A packet in a [`Relay`] inbox.
+pub struct Relayed<B> {
+    /// The port it arrived on.
+    pub port: u16,
+    /// How many workers have passed it on so far.
+    pub hops: u16,
+    /// The unchanged packet.
+    pub buf: B,
+}
+
+/// A [`Relay`] for each of `workers` workers, each inbox `capacity` packets (rounded up to 1).
+pub fn relays<B>(workers: usize, capacity: usize) -> Vec<Relay<B>> {
+    let inboxes: Vec<Arc<ArrayQueue<Relayed<B>>>> = (0..workers)
+        .map(|_| Arc::new(ArrayQueue::new(capacity.max(1))))
+        .collect();
+    (0..workers)
+        .map(|i| Relay {
+            inbox: inboxes[i].clone(),
+            next: inboxes[(i + 1) % workers].clone(),
+            workers: workers as u16,
+        })
+        .collect()
+}
+
+/// ICMP errors a worker takes from its [`Relay`] inbox per loop at most.
+pub const RELAY_BUDGET: usize = 64;
 
 /// What one [`Running::poll`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,6 +372,7 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
                             counters,
                         );
                     }
+                    Verdict::ToWorker => pass_on(&w.relay, port_id, 1, buf, counters),
                 }
             }
             flush_all(&w.ports, w.queue, &mut self.tx, counters);
@@ -335,10 +383,53 @@ impl<P: PacketPort, C: Clock> Running<P, C> {
         if w.sync.install.is_some() || w.sync.handoff.is_some() || w.sync.siblings.is_some() {
             self.sync_step();
         }
+        if self
+            .worker
+            .relay
+            .as_ref()
+            .is_some_and(|r| !r.inbox.is_empty())
+        {
+            self.relay_step();
+        }
         if let Some(out) = &mut self.writer {
             out.flush();
         }
         Poll::Received(received)
+    }
+
+    /// Runs the ICMP errors other workers passed to this one (a budget): forwarded or dropped
+    /// here, or passed on again while some worker has not seen them.
+    fn relay_step(&mut self) {
+        let w = &mut self.worker;
+        let Some(relay) = &w.relay else { return };
+        let counters = &*self.counters;
+        let now_ms = w.clock.now_ms();
+        let mut verdict = [Verdict::Drop(DropReason::Truncated)];
+        for _ in 0..RELAY_BUDGET {
+            let Some(Relayed { port, hops, buf }) = relay.inbox.pop() else {
+                break;
+            };
+            let last = hops + 1 >= relay.workers;
+            let mut one = [buf];
+            w.pipeline.set_icmp_errors_to_other_workers(!last);
+            w.pipeline
+                .process_burst(port, now_ms, &mut one, &mut verdict);
+            w.pipeline.set_icmp_errors_to_other_workers(true);
+            let [buf] = one;
+            match verdict[0] {
+                Verdict::Forward(out) => {
+                    // More than a TX buffer may come in one step: send a full one first.
+                    if let Some(b) = self.tx.get_mut(usize::from(out)).filter(|b| b.is_full()) {
+                        flush(&w.ports[usize::from(out)], w.queue, b, counters);
+                    }
+                    forward(&mut self.tx, out, buf, counters)
+                }
+                Verdict::ToWorker => pass_on(&w.relay, port, hops + 1, buf, counters),
+                // Dropped (counted by the pipeline); nothing else comes of an ICMP error.
+                _ => drop(buf),
+            }
+        }
+        flush_all(&w.ports, w.queue, &mut self.tx, counters);
     }
 
     /// Installs what the control thread passed (a budget), then walks the table's next slots.
@@ -505,6 +596,25 @@ fn release_held<P: PacketPort, C: Clock>(
     });
     if n > 0 {
         flush_all(ports, queue, tx, counters);
+    }
+}
+
+/// Passes an ICMP error to the next worker's inbox ([`Relay`]); a full inbox (or no relay)
+/// drops it, counted as an error about an unknown flow.
+fn pass_on<B: PacketBuf>(
+    relay: &Option<Relay<B>>,
+    port: u16,
+    hops: u16,
+    buf: B,
+    counters: &CoreCounters,
+) {
+    let Some(r) = relay else {
+        counters.drop(DropReason::IcmpErrorUnknownFlow);
+        return;
+    };
+    if let Err(back) = r.next.push(Relayed { port, hops, buf }) {
+        counters.drop(DropReason::IcmpErrorUnknownFlow);
+        drop(back);
     }
 }
 

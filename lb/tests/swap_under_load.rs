@@ -53,6 +53,7 @@ fn reweights_and_scrapes_under_full_bursts_lose_no_frame() {
         clock: Box::new(|| 1_000u64) as Box<dyn Fn() -> u64 + Send>,
         sync: Default::default(),
         capture: None,
+        relay: None,
     };
     let mut w = worker.start();
     let source = MetricsSource {

@@ -123,6 +123,7 @@ impl<B: PacketBuf> Rig<B> {
             clock: Box::new(move || now.load(Ordering::Relaxed)) as Box<dyn Fn() -> u64 + Send>,
             sync,
             capture: None,
+            relay: None,
         };
         (rig, worker)
     }

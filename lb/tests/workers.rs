@@ -133,6 +133,7 @@ fn rig_with(
                 clock: Box::new(move || now.load(Ordering::Relaxed)) as Clk,
                 sync: sync(q),
                 capture: None,
+                relay: None,
             }
         })
         .collect();
@@ -612,5 +613,122 @@ fn a_wildcard_sticky_affinity_made_on_one_worker_steers_the_other() {
     assert!(
         not_in_single >= 4,
         "{not_in_single} of {CLIENTS} clients off m1"
+    );
+}
+
+/// An ICMP "fragmentation needed" (next-hop MTU 1280) from a router on the client's side to
+/// web, quoting the first 28 bytes of web's segment 80 -> `client_port` to the client (what a
+/// member sent through a small-MTU hop).
+fn frag_needed(client_port: u16) -> Vec<u8> {
+    let mut q = [0u8; 28];
+    q[0] = 0x45;
+    q[2..4].copy_from_slice(&1500u16.to_be_bytes());
+    q[6] = 0x40;
+    q[8] = 63;
+    q[9] = 6;
+    q[12..16].copy_from_slice(&WEB);
+    q[16..20].copy_from_slice(&CLIENT);
+    let c = clua_pipeline::wire::checksum::checksum(&q[..20]);
+    q[10..12].copy_from_slice(&c.to_be_bytes());
+    q[20..22].copy_from_slice(&80u16.to_be_bytes());
+    q[22..24].copy_from_slice(&client_port.to_be_bytes());
+    q[24..28].copy_from_slice(&7u32.to_be_bytes());
+    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
+    icmp.extend_from_slice(&q);
+    let c = clua_pipeline::wire::checksum::checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv4_frame([198, 51, 100, 1], WEB, 1, &icmp)
+}
+
+/// Issue 12 (CA7 with several workers): an ICMP error reaches the worker RSS hashes its outer
+/// addresses to; the TCP flow it quotes may be the other worker's. The first worker passes it
+/// on (`Verdict::ToWorker`, a `Relay` ring of workers), the second finds the flow and sends the
+/// error to the flow's member, as one worker would. An error about a flow neither holds goes
+/// to the miss choice at the last worker and is not passed on again.
+#[test]
+fn an_icmp_error_for_the_other_workers_flow_reaches_that_flows_member() {
+    let now = Arc::new(AtomicU64::new(1_000));
+    let cfg = PipelineConfig {
+        icmp_errors_to_other_workers: true,
+        ..PipelineConfig::default()
+    };
+    let mut relays = clua_lb::worker::relays(usize::from(WORKERS), 64).into_iter();
+    let (rig, mut workers) = rig_with(now, cfg, topology(), |_| WorkerSync::default());
+    for w in workers.iter_mut() {
+        w.relay = relays.next();
+    }
+    let mut running: Vec<Running<Port, Clk>> = workers.into_iter().map(Worker::start).collect();
+    let mut poll_all = || {
+        for w in running.iter_mut() {
+            assert!(matches!(w.poll(), Poll::Received(_)));
+        }
+    };
+    // 12 connections, all on worker 1 (their SYNs and ACKs on its queue): round robin 3:2:1.
+    let ports: Vec<u16> = (42000..42012).collect();
+    for &p in &ports {
+        rig.receive_on(CLIENT_PORT, 1, &tcp_frame(CLIENT, p, WEB, 80, SYN));
+    }
+    poll_all();
+    for &p in &ports {
+        rig.receive_on(CLIENT_PORT, 1, &tcp_frame(CLIENT, p, WEB, 80, ACK));
+    }
+    poll_all();
+    let mut member_of = BTreeMap::new();
+    for f in rig.port(IC0).take_tx(1) {
+        let (sport, mac) = forwarded_flow(f.data());
+        assert_eq!(*member_of.entry(sport).or_insert(mac), mac);
+    }
+    assert_eq!(member_of.len(), ports.len());
+    assert!(rig.port(IC0).take_tx(0).is_empty());
+    assert!(
+        member_of
+            .values()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == 3
+    );
+    // Their ICMP errors all arrive on worker 0, which holds none of the flows.
+    for &p in &ports {
+        rig.receive_on(CLIENT_PORT, 0, &frag_needed(p));
+    }
+    poll_all();
+    let get = CoreCounters::get;
+    assert_eq!(get(&rig.cores[0].icmp_errors_handed), ports.len() as u64);
+    assert_eq!(get(&rig.cores[1].icmp_errors_handed), 0);
+    assert_eq!(get(&rig.cores[1].icmp_errors_forwarded), ports.len() as u64);
+    let errors = rig.port(IC0).take_tx(1);
+    assert_eq!(errors.len(), ports.len(), "worker 1 sent every error on");
+    for f in &errors {
+        let d = f.data();
+        // The quoted segment's destination port (the client's) names the flow.
+        let inner = if d[23] == 4 { 34 } else { 14 };
+        assert_eq!(d[inner + 9], 1, "an ICMP error");
+        let q = inner + 20 + 8;
+        let client_port = u16::from_be_bytes([d[q + 22], d[q + 23]]);
+        assert_eq!(
+            d[..6],
+            member_of[&client_port][..],
+            "error about flow {client_port} at its member"
+        );
+    }
+    // A flow nobody holds: passed on once, then the miss choice at the last worker.
+    rig.receive_on(CLIENT_PORT, 0, &frag_needed(43000));
+    poll_all();
+    assert_eq!(
+        get(&rig.cores[0].icmp_errors_handed),
+        ports.len() as u64 + 1
+    );
+    assert_eq!(
+        get(&rig.cores[1].icmp_errors_handed),
+        0,
+        "not passed on again"
+    );
+    let out = rig.port(IC0).take_tx(1).len() + rig.port(IC1).take_tx(1).len();
+    let dropped =
+        get(&rig.cores[1].drops[clua_pipeline::DropReason::IcmpErrorUnknownFlow as usize]);
+    assert_eq!(
+        out as u64 + dropped,
+        1,
+        "forwarded to the miss choice, or dropped, once"
     );
 }

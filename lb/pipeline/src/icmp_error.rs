@@ -138,6 +138,17 @@ pub fn owner(sel: &Selector, snap: &Snapshot, meta: &PacketMeta, now_ms: u64) ->
     }
 }
 
+/// Whether this core can answer for the flow of an ICMP error classified as `meta`: anything
+/// but TCP (UDP owners are computed, not stored), an in_noalias port (dropped wherever), or a
+/// TCP flow in this core's table. With several workers a `false` sends the error to another
+/// worker ([`crate::Verdict::ToWorker`]), whose table may hold the flow (issue 12).
+pub fn held_here(sel: &Selector, snap: &Snapshot, meta: &PacketMeta, now_ms: u64) -> bool {
+    let key = &meta.key;
+    key.proto != protocol::TCP
+        || snap.service(key.proto, key.dst_port).0 == ServiceMode::InNoalias
+        || sel.conns().find(key, meta.hash, now_ms).is_some()
+}
+
 /// Select for an ICMP error: its flow's [`owner`], within this core's rate limit `limiter`.
 #[inline]
 pub fn select(

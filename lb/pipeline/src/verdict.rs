@@ -19,6 +19,11 @@ pub enum Verdict {
     /// [`Pipeline::release_held`](crate::Pipeline::release_held) hands it back with its final
     /// verdict (issue 10, [`crate::fragments`]).
     Hold(u16),
+    /// An ICMP error about a TCP flow this core's table does not hold, with several workers
+    /// (issue 12, [`PipelineConfig::icmp_errors_to_other_workers`](crate::PipelineConfig)):
+    /// RSS hashes an ICMP error by its outer addresses, not by the flow it quotes, so the flow
+    /// may be another worker's. The worker hands the packet, unchanged, to the next worker.
+    ToWorker,
 }
 
 /// Why the control thread gets a packet.
@@ -189,6 +194,9 @@ pub struct CoreCounters {
     /// ICMP errors to an alias forwarded to the member owning the quoted flow (CA7,
     /// [`crate::icmp_error`]); each also counts in `forwarded` and `member_packets`.
     pub icmp_errors_forwarded: AtomicU64,
+    /// ICMP errors this core handed to another worker ([`Verdict::ToWorker`]); the other
+    /// worker counts them again as received.
+    pub icmp_errors_handed: AtomicU64,
     /// Replies to members' out_alias connections steered to the member whose source-port
     /// range holds their destination port (CA9, [`crate::out_alias`]), past select.
     pub out_alias_steered: AtomicU64,
@@ -280,6 +288,7 @@ impl CoreCounters {
             forwarded: AtomicU64::new(0),
             refusals_sent: AtomicU64::new(0),
             icmp_errors_forwarded: AtomicU64::new(0),
+            icmp_errors_handed: AtomicU64::new(0),
             out_alias_steered: AtomicU64::new(0),
             drops: core::array::from_fn(|_| AtomicU64::new(0)),
             punts: core::array::from_fn(|_| AtomicU64::new(0)),

@@ -76,6 +76,12 @@ pub struct PipelineConfig {
     /// than one worker and copies them to the others, [`Pipeline::adopt`], so that a
     /// client's connections agree on a member whichever worker RSS gives them). Default off.
     pub share_affinities: bool,
+    /// Whether an ICMP error about a TCP flow this core's table does not hold comes back as
+    /// [`Verdict::ToWorker`] instead of going to the member a miss of the flow would get
+    /// (issue 12: aliasd turns it on with more than one worker; the worker that receives it
+    /// last turns it off for that packet, [`Pipeline::set_icmp_errors_to_other_workers`]).
+    /// Default off.
+    pub icmp_errors_to_other_workers: bool,
     /// The fragment table: IPv4 fragments follow their datagram's first one (issue 10,
     /// [`crate::fragments`]).
     pub fragments: FragmentConfig,
@@ -96,6 +102,7 @@ impl Default for PipelineConfig {
             hash_key: FlowHashKey::FIXED,
             handoff: false,
             share_affinities: false,
+            icmp_errors_to_other_workers: false,
             fragments: FragmentConfig::default(),
         }
     }
@@ -139,6 +146,8 @@ pub struct Pipeline {
     /// Where the occupancy sweep is, and what it counted so far in this pass.
     sweep_at: usize,
     sweep_live: u64,
+    /// See [`PipelineConfig::icmp_errors_to_other_workers`].
+    icmp_to_others: bool,
 }
 
 impl core::fmt::Debug for Pipeline {
@@ -173,7 +182,14 @@ impl Pipeline {
             meta: [PacketMeta::default(); BURST],
             sweep_at: 0,
             sweep_live: 0,
+            icmp_to_others: cfg.icmp_errors_to_other_workers,
         }
+    }
+
+    /// Turns [`PipelineConfig::icmp_errors_to_other_workers`] on or off: the worker turns it
+    /// off to run an ICMP error that every other worker has already passed on.
+    pub fn set_icmp_errors_to_other_workers(&mut self, on: bool) {
+        self.icmp_to_others = on;
     }
 
     /// Counts the live entries among the connection table's next `slots` slots; at the end of
@@ -282,7 +298,7 @@ impl Pipeline {
                     CoreCounters::add(&counters.frag_released, 1);
                 }
                 Verdict::Drop(r) => counters.drop(r),
-                Verdict::Punt(_) | Verdict::Hold(_) => {}
+                Verdict::Punt(_) | Verdict::Hold(_) | Verdict::ToWorker => {}
             }
             out(buf, v);
             n += 1;
@@ -512,6 +528,15 @@ impl Pipeline {
                 }
                 continue;
             }
+            if meta[i].icmp_error
+                && self.icmp_to_others
+                && entry.is_none()
+                && !icmp_error::held_here(&self.selector, snap, &meta[i], now_ms)
+            {
+                verdicts[i] = Verdict::ToWorker;
+                live &= !(1 << i);
+                continue;
+            }
             let selection = if meta[i].icmp_error {
                 icmp_error::select(
                     &self.selector,
@@ -625,6 +650,7 @@ impl Pipeline {
                 Verdict::Forward(_) => forwarded += 1,
                 Verdict::Drop(r) => counters.drop(r),
                 Verdict::Punt(r) => CoreCounters::add(&counters.punts[r as usize], 1),
+                Verdict::ToWorker => CoreCounters::add(&counters.icmp_errors_handed, 1),
                 // Counted when released.
                 Verdict::Hold(_) => {}
             }

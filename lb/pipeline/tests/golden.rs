@@ -317,6 +317,7 @@ fn run_one_per_burst_ref(cases: &[Case], p: &mut Pipeline) {
             }
             Verdict::Drop(r) => expect.drops[r as usize] += 1,
             Verdict::Punt(r) => expect.punts[r as usize] += 1,
+            Verdict::ToWorker => panic!("case {}: handed to another worker (off here)", c.name),
             Verdict::Hold(slot) => {
                 let [buf] = bufs;
                 assert!(held.put(slot, buf).is_ok(), "case {}: slot {slot}", c.name);
