@@ -146,6 +146,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(held.put(slot, b).is_ok(), "slot {slot} given twice");
                 }
                 Verdict::Punt(r) => panic!("fragment punted: {r:?}"),
+                Verdict::ToWorker => panic!("handed to another worker (off here)"),
             }
         }
         assert!(held.len() <= 4, "parked beyond max_held");

@@ -521,8 +521,12 @@ def test_partition_then_heal_one_answerer(lab, routers):
     scheduling on two cores shared with other builds. The ARP requests leave only then (a
     probe process started before the heal and aimed at that moment)."""
     routers.start(1, {A1: 100, A2: 50})
-    routers.start(2, {A1: 10, A2: 50})
     want = {A1: 1, A2: 1}  # r1 alone first holds a2 by incumbency
+    # r1 must be a2's master before r2 is heard: started together, r2 may be heard within
+    # r1's first election and win the 50/50 tie (a race of the test, not of the protocol).
+    took, seen = wait_placement(lab, want, timeout=3)
+    assert took is not None, f"r1 alone: {seen}" + routers.tails()
+    routers.start(2, {A1: 10, A2: 50})
     took, seen = wait_placement(lab, want, timeout=3)
     assert took is not None, f"before the partition: {seen}" + routers.tails()
 
