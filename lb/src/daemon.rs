@@ -1027,16 +1027,18 @@ fn share_affinities(
 }
 
 /// EAL's runtime directory for this process (`--file-prefix clua-PID`), which EAL leaves behind
-/// (`--no-shconf`: empty but for the telemetry sockets, `dpdk.telemetry`): removed when aliasd
+/// (`--no-shconf`: empty but for the telemetry sockets, `dpdk.telemetry`; with `[dpdk]
+/// shared_config`, also its `config`, `fbarray_*` and `mp_socket` files): removed when aliasd
 /// exits, however it exits.
 struct RuntimeDir(String);
 
 impl Drop for RuntimeDir {
     fn drop(&mut self) {
         use std::os::unix::fs::FileTypeExt;
-        // Only sockets (telemetry's) are removed: the directory is this process's own.
+        // Sockets and plain files only, no recursion: the directory is this process's own
+        // (the prefix has its PID), so nothing in it belongs to another process.
         for e in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
-            if e.file_type().is_ok_and(|t| t.is_socket()) {
+            if e.file_type().is_ok_and(|t| t.is_socket() || t.is_file()) {
                 let _ = std::fs::remove_file(e.path());
             }
         }
