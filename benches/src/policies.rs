@@ -42,7 +42,9 @@ const ALIAS: [u8; 4] = [198, 51, 100, 100];
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 
-fn snapshot(policy: Policy) -> Snapshot {
+/// The client port, one interconnect, 8 l2 members of alias web (selw 1..3), tcp/80 in_multi
+/// with `policy` (also the workers bench's world).
+pub(crate) fn snapshot(policy: Policy) -> Snapshot {
     let port = |name: &str, role, last: u8, ip: [u8; 4]| PortInfo {
         name: name.into(),
         role,
@@ -98,7 +100,7 @@ fn snapshot(policy: Policy) -> Snapshot {
 }
 
 /// A 60-byte TCP frame from `src:sport` to the alias's port 80 with `flags`.
-fn frame(src: u32, sport: u16, flags: u8, out: &mut Vec<u8>) {
+pub(crate) fn frame(src: u32, sport: u16, flags: u8, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&ROUTER_MAC);
     out.extend_from_slice(&[2, 0, 0, 0, 0, 0x10, 0x08, 0x00]);

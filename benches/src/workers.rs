@@ -13,98 +13,21 @@
 //! workers the threads share CPUs and `scaling` says so (about 1.0 on a busy 2-vCPU VM).
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use clua_pipeline::snapshot::ServiceSpec;
-use clua_pipeline::wire::checksum::checksum;
 use clua_pipeline::{
-    AliasMember, CoreCounters, DropReason, Encap, Member, MemberId, Pipeline, PipelineConfig,
-    PortInfo, PortRole, ServiceMode, Snapshot, VecBuf, Verdict, BURST,
+    CoreCounters, DropReason, Pipeline, PipelineConfig, Snapshot, VecBuf, Verdict, BURST,
 };
 
 const FRAME_LEN: usize = 60;
-const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const ALIAS: [u8; 4] = [198, 51, 100, 100];
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 
-/// The client port, one interconnect, 8 l2 members of alias web (selw 1..3), tcp/80 in_multi.
-fn snapshot() -> Snapshot {
-    let port = |name: &str, role, last: u8, ip: [u8; 4]| PortInfo {
-        name: name.into(),
-        role,
-        mac: [2, 0, 0, 0, 0, last],
-        ipv4: Some(Ipv4Addr::from(ip)),
-        prefix_len: 24,
-        mtu: 1600,
-        flow_source: None,
-    };
-    let members = (0..8u32)
-        .map(|i| {
-            Some(Member {
-                id: MemberId(i),
-                name: format!("m{i}"),
-                port: 1,
-                mac: [2, 0, 0, 0, 1, i as u8],
-                ipv4: Ipv4Addr::new(192, 0, 2, 10 + i as u8),
-                encap: Encap::L2,
-                up: true,
-                listening: None,
-            })
-        })
-        .collect();
-    let ams = (0..8)
-        .map(|i| AliasMember {
-            member: MemberId(i),
-            selw: 1 + i % 3,
-            selp: 1,
-        })
-        .collect();
-    Snapshot::build(
-        1,
-        vec![
-            port("client", PortRole::Client, 1, [198, 51, 100, 2]),
-            port("ic0", PortRole::Interconnect, 2, [192, 0, 2, 2]),
-        ],
-        members,
-        vec![("web".into(), Ipv4Addr::from(ALIAS), ams)],
-        &[ServiceSpec {
-            proto: 6,
-            port: 80,
-            mode: ServiceMode::InMulti,
-        }],
-    )
-    .expect("bench snapshot")
-}
-
-/// A 60-byte TCP frame of flow `i` (client 10.x.y.z, one per 16 flows) to the alias's port 80.
+/// A 60-byte TCP frame of flow `i` (client 10.x.y.z, one per 16 flows) to the alias's port 80:
+/// the policies bench's frame ([`crate::policies::frame`]).
 fn frame(i: u32, flags: u8, out: &mut Vec<u8>) {
-    let (src, sport) = (0x0a00_0000 | (i >> 4), 1024 + (i & 15) as u16);
-    let start = out.len();
-    out.extend_from_slice(&ROUTER_MAC);
-    out.extend_from_slice(&[2, 0, 0, 0, 0, 0x10, 0x08, 0x00]);
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
-    ip[6] = 0x40;
-    ip[8] = 64;
-    ip[9] = 6;
-    ip[12..16].copy_from_slice(&src.to_be_bytes());
-    ip[16..20].copy_from_slice(&ALIAS);
-    let c = checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    out.extend_from_slice(&ip);
-    let mut tcp = [0u8; 20];
-    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
-    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
-    tcp[4..8].copy_from_slice(&(1000 + u32::from(flags == ACK)).to_be_bytes());
-    tcp[12] = 0x50;
-    tcp[13] = flags;
-    tcp[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
-    out.extend_from_slice(&tcp);
-    out.resize(start + FRAME_LEN, 0);
+    crate::policies::frame(0x0a00_0000 | (i >> 4), 1024 + (i & 15) as u16, flags, out);
 }
 
 /// One worker: its pipeline, its flows' ACK frames, its burst buffers.
@@ -220,7 +143,9 @@ fn measure(snapshot: &Arc<Snapshot>, flows: u32, n: u32, secs: f64) -> Vec<f64> 
 }
 
 pub fn run(flows: u32, secs: f64, max: u32, rounds: u32) {
-    let snapshot = Arc::new(snapshot());
+    // The policies bench's world (client port, one interconnect, 8 l2 members of alias web,
+    // selw 1..3, tcp/80 in_multi) with the plain round robin.
+    let snapshot = Arc::new(crate::policies::snapshot(clua_pipeline::Policy::Wrr));
     let flows = flows.max(BURST as u32 * max);
     // Rounds of 1, 2, .. max workers, each against the 1-worker figure of its own round: on a
     // busy machine the load drifts, and neighbouring measurements drift least.
