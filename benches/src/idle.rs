@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use clua_dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortConf, Ring};
+use clua_dpdk::{Burst, Mbuf, Mempool, Port, PortConf, Ring};
 use clua_lb::clock::TscClock;
 use clua_lb::config::Config;
 use clua_lb::idle::IdlePolicy;
@@ -33,7 +33,7 @@ use clua_lb::worker::{Transmit, Worker};
 use clua_pipeline::{CoreCounters, Pipeline};
 use crossbeam_queue::ArrayQueue;
 
-use crate::{config_toml, die, traffic, Args};
+use crate::{config_toml, die, ring_eal, traffic, Args};
 
 /// Flows of the timed frames (each timed frame is the next one, wrapping).
 const FLOWS: u32 = 64;
@@ -150,26 +150,7 @@ pub fn run(a: &Args) {
     );
 
     let prefix = format!("clua-bench-idle-{}", std::process::id());
-    let eal_args: Vec<String> = [
-        "-l",
-        "0,1",
-        "--main-lcore",
-        "0",
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        &memory_mb.to_string(),
-        "--no-shconf",
-        "--no-telemetry",
-        "--file-prefix",
-        &prefix,
-        "--log-level",
-        "*:warning",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let eal = Eal::init(&eal_args).unwrap_or_else(|e| die(&format!("EAL init: {e}")));
+    let eal = ring_eal(&prefix, memory_mb);
     let config = Config::parse(
         &config_toml(
             "net_ring_client",

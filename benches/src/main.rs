@@ -326,6 +326,32 @@ impl Args {
     }
 }
 
+/// EAL for the in-process net_ring harnesses (`ring`, `idle`): lcores 0 (main, the generator)
+/// and 1 (the worker), no PCI, `memory_mb` of ordinary memory, no shared config or telemetry,
+/// the file prefix `prefix`.
+fn ring_eal(prefix: &str, memory_mb: impl std::fmt::Display) -> Eal {
+    let eal_args: Vec<String> = [
+        "-l",
+        "0,1",
+        "--main-lcore",
+        "0",
+        "--no-pci",
+        "--no-huge",
+        "-m",
+        &memory_mb.to_string(),
+        "--no-shconf",
+        "--no-telemetry",
+        "--file-prefix",
+        prefix,
+        "--log-level",
+        "*:warning",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    Eal::init(&eal_args).unwrap_or_else(|e| die(&format!("EAL init: {e}")))
+}
+
 fn die(msg: &str) -> ! {
     eprintln!("clua-bench: {msg}");
     std::process::exit(2)
@@ -523,26 +549,7 @@ fn ring(a: &Args) {
     let t = traffic(flows, ppf);
     let pid = std::process::id();
     let prefix = format!("clua-bench-{pid}");
-    let eal_args: Vec<String> = [
-        "-l",
-        "0,1",
-        "--main-lcore",
-        "0",
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        &memory_mb.to_string(),
-        "--no-shconf",
-        "--no-telemetry",
-        "--file-prefix",
-        &prefix,
-        "--log-level",
-        "*:warning",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let eal = Eal::init(&eal_args).unwrap_or_else(|e| die(&format!("EAL init: {e}")));
+    let eal = ring_eal(&prefix, memory_mb);
     let config = Config::parse(
         &config_toml(
             "net_ring_client",
