@@ -150,18 +150,6 @@ fn dst_mac(frame: &[u8]) -> [u8; 6] {
     frame[..6].try_into().unwrap()
 }
 
-/// An ARP request from the client for `target`.
-fn arp_request(target: [u8; 4]) -> Vec<u8> {
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&CLIENT_MAC);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-    f.extend_from_slice(&CLIENT_MAC);
-    f.extend_from_slice(&CLIENT);
-    f.extend_from_slice(&[0; 6]);
-    f.extend_from_slice(&target);
-    f
-}
-
 /// An ICMP echo request from the client to `dst`.
 fn echo_request(dst: [u8; 4]) -> Vec<u8> {
     let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'i', b'n', b'g'];

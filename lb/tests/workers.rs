@@ -187,17 +187,6 @@ fn forwarded_flow(frame: &[u8]) -> (u16, [u8; 6]) {
     (sport, frame[..6].try_into().unwrap())
 }
 
-fn arp_request(target: [u8; 4]) -> Vec<u8> {
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&CLIENT_MAC);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-    f.extend_from_slice(&CLIENT_MAC);
-    f.extend_from_slice(&CLIENT);
-    f.extend_from_slice(&[0; 6]);
-    f.extend_from_slice(&target);
-    f
-}
-
 fn echo_request(dst: [u8; 4], id: u16) -> Vec<u8> {
     let mut icmp = vec![8, 0, 0, 0, 0, 0, 0, 1, b'p', b'i', b'n', b'g'];
     icmp[4..6].copy_from_slice(&id.to_be_bytes());
