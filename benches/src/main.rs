@@ -550,32 +550,22 @@ fn ring(a: &Args) {
     let pid = std::process::id();
     let prefix = format!("clua-bench-{pid}");
     let eal = ring_eal(&prefix, memory_mb);
-    let config = Config::parse(
-        &config_toml(
-            "net_ring_client",
-            "net_ring_ic0",
-            flows,
-            32767,
-            memory_mb,
-            None,
-            false,
-        ),
-        "clua-bench ring config",
-    )
-    .unwrap_or_else(|e| die(&e.to_string()));
+    let toml = config_toml(
+        "net_ring_client",
+        "net_ring_ic0",
+        flows,
+        32767,
+        memory_mb,
+        None,
+        false,
+    );
+    let config =
+        Config::parse(&toml, "clua-bench ring config").unwrap_or_else(|e| die(&e.to_string()));
     // The reweight: selw 3/2/1 and 1/2/3 alternately (alias web, members m1..m3).
     let reweighted = Config::parse(
-        &config_toml(
-            "net_ring_client",
-            "net_ring_ic0",
-            flows,
-            32767,
-            memory_mb,
-            None,
-            false,
-        )
-        .replace("{ name = \"m1\", selw = 3 }", "{ name = \"m1\", selw = 1 }")
-        .replace("{ name = \"m3\" }", "{ name = \"m3\", selw = 3 }"),
+        &toml
+            .replace("{ name = \"m1\", selw = 3 }", "{ name = \"m1\", selw = 1 }")
+            .replace("{ name = \"m3\" }", "{ name = \"m3\", selw = 3 }"),
         "clua-bench ring config (reweighted)",
     )
     .unwrap_or_else(|e| die(&e.to_string()));
