@@ -54,7 +54,7 @@ impl Mbuf {
     /// Length of the packet data (the first segment's `data_len`).
     pub fn len(&self) -> usize {
         // SAFETY: self.0 is a live mbuf we own.
-        usize::from(unsafe { sys::clua_pktmbuf_data_len(self.0.as_ptr()) })
+        unsafe { view(self.0.as_ptr()) }.1
     }
 
     /// Whether the packet is empty.
@@ -123,28 +123,53 @@ impl fmt::Debug for Mbuf {
     }
 }
 
+/// The first segment's data start (`rte_pktmbuf_mtod`: `buf_addr + data_off`) and `data_len`,
+/// read inline at the offsets of the installed DPDK's `struct rte_mbuf` (`wrapper.h`,
+/// `clua_mbuf_layout`) instead of by two calls into the shim per access.
+///
+/// # Safety
+/// `m` must point at a live mbuf.
+#[inline(always)]
+unsafe fn view(m: *const sys::rte_mbuf) -> (*mut u8, usize) {
+    let base = m.cast::<u8>();
+    // SAFETY: the offsets are those of the fields in the struct `m` points at (computed by
+    // clang from DPDK's header, with their sizes asserted there); `struct rte_mbuf` is
+    // cache-line aligned and the fields naturally aligned, but read_unaligned needs neither.
+    unsafe {
+        let buf = base
+            .add(sys::CLUA_MBUF_BUF_ADDR as usize)
+            .cast::<*mut u8>()
+            .read_unaligned();
+        let off = base
+            .add(sys::CLUA_MBUF_DATA_OFF as usize)
+            .cast::<u16>()
+            .read_unaligned();
+        let len = base
+            .add(sys::CLUA_MBUF_DATA_LEN as usize)
+            .cast::<u16>()
+            .read_unaligned();
+        (buf.add(usize::from(off)), usize::from(len))
+    }
+}
+
 impl PacketBuf for Mbuf {
+    #[inline(always)]
     fn data(&self) -> &[u8] {
-        // SAFETY: mtod points at data_len initialised bytes of the first segment, inside the
-        // mbuf's buffer, which lives as long as we own the mbuf; `&self` prevents mutation for
-        // the returned lifetime.
+        // SAFETY: the mbuf is live and ours; `view` gives the first segment's data start and
+        // data_len, initialised bytes inside the mbuf's buffer, which lives as long as we own
+        // the mbuf; `&self` prevents mutation for the returned lifetime.
         unsafe {
-            let m = self.0.as_ptr();
-            std::slice::from_raw_parts(
-                sys::clua_pktmbuf_mtod(m).cast::<u8>(),
-                usize::from(sys::clua_pktmbuf_data_len(m)),
-            )
+            let (p, n) = view(self.0.as_ptr());
+            std::slice::from_raw_parts(p, n)
         }
     }
 
+    #[inline(always)]
     fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `data`; `&mut self` makes the slice the only access to those bytes.
         unsafe {
-            let m = self.0.as_ptr();
-            std::slice::from_raw_parts_mut(
-                sys::clua_pktmbuf_mtod(m).cast::<u8>(),
-                usize::from(sys::clua_pktmbuf_data_len(m)),
-            )
+            let (p, n) = view(self.0.as_ptr());
+            std::slice::from_raw_parts_mut(p, n)
         }
     }
 
@@ -183,9 +208,18 @@ impl PacketBuf for Mbuf {
         (set != 0).then_some(hash)
     }
 
+    #[inline(always)]
     fn prefetch(&self) {
-        // SAFETY: a prefetch hint never faults, and mtod is a pointer into the live buffer.
-        unsafe { sys::clua_prefetch0(sys::clua_pktmbuf_mtod(self.0.as_ptr())) }
+        // SAFETY: the mbuf is live; `view` only reads its header. The data pointer is into its
+        // buffer, and a prefetch of it is a hint that never faults.
+        // (Inline `prefetcht0`, like rte_prefetch0, rather than the shim's call.)
+        unsafe {
+            let (p, _) = view(self.0.as_ptr());
+            #[cfg(target_arch = "x86_64")]
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+            #[cfg(not(target_arch = "x86_64"))]
+            sys::clua_prefetch0(p.cast());
+        }
     }
 }
 
@@ -208,14 +242,11 @@ unsafe impl Sync for SharedMbuf {}
 impl SharedMbuf {
     /// The frame's bytes.
     pub fn data(&self) -> &[u8] {
-        // SAFETY: mtod points at data_len initialised bytes of the first segment inside the
+        // SAFETY: `view` gives data_len initialised bytes of the first segment inside the
         // buffer, which lives while we hold our reference; nobody writes a shared mbuf.
         unsafe {
-            let m = self.0.as_ptr();
-            std::slice::from_raw_parts(
-                sys::clua_pktmbuf_mtod(m).cast::<u8>(),
-                usize::from(sys::clua_pktmbuf_data_len(m)),
-            )
+            let (p, n) = view(self.0.as_ptr());
+            std::slice::from_raw_parts(p, n)
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! Everything here is `unsafe` and undocumented beyond DPDK's own documentation; the safe
 //! layer is the `clua-dpdk` crate. `rte_mbuf`, `rte_mempool` and `rte_ring` are opaque: Rust
-//! reaches their fields only through the shim accessors.
+//! reaches their fields only through the shim accessors, and reads three mbuf fields at the
+//! offsets `wrapper.h` exports (`CLUA_MBUF_*`, from the installed DPDK's struct).
 //!
 //! Linking: the libraries come from `pkg-config --libs libdpdk`, plus `rte_net_ring` for
 //! `rte_eth_from_rings`. Other PMDs (net_null, net_pcap, NIC drivers) are plugins that EAL loads

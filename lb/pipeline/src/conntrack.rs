@@ -33,8 +33,8 @@
 //! before. A miss reads no entry line at all (unless a signature collides, about 16 in 2^14);
 //! an insert decides free slots and victims from the bucket lines alone. Two keys with the same
 //! signature in one bucket are told apart by the entry's full key. The pipeline issues the
-//! bucket prefetches for a whole burst ([`ConnTable::prefetch`]), then the entry prefetches
-//! ([`ConnTable::prefetch_entries`]), then looks up, like DPDK's `rte_hash_lookup_bulk`. Both
+//! bucket prefetches for a whole burst ([`ConnTable::probe`]), then the entry prefetches
+//! ([`ConnTable::scan_probe`]), then looks up ([`ConnTable::find_probed`], which reuses both), like DPDK's `rte_hash_lookup_bulk`. Both
 //! arrays are asked onto transparent huge pages ([`clua_prefetch::huge_boxed_slice`]): a 1M-flow
 //! table is ~80 MiB, whose 4 KiB pages would make nearly every look-up a TLB miss too.
 //!
@@ -57,7 +57,7 @@
 //! Each core owns its table, so nothing here is shared or locked. The table stores stable
 //! [`MemberId`]s, so it survives snapshot swaps (established flows keep their member).
 
-use clua_prefetch::{huge_boxed_slice, prefetch_read};
+use clua_prefetch::{huge_boxed_slice, prefetch_read, scan8, Lanes};
 
 use crate::handoff::FlowRecord;
 use crate::hash::{FlowHashKey, FlowKey};
@@ -211,34 +211,22 @@ fn remaining(e: u32, now: u32) -> u32 {
 }
 
 impl Bucket {
+    /// The slots' masks for `sig` at `now` (one vector scan, [`clua_prefetch::scan8`]).
+    #[inline(always)]
+    fn scan(&self, sig: u16, now: u32) -> Lanes {
+        scan8(&self.sig, &self.expiry, sig, now, LIVE_WINDOW)
+    }
+
     /// Bit `w` set: slot `w` is live at `now`.
     #[inline(always)]
     fn live_mask(&self, now: u32) -> u32 {
-        let mut m = 0;
-        for w in 0..WAYS {
-            m |= u32::from(alive(self.expiry[w], now)) << w;
-        }
-        m
+        self.scan(0, now).live
     }
 
     /// Bit `w` set: slot `w` is live at `now` and has signature `sig`.
     #[inline(always)]
     fn match_mask(&self, sig: u16, now: u32) -> u32 {
-        let mut m = 0;
-        for w in 0..WAYS {
-            m |= u32::from((self.sig[w] == sig) & alive(self.expiry[w], now)) << w;
-        }
-        m
-    }
-
-    /// Bit `w` set: slot `w` is in use (live or expired, not empty) and has signature `sig`.
-    #[inline(always)]
-    fn used_mask(&self, sig: u16) -> u32 {
-        let mut m = 0;
-        for w in 0..WAYS {
-            m |= u32::from((self.sig[w] == sig) & (self.expiry[w] != 0)) << w;
-        }
-        m
+        self.scan(sig, now).matched
     }
 }
 
@@ -309,6 +297,31 @@ pub struct ConnTable {
     entries: Box<[Entry]>,
     mask: u32,
     key: FlowHashKey,
+    /// Bumped by every write that can change a bucket's match masks (a slot's signature, or a
+    /// slot turning live or dead other than by the clock): a [`Probe`] taken before is stale.
+    epoch: u32,
+}
+
+/// What the burst staging learnt of one key's two buckets, so that its look-up does not
+/// recompute it (issue 12: the bucket indexes and the signature scan were computed three and
+/// four times per packet). [`ConnTable::probe`] computes the buckets and starts loading them;
+/// [`ConnTable::scan_probe`] records both buckets' match masks (once the lines have arrived)
+/// and starts loading the matching entries; [`ConnTable::find_probed`] uses those masks if
+/// nothing was written to the table since, and scans afresh otherwise (an earlier packet of
+/// the burst may have inserted the very key). A probe is only ever a shortcut: every result
+/// is the one [`ConnTable::find`] gives.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Probe {
+    b1: u32,
+    b2: u32,
+    sig: u16,
+    m1: u8,
+    m2: u8,
+    /// The table's epoch when the masks were taken; `scanned` false: no masks yet.
+    epoch: u32,
+    scanned: bool,
+    /// The clock the masks were taken at (liveness depends on it).
+    now: u32,
 }
 
 impl ConnTable {
@@ -339,6 +352,7 @@ impl ConnTable {
             entries: huge_boxed_slice(cap, Entry::default()),
             mask: (buckets - 1) as u32,
             key,
+            epoch: 0,
         }
     }
 
@@ -380,25 +394,8 @@ impl ConnTable {
 
     #[inline(always)]
     fn find_in(&self, b: usize, sig: u16, k0: u64, k1: u64, now: u32) -> Option<Slot> {
-        let bucket = self.buckets.get(b)?;
-        let mut m = bucket.match_mask(sig, now);
-        while m != 0 {
-            let w = m.trailing_zeros() as usize;
-            m &= m - 1;
-            let i = b * WAYS + w;
-            let e = self.entries.get(i)?;
-            if e.k0 == k0 && e.k1 == k1 {
-                let st = bucket.state[w];
-                return Some(Slot {
-                    index: i as u32,
-                    member: MemberId(e.member & MEMBER_MASK),
-                    closing: st & CLOSING != 0,
-                    half_open: st & HALF_OPEN != 0,
-                    isn: e.isn,
-                });
-            }
-        }
-        None
+        let m = self.buckets.get(b)?.match_mask(sig, now);
+        self.confirm(b, m, k0, k1)
     }
 
     /// Finds the live entry for `key`, whose [`FlowKey::hash`] is `hash`, in either of its
@@ -417,9 +414,10 @@ impl ConnTable {
     }
 
     /// Starts loading both bucket lines of the key whose hash is `hash` (a prefetch: returns at
-    /// once). Issued for a whole burst before any look-up, the misses overlap.
+    /// once; issued for a whole burst before any look-up, the misses overlap), and returns what
+    /// it computed for [`scan_probe`](Self::scan_probe) and [`find_probed`](Self::find_probed).
     #[inline(always)]
-    pub fn prefetch(&self, hash: u32) {
+    pub fn probe(&self, hash: u32) -> Probe {
         let (b1, b2) = self.bucket_pair(hash);
         if let Some(b) = self.buckets.get(b1) {
             prefetch_read(b);
@@ -427,20 +425,28 @@ impl ConnTable {
         if let Some(b) = self.buckets.get(b2) {
             prefetch_read(b);
         }
+        Probe {
+            b1: b1 as u32,
+            b2: b2 as u32,
+            sig: signature(hash),
+            ..Probe::default()
+        }
     }
 
-    /// Starts loading the entry line of every live slot of both buckets whose signature is
-    /// `hash`'s (normally one, or none for a new flow). Reads the bucket lines, so it should
-    /// follow [`prefetch`](Self::prefetch) by a burst's worth of work.
+    /// For a [`probe`](Self::probe)'s key: reads both bucket lines, records their match masks at
+    /// `now_ms` in `p`, and starts loading the entry line of every live slot with the key's
+    /// signature (normally one, or none for a new flow). It should follow `probe` by a burst's
+    /// worth of work, for the bucket lines to have arrived.
     #[inline(always)]
-    pub fn prefetch_entries(&self, hash: u32, now_ms: u64) {
-        let (b1, b2) = self.bucket_pair(hash);
-        let (sig, now) = (signature(hash), clock(now_ms));
-        for b in [b1, b2] {
+    pub fn scan_probe(&self, p: &mut Probe, now_ms: u64) {
+        let now = clock(now_ms);
+        let mut masks = [0u32; 2];
+        for (j, b) in [p.b1 as usize, p.b2 as usize].into_iter().enumerate() {
             let Some(bucket) = self.buckets.get(b) else {
                 continue;
             };
-            let mut m = bucket.match_mask(sig, now);
+            let mut m = bucket.match_mask(p.sig, now);
+            masks[j] = m;
             while m != 0 {
                 let w = m.trailing_zeros() as usize;
                 m &= m - 1;
@@ -449,6 +455,60 @@ impl ConnTable {
                 }
             }
         }
+        p.m1 = masks[0] as u8;
+        p.m2 = masks[1] as u8;
+        p.epoch = self.epoch;
+        p.now = now;
+        p.scanned = true;
+    }
+
+    /// [`find`](Self::find) for the key `p` was [`probe`](Self::probe)d for (`hash` is the
+    /// key's; `p` must come from this table): with `p`'s masks when they are still current
+    /// (same epoch, same clock), else as `find`.
+    #[inline(always)]
+    pub fn find_probed(&self, key: &FlowKey, hash: u32, p: &Probe, now_ms: u64) -> Option<Slot> {
+        let now = clock(now_ms);
+        if !(p.scanned && p.epoch == self.epoch && p.now == now) {
+            return self.find(key, hash, now_ms);
+        }
+        debug_assert_eq!(
+            (p.b1 as usize, p.b2 as usize, p.sig),
+            (
+                self.bucket_pair(hash).0,
+                self.bucket_pair(hash).1,
+                signature(hash)
+            ),
+            "probe of another key"
+        );
+        let (k0, k1) = pack(key);
+        match self.confirm(p.b1 as usize, u32::from(p.m1), k0, k1) {
+            Some(s) => Some(s),
+            None if p.b2 != p.b1 => self.confirm(p.b2 as usize, u32::from(p.m2), k0, k1),
+            None => None,
+        }
+    }
+
+    /// The slot of bucket `b` among the match mask `m` whose entry holds the key `(k0, k1)`.
+    #[inline(always)]
+    fn confirm(&self, b: usize, mut m: u32, k0: u64, k1: u64) -> Option<Slot> {
+        let bucket = self.buckets.get(b)?;
+        while m != 0 {
+            let w = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let i = b * WAYS + w;
+            let e = self.entries.get(i)?;
+            if e.k0 == k0 && e.k1 == k1 {
+                let st = bucket.state[w];
+                return Some(Slot {
+                    index: i as u32,
+                    member: MemberId(e.member & MEMBER_MASK),
+                    closing: st & CLOSING != 0,
+                    half_open: st & HALF_OPEN != 0,
+                    isn: e.isn,
+                });
+            }
+        }
+        None
     }
 
     /// The member owning `key`, if its entry is live. Expired entries are misses.
@@ -477,6 +537,10 @@ impl ConnTable {
         if let Some(b) = self.buckets.get_mut(i / WAYS) {
             b.expiry[i % WAYS] = expiry_after(clock(now_ms), timeout_ms);
             b.state[i % WAYS] = state_bits(state);
+        }
+        if timeout_ms == 0 {
+            // Dead at once: no longer a match.
+            self.epoch = self.epoch.wrapping_add(1);
         }
     }
 
@@ -562,9 +626,13 @@ impl ConnTable {
         let sig = signature(hash);
         let pair = [b1, b2];
         let pair = if b1 == b2 { &pair[..1] } else { &pair[..] };
-        // The key's own entry, live or expired.
-        for &b in pair {
-            let mut m = self.buckets.get(b).map_or(0, |bk| bk.used_mask(sig));
+        // One scan per bucket: the key's own entry (live or expired), then the free slots.
+        let mut scans = [None; 2];
+        for (j, &b) in pair.iter().enumerate() {
+            scans[j] = self.buckets.get(b).map(|bk| bk.scan(sig, now));
+        }
+        for (j, &b) in pair.iter().enumerate() {
+            let mut m = scans[j].map_or(0, |l| l.used);
             while m != 0 {
                 let w = m.trailing_zeros() as usize;
                 m &= m - 1;
@@ -580,13 +648,7 @@ impl ConnTable {
             }
         }
         // Per bucket: its live slots.
-        let mut live = [WAYS_MASK; 2];
-        for (j, &b) in pair.iter().enumerate() {
-            live[j] = self
-                .buckets
-                .get(b)
-                .map_or(WAYS_MASK, |bk| bk.live_mask(now));
-        }
+        let live = scans.map(|l| l.map_or(WAYS_MASK, |l| l.live));
         let free = |j: usize| (!live[j] & WAYS_MASK).count_ones();
         let first_free =
             |j: usize, b: usize| b * WAYS + (!live[j] & WAYS_MASK).trailing_zeros() as usize;
@@ -633,6 +695,7 @@ impl ConnTable {
 
     #[inline(always)]
     fn write(&mut self, i: usize, sig: u16, expiry: u32, state: FlowState, new: Entry) {
+        self.epoch = self.epoch.wrapping_add(1);
         if let (Some(b), Some(e)) = (self.buckets.get_mut(i / WAYS), self.entries.get_mut(i)) {
             b.sig[i % WAYS] = sig;
             b.expiry[i % WAYS] = expiry;
@@ -841,6 +904,7 @@ impl ConnTable {
 
     /// Forgets every entry.
     pub fn clear(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
         self.buckets.fill(EMPTY);
         self.entries.fill(Entry::default());
     }
@@ -1501,16 +1565,72 @@ mod tests {
         }
         for (i, k) in keys.iter().enumerate() {
             let h = t.hash(k);
-            t.prefetch(h);
-            t.prefetch_entries(h, 1);
-            t.prefetch_entries(h, 5000);
+            let mut p = t.probe(h);
+            t.scan_probe(&mut p, 1);
+            t.scan_probe(&mut p, 5000);
             assert_eq!(t.lookup(k, 1), Some(MemberId(i as u32)));
         }
         for h in [0, 1, u32::MAX, 0xdead_beef] {
-            t.prefetch(h);
-            t.prefetch_entries(h, 0);
+            let mut p = t.probe(h);
+            t.scan_probe(&mut p, 0);
         }
         assert_eq!(t.live(1), 3000);
+    }
+
+    /// Issue 12: a look-up with a probe taken earlier is the plain look-up, whatever happened
+    /// in between: the probe is used while current, and ignored once anything was written
+    /// (here the very key inserted after its probe, as two packets of a new flow in one burst
+    /// do), the clock moved (the entry expired meanwhile), or it was never scanned.
+    #[test]
+    fn a_probed_look_up_is_the_plain_look_up() {
+        let mut t = ConnTable::new(1 << 10);
+        let keys = random_keys(21, 1500);
+        let mut x = 7u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut now = 1000u64;
+        for round in 0..20_000 {
+            let k = &keys[(rnd() % keys.len() as u64) as usize];
+            let h = t.hash(k);
+            let mut p = t.probe(h);
+            if round % 7 != 0 {
+                t.scan_probe(&mut p, now);
+            }
+            // Between the probe and the look-up: sometimes an insert of this or another key,
+            // sometimes a step of the clock past some expiries, sometimes a zero-timeout refresh.
+            match rnd() % 6 {
+                0 => {
+                    t.insert(k, MemberId(round), now, 1 + rnd() % 50);
+                }
+                1 => {
+                    let other = &keys[(rnd() % keys.len() as u64) as usize];
+                    t.insert(other, MemberId(round), now, 1 + rnd() % 50);
+                }
+                2 => now += rnd() % 20,
+                3 => {
+                    if let Some(slot) = t.find(k, h, now) {
+                        t.refresh(slot, now, 0, false);
+                    }
+                }
+                _ => {}
+            }
+            let probed = t.find_probed(k, h, &p, now).map(|s| (s.index, s.member));
+            let plain = t.find(k, h, now).map(|s| (s.index, s.member));
+            assert_eq!(probed, plain, "round {round}");
+        }
+        // A current probe of a key in the table finds it; of a missing key, nothing.
+        t.insert(&keys[0], MemberId(77), now, 1000);
+        let h = t.hash(&keys[0]);
+        let mut p = t.probe(h);
+        t.scan_probe(&mut p, now);
+        assert_eq!(
+            t.find_probed(&keys[0], h, &p, now).map(|s| s.member),
+            Some(MemberId(77))
+        );
     }
 
     fn rec(k: FlowKey, m: u32, state: FlowState, isn: u32, remaining_ms: u32) -> FlowRecord {

@@ -91,7 +91,7 @@
 //! and are reset when aliases are added, removed or renumbered.
 
 use crate::classify::{PacketMeta, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
-use crate::conntrack::{ConnTable, FlowState, InsertOutcome};
+use crate::conntrack::{ConnTable, FlowState, InsertOutcome, Probe};
 use crate::handoff::FlowRecord;
 use crate::hash::{FlowHashKey, FlowKey};
 use crate::snapshot::{MemberId, Policy, ServiceMode, Snapshot};
@@ -310,18 +310,24 @@ impl Selector {
         self.cursors.resize(new.cursor_count(), 0);
     }
 
-    /// The second step of a burst's look-ups, after the pipeline prefetched the bucket lines
-    /// of the packets in `live` ([`ConnTable::prefetch`], while classifying): reads their
-    /// bucket lines (arriving by now) and starts loading the entry line of each signature
-    /// match. See [`ConnTable::prefetch_entries`].
+    /// The second step of a burst's look-ups, after the pipeline probed the buckets of the
+    /// TCP packets in `live` ([`ConnTable::probe`], while classifying; `probes[i]` is packet
+    /// `i`'s): reads their bucket lines (arriving by now), records the match masks and starts
+    /// loading the entry line of each match. See [`ConnTable::scan_probe`].
     #[inline]
-    pub fn prefetch_entries(&self, meta: &[PacketMeta], mut live: u32, now_ms: u64) {
+    pub fn scan_probes(
+        &self,
+        meta: &[PacketMeta],
+        probes: &mut [Probe],
+        mut live: u32,
+        now_ms: u64,
+    ) {
         while live != 0 {
             let i = live.trailing_zeros() as usize;
             live &= live - 1;
-            if let Some(m) = meta.get(i) {
+            if let (Some(m), Some(p)) = (meta.get(i), probes.get_mut(i)) {
                 if m.key.proto == protocol::TCP {
-                    self.conns.prefetch_entries(m.hash, now_ms);
+                    self.conns.scan_probe(p, now_ms);
                 }
             }
         }
@@ -532,6 +538,21 @@ impl Selector {
         now_ms: u64,
         counters: &CoreCounters,
     ) -> Selection {
+        self.select_probed(snap, meta, &Probe::default(), now_ms, counters)
+    }
+
+    /// [`select`](Self::select) with the burst staging's [`Probe`] of `meta`'s key (see
+    /// [`scan_probes`](Self::scan_probes)): the same selection, without recomputing the
+    /// look-up's buckets and masks. An unscanned probe (`Probe::default()`) is a plain look-up.
+    #[inline]
+    pub fn select_probed(
+        &mut self,
+        snap: &Snapshot,
+        meta: &PacketMeta,
+        probe: &Probe,
+        now_ms: u64,
+        counters: &CoreCounters,
+    ) -> Selection {
         let key = &meta.key;
         let alias = meta.alias.0 as usize;
         let (mode, policy) = snap.service(key.proto, key.dst_port);
@@ -576,7 +597,7 @@ impl Selector {
         // lands on the old member even when it no longer listens there (the router never sees
         // the member's RST to a refused SYN, so such entries stay live).
         let syn_only = meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST) == TCP_SYN;
-        if let Some(slot) = self.conns.find(key, meta.hash, now_ms) {
+        if let Some(slot) = self.conns.find_probed(key, meta.hash, probe, now_ms) {
             let new_incarnation =
                 syn_only && (slot.closing || slot.isn == 0 || slot.isn != meta.tcp_seq);
             if snap.member(slot.member).is_some_and(|m| m.up) && !new_incarnation {

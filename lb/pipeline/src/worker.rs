@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::buf::PacketBuf;
 use crate::classify::{classify_with, ClassifyConfig, PacketMeta};
+use crate::conntrack::Probe;
 use crate::fragments::{
     FirstLookup, FragKind, FragTable, FragTarget, FragmentConfig, HeldFragments, RestLookup,
 };
@@ -143,6 +144,8 @@ pub struct Pipeline {
     timeouts: Timeouts,
     frags: FragTable,
     meta: [PacketMeta; BURST],
+    /// Per packet of the chunk: its connection-table probe (see `process_chunk`).
+    probes: [Probe; BURST],
     /// Where the occupancy sweep is, and what it counted so far in this pass.
     sweep_at: usize,
     sweep_live: u64,
@@ -180,6 +183,7 @@ impl Pipeline {
             timeouts: cfg.timeouts(),
             frags: FragTable::new(&cfg.fragments, cfg.hash_key),
             meta: [PacketMeta::default(); BURST],
+            probes: [Probe::default(); BURST],
             sweep_at: 0,
             sweep_live: 0,
             icmp_to_others: cfg.icmp_errors_to_other_workers,
@@ -451,6 +455,7 @@ impl Pipeline {
         let snap: &Snapshot = &self.snapshot;
         let counters: &CoreCounters = &self.counters;
         let meta = &mut self.meta;
+        let probes = &mut self.probes;
         let rx_cfg = &self.classify;
         let caps = &self.classify.checksum;
         let mut live: u32 = 0;
@@ -461,18 +466,20 @@ impl Pipeline {
 
         // Stage 1: classify, every packet's headers on their way into the cache first. Each
         // TCP packet's two connection-table bucket lines are prefetched as soon as its hash is
-        // known, so that their misses overlap the classification of the rest of the burst.
+        // known (its probe: the bucket indexes kept for the look-up), so that their misses
+        // overlap the classification of the rest of the burst.
         for p in pkts.iter() {
             p.prefetch();
         }
         let conns = self.selector.conns();
         for i in 0..n {
+            probes[i] = Probe::default();
             match classify_with(rx_cfg, snap, rx_port, pkts[i].data()) {
                 Ok(m) => {
                     if m.frag.kind == FragKind::Rest {
                         rest |= 1 << i;
                     } else if m.key.proto == crate::wire::ipv4::protocol::TCP {
-                        conns.prefetch(m.hash);
+                        probes[i] = conns.probe(m.hash);
                     }
                     meta[i] = m;
                     live |= 1 << i;
@@ -483,10 +490,11 @@ impl Pipeline {
 
         // Stage 2: select. The connection-table look-ups of the whole burst go in three steps
         // (DPDK rte_hash_lookup_bulk style) so that their cache misses overlap: the bucket
-        // lines (prefetched in stage 1), then every packet's signatures scanned and the
-        // matching entry lines prefetched, then each packet selected.
+        // lines (prefetched in stage 1), then every packet's signatures scanned (the masks
+        // kept in its probe) and the matching entry lines prefetched, then each packet
+        // selected, its look-up confirming the probe's matches.
         self.selector
-            .prefetch_entries(&meta[..], live & !rest, now_ms);
+            .scan_probes(&meta[..], &mut probes[..], live & !rest, now_ms);
         let mut bits = live & !rest;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
@@ -546,7 +554,8 @@ impl Pipeline {
                     now_ms,
                 )
             } else {
-                self.selector.select(snap, &meta[i], now_ms, counters)
+                self.selector
+                    .select_probed(snap, &meta[i], &probes[i], now_ms, counters)
             };
             let target = match selection {
                 Selection::Member { member, new_flow } => {

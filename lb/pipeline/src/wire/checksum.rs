@@ -102,14 +102,21 @@ fn reduce(mut acc: u64) -> u32 {
 
 /// The 16-bit one's complement partial sum of `data`, read as big-endian words; an odd final
 /// byte is padded with a zero byte on the right.
+///
+/// Read four bytes at a time (RFC 1071 §2(C): a 32-bit word `hi:lo` is `hi + lo` mod 0xffff,
+/// since 2^16 ≡ 1), so an IPv4 header is five additions, not ten (verified per packet).
+#[inline]
 pub fn sum(data: &[u8]) -> u32 {
     let mut acc: u64 = 0;
-    let mut words = data.chunks_exact(2);
-    for w in &mut words {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    let mut quads = data.chunks_exact(4);
+    for q in &mut quads {
+        acc += u64::from(u32::from_be_bytes([q[0], q[1], q[2], q[3]]));
     }
-    if let [last] = words.remainder() {
-        acc += u64::from(*last) << 8;
+    match *quads.remainder() {
+        [a, b, c] => acc += u64::from(u16::from_be_bytes([a, b])) + (u64::from(c) << 8),
+        [a, b] => acc += u64::from(u16::from_be_bytes([a, b])),
+        [a] => acc += u64::from(a) << 8,
+        _ => {}
     }
     reduce(acc)
 }
@@ -202,6 +209,33 @@ mod tests {
             fold(combine(&[u32::MAX, u32::MAX, 5])),
             fold(combine(&[fold(u32::MAX).into(), fold(u32::MAX).into(), 5]))
         );
+    }
+
+    /// Summing four bytes at a time folds to what the plain 16-bit word sum folds to, at every
+    /// length and alignment of the tail.
+    #[test]
+    fn quad_sum_folds_like_the_word_sum() {
+        fn words(data: &[u8]) -> u32 {
+            let mut acc: u64 = 0;
+            for w in data.chunks(2) {
+                acc += u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+            }
+            reduce(acc)
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..300 {
+            for fill in [None, Some(0x00), Some(0xff)] {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        fill.unwrap_or(x as u8)
+                    })
+                    .collect();
+                assert_eq!(fold(sum(&data)), fold(words(&data)), "len {len} {fill:?}");
+            }
+        }
     }
 
     #[test]
