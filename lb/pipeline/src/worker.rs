@@ -494,7 +494,7 @@ impl Pipeline {
         // kept in its probe) and the matching entry lines prefetched, then each packet
         // selected, its look-up confirming the probe's matches.
         self.selector
-            .scan_probes(&meta[..], &mut probes[..], live & !rest, now_ms);
+            .scan_probes(snap, &meta[..], &mut probes[..], live & !rest, now_ms);
         let mut bits = live & !rest;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
