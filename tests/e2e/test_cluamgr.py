@@ -117,9 +117,14 @@ def test_in_single_fails_over_when_the_active_member_leaves_and_leave_drains(env
     lab, d, cluamgr, _ = env
     r = lab.client("tcp", f"{WEB}:22", 10)
     assert r["by_member"] == {"m1": 10}, r
+    # selw is consecutive connections (CA7): each worker's schedule is m1 x3, m2 x2, m3, and
+    # m1 is sure to get one of a worker's picks only if that worker gets 4 or more. With n
+    # workers, 6n connections give some worker at least 6 (a whole cycle): 6 alone, split
+    # over 2 workers, once went 3 and 3 from both cursors past m1.
     holder = lab.popen(lab.cli, sys.executable, str(ROOT / "tests/clients/holder.py"),
-                       "--to", f"{WEB}:8080", "--count", "6", stdin=subprocess.PIPE,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                       "--to", f"{WEB}:8080", "--count", str(6 * lab.workers),
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
     try:
         first = json.loads(holder.stdout.readline())
         assert "m1" in first["members"], first
