@@ -91,7 +91,7 @@ impl FlowKey {
     /// A 32-bit hash of the key under `key`: two rounds of a murmur3-style finaliser over
     /// 64-bit words, one key word XORed into each round's input (see the module docs for why
     /// this and not a PRF).
-    #[inline]
+    #[inline(always)]
     pub fn hash_keyed(&self, key: &FlowHashKey) -> u32 {
         let a = ((self.src as u64) << 32) | self.dst as u64;
         let b = ((self.src_port as u64) << 24) | ((self.dst_port as u64) << 8) | self.proto as u64;

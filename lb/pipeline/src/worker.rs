@@ -669,7 +669,7 @@ impl Pipeline {
 }
 
 /// Encapsulates a selected packet for its member (`meta.member`) and counts it per member.
-#[inline]
+#[inline(always)]
 fn encap_one<B: PacketBuf>(
     snap: &Snapshot,
     m: &PacketMeta,
