@@ -34,9 +34,10 @@
 //! an insert decides free slots and victims from the bucket lines alone. Two keys with the same
 //! signature in one bucket are told apart by the entry's full key. The pipeline issues the
 //! bucket prefetches for a whole burst ([`ConnTable::probe`]), then the entry prefetches
-//! ([`ConnTable::scan_probe`]), then looks up ([`ConnTable::find_probed`], which reuses both), like DPDK's `rte_hash_lookup_bulk`. Both
-//! arrays are asked onto transparent huge pages ([`clua_prefetch::huge_boxed_slice`]): a 1M-flow
-//! table is ~80 MiB, whose 4 KiB pages would make nearly every look-up a TLB miss too.
+//! ([`ConnTable::scan_probe`]), then looks up ([`ConnTable::find_probed`], which reuses what
+//! both computed), like DPDK's `rte_hash_lookup_bulk`. Both arrays are asked onto transparent
+//! huge pages ([`clua_prefetch::huge_boxed_slice`]): a 1M-flow table is ~80 MiB, whose 4 KiB
+//! pages would make nearly every look-up a TLB miss too.
 //!
 //! **Time.** Expiries are the low 32 bits of a millisecond clock (`now_ms as u32`, wrapping
 //! every ~49.7 days), 0 meaning an empty slot (an expiry that lands on 0 is stored as 1, a
@@ -472,12 +473,8 @@ impl ConnTable {
             return self.find(key, hash, now_ms);
         }
         debug_assert_eq!(
-            (p.b1 as usize, p.b2 as usize, p.sig),
-            (
-                self.bucket_pair(hash).0,
-                self.bucket_pair(hash).1,
-                signature(hash)
-            ),
+            ((p.b1 as usize, p.b2 as usize), p.sig),
+            (self.bucket_pair(hash), signature(hash)),
             "probe of another key"
         );
         let (k0, k1) = pack(key);
